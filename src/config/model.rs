@@ -1,0 +1,130 @@
+//! The validated configuration model shared by routing, balancing, relay and statistics.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole validated `proxy_reverse.conf`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub file: PathBuf,
+    /// `StatisticsURL` from `[PROXY_DEFAULTS]`: the request path answered with statistics.
+    pub statistics_url: Option<String>,
+    /// `StatisticsAllow`: clients allowed to read statistics (loopback is always allowed).
+    pub statistics_allow: Vec<Cidr>,
+    /// The `[PROXY_ENTRY]` sections in file order, defaults already applied.
+    pub entries: Vec<Entry>,
+}
+
+/// One `[PROXY_ENTRY]`: which requests it serves and where they go.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Line of the `[PROXY_ENTRY]` header.
+    pub line: usize,
+    /// `Match` regexes, tested against the request path (first entry with any match wins).
+    pub matches: Vec<MatchRule>,
+    /// The servers, each once, with its weight (repetition in `ServerList` adds weight).
+    pub servers: Vec<ServerSpec>,
+    /// Canonical balancer name from the balancer registry (e.g. `RoundRobin`).
+    pub balancer: String,
+    /// `AttemptsCount`: consecutive failures that take a server offline.
+    pub attempts_count: u32,
+    /// `OfflineTimeOut`: how long an offline server is skipped; zero disables high availability.
+    pub offline_timeout: Duration,
+    /// `ConnectTimeout`: how long a backend connect may take.
+    pub connect_timeout: Duration,
+    /// `ReadTimeout`: the longest silence of a backend while a response is expected.
+    pub read_timeout: Duration,
+    /// Idle upstream connections kept per server and worker (0 disables reuse).
+    pub keepalive_idle: u32,
+    /// How long an idle upstream connection is kept.
+    pub keepalive_timeout: Duration,
+    /// Requests sent on one upstream connection before it is retired.
+    pub keepalive_requests: u32,
+    /// Clients whose `X-Forwarded-For` is trusted and appended to rather than replaced.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Whether to add an RFC 7239 `Forwarded` header.
+    pub forwarded_header: bool,
+}
+
+/// One `Match` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchRule {
+    /// The regular expression as written.
+    pub pattern: String,
+    /// Its line in the file.
+    pub line: usize,
+}
+
+/// One backend server of an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// `host:port` as written in the file (used in logs and statistics).
+    pub name: String,
+    /// The address resolved at start-up.
+    pub addr: SocketAddr,
+    /// Relative share of traffic (≥ 1).
+    pub weight: u32,
+}
+
+/// An address block such as `10.0.0.0/8` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    /// The network address.
+    pub addr: IpAddr,
+    /// Prefix length in bits.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` lies inside this block (IPv4-mapped IPv6 addresses match IPv4 blocks).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let bits = u32::from(self.prefix.min(32));
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - bits)
+                };
+                (u32::from(net) & mask) == (u32::from(ip) & mask)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let bits = u32::from(self.prefix.min(128));
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
+                (u128::from(net) & mask) == (u128::from(ip) & mask)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Entry {
+    /// An entry with the documented defaults for every optional key, for `matches` and `servers`.
+    pub fn with_defaults(line: usize, matches: Vec<MatchRule>, servers: Vec<ServerSpec>) -> Entry {
+        Entry {
+            line,
+            matches,
+            servers,
+            balancer: "FirstAlive".to_string(),
+            attempts_count: 1,
+            offline_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            read_timeout: Duration::from_secs(60),
+            keepalive_idle: 32,
+            keepalive_timeout: Duration::from_secs(30),
+            keepalive_requests: 1000,
+            trusted_proxies: Vec::new(),
+            forwarded_header: false,
+        }
+    }
+}

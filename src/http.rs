@@ -1,0 +1,1 @@
+//! http (work in progress).

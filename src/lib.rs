@@ -1,0 +1,27 @@
+//! proxy_reverse — a reverse proxy and load balancer for the Monkey HTTP server (v1.8).
+//!
+//! The crate is built twice: as a `cdylib` that Monkey loads (`monkey-proxy_reverse.so`) and
+//! as an `rlib` that the tests, benchmarks and the `proxy-reverse-check` tool link.
+//!
+//! Layout (see `../shared/design.md`): everything that decides — configuration, routing,
+//! balancing, health, HTTP framing, the relay state machine, statistics — is safe Rust in the
+//! modules below and never names a Monkey type. [`monkey`] is the thin adapter that holds all
+//! the `unsafe` code and drives the core from Monkey's event loop; [`host`] drives the same
+//! core from a `mio::Poll` loop for tests.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod balancer;
+pub mod clock;
+pub mod config;
+pub mod health;
+pub mod host;
+pub mod http;
+pub mod proxy;
+pub mod reactor;
+pub mod relay;
+pub mod routing;
+pub mod upstream;
+
+#[allow(unsafe_code)]
+pub mod monkey;

@@ -1,0 +1,1 @@
+//! The Monkey adapter (work in progress).

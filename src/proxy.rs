@@ -1,0 +1,1 @@
+//! proxy (work in progress).

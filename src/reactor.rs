@@ -1,0 +1,1 @@
+//! reactor (work in progress).
