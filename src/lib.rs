@@ -17,6 +17,7 @@ pub mod config;
 pub mod health;
 pub mod host;
 pub mod http;
+pub mod log;
 pub mod proxy;
 pub mod reactor;
 pub mod relay;
