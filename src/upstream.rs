@@ -63,13 +63,15 @@ impl Upstream {
         out.retain(|&i| self.servers[i].health.is_available(now));
     }
 
-    /// An attempt on server `i` starts (counts it in flight).
-    pub fn begin(&self, i: usize) {
+    /// Claims server `i` for an attempt at `now` (counts it in flight); false when it cannot
+    /// be used now.
+    pub fn acquire(&self, i: usize, _now: Millis) -> bool {
         self.servers[i].in_flight.fetch_add(1, Ordering::Relaxed);
+        true
     }
 
     /// The attempt on server `i` is over.
-    pub fn end(&self, i: usize) {
+    pub fn release(&self, i: usize) {
         self.servers[i].in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -78,4 +80,9 @@ impl Upstream {
 
     /// An attempt on server `i` failed.
     pub fn record_failure(&self, _i: usize, _kind: FailureKind, _now: Millis) {}
+
+    /// Seconds until the first offline server may be tried again (for `Retry-After`), ≥ 1.
+    pub fn retry_after_secs(&self, _now: Millis) -> u64 {
+        1
+    }
 }

@@ -1,1 +1,0 @@
-//! http (work in progress).

@@ -1,0 +1,135 @@
+//! Response body framing (RFC 9112 §6.3) and the incremental reader that finds the body's end.
+
+use super::chunked::{ChunkError, ChunkedDecoder};
+
+/// How a response body is delimited, decided from the response head and the request method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD request, 1xx, 204, 304).
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the backend closes the connection.
+    UntilClose,
+}
+
+/// Tracks how much of a response body has been seen and where it ends.
+#[derive(Debug, Clone)]
+pub struct BodyReader {
+    kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Empty,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+}
+
+/// The result of feeding body bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fed {
+    /// How many of the given bytes belong to the body.
+    pub used: usize,
+    /// Whether the body is complete.
+    pub done: bool,
+}
+
+impl BodyReader {
+    /// A reader for a body delimited by `framing`.
+    pub fn new(framing: Framing) -> BodyReader {
+        let kind = match framing {
+            Framing::None | Framing::Length(0) => Kind::Empty,
+            Framing::Length(n) => Kind::Length(n),
+            Framing::Chunked => Kind::Chunked(ChunkedDecoder::default()),
+            Framing::UntilClose => Kind::UntilClose,
+        };
+        BodyReader { kind }
+    }
+
+    /// Whether the body is complete without reading anything more.
+    pub fn is_done(&self) -> bool {
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Length(n) => *n == 0,
+            Kind::Chunked(d) => d.is_done(),
+            Kind::UntilClose => false,
+        }
+    }
+
+    /// Whether the body ends only when the connection closes.
+    pub fn until_close(&self) -> bool {
+        matches!(self.kind, Kind::UntilClose)
+    }
+
+    /// Consumes body bytes; data bytes (chunked framing removed) go to `on_data`.
+    pub fn feed(
+        &mut self,
+        input: &[u8],
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<Fed, ChunkError> {
+        match &mut self.kind {
+            Kind::Empty => Ok(Fed {
+                used: 0,
+                done: true,
+            }),
+            Kind::Length(left) => {
+                let n = (*left).min(input.len() as u64) as usize;
+                on_data(&input[..n]);
+                *left -= n as u64;
+                Ok(Fed {
+                    used: n,
+                    done: *left == 0,
+                })
+            }
+            Kind::Chunked(d) => {
+                let used = d.feed(input, on_data)?;
+                Ok(Fed {
+                    used,
+                    done: d.is_done(),
+                })
+            }
+            Kind::UntilClose => {
+                on_data(input);
+                Ok(Fed {
+                    used: input.len(),
+                    done: false,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_stops_at_the_end() {
+        let mut r = BodyReader::new(Framing::Length(3));
+        assert_eq!(
+            r.feed(b"ab", |_| {}).unwrap(),
+            Fed {
+                used: 2,
+                done: false
+            }
+        );
+        assert_eq!(
+            r.feed(b"cdef", |_| {}).unwrap(),
+            Fed {
+                used: 1,
+                done: true
+            }
+        );
+    }
+
+    #[test]
+    fn empty_bodies_are_done_at_once() {
+        assert!(BodyReader::new(Framing::None).is_done());
+        assert!(BodyReader::new(Framing::Length(0)).is_done());
+        assert!(!BodyReader::new(Framing::UntilClose).is_done());
+    }
+}

@@ -1,0 +1,375 @@
+//! The client request as the core sees it, and the request the proxy sends upstream.
+//!
+//! Hosts (the Monkey adapter, the test host) copy what their parser found into a
+//! [`ProxyRequest`]; [`ProxyRequest::write_upstream`] then rebuilds the upstream request from
+//! those fields — never from a host's raw buffer, which Monkey mutates in place.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use super::headers::{has_token, is_hop_by_hop, named_in_connection, trim};
+use crate::config::Cidr;
+
+/// How the request body was framed by the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyKind {
+    /// No body.
+    #[default]
+    None,
+    /// `Content-Length` bytes.
+    Length,
+    /// `Transfer-Encoding: chunked`; `body` holds the raw chunked bytes, forwarded as they are.
+    Chunked,
+}
+
+/// A complete client request (Monkey buffers the whole body before the plugin sees it).
+#[derive(Debug, Clone, Default)]
+pub struct ProxyRequest {
+    /// Method token as received (e.g. `GET`, `PATCH`).
+    pub method: String,
+    /// Request target path as received (not decoded), starting with `/`.
+    pub path: String,
+    /// Query string without `?`, if the target had one.
+    pub query: Option<String>,
+    /// HTTP minor version of the client request (0 or 1).
+    pub minor_version: u8,
+    /// Header fields in received order (name, value), values trimmed.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The `Host` authority (with port) the client asked for, if any.
+    pub host: Option<String>,
+    /// Body bytes to forward (raw chunked bytes when `body_kind` is `Chunked`).
+    pub body: Vec<u8>,
+    /// How `body` is framed.
+    pub body_kind: BodyKind,
+    /// The client's address.
+    pub client: Option<SocketAddr>,
+    /// Whether the client connection ends after this request (HTTP/1.0, `Connection: close`).
+    pub client_wants_close: bool,
+}
+
+/// Why a request is refused with 400 before anything reaches a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// Both `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.1: smuggling vector).
+    LengthAndTransferEncoding,
+    /// A transfer coding other than a single final `chunked`.
+    UnsupportedTransferEncoding,
+    /// More than one `Content-Length` field or an invalid value.
+    BadContentLength,
+    /// A header name or value with bytes HTTP does not allow (e.g. CR, LF, NUL).
+    InvalidHeader,
+}
+
+impl RequestError {
+    /// One-line description for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestError::LengthAndTransferEncoding => "both Content-Length and Transfer-Encoding",
+            RequestError::UnsupportedTransferEncoding => "unsupported Transfer-Encoding",
+            RequestError::BadContentLength => "duplicate or invalid Content-Length",
+            RequestError::InvalidHeader => "invalid header bytes",
+        }
+    }
+}
+
+/// Idempotent methods (RFC 9110 §9.2.2): safe to retry on another server.
+pub fn is_idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+    )
+}
+
+/// How the forwarding headers are written.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardPolicy<'a> {
+    /// Clients whose `X-Forwarded-For` is kept and appended to (others' is replaced).
+    pub trusted_proxies: &'a [Cidr],
+    /// Also write an RFC 7239 `Forwarded` header.
+    pub forwarded_header: bool,
+    /// Ask the backend to close after the response (no upstream connection reuse).
+    pub close: bool,
+}
+
+impl ProxyRequest {
+    /// Whether the method is `HEAD` (its response has no body).
+    pub fn is_head(&self) -> bool {
+        self.method == "HEAD"
+    }
+
+    /// The values of every header named `name` (case-insensitive).
+    pub fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s [u8]> + 's {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Checks the request for framing ambiguities that would let a client smuggle a second
+    /// request past the proxy (RFC 9112 §6.1, §6.3), and for bytes no header may contain.
+    pub fn validate(&self) -> Result<(), RequestError> {
+        for (name, value) in &self.headers {
+            let bad_name = name.is_empty() || !name.bytes().all(is_token_byte);
+            let bad_value = value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
+            if bad_name || bad_value {
+                return Err(RequestError::InvalidHeader);
+            }
+        }
+        let lengths = self.header_values("content-length").count();
+        let codings: Vec<&[u8]> = self.header_values("transfer-encoding").collect();
+        if !codings.is_empty() && lengths > 0 {
+            return Err(RequestError::LengthAndTransferEncoding);
+        }
+        if !codings.is_empty() {
+            // RFC 9112 §6.3 (4): a request whose final coding is not chunked cannot be
+            // delimited; we accept exactly one coding, `chunked`.
+            let all: Vec<&[u8]> = codings
+                .iter()
+                .flat_map(|v| super::headers::tokens(v))
+                .collect();
+            if all.len() != 1 || !all[0].eq_ignore_ascii_case(b"chunked") {
+                return Err(RequestError::UnsupportedTransferEncoding);
+            }
+        }
+        if lengths > 1 {
+            return Err(RequestError::BadContentLength);
+        }
+        if let Some(v) = self.header_values("content-length").next() {
+            let v = trim(v);
+            if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+                return Err(RequestError::BadContentLength);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the upstream request (head and body) to `out`.
+    ///
+    /// The request line keeps the method and the target exactly as received and speaks
+    /// HTTP/1.1. Hop-by-hop headers, every header the client's `Connection` names, and the
+    /// client's framing headers are dropped; the body is re-framed with `Content-Length` or
+    /// passed as raw `chunked` bytes. `Host` is preserved. `X-Forwarded-For` carries the client
+    /// address (replacing a client-supplied value unless the client is a trusted proxy, then
+    /// appended), with `X-Forwarded-Proto` and `X-Forwarded-Host`; `Expect` is dropped because
+    /// the whole body is already here.
+    pub fn write_upstream(&self, policy: &ForwardPolicy<'_>, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.path.as_bytes());
+        if let Some(q) = &self.query {
+            out.push(b'?');
+            out.extend_from_slice(q.as_bytes());
+        }
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+
+        let connection: Vec<&[u8]> = self.header_values("connection").collect();
+        let client_ip = self.client.map(|a| a.ip());
+        let trusted =
+            client_ip.is_some_and(|ip| policy.trusted_proxies.iter().any(|c| c.contains(ip)));
+        let mut prior_xff: Vec<&[u8]> = Vec::new();
+        let mut wrote_host = false;
+        for (name, value) in &self.headers {
+            if is_hop_by_hop(name)
+                || named_in_connection(connection.iter().copied(), name)
+                || name.eq_ignore_ascii_case("expect")
+                || name.eq_ignore_ascii_case("x-forwarded-proto")
+                || name.eq_ignore_ascii_case("x-forwarded-host")
+                || name.eq_ignore_ascii_case("forwarded")
+            {
+                continue;
+            }
+            if name.eq_ignore_ascii_case("x-forwarded-for") {
+                if trusted {
+                    prior_xff.push(value);
+                }
+                continue;
+            }
+            if name.eq_ignore_ascii_case("host") {
+                if wrote_host {
+                    continue;
+                }
+                wrote_host = true;
+                out.extend_from_slice(b"Host: ");
+                match &self.host {
+                    Some(h) => out.extend_from_slice(h.as_bytes()),
+                    None => out.extend_from_slice(value),
+                }
+                out.extend_from_slice(b"\r\n");
+                continue;
+            }
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        if !wrote_host {
+            if let Some(h) = &self.host {
+                let _ = write!(out, "Host: {h}\r\n");
+            }
+        }
+        if let Some(ip) = client_ip {
+            out.extend_from_slice(b"X-Forwarded-For: ");
+            for v in &prior_xff {
+                out.extend_from_slice(v);
+                out.extend_from_slice(b", ");
+            }
+            let _ = write!(out, "{ip}\r\n");
+        }
+        out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
+        if let Some(h) = &self.host {
+            let _ = write!(out, "X-Forwarded-Host: {h}\r\n");
+        }
+        if policy.forwarded_header {
+            out.extend_from_slice(b"Forwarded: ");
+            match client_ip {
+                Some(std::net::IpAddr::V6(ip)) => {
+                    let _ = write!(out, "for=\"[{ip}]\";");
+                }
+                Some(ip) => {
+                    let _ = write!(out, "for={ip};");
+                }
+                None => {}
+            }
+            if let Some(h) = &self.host {
+                let _ = write!(out, "host=\"{h}\";");
+            }
+            out.extend_from_slice(b"proto=http\r\n");
+        }
+        match self.body_kind {
+            BodyKind::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            BodyKind::Length => {
+                let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+            }
+            BodyKind::None => {
+                // A POST or PUT without a body still states its length (RFC 9110 §8.6).
+                if matches!(self.method.as_str(), "POST" | "PUT" | "PATCH") {
+                    out.extend_from_slice(b"Content-Length: 0\r\n");
+                }
+            }
+        }
+        if policy.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(&self.body);
+    }
+
+    /// Whether the client asked to upgrade the connection (e.g. WebSocket).
+    pub fn wants_upgrade(&self) -> bool {
+        self.header_values("connection")
+            .any(|v| has_token(v, "upgrade"))
+    }
+}
+
+/// `tchar` of RFC 9110 §5.6.2.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> ProxyRequest {
+        ProxyRequest {
+            method: "GET".into(),
+            path: "/a%20b".into(),
+            query: Some("x=1&y=%2F".into()),
+            minor_version: 1,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            host: Some("example.com:8080".into()),
+            client: Some("192.0.2.7:5555".parse().unwrap()),
+            ..Default::default()
+        }
+    }
+
+    fn upstream(r: &ProxyRequest, policy: &ForwardPolicy<'_>) -> String {
+        let mut out = Vec::new();
+        r.write_upstream(policy, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn target_is_kept_exactly_and_version_is_1_1() {
+        let text = upstream(&req(&[("Host", "example.com")]), &ForwardPolicy::default());
+        assert!(text.starts_with("GET /a%20b?x=1&y=%2F HTTP/1.1\r\nHost: example.com:8080\r\n"));
+    }
+
+    #[test]
+    fn connection_cannot_remove_the_proxys_own_headers() {
+        let r = req(&[
+            ("Connection", "X-Forwarded-For, x-secret"),
+            ("X-Secret", "1"),
+            ("Keep-Alive", "5"),
+        ]);
+        let text = upstream(&r, &ForwardPolicy::default());
+        assert!(!text.to_ascii_lowercase().contains("x-secret"));
+        assert!(!text.contains("Keep-Alive"));
+        assert!(text.contains("X-Forwarded-For: 192.0.2.7\r\n"));
+    }
+
+    #[test]
+    fn spoofed_x_forwarded_for_is_replaced_unless_trusted() {
+        let r = req(&[("X-Forwarded-For", "6.6.6.6")]);
+        let text = upstream(&r, &ForwardPolicy::default());
+        assert!(text.contains("X-Forwarded-For: 192.0.2.7\r\n"));
+        assert!(!text.contains("6.6.6.6"));
+        let trusted = [Cidr {
+            addr: "192.0.2.0".parse().unwrap(),
+            prefix: 24,
+        }];
+        let policy = ForwardPolicy {
+            trusted_proxies: &trusted,
+            ..Default::default()
+        };
+        assert!(upstream(&r, &policy).contains("X-Forwarded-For: 6.6.6.6, 192.0.2.7\r\n"));
+    }
+
+    #[test]
+    fn body_is_reframed() {
+        let mut r = req(&[("Content-Length", "999")]);
+        r.method = "POST".into();
+        r.body = b"hello".to_vec();
+        r.body_kind = BodyKind::Length;
+        let text = upstream(&r, &ForwardPolicy::default());
+        assert!(text.contains("Content-Length: 5\r\n"));
+        assert!(!text.contains("999"));
+        assert!(text.ends_with("\r\n\r\nhello"));
+    }
+
+    #[test]
+    fn smuggling_shapes_are_rejected() {
+        let cl_te = req(&[("Content-Length", "5"), ("Transfer-Encoding", "chunked")]);
+        assert_eq!(
+            cl_te.validate(),
+            Err(RequestError::LengthAndTransferEncoding)
+        );
+        let gzip = req(&[("Transfer-Encoding", "gzip, chunked")]);
+        assert_eq!(
+            gzip.validate(),
+            Err(RequestError::UnsupportedTransferEncoding)
+        );
+        let two = req(&[("Content-Length", "5"), ("Content-Length", "6")]);
+        assert_eq!(two.validate(), Err(RequestError::BadContentLength));
+        let sign = req(&[("Content-Length", "+5")]);
+        assert_eq!(sign.validate(), Err(RequestError::BadContentLength));
+        let crlf = req(&[("X-A", "a\r\nX-B: b")]);
+        assert_eq!(crlf.validate(), Err(RequestError::InvalidHeader));
+        assert!(req(&[("Transfer-Encoding", "Chunked")]).validate().is_ok());
+    }
+
+    #[test]
+    fn forwarded_header_is_optional() {
+        let r = req(&[]);
+        assert!(!upstream(&r, &ForwardPolicy::default()).contains("Forwarded:"));
+        let policy = ForwardPolicy {
+            forwarded_header: true,
+            ..Default::default()
+        };
+        assert!(upstream(&r, &policy)
+            .contains("Forwarded: for=192.0.2.7;host=\"example.com:8080\";proto=http\r\n"));
+    }
+}

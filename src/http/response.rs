@@ -1,0 +1,416 @@
+//! Strict parsing of a backend's response head and the head the client receives instead.
+
+use std::io::Write;
+
+use super::framing::Framing;
+use super::headers::{has_token, is_hop_by_hop, named_in_connection, trim};
+
+/// Most header fields accepted in one response head.
+const MAX_HEADERS: usize = 100;
+
+/// Why a backend response is refused (the client gets 502, the connection is discarded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseError {
+    /// Not an HTTP/1.x response head, invalid header bytes, obs-fold, or too many fields.
+    Malformed,
+    /// Several `Content-Length` fields, or one with an invalid value (RFC 9112 §6.3 (5)).
+    BadContentLength,
+    /// Both `Transfer-Encoding` and `Content-Length` (RFC 9112 §6.3 (3): "ought to be handled
+    /// as an error").
+    LengthAndTransferEncoding,
+}
+
+/// What the relay needs to know about a parsed response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// Status code.
+    pub status: u16,
+    /// Bytes of the head (status line through the empty line) in the parsed buffer.
+    pub head_len: usize,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the backend will close the connection after this response.
+    pub backend_closes: bool,
+    /// Whether the client connection must close after this response.
+    pub client_closes: bool,
+    /// Whether the body must be de-chunked for the client (HTTP/1.0 client, chunked body).
+    pub dechunk: bool,
+}
+
+/// Facts about the exchange that shape the client's response head.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientSide {
+    /// The request was `HEAD`.
+    pub head_request: bool,
+    /// The client's HTTP minor version.
+    pub minor_version: u8,
+    /// The client connection ends after this exchange anyway.
+    pub wants_close: bool,
+}
+
+/// Parses a response head at the start of `buf`.
+///
+/// Returns `Ok(None)` while the head is incomplete; interim 1xx responses (other than 101) are
+/// skipped (`head_len` then covers them too). On success the head the client should receive is
+/// appended to `out`: status line and end-to-end headers, without hop-by-hop fields and
+/// without the fields the backend's `Connection` names, re-framed for the client.
+pub fn parse_head(
+    buf: &[u8],
+    client: ClientSide,
+    out: &mut Vec<u8>,
+) -> Result<Option<ResponseHead>, ResponseError> {
+    let mut skipped = 0;
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut fields);
+        let len = match resp.parse(&buf[skipped..]) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(ResponseError::Malformed),
+        };
+        let status = resp.code.unwrap_or(0);
+        let minor = resp.version.unwrap_or(0);
+        if !(100..=999).contains(&status) {
+            return Err(ResponseError::Malformed);
+        }
+        if (100..200).contains(&status) && status != 101 {
+            // Interim responses (100 Continue, 103 Early Hints) are dropped: the client's whole
+            // request was already received by the server in front of us.
+            skipped += len;
+            continue;
+        }
+        let head = decide(status, minor, resp.headers, client)?;
+        write_client_head(
+            status,
+            resp.reason.unwrap_or(""),
+            resp.headers,
+            &head,
+            client,
+            out,
+        );
+        return Ok(Some(ResponseHead {
+            head_len: skipped + len,
+            ..head
+        }));
+    }
+}
+
+/// RFC 9112 §6.3: the message-length rules, in their order.
+fn decide(
+    status: u16,
+    minor: u8,
+    headers: &[httparse::Header<'_>],
+    client: ClientSide,
+) -> Result<ResponseHead, ResponseError> {
+    let mut lengths = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
+    let first_length = lengths.next();
+    let more_lengths = lengths.next().is_some();
+    let codings: Vec<&[u8]> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+        .map(|h| h.value)
+        .collect();
+    let connection: Vec<&[u8]> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .map(|h| h.value)
+        .collect();
+
+    // Strictness before the rules: a response with conflicting framing is refused even when
+    // its status says no body follows, since the backend connection is in an unknown state.
+    if !codings.is_empty() && first_length.is_some() {
+        return Err(ResponseError::LengthAndTransferEncoding);
+    }
+    if more_lengths {
+        return Err(ResponseError::BadContentLength);
+    }
+    let length = match first_length {
+        Some(h) => {
+            let v = trim(h.value);
+            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+                return Err(ResponseError::BadContentLength);
+            }
+            Some(
+                std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or(ResponseError::BadContentLength)?,
+            )
+        }
+        None => None,
+    };
+
+    // (1) HEAD responses and 1xx, 204, 304 have no body.
+    let framing =
+        if client.head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+            Framing::None
+        // (3) Transfer-Encoding with chunked last means chunked; otherwise read until close.
+        } else if !codings.is_empty() {
+            let last = codings
+                .iter()
+                .flat_map(|v| super::headers::tokens(v))
+                .last();
+            if last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")) {
+                Framing::Chunked
+            } else {
+                Framing::UntilClose
+            }
+        // (5) A valid Content-Length gives the length.
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        // (7) Otherwise the body lasts until the connection closes.
+        } else {
+            Framing::UntilClose
+        };
+
+    let keep_alive_token = connection.iter().any(|v| has_token(v, "keep-alive"));
+    let close_token = connection.iter().any(|v| has_token(v, "close"));
+    let backend_closes = close_token
+        || (minor == 0 && !keep_alive_token)
+        || framing == Framing::UntilClose
+        || status == 101;
+    let dechunk = framing == Framing::Chunked && client.minor_version == 0;
+    let client_closes = client.wants_close
+        || client.minor_version == 0
+        || framing == Framing::UntilClose
+        || dechunk;
+    Ok(ResponseHead {
+        status,
+        head_len: 0,
+        framing,
+        backend_closes,
+        client_closes,
+        dechunk,
+    })
+}
+
+fn write_client_head(
+    status: u16,
+    reason: &str,
+    headers: &[httparse::Header<'_>],
+    head: &ResponseHead,
+    client: ClientSide,
+    out: &mut Vec<u8>,
+) {
+    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
+    let connection = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .map(|h| h.value);
+    for h in headers {
+        let keep_length =
+            h.name.eq_ignore_ascii_case("content-length") && head.framing == Framing::None;
+        if (!keep_length && is_hop_by_hop(h.name))
+            || named_in_connection(connection.clone(), h.name)
+        {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    match head.framing {
+        Framing::Length(n) => {
+            let _ = write!(out, "Content-Length: {n}\r\n");
+        }
+        Framing::Chunked if !head.dechunk => {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
+        }
+        _ => {}
+    }
+    if head.client_closes {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if client.minor_version == 0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GET11: ClientSide = ClientSide {
+        head_request: false,
+        minor_version: 1,
+        wants_close: false,
+    };
+
+    fn parse(
+        raw: &str,
+        client: ClientSide,
+    ) -> Result<Option<(ResponseHead, String)>, ResponseError> {
+        let mut out = Vec::new();
+        Ok(parse_head(raw.as_bytes(), client, &mut out)?
+            .map(|h| (h, String::from_utf8(out).unwrap())))
+    }
+
+    #[test]
+    fn content_length_response() {
+        let (h, out) = parse(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello",
+            GET11,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(h.framing, Framing::Length(5));
+        assert_eq!(h.head_len, 46);
+        assert!(!h.backend_closes && !h.client_closes);
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nX-A: b\r\nContent-Length: 5\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn partial_head_waits() {
+        assert_eq!(parse("HTTP/1.1 200 OK\r\nContent-Le", GET11).unwrap(), None);
+    }
+
+    #[test]
+    fn no_body_for_head_204_304() {
+        let head = ClientSide {
+            head_request: true,
+            ..GET11
+        };
+        let (h, out) = parse("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", head)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::None);
+        assert!(
+            out.contains("Content-Length: 10\r\n"),
+            "HEAD keeps the length of the GET body"
+        );
+        for s in ["204 No Content", "304 Not Modified"] {
+            let (h, _) = parse(&format!("HTTP/1.1 {s}\r\n\r\n"), GET11)
+                .unwrap()
+                .unwrap();
+            assert_eq!(h.framing, Framing::None);
+        }
+    }
+
+    #[test]
+    fn interim_responses_are_skipped() {
+        let raw = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let (h, out) = parse(raw, GET11).unwrap().unwrap();
+        assert_eq!(h.status, 200);
+        assert_eq!(h.head_len, raw.len());
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"));
+    }
+
+    #[test]
+    fn chunked_passes_through_for_1_1_and_is_dechunked_for_1_0() {
+        let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (h, out) = parse(raw, GET11).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+        assert!(!h.dechunk && out.contains("Transfer-Encoding: chunked\r\n"));
+        let old = ClientSide {
+            minor_version: 0,
+            ..GET11
+        };
+        let (h, out) = parse(raw, old).unwrap().unwrap();
+        assert!(h.dechunk && h.client_closes && !out.contains("chunked"));
+    }
+
+    #[test]
+    fn close_delimited_closes_both_sides() {
+        let (h, out) = parse("HTTP/1.1 200 OK\r\n\r\n", GET11).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::UntilClose);
+        assert!(h.backend_closes && h.client_closes);
+        assert!(out.ends_with("Connection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn backend_connection_header_names_are_dropped() {
+        let raw = "HTTP/1.1 200 OK\r\nConnection: x-internal, keep-alive\r\nX-Internal: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n";
+        let (_, out) = parse(raw, GET11).unwrap().unwrap();
+        assert!(!out.to_ascii_lowercase().contains("internal"));
+        assert!(!out.contains("Keep-Alive"));
+    }
+
+    #[test]
+    fn http_1_0_backend_closes_unless_keep_alive() {
+        let (h, _) = parse("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", GET11)
+            .unwrap()
+            .unwrap();
+        assert!(h.backend_closes);
+        let (h, _) = parse(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+            GET11,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!h.backend_closes);
+    }
+
+    #[test]
+    fn attack_conflicting_lengths() {
+        assert_eq!(
+            parse(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                GET11
+            ),
+            Err(ResponseError::BadContentLength)
+        );
+        assert_eq!(
+            parse(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                GET11
+            ),
+            Err(ResponseError::BadContentLength)
+        );
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n", GET11),
+            Err(ResponseError::BadContentLength)
+        );
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", GET11),
+            Err(ResponseError::BadContentLength)
+        );
+        assert_eq!(
+            parse(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                GET11
+            ),
+            Err(ResponseError::LengthAndTransferEncoding)
+        );
+    }
+
+    #[test]
+    fn attack_obs_fold_and_bad_bytes() {
+        assert_eq!(
+            parse(
+                "HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+                GET11
+            ),
+            Err(ResponseError::Malformed)
+        );
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nX A: a\r\n\r\n", GET11),
+            Err(ResponseError::Malformed)
+        );
+        assert_eq!(
+            parse("HTTP/1.1 200 OK\r\nX-A: a\x00b\r\n\r\n", GET11),
+            Err(ResponseError::Malformed)
+        );
+        assert_eq!(
+            parse("garbage\r\n\r\n", GET11),
+            Err(ResponseError::Malformed)
+        );
+        assert_eq!(
+            parse("HTTP/1.1 20 OK\r\n\r\n", GET11),
+            Err(ResponseError::Malformed)
+        );
+    }
+
+    #[test]
+    fn transfer_coding_not_ending_in_chunked_reads_until_close() {
+        let (h, _) = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", GET11)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::UntilClose);
+    }
+}

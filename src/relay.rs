@@ -1,1 +1,0 @@
-//! relay (work in progress).

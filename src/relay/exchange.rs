@@ -1,0 +1,772 @@
+//! One proxied request: connect → send → parse head → stream body → finish.
+
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use super::Worker;
+use crate::balancer::RequestContext;
+use crate::clock;
+use crate::config::Entry;
+use crate::health::FailureKind;
+use crate::http::framing::{BodyReader, Framing};
+use crate::http::request::{is_idempotent, ForwardPolicy, ProxyRequest};
+use crate::http::response::{parse_head, ClientSide, ResponseHead};
+use crate::http::status::write_error_page;
+use crate::proxy::Proxy;
+use crate::reactor::{Interest, Reactor, Side};
+use crate::upstream::Upstream;
+
+/// What a call into an exchange left it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Waiting for a socket or a timer; the exchange has told the reactor what it waits for.
+    Pending,
+    /// The exchange is over and has released both sockets from the reactor; the host ends the
+    /// request (and drops the exchange).
+    Done(Finish),
+}
+
+/// How an exchange ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finish {
+    /// Whether the client connection may carry another request.
+    pub keep_alive: bool,
+    /// The status the client received (the backend's, or the proxy's own error status).
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for a backend connect to complete.
+    Connecting,
+    /// Writing the request to the backend.
+    Sending,
+    /// Reading the response head.
+    AwaitHead,
+    /// Streaming the response body to the client.
+    Body,
+    /// Writing a response the proxy made itself; then finished.
+    Flush,
+    /// Over.
+    Done,
+}
+
+/// The backend connection currently in use.
+#[derive(Debug)]
+struct Backend {
+    stream: TcpStream,
+    server: usize,
+    /// Taken from the idle pool (a failure before any response byte is then not the
+    /// server's fault: it may just have closed an idle connection).
+    reused: bool,
+    /// Requests sent on this connection before this one.
+    requests: u32,
+}
+
+/// A proxied request in progress. See the [module docs](super).
+#[derive(Debug)]
+pub struct Exchange {
+    proxy: Arc<Proxy>,
+    entry: usize,
+    request: ProxyRequest,
+    client: TcpStream,
+    backend: Option<Backend>,
+    candidates: Vec<usize>,
+    next_candidate: usize,
+    attempts: u32,
+    only_timeouts: bool,
+    state: State,
+    request_bytes: Vec<u8>,
+    sent: usize,
+    buf: Box<[u8]>,
+    /// Response bytes waiting for the client are `buf[start..end]` (while reading the head,
+    /// `buf[..end]` is the head read so far).
+    start: usize,
+    end: usize,
+    head_out: Vec<u8>,
+    head_sent: usize,
+    body: BodyReader,
+    response: Option<ResponseHead>,
+    backend_reusable: bool,
+    local_keep_alive: bool,
+    status: u16,
+    deadline: Option<Instant>,
+    retry_until: Instant,
+    interest: [Option<Interest>; 2],
+}
+
+/// How long after a request arrived a failed attempt may still be retried elsewhere,
+/// in multiples of the entry's `ConnectTimeout`.
+const RETRY_BUDGET_CONNECT_TIMEOUTS: u32 = 2;
+
+impl Exchange {
+    /// Starts proxying `request` (already validated and routed to `entry`) for the client
+    /// connection `client`; `connection_id` identifies that connection for the `Naive`
+    /// balancer. Returns the exchange and what it is waiting for.
+    pub fn start(
+        proxy: Arc<Proxy>,
+        entry: usize,
+        request: ProxyRequest,
+        client: TcpStream,
+        connection_id: u64,
+        worker: &mut Worker,
+        reactor: &mut dyn Reactor,
+    ) -> (Exchange, Progress) {
+        let now = Instant::now();
+        let mut candidates = worker.take_index_vec();
+        let mut request_bytes = worker.take_vec();
+        let connect_timeout = proxy.config.entries[entry].connect_timeout;
+        {
+            let e = &proxy.config.entries[entry];
+            let policy = ForwardPolicy {
+                trusted_proxies: &e.trusted_proxies,
+                forwarded_header: e.forwarded_header,
+                close: e.keepalive_idle == 0,
+            };
+            request.write_upstream(&policy, &mut request_bytes);
+            let ctx = RequestContext {
+                client_ip: request
+                    .client
+                    .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip()),
+                connection_id,
+                path: &request.path,
+            };
+            proxy.upstreams[entry].plan(&ctx, clock::now_ms(), &mut candidates);
+        }
+        let local_keep_alive = !request.client_wants_close;
+        let mut exchange = Exchange {
+            proxy,
+            entry,
+            request,
+            client,
+            backend: None,
+            candidates,
+            next_candidate: 0,
+            attempts: 0,
+            only_timeouts: true,
+            state: State::Connecting,
+            request_bytes,
+            sent: 0,
+            buf: worker.take_buffer(),
+            start: 0,
+            end: 0,
+            head_out: worker.take_vec(),
+            head_sent: 0,
+            body: BodyReader::new(Framing::None),
+            response: None,
+            backend_reusable: false,
+            local_keep_alive,
+            status: 0,
+            deadline: None,
+            retry_until: now + connect_timeout * RETRY_BUDGET_CONNECT_TIMEOUTS,
+            interest: [None, None],
+        };
+        let _ = exchange.client.set_nodelay(true);
+        exchange.connect_next(worker, now);
+        let progress = exchange.drive(worker, reactor, now);
+        (exchange, progress)
+    }
+
+    /// A watched socket may have progressed: continue as far as possible without blocking.
+    pub fn on_ready(
+        &mut self,
+        _side: Side,
+        worker: &mut Worker,
+        reactor: &mut dyn Reactor,
+    ) -> Progress {
+        // Readiness kinds are not trusted (Monkey cannot report them): every state probes
+        // its socket and waits again on `WouldBlock`.
+        self.drive(worker, reactor, Instant::now())
+    }
+
+    /// When the exchange needs [`Exchange::on_timeout`] at the latest, if it waits on a timer.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The time is `now`: acts on an expired connect, read or client-write timeout.
+    pub fn on_timeout(
+        &mut self,
+        now: Instant,
+        worker: &mut Worker,
+        reactor: &mut dyn Reactor,
+    ) -> Progress {
+        match self.deadline {
+            Some(d) if d <= now => {}
+            _ => {
+                return if self.state == State::Done {
+                    self.finished()
+                } else {
+                    Progress::Pending
+                }
+            }
+        }
+        self.deadline = None;
+        match self.state {
+            State::Connecting => {
+                self.attempt_failed(FailureKind::ConnectTimeout, worker, reactor, now)
+            }
+            State::Sending | State::AwaitHead => {
+                // RFC 9110 §15.6.5: the backend did not answer in time. Not retried: a slow
+                // backend is not made faster by sending it the request twice.
+                if let Some(b) = self.drop_backend(reactor) {
+                    self.upstream().record_failure(
+                        b.server,
+                        FailureKind::ReadTimeout,
+                        clock::now_ms(),
+                    );
+                    self.upstream().release(b.server);
+                }
+                self.local_error(504, None);
+            }
+            State::Body | State::Flush => {
+                // The response cannot be completed (silent backend or a client that stopped
+                // reading): closing the client connection is the only honest end.
+                return self.close_now(worker, reactor);
+            }
+            State::Done => return self.finished(),
+        }
+        self.drive(worker, reactor, now)
+    }
+
+    /// The client went away (Monkey's hang-up): releases everything without answering.
+    pub fn abort(mut self, worker: &mut Worker, reactor: &mut dyn Reactor) {
+        let _ = self.close_now(worker, reactor);
+    }
+
+    /// The entry's index.
+    pub fn entry(&self) -> usize {
+        self.entry
+    }
+
+    fn entry_config(&self) -> &Entry {
+        &self.proxy.config.entries[self.entry]
+    }
+
+    fn upstream(&self) -> &Upstream {
+        &self.proxy.upstreams[self.entry]
+    }
+
+    fn want(&mut self, reactor: &mut dyn Reactor, side: Side, interest: Option<Interest>) {
+        let slot = side as usize;
+        if self.interest[slot] == interest {
+            return;
+        }
+        let fd = match side {
+            Side::Client => self.client.as_raw_fd(),
+            Side::Backend => match &self.backend {
+                Some(b) => b.stream.as_raw_fd(),
+                None => {
+                    self.interest[slot] = None;
+                    return;
+                }
+            },
+        };
+        // A failed registration leaves the exchange waiting for an event that never comes;
+        // the deadline (always set while waiting) then ends it.
+        let _ = reactor.set_interest(side, fd, interest);
+        self.interest[slot] = interest;
+    }
+
+    fn drop_backend(&mut self, reactor: &mut dyn Reactor) -> Option<Backend> {
+        self.want(reactor, Side::Backend, None);
+        self.backend.take()
+    }
+
+    /// Tries the next candidate server; answers 502/503/504 when none is left.
+    fn connect_next(&mut self, worker: &mut Worker, now: Instant) {
+        let (connect_timeout, keepalive_timeout) = {
+            let e = self.entry_config();
+            (e.connect_timeout, e.keepalive_timeout)
+        };
+        while self.next_candidate < self.candidates.len() {
+            let server = self.candidates[self.next_candidate];
+            self.next_candidate += 1;
+            if !self.upstream().acquire(server, clock::now_ms()) {
+                continue;
+            }
+            self.attempts += 1;
+            if let Some(pooled) = worker.pool.take(self.entry, server, keepalive_timeout, now) {
+                self.backend = Some(Backend {
+                    stream: pooled.stream,
+                    server,
+                    reused: true,
+                    requests: pooled.requests,
+                });
+                self.begin_sending(now);
+                return;
+            }
+            match self.open(server) {
+                Ok(stream) => {
+                    self.backend = Some(Backend {
+                        stream,
+                        server,
+                        reused: false,
+                        requests: 0,
+                    });
+                    self.state = State::Connecting;
+                    self.deadline = Some(now + connect_timeout);
+                    return;
+                }
+                Err(_) => {
+                    self.only_timeouts = false;
+                    self.upstream().record_failure(
+                        server,
+                        FailureKind::ConnectRefused,
+                        clock::now_ms(),
+                    );
+                    self.upstream().release(server);
+                }
+            }
+        }
+        if self.attempts == 0 {
+            let retry_after = self.upstream().retry_after_secs(clock::now_ms());
+            self.local_error(503, Some(retry_after));
+        } else if self.only_timeouts {
+            self.local_error(504, None);
+        } else {
+            self.local_error(502, None);
+        }
+    }
+
+    fn open(&self, server: usize) -> io::Result<TcpStream> {
+        let addr: SocketAddr = self.upstream().servers()[server].spec.addr;
+        // mio's connect is non-blocking: it returns at once and completes (or fails) later.
+        let stream = TcpStream::connect(addr)?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn begin_sending(&mut self, now: Instant) {
+        self.state = State::Sending;
+        self.sent = 0;
+        self.deadline = Some(now + self.entry_config().read_timeout);
+    }
+
+    /// An attempt failed before any response byte: retry elsewhere when that is safe.
+    fn attempt_failed(
+        &mut self,
+        kind: FailureKind,
+        worker: &mut Worker,
+        reactor: &mut dyn Reactor,
+        now: Instant,
+    ) {
+        let Some(b) = self.drop_backend(reactor) else {
+            return;
+        };
+        if kind != FailureKind::ConnectTimeout {
+            self.only_timeouts = false;
+        }
+        // A reused idle connection that breaks says nothing about the server's health.
+        if !b.reused {
+            self.upstream()
+                .record_failure(b.server, kind, clock::now_ms());
+        }
+        self.upstream().release(b.server);
+        let nothing_written = self.sent == 0;
+        // The guarantee: a request is sent twice only if repeating it is harmless (idempotent
+        // method) or if no byte of it reached the failed server.
+        let may_retry = nothing_written || is_idempotent(&self.request.method);
+        self.sent = 0;
+        self.end = 0;
+        if !may_retry {
+            self.local_error(502, None);
+            return;
+        }
+        if b.reused && self.upstream().acquire(b.server, clock::now_ms()) {
+            // The server may simply have closed an idle connection: try it once more on a
+            // fresh connection before moving on.
+            match self.open(b.server) {
+                Ok(stream) => {
+                    self.backend = Some(Backend {
+                        stream,
+                        server: b.server,
+                        reused: false,
+                        requests: 0,
+                    });
+                    self.state = State::Connecting;
+                    self.deadline = Some(now + self.entry_config().connect_timeout);
+                    return;
+                }
+                Err(_) => {
+                    self.upstream().record_failure(
+                        b.server,
+                        FailureKind::ConnectRefused,
+                        clock::now_ms(),
+                    );
+                    self.upstream().release(b.server);
+                }
+            }
+        }
+        if now >= self.retry_until {
+            self.local_error(
+                if kind == FailureKind::ConnectTimeout {
+                    504
+                } else {
+                    502
+                },
+                None,
+            );
+            return;
+        }
+        self.connect_next(worker, now);
+    }
+
+    /// The response is unusable (malformed, truncated head): 502, backend discarded.
+    fn bad_response(&mut self, reactor: &mut dyn Reactor) {
+        if let Some(b) = self.drop_backend(reactor) {
+            self.upstream()
+                .record_failure(b.server, FailureKind::BadResponse, clock::now_ms());
+            self.upstream().release(b.server);
+        }
+        self.local_error(502, None);
+    }
+
+    /// Queues the proxy's own short error response; the exchange then flushes and finishes.
+    fn local_error(&mut self, status: u16, retry_after: Option<u64>) {
+        self.head_out.clear();
+        self.head_sent = 0;
+        self.start = 0;
+        self.end = 0;
+        self.status = status;
+        write_error_page(
+            &mut self.head_out,
+            status,
+            !self.local_keep_alive,
+            retry_after,
+        );
+        self.state = State::Flush;
+        self.deadline = Some(Instant::now() + self.entry_config().read_timeout);
+    }
+
+    fn client_side(&self) -> ClientSide {
+        ClientSide {
+            head_request: self.request.is_head(),
+            minor_version: self.request.minor_version,
+            wants_close: self.request.client_wants_close,
+        }
+    }
+
+    fn drive(&mut self, worker: &mut Worker, reactor: &mut dyn Reactor, now: Instant) -> Progress {
+        loop {
+            match self.state {
+                State::Connecting => {
+                    let Some(b) = &self.backend else {
+                        return self.close_now(worker, reactor);
+                    };
+                    let failed = !matches!(b.stream.take_error(), Ok(None));
+                    if !failed {
+                        match b.stream.peer_addr() {
+                            Ok(_) => {
+                                self.begin_sending(now);
+                                continue;
+                            }
+                            Err(e) if e.kind() == ErrorKind::NotConnected => {
+                                self.want(reactor, Side::Backend, Some(Interest::Write));
+                                return Progress::Pending;
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    self.attempt_failed(FailureKind::ConnectRefused, worker, reactor, now);
+                }
+                State::Sending => {
+                    let Some(b) = &mut self.backend else {
+                        return self.close_now(worker, reactor);
+                    };
+                    match b.stream.write(&self.request_bytes[self.sent..]) {
+                        Ok(0) => self.attempt_failed(
+                            FailureKind::ResetBeforeResponse,
+                            worker,
+                            reactor,
+                            now,
+                        ),
+                        Ok(n) => {
+                            self.sent += n;
+                            if self.sent == self.request_bytes.len() {
+                                self.state = State::AwaitHead;
+                                self.end = 0;
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            self.want(reactor, Side::Backend, Some(Interest::Write));
+                            return Progress::Pending;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(_) => self.attempt_failed(
+                            FailureKind::ResetBeforeResponse,
+                            worker,
+                            reactor,
+                            now,
+                        ),
+                    }
+                }
+                State::AwaitHead => {
+                    let Some(b) = &mut self.backend else {
+                        return self.close_now(worker, reactor);
+                    };
+                    match b.stream.read(&mut self.buf[self.end..]) {
+                        Ok(0) if self.end == 0 => self.attempt_failed(
+                            FailureKind::ResetBeforeResponse,
+                            worker,
+                            reactor,
+                            now,
+                        ),
+                        Ok(0) => self.bad_response(reactor),
+                        Ok(n) => {
+                            self.end += n;
+                            self.on_head_bytes(reactor, now);
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            self.want(reactor, Side::Backend, Some(Interest::Read));
+                            return Progress::Pending;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(_) if self.end == 0 => self.attempt_failed(
+                            FailureKind::ResetBeforeResponse,
+                            worker,
+                            reactor,
+                            now,
+                        ),
+                        Err(_) => self.bad_response(reactor),
+                    }
+                }
+                State::Body | State::Flush => {
+                    match self.write_client() {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            // Backpressure: stop reading the backend until the client drains.
+                            self.want(reactor, Side::Backend, None);
+                            self.want(reactor, Side::Client, Some(Interest::Write));
+                            return Progress::Pending;
+                        }
+                        Err(_) => return self.close_now(worker, reactor),
+                    }
+                    self.want(reactor, Side::Client, None);
+                    if self.state == State::Flush || self.body.is_done() {
+                        return self.finish(worker, reactor, now);
+                    }
+                    let Some(b) = &mut self.backend else {
+                        return self.close_now(worker, reactor);
+                    };
+                    self.start = 0;
+                    self.end = 0;
+                    match b.stream.read(&mut self.buf[..]) {
+                        Ok(0) if self.body.until_close() => {
+                            return self.finish(worker, reactor, now)
+                        }
+                        Ok(0) => return self.close_now(worker, reactor),
+                        Ok(n) => {
+                            self.end = n;
+                            self.deadline = Some(now + self.entry_config().read_timeout);
+                            if !self.take_body_bytes() {
+                                return self.close_now(worker, reactor);
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            self.want(reactor, Side::Backend, Some(Interest::Read));
+                            return Progress::Pending;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(_) if self.body.until_close() => {
+                            return self.finish(worker, reactor, now)
+                        }
+                        Err(_) => return self.close_now(worker, reactor),
+                    }
+                }
+                State::Done => return self.finished(),
+            }
+        }
+    }
+
+    /// New bytes of the response head arrived in `buf[..end]`.
+    fn on_head_bytes(&mut self, reactor: &mut dyn Reactor, now: Instant) {
+        self.head_out.clear();
+        match parse_head(
+            &self.buf[..self.end],
+            self.client_side(),
+            &mut self.head_out,
+        ) {
+            Ok(Some(head)) => {
+                if let Some(b) = &self.backend {
+                    self.upstream().record_success(b.server, clock::now_ms());
+                }
+                self.response = Some(head);
+                self.status = head.status;
+                self.body = BodyReader::new(head.framing);
+                self.head_sent = 0;
+                self.start = head.head_len;
+                self.state = State::Body;
+                self.deadline = Some(now + self.entry_config().read_timeout);
+                if !self.take_body_bytes() {
+                    // The head is fine but the first body bytes are not: nothing was sent to
+                    // the client yet, so it can still get a clean 502.
+                    self.bad_response(reactor);
+                }
+            }
+            Ok(None) if self.end == self.buf.len() => self.bad_response(reactor),
+            Ok(None) => {}
+            Err(_) => self.bad_response(reactor),
+        }
+    }
+
+    /// Runs `buf[start..end]` through the body reader, leaving in `buf[start..end]` exactly the
+    /// bytes the client gets. False when the body is malformed.
+    fn take_body_bytes(&mut self) -> bool {
+        let dechunk = self.response.is_some_and(|h| h.dechunk);
+        let input = &self.buf[self.start..self.end];
+        let available = input.len();
+        let fed = if dechunk {
+            // Data spans are sub-slices of `input`; remember them and compact in place
+            // (each span moves toward the front, never over bytes not yet moved).
+            let base = input.as_ptr() as usize;
+            let mut spans: Vec<(usize, usize)> = Vec::new();
+            let fed = self
+                .body
+                .feed(input, |d| spans.push((d.as_ptr() as usize - base, d.len())));
+            let mut to = self.start;
+            for (off, len) in spans {
+                let from = self.start + off;
+                self.buf.copy_within(from..from + len, to);
+                to += len;
+            }
+            fed.map(|f| (f, to))
+        } else {
+            self.body
+                .feed(input, |_| {})
+                .map(|f| (f, self.start + f.used))
+        };
+        match fed {
+            Ok((fed, new_end)) => {
+                if fed.done && fed.used < available {
+                    // Bytes after the end of the message: the connection is out of step.
+                    self.backend_reusable = false;
+                } else if fed.done {
+                    self.backend_reusable = true;
+                }
+                self.end = new_end;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Writes pending output to the client. `Ok(true)` when everything is written,
+    /// `Ok(false)` when the client cannot take more now.
+    fn write_client(&mut self) -> io::Result<bool> {
+        loop {
+            let head = &self.head_out[self.head_sent..];
+            let body = &self.buf[self.start..self.end];
+            if head.is_empty() && body.is_empty() {
+                return Ok(true);
+            }
+            let result = if head.is_empty() {
+                self.client.write(body)
+            } else {
+                self.client
+                    .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            };
+            match result {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(mut n) => {
+                    let from_head = n.min(head.len());
+                    self.head_sent += from_head;
+                    n -= from_head;
+                    self.start += n;
+                    self.deadline = Some(Instant::now() + self.entry_config().read_timeout);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The response is complete (or the proxy's own answer was written).
+    fn finish(&mut self, worker: &mut Worker, reactor: &mut dyn Reactor, now: Instant) -> Progress {
+        let (keepalive_idle, keepalive_requests) = {
+            let e = self.entry_config();
+            (e.keepalive_idle, e.keepalive_requests)
+        };
+        if let Some(b) = self.drop_backend(reactor) {
+            let reusable = self.backend_reusable
+                && self.response.is_some_and(|h| !h.backend_closes)
+                && b.requests + 1 < keepalive_requests;
+            if reusable {
+                worker.pool.put(
+                    self.entry,
+                    b.server,
+                    b.stream,
+                    b.requests + 1,
+                    keepalive_idle,
+                    now,
+                );
+            }
+            self.upstream().release(b.server);
+        }
+        let keep_alive = match self.response {
+            Some(h) if self.state == State::Body => !h.client_closes,
+            _ => self.local_keep_alive,
+        };
+        self.want(reactor, Side::Client, None);
+        self.done(worker);
+        Progress::Done(Finish {
+            keep_alive,
+            status: self.status,
+        })
+    }
+
+    /// Ends the exchange at once: both sockets released, the client connection must close.
+    fn close_now(&mut self, worker: &mut Worker, reactor: &mut dyn Reactor) -> Progress {
+        if let Some(b) = self.drop_backend(reactor) {
+            self.upstream().release(b.server);
+        }
+        self.want(reactor, Side::Client, None);
+        self.local_keep_alive = false;
+        self.response = None;
+        self.done(worker);
+        Progress::Done(Finish {
+            keep_alive: false,
+            status: self.status,
+        })
+    }
+
+    fn finished(&self) -> Progress {
+        Progress::Done(Finish {
+            keep_alive: self.local_keep_alive && !self.response.is_some_and(|h| h.client_closes),
+            status: self.status,
+        })
+    }
+
+    /// Gives reusable memory back to the worker.
+    fn done(&mut self, worker: &mut Worker) {
+        if self.state == State::Done {
+            return;
+        }
+        self.state = State::Done;
+        self.deadline = None;
+        let buf = std::mem::take(&mut self.buf);
+        let vecs = [
+            std::mem::take(&mut self.request_bytes),
+            std::mem::take(&mut self.head_out),
+        ];
+        worker.give_back(buf, vecs, std::mem::take(&mut self.candidates));
+        self.start = 0;
+        self.end = 0;
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        // Every path ends through `finish`/`close_now`, which release the server; this only
+        // guards against a host that drops an exchange early.
+        if let Some(b) = self.backend.take() {
+            self.proxy.upstreams[self.entry].release(b.server);
+        }
+    }
+}

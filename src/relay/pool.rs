@@ -1,0 +1,121 @@
+//! Per-worker pool of idle upstream connections (persistent connections to backends).
+//!
+//! Idle connections are not watched by the event loop: before reuse, a non-blocking
+//! `recv(MSG_PEEK)` tells whether the backend closed (or sent stray bytes on) the connection
+//! meanwhile, and such connections are dropped instead of reused. Limits per server: idle
+//! connections kept, idle time, requests per connection (from the entry's configuration).
+
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+/// One idle connection.
+#[derive(Debug)]
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+    requests: u32,
+}
+
+/// A connection taken from the pool, with the number of requests it already carried.
+#[derive(Debug)]
+pub struct Pooled {
+    /// The connection, connected and idle.
+    pub stream: TcpStream,
+    /// Requests already sent on it.
+    pub requests: u32,
+}
+
+/// Idle upstream connections of one worker, per (entry, server).
+#[derive(Debug, Default)]
+pub struct UpstreamPool {
+    slots: Vec<Vec<Vec<Idle>>>,
+}
+
+impl UpstreamPool {
+    /// An empty pool.
+    pub fn new() -> UpstreamPool {
+        UpstreamPool::default()
+    }
+
+    fn slot(&mut self, entry: usize, server: usize) -> &mut Vec<Idle> {
+        if self.slots.len() <= entry {
+            self.slots.resize_with(entry + 1, Vec::new);
+        }
+        let servers = &mut self.slots[entry];
+        if servers.len() <= server {
+            servers.resize_with(server + 1, Vec::new);
+        }
+        &mut servers[server]
+    }
+
+    /// The most recently used live idle connection to the server, if any (LIFO keeps few
+    /// connections warm; stale ones found on the way are closed).
+    pub fn take(
+        &mut self,
+        entry: usize,
+        server: usize,
+        max_idle: Duration,
+        now: Instant,
+    ) -> Option<Pooled> {
+        let slot = self.slot(entry, server);
+        while let Some(idle) = slot.pop() {
+            if now.saturating_duration_since(idle.since) >= max_idle {
+                continue;
+            }
+            let mut probe = [0u8; 1];
+            match idle.stream.peek(&mut probe) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    return Some(Pooled {
+                        stream: idle.stream,
+                        requests: idle.requests,
+                    })
+                }
+                // Closed (Ok(0)), unexpected bytes (Ok(n)) or an error: not reusable.
+                _ => continue,
+            }
+        }
+        None
+    }
+
+    /// Keeps `stream` for reuse if the server's slot has room; otherwise it is closed.
+    pub fn put(
+        &mut self,
+        entry: usize,
+        server: usize,
+        stream: TcpStream,
+        requests: u32,
+        max_idle_conns: u32,
+        now: Instant,
+    ) {
+        let slot = self.slot(entry, server);
+        if slot.len() >= max_idle_conns as usize {
+            // Drop the oldest so the pool keeps the warmest connections.
+            if slot.is_empty() {
+                return;
+            }
+            slot.remove(0);
+        }
+        slot.push(Idle {
+            stream,
+            since: now,
+            requests,
+        });
+    }
+
+    /// Closes idle connections older than `max_idle(entry)`.
+    pub fn expire(&mut self, now: Instant, max_idle: impl Fn(usize) -> Duration) {
+        for (entry, servers) in self.slots.iter_mut().enumerate() {
+            let limit = max_idle(entry);
+            for slot in servers.iter_mut() {
+                slot.retain(|idle| now.saturating_duration_since(idle.since) < limit);
+            }
+        }
+    }
+
+    /// Number of idle connections held (all servers).
+    pub fn idle_count(&self) -> usize {
+        self.slots.iter().flatten().map(Vec::len).sum()
+    }
+}

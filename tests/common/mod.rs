@@ -1,0 +1,343 @@
+//! Shared test helpers: a loopback origin server, a raw HTTP client, and proxy setup.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use proxy_reverse::config::{Config, Entry, MatchRule, ServerSpec};
+use proxy_reverse::host::Host;
+use proxy_reverse::proxy::Proxy;
+
+/// Deterministic body byte `i` of every generated body.
+pub fn pattern(i: usize) -> u8 {
+    (i % 251) as u8
+}
+
+/// `n` bytes of the pattern.
+pub fn body_of(n: usize) -> Vec<u8> {
+    (0..n).map(pattern).collect()
+}
+
+/// A loopback origin: thread per connection, HTTP/1.1 keep-alive.
+///
+/// Routes: `/size/N` (N pattern bytes, Content-Length), `/chunked/N` (N bytes in 1000-byte
+/// chunks), `/close/N` (close-delimited), `/echo` (request body back), `/headers` (request head
+/// back), `/id` (its name), `/conns` (connections accepted), `/never` (reads, never answers),
+/// `/slow` (5 chunks 100 ms apart), anything else 404.
+pub struct Origin {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub conns: Arc<AtomicUsize>,
+    /// Body bytes written so far on all connections.
+    pub written: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Origin {
+    pub fn start(name: &str) -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, w, s, n) = (
+            conns.clone(),
+            written.clone(),
+            stop.clone(),
+            name.to_string(),
+        );
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                c.fetch_add(1, Ordering::SeqCst);
+                let (c, w, n) = (c.clone(), w.clone(), n.clone());
+                thread::spawn(move || serve(stream, &n, &c, &w));
+            }
+        });
+        Origin {
+            addr,
+            name: name.to_string(),
+            conns,
+            written,
+            stop,
+        }
+    }
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve(stream: TcpStream, name: &str, conns: &AtomicUsize, written: &AtomicU64) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if parts.len() != 3 {
+            return;
+        }
+        let (method, target) = (parts[0].to_string(), parts[1].to_string());
+        let mut head = line.clone();
+        let mut length = 0usize;
+        let mut chunked = false;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push_str(&h);
+            if h == "\r\n" {
+                break;
+            }
+            let lower = h.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if chunked {
+            body.clear();
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap(), 16).unwrap();
+                let mut chunk = vec![0u8; n + 2];
+                reader.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        }
+        let path = target.split('?').next().unwrap().to_string();
+        let head_only = method == "HEAD";
+        let send = |out: &mut TcpStream, status: &str, body: &[u8]| -> bool {
+            let h = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Backend: {name}\r\n\r\n",
+                body.len()
+            );
+            if out.write_all(h.as_bytes()).is_err() {
+                return false;
+            }
+            if !head_only {
+                for part in body.chunks(64 * 1024) {
+                    if out.write_all(part).is_err() {
+                        return false;
+                    }
+                    written.fetch_add(part.len() as u64, Ordering::SeqCst);
+                }
+            }
+            true
+        };
+        let ok = if let Some(n) = path.strip_prefix("/size/") {
+            send(&mut out, "200 OK", &body_of(n.parse().unwrap()))
+        } else if let Some(n) = path.strip_prefix("/chunked/") {
+            let n: usize = n.parse().unwrap();
+            let data = body_of(n);
+            let mut o = Vec::from(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..]);
+            for c in data.chunks(1000) {
+                o.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                o.extend_from_slice(c);
+                o.extend_from_slice(b"\r\n");
+            }
+            o.extend_from_slice(b"0\r\n\r\n");
+            out.write_all(&o).is_ok()
+        } else if let Some(n) = path.strip_prefix("/close/") {
+            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+            let _ = out.write_all(&body_of(n.parse().unwrap()));
+            return;
+        } else if path == "/echo" {
+            send(&mut out, "200 OK", &body)
+        } else if path == "/headers" {
+            send(&mut out, "200 OK", head.as_bytes())
+        } else if path == "/id" {
+            send(&mut out, "200 OK", name.as_bytes())
+        } else if path == "/conns" {
+            send(
+                &mut out,
+                "200 OK",
+                conns.load(Ordering::SeqCst).to_string().as_bytes(),
+            )
+        } else if path == "/never" {
+            thread::sleep(Duration::from_secs(30));
+            return;
+        } else if path == "/slow" {
+            let _ = out.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            for i in 0..5 {
+                let part = format!("part {i}\n");
+                let _ = out.write_all(format!("{:x}\r\n{part}\r\n", part.len()).as_bytes());
+                thread::sleep(Duration::from_millis(100));
+            }
+            out.write_all(b"0\r\n\r\n").is_ok()
+        } else {
+            send(&mut out, "404 Not Found", b"not found\n")
+        };
+        if !ok {
+            return;
+        }
+    }
+}
+
+/// A server that answers every connection with fixed bytes, then closes.
+pub fn raw_origin(reply: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(reply);
+        }
+    });
+    addr
+}
+
+/// A loopback address nothing listens on.
+pub fn dead_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// An entry matching every path, for these servers.
+pub fn entry_for(servers: &[SocketAddr]) -> Entry {
+    let specs = servers
+        .iter()
+        .map(|a| ServerSpec {
+            name: a.to_string(),
+            addr: *a,
+            weight: 1,
+        })
+        .collect();
+    Entry::with_defaults(
+        1,
+        vec![MatchRule {
+            pattern: "^/".into(),
+            line: 1,
+        }],
+        specs,
+    )
+}
+
+/// A proxy host in front of the given entries.
+pub fn host_for(entries: Vec<Entry>) -> Host {
+    let config = Config {
+        file: "test.conf".into(),
+        statistics_url: None,
+        statistics_allow: vec![],
+        entries,
+    };
+    Host::start(Arc::new(Proxy::new(config).unwrap())).unwrap()
+}
+
+/// A parsed response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A client connection that reads responses one by one.
+pub struct Client {
+    pub reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Client {
+            reader: BufReader::with_capacity(64 * 1024, s),
+        }
+    }
+
+    pub fn send(&mut self, raw: &[u8]) {
+        self.reader.get_mut().write_all(raw).unwrap();
+    }
+
+    pub fn get(&mut self, path: &str) -> Response {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").as_bytes());
+        self.read_response(false).expect("response")
+    }
+
+    /// Reads one response; `head` = the request was HEAD.
+    pub fn read_response(&mut self, head: bool) -> Option<Response> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h).ok()?;
+            if h == "\r\n" || h.is_empty() {
+                break;
+            }
+            let (n, v) = h.split_once(':')?;
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+        let mut r = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if head || status == 204 || status == 304 {
+            return Some(r);
+        }
+        if let Some(n) = r.header("content-length") {
+            let mut body = vec![0u8; n.parse().ok()?];
+            self.reader.read_exact(&mut body).ok()?;
+            r.body = body;
+        } else if r
+            .header("transfer-encoding")
+            .is_some_and(|v| v.contains("chunked"))
+        {
+            loop {
+                let mut size = String::new();
+                self.reader.read_line(&mut size).ok()?;
+                let n = usize::from_str_radix(size.trim(), 16).ok()?;
+                let mut chunk = vec![0u8; n + 2];
+                self.reader.read_exact(&mut chunk).ok()?;
+                if n == 0 {
+                    break;
+                }
+                r.body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            self.reader.read_to_end(&mut r.body).ok()?;
+        }
+        Some(r)
+    }
+}

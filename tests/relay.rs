@@ -1,0 +1,237 @@
+//! The relay path through the stand-in mio host against real loopback origins.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn exact_bytes_1_kib() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let r = Client::connect(host.addr()).get("/size/1024");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body_of(1024));
+    assert_eq!(r.header("x-backend"), Some("a"));
+}
+
+#[test]
+fn exact_bytes_10_mib() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let n = 10 * 1024 * 1024;
+    let r = Client::connect(host.addr()).get(&format!("/size/{n}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), n);
+    assert!(r.body == body_of(n), "10 MiB body differs");
+}
+
+#[test]
+fn chunked_response_passes_through() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let mut c = Client::connect(host.addr());
+    let r = c.get("/chunked/100000");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.body, body_of(100000));
+    // The connection is still usable afterwards.
+    assert_eq!(c.get("/size/10").body, body_of(10));
+}
+
+#[test]
+fn chunked_response_is_dechunked_for_http_1_0() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let mut c = Client::connect(host.addr());
+    c.send(b"GET /chunked/5000 HTTP/1.0\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(r.body, body_of(5000));
+}
+
+#[test]
+fn close_delimited_response_closes_the_client() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let mut c = Client::connect(host.addr());
+    let r = c.get("/close/3000");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(r.body, body_of(3000));
+}
+
+#[test]
+fn head_has_no_body_and_keeps_the_connection() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let mut c = Client::connect(host.addr());
+    c.send(b"HEAD /size/5000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(true).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("5000"));
+    let r = c.get("/size/7");
+    assert_eq!(r.body, body_of(7));
+}
+
+#[test]
+fn post_body_is_forwarded() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let mut c = Client::connect(host.addr());
+    let body = body_of(20000);
+    c.send(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send(&body);
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body);
+}
+
+#[test]
+fn chunked_request_body_is_forwarded() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let mut c = Client::connect(host.addr());
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.body, b"hello world");
+}
+
+#[test]
+fn keep_alive_across_three_requests_reuses_one_upstream_connection() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let mut c = Client::connect(host.addr());
+    for n in [10, 20, 30] {
+        let r = c.get(&format!("/size/{n}"));
+        assert_eq!(r.body, body_of(n));
+        assert_eq!(r.header("connection"), None);
+    }
+    assert_eq!(
+        origin.conns.load(Ordering::SeqCst),
+        1,
+        "one upstream connection for three requests"
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let mut c = Client::connect(host.addr());
+    c.send(b"GET /size/3 HTTP/1.1\r\nHost: t\r\n\r\nGET /id HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.read_response(false).unwrap().body, body_of(3));
+    assert_eq!(c.read_response(false).unwrap().body, b"a");
+}
+
+#[test]
+fn dead_backend_gives_502() {
+    let host = host_for(vec![entry_for(&[dead_addr()])]);
+    let r = Client::connect(host.addr()).get("/x");
+    assert_eq!(r.status, 502);
+}
+
+#[test]
+fn failover_to_the_next_server() {
+    let origin = Origin::start("b");
+    let host = host_for(vec![entry_for(&[dead_addr(), origin.addr])]);
+    let r = Client::connect(host.addr()).get("/id");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"b");
+}
+
+#[test]
+fn silent_backend_gives_504_after_read_timeout() {
+    let origin = Origin::start("a");
+    let mut entry = entry_for(&[origin.addr]);
+    entry.read_timeout = Duration::from_millis(400);
+    let host = host_for(vec![entry]);
+    let t = Instant::now();
+    let r = Client::connect(host.addr()).get("/never");
+    assert_eq!(r.status, 504);
+    assert!(
+        t.elapsed() >= Duration::from_millis(350),
+        "answered before the timeout"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn garbage_from_the_backend_gives_502() {
+    let addr = raw_origin(b"this is not http\r\n\r\n");
+    let host = host_for(vec![entry_for(&[addr])]);
+    assert_eq!(Client::connect(host.addr()).get("/x").status, 502);
+}
+
+#[test]
+fn streaming_is_not_buffered() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let mut s = TcpStream::connect(host.addr()).unwrap();
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("part 0") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "first part arrived only after {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn slow_client_keeps_proxy_memory_bounded() {
+    // The origin can only write as fast as the proxy forwards; if the proxy buffered the
+    // response, the origin would finish long before the client reads anything.
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let n: u64 = 256 * 1024 * 1024;
+    let mut s = TcpStream::connect(host.addr()).unwrap();
+    s.write_all(format!("GET /size/{n} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    s.read_exact(&mut buf).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let written = origin.written.load(Ordering::SeqCst);
+    // Kernel socket buffers on loopback hold a few MiB per socket; the proxy holds 32 KiB.
+    assert!(
+        written < 64 * 1024 * 1024,
+        "origin wrote {written} bytes for a client that read 1 KiB"
+    );
+    drop(s);
+    let t = Instant::now();
+    while host.open_connections() > 0 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(host.open_connections(), 0);
+}
+
+#[test]
+fn unmatched_path_gets_404_from_the_proxy() {
+    let origin = Origin::start("a");
+    let mut entry = entry_for(&[origin.addr]);
+    entry.matches[0].pattern = "^/api/".into();
+    let host = host_for(vec![entry]);
+    let mut c = Client::connect(host.addr());
+    assert_eq!(c.get("/other").status, 404);
+    assert_eq!(
+        c.get("/api/id").status,
+        404,
+        "origin's own 404 for an unknown route"
+    );
+    assert_eq!(origin.conns.load(Ordering::SeqCst), 1);
+}
