@@ -1,0 +1,94 @@
+//! Monkey's function table (`struct plugin_api`) and the plugin object, saved at
+//! `init_plugin`, with thin wrappers that keep the raw calls in one place.
+
+use std::ffi::{c_int, c_void, CString};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use super::sys;
+use crate::log::Level;
+
+static API: AtomicPtr<sys::plugin_api> = AtomicPtr::new(ptr::null_mut());
+static PLUGIN: AtomicPtr<sys::mk_plugin> = AtomicPtr::new(ptr::null_mut());
+
+/// Saves Monkey's API table and our plugin object (called once, from `init_plugin`).
+pub fn install(plugin: *mut sys::mk_plugin, api: *mut sys::plugin_api) {
+    PLUGIN.store(plugin, Ordering::Release);
+    API.store(api, Ordering::Release);
+}
+
+/// Monkey's API table. Only called after `init_plugin` stored it (every other callback runs
+/// after `init_plugin`).
+pub fn api() -> &'static sys::plugin_api {
+    let p = API.load(Ordering::Acquire);
+    assert!(!p.is_null(), "Monkey API used before init_plugin");
+    // SAFETY: Monkey fills the table before calling `init_plugin` and never frees or moves
+    // it while the server runs (it is part of the server context); we only read it.
+    unsafe { &*p }
+}
+
+/// Our plugin object as Monkey registered it (needed by `http_request_end`).
+pub fn plugin() -> *mut sys::mk_plugin {
+    PLUGIN.load(Ordering::Acquire)
+}
+
+/// Writes one line to Monkey's log (stdout) with the given level.
+pub fn log(level: Level, message: &str) {
+    let level = match level {
+        Level::Info => sys::MK_INFO,
+        Level::Warn => sys::MK_WARN,
+        Level::Error => sys::MK_ERR,
+    };
+    let line =
+        CString::new(format!("[proxy_reverse] {message}").replace('\0', " ")).unwrap_or_default();
+    if let Some(f) = api()._error {
+        // SAFETY: `_error` is printf-style; the format is a literal "%s" and the one argument
+        // a valid NUL-terminated string that outlives the call.
+        unsafe { f(level as c_int, c"%s".as_ptr(), line.as_ptr()) };
+    }
+}
+
+/// The current worker's event loop (valid on worker threads only).
+pub fn sched_loop() -> *mut sys::mk_event_loop {
+    match api().sched_loop {
+        // SAFETY: called only from worker_init, stage callbacks and event handlers, which run
+        // on worker threads where Monkey's thread-local scheduler pointer is set (§3).
+        Some(f) => unsafe { f() },
+        None => ptr::null_mut(),
+    }
+}
+
+/// `ev_add(loop, fd, type, mask, event)`; false on failure.
+///
+/// # Safety
+/// `event` must point to a live `mk_event` that stays valid (and is not moved) while it is
+/// registered, zeroed before its first registration.
+pub unsafe fn ev_add(fd: c_int, event_type: c_int, mask: u32, event: *mut sys::mk_event) -> bool {
+    let Some(f) = api().ev_add else { return false };
+    // SAFETY: the caller guarantees `event`; the loop is this worker's.
+    unsafe { f(sched_loop(), fd, event_type, mask, event.cast::<c_void>()) == 0 }
+}
+
+/// `ev_del(loop, event)` if the event is registered.
+///
+/// # Safety
+/// `event` must point to a live `mk_event`.
+pub unsafe fn ev_del(event: *mut sys::mk_event) {
+    // SAFETY: the caller guarantees `event` is live; reading its status is a plain load.
+    let registered = unsafe { (*event).status } & sys::MK_EVENT_REGISTERED != 0;
+    if registered {
+        if let Some(f) = api().ev_del {
+            // SAFETY: the event is registered in this worker's loop.
+            unsafe { f(sched_loop(), event) };
+        }
+    }
+}
+
+/// `mem_alloc_z(size)`: zeroed malloc memory that Monkey may later `free()`.
+pub fn mem_alloc_z(size: usize) -> *mut c_void {
+    match api().mem_alloc_z {
+        // SAFETY: plain allocation.
+        Some(f) => unsafe { f(size) },
+        None => ptr::null_mut(),
+    }
+}

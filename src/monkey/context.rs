@@ -1,0 +1,353 @@
+//! One proxied request inside Monkey: the context Monkey's event loop sees, the reactor the
+//! core drives, and the finish/hang-up sequences of `../shared/monkey-abi.md` §1.4–1.7.
+
+use std::ffi::{c_int, c_void};
+use std::io;
+use std::mem::offset_of;
+use std::os::fd::RawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{self, addr_of_mut};
+use std::time::Instant;
+
+use super::api::{self, ev_add, ev_del, mem_alloc_z};
+use super::sys;
+use super::worker;
+use crate::reactor::{Interest, Reactor, Side};
+use crate::relay::{Exchange, Finish, Progress};
+
+/// The per-request context registered in Monkey's loop. `backend_ev` must stay the first
+/// member: Monkey frees the whole block through it (`sched_event_free`) and dispatches
+/// backend events with its address.
+#[repr(C)]
+pub struct Ctx {
+    backend_ev: sys::mk_event,
+    client_ev: sys::mk_event,
+    exchange: *mut Exchange,
+    cs: *mut sys::mk_http_session,
+    sr: *mut sys::mk_http_request,
+    /// An exchange that ended inside stage 30 waits here for the next loop round, because
+    /// `http_request_end` must not run before stage 30 has returned.
+    pending: Option<Finish>,
+    /// A `dup` of the client socket registered only to deliver `pending` (-1 when unused).
+    wake_fd: c_int,
+    dead: bool,
+}
+
+/// The core's view of Monkey's loop for one context.
+struct MonkeyReactor {
+    ctx: *mut Ctx,
+}
+
+impl Reactor for MonkeyReactor {
+    fn set_interest(
+        &mut self,
+        side: Side,
+        fd: RawFd,
+        interest: Option<Interest>,
+    ) -> io::Result<()> {
+        // SAFETY: the reactor exists only while its context is live (not yet freed).
+        let ev = unsafe {
+            match side {
+                Side::Backend => addr_of_mut!((*self.ctx).backend_ev),
+                Side::Client => addr_of_mut!((*self.ctx).client_ev),
+            }
+        };
+        match interest {
+            None => {
+                // SAFETY: `ev` is a live event of this context.
+                unsafe { ev_del(ev) };
+                Ok(())
+            }
+            Some(i) => {
+                let mask = match i {
+                    Interest::Read => sys::MK_EVENT_READ,
+                    Interest::Write => sys::MK_EVENT_WRITE,
+                };
+                // SAFETY: `ev` lives in the context, which is freed only after it was
+                // unregistered; it was zeroed at allocation.
+                if unsafe { ev_add(fd, sys::MK_EVENT_CUSTOM, mask, ev) } {
+                    Ok(())
+                } else {
+                    Err(io::Error::other("ev_add failed"))
+                }
+            }
+        }
+    }
+}
+
+/// Allocates a context for a request Monkey gave to stage 30 (zeroed events, handlers set).
+pub fn new_ctx(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) -> *mut Ctx {
+    let ctx = mem_alloc_z(std::mem::size_of::<Ctx>()).cast::<Ctx>();
+    if ctx.is_null() {
+        return ctx;
+    }
+    // SAFETY: `ctx` is fresh malloc memory of the right size and alignment (malloc aligns to
+    // 16); writing a whole value initialises every field.
+    unsafe {
+        ptr::write(
+            ctx,
+            Ctx {
+                backend_ev: sys::mk_event {
+                    handler: Some(on_backend),
+                    ..Default::default()
+                },
+                client_ev: sys::mk_event {
+                    handler: Some(on_client),
+                    ..Default::default()
+                },
+                exchange: ptr::null_mut(),
+                cs,
+                sr,
+                pending: None,
+                wake_fd: -1,
+                dead: false,
+            },
+        );
+    }
+    ctx
+}
+
+/// Starts the exchange on a fresh context. Returns false (context freed) if it could not
+/// start; then the caller answers locally.
+///
+/// # Safety
+/// `ctx` comes from [`new_ctx`] and nothing else references it yet.
+pub unsafe fn start(
+    ctx: *mut Ctx,
+    make: impl FnOnce(&mut worker::WorkerState, &mut dyn Reactor) -> (Exchange, Progress),
+) -> bool {
+    let mut reactor = MonkeyReactor { ctx };
+    let started = worker::with(|w| {
+        let (exchange, progress) = make(w, &mut reactor);
+        w.add_live(ctx);
+        (exchange, progress)
+    });
+    let Some((exchange, progress)) = started else {
+        // SAFETY: nothing registered this context; it is ours to free.
+        unsafe { libc::free(ctx.cast()) };
+        return false;
+    };
+    // SAFETY: `ctx` is live and exclusively ours during stage 30.
+    unsafe {
+        (*ctx).exchange = Box::into_raw(Box::new(exchange));
+        if let Progress::Done(finish) = progress {
+            // Finish on the next loop round: a writable client dup fires at once.
+            (*ctx).pending = Some(finish);
+            let fd = (*(*ctx).cs).socket;
+            let dup_fd = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
+            let registered = dup_fd >= 0
+                && ev_add(
+                    dup_fd,
+                    sys::MK_EVENT_CUSTOM,
+                    sys::MK_EVENT_WRITE,
+                    addr_of_mut!((*ctx).client_ev),
+                );
+            if dup_fd >= 0 {
+                // Closed in `retire`, after the event is unregistered.
+                (*ctx).wake_fd = dup_fd;
+            }
+            if !registered {
+                api::log(
+                    crate::log::Level::Error,
+                    "cannot schedule the end of a request",
+                );
+            }
+        }
+    }
+    true
+}
+
+/// Whether the context's exchange has an expired deadline.
+///
+/// # Safety
+/// `ctx` must be a live (not freed) context.
+pub unsafe fn is_due(ctx: *mut Ctx, now: Instant) -> bool {
+    // SAFETY: live context; the exchange pointer is valid while not dead.
+    unsafe {
+        !(*ctx).dead
+            && !(*ctx).exchange.is_null()
+            && (*(*ctx).exchange).deadline().is_some_and(|d| d <= now)
+    }
+}
+
+/// Delivers a timeout to the context's exchange.
+///
+/// # Safety
+/// `ctx` must be live or dead-but-not-yet-freed (same loop round).
+pub unsafe fn on_timeout(ctx: *mut Ctx, now: Instant) {
+    // SAFETY: as documented; a dead context is skipped.
+    unsafe {
+        if (*ctx).dead || (*ctx).exchange.is_null() {
+            return;
+        }
+        let exchange = (*ctx).exchange;
+        let progress = drive(ctx, |w, r| (*exchange).on_timeout(now, &mut w.worker, r));
+        after(ctx, progress);
+    }
+}
+
+/// Runs `f` on the worker state with this context's reactor; a panic ends the request.
+///
+/// # Safety
+/// `ctx` must be live.
+unsafe fn drive(
+    ctx: *mut Ctx,
+    f: impl FnOnce(&mut worker::WorkerState, &mut dyn Reactor) -> Progress,
+) -> Progress {
+    let mut reactor = MonkeyReactor { ctx };
+    match catch_unwind(AssertUnwindSafe(|| worker::with(|w| f(w, &mut reactor)))) {
+        Ok(Some(p)) => p,
+        Ok(None) => Progress::Pending,
+        Err(_) => {
+            api::log(
+                crate::log::Level::Error,
+                "internal error while relaying; connection closed",
+            );
+            Progress::Done(Finish {
+                keep_alive: false,
+                status: 500,
+            })
+        }
+    }
+}
+
+/// Acts on an exchange's progress.
+///
+/// # Safety
+/// `ctx` must be live.
+unsafe fn after(ctx: *mut Ctx, progress: Progress) {
+    if let Progress::Done(finish) = progress {
+        // SAFETY: live context, forwarded.
+        unsafe { finish_request(ctx, finish) };
+    }
+}
+
+unsafe extern "C" fn on_backend(ev: *mut c_void) -> c_int {
+    // `backend_ev` is the first member, so the event pointer is the context.
+    // SAFETY: Monkey passes the event we registered, which lives in a context that is not
+    // freed before the end of the loop round in which it died (checked with `dead`).
+    unsafe { on_event(ev.cast::<Ctx>(), Side::Backend) };
+    0
+}
+
+unsafe extern "C" fn on_client(ev: *mut c_void) -> c_int {
+    // SAFETY: `ev` is `&ctx.client_ev`; container-of by its offset gives the context.
+    unsafe {
+        on_event(
+            ev.cast::<u8>()
+                .sub(offset_of!(Ctx, client_ev))
+                .cast::<Ctx>(),
+            Side::Client,
+        )
+    };
+    0
+}
+
+/// # Safety
+/// `ctx` must be live or dead-but-not-yet-freed.
+unsafe fn on_event(ctx: *mut Ctx, side: Side) {
+    // SAFETY: see the callers; a dead context is ignored.
+    unsafe {
+        if (*ctx).dead || (*ctx).exchange.is_null() {
+            return;
+        }
+        if let Some(finish) = (*ctx).pending.take() {
+            finish_request(ctx, finish);
+            return;
+        }
+        let exchange = (*ctx).exchange;
+        let progress = drive(ctx, |w, r| (*exchange).on_ready(side, &mut w.worker, r));
+        after(ctx, progress);
+    }
+}
+
+/// Unregisters both events, marks the context dead and hands its memory to Monkey's
+/// deferred free (after the current loop round, §1.6-5).
+///
+/// # Safety
+/// `ctx` must be live; its exchange must already be dropped.
+unsafe fn retire(ctx: *mut Ctx) {
+    // SAFETY: live context.
+    unsafe {
+        ev_del(addr_of_mut!((*ctx).backend_ev));
+        ev_del(addr_of_mut!((*ctx).client_ev));
+        if (*ctx).wake_fd >= 0 {
+            libc::close((*ctx).wake_fd);
+            (*ctx).wake_fd = -1;
+        }
+        worker::with(|w| w.remove_live(ctx));
+        (*ctx).dead = true;
+        (*ctx).client_ev.type_ |= sys::MK_EVENT_IDLE;
+        if let Some(free) = api::api().sched_event_free {
+            free(addr_of_mut!((*ctx).backend_ev));
+        }
+    }
+}
+
+/// Ends the request the context serves: frees the exchange (closing the client dup and, if
+/// not pooled, the backend), then hands the connection back to Monkey (§1.6).
+///
+/// # Safety
+/// `ctx` must be live.
+unsafe fn finish_request(ctx: *mut Ctx, finish: Finish) {
+    // SAFETY: live context; `cs`/`sr` stay valid until `http_request_end` (the request is
+    // still pending in Monkey: it ends only through that call or a hang-up, which would have
+    // retired this context first).
+    unsafe {
+        let exchange = ptr::replace(addr_of_mut!((*ctx).exchange), ptr::null_mut());
+        if !exchange.is_null() {
+            drop(Box::from_raw(exchange));
+        }
+        let (cs, sr) = ((*ctx).cs, (*ctx).sr);
+        retire(ctx);
+        // Cleared before the call: it re-enters stage30_hangup (and maybe stage30).
+        (*sr).handler_data = ptr::null_mut();
+        (*sr).headers.status = c_int::from(finish.status);
+        let close = !finish.keep_alive || (*cs).close_now != 0;
+        let Some(end) = api::api().http_request_end else {
+            return;
+        };
+        let ret = end(api::plugin(), cs, c_int::from(close));
+        if ret == 1 && (*cs).sr_fixed.handler_data.is_null() {
+            // A pipelined request was dispatched inside the call and Monkey answers it
+            // itself: arm WRITE so its core flushes it (§1.6-4).
+            ev_add(
+                (*cs).socket,
+                sys::MK_EVENT_CONNECTION,
+                sys::MK_EVENT_WRITE,
+                addr_of_mut!((*(*cs).conn).event),
+            );
+        }
+    }
+}
+
+/// Monkey's hang-up for a request still in progress: release everything, answer nothing.
+///
+/// # Safety
+/// `sr` must be the live request Monkey passed to `stage30_hangup`.
+pub unsafe fn hangup(sr: *mut sys::mk_http_request) {
+    // SAFETY: `handler_data` is NULL or a live context of ours (cleared whenever a context
+    // ends).
+    unsafe {
+        let ctx = (*sr).handler_data.cast::<Ctx>();
+        if ctx.is_null() || (*ctx).dead {
+            return;
+        }
+        let exchange = ptr::replace(addr_of_mut!((*ctx).exchange), ptr::null_mut());
+        if !exchange.is_null() {
+            let exchange = Box::from_raw(exchange);
+            let mut reactor = MonkeyReactor { ctx };
+            let aborted = catch_unwind(AssertUnwindSafe(|| {
+                worker::with(|w| exchange.abort(&mut w.worker, &mut reactor))
+            }));
+            if !matches!(aborted, Ok(Some(()))) {
+                api::log(
+                    crate::log::Level::Warn,
+                    "hang-up while the worker state was busy; exchange dropped",
+                );
+            }
+        }
+        (*sr).handler_data = ptr::null_mut();
+        retire(ctx);
+    }
+}

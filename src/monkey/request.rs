@@ -1,0 +1,133 @@
+//! Copies a request out of Monkey's session into a core [`ProxyRequest`].
+//!
+//! Header fields are read from the raw request bytes (`cs->body`) rather than from Monkey's
+//! parsed list, because Monkey keeps only the last copy of a repeated known header (a second
+//! `Content-Length` would be invisible) and strips the port from `Host`. The request line is
+//! taken from Monkey's parsed fields, since Monkey writes a NUL into it.
+
+use std::slice;
+
+use super::sys;
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::headers::{has_token, trim};
+use crate::http::request::{BodyKind, ProxyRequest};
+
+/// What stage 30 needs besides the request.
+pub struct Copied {
+    /// The request for the core.
+    pub request: ProxyRequest,
+    /// The decoded path Monkey matched its handler rules against (used for routing).
+    pub routing_path: String,
+}
+
+/// Bytes of a Monkey `mk_ptr_t` (empty when NULL).
+///
+/// # Safety
+/// `p` must describe `len` readable bytes that stay valid for `'a`.
+unsafe fn bytes<'a>(p: sys::mk_ptr_t) -> &'a [u8] {
+    if p.data.is_null() || p.len == 0 {
+        return &[];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { slice::from_raw_parts(p.data.cast::<u8>(), p.len as usize) }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Copies the request; `None` when the raw bytes cannot be parsed (answer 400).
+///
+/// # Safety
+/// `cs` and `sr` must be the live session and request Monkey passed to stage 30.
+pub unsafe fn copy(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) -> Option<Copied> {
+    // SAFETY: stage 30 receives valid pointers; the fields below point into `cs->body`, which
+    // stays put until stage 30 returns (we copy everything before that).
+    let (cs, sr) = unsafe { (&*cs, &*sr) };
+    // SAFETY: as above, each mk_ptr_t describes bytes inside the request buffer.
+    let (method, uri, decoded, query, host) = unsafe {
+        (
+            bytes(sr.method_p),
+            bytes(sr.uri),
+            bytes(sr.uri_processed),
+            bytes(sr.query_string),
+            bytes(sr.host),
+        )
+    };
+    let raw: &[u8] = if cs.body.is_null() {
+        &[]
+    } else {
+        // SAFETY: `body` holds `body_length` bytes of received request data (§5.4).
+        unsafe { slice::from_raw_parts(cs.body.cast::<u8>(), cs.body_length as usize) }
+    };
+
+    let mut request = ProxyRequest {
+        method: text(method),
+        path: text(uri),
+        query: (!query.is_empty()).then(|| text(query)),
+        minor_version: if sr.protocol == sys::MK_HTTP_PROTOCOL_10 {
+            0
+        } else {
+            1
+        },
+        client_wants_close: cs.close_now != 0,
+        ..Default::default()
+    };
+    if !host.is_empty() {
+        let port = sr.port;
+        request.host = Some(if port > 0 {
+            format!("{}:{port}", text(host))
+        } else {
+            text(host)
+        });
+    }
+
+    // Header fields start after the request line's CRLF (the line itself has Monkey's NUL).
+    let line_end = find(raw, b"\r\n")? + 2;
+    let mut fields = [httparse::EMPTY_HEADER; 128];
+    let (head_len, parsed) = match httparse::parse_headers(&raw[line_end..], &mut fields) {
+        Ok(httparse::Status::Complete((n, parsed))) => (line_end + n, parsed),
+        _ => return None,
+    };
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    for h in parsed {
+        let value = trim(h.value).to_vec();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            length = std::str::from_utf8(&value)
+                .ok()
+                .and_then(|v| v.parse().ok());
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked |= has_token(&value, "chunked");
+        }
+        request.headers.push((h.name.to_string(), value));
+    }
+
+    let rest = &raw[head_len.min(raw.len())..];
+    let body: &[u8] = if chunked {
+        // Monkey does not decode chunked bodies (§5.6): find the message end in the raw bytes
+        // (a pipelined request may follow) and forward the chunks as they are.
+        let mut decoder = ChunkedDecoder::default();
+        let used = decoder.feed(rest, |_| {}).ok()?;
+        if !decoder.is_done() {
+            return None;
+        }
+        &rest[..used]
+    } else {
+        &rest[..length.unwrap_or(0).min(rest.len())]
+    };
+    request.body = body.to_vec();
+    request.body_kind = match (chunked, body.is_empty()) {
+        (true, _) => BodyKind::Chunked,
+        (false, true) => BodyKind::None,
+        (false, false) => BodyKind::Length,
+    };
+    Some(Copied {
+        request,
+        routing_path: text(decoded),
+    })
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

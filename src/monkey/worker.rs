@@ -1,0 +1,149 @@
+//! Per-worker state: the core's [`Worker`] (buffers, idle upstream connections), the list of
+//! live exchange contexts, and one `timerfd` that drives timeouts (Monkey applies none while
+//! the plugin owns a request, and its own timer API never reaches plugins, §1.8).
+
+use std::cell::RefCell;
+use std::ffi::{c_int, c_void};
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use super::api::{self, mem_alloc_z};
+use super::context::{self, Ctx};
+use super::sys;
+use crate::relay::Worker;
+
+/// Timer period: the resolution of connect/read timeouts.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What one Monkey worker thread keeps.
+pub struct WorkerState {
+    /// Buffers and idle upstream connections.
+    pub worker: Worker,
+    /// Contexts with an exchange in progress (scanned by the timer).
+    live: Vec<*mut Ctx>,
+    last_expiry: Instant,
+}
+
+thread_local! {
+    static STATE: RefCell<WorkerState> = RefCell::new(WorkerState {
+        worker: Worker::new(),
+        live: Vec::new(),
+        last_expiry: Instant::now(),
+    });
+}
+
+/// Runs `f` with this worker's state; `None` if it is already borrowed (a re-entrant call,
+/// which the adapter avoids by never calling into Monkey while holding it).
+pub fn with<R>(f: impl FnOnce(&mut WorkerState) -> R) -> Option<R> {
+    STATE.with(|s| s.try_borrow_mut().ok().map(|mut s| f(&mut s)))
+}
+
+impl WorkerState {
+    /// Adds a context to the live list.
+    pub fn add_live(&mut self, ctx: *mut Ctx) {
+        self.live.push(ctx);
+    }
+
+    /// Removes a context from the live list (no-op if absent).
+    pub fn remove_live(&mut self, ctx: *mut Ctx) {
+        if let Some(i) = self.live.iter().position(|&c| c == ctx) {
+            self.live.swap_remove(i);
+        }
+    }
+}
+
+/// The timer's context: Monkey dispatches CUSTOM events to `handler` with the event pointer.
+#[repr(C)]
+struct TimerCtx {
+    ev: sys::mk_event,
+    fd: c_int,
+}
+
+/// Sets up this worker's timer (called from `worker_init` on the worker thread).
+pub fn init() {
+    // SAFETY: plain syscalls; the timerfd is owned by this worker for the life of the process.
+    let fd = unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        api::log(
+            crate::log::Level::Error,
+            "cannot create the timeout timer; timeouts are disabled on a worker",
+        );
+        return;
+    }
+    let period = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: TICK.as_nanos() as libc::c_long,
+    };
+    let spec = libc::itimerspec {
+        it_interval: period,
+        it_value: period,
+    };
+    // SAFETY: `fd` is the timerfd just created; `spec` is a valid itimerspec.
+    unsafe { libc::timerfd_settime(fd, 0, &spec, ptr::null_mut()) };
+    let ctx = mem_alloc_z(std::mem::size_of::<TimerCtx>()).cast::<TimerCtx>();
+    if ctx.is_null() {
+        return;
+    }
+    // SAFETY: `ctx` is zeroed malloc memory of the right size (a zeroed mk_event is the
+    // unregistered state ev_add expects); it is never freed, so the registration stays valid
+    // for the worker's life.
+    unsafe {
+        (*ctx).fd = fd;
+        (*ctx).ev.handler = Some(on_tick);
+        if !api::ev_add(fd, sys::MK_EVENT_CUSTOM, sys::MK_EVENT_READ, &mut (*ctx).ev) {
+            api::log(
+                crate::log::Level::Error,
+                "cannot register the timeout timer",
+            );
+        }
+    }
+}
+
+unsafe extern "C" fn on_tick(ev: *mut c_void) -> c_int {
+    let result = std::panic::catch_unwind(|| {
+        let ctx = ev.cast::<TimerCtx>();
+        let mut counter = [0u8; 8];
+        // SAFETY: `ev` is the first member of our TimerCtx; reading the timerfd's counter
+        // re-arms the level-triggered registration.
+        unsafe { libc::read((*ctx).fd, counter.as_mut_ptr().cast(), 8) };
+        tick(Instant::now());
+    });
+    if result.is_err() {
+        api::log(
+            crate::log::Level::Error,
+            "internal error in the timeout timer",
+        );
+    }
+    0
+}
+
+fn tick(now: Instant) {
+    let due = with(|s| {
+        if now.duration_since(s.last_expiry) >= Duration::from_secs(1) {
+            s.last_expiry = now;
+            if let Some(proxy) = super::plugin::proxy() {
+                s.worker
+                    .pool
+                    .expire(now, |e| proxy.config.entries[e].keepalive_timeout);
+            }
+        }
+        // SAFETY: every pointer in `live` is a context whose memory stays allocated while it
+        // is listed (contexts leave the list before they are freed).
+        s.live
+            .iter()
+            .copied()
+            .filter(|&c| unsafe { context::is_due(c, now) })
+            .collect::<Vec<_>>()
+    })
+    .unwrap_or_default();
+    for ctx in due {
+        // SAFETY: the context was live at the start of this loop round; a context that ends
+        // during the round is only marked dead, its memory is freed after the round.
+        unsafe { context::on_timeout(ctx, now) };
+    }
+}
