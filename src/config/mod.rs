@@ -4,9 +4,19 @@
 //! that model or into a list of [`ConfigError`]s (`FILE:LINE: message`), all of them, never just
 //! the first.
 
+pub mod handlers;
+pub mod keys;
+pub mod lexer;
 pub mod model;
+mod parser;
+mod printer;
+pub mod resolve;
+pub mod values;
 
 pub use model::*;
+pub use parser::parse_bytes;
+pub use printer::print;
+pub use resolve::{Resolver, SystemResolver};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,8 +38,29 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Reads and validates the configuration file at `path`, resolving host names now.
+/// Reads and validates the configuration file at `path`, resolving host names now with the
+/// system resolver.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
-    let _ = path;
-    unimplemented!("parser: configuration issue")
+    load_with(path, &SystemResolver)
+}
+
+/// Like [`load`], resolving host names with `resolver`.
+pub fn load_with(path: &Path, resolver: &dyn Resolver) -> Result<Config, Vec<ConfigError>> {
+    match std::fs::read(path) {
+        Ok(bytes) => parse_bytes(&bytes, path, resolver),
+        Err(e) => Err(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            message: format!("cannot read the file: {e}"),
+        }]),
+    }
+}
+
+/// Parses configuration text as if read from `file`, resolving host names with `resolver`.
+pub fn parse_str(
+    text: &str,
+    file: &Path,
+    resolver: &dyn Resolver,
+) -> Result<Config, Vec<ConfigError>> {
+    parse_bytes(text.as_bytes(), file, resolver)
 }

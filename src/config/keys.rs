@@ -1,0 +1,345 @@
+//! The one table of configuration keys: name, aliases, value type, default, allowed sections
+//! and a one-line doc. The parser, the checker's `--help` and the "did you mean" suggestions
+//! are all generated from [`KEYS`].
+
+/// Identifies a key independently of the spelling used in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyId {
+    /// `Match REGEX`.
+    Match,
+    /// `ServerList host:port [weight=N] ...`.
+    ServerList,
+    /// `LoadBalancer NAME` (alias `LoadBalance`).
+    LoadBalancer,
+    /// `AttemptsCount N`.
+    AttemptsCount,
+    /// `OfflineTimeOut SECONDS`.
+    OfflineTimeOut,
+    /// `ConnectTimeout SECONDS`.
+    ConnectTimeout,
+    /// `ReadTimeout SECONDS`.
+    ReadTimeout,
+    /// `UpstreamKeepAlive N`.
+    UpstreamKeepAlive,
+    /// `UpstreamKeepAliveTimeout SECONDS`.
+    UpstreamKeepAliveTimeout,
+    /// `UpstreamKeepAliveRequests N`.
+    UpstreamKeepAliveRequests,
+    /// `TrustedProxies CIDR ...`.
+    TrustedProxies,
+    /// `ForwardedHeader on|off`.
+    ForwardedHeader,
+    /// `StatisticsURL /path`.
+    StatisticsUrl,
+    /// `StatisticsAllow CIDR ...`.
+    StatisticsAllow,
+}
+
+/// Which sections a key may appear in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sections {
+    /// Only `[PROXY_DEFAULTS]`.
+    DefaultsOnly,
+    /// Only `[PROXY_ENTRY]`.
+    EntryOnly,
+    /// Either; a value in `[PROXY_DEFAULTS]` is copied into each entry that lacks the key.
+    Both,
+}
+
+impl Sections {
+    /// How the checker's help names these sections.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Sections::DefaultsOnly => "PROXY_DEFAULTS",
+            Sections::EntryOnly => "PROXY_ENTRY",
+            Sections::Both => "PROXY_DEFAULTS, PROXY_ENTRY",
+        }
+    }
+}
+
+/// One row of the key table.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// Which key this is.
+    pub id: KeyId,
+    /// The canonical spelling (keys compare case-insensitively).
+    pub name: &'static str,
+    /// Other accepted spellings.
+    pub aliases: &'static [&'static str],
+    /// The value's shape, as shown in help (e.g. `SECONDS`).
+    pub value: &'static str,
+    /// The default when neither the entry nor the defaults give it, as text.
+    pub default: &'static str,
+    /// Where the key may appear.
+    pub sections: Sections,
+    /// Whether the key may be given on several lines of one section (their values add up).
+    pub repeatable: bool,
+    /// One-line description.
+    pub doc: &'static str,
+}
+
+/// Every key the configuration accepts, in the order the help lists them.
+pub static KEYS: &[KeySpec] = &[
+    KeySpec {
+        id: KeyId::Match,
+        name: "Match",
+        aliases: &[],
+        value: "REGEX",
+        default: "(required)",
+        sections: Sections::EntryOnly,
+        repeatable: true,
+        doc: "request paths this entry serves; the first entry with any matching regex wins",
+    },
+    KeySpec {
+        id: KeyId::ServerList,
+        name: "ServerList",
+        aliases: &[],
+        value: "HOST:PORT [weight=N] ...",
+        default: "(required)",
+        sections: Sections::Both,
+        repeatable: true,
+        doc: "backend servers; repeating a server or `weight=N` after it adds weight",
+    },
+    KeySpec {
+        id: KeyId::LoadBalancer,
+        name: "LoadBalancer",
+        aliases: &["LoadBalance"],
+        value: "NAME",
+        default: "FirstAlive",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "how requests are spread over the servers (see the balancer list)",
+    },
+    KeySpec {
+        id: KeyId::AttemptsCount,
+        name: "AttemptsCount",
+        aliases: &[],
+        value: "N",
+        default: "2",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "consecutive failures (>= 1) that take a server offline",
+    },
+    KeySpec {
+        id: KeyId::OfflineTimeOut,
+        name: "OfflineTimeOut",
+        aliases: &[],
+        value: "SECONDS",
+        default: "10",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "how long an offline server is skipped; 0 disables high availability",
+    },
+    KeySpec {
+        id: KeyId::ConnectTimeout,
+        name: "ConnectTimeout",
+        aliases: &[],
+        value: "SECONDS",
+        default: "3",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "longest wait for a backend connection (> 0, decimals allowed)",
+    },
+    KeySpec {
+        id: KeyId::ReadTimeout,
+        name: "ReadTimeout",
+        aliases: &[],
+        value: "SECONDS",
+        default: "60",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "longest backend silence while a response is expected (> 0, decimals allowed)",
+    },
+    KeySpec {
+        id: KeyId::UpstreamKeepAlive,
+        name: "UpstreamKeepAlive",
+        aliases: &[],
+        value: "N",
+        default: "32",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "idle backend connections kept per server and worker; 0 disables reuse",
+    },
+    KeySpec {
+        id: KeyId::UpstreamKeepAliveTimeout,
+        name: "UpstreamKeepAliveTimeout",
+        aliases: &[],
+        value: "SECONDS",
+        default: "60",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "how long an idle backend connection is kept (> 0)",
+    },
+    KeySpec {
+        id: KeyId::UpstreamKeepAliveRequests,
+        name: "UpstreamKeepAliveRequests",
+        aliases: &[],
+        value: "N",
+        default: "1000",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "requests sent on one backend connection before it is closed (>= 1)",
+    },
+    KeySpec {
+        id: KeyId::TrustedProxies,
+        name: "TrustedProxies",
+        aliases: &[],
+        value: "CIDR ...",
+        default: "(none)",
+        sections: Sections::Both,
+        repeatable: true,
+        doc: "clients whose X-Forwarded-For is kept and appended to",
+    },
+    KeySpec {
+        id: KeyId::ForwardedHeader,
+        name: "ForwardedHeader",
+        aliases: &[],
+        value: "on|off",
+        default: "off",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "add an RFC 7239 Forwarded header to proxied requests",
+    },
+    KeySpec {
+        id: KeyId::StatisticsUrl,
+        name: "StatisticsURL",
+        aliases: &[],
+        value: "/PATH",
+        default: "(off)",
+        sections: Sections::DefaultsOnly,
+        repeatable: false,
+        doc: "request path answered with the plugin's statistics",
+    },
+    KeySpec {
+        id: KeyId::StatisticsAllow,
+        name: "StatisticsAllow",
+        aliases: &[],
+        value: "CIDR ...",
+        default: "(loopback only)",
+        sections: Sections::DefaultsOnly,
+        repeatable: true,
+        doc: "clients allowed to read the statistics (loopback always is)",
+    },
+];
+
+/// The key whose name or alias equals `name`, ignoring ASCII case.
+pub fn find(name: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| {
+        k.name.eq_ignore_ascii_case(name) || k.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+    })
+}
+
+/// The row for `id`.
+pub fn spec(id: KeyId) -> &'static KeySpec {
+    // Every KeyId has a row; the table test checks it. Fall back to the first row rather
+    // than panic.
+    KEYS.iter().find(|k| k.id == id).unwrap_or(&KEYS[0])
+}
+
+/// The known key closest to `name` (edit distance, case-insensitive), if close enough to be a
+/// plausible typo.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    let words = KEYS
+        .iter()
+        .flat_map(|k| std::iter::once(k.name).chain(k.aliases.iter().copied()));
+    let best = closest(name, words)?;
+    // Suggest the canonical name even when the typo is nearest to an alias.
+    find(best).map(|k| k.name)
+}
+
+/// The candidate closest to `word` by case-insensitive edit distance, if the distance is at
+/// most a third of the word's length (and at least 2 is always allowed).
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase();
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&word, &c.to_ascii_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance between two strings, by characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The key list for the checker's `--help`, one key per line.
+pub fn help_text() -> String {
+    let mut out = String::new();
+    for k in KEYS {
+        let aliases = if k.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (also {})", k.aliases.join(", "))
+        };
+        out.push_str(&format!(
+            "  {} {}{}\n      {}; default {}; in {}{}\n",
+            k.name,
+            k.value,
+            aliases,
+            k.doc,
+            k.default,
+            k.sections.describe(),
+            if k.repeatable { "; repeatable" } else { "" },
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_id_has_one_row() {
+        for k in KEYS {
+            assert_eq!(KEYS.iter().filter(|o| o.id == k.id).count(), 1);
+            assert_eq!(spec(k.id).name, k.name);
+        }
+    }
+
+    #[test]
+    fn find_is_case_insensitive_and_knows_aliases() {
+        assert_eq!(find("match").map(|k| k.id), Some(KeyId::Match));
+        assert_eq!(find("LOADBALANCE").map(|k| k.id), Some(KeyId::LoadBalancer));
+        assert!(find("Nope").is_none());
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("Matc"), Some("Match"));
+        assert_eq!(suggest("ServerLst"), Some("ServerList"));
+        assert_eq!(suggest("LoadBalanse"), Some("LoadBalancer"));
+        assert_eq!(suggest("OfflineTimeout"), Some("OfflineTimeOut"));
+        assert_eq!(suggest("Completely"), None);
+    }
+
+    #[test]
+    fn distance() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", "abc"), 0);
+    }
+
+    #[test]
+    fn help_lists_every_key() {
+        let h = help_text();
+        for k in KEYS {
+            assert!(h.contains(k.name));
+        }
+        assert!(h.contains("LoadBalance"));
+    }
+}

@@ -1,0 +1,386 @@
+//! From tokens to the validated [`Config`]: sections, keys, values, defaults, and every error.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::keys::{self, KeyId, KeySpec, Sections};
+use super::lexer::{self, Token};
+use super::resolve::Resolver;
+use super::values::{self, Host};
+use super::{Cidr, Config, ConfigError, Entry, MatchRule, ServerSpec};
+use crate::routing::Router;
+
+const DEFAULTS: &str = "PROXY_DEFAULTS";
+const ENTRY: &str = "PROXY_ENTRY";
+
+/// Parses and validates configuration text; `file` is only used in messages and the model.
+pub fn parse_bytes(
+    text: &[u8],
+    file: &Path,
+    resolver: &dyn Resolver,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut p = Parser {
+        file,
+        resolver,
+        errors: Vec::new(),
+        resolved: HashMap::new(),
+    };
+    let tokens = lexer::tokenize(text, file, &mut p.errors);
+    let sections = p.sections(&tokens);
+    let config = p.build(sections);
+    let mut errors = p.errors;
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        errors.sort_by_key(|e| e.line);
+        Err(errors)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Defaults,
+    Entry,
+    Ignored,
+}
+
+/// One section's settings; `None` means "not given here".
+#[derive(Debug, Default)]
+struct Settings {
+    line: usize,
+    seen: HashMap<KeyId, usize>,
+    matches: Vec<MatchRule>,
+    servers: Option<Vec<ServerSpec>>,
+    balancer: Option<String>,
+    attempts: Option<u32>,
+    offline: Option<Duration>,
+    connect: Option<Duration>,
+    read: Option<Duration>,
+    keepalive_idle: Option<u32>,
+    keepalive_timeout: Option<Duration>,
+    keepalive_requests: Option<u32>,
+    trusted: Option<Vec<Cidr>>,
+    forwarded: Option<bool>,
+    stats_url: Option<String>,
+    stats_allow: Option<Vec<Cidr>>,
+}
+
+struct Parser<'a> {
+    file: &'a Path,
+    resolver: &'a dyn Resolver,
+    errors: Vec<ConfigError>,
+    resolved: HashMap<(String, u16), Result<SocketAddr, String>>,
+}
+
+impl Parser<'_> {
+    fn error(&mut self, line: usize, message: String) {
+        self.errors.push(ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            message,
+        });
+    }
+
+    /// Groups key lines into sections, parsing each value.
+    fn sections(&mut self, tokens: &[Token]) -> Vec<(Kind, Settings)> {
+        let mut out: Vec<(Kind, Settings)> = Vec::new();
+        for token in tokens {
+            match token {
+                Token::Section { name, line } => {
+                    let kind = if name.eq_ignore_ascii_case(DEFAULTS) {
+                        Kind::Defaults
+                    } else if name.eq_ignore_ascii_case(ENTRY) {
+                        Kind::Entry
+                    } else {
+                        let hint = match keys::closest(name, [DEFAULTS, ENTRY]) {
+                            Some(s) => format!("did you mean [{s}]?"),
+                            None => format!("the sections are [{DEFAULTS}] and [{ENTRY}]"),
+                        };
+                        self.error(*line, format!("unknown section [{name}]; {hint}"));
+                        Kind::Ignored
+                    };
+                    let settings = Settings {
+                        line: *line,
+                        ..Settings::default()
+                    };
+                    out.push((kind, settings));
+                }
+                Token::Pair { key, value, line } => match out.last_mut() {
+                    None => self.error(
+                        *line,
+                        format!(
+                            "`{key}` is outside any section; start with [{DEFAULTS}] or [{ENTRY}]"
+                        ),
+                    ),
+                    Some((Kind::Ignored, _)) => {}
+                    Some((kind, settings)) => {
+                        let kind = *kind;
+                        self.pair(kind, settings, key, value, *line);
+                    }
+                },
+            }
+        }
+        out
+    }
+
+    /// Checks one `Key Value` line against the key table and stores its value.
+    fn pair(&mut self, kind: Kind, s: &mut Settings, key: &str, value: &str, line: usize) {
+        let Some(spec) = keys::find(key) else {
+            let hint = keys::suggest(key)
+                .map(|k| format!("; did you mean {k}?"))
+                .unwrap_or_default();
+            self.error(line, format!("unknown key `{key}`{hint}"));
+            return;
+        };
+        let allowed = match spec.sections {
+            Sections::Both => true,
+            Sections::DefaultsOnly => kind == Kind::Defaults,
+            Sections::EntryOnly => kind == Kind::Entry,
+        };
+        if !allowed {
+            let only = spec.sections.describe();
+            self.error(line, format!("{} is only allowed in [{only}]", spec.name));
+            return;
+        }
+        if !spec.repeatable {
+            if let Some(first) = s.seen.get(&spec.id) {
+                let msg = format!(
+                    "{} is given twice in this section (lines {first} and {line}); keep one",
+                    spec.name
+                );
+                self.error(line, msg);
+                return;
+            }
+        }
+        s.seen.entry(spec.id).or_insert(line);
+        if let Err(message) = self.value(spec, s, value, line) {
+            self.error(line, message);
+        }
+    }
+
+    fn value(
+        &mut self,
+        spec: &KeySpec,
+        s: &mut Settings,
+        value: &str,
+        line: usize,
+    ) -> Result<(), String> {
+        let name = spec.name;
+        match spec.id {
+            KeyId::Match => {
+                regex::Regex::new(value).map_err(|e| regex_error(value, &e))?;
+                s.matches.push(MatchRule {
+                    pattern: value.to_string(),
+                    line,
+                });
+            }
+            KeyId::ServerList => {
+                let list = s.servers.get_or_insert_with(Vec::new);
+                let mut list = std::mem::take(list);
+                let result = self.servers(value, &mut list);
+                s.servers = Some(list);
+                result?;
+            }
+            KeyId::LoadBalancer => {
+                s.balancer = Some(values::balancer_name(value)?.to_string());
+            }
+            KeyId::AttemptsCount => s.attempts = Some(values::number(name, value, 1)?),
+            KeyId::OfflineTimeOut => s.offline = Some(values::seconds(name, value, false)?),
+            KeyId::ConnectTimeout => s.connect = Some(values::seconds(name, value, true)?),
+            KeyId::ReadTimeout => s.read = Some(values::seconds(name, value, true)?),
+            KeyId::UpstreamKeepAlive => s.keepalive_idle = Some(values::number(name, value, 0)?),
+            KeyId::UpstreamKeepAliveTimeout => {
+                s.keepalive_timeout = Some(values::seconds(name, value, true)?)
+            }
+            KeyId::UpstreamKeepAliveRequests => {
+                s.keepalive_requests = Some(values::number(name, value, 1)?)
+            }
+            KeyId::TrustedProxies => cidrs(value, s.trusted.get_or_insert_with(Vec::new))?,
+            KeyId::ForwardedHeader => s.forwarded = Some(values::on_off(name, value)?),
+            KeyId::StatisticsUrl => {
+                if !value.starts_with('/') || value.contains(char::is_whitespace) {
+                    return Err(format!(
+                        "StatisticsURL must be one path starting with `/`, not `{value}`"
+                    ));
+                }
+                s.stats_url = Some(value.to_string());
+            }
+            KeyId::StatisticsAllow => cidrs(value, s.stats_allow.get_or_insert_with(Vec::new))?,
+        }
+        Ok(())
+    }
+
+    /// Appends the servers of one `ServerList` line; repetition and `weight=N` add weight.
+    /// Stops at the first bad token of the line.
+    fn servers(&mut self, value: &str, list: &mut Vec<ServerSpec>) -> Result<(), String> {
+        // Index in `list` of the server the previous token named, and whether it already
+        // got a `weight=`.
+        let mut last: Option<(usize, bool)> = None;
+        for token in value.split_whitespace() {
+            if let Some(w) = values::weight(token) {
+                let w = w?;
+                match last {
+                    Some((i, false)) => {
+                        // The occurrence counted 1 already; it now counts `w`.
+                        let s = &mut list[i];
+                        s.weight = s.weight.saturating_sub(1).saturating_add(w);
+                        last = Some((i, true));
+                    }
+                    Some((_, true)) => {
+                        return Err(format!("`{token}`: a server takes only one weight=N"))
+                    }
+                    None => {
+                        return Err(format!("`{token}` must follow the server it weighs"));
+                    }
+                }
+                continue;
+            }
+            let (host, port) = values::host_port(token)?;
+            let addr = match host {
+                Host::Ip(ip) => SocketAddr::new(ip, port),
+                Host::Name(name) => self.resolve(&name, port, token)?,
+            };
+            let i = match list.iter().position(|s| s.name == token) {
+                Some(i) => {
+                    list[i].weight = list[i].weight.saturating_add(1);
+                    i
+                }
+                None => {
+                    list.push(ServerSpec {
+                        name: token.to_string(),
+                        addr,
+                        weight: 1,
+                    });
+                    list.len() - 1
+                }
+            };
+            last = Some((i, false));
+        }
+        Ok(())
+    }
+
+    fn resolve(&mut self, host: &str, port: u16, token: &str) -> Result<SocketAddr, String> {
+        let resolver = self.resolver;
+        self.resolved
+            .entry((host.to_string(), port))
+            .or_insert_with(|| resolver.resolve(host, port))
+            .clone()
+            .map_err(|e| format!("cannot resolve server `{token}`: {e}"))
+    }
+
+    /// Applies the defaults to every entry and checks what each entry must have.
+    fn build(&mut self, sections: Vec<(Kind, Settings)>) -> Config {
+        let mut defaults: Option<Settings> = None;
+        let mut entries_raw = Vec::new();
+        for (kind, s) in sections {
+            match kind {
+                Kind::Defaults => match &defaults {
+                    Some(first) => {
+                        let msg = format!(
+                            "second [{DEFAULTS}] section (the first is at line {}); merge them",
+                            first.line
+                        );
+                        self.error(s.line, msg);
+                    }
+                    None => defaults = Some(s),
+                },
+                Kind::Entry => entries_raw.push(s),
+                Kind::Ignored => {}
+            }
+        }
+        let d = defaults.unwrap_or_default();
+        if entries_raw.is_empty() {
+            self.error(0, format!("no [{ENTRY}] section; nothing would be proxied"));
+        }
+        let mut entries = Vec::new();
+        for s in entries_raw {
+            if s.matches.is_empty() && !s.seen.contains_key(&KeyId::Match) {
+                self.error(s.line, format!("[{ENTRY}] has no Match line"));
+            }
+            let servers = s.servers.clone().or_else(|| d.servers.clone());
+            let server_lines =
+                s.seen.contains_key(&KeyId::ServerList) || d.seen.contains_key(&KeyId::ServerList);
+            if servers.as_ref().map_or(true, Vec::is_empty) && !server_lines {
+                self.error(
+                    s.line,
+                    format!("[{ENTRY}] has no ServerList, and [{DEFAULTS}] gives none"),
+                );
+            }
+            entries.push(merge(s, &d, servers.unwrap_or_default()));
+        }
+        if self.errors.is_empty() {
+            self.check_router(&entries);
+        }
+        Config {
+            file: self.file.to_path_buf(),
+            statistics_url: d.stats_url.clone(),
+            statistics_allow: d.stats_allow.clone().unwrap_or_default(),
+            entries,
+        }
+    }
+
+    /// Every regex compiled alone; this catches an entry whose set is too big together.
+    fn check_router(&mut self, entries: &[Entry]) {
+        for e in entries {
+            if let Err(err) = Router::new(std::slice::from_ref(e)) {
+                let msg = format!(
+                    "the Match rules of this entry cannot be compiled together: {}",
+                    first_line(&err)
+                );
+                self.error(e.line, msg);
+            }
+        }
+    }
+}
+
+/// Builds the entry: its own value, else the defaults' value, else the built-in default.
+fn merge(s: Settings, d: &Settings, servers: Vec<ServerSpec>) -> Entry {
+    let mut e = Entry::with_defaults(s.line, s.matches, servers);
+    if let Some(b) = s.balancer.or_else(|| d.balancer.clone()) {
+        e.balancer = b;
+    }
+    e.attempts_count = s.attempts.or(d.attempts).unwrap_or(e.attempts_count);
+    e.offline_timeout = s.offline.or(d.offline).unwrap_or(e.offline_timeout);
+    e.connect_timeout = s.connect.or(d.connect).unwrap_or(e.connect_timeout);
+    e.read_timeout = s.read.or(d.read).unwrap_or(e.read_timeout);
+    e.keepalive_idle = s
+        .keepalive_idle
+        .or(d.keepalive_idle)
+        .unwrap_or(e.keepalive_idle);
+    e.keepalive_timeout = s
+        .keepalive_timeout
+        .or(d.keepalive_timeout)
+        .unwrap_or(e.keepalive_timeout);
+    e.keepalive_requests = s
+        .keepalive_requests
+        .or(d.keepalive_requests)
+        .unwrap_or(e.keepalive_requests);
+    e.trusted_proxies = s.trusted.or_else(|| d.trusted.clone()).unwrap_or_default();
+    e.forwarded_header = s.forwarded.or(d.forwarded).unwrap_or(e.forwarded_header);
+    e
+}
+
+fn cidrs(value: &str, out: &mut Vec<Cidr>) -> Result<(), String> {
+    for token in value.split_whitespace() {
+        out.push(values::cidr(token)?);
+    }
+    Ok(())
+}
+
+/// `invalid regex` message with the informative line of the regex crate's error: for a syntax
+/// error that is the `error: ...` line (its first line is only "regex parse error:").
+fn regex_error(pattern: &str, e: &regex::Error) -> String {
+    format!("invalid regex `{pattern}`: {}", first_line(e))
+}
+
+fn first_line(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .or_else(|| text.lines().map(str::trim).find(|l| !l.is_empty()))
+        .unwrap_or("");
+    line.to_string()
+}

@@ -1,0 +1,245 @@
+//! Every error: one line `FILE:LINE: message`, at the right line, all of them reported.
+
+mod config_common;
+
+use config_common::errors;
+
+const OK_ENTRY: &str = "[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:1\n";
+
+/// The single error of `text`.
+fn one(text: &str) -> String {
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    e.into_iter().next().unwrap_or_default()
+}
+
+#[test]
+fn unknown_section_with_suggestion_and_its_keys_ignored() {
+    let e = one(&format!("{OK_ENTRY}[PROXY_ENTRI]\nWhatever x\n"));
+    assert_eq!(
+        e,
+        "t.conf:4: unknown section [PROXY_ENTRI]; did you mean [PROXY_ENTRY]?"
+    );
+    let e = one(&format!("{OK_ENTRY}[SERVER]\n"));
+    assert_eq!(
+        e,
+        "t.conf:4: unknown section [SERVER]; the sections are [PROXY_DEFAULTS] and [PROXY_ENTRY]"
+    );
+}
+
+#[test]
+fn unknown_key_suggests_the_closest() {
+    assert_eq!(
+        one(&format!("{OK_ENTRY}ServerLst 127.0.0.1:2\n")),
+        "t.conf:4: unknown key `ServerLst`; did you mean ServerList?"
+    );
+    assert_eq!(
+        one(&format!("{OK_ENTRY}LoadBalanse RoundRobin\n")),
+        "t.conf:4: unknown key `LoadBalanse`; did you mean LoadBalancer?"
+    );
+    assert_eq!(
+        one(&format!("{OK_ENTRY}Frobnicate yes\n")),
+        "t.conf:4: unknown key `Frobnicate`"
+    );
+}
+
+#[test]
+fn key_outside_any_section() {
+    assert_eq!(
+        one(&format!("Match /\n{OK_ENTRY}")),
+        "t.conf:1: `Match` is outside any section; start with [PROXY_DEFAULTS] or [PROXY_ENTRY]"
+    );
+}
+
+#[test]
+fn bad_numbers() {
+    let e = errors(&format!(
+        "{OK_ENTRY}AttemptsCount two\nOfflineTimeOut -1\nConnectTimeout 0\nReadTimeout 1.5s\nUpstreamKeepAlive 99999999999\nUpstreamKeepAliveRequests 0\nUpstreamKeepAliveTimeout 0\n"
+    ));
+    assert_eq!(
+        e,
+        [
+            "t.conf:4: AttemptsCount: `two` is not a whole number",
+            "t.conf:5: OfflineTimeOut: `-1` is not a number of seconds (e.g. 3 or 0.5)",
+            "t.conf:6: ConnectTimeout must be greater than 0",
+            "t.conf:7: ReadTimeout: `1.5s` is not a number of seconds (e.g. 3 or 0.5)",
+            "t.conf:8: UpstreamKeepAlive: `99999999999` is too large (at most 4294967295)",
+            "t.conf:9: UpstreamKeepAliveRequests must be at least 1, not 0",
+            "t.conf:10: UpstreamKeepAliveTimeout must be greater than 0",
+        ]
+    );
+    assert_eq!(
+        one(&format!("{OK_ENTRY}AttemptsCount 0\n")),
+        "t.conf:4: AttemptsCount must be at least 1, not 0"
+    );
+}
+
+#[test]
+fn ports_and_hosts() {
+    let e = errors(
+        "[PROXY_ENTRY]\nMatch /\nServerList Host1\nServerList Host1:70000\nServerList Host1:0\nServerList nowhere.invalid:80\nServerList Host1:http\nServerList ::1:80\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "t.conf:3: server `Host1` has no port (write HOST:PORT)",
+            "t.conf:4: server `Host1:70000`: port 70000 is out of range (1 to 65535)",
+            "t.conf:5: server `Host1:0`: port 0 is out of range (1 to 65535)",
+            "t.conf:6: cannot resolve server `nowhere.invalid:80`: Name or service not known",
+            "t.conf:7: server `Host1:http`: port `http` is not a number",
+            "t.conf:8: server `::1:80`: write IPv6 addresses in brackets, e.g. [::1]:8080",
+        ]
+    );
+}
+
+#[test]
+fn weights() {
+    let e = errors(
+        "[PROXY_ENTRY]\nMatch /\nServerList weight=2 127.0.0.1:1\nServerList 127.0.0.1:1 weight=0\nServerList 127.0.0.1:1 weight=2 weight=3\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "t.conf:3: `weight=2` must follow the server it weighs",
+            "t.conf:4: weight must be at least 1, not 0",
+            "t.conf:5: `weight=3`: a server takes only one weight=N",
+        ]
+    );
+}
+
+#[test]
+fn invalid_regex_shows_the_regex_error() {
+    assert_eq!(
+        one("[PROXY_ENTRY]\nServerList 127.0.0.1:1\nMatch /ok\nMatch /(unclosed\n"),
+        "t.conf:4: invalid regex `/(unclosed`: unclosed group"
+    );
+}
+
+#[test]
+fn entry_without_match_or_servers() {
+    let e = errors("[PROXY_DEFAULTS]\nAttemptsCount 3\n\n[PROXY_ENTRY]\nServerList 127.0.0.1:1\n[PROXY_ENTRY]\nMatch /x\n");
+    assert_eq!(
+        e,
+        [
+            "t.conf:4: [PROXY_ENTRY] has no Match line",
+            "t.conf:6: [PROXY_ENTRY] has no ServerList, and [PROXY_DEFAULTS] gives none",
+        ]
+    );
+}
+
+#[test]
+fn keys_in_the_wrong_section() {
+    let e = errors(&format!(
+        "[PROXY_DEFAULTS]\nMatch /x\n{OK_ENTRY}StatisticsURL /s\nStatisticsAllow 10.0.0.0/8\n"
+    ));
+    assert_eq!(
+        e,
+        [
+            "t.conf:2: Match is only allowed in [PROXY_ENTRY]",
+            "t.conf:6: StatisticsURL is only allowed in [PROXY_DEFAULTS]",
+            "t.conf:7: StatisticsAllow is only allowed in [PROXY_DEFAULTS]",
+        ]
+    );
+}
+
+#[test]
+fn statistics_url_must_be_a_path() {
+    assert_eq!(
+        one(&format!(
+            "[PROXY_DEFAULTS]\nStatisticsURL stats\n{OK_ENTRY}"
+        )),
+        "t.conf:2: StatisticsURL must be one path starting with `/`, not `stats`"
+    );
+}
+
+#[test]
+fn second_defaults_section() {
+    assert_eq!(
+        one(&format!(
+            "[PROXY_DEFAULTS]\nAttemptsCount 2\n{OK_ENTRY}[PROXY_DEFAULTS]\nOfflineTimeOut 1\n"
+        )),
+        "t.conf:6: second [PROXY_DEFAULTS] section (the first is at line 1); merge them"
+    );
+}
+
+#[test]
+fn no_entry_at_all() {
+    assert_eq!(
+        one("# nothing\n[PROXY_DEFAULTS]\nAttemptsCount 2\n"),
+        "t.conf:0: no [PROXY_ENTRY] section; nothing would be proxied"
+    );
+    assert_eq!(
+        one(""),
+        "t.conf:0: no [PROXY_ENTRY] section; nothing would be proxied"
+    );
+}
+
+#[test]
+fn unknown_balancer_lists_the_accepted_names() {
+    let e = one(&format!("{OK_ENTRY}LoadBalancer Fastest\n"));
+    assert!(e.starts_with("t.conf:4: unknown LoadBalancer `Fastest`; accepted: Naive, FirstAlive (First-Alive), RoundRobin ("), "{e}");
+    assert!(e.contains("LeastConnections"));
+    let e = one(&format!("{OK_ENTRY}LoadBalancer RoundRobbin\n"));
+    assert!(e.contains("did you mean RoundRobin?"), "{e}");
+}
+
+#[test]
+fn a_key_given_twice_names_both_lines() {
+    assert_eq!(
+        one(&format!(
+            "{OK_ENTRY}LoadBalancer Naive\nAttemptsCount 3\nLoadBalance RoundRobin\n"
+        )),
+        "t.conf:6: LoadBalancer is given twice in this section (lines 4 and 6); keep one"
+    );
+}
+
+#[test]
+fn bad_values_of_other_keys() {
+    let e = errors(&format!(
+        "{OK_ENTRY}ForwardedHeader yes\nTrustedProxies 10.0.0.0/40\n"
+    ));
+    assert_eq!(
+        e,
+        [
+            "t.conf:4: ForwardedHeader: `yes` must be on or off",
+            "t.conf:5: `10.0.0.0/40`: prefix length must be 0 to 32",
+        ]
+    );
+}
+
+#[test]
+fn lexical_errors() {
+    let e = errors(&format!(
+        "{OK_ENTRY}Match\n@INCLUDE more.conf\n[PROXY_ENTRY\nMatch /x # the x pages\n"
+    ));
+    assert_eq!(
+        e,
+        [
+            "t.conf:4: key `Match` has no value",
+            "t.conf:5: @INCLUDE is not supported; put the whole configuration in this file",
+            "t.conf:6: section header `[PROXY_ENTRY` must end with `]`",
+            "t.conf:7: `# the x pages` looks like a comment after a value; comments must be on their own line",
+        ]
+    );
+}
+
+#[test]
+fn all_errors_are_reported_in_line_order() {
+    let e = errors(
+        "[PROXY_ENTRY]\nMatch (\nServerList h\nAttemptsCount x\n[BAD]\n[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:99999\n",
+    );
+    let lines: Vec<&str> = e
+        .iter()
+        .map(|l| l.split(':').nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(lines, ["2", "3", "4", "5", "8"], "{e:#?}");
+}
+
+#[test]
+fn missing_file() {
+    let e = proxy_reverse::config::load(std::path::Path::new("/nonexistent/p.conf")).unwrap_err();
+    assert_eq!(e.len(), 1);
+    assert!(e[0]
+        .to_string()
+        .starts_with("/nonexistent/p.conf:0: cannot read the file:"));
+}

@@ -1,0 +1,176 @@
+//! Property tests: any model the printer can print parses back to itself, and no input makes
+//! the parser panic (the CI stand-in for the `fuzz/` target).
+
+mod config_common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proxy_reverse::balancer::REGISTRY;
+use proxy_reverse::config::{self, Cidr, Config, Entry, MatchRule, ServerSpec};
+
+fn duration(min_nanos: u64) -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        (0u64..100_000).prop_map(Duration::from_secs),
+        (0u64..10_000_000_000_000).prop_map(Duration::from_nanos),
+    ]
+    .prop_filter("range", move |d| d.as_nanos() >= u128::from(min_nanos))
+}
+
+fn ip() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        any::<[u8; 4]>().prop_map(IpAddr::from),
+        any::<[u16; 8]>().prop_map(IpAddr::from),
+    ]
+}
+
+fn cidr() -> impl Strategy<Value = Cidr> {
+    ip().prop_flat_map(|addr| {
+        let max: u8 = if addr.is_ipv4() { 32 } else { 128 };
+        (0..=max).prop_map(move |prefix| Cidr { addr, prefix })
+    })
+}
+
+fn servers() -> impl Strategy<Value = Vec<ServerSpec>> {
+    prop::collection::vec((ip(), 1u16..=65535, 1u32..20), 1..12).prop_map(|list| {
+        let mut out: Vec<ServerSpec> = Vec::new();
+        for (ip, port, weight) in list {
+            let addr = SocketAddr::new(ip, port);
+            let name = addr.to_string();
+            if out.iter().all(|s| s.name != name) {
+                out.push(ServerSpec { name, addr, weight });
+            }
+        }
+        out
+    })
+}
+
+fn pattern() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("/*.php".to_string()),
+        Just(r"^/api/v[0-9]+/".to_string()),
+        Just(r"\.(jpg|png)$".to_string()),
+        "[a-z/]{1,12}",
+        "/[a-zA-Z0-9_.-]{0,10}( [a-z]{1,5})?",
+    ]
+}
+
+fn entry() -> impl Strategy<Value = Entry> {
+    (
+        prop::collection::vec(pattern(), 1..4),
+        servers(),
+        0..REGISTRY.len(),
+        (1u32..10, duration(0), duration(1), duration(1)),
+        (any::<u32>(), duration(1), 1u32..5000),
+        prop::collection::vec(cidr(), 0..10),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(patterns, servers, b, (attempts, offline, connect, read), (idle, kt, kr), trusted, fwd)| {
+                let matches = patterns
+                    .into_iter()
+                    .map(|pattern| MatchRule { pattern, line: 0 })
+                    .collect();
+                let mut e = Entry::with_defaults(0, matches, servers);
+                e.balancer = REGISTRY[b].name.to_string();
+                e.attempts_count = attempts;
+                e.offline_timeout = offline;
+                e.connect_timeout = connect;
+                e.read_timeout = read;
+                e.keepalive_idle = idle;
+                e.keepalive_timeout = kt;
+                e.keepalive_requests = kr;
+                e.trusted_proxies = trusted;
+                e.forwarded_header = fwd;
+                e
+            },
+        )
+}
+
+fn config() -> impl Strategy<Value = Config> {
+    (
+        prop::option::of("/[a-z0-9_.-]{0,16}"),
+        prop::collection::vec(cidr(), 0..10),
+        prop::collection::vec(entry(), 1..5),
+    )
+        .prop_map(|(statistics_url, statistics_allow, entries)| Config {
+            file: "gen.conf".into(),
+            statistics_url,
+            statistics_allow,
+            entries,
+        })
+}
+
+/// The model without line numbers (which the printed text decides).
+fn without_lines(mut c: Config) -> Config {
+    for e in &mut c.entries {
+        e.line = 0;
+        for m in &mut e.matches {
+            m.line = 0;
+        }
+    }
+    c
+}
+
+fn no_dns(_: &str, _: u16) -> Result<SocketAddr, String> {
+    Err("no DNS in this test".to_string())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn print_then_parse_gives_the_same_model(c in config()) {
+        let text = config::print(&c);
+        let parsed = config::parse_str(&text, Path::new("gen.conf"), &no_dns)
+            .map_err(|e| TestCaseError::fail(format!("{e:?}\n{text}")))?;
+        prop_assert_eq!(without_lines(parsed.clone()), c);
+        // Printing the parsed model again is stable, line numbers included.
+        let again = config::print(&parsed);
+        prop_assert_eq!(&again, &text);
+        let reparsed = config::parse_str(&again, Path::new("gen.conf"), &no_dns).unwrap();
+        prop_assert_eq!(reparsed, parsed);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
+        let _ = config::parse_bytes(&bytes, Path::new("f.conf"), &config_common::resolver);
+    }
+
+    #[test]
+    fn config_like_lines_never_panic(lines in prop::collection::vec(line(), 0..40)) {
+        let text = lines.join("\n");
+        if let Err(errors) = config::parse_str(&text, Path::new("f.conf"), &config_common::resolver) {
+            prop_assert!(!errors.is_empty());
+            for e in errors {
+                prop_assert!(!e.message.contains('\n'), "multi-line message: {}", e.message);
+                prop_assert!(e.line <= lines.len());
+            }
+        }
+    }
+}
+
+/// A line built from the language's own pieces, often almost right.
+fn line() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        prop::sample::select(config::keys::KEYS.iter().map(|k| k.name).collect::<Vec<_>>()),
+        Just("LoadBalance"),
+        Just("@INCLUDE"),
+        Just("Matc"),
+    ];
+    let value = prop_oneof![
+        Just(String::new()),
+        "[ -~]{0,20}",
+        "(Host[1-6]|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]{0,6})?( weight=[0-9]{1,3})?",
+        "[0-9]{0,12}(\\.[0-9]{0,12})?",
+        prop::sample::select(vec!["on", "off", "First-Alive", "Fastest", "/stats", "10.0.0.0/8", "(", "# x"])
+            .prop_map(str::to_string),
+    ];
+    prop_oneof![
+        prop::sample::select(vec!["[PROXY_ENTRY]", "[PROXY_DEFAULTS]", "[proxy_entry", "[X]", "", "# c", "\t", "---"])
+            .prop_map(str::to_string),
+        ("[ \t]{0,3}", key, "[ \t]{1,2}", value).prop_map(|(i, k, s, v)| format!("{i}{k}{s}{v}")),
+    ]
+}
