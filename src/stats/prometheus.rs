@@ -69,7 +69,7 @@ fn entry_families(w: &mut Writer, snap: &Snapshot) {
         ];
         w.sample("entry_info", &labels, 1);
     }
-    let per_entry: [(&str, &str, fn(&EntrySnapshot) -> u64); 2] = [
+    let per_entry: [EntryMetric; 2] = [
         (
             "entry_requests_total",
             "Client requests routed to the entry (however many attempts each took).",
@@ -88,6 +88,16 @@ fn entry_families(w: &mut Writer, snap: &Snapshot) {
         }
     }
 }
+
+/// An entry-level counter: name, help, value.
+type EntryMetric = (&'static str, &'static str, fn(&EntrySnapshot) -> u64);
+
+/// A server-level histogram: name, help, which histogram.
+type HistogramMetric = (
+    &'static str,
+    &'static str,
+    fn(&CounterSnapshot) -> &HistogramSnapshot,
+);
 
 /// A server-level metric: name, type, help, value.
 type ServerMetric = (
@@ -215,7 +225,7 @@ fn server_families(w: &mut Writer, snap: &Snapshot) {
             w.sample("failures_total", &labels, n);
         }
     }
-    let histograms: [(&str, &str, fn(&CounterSnapshot) -> &HistogramSnapshot); 2] = [
+    let histograms: [HistogramMetric; 2] = [
         (
             "response_head_seconds",
             "Time from the start of an attempt to the complete response head.",
