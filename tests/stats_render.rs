@@ -254,3 +254,20 @@ fn promtool_accepts_the_metrics() {
     );
     assert!(findings.trim().is_empty(), "promtool lint: {findings}");
 }
+
+/// Writes the three renderings to `$STATS_DUMP_DIR` when set (for looking at them by hand).
+#[test]
+fn dump_renderings_when_asked() {
+    let Some(dir) = std::env::var_os("STATS_DUMP_DIR") else {
+        return;
+    };
+    let snap = stats_support::snapshot();
+    let dir = std::path::Path::new(&dir);
+    for (name, format) in [
+        ("stats.html", Format::Html),
+        ("stats.json", Format::Json),
+        ("stats.prom", Format::Prometheus),
+    ] {
+        std::fs::write(dir.join(name), render(&snap, format, "")).unwrap();
+    }
+}
