@@ -21,7 +21,7 @@ section{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:.8rem
 code{background:#eef1f5;padding:0 .3em;border-radius:3px;word-break:break-all}\
 .bal{font-size:.85rem;font-weight:normal;background:#e7ecf7;border-radius:4px;padding:.1em .5em}\
 table{border-collapse:collapse;width:100%}th,td{padding:.35rem .5rem;text-align:right;\
-border-bottom:1px solid #eceff3;white-space:nowrap}th:first-child,td:first-child{text-align:left}\
+border-bottom:1px solid #eceff3;white-space:nowrap}th:nth-child(-n+2),td:nth-child(-n+2){text-align:left}\
 th{font-size:.8rem;color:#5b6372;font-weight:600}\
 .badge{display:inline-block;min-width:4.5em;text-align:center;border-radius:1em;padding:.05em .6em;\
 color:#fff;font-size:.85rem;font-weight:600}\
@@ -157,7 +157,8 @@ fn server(o: &mut String, s: &ServerSnapshot) {
     ];
     o.push_str("<tr>");
     for (label, cell) in COLUMNS.iter().zip(cells) {
-        let _ = write!(o, "<td data-label=\"{label}\">{cell}</td>");
+        // One wrapper per cell: on a phone the cell is a flex row of label and content.
+        let _ = write!(o, "<td data-label=\"{label}\"><span>{cell}</span></td>");
     }
     o.push_str("</tr>\n");
 }
