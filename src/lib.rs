@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod reactor;
 pub mod relay;
 pub mod routing;
+pub mod stats;
 pub mod upstream;
 
 #[allow(unsafe_code)]

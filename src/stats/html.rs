@@ -1,0 +1,208 @@
+//! The HTML rendering: one self-contained page (inline CSS, no scripts, no external assets)
+//! that a person understands at a glance, on a desktop or a phone.
+//!
+//! Every piece of text that comes from the configuration or the health table goes through
+//! [`escape`]: match patterns and reasons are operator- or backend-controlled strings.
+
+use std::fmt::Write;
+
+use super::histogram::HistogramSnapshot;
+use super::snapshot::{EntrySnapshot, ServerSnapshot};
+use super::Snapshot;
+
+/// Styles: a table on wide screens; below 720 px each row becomes a card whose cells show
+/// their column name (`data-label`), so nothing needs horizontal scrolling on a phone.
+const STYLE: &str = "\
+body{font:15px/1.4 system-ui,sans-serif;margin:0;padding:1rem;background:#f6f7f9;color:#1d2330}\
+h1{font-size:1.4rem;margin:0 0 .3rem}h2{font-size:1.1rem;margin:0 0 .4rem}\
+.meta{display:flex;flex-wrap:wrap;gap:.3rem 1.2rem;margin:.2rem 0 1rem;color:#4a5160}\
+.meta b{color:#1d2330}a{color:#2457c5}\
+section{background:#fff;border:1px solid #dde1e8;border-radius:8px;padding:.8rem;margin:0 0 1rem}\
+code{background:#eef1f5;padding:0 .3em;border-radius:3px;word-break:break-all}\
+.bal{font-size:.85rem;font-weight:normal;background:#e7ecf7;border-radius:4px;padding:.1em .5em}\
+table{border-collapse:collapse;width:100%}th,td{padding:.35rem .5rem;text-align:right;\
+border-bottom:1px solid #eceff3;white-space:nowrap}th:nth-child(-n+2),td:nth-child(-n+2){text-align:left}\
+th{font-size:.8rem;color:#5b6372;font-weight:600}\
+.badge{display:inline-block;min-width:4.5em;text-align:center;border-radius:1em;padding:.05em .6em;\
+color:#fff;font-size:.85rem;font-weight:600}\
+.up{background:#1e8e3e}.offline{background:#c5221f}.probing{background:#e37400}.other{background:#70757a}\
+.why{display:block;font-size:.75rem;color:#5b6372;white-space:normal}\
+.bar{display:inline-block;width:6rem;height:.6rem;background:#e6e9ee;border-radius:3px;\
+vertical-align:middle;margin-right:.4rem;overflow:hidden}.bar span{display:block;height:100%;background:#2457c5}\
+.err{color:#c5221f;font-weight:600}\
+@media (max-width:720px){thead{display:none}table,tbody,tr,td{display:block;width:auto}\
+tr{border:1px solid #dde1e8;border-radius:6px;margin:0 0 .6rem;padding:.3rem}\
+td{display:flex;justify-content:space-between;gap:1rem;text-align:right;white-space:normal}\
+td:first-child{font-weight:600}td::before{content:attr(data-label);color:#5b6372;text-align:left}}";
+
+/// Column headings of the server table (also each cell's `data-label`).
+const COLUMNS: [&str; 12] = [
+    "Server",
+    "State",
+    "Share",
+    "Requests",
+    "2xx",
+    "3xx",
+    "4xx",
+    "5xx",
+    "Errors",
+    "Retries",
+    "In flight",
+    "Latency p50 / p90 / p99",
+];
+
+/// Renders `snapshot` as an HTML page; `refresh` adds `<meta http-equiv="refresh">`.
+pub fn html(snap: &Snapshot, refresh: Option<u32>) -> String {
+    let mut o = String::with_capacity(8 * 1024);
+    o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    o.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+    if let Some(n) = refresh {
+        let _ = write!(o, "<meta http-equiv=\"refresh\" content=\"{n}\">");
+    }
+    let _ = write!(
+        o,
+        "<title>proxy_reverse statistics</title><style>{STYLE}</style></head><body>\n\
+         <h1>proxy_reverse statistics</h1><div class=\"meta\">\
+         <span>uptime <b>{}</b></span><span>requests <b>{}</b></span>\
+         <span>400 <b>{}</b></span><span>404 <b>{}</b></span>\
+         <span>config <code>{}</code></span>\
+         <span><a href=\"?format=json\">JSON</a> · <a href=\"?format=prometheus\">Prometheus</a> · \
+         <a href=\"?refresh=5\">auto-refresh</a></span></div>\n",
+        uptime(snap.uptime_secs),
+        snap.totals.requests,
+        snap.totals.bad_requests,
+        snap.totals.not_found,
+        escape(&snap.config_file),
+    );
+    for e in &snap.entries {
+        entry(&mut o, e);
+    }
+    o.push_str("</body></html>\n");
+    o
+}
+
+fn entry(o: &mut String, e: &EntrySnapshot) {
+    let _ = write!(
+        o,
+        "<section><h2>Entry {} <span class=\"bal\">{}</span></h2><div class=\"meta\"><span>Match",
+        e.index,
+        escape(&e.balancer)
+    );
+    for m in &e.matches {
+        let _ = write!(o, " <code>{}</code>", escape(m));
+    }
+    let c = &e.counters;
+    let _ = write!(
+        o,
+        "</span><span>requests <b>{}</b></span><span>no server (503) <b>{}</b></span>\
+         <span>in flight <b>{}</b></span><span>retries <b>{}</b></span>\
+         <span>failovers <b>{}</b></span><span>latency <b>{}</b></span></div>\n<table><thead><tr>",
+        c.requests,
+        e.no_server,
+        e.in_flight,
+        c.retries,
+        c.failovers,
+        latency(&c.total_latency),
+    );
+    for col in COLUMNS {
+        let _ = write!(o, "<th>{col}</th>");
+    }
+    o.push_str("</tr></thead><tbody>\n");
+    for s in &e.servers {
+        server(o, s);
+    }
+    o.push_str("</tbody></table></section>\n");
+}
+
+fn server(o: &mut String, s: &ServerSnapshot) {
+    let l = &s.live;
+    let class = match l.state {
+        "up" | "offline" | "probing" => l.state,
+        _ => "other",
+    };
+    let mut why = escape(&l.reason);
+    if let Some(secs) = l.offline_for_secs {
+        why = format!(
+            "retry in {secs} s{}{why}",
+            if why.is_empty() { "" } else { " · " }
+        );
+    }
+    if l.consecutive_failures > 0 {
+        let _ = write!(why, " ({} consecutive failures)", l.consecutive_failures);
+    }
+    let c = &s.counters;
+    let r = &c.responses;
+    let errors = c.failures.total();
+    let pct = s.share * 100.0;
+    let cells = [
+        format!("{} <small>weight {}</small>", escape(&s.name), s.weight),
+        format!(
+            "<span class=\"badge {class}\">{}</span><span class=\"why\">{why}</span>",
+            escape(l.state)
+        ),
+        format!("<span class=\"bar\"><span style=\"width:{pct:.1}%\"></span></span>{pct:.1}%"),
+        c.requests.to_string(),
+        r.c2xx.to_string(),
+        r.c3xx.to_string(),
+        r.c4xx.to_string(),
+        r.c5xx.to_string(),
+        if errors > 0 {
+            format!("<span class=\"err\">{errors}</span>")
+        } else {
+            "0".to_string()
+        },
+        c.retries.to_string(),
+        l.in_flight.to_string(),
+        latency(&c.total_latency),
+    ];
+    o.push_str("<tr>");
+    for (label, cell) in COLUMNS.iter().zip(cells) {
+        // One wrapper per cell: on a phone the cell is a flex row of label and content.
+        let _ = write!(o, "<td data-label=\"{label}\"><span>{cell}</span></td>");
+    }
+    o.push_str("</tr>\n");
+}
+
+/// `p50 / p90 / p99` of a histogram, or a dash without data.
+fn latency(h: &HistogramSnapshot) -> String {
+    let q = |q| h.quantile_seconds(q).map_or("–".to_string(), seconds);
+    format!("{} / {} / {}", q(0.5), q(0.9), q(0.99))
+}
+
+/// A duration in the unit that keeps it short.
+fn seconds(s: f64) -> String {
+    if s < 0.001 {
+        format!("{:.0} µs", s * 1e6)
+    } else if s < 1.0 {
+        format!("{:.1} ms", s * 1e3)
+    } else {
+        format!("{s:.2} s")
+    }
+}
+
+/// `1d 2h 3m 4s`, leaving out leading zero units.
+fn uptime(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m {s}s"),
+        _ => format!("{d}d {h}h {m}m {s}s"),
+    }
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub(super) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

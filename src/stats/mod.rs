@@ -1,0 +1,168 @@
+//! Plugin statistics: counters shared by all workers, a plain [`Snapshot`] of them, and three
+//! renderers (HTML for people, JSON and Prometheus for machines) served at `StatisticsURL`.
+//!
+//! The request path only ever touches relaxed atomics through the `record_*` methods of
+//! [`Stats`]: no allocation, no lock. Everything that allocates (snapshot, rendering) runs
+//! only when someone asks for the statistics page.
+//!
+//! Indices are the relay's: `entry` is the 0-based position of the `[PROXY_ENTRY]` in
+//! `Config::entries`, `server` the 0-based position in that entry's `servers`. They come from
+//! the same `Config` the registry was built from, so an out-of-range index is a bug and panics.
+
+mod access;
+mod counters;
+mod format;
+pub mod histogram;
+mod html;
+mod json;
+mod prometheus;
+mod snapshot;
+
+pub use access::allowed;
+pub use counters::{
+    Classes, CounterSnapshot, Counters, EntryStats, Exchange, Failure, Failures, GlobalSnapshot,
+    GlobalStats, ServerStats,
+};
+pub use format::{choose_format, content_type, query_param, refresh_secs, render, Format};
+pub use histogram::{Histogram, HistogramSnapshot};
+pub use html::html;
+pub use json::json;
+pub use prometheus::prometheus;
+pub use snapshot::{EntrySnapshot, ServerLive, ServerSnapshot, Snapshot, SCHEMA_VERSION};
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::clock::{now_ms, Millis};
+use crate::config::Config;
+
+/// The registry of every counter, built once from the configuration and shared by all
+/// workers (`Stats` is `Sync`; put it in an `Arc` or a `static`).
+#[derive(Debug)]
+pub struct Stats {
+    entries: Box<[EntryStats]>,
+    global: GlobalStats,
+}
+
+impl Stats {
+    /// Zeroed counters for every entry and server of `config`, started now.
+    pub fn new(config: &Config) -> Stats {
+        Stats::started_at(config, now_ms())
+    }
+
+    /// Like [`Stats::new`] with an explicit start instant (tests inject their clock).
+    pub fn started_at(config: &Config, started: Millis) -> Stats {
+        let entries = config
+            .entries
+            .iter()
+            .map(|e| EntryStats {
+                servers: e.servers.iter().map(|_| ServerStats::default()).collect(),
+                ..EntryStats::default()
+            })
+            .collect();
+        Stats {
+            entries,
+            global: GlobalStats {
+                started,
+                ..GlobalStats::default()
+            },
+        }
+    }
+
+    /// Entry `entry`'s counters.
+    pub fn entry(&self, entry: usize) -> &EntryStats {
+        &self.entries[entry]
+    }
+
+    /// Server `server` of entry `entry`.
+    pub fn server(&self, entry: usize, server: usize) -> &ServerStats {
+        &self.entries[entry].servers[server]
+    }
+
+    /// The plugin-wide counters.
+    pub fn global(&self) -> &GlobalStats {
+        &self.global
+    }
+
+    /// Number of entries.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Both counter blocks an attempt on `server` updates.
+    fn pair(&self, entry: usize, server: usize) -> (&Counters, &Counters) {
+        let e = &self.entries[entry];
+        (&e.counters, &e.servers[server].counters)
+    }
+
+    /// A client request was routed to `entry` (counted once, however many attempts follow).
+    pub fn record_request(&self, entry: usize) {
+        self.global.requests.fetch_add(1, Relaxed);
+        self.entries[entry].counters.attempt();
+    }
+
+    /// The plugin answered a request itself with `status` without routing it: 400 (bad
+    /// request), 404 (no entry matched), 403 (statistics refused) or 200 (statistics page).
+    /// Other statuses only count in the plugin-wide total.
+    pub fn record_local(&self, status: u16) {
+        let g = &self.global;
+        g.requests.fetch_add(1, Relaxed);
+        match status {
+            400 => g.bad_requests.fetch_add(1, Relaxed),
+            404 => g.not_found.fetch_add(1, Relaxed),
+            403 => {
+                g.statistics.fetch_add(1, Relaxed);
+                g.forbidden.fetch_add(1, Relaxed)
+            }
+            200 => g.statistics.fetch_add(1, Relaxed),
+            _ => 0,
+        };
+    }
+
+    /// No server of `entry` was available: the request was answered 503.
+    pub fn record_no_server(&self, entry: usize) {
+        self.entries[entry].no_server.fetch_add(1, Relaxed);
+    }
+
+    /// An attempt on `server` starts (its request is being sent to that server).
+    pub fn record_attempt(&self, entry: usize, server: usize) {
+        self.pair(entry, server).1.attempt();
+    }
+
+    /// The attempt got a connection: a new one (`reused == false`) or an idle pooled one.
+    pub fn record_connection(&self, entry: usize, server: usize, reused: bool) {
+        let (e, s) = self.pair(entry, server);
+        e.connection(reused);
+        s.connection(reused);
+    }
+
+    /// The attempt on `server` completed with a response; see [`Exchange`].
+    pub fn record_response(&self, entry: usize, server: usize, exchange: &Exchange) {
+        let (e, s) = self.pair(entry, server);
+        e.response(exchange);
+        s.response(exchange);
+    }
+
+    /// The attempt on `server` failed (`FailureKind` converts into [`Failure`]).
+    pub fn record_failure(&self, entry: usize, server: usize, failure: impl Into<Failure>) {
+        let f = failure.into();
+        let (e, s) = self.pair(entry, server);
+        e.failure(f);
+        s.failure(f);
+    }
+
+    /// Bytes moved by an attempt that ended without [`Stats::record_response`] (a failure or
+    /// client abort after some transfer); completed exchanges carry their bytes themselves.
+    pub fn record_bytes(&self, entry: usize, server: usize, to_backend: u64, from_backend: u64) {
+        let (e, s) = self.pair(entry, server);
+        e.bytes(to_backend, from_backend);
+        s.bytes(to_backend, from_backend);
+    }
+
+    /// The failed attempt on `from` is being retried; `failover` when the next attempt goes
+    /// to a different server. Counted on the server that was left, as HAProxy does.
+    pub fn record_retry(&self, entry: usize, from: usize, failover: bool) {
+        let (e, s) = self.pair(entry, from);
+        e.retry(failover);
+        s.retry(failover);
+    }
+}

@@ -1,0 +1,158 @@
+//! A plain-data copy of the configuration summary, the live health view and every counter,
+//! taken once per statistics request and handed to a renderer.
+//!
+//! The health state and in-flight counts live with the upstream/health modules; collecting
+//! takes them through a closure returning [`ServerLive`], so this module depends on no
+//! particular health API and tests can feed any state.
+
+use serde::Serialize;
+
+use super::counters::{CounterSnapshot, GlobalSnapshot};
+use super::histogram::bounds_seconds;
+use super::Stats;
+use crate::clock::Millis;
+use crate::config::Config;
+
+/// Version of the JSON document ([`super::json`]); bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What the health table says about one server right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerLive {
+    /// `up`, `offline` or `probing`.
+    pub state: &'static str,
+    /// While offline: seconds until the server is tried again.
+    pub offline_for_secs: Option<u64>,
+    /// Why the state last changed (e.g. `connect timeout`), empty if it never changed.
+    pub reason: String,
+    /// Failures since the last success.
+    pub consecutive_failures: u32,
+    /// Requests in flight on the server, across all workers.
+    pub in_flight: u32,
+}
+
+impl Default for ServerLive {
+    /// An idle server that never failed.
+    fn default() -> ServerLive {
+        ServerLive {
+            state: "up",
+            offline_for_secs: None,
+            reason: String::new(),
+            consecutive_failures: 0,
+            in_flight: 0,
+        }
+    }
+}
+
+/// Everything the renderers show (also the JSON document, field for field).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// Seconds since the plugin started.
+    pub uptime_secs: u64,
+    /// The configuration file.
+    pub config_file: String,
+    /// `StatisticsURL`, if set.
+    pub statistics_url: Option<String>,
+    /// Upper bounds in seconds of the latency histogram buckets (all histograms share them;
+    /// each histogram's `counts` has one more element, the overflow bucket).
+    pub latency_bounds_seconds: Vec<f64>,
+    /// Plugin-wide counters.
+    pub totals: GlobalSnapshot,
+    /// The entries in file order.
+    pub entries: Vec<EntrySnapshot>,
+}
+
+/// One entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntrySnapshot {
+    /// Position in the file, counting from 1 (the `entry` label in Prometheus).
+    pub index: usize,
+    /// Line of the `[PROXY_ENTRY]` header.
+    pub line: usize,
+    /// The `Match` patterns as written.
+    pub matches: Vec<String>,
+    /// The balancer's canonical name.
+    pub balancer: String,
+    /// Requests answered 503 because no server was available.
+    pub no_server: u64,
+    /// Sum of the servers' in-flight requests.
+    pub in_flight: u64,
+    /// Counters summed over the servers; `requests` counts client requests.
+    pub counters: CounterSnapshot,
+    /// The servers in configuration order.
+    pub servers: Vec<ServerSnapshot>,
+}
+
+/// One server of an entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerSnapshot {
+    /// `host:port` as written in the configuration.
+    pub name: String,
+    /// Configured weight.
+    pub weight: u32,
+    /// Fraction (0–1) of the entry's attempts that went to this server.
+    pub share: f64,
+    /// Live health and load.
+    #[serde(flatten)]
+    pub live: ServerLive,
+    /// This server's counters (`requests` counts attempts).
+    pub counters: CounterSnapshot,
+}
+
+impl Snapshot {
+    /// Copies everything at `now`; `view(entry, server)` supplies each server's live state.
+    pub fn collect(
+        config: &Config,
+        stats: &Stats,
+        now: Millis,
+        view: &dyn Fn(usize, usize) -> ServerLive,
+    ) -> Snapshot {
+        let entries = config
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(ei, entry)| {
+                let es = stats.entry(ei);
+                let mut servers: Vec<ServerSnapshot> = entry
+                    .servers
+                    .iter()
+                    .enumerate()
+                    .map(|(si, spec)| ServerSnapshot {
+                        name: spec.name.clone(),
+                        weight: spec.weight,
+                        share: 0.0,
+                        live: view(ei, si),
+                        counters: stats.server(ei, si).counters.snapshot(),
+                    })
+                    .collect();
+                let attempts: u64 = servers.iter().map(|s| s.counters.requests).sum();
+                if attempts > 0 {
+                    for s in &mut servers {
+                        s.share = s.counters.requests as f64 / attempts as f64;
+                    }
+                }
+                EntrySnapshot {
+                    index: ei + 1,
+                    line: entry.line,
+                    matches: entry.matches.iter().map(|m| m.pattern.clone()).collect(),
+                    balancer: entry.balancer.clone(),
+                    no_server: es.no_server(),
+                    in_flight: servers.iter().map(|s| u64::from(s.live.in_flight)).sum(),
+                    counters: es.counters.snapshot(),
+                    servers,
+                }
+            })
+            .collect();
+        Snapshot {
+            schema: SCHEMA_VERSION,
+            uptime_secs: now.saturating_sub(stats.global().started()) / 1000,
+            config_file: config.file.display().to_string(),
+            statistics_url: config.statistics_url.clone(),
+            latency_bounds_seconds: bounds_seconds(),
+            totals: stats.global().snapshot(),
+            entries,
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The three renderers: HTML for people, JSON and Prometheus for machines.
+
+mod stats_support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use proxy_reverse::stats::{html, json, prometheus, render, Format};
+use serde_json::Value;
+
+#[test]
+fn snapshot_carries_counters_live_view_and_summary() {
+    let s = stats_support::snapshot();
+    assert_eq!(s.uptime_secs, 65);
+    assert_eq!(s.statistics_url.as_deref(), Some("/proxy-stats"));
+    assert_eq!(s.totals.requests, 34);
+    let e = &s.entries[0];
+    assert_eq!((e.index, e.line, e.balancer.as_str()), (1, 3, "RoundRobin"));
+    assert_eq!(e.matches, ["^/api/", "\\.php$"]);
+    assert_eq!(e.counters.requests, 31);
+    // In flight: server 1 has one, server 0 none, offline server 2 none.
+    assert_eq!(e.in_flight, 1);
+    let shares: f64 = e.servers.iter().map(|s| s.share).sum();
+    assert!((shares - 1.0).abs() < 1e-9);
+    assert_eq!(e.servers[2].live.state, "offline");
+    assert_eq!(e.servers[1].weight, 2);
+    assert_eq!(s.entries[1].no_server, 1);
+}
+
+#[test]
+fn html_shows_every_server_and_state_and_escapes_text() {
+    let snap = stats_support::snapshot();
+    let page = html(&snap, None);
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.contains("name=\"viewport\""));
+    assert!(!page.contains("http-equiv=\"refresh\""));
+    for e in &snap.entries {
+        assert!(page.contains(&format!("Entry {}", e.index)));
+        for s in &e.servers {
+            assert!(page.contains(&s.name), "{}", s.name);
+        }
+    }
+    assert!(page.contains("RoundRobin") && page.contains("FirstAlive"));
+    assert!(page.contains("class=\"badge up\">up<"));
+    assert!(page.contains("class=\"badge offline\">offline<"));
+    assert!(page.contains("retry in 7 s"));
+    // Shares as bar widths: 11, 10 and 11 of 32 attempts.
+    assert!(
+        page.contains("width:34.4%") && page.contains("width:31.2%"),
+        "{page}"
+    );
+    // Hostile pattern and reason come out as text, never as markup.
+    assert!(!page.contains("<script>"));
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)"));
+    // Self-contained: no external stylesheet, script or image.
+    for needle in ["<link", "<script", "<img", "src=", "http://", "https://"] {
+        assert!(!page.contains(needle), "{needle}");
+    }
+}
+
+#[test]
+fn html_auto_refresh_from_query() {
+    let snap = stats_support::snapshot();
+    let page = render(&snap, Format::Html, "refresh=10");
+    assert!(page.contains("<meta http-equiv=\"refresh\" content=\"10\">"));
+    let page = render(&snap, Format::Html, "refresh=junk");
+    assert!(!page.contains("http-equiv"));
+}
+
+#[test]
+fn json_parses_with_the_documented_fields() {
+    let snap = stats_support::snapshot();
+    let v: Value = serde_json::from_str(&json(&snap)).expect("valid JSON");
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["uptime_secs"], 65);
+    assert_eq!(v["statistics_url"], "/proxy-stats");
+    assert!(v["config_file"]
+        .as_str()
+        .unwrap()
+        .ends_with("proxy_reverse.conf"));
+    assert_eq!(v["latency_bounds_seconds"].as_array().unwrap().len(), 19);
+    for k in [
+        "requests",
+        "bad_requests",
+        "not_found",
+        "statistics",
+        "forbidden",
+    ] {
+        assert!(v["totals"][k].is_u64(), "totals.{k}");
+    }
+    let e = &v["entries"][0];
+    for k in ["index", "line", "no_server", "in_flight"] {
+        assert!(e[k].is_u64(), "entry.{k}");
+    }
+    assert_eq!(e["matches"][1], "\\.php$");
+    assert_eq!(e["balancer"], "RoundRobin");
+    let s = &e["servers"][2];
+    assert_eq!(s["name"], "[::1]:8082");
+    assert_eq!(s["state"], "offline");
+    assert_eq!(s["offline_for_secs"], 7);
+    assert_eq!(s["consecutive_failures"], 2);
+    assert!(s["reason"].as_str().unwrap().contains("<script>"));
+    assert!(s["share"].is_f64());
+    assert_eq!(e["servers"][0]["offline_for_secs"], Value::Null);
+    let c = &s["counters"];
+    for k in [
+        "requests",
+        "retries",
+        "failovers",
+        "bytes_to_backend",
+        "bytes_from_backend",
+        "connections_opened",
+        "connections_reused",
+    ] {
+        assert!(c[k].is_u64(), "counters.{k}");
+    }
+    for k in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
+        assert!(c["responses"][k].is_u64(), "responses.{k}");
+    }
+    assert_eq!(c["failures"]["connect_refused"], 1);
+    assert_eq!(c["failovers"], 1);
+    for h in ["head_latency", "total_latency"] {
+        let h = &c[h];
+        assert_eq!(h["count"], 10);
+        assert!(h["sum_seconds"].is_f64());
+        assert!(h["p50"].is_f64() && h["p90"].is_f64() && h["p99"].is_f64());
+        assert_eq!(h["counts"].as_array().unwrap().len(), 20);
+    }
+    // Without observations the quantiles are null.
+    let empty = &v["entries"][1]["counters"]["head_latency"];
+    assert_eq!(empty["p50"], Value::Null);
+}
+
+/// Checks the text format line by line: every sample's family was declared once by HELP
+/// and TYPE before it, names and labels are well-formed, values parse.
+fn check_exposition(text: &str) {
+    let mut declared: Vec<String> = Vec::new();
+    let mut typed = std::collections::HashMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap().to_string();
+            assert!(!declared.contains(&name), "family {name} declared twice");
+            declared.push(name);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert_eq!(declared.last().map(String::as_str), Some(name));
+            assert!(["counter", "gauge", "histogram"].contains(&kind));
+            typed.insert(name.to_string(), kind.to_string());
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+        assert!(value == "+Inf" || value.parse::<f64>().is_ok(), "{line}");
+        let name = series.split('{').next().unwrap();
+        assert!(name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'));
+        let family = declared.last().expect("sample before HELP");
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|b| b == family))
+            .unwrap_or(name);
+        assert_eq!(base, family, "sample outside its family: {line}");
+        if typed[family] == "counter" {
+            assert!(family.ends_with("_total"), "{family}");
+        }
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn prometheus_text_is_well_formed() {
+    let snap = stats_support::snapshot();
+    let text = prometheus(&snap);
+    check_exposition(&text);
+    assert!(
+        text.contains("proxy_reverse_requests_total{entry=\"1\",server=\"127.0.0.1:8080\"} 11\n")
+    );
+    assert!(text.contains("# TYPE proxy_reverse_response_duration_seconds histogram\n"));
+    assert!(text.contains(
+        "proxy_reverse_response_duration_seconds_bucket{entry=\"1\",server=\"[::1]:8082\",le=\"+Inf\"} 10\n"
+    ));
+    assert!(text.contains(
+        "proxy_reverse_response_duration_seconds_count{entry=\"1\",server=\"[::1]:8082\"} 10\n"
+    ));
+    assert!(text.contains("proxy_reverse_server_up{entry=\"1\",server=\"[::1]:8082\"} 0\n"));
+    assert!(text.contains(
+        "proxy_reverse_failures_total{entry=\"1\",server=\"[::1]:8082\",kind=\"connect_refused\"} 1\n"
+    ));
+    assert!(text.contains("proxy_reverse_no_server_total{entry=\"2\"} 1\n"));
+    assert!(text.contains("proxy_reverse_local_responses_total{code=\"404\"} 1\n"));
+    // Buckets are cumulative.
+    let mut last = 0u64;
+    for line in text.lines().filter(|l| {
+        l.starts_with(
+            "proxy_reverse_response_head_seconds_bucket{entry=\"1\",server=\"127.0.0.1:8080\"",
+        )
+    }) {
+        let n: u64 = line.rsplit_once(' ').unwrap().1.parse().unwrap();
+        assert!(n >= last, "{line}");
+        last = n;
+    }
+    assert_eq!(last, 10);
+}
+
+#[test]
+fn prometheus_label_values_are_escaped() {
+    let mut snap = stats_support::snapshot();
+    snap.entries[0].servers[0].name = "a\"b\\c\nd".to_string();
+    snap.entries[0].balancer = "x\"y".to_string();
+    let text = prometheus(&snap);
+    check_exposition(&text);
+    assert!(text.contains("server=\"a\\\"b\\\\c\\nd\""));
+    assert!(text.contains("balancer=\"x\\\"y\""));
+}
+
+#[test]
+fn promtool_accepts_the_metrics() {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("SKIPPED: promtool not installed (Debian package `prometheus` provides it)");
+        return;
+    };
+    let text = prometheus(&stats_support::snapshot());
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool rejected the metrics:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // promtool prints lint findings even when it exits 0; we want none.
+    let findings = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(findings.trim().is_empty(), "promtool lint: {findings}");
+}
+
+/// Writes the three renderings to `$STATS_DUMP_DIR` when set (for looking at them by hand).
+#[test]
+fn dump_renderings_when_asked() {
+    let Some(dir) = std::env::var_os("STATS_DUMP_DIR") else {
+        return;
+    };
+    let snap = stats_support::snapshot();
+    let dir = std::path::Path::new(&dir);
+    for (name, format) in [
+        ("stats.html", Format::Html),
+        ("stats.json", Format::Json),
+        ("stats.prom", Format::Prometheus),
+    ] {
+        std::fs::write(dir.join(name), render(&snap, format, "")).unwrap();
+    }
+}
