@@ -21,7 +21,7 @@ use mio::{Events, Interest as MioInterest, Poll, Registry, Token, Waker};
 
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{BodyKind, ProxyRequest};
-use crate::http::status::write_error_page;
+use crate::http::status::{write_error_page, write_page};
 use crate::proxy::{Proxy, Route};
 use crate::reactor::{Interest, Reactor, Side};
 use crate::relay::{Exchange, Progress, Worker};
@@ -350,14 +350,37 @@ impl Loop {
             return;
         };
         if request.validate().is_err() {
+            proxy.stats.record_local(400);
             write_error_page(&mut conn.output, 400, true, None);
             conn.close_after_output = true;
             return;
         }
         let entry = match proxy.route(&request.path) {
             Route::Entry(i) => i,
-            Route::NotFound | Route::Statistics => {
+            Route::NotFound => {
+                proxy.stats.record_local(404);
                 write_error_page(&mut conn.output, 404, request.client_wants_close, None);
+                conn.close_after_output = request.client_wants_close;
+                return;
+            }
+            Route::Statistics => {
+                let accept = request
+                    .header_values("accept")
+                    .next()
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                let page = proxy.statistics_page(
+                    request.client.map(|a| a.ip()),
+                    request.query.as_deref().unwrap_or(""),
+                    accept.as_deref(),
+                );
+                let content_type = page.format.map_or("text/plain", crate::stats::content_type);
+                write_page(
+                    &mut conn.output,
+                    page.status,
+                    content_type,
+                    &page.body,
+                    request.client_wants_close,
+                );
                 conn.close_after_output = request.client_wants_close;
                 return;
             }

@@ -1,8 +1,12 @@
-//! The proxy at run time: the validated configuration with its compiled routes and the
-//! server groups, shared by every worker.
+//! The proxy at run time: the validated configuration with its compiled routes, the server
+//! groups and the statistics, shared by every worker.
 
+use std::net::IpAddr;
+
+use crate::clock;
 use crate::config::Config;
 use crate::routing::Router;
+use crate::stats::{self, ServerLive, Snapshot, Stats};
 use crate::upstream::Upstream;
 
 /// Everything the workers share, built once at start-up.
@@ -14,6 +18,8 @@ pub struct Proxy {
     pub router: Router,
     /// One server group per entry, in entry order.
     pub upstreams: Vec<Upstream>,
+    /// Counters for the statistics page.
+    pub stats: Stats,
 }
 
 /// Where a request goes.
@@ -27,6 +33,17 @@ pub enum Route {
     NotFound,
 }
 
+/// A response the proxy makes itself, for the host to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalPage {
+    /// Status code.
+    pub status: u16,
+    /// The statistics format served, or `None` for a plain-text page.
+    pub format: Option<stats::Format>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
 impl Proxy {
     /// Compiles routes and builds the server groups of a validated configuration.
     pub fn new(config: Config) -> Result<Proxy, String> {
@@ -36,10 +53,12 @@ impl Proxy {
             .iter()
             .map(Upstream::new)
             .collect::<Result<Vec<_>, _>>()?;
+        let stats = Stats::new(&config);
         Ok(Proxy {
             config,
             router,
             upstreams,
+            stats,
         })
     }
 
@@ -51,6 +70,43 @@ impl Proxy {
         match self.router.route(path) {
             Some(i) => Route::Entry(i),
             None => Route::NotFound,
+        }
+    }
+
+    /// The statistics page for a client at `client`: 403 unless the address is allowed
+    /// (loopback always is), else the format chosen from `query` and `accept`.
+    pub fn statistics_page(
+        &self,
+        client: Option<IpAddr>,
+        query: &str,
+        accept: Option<&str>,
+    ) -> LocalPage {
+        if !client.is_some_and(|ip| stats::allowed(ip, &self.config.statistics_allow)) {
+            self.stats.record_local(403);
+            return LocalPage {
+                status: 403,
+                format: None,
+                body: b"Forbidden\n".to_vec(),
+            };
+        }
+        self.stats.record_local(200);
+        let format = stats::choose_format(query, accept);
+        let snapshot = Snapshot::collect(&self.config, &self.stats, clock::now_ms(), &|e, s| {
+            self.live(e, s)
+        });
+        LocalPage {
+            status: 200,
+            format: Some(format),
+            body: stats::render(&snapshot, format, query).into_bytes(),
+        }
+    }
+
+    /// A server's live state for the statistics page.
+    fn live(&self, entry: usize, server: usize) -> ServerLive {
+        let s = &self.upstreams[entry].servers()[server];
+        ServerLive {
+            in_flight: s.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+            ..ServerLive::default()
         }
     }
 }

@@ -16,6 +16,22 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// Writes a complete response with `body` of type `content_type` into `out`.
+pub fn write_page(out: &mut Vec<u8>, status: u16, content_type: &str, body: &[u8], close: bool) {
+    use std::io::Write;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {r}\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\nCache-Control: no-store\r\n",
+        r = reason(status),
+        len = body.len()
+    );
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
 /// Writes a complete short plain-text response (`status`, a one-line body) into `out`.
 /// `close` adds `Connection: close`; `retry_after` adds a `Retry-After` header (seconds).
 pub fn write_error_page(out: &mut Vec<u8>, status: u16, close: bool, retry_after: Option<u64>) {

@@ -18,6 +18,7 @@ use crate::config;
 use crate::log;
 use crate::proxy::{Proxy, Route};
 use crate::relay::Exchange;
+use crate::stats;
 
 /// The configuration state after `init_plugin`.
 enum Loaded {
@@ -265,12 +266,16 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
     };
     let entry = match proxy.route(&copied.routing_path) {
         Route::Entry(i) => i,
-        Route::Statistics | Route::NotFound => {
-            return unsafe { local(cs, sr, 404, b"Not Found\n", false) }
+        Route::NotFound => {
+            proxy.stats.record_local(404);
+            return unsafe { local(cs, sr, 404, b"Not Found\n", false) };
         }
+        // SAFETY: forwarded from the caller.
+        Route::Statistics => return unsafe { statistics(cs, sr, &proxy, &copied.request) },
     };
     let mut req = copied.request;
     if req.validate().is_err() {
+        proxy.stats.record_local(400);
         return unsafe { local(cs, sr, 400, b"Bad Request\n", true) };
     }
     // SAFETY: `cs` is live; `socket` is Monkey's client fd.
@@ -331,6 +336,51 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
         }
     }
     sys::MK_PLUGIN_RET_CONTINUE
+}
+
+/// Answers the statistics page (never proxied).
+///
+/// # Safety
+/// As [`answer::send`].
+unsafe fn statistics(
+    cs: *mut sys::mk_http_session,
+    sr: *mut sys::mk_http_request,
+    proxy: &Proxy,
+    request: &crate::http::request::ProxyRequest,
+) -> c_int {
+    // SAFETY: `cs` is live; the duplicate is owned by the TcpStream and closed with it.
+    let client = unsafe {
+        let fd = libc::fcntl((*cs).socket, libc::F_DUPFD_CLOEXEC, 0);
+        (fd >= 0).then(|| std::net::TcpStream::from_raw_fd(fd))
+    }
+    .and_then(|peer| peer.peer_addr().ok())
+    .map(|a| a.ip());
+    let accept = request
+        .header_values("accept")
+        .next()
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    let page = proxy.statistics_page(
+        client,
+        request.query.as_deref().unwrap_or(""),
+        accept.as_deref(),
+    );
+    let content_type: &'static CStr = match page.format {
+        Some(stats::Format::Html) => c"Content-Type: text/html; charset=utf-8\r\n",
+        Some(stats::Format::Json) => c"Content-Type: application/json\r\n",
+        Some(stats::Format::Prometheus) => {
+            c"Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+        }
+        None => TEXT_PLAIN,
+    };
+    let answer = Answer {
+        status: page.status,
+        content_type,
+        extra_headers: &[c"Cache-Control: no-store"],
+        body: &page.body,
+        close: false,
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { answer::send(cs, sr, &answer) }
 }
 
 unsafe extern "C" fn stage30_hangup(

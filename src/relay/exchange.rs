@@ -4,7 +4,7 @@ use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
@@ -19,6 +19,7 @@ use crate::http::response::{parse_head, ClientSide, ResponseHead};
 use crate::http::status::write_error_page;
 use crate::proxy::Proxy;
 use crate::reactor::{Interest, Reactor, Side};
+use crate::stats::{self, Failure};
 use crate::upstream::Upstream;
 
 /// What a call into an exchange left it in.
@@ -98,6 +99,9 @@ pub struct Exchange {
     deadline: Option<Instant>,
     retry_until: Instant,
     interest: [Option<Interest>; 2],
+    began: Instant,
+    head_latency: Duration,
+    bytes_from_backend: u64,
 }
 
 /// How long after a request arrived a failed attempt may still be retried elsewhere,
@@ -165,7 +169,11 @@ impl Exchange {
             deadline: None,
             retry_until: now + connect_timeout * RETRY_BUDGET_CONNECT_TIMEOUTS,
             interest: [None, None],
+            began: now,
+            head_latency: Duration::ZERO,
+            bytes_from_backend: 0,
         };
+        exchange.proxy.stats.record_request(entry);
         let _ = exchange.client.set_nodelay(true);
         exchange.connect_next(worker, now);
         let progress = exchange.drive(worker, reactor, now);
@@ -220,6 +228,9 @@ impl Exchange {
                         FailureKind::ReadTimeout,
                         clock::now_ms(),
                     );
+                    self.proxy
+                        .stats
+                        .record_failure(self.entry, b.server, FailureKind::ReadTimeout);
                     self.upstream().release(b.server);
                 }
                 self.local_error(504, None);
@@ -236,6 +247,11 @@ impl Exchange {
 
     /// The client went away (Monkey's hang-up): releases everything without answering.
     pub fn abort(mut self, worker: &mut Worker, reactor: &mut dyn Reactor) {
+        if let Some(b) = &self.backend {
+            self.proxy
+                .stats
+                .record_failure(self.entry, b.server, Failure::ClientAbort);
+        }
         let _ = self.close_now(worker, reactor);
     }
 
@@ -280,10 +296,7 @@ impl Exchange {
 
     /// Tries the next candidate server; answers 502/503/504 when none is left.
     fn connect_next(&mut self, worker: &mut Worker, now: Instant) {
-        let (connect_timeout, keepalive_timeout) = {
-            let e = self.entry_config();
-            (e.connect_timeout, e.keepalive_timeout)
-        };
+        let keepalive_timeout = self.entry_config().keepalive_timeout;
         while self.next_candidate < self.candidates.len() {
             let server = self.candidates[self.next_candidate];
             self.next_candidate += 1;
@@ -291,6 +304,7 @@ impl Exchange {
                 continue;
             }
             self.attempts += 1;
+            self.proxy.stats.record_attempt(self.entry, server);
             if let Some(pooled) = worker.pool.take(self.entry, server, keepalive_timeout, now) {
                 self.backend = Some(Backend {
                     stream: pooled.stream,
@@ -298,39 +312,56 @@ impl Exchange {
                     reused: true,
                     requests: pooled.requests,
                 });
+                self.proxy.stats.record_connection(self.entry, server, true);
                 self.begin_sending(now);
                 return;
             }
-            match self.open(server) {
-                Ok(stream) => {
-                    self.backend = Some(Backend {
-                        stream,
-                        server,
-                        reused: false,
-                        requests: 0,
-                    });
-                    self.state = State::Connecting;
-                    self.deadline = Some(now + connect_timeout);
-                    return;
-                }
-                Err(_) => {
-                    self.only_timeouts = false;
-                    self.upstream().record_failure(
-                        server,
-                        FailureKind::ConnectRefused,
-                        clock::now_ms(),
-                    );
-                    self.upstream().release(server);
-                }
+            if self.connect_fresh(server, now) {
+                return;
             }
         }
         if self.attempts == 0 {
+            self.proxy.stats.record_no_server(self.entry);
             let retry_after = self.upstream().retry_after_secs(clock::now_ms());
             self.local_error(503, Some(retry_after));
         } else if self.only_timeouts {
             self.local_error(504, None);
         } else {
             self.local_error(502, None);
+        }
+    }
+
+    /// Starts a new connection to the acquired `server`. On an immediate failure the attempt
+    /// is recorded and the server released, and false is returned.
+    fn connect_fresh(&mut self, server: usize, now: Instant) -> bool {
+        match self.open(server) {
+            Ok(stream) => {
+                self.backend = Some(Backend {
+                    stream,
+                    server,
+                    reused: false,
+                    requests: 0,
+                });
+                self.proxy
+                    .stats
+                    .record_connection(self.entry, server, false);
+                self.state = State::Connecting;
+                self.deadline = Some(now + self.entry_config().connect_timeout);
+                true
+            }
+            Err(_) => {
+                self.only_timeouts = false;
+                self.upstream().record_failure(
+                    server,
+                    FailureKind::ConnectRefused,
+                    clock::now_ms(),
+                );
+                self.proxy
+                    .stats
+                    .record_failure(self.entry, server, FailureKind::ConnectRefused);
+                self.upstream().release(server);
+                false
+            }
         }
     }
 
@@ -367,6 +398,10 @@ impl Exchange {
             self.upstream()
                 .record_failure(b.server, kind, clock::now_ms());
         }
+        self.proxy.stats.record_failure(self.entry, b.server, kind);
+        self.proxy
+            .stats
+            .record_bytes(self.entry, b.server, self.sent as u64, 0);
         self.upstream().release(b.server);
         let nothing_written = self.sent == 0;
         // The guarantee: a request is sent twice only if repeating it is harmless (idempotent
@@ -379,28 +414,11 @@ impl Exchange {
             return;
         }
         if b.reused && self.upstream().acquire(b.server, clock::now_ms()) {
+            self.proxy.stats.record_retry(self.entry, b.server, false);
             // The server may simply have closed an idle connection: try it once more on a
             // fresh connection before moving on.
-            match self.open(b.server) {
-                Ok(stream) => {
-                    self.backend = Some(Backend {
-                        stream,
-                        server: b.server,
-                        reused: false,
-                        requests: 0,
-                    });
-                    self.state = State::Connecting;
-                    self.deadline = Some(now + self.entry_config().connect_timeout);
-                    return;
-                }
-                Err(_) => {
-                    self.upstream().record_failure(
-                        b.server,
-                        FailureKind::ConnectRefused,
-                        clock::now_ms(),
-                    );
-                    self.upstream().release(b.server);
-                }
+            if self.connect_fresh(b.server, now) {
+                return;
             }
         }
         if now >= self.retry_until {
@@ -414,6 +432,9 @@ impl Exchange {
             );
             return;
         }
+        if self.next_candidate < self.candidates.len() {
+            self.proxy.stats.record_retry(self.entry, b.server, true);
+        }
         self.connect_next(worker, now);
     }
 
@@ -422,6 +443,15 @@ impl Exchange {
         if let Some(b) = self.drop_backend(reactor) {
             self.upstream()
                 .record_failure(b.server, FailureKind::BadResponse, clock::now_ms());
+            self.proxy
+                .stats
+                .record_failure(self.entry, b.server, FailureKind::BadResponse);
+            self.proxy.stats.record_bytes(
+                self.entry,
+                b.server,
+                self.sent as u64,
+                self.bytes_from_backend,
+            );
             self.upstream().release(b.server);
         }
         self.local_error(502, None);
@@ -520,6 +550,7 @@ impl Exchange {
                         Ok(0) => self.bad_response(reactor),
                         Ok(n) => {
                             self.end += n;
+                            self.bytes_from_backend += n as u64;
                             self.on_head_bytes(reactor, now);
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -545,7 +576,16 @@ impl Exchange {
                             self.want(reactor, Side::Client, Some(Interest::Write));
                             return Progress::Pending;
                         }
-                        Err(_) => return self.close_now(worker, reactor),
+                        Err(_) => {
+                            if let Some(b) = &self.backend {
+                                self.proxy.stats.record_failure(
+                                    self.entry,
+                                    b.server,
+                                    Failure::ClientAbort,
+                                );
+                            }
+                            return self.close_now(worker, reactor);
+                        }
                     }
                     self.want(reactor, Side::Client, None);
                     if self.state == State::Flush || self.body.is_done() {
@@ -563,6 +603,7 @@ impl Exchange {
                         Ok(0) => return self.close_now(worker, reactor),
                         Ok(n) => {
                             self.end = n;
+                            self.bytes_from_backend += n as u64;
                             self.deadline = Some(now + self.entry_config().read_timeout);
                             if !self.take_body_bytes() {
                                 return self.close_now(worker, reactor);
@@ -598,6 +639,7 @@ impl Exchange {
                 }
                 self.response = Some(head);
                 self.status = head.status;
+                self.head_latency = now.saturating_duration_since(self.began);
                 self.body = BodyReader::new(head.framing);
                 self.head_sent = 0;
                 self.start = head.head_len;
@@ -697,6 +739,18 @@ impl Exchange {
             let reusable = self.backend_reusable
                 && self.response.is_some_and(|h| !h.backend_closes)
                 && b.requests + 1 < keepalive_requests;
+            if self.response.is_some() {
+                let exchange = stats::Exchange {
+                    status: self.status,
+                    bytes_to_backend: self.sent as u64,
+                    bytes_from_backend: self.bytes_from_backend,
+                    head_latency: self.head_latency,
+                    total_latency: now.saturating_duration_since(self.began),
+                };
+                self.proxy
+                    .stats
+                    .record_response(self.entry, b.server, &exchange);
+            }
             if reusable {
                 worker.pool.put(
                     self.entry,
