@@ -150,11 +150,19 @@ proptest! {
     #[test]
     fn config_like_lines_never_panic(lines in prop::collection::vec(line(), 0..40)) {
         let text = lines.join("\n");
-        if let Err(errors) = config::parse_str(&text, Path::new("f.conf"), &config_common::resolver) {
-            prop_assert!(!errors.is_empty());
-            for e in errors {
-                prop_assert!(!e.message.contains('\n'), "multi-line message: {}", e.message);
-                prop_assert!(e.line <= lines.len());
+        match config::parse_str(&text, Path::new("f.conf"), &config_common::resolver) {
+            Err(errors) => {
+                prop_assert!(!errors.is_empty());
+                for e in errors {
+                    prop_assert!(!e.message.contains('\n'), "multi-line message: {}", e.message);
+                    prop_assert!(e.line <= lines.len());
+                }
+            }
+            // Whatever the parser accepts, the printer reproduces.
+            Ok(c) => {
+                let printed = config::print(&c);
+                let again = config::parse_str(&printed, Path::new("f.conf"), &config_common::resolver);
+                prop_assert_eq!(again.map(without_lines), Ok(without_lines(c)));
             }
         }
     }
@@ -204,4 +212,20 @@ fn line() -> impl Strategy<Value = String> {
         .prop_map(str::to_string),
         ("[ \t]{0,3}", key, "[ \t]{1,2}", value).prop_map(|(i, k, s, v)| format!("{i}{k}{s}{v}")),
     ]
+}
+
+#[test]
+fn longest_lines_print_back_within_the_limit() {
+    let pattern = format!("/{}", "a".repeat(4095 - "Match /".len()));
+    let servers: Vec<String> = (1..=400).map(|p| format!("127.0.0.1:{p}")).collect();
+    let text = format!(
+        "[PROXY_ENTRY]\nMatch {pattern}\nServerList {}\nServerList {}\n",
+        servers[..200].join(" "),
+        servers[200..].join(" ")
+    );
+    let c = config_common::ok(&text);
+    let printed = config::print(&c);
+    assert!(printed.lines().all(|l| l.len() <= 4095));
+    let again = config_common::ok(&printed);
+    assert_eq!(without_lines(again), without_lines(c));
 }

@@ -181,3 +181,18 @@ fn several_entries_keep_file_order() {
     let lines: Vec<usize> = c.entries.iter().map(|e| e.line).collect();
     assert_eq!(lines, [1, 4, 7]);
 }
+
+#[test]
+fn key_table_defaults_are_the_model_defaults() {
+    let base = ok("[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:80\n");
+    for key in proxy_reverse::config::keys::KEYS {
+        if key.default.starts_with('(') {
+            continue;
+        }
+        let c = ok(&format!(
+            "[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:80\n{} {}\n",
+            key.name, key.default
+        ));
+        assert_eq!(c.entries[0], base.entries[0], "{}", key.name);
+    }
+}

@@ -1,1 +1,239 @@
-fn main() {}
+//! `proxy-reverse-check`: validates a `proxy_reverse.conf` without Monkey (the `nginx -t` of
+//! the plugin), explains which entry serves a path, and prints Monkey's `[HANDLERS]` lines.
+//!
+//! Exit status: 0 valid, 1 invalid configuration (the `FILE:LINE: message` lines go to
+//! stderr), 2 usage error, 3 `--explain` path matched by no entry.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use proxy_reverse::balancer::REGISTRY;
+use proxy_reverse::config::{self, handlers, keys, Config, Resolver, SystemResolver};
+use proxy_reverse::routing::Router;
+
+/// What the command line asks for.
+#[derive(Debug)]
+enum Mode {
+    Summary,
+    Explain(String),
+    Handlers,
+}
+
+#[derive(Debug)]
+struct Args {
+    file: PathBuf,
+    mode: Mode,
+    hosts: HashMap<String, IpAddr>,
+}
+
+const USAGE: &str =
+    "usage: proxy-reverse-check [--explain PATH | --handlers] [--resolve HOST=IP]... FILE";
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{}", help());
+        return ExitCode::SUCCESS;
+    }
+    let args = match parse_args(argv) {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("proxy-reverse-check: {msg}\n{USAGE}\n(--help lists every option and key)");
+            return ExitCode::from(2);
+        }
+    };
+    let resolver = Overrides { hosts: &args.hosts };
+    let config = match config::load_with(&args.file, &resolver) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(1);
+        }
+    };
+    match args.mode {
+        Mode::Summary => {
+            println!("{}", summary(&config));
+            ExitCode::SUCCESS
+        }
+        Mode::Handlers => {
+            for line in handlers::handler_lines(&config) {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Mode::Explain(path) => explain(&config, &path),
+    }
+}
+
+fn set_mode(mode: &mut Mode, new: Mode) -> Result<(), String> {
+    match mode {
+        Mode::Summary => {
+            *mode = new;
+            Ok(())
+        }
+        _ => Err("--explain and --handlers cannot be combined".to_string()),
+    }
+}
+
+fn parse_args(argv: Vec<String>) -> Result<Args, String> {
+    let mut file = None;
+    let mut mode = Mode::Summary;
+    let mut hosts = HashMap::new();
+    let mut it = argv.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--explain" => {
+                let path = it.next().ok_or("--explain needs a PATH")?;
+                set_mode(&mut mode, Mode::Explain(path))?;
+            }
+            "--handlers" => set_mode(&mut mode, Mode::Handlers)?,
+            "--resolve" => {
+                let spec = it.next().ok_or("--resolve needs HOST=IP")?;
+                let (host, ip) = spec
+                    .split_once('=')
+                    .ok_or_else(|| format!("--resolve `{spec}`: write HOST=IP"))?;
+                let ip: IpAddr = ip
+                    .parse()
+                    .map_err(|_| format!("--resolve `{spec}`: `{ip}` is not an IP address"))?;
+                hosts.insert(host.to_string(), ip);
+            }
+            "--" => {
+                if let Some(f) = it.next() {
+                    if file.replace(PathBuf::from(f)).is_some() {
+                        return Err("only one FILE may be given".into());
+                    }
+                }
+            }
+            a if a.starts_with('-') && a.len() > 1 => return Err(format!("unknown option `{a}`")),
+            a => {
+                if file.replace(PathBuf::from(a)).is_some() {
+                    return Err("only one FILE may be given".into());
+                }
+            }
+        }
+    }
+    let file = file.ok_or("no FILE given")?;
+    Ok(Args { file, mode, hosts })
+}
+
+/// `--resolve` answers first, then the system resolver.
+struct Overrides<'a> {
+    hosts: &'a HashMap<String, IpAddr>,
+}
+
+impl Resolver for Overrides<'_> {
+    fn resolve(&self, host: &str, port: u16) -> Result<SocketAddr, String> {
+        match self.hosts.get(host) {
+            Some(ip) => Ok(SocketAddr::new(*ip, port)),
+            None => SystemResolver.resolve(host, port),
+        }
+    }
+}
+
+fn summary(c: &Config) -> String {
+    let servers: usize = c.entries.iter().map(|e| e.servers.len()).sum();
+    let stats = match &c.statistics_url {
+        Some(url) => format!("statistics at {url}"),
+        None => "statistics off".to_string(),
+    };
+    let n = c.entries.len();
+    let entries = if n == 1 { "entry" } else { "entries" };
+    let server_word = if servers == 1 { "server" } else { "servers" };
+    format!("ok: {n} {entries}, {servers} {server_word}, {stats}")
+}
+
+fn explain(c: &Config, path: &str) -> ExitCode {
+    // Entries see the path without its query string.
+    let path = path.split('?').next().unwrap_or(path);
+    if c.statistics_url.as_deref() == Some(path) {
+        println!("statistics: {path} is the StatisticsURL; the plugin answers it itself");
+        return ExitCode::SUCCESS;
+    }
+    let router = match Router::new(&c.entries) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}:0: {e}", c.file.display());
+            return ExitCode::from(1);
+        }
+    };
+    let Some(m) = router.explain(path) else {
+        println!("no entry matches {path}");
+        return ExitCode::from(3);
+    };
+    let (Some(entry), Some(rule)) = (
+        c.entries.get(m.entry),
+        c.entries.get(m.entry).and_then(|e| e.matches.get(m.rule)),
+    ) else {
+        println!("no entry matches {path}");
+        return ExitCode::from(3);
+    };
+    let servers: Vec<String> = entry
+        .servers
+        .iter()
+        .map(|s| {
+            if s.weight > 1 {
+                format!("{} weight={}", s.name, s.weight)
+            } else {
+                s.name.clone()
+            }
+        })
+        .collect();
+    println!(
+        "entry {}: {} {}",
+        m.entry + 1,
+        entry.balancer,
+        servers.join(" ")
+    );
+    println!(
+        "  matched by line {}: Match {} (entry at line {})",
+        rule.line, rule.pattern, entry.line
+    );
+    match m.entry {
+        0 => {}
+        1 => println!("  entry 1 did not match"),
+        n => println!("  entries 1 to {n} did not match"),
+    }
+    ExitCode::SUCCESS
+}
+
+fn help() -> String {
+    let mut h = String::new();
+    h.push_str(USAGE);
+    h.push_str(
+        "
+
+Checks a proxy_reverse configuration file without Monkey.
+
+  FILE               valid: exit 0 and a one-line summary on stdout;
+                     invalid: exit 1 and one FILE:LINE: message per problem on stderr
+  --explain PATH     print the entry that serves PATH (`entry N: BALANCER servers...`)
+                     and the Match rule that chose it; exit 3 if no entry matches
+  --handlers         print the Match lines for [HANDLERS] in Monkey's sites/default
+  --resolve HOST=IP  use IP for HOST instead of asking DNS (repeatable)
+  -h, --help         this text
+
+Exit status: 0 ok, 1 invalid configuration, 2 usage error, 3 no entry matches PATH.
+
+Sections: [PROXY_DEFAULTS] (at most one; its keys are copied into every entry lacking
+them) and [PROXY_ENTRY] (one or more, tried in file order). Lines are `Key Value`, any
+indentation; `#` starts a comment line.
+
+Keys:
+",
+    );
+    h.push_str(&keys::help_text());
+    h.push_str("\nLoad balancers (names are case-insensitive):\n");
+    for r in REGISTRY {
+        let aliases = if r.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (also {})", r.aliases.join(", "))
+        };
+        h.push_str(&format!("  {}{aliases}\n      {}\n", r.name, r.doc));
+    }
+    h
+}

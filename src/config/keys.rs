@@ -286,7 +286,7 @@ pub fn help_text() -> String {
             format!(" (also {})", k.aliases.join(", "))
         };
         out.push_str(&format!(
-            "  {} {}{}\n      {}; default {}; in {}{}\n",
+            "  {} {}{}\n      {}\n      default {}; in {}{}\n",
             k.name,
             k.value,
             aliases,

@@ -1,28 +1,29 @@
 //! The printer: [`Config`] back to configuration text that parses to the same model (line
 //! numbers aside, which become those of the printed text).
 
-use std::fmt::Write;
-
+use super::lexer::MAX_LINE;
 use super::values::{format_cidr, format_seconds};
-use super::{Cidr, Config, Entry};
+use super::{Config, Entry};
 
-/// Servers per printed `ServerList` line (repeated lines append, so long lists stay readable).
-const SERVERS_PER_LINE: usize = 8;
+const INDENT: &str = "    ";
 
 /// Prints `config` in canonical form: the defaults section (only the statistics keys), then
 /// every entry with every key spelled out.
 ///
-/// Faithful for any model the parser produced; a hand-built model whose strings contain line
-/// breaks or leading/trailing blanks cannot be printed faithfully.
+/// Faithful for any model the parser produced: list keys are split over several lines (they
+/// append) to stay within the line limit, and a line is left unindented when indenting would
+/// push it over. A hand-built model whose strings contain line breaks, blanks at either end
+/// or ` #` cannot be printed faithfully.
 pub fn print(config: &Config) -> String {
     let mut out = String::new();
     out.push_str("# proxy_reverse configuration\n");
     if config.statistics_url.is_some() || !config.statistics_allow.is_empty() {
         out.push_str("\n[PROXY_DEFAULTS]\n");
         if let Some(url) = &config.statistics_url {
-            let _ = writeln!(out, "    StatisticsURL {url}");
+            line(&mut out, "StatisticsURL", url);
         }
-        cidr_line(&mut out, "StatisticsAllow", &config.statistics_allow);
+        let allow: Vec<String> = config.statistics_allow.iter().map(format_cidr).collect();
+        list(&mut out, "StatisticsAllow", &allow);
     }
     for entry in &config.entries {
         print_entry(&mut out, entry);
@@ -33,53 +34,66 @@ pub fn print(config: &Config) -> String {
 fn print_entry(out: &mut String, e: &Entry) {
     out.push_str("\n[PROXY_ENTRY]\n");
     for m in &e.matches {
-        let _ = writeln!(out, "    Match {}", m.pattern);
+        line(out, "Match", &m.pattern);
     }
-    for chunk in e.servers.chunks(SERVERS_PER_LINE) {
-        let list: Vec<String> = chunk
-            .iter()
-            .map(|s| {
-                if s.weight > 1 {
-                    format!("{} weight={}", s.name, s.weight)
-                } else {
-                    s.name.clone()
-                }
-            })
-            .collect();
-        let _ = writeln!(out, "    ServerList {}", list.join(" "));
-    }
-    let _ = writeln!(out, "    LoadBalancer {}", e.balancer);
-    let _ = writeln!(out, "    AttemptsCount {}", e.attempts_count);
-    let _ = writeln!(
+    let servers: Vec<String> = e
+        .servers
+        .iter()
+        .map(|s| {
+            if s.weight > 1 {
+                format!("{} weight={}", s.name, s.weight)
+            } else {
+                s.name.clone()
+            }
+        })
+        .collect();
+    list(out, "ServerList", &servers);
+    line(out, "LoadBalancer", &e.balancer);
+    line(out, "AttemptsCount", &e.attempts_count.to_string());
+    line(out, "OfflineTimeOut", &format_seconds(e.offline_timeout));
+    line(out, "ConnectTimeout", &format_seconds(e.connect_timeout));
+    line(out, "ReadTimeout", &format_seconds(e.read_timeout));
+    line(out, "UpstreamKeepAlive", &e.keepalive_idle.to_string());
+    let timeout = format_seconds(e.keepalive_timeout);
+    line(out, "UpstreamKeepAliveTimeout", &timeout);
+    let requests = e.keepalive_requests.to_string();
+    line(out, "UpstreamKeepAliveRequests", &requests);
+    let trusted: Vec<String> = e.trusted_proxies.iter().map(format_cidr).collect();
+    list(out, "TrustedProxies", &trusted);
+    line(
         out,
-        "    OfflineTimeOut {}",
-        format_seconds(e.offline_timeout)
+        "ForwardedHeader",
+        if e.forwarded_header { "on" } else { "off" },
     );
-    let _ = writeln!(
-        out,
-        "    ConnectTimeout {}",
-        format_seconds(e.connect_timeout)
-    );
-    let _ = writeln!(out, "    ReadTimeout {}", format_seconds(e.read_timeout));
-    let _ = writeln!(out, "    UpstreamKeepAlive {}", e.keepalive_idle);
-    let _ = writeln!(
-        out,
-        "    UpstreamKeepAliveTimeout {}",
-        format_seconds(e.keepalive_timeout)
-    );
-    let _ = writeln!(
-        out,
-        "    UpstreamKeepAliveRequests {}",
-        e.keepalive_requests
-    );
-    cidr_line(out, "TrustedProxies", &e.trusted_proxies);
-    let on = if e.forwarded_header { "on" } else { "off" };
-    let _ = writeln!(out, "    ForwardedHeader {on}");
 }
 
-fn cidr_line(out: &mut String, key: &str, list: &[Cidr]) {
-    for chunk in list.chunks(SERVERS_PER_LINE) {
-        let list: Vec<String> = chunk.iter().map(format_cidr).collect();
-        let _ = writeln!(out, "    {key} {}", list.join(" "));
+/// `Key Value`, indented when the line stays within the limit.
+fn line(out: &mut String, key: &str, value: &str) {
+    let bare = key.len() + 1 + value.len();
+    if bare + INDENT.len() <= MAX_LINE {
+        out.push_str(INDENT);
+    }
+    out.push_str(key);
+    out.push(' ');
+    out.push_str(value);
+    out.push('\n');
+}
+
+/// A repeatable list key: as few lines as the line limit allows, items never split.
+fn list(out: &mut String, key: &str, items: &[String]) {
+    let budget = MAX_LINE - INDENT.len() - key.len() - 1;
+    let mut current = String::new();
+    for item in items {
+        if !current.is_empty() && current.len() + 1 + item.len() > budget {
+            line(out, key, &current);
+            current.clear();
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(item);
+    }
+    if !current.is_empty() {
+        line(out, key, &current);
     }
 }

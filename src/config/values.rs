@@ -7,6 +7,9 @@ use std::time::Duration;
 use super::Cidr;
 use crate::balancer;
 
+/// Longest host name (DNS allows 253 bytes).
+pub const MAX_HOST: usize = 253;
+
 /// Longest accepted duration: one year, in seconds.
 pub const MAX_SECONDS: u64 = 31_536_000;
 
@@ -143,6 +146,11 @@ pub fn host_port(text: &str) -> Result<(Host, u16), String> {
         if host.is_empty() {
             return Err(format!("server `{text}` has no host (write HOST:PORT)"));
         }
+        if host.len() > MAX_HOST {
+            return Err(format!(
+                "server `{text}`: host names are at most {MAX_HOST} bytes"
+            ));
+        }
         let host = match host.parse::<std::net::Ipv4Addr>() {
             Ok(v4) => Host::Ip(IpAddr::V4(v4)),
             Err(_) => Host::Name(host.to_string()),
@@ -156,7 +164,7 @@ pub fn host_port(text: &str) -> Result<(Host, u16), String> {
         return Err(format!("server `{text}`: port `{port}` is not a number"));
     }
     match port.parse::<u32>() {
-        Ok(p @ 1..=65535) => Ok((host, p as u16)),
+        Ok(p @ 1..=65535) if port.len() <= 5 => Ok((host, p as u16)),
         _ => Err(format!(
             "server `{text}`: port {port} is out of range (1 to 65535)"
         )),
@@ -280,6 +288,10 @@ mod tests {
         assert!(host_port("::1:80").unwrap_err().contains("brackets"));
         assert!(host_port("[::1]").unwrap_err().contains("has no port"));
         assert!(host_port("[zz]:1").is_err());
+        assert!(host_port("h:000080").unwrap_err().contains("out of range"));
+        assert!(host_port(&format!("{}:1", "h".repeat(254)))
+            .unwrap_err()
+            .contains("at most 253 bytes"));
     }
 
     #[test]

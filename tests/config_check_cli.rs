@@ -1,0 +1,203 @@
+//! The `proxy-reverse-check` binary: exit codes, summary, errors, `--explain`, `--handlers`,
+//! and the shipped `conf/proxy_reverse.conf` staying valid.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SEED_HOSTS: [&str; 10] = [
+    "--resolve",
+    "Host1=10.0.0.1",
+    "--resolve",
+    "Host2=10.0.0.2",
+    "--resolve",
+    "Host3=10.0.0.3",
+    "--resolve",
+    "Host4=10.0.0.4",
+    "--resolve",
+    "Host5=10.0.0.5",
+];
+
+fn check(args: &[&str]) -> (i32, String, String) {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_proxy-reverse-check"))
+        .args(args)
+        .output()
+        .expect("run proxy-reverse-check");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn fixture(name: &str) -> String {
+    path(&format!("tests/config_fixtures/{name}"))
+}
+
+fn path(rel: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+fn seed(extra: &[&str]) -> (i32, String, String) {
+    let file = fixture("seed_two_entries.conf");
+    let mut args: Vec<&str> = SEED_HOSTS.to_vec();
+    args.push(&file);
+    args.extend_from_slice(extra);
+    check(&args)
+}
+
+#[test]
+fn valid_file_exits_0_with_a_summary() {
+    let (code, out, err) = seed(&[]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(out, "ok: 2 entries, 5 servers, statistics off\n");
+}
+
+#[test]
+fn shipped_example_passes_and_uses_every_key() {
+    let file = path("conf/proxy_reverse.conf");
+    let (code, out, err) = check(&[&file]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "ok: 2 entries, 4 servers, statistics at /proxy-status\n"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    for key in proxy_reverse::config::keys::KEYS {
+        let used = text.lines().any(|l| {
+            let l = l.trim_start();
+            !l.starts_with('#')
+                && l.split_whitespace().next().is_some_and(|k| {
+                    k.eq_ignore_ascii_case(key.name)
+                        || key.aliases.iter().any(|a| k.eq_ignore_ascii_case(a))
+                })
+        });
+        assert!(used, "conf/proxy_reverse.conf does not use {}", key.name);
+    }
+}
+
+#[test]
+fn broken_file_exits_1_with_line_errors_on_stderr() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let file = dir.join("check_cli_broken.conf");
+    std::fs::write(
+        &file,
+        "[PROXY_ENTRY]\nMatch (\nServerList 127.0.0.1:99999\nLoadBalancer Fastest\n",
+    )
+    .unwrap();
+    let name = file.display().to_string();
+    let (code, out, err) = check(&[&name]);
+    assert_eq!(code, 1);
+    assert_eq!(out, "");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].starts_with(&format!("{name}:2: invalid regex `(`")));
+    assert!(lines[1].starts_with(&format!("{name}:3: server `127.0.0.1:99999`")));
+    assert!(lines[2].starts_with(&format!("{name}:4: unknown LoadBalancer `Fastest`")));
+}
+
+#[test]
+fn unresolvable_host_without_resolve_is_an_error() {
+    let (code, _, err) = check(&[&fixture("original_sample.conf")]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(":6: cannot resolve server `remote:80`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn explain_names_the_php_entry_and_its_servers() {
+    let (code, out, _) = seed(&["--explain", "/index.php"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "entry 1: FirstAlive Host4:80 Host5:8080");
+    assert!(lines[1].contains("line 12: Match /*.php"), "{out}");
+
+    let (code, out, _) = seed(&["--explain", "/logo.png?v=2"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("entry 2: RoundRobin Host1:80 Host2:80 Host3:80\n"));
+    assert!(out.contains("line 18: Match /*.png"), "{out}");
+    assert!(out.contains("entry 1 did not match"));
+}
+
+#[test]
+fn explain_shows_weights() {
+    let (code, out, _) = check(&[&fixture("seed_weighted.conf"), "--explain", "/"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with(
+        "entry 1: RoundRobin 127.0.0.1:80 weight=3 127.0.0.1:81 weight=2 127.0.0.1:82\n"
+    ));
+}
+
+#[test]
+fn explain_without_a_match_exits_3() {
+    let (code, out, _) = seed(&["--explain", "/readme.txt"]);
+    assert_eq!(code, 3);
+    assert_eq!(out, "no entry matches /readme.txt\n");
+}
+
+#[test]
+fn explain_the_statistics_url() {
+    let (code, out, _) = check(&[
+        &path("conf/proxy_reverse.conf"),
+        "--explain",
+        "/proxy-status",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("statistics: /proxy-status"));
+}
+
+#[test]
+fn handlers_lists_simple_regexes_or_a_catch_all() {
+    let (code, out, _) = seed(&["--handlers"]);
+    assert_eq!(code, 0);
+    let rules: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        rules,
+        [
+            "    Match /*.php proxy_reverse",
+            "    Match /*.jpg proxy_reverse",
+            "    Match /*.png proxy_reverse",
+            "    Match /*.css proxy_reverse",
+            "    Match /*.js proxy_reverse",
+            "    Match /*.html proxy_reverse",
+        ]
+    );
+    let (code, out, _) = check(&[&path("conf/proxy_reverse.conf"), "--handlers"]);
+    assert_eq!(code, 0);
+    let rules: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(rules, ["    Match /.* proxy_reverse"]);
+    assert!(out.contains("404"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &[][..],
+        &["--explain"][..],
+        &["--bogus", "f.conf"][..],
+        &["a.conf", "b.conf"][..],
+        &["--handlers", "--explain", "/", "f.conf"][..],
+        &["--resolve", "nohost", "f.conf"][..],
+    ] {
+        let (code, out, err) = check(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert_eq!(out, "");
+        assert!(err.contains("usage:"), "{err}");
+    }
+}
+
+#[test]
+fn help_lists_every_key_and_balancer() {
+    let (code, out, _) = check(&["--help"]);
+    assert_eq!(code, 0);
+    for key in proxy_reverse::config::keys::KEYS {
+        assert!(out.contains(&format!("  {} ", key.name)), "{}", key.name);
+    }
+    for b in proxy_reverse::balancer::REGISTRY {
+        assert!(out.contains(b.name));
+    }
+}
