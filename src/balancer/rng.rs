@@ -1,0 +1,43 @@
+//! A cheap per-thread xorshift random generator for the random balancers.
+//!
+//! Balancing needs speed and spread, not cryptographic quality, so a thread-local xorshift64*
+//! (a few instructions, no shared state, no `rand` dependency) is enough. Each thread seeds
+//! itself once from std's randomly keyed hasher; tests call [`seed_thread_rng`] to make a run
+//! reproducible.
+
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+
+thread_local! {
+    // 0 means "not seeded yet" (xorshift never produces 0 from a non-zero state).
+    static STATE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Seeds the calling thread's generator, so that the random balancers repeat the same choices
+/// (tests and benchmarks). A zero seed is replaced by a fixed non-zero constant.
+pub fn seed_thread_rng(seed: u64) {
+    let seed = if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed };
+    STATE.with(|s| s.set(seed));
+}
+
+/// The next 32 random bits of the calling thread's generator.
+pub(crate) fn next_u32() -> u32 {
+    STATE.with(|s| {
+        let mut x = s.get();
+        if x == 0 {
+            x = RandomState::new().hash_one(std::thread::current().id()) | 1;
+        }
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        s.set(x);
+        // xorshift64*: the multiply scrambles the low-quality low bits; keep the high half.
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+    })
+}
+
+/// A random index below `len` (multiply-shift: no division, bias below 2^-32 per unit of len).
+pub(crate) fn below(len: usize) -> usize {
+    ((u64::from(next_u32()) * len as u64) >> 32) as usize
+}
