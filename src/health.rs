@@ -154,7 +154,10 @@ impl Transition {
                 kind.as_str()
             ),
             Transition::ProbeFailed { kind } => {
-                format!("server {name} still offline, probe failed: {}", kind.as_str())
+                format!(
+                    "server {name} still offline, probe failed: {}",
+                    kind.as_str()
+                )
             }
             Transition::BackUp => format!("server {name} back up"),
         }
@@ -224,9 +227,9 @@ impl Health {
         let claim = self.probe_since.load(Ordering::Acquire);
         if claim != 0 && self.offline_until.load(Ordering::Acquire) != 0 {
             // CAS, not store: a newer claim by another request must survive.
-            let _ = self
-                .probe_since
-                .compare_exchange(claim, 0, Ordering::AcqRel, Ordering::Relaxed);
+            let _ =
+                self.probe_since
+                    .compare_exchange(claim, 0, Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
@@ -259,7 +262,10 @@ impl Health {
         now: Millis,
         policy: HaPolicy,
     ) -> Option<Transition> {
-        let failures = self.failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let failures = self
+            .failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         if !policy.enabled() {
             return None;
         }
@@ -282,7 +288,11 @@ impl Health {
         if let Transition::ProbeFailed { .. } = transition {
             self.probe_since.store(0, Ordering::Release);
         }
-        let code = FailureKind::ALL.iter().position(|&k| k == kind).unwrap_or(0) as u8 + 1;
+        let code = FailureKind::ALL
+            .iter()
+            .position(|&k| k == kind)
+            .unwrap_or(0) as u8
+            + 1;
         self.last_reason.store(code, Ordering::Relaxed);
         Some(transition)
     }

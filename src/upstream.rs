@@ -148,7 +148,10 @@ impl Upstream {
 
     /// An attempt on server `i` failed before any response byte; may take it offline.
     pub fn record_failure(&self, i: usize, kind: FailureKind, now: Millis) {
-        if let Some(t) = self.servers[i].health.record_failure(kind, now, self.policy) {
+        if let Some(t) = self.servers[i]
+            .health
+            .record_failure(kind, now, self.policy)
+        {
             self.log_transition(i, t);
         }
     }

@@ -17,7 +17,11 @@ thread_local! {
 /// Seeds the calling thread's generator, so that the random balancers repeat the same choices
 /// (tests and benchmarks). A zero seed is replaced by a fixed non-zero constant.
 pub fn seed_thread_rng(seed: u64) {
-    let seed = if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed };
+    let seed = if seed == 0 {
+        0x9E37_79B9_7F4A_7C15
+    } else {
+        seed
+    };
     STATE.with(|s| s.set(seed));
 }
 

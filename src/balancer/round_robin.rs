@@ -6,7 +6,7 @@ use super::sequence::{push_rest, rest_start, smooth_cycle};
 use super::{Balancer, CachePadded, RequestContext};
 use crate::upstream::Server;
 
-/// Smooth weighted round robin (nginx's order, e.g. a:3 b:2 c:1 → `a b a c a b`) driven by one
+/// Smooth weighted round robin (nginx's order, e.g. a:3 b:2 c:1 → `a b a c b a`) driven by one
 /// atomic counter shared by all workers.
 ///
 /// The cycle is computed once at build time, so a pick is one `fetch_add` and one table read.

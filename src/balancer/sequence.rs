@@ -7,9 +7,9 @@ const MAX_CYCLE: u64 = 1 << 16;
 /// One cycle of nginx-style smooth weighted round robin over `weights`.
 ///
 /// Weights are reduced by their gcd first so the cycle is as short as possible: a:3 b:2 c:1
-/// gives `a b a c b a` (length 6) exactly as nginx does — no server twice in a row while another
-/// is due, every prefix within one pick of its exact share. (The issue text quotes
-/// `a b a c a b`; nginx's algorithm picks b at step 5, whose running total 4 beats a's 3.) Zero weights count as 1 (every server stays reachable).
+/// gives `a b a c b a` (length 6) exactly as nginx does: interleaved, every prefix close to its
+/// exact share. (The issue text quotes `a b a c a b`; nginx's algorithm picks b at step 5,
+/// whose running total 4 beats a's 3.) Zero weights count as 1 (every server stays reachable).
 /// Indexing this cycle with a counter serves round robin; indexing it at random serves
 /// weighted random choices in O(1).
 pub(crate) fn smooth_cycle(weights: &[u32]) -> Box<[u32]> {
