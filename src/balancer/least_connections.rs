@@ -1,8 +1,8 @@
 //! LeastConnections: fewest requests in flight per unit of weight, across all workers.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::sequence::{push_rest, rest_start, smooth_cycle};
+use super::sequence::Cycle;
 use super::{Balancer, CachePadded, RequestContext};
 use crate::upstream::Server;
 
@@ -14,18 +14,18 @@ use crate::upstream::Server;
 /// all idle ones — are served in weighted round robin instead of the first one taking all.
 #[derive(Debug)]
 pub struct LeastConnections {
-    cycle: Box<[u32]>,
+    cycle: Cycle,
     weights: Box<[u64]>,
-    next: CachePadded<AtomicUsize>,
+    next: CachePadded<AtomicU32>,
 }
 
 impl LeastConnections {
     /// A balancer for servers with these weights, in list order.
     pub fn new(weights: &[u32]) -> LeastConnections {
         LeastConnections {
-            cycle: smooth_cycle(weights),
+            cycle: Cycle::new(weights),
             weights: weights.iter().map(|&w| u64::from(w.max(1))).collect(),
-            next: CachePadded(AtomicUsize::new(0)),
+            next: CachePadded(AtomicU32::new(0)),
         }
     }
 }
@@ -41,17 +41,18 @@ impl Balancer for LeastConnections {
             return;
         }
         let step = self.next.0.fetch_add(1, Ordering::Relaxed);
-        let start = self.cycle[step % self.cycle.len()] as usize;
+        let (start, _) = self.cycle.at(step);
         let load = |i: usize| u64::from(servers[i].in_flight.load(Ordering::Relaxed));
         let (mut best, mut best_load) = (start, load(start));
-        for i in (start + 1..n).chain(0..start) {
+        let mut consider = |i: usize| {
             let l = load(i);
             // l / w_i < best_load / w_best, without division.
             if l * self.weights[best] < best_load * self.weights[i] {
                 (best, best_load) = (i, l);
             }
-        }
-        out.push(best);
-        push_rest(out, n, rest_start(n, best, step), best);
+        };
+        (start + 1..n).for_each(&mut consider);
+        (0..start).for_each(&mut consider);
+        self.cycle.write_order(best, step, out);
     }
 }

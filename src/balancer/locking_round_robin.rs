@@ -2,8 +2,8 @@
 
 use parking_lot::Mutex;
 
-use super::round_robin::write_cycle_order;
-use super::sequence::smooth_cycle;
+use super::round_robin::write_step;
+use super::sequence::Cycle;
 use super::{Balancer, RequestContext};
 use crate::upstream::Server;
 
@@ -12,15 +12,15 @@ use crate::upstream::Server;
 /// costs against the atomic counter.
 #[derive(Debug)]
 pub struct LockingRoundRobin {
-    cycle: Box<[u32]>,
-    next: Mutex<usize>,
+    cycle: Cycle,
+    next: Mutex<u32>,
 }
 
 impl LockingRoundRobin {
     /// A balancer for servers with these weights, in list order.
     pub fn new(weights: &[u32]) -> LockingRoundRobin {
         LockingRoundRobin {
-            cycle: smooth_cycle(weights),
+            cycle: Cycle::new(weights),
             next: Mutex::new(0),
         }
     }
@@ -38,6 +38,11 @@ impl Balancer for LockingRoundRobin {
             *next = step.wrapping_add(1);
             step
         };
-        write_cycle_order(&self.cycle, step, servers.len(), out);
+        debug_assert_eq!(
+            servers.len(),
+            self.cycle.servers(),
+            "built for another list"
+        );
+        write_step(&self.cycle, step, out);
     }
 }

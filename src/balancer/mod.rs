@@ -82,7 +82,7 @@ pub static REGISTRY: &[Registration] = &[
         name: "Naive",
         aliases: &[],
         doc: "start from the client connection's number, then the first server up",
-        build: |_| Box::new(Naive),
+        build: |s| Box::new(Naive::new(s.len())),
     },
     Registration {
         name: "FirstAlive",

@@ -1,5 +1,6 @@
 //! Naive: the starting server comes from the client connection's number, then list order.
 
+use super::sequence::{push_rotation_except, FastMod};
 use super::{Balancer, RequestContext};
 use crate::upstream::Server;
 
@@ -8,8 +9,19 @@ use crate::upstream::Server;
 /// No shared state at all: requests of one client connection stick to one server, and
 /// connections with consecutive numbers land on consecutive servers. Weights are ignored,
 /// as in the original.
-#[derive(Debug, Default)]
-pub struct Naive;
+#[derive(Debug)]
+pub struct Naive {
+    n: FastMod,
+}
+
+impl Naive {
+    /// A balancer for `n` servers.
+    pub fn new(n: usize) -> Naive {
+        Naive {
+            n: FastMod::new(n as u32),
+        }
+    }
+}
 
 impl Balancer for Naive {
     fn name(&self) -> &'static str {
@@ -21,7 +33,9 @@ impl Balancer for Naive {
         if n == 0 {
             return;
         }
-        let start = (ctx.connection_id % n as u64) as usize;
-        out.extend((start..n).chain(0..start));
+        // Connection numbers are socket descriptors: the low 32 bits are the whole number.
+        let start = self.n.rem(ctx.connection_id as u32) as usize;
+        out.reserve(n);
+        push_rotation_except(out, n, start, usize::MAX, usize::MAX);
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use super::rng;
-use super::sequence::{push_rest2, smooth_cycle};
+use super::sequence::{push_rotation_except, Cycle};
 use super::{Balancer, RequestContext};
 use crate::upstream::Server;
 
@@ -15,7 +15,7 @@ use crate::upstream::Server;
 /// candidate; the rest follow in list rotation.
 #[derive(Debug)]
 pub struct PowerOfTwo {
-    cycle: Box<[u32]>,
+    cycle: Cycle,
     weights: Box<[u64]>,
 }
 
@@ -23,7 +23,7 @@ impl PowerOfTwo {
     /// A balancer for servers with these weights, in list order.
     pub fn new(weights: &[u32]) -> PowerOfTwo {
         PowerOfTwo {
-            cycle: smooth_cycle(weights),
+            cycle: Cycle::new(weights),
             weights: weights.iter().map(|&w| u64::from(w.max(1))).collect(),
         }
     }
@@ -40,21 +40,22 @@ impl Balancer for PowerOfTwo {
             return;
         }
         // A random position in the weighted cycle is a weighted random server, in O(1).
-        let len = self.cycle.len();
-        let mut a = self.cycle[rng::below(len)] as usize;
-        let mut b = self.cycle[rng::below(len)] as usize;
+        let mut a = self.cycle.weighted(rng::next_u32());
+        let mut b = self.cycle.weighted(rng::next_u32());
         if a == b && n > 1 {
             // One redraw: a heavy server drawn twice would make the comparison moot.
-            b = self.cycle[rng::below(len)] as usize;
+            b = self.cycle.weighted(rng::next_u32());
         }
         let load = |i: usize| u64::from(servers[i].in_flight.load(Ordering::Relaxed));
         if a != b && load(b) * self.weights[a] < load(a) * self.weights[b] {
             std::mem::swap(&mut a, &mut b);
         }
+        out.reserve(n);
         out.push(a);
         if b != a {
             out.push(b);
         }
-        push_rest2(out, n, a + 1, a, b);
+        let start = if a + 1 == n { 0 } else { a + 1 };
+        push_rotation_except(out, n, start, a, b);
     }
 }

@@ -40,8 +40,3 @@ pub(crate) fn next_u32() -> u32 {
         (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
     })
 }
-
-/// A random index below `len` (multiply-shift: no division, bias below 2^-32 per unit of len).
-pub(crate) fn below(len: usize) -> usize {
-    ((u64::from(next_u32()) * len as u64) >> 32) as usize
-}

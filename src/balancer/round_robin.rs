@@ -1,8 +1,8 @@
 //! RoundRobin: smooth weighted round robin on a lockless atomic counter.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::sequence::{push_rest, rest_start, smooth_cycle};
+use super::sequence::Cycle;
 use super::{Balancer, CachePadded, RequestContext};
 use crate::upstream::Server;
 
@@ -12,19 +12,21 @@ use crate::upstream::Server;
 /// The cycle is computed once at build time, so a pick is one `fetch_add` and one table read.
 /// Concurrent pickers each get a distinct counter value, so shares stay exact over whole
 /// cycles; only the interleaving between threads is unordered (the seed's "races only make
-/// sharing slightly unfair", without even the unfairness).
+/// sharing slightly unfair", without even the unfairness). The counter is 32 bits so the step
+/// maps to a position with multiplies only; when it wraps (every 2³² picks) the cycle restarts
+/// at an arbitrary place once, which nobody can notice.
 #[derive(Debug)]
 pub struct RoundRobin {
-    cycle: Box<[u32]>,
-    next: CachePadded<AtomicUsize>,
+    cycle: Cycle,
+    next: CachePadded<AtomicU32>,
 }
 
 impl RoundRobin {
     /// A balancer for servers with these weights, in list order.
     pub fn new(weights: &[u32]) -> RoundRobin {
         RoundRobin {
-            cycle: smooth_cycle(weights),
-            next: CachePadded(AtomicUsize::new(0)),
+            cycle: Cycle::new(weights),
+            next: CachePadded(AtomicU32::new(0)),
         }
     }
 }
@@ -35,24 +37,24 @@ impl Balancer for RoundRobin {
     }
 
     fn order(&self, _ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
+        debug_assert_eq!(
+            servers.len(),
+            self.cycle.servers(),
+            "built for another list"
+        );
         // Relaxed: the counter orders nothing else, it only hands out distinct steps.
         let step = self.next.0.fetch_add(1, Ordering::Relaxed);
-        write_cycle_order(&self.cycle, step, servers.len(), out);
+        write_step(&self.cycle, step, out);
     }
 }
 
-/// Writes the server at `step` of `cycle` first, then the others as failover candidates.
-///
-/// The failover rotation shifts by one each cycle so the share of a dead server is spread over
-/// all the others rather than dumped on its neighbour in the list.
+/// Writes the server at `step` of the cycle first, then the others; the failover rotation
+/// turns once per round of the cycle so a dead server's share is spread over all the others.
 #[inline]
-pub(crate) fn write_cycle_order(cycle: &[u32], step: usize, n: usize, out: &mut Vec<usize>) {
-    if n == 0 || cycle.is_empty() {
+pub(crate) fn write_step(cycle: &Cycle, step: u32, out: &mut Vec<usize>) {
+    if cycle.servers() == 0 {
         return;
     }
-    let (round, pos) = (step / cycle.len(), step % cycle.len());
-    let first = cycle[pos] as usize;
-    debug_assert!(first < n, "balancer built for a different server list");
-    out.push(first);
-    push_rest(out, n, rest_start(n, first, round), first);
+    let (first, round) = cycle.at(step);
+    cycle.write_order(first, round, out);
 }

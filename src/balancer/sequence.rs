@@ -47,32 +47,127 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
-/// Appends every index below `n` except `first` (already in `out`), in rotation from `start`.
+/// Division and remainder by a divisor fixed at build time, without a `div` instruction
+/// (Lemire, Kaser & Kurz, "Faster remainder by direct computation", 2019): two multiplies
+/// instead of a 30–90 cycle division on the request path. Exact for every `u32` numerator.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FastMod {
+    d: u32,
+    m: u64,
+}
+
+impl FastMod {
+    /// Prepares division by `d` (0 is treated as 1).
+    pub(crate) fn new(d: u32) -> FastMod {
+        let d = d.max(1);
+        FastMod {
+            d,
+            m: (u64::MAX / u64::from(d)).wrapping_add(1),
+        }
+    }
+
+    /// `a / d`.
+    #[inline]
+    pub(crate) fn div(self, a: u32) -> u32 {
+        if self.d == 1 {
+            a
+        } else {
+            ((u128::from(self.m) * u128::from(a)) >> 64) as u32
+        }
+    }
+
+    /// `a % d`.
+    #[inline]
+    pub(crate) fn rem(self, a: u32) -> u32 {
+        let low = self.m.wrapping_mul(u64::from(a));
+        ((u128::from(low) * u128::from(self.d)) >> 64) as u32
+    }
+}
+
+/// A smooth weighted cycle ready for the request path: the server sequence plus the
+/// precomputed divisors that turn a step number into a position and a failover rotation.
+#[derive(Debug)]
+pub(crate) struct Cycle {
+    seq: Box<[u32]>,
+    len: FastMod,
+    others: FastMod,
+    n: usize,
+}
+
+impl Cycle {
+    /// The cycle for servers with these weights (see [`smooth_cycle`]).
+    pub(crate) fn new(weights: &[u32]) -> Cycle {
+        let seq = smooth_cycle(weights);
+        Cycle {
+            len: FastMod::new(seq.len() as u32),
+            others: FastMod::new(weights.len().saturating_sub(1) as u32),
+            n: weights.len(),
+            seq,
+        }
+    }
+
+    /// The number of servers.
+    #[inline]
+    pub(crate) fn servers(&self) -> usize {
+        self.n
+    }
+
+    /// The server at `step` of the endless cycle, and which round of the cycle that is.
+    #[inline]
+    pub(crate) fn at(&self, step: u32) -> (usize, u32) {
+        let round = self.len.div(step);
+        let pos = step - round * self.seq.len() as u32;
+        (self.seq[pos as usize] as usize, round)
+    }
+
+    /// A server drawn in proportion to its weight from 32 random bits (multiply-shift).
+    #[inline]
+    pub(crate) fn weighted(&self, random: u32) -> usize {
+        let pos = (u64::from(random) * self.seq.len() as u64) >> 32;
+        self.seq[pos as usize] as usize
+    }
+
+    /// Appends `first` and then every other server as failover candidates.
+    ///
+    /// The rotation of the others starts `turn` places after `first` (modulo the others), so
+    /// with a turn that changes from request to request the share of a dead first choice is
+    /// spread over all the others instead of piling onto its list neighbour.
+    #[inline]
+    pub(crate) fn write_order(&self, first: usize, turn: u32, out: &mut Vec<usize>) {
+        out.reserve(self.n);
+        out.push(first);
+        if self.n > 1 {
+            // first < n and the offset < n - 1, so one subtraction wraps it (no division).
+            let mut start = first + 1 + self.others.rem(turn) as usize;
+            if start >= self.n {
+                start -= self.n;
+            }
+            push_rotation_except(out, self.n, start, first, first);
+        }
+    }
+}
+
+/// Appends every index below `n` except `a` and `b`, in rotation from `start` (< n).
 ///
-/// Failover candidates after the balancer's choice: starting the rotation at a varying
-/// `start` spreads the share of a dead first choice over the others instead of piling it on
-/// its list neighbour.
+/// Plain loops rather than iterator chains: this runs on every request and the simple form
+/// compiles to a tight loop without per-item bookkeeping.
 #[inline]
-pub(crate) fn push_rest(out: &mut Vec<usize>, n: usize, start: usize, first: usize) {
-    let start = start % n.max(1);
-    out.extend((start..n).chain(0..start).filter(|&i| i != first));
-}
-
-/// Appends every index below `n` except `a` and `b` (already in `out`), rotating from `start`.
-#[inline]
-pub(crate) fn push_rest2(out: &mut Vec<usize>, n: usize, start: usize, a: usize, b: usize) {
-    let start = start % n.max(1);
-    out.extend((start..n).chain(0..start).filter(|&i| i != a && i != b));
-}
-
-/// Where the failover rotation starts after `first` has been chosen at step `step`: never on
-/// `first` itself, and moving by one every step so the other servers take turns.
-#[inline]
-pub(crate) fn rest_start(n: usize, first: usize, step: usize) -> usize {
-    if n <= 1 {
-        0
-    } else {
-        first + 1 + step % (n - 1)
+pub(crate) fn push_rotation_except(
+    out: &mut Vec<usize>,
+    n: usize,
+    start: usize,
+    a: usize,
+    b: usize,
+) {
+    for i in start..n {
+        if i != a && i != b {
+            out.push(i);
+        }
+    }
+    for i in 0..start {
+        if i != a && i != b {
+            out.push(i);
+        }
     }
 }
 
@@ -97,11 +192,32 @@ mod tests {
     }
 
     #[test]
-    fn rest_skips_first_and_covers_all() {
-        let mut out = vec![2];
-        push_rest(&mut out, 5, rest_start(5, 2, 7), 2);
-        let mut sorted = out.clone();
-        sorted.sort();
-        assert_eq!(sorted, vec![0, 1, 2, 3, 4]);
+    fn order_starts_with_first_and_covers_all() {
+        let cycle = Cycle::new(&[1; 5]);
+        for turn in 0..20 {
+            let mut out = Vec::new();
+            cycle.write_order(2, turn, &mut out);
+            assert_eq!(out[0], 2);
+            assert_eq!(out[1], [3, 4, 0, 1][turn as usize % 4]);
+            out.sort();
+            assert_eq!(out, vec![0, 1, 2, 3, 4]);
+        }
+    }
+
+    #[test]
+    fn fast_mod_is_exact() {
+        let mut x: u32 = 12345;
+        for d in (1..300).chain([65_537, 1 << 16, u32::MAX - 1, u32::MAX]) {
+            let f = FastMod::new(d);
+            for a in [0, 1, d - 1, d, d.wrapping_add(1), u32::MAX, u32::MAX - 1] {
+                assert_eq!((f.div(a), f.rem(a)), (a / d, a % d), "{a} / {d}");
+            }
+            for _ in 0..1000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                assert_eq!((f.div(x), f.rem(x)), (x / d, x % d), "{x} / {d}");
+            }
+        }
     }
 }
