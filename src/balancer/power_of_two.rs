@@ -40,11 +40,12 @@ impl Balancer for PowerOfTwo {
             return;
         }
         // A random position in the weighted cycle is a weighted random server, in O(1).
-        let mut a = self.cycle.weighted(rng::next_u32());
-        let mut b = self.cycle.weighted(rng::next_u32());
+        let [r1, r2, r3] = rng::next::<3>();
+        let mut a = self.cycle.weighted(r1);
+        let mut b = self.cycle.weighted(r2);
         if a == b && n > 1 {
             // One redraw: a heavy server drawn twice would make the comparison moot.
-            b = self.cycle.weighted(rng::next_u32());
+            b = self.cycle.weighted(r3);
         }
         let load = |i: usize| u64::from(servers[i].in_flight.load(Ordering::Relaxed));
         if a != b && load(b) * self.weights[a] < load(a) * self.weights[b] {

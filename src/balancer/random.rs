@@ -30,7 +30,7 @@ impl Balancer for Random {
         if servers.is_empty() {
             return;
         }
-        let r = rng::next_u32();
+        let [r] = rng::next::<1>();
         // High bits choose the server (multiply-shift), low bits the failover rotation.
         let first = self.cycle.weighted(r);
         self.cycle.write_order(first, r & 0xffff, out);

@@ -25,18 +25,25 @@ pub fn seed_thread_rng(seed: u64) {
     STATE.with(|s| s.set(seed));
 }
 
-/// The next 32 random bits of the calling thread's generator.
-pub(crate) fn next_u32() -> u32 {
+/// The next `K` random 32-bit words of the calling thread's generator.
+///
+/// One thread-local access for all of them: in the plugin (a `cdylib`) each access to a
+/// thread-local is a call into the dynamic loader, which costs more than the arithmetic.
+#[inline]
+pub(crate) fn next<const K: usize>() -> [u32; K] {
     STATE.with(|s| {
         let mut x = s.get();
         if x == 0 {
             x = RandomState::new().hash_one(std::thread::current().id()) | 1;
         }
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
+        let words = std::array::from_fn(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            // xorshift64*: the multiply scrambles the weak low bits; keep the high half.
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+        });
         s.set(x);
-        // xorshift64*: the multiply scrambles the low-quality low bits; keep the high half.
-        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) as u32
+        words
     })
 }

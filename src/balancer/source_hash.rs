@@ -9,6 +9,14 @@ use crate::upstream::Server;
 /// The smallest lookup table; Maglev's disruption bound needs a prime well above 100 × n.
 const MIN_TABLE: usize = 65_537;
 
+/// Servers beyond this many are left out of the table (entries are `u16` to halve its cache
+/// footprint: 128 KiB for up to 655 servers).
+const MAX_SERVERS: usize = u16::MAX as usize;
+
+/// Table reads spent looking for distinct failover candidates before the rest of the order
+/// is completed by list rotation (each read is likely a cache miss).
+const MAX_PROBES: usize = 8;
+
 /// Maps each client address to a server with a Maglev lookup table (Eisenbud et al., 2016).
 ///
 /// Everything is derived from fixed hash functions of the server *names* and the client
@@ -20,13 +28,14 @@ const MIN_TABLE: usize = 65_537;
 /// proportion to the weights of the others.
 #[derive(Debug)]
 pub struct SourceHash {
-    table: Box<[u32]>,
+    table: Box<[u16]>,
     n: usize,
 }
 
 impl SourceHash {
     /// A balancer for these servers (their names and weights), in list order.
     pub fn new(servers: &[ServerSpec]) -> SourceHash {
+        let servers = &servers[..servers.len().min(MAX_SERVERS)];
         let n = servers.len();
         if n == 0 {
             return SourceHash {
@@ -47,7 +56,7 @@ impl SourceHash {
             .collect();
         let mut next = vec![0u64; n];
         let mut credit = vec![0u64; n];
-        let mut table = vec![u32::MAX; m];
+        let mut table = vec![u16::MAX; m];
         let mut filled = 0;
         'fill: loop {
             for i in 0..n {
@@ -58,11 +67,11 @@ impl SourceHash {
                     credit[i] -= max_w;
                     let (offset, skip) = perm[i];
                     let mut c = ((offset + next[i] * skip) % m as u64) as usize;
-                    while table[c] != u32::MAX {
+                    while table[c] != u16::MAX {
                         next[i] += 1;
                         c = ((offset + next[i] * skip) % m as u64) as usize;
                     }
-                    table[c] = i as u32;
+                    table[c] = i as u16;
                     next[i] += 1;
                     filled += 1;
                     if filled == m {
@@ -96,9 +105,10 @@ impl Balancer for SourceHash {
         let base = out.len();
         let mut seen: u64 = 0;
         let small = n <= 64;
-        // Collecting every server by probing takes ~n·ln n reads; stop at 2n and complete the
+        // Collecting every server by probing takes ~n·ln n reads; stop early and complete the
         // order by rotation so a large list stays cheap (the tail is rarely reached).
-        for _ in 0..2 * n {
+        out.reserve(n);
+        for _ in 0..(2 * n).min(MAX_PROBES) {
             let i = self.table[pos] as usize;
             let new = if small {
                 seen & (1u64 << i) == 0
