@@ -1,21 +1,49 @@
 //! An entry's group of servers at run time: balancer, health and live counters.
+//!
+//! One [`Upstream`] per entry is shared by every worker thread. Per request the relay does:
+//!
+//! ```text
+//! upstream.plan(&ctx, now, &mut candidates);          // ordered, health-filtered, no allocation
+//! for &i in &candidates {
+//!     if !upstream.acquire(i, now) { continue }       // e.g. another request holds the probe
+//!     // connect and send …
+//!     //   response head arrived: upstream.record_success(i, now)
+//!     //   attempt failed:        upstream.record_failure(i, kind, now), then try the next
+//!     upstream.release(i);                             // when the attempt is over, always
+//! }
+//! // every candidate failed: 503 with `Retry-After: upstream.retry_after_secs(now)`
+//! ```
+//!
+//! Nothing here takes a lock (except the `LockingRoundRobin` balancer, by design).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::balancer::{self, Balancer, RequestContext};
 use crate::clock::Millis;
 use crate::config::{Entry, ServerSpec};
-use crate::health::{FailureKind, Health};
+use crate::health::{FailureKind, HaPolicy, Health, Transition};
+use crate::log;
 
 /// One backend server at run time.
 #[derive(Debug)]
 pub struct Server {
     /// What the configuration says about it.
     pub spec: ServerSpec,
-    /// Requests in flight on it, across all workers.
+    /// Attempts in progress on it, across all workers (between `acquire` and `release`).
     pub in_flight: AtomicU32,
     /// Its health record.
     pub health: Health,
+}
+
+impl Server {
+    /// A server that is up with nothing in flight.
+    pub fn new(spec: ServerSpec) -> Server {
+        Server {
+            spec,
+            in_flight: AtomicU32::new(0),
+            health: Health::default(),
+        }
+    }
 }
 
 /// The servers of one entry and the method that spreads requests over them.
@@ -23,26 +51,28 @@ pub struct Server {
 pub struct Upstream {
     servers: Vec<Server>,
     balancer: Box<dyn Balancer>,
+    policy: HaPolicy,
 }
 
 impl Upstream {
     /// Builds the run-time group for `entry` (its balancer name must be in the registry).
     pub fn new(entry: &Entry) -> Result<Upstream, String> {
-        let reg = balancer::lookup(&entry.balancer)
-            .ok_or_else(|| format!("unknown load balancer {:?}", entry.balancer))?;
-        let weights: Vec<u32> = entry.servers.iter().map(|s| s.weight).collect();
-        let servers = entry
-            .servers
-            .iter()
-            .map(|spec| Server {
-                spec: spec.clone(),
-                in_flight: AtomicU32::new(0),
-                health: Health::default(),
-            })
-            .collect();
+        Upstream::with_policy(&entry.servers, &entry.balancer, HaPolicy::from_entry(entry))
+    }
+
+    /// Builds a group from its parts: servers in list order, a balancer name or alias (any
+    /// case) and the high-availability policy.
+    pub fn with_policy(
+        servers: &[ServerSpec],
+        balancer_name: &str,
+        policy: HaPolicy,
+    ) -> Result<Upstream, String> {
+        let reg = balancer::lookup(balancer_name)
+            .ok_or_else(|| format!("unknown load balancer {balancer_name:?}"))?;
         Ok(Upstream {
-            servers,
-            balancer: (reg.build)(&weights),
+            servers: servers.iter().cloned().map(Server::new).collect(),
+            balancer: (reg.build)(servers),
+            policy,
         })
     }
 
@@ -56,33 +86,95 @@ impl Upstream {
         self.balancer.name()
     }
 
-    /// Fills `out` (cleared first) with the servers to try for this request, in order.
+    /// The high-availability policy.
+    pub fn policy(&self) -> HaPolicy {
+        self.policy
+    }
+
+    /// Fills `out` (cleared first) with the servers to try for this request, most preferred
+    /// first: the balancer's order, keeping servers that are up or due for a probe.
+    ///
+    /// When none is available it holds the one server that has been offline longest, so a pool
+    /// that recovered all at once is tried rather than refused for a whole timeout. `out` is
+    /// reused: once it has grown to the number of servers, planning does not allocate.
     pub fn plan(&self, ctx: &RequestContext<'_>, now: Millis, out: &mut Vec<usize>) {
         out.clear();
         self.balancer.order(ctx, &self.servers, out);
-        out.retain(|&i| self.servers[i].health.is_available(now));
+        if !self.policy.enabled() {
+            return;
+        }
+        out.retain(|&i| self.servers[i].health.is_available(now, self.policy));
+        if out.is_empty() {
+            let longest = (0..self.servers.len())
+                .min_by_key(|&i| self.servers[i].health.offline_until().wrapping_sub(1));
+            out.extend(longest);
+        }
     }
 
-    /// Claims server `i` for an attempt at `now` (counts it in flight); false when it cannot
-    /// be used now.
-    pub fn acquire(&self, i: usize, _now: Millis) -> bool {
-        self.servers[i].in_flight.fetch_add(1, Ordering::Relaxed);
-        true
+    /// Starts an attempt on server `i` if it may be used now, counting it in flight; false when
+    /// it is offline and another request already holds its single probe slot. Every `true` must
+    /// be matched by one [`Upstream::release`].
+    #[inline]
+    pub fn acquire(&self, i: usize, now: Millis) -> bool {
+        let server = &self.servers[i];
+        // Counted before the probe claim, so `release` never sees 0 in flight while a fresh
+        // claim is being taken (see `Health::release_idle`).
+        server.in_flight.fetch_add(1, Ordering::Relaxed);
+        if server.health.try_acquire(now, self.policy) {
+            true
+        } else {
+            self.release(i);
+            false
+        }
     }
 
-    /// The attempt on server `i` is over.
+    /// The attempt on server `i` is over (after its success or failure was recorded, if any).
+    #[inline]
     pub fn release(&self, i: usize) {
-        self.servers[i].in_flight.fetch_sub(1, Ordering::Relaxed);
+        let server = &self.servers[i];
+        if server.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            // Nobody left on it: a probe still claimed was abandoned without an outcome.
+            server.health.release_idle();
+        }
     }
 
-    /// Server `i` answered (a response head arrived).
-    pub fn record_success(&self, _i: usize, _now: Millis) {}
+    /// Server `i` answered (a response head arrived): it is healthy.
+    #[inline]
+    pub fn record_success(&self, i: usize, _now: Millis) {
+        if let Some(t) = self.servers[i].health.record_success() {
+            self.log_transition(i, t);
+        }
+    }
 
-    /// An attempt on server `i` failed.
-    pub fn record_failure(&self, _i: usize, _kind: FailureKind, _now: Millis) {}
+    /// An attempt on server `i` failed before any response byte; may take it offline.
+    pub fn record_failure(&self, i: usize, kind: FailureKind, now: Millis) {
+        if let Some(t) = self.servers[i]
+            .health
+            .record_failure(kind, now, self.policy)
+        {
+            self.log_transition(i, t);
+        }
+    }
 
-    /// Seconds until the first offline server may be tried again (for `Retry-After`), ≥ 1.
-    pub fn retry_after_secs(&self, _now: Millis) -> u64 {
-        1
+    /// Seconds a client should wait before retrying when every candidate failed: until the
+    /// first offline period ends, at least 1.
+    pub fn retry_after_secs(&self, now: Millis) -> u64 {
+        let soonest = self
+            .servers
+            .iter()
+            .map(|s| s.health.offline_until())
+            .map(|until| if until == 0 { now } else { until })
+            .min()
+            .unwrap_or(now);
+        soonest.saturating_sub(now).div_ceil(1000).max(1)
+    }
+
+    fn log_transition(&self, i: usize, t: Transition) {
+        let message = t.message(&self.servers[i].spec.name);
+        if t.is_warning() {
+            log::warn(&message);
+        } else {
+            log::info(&message);
+        }
     }
 }

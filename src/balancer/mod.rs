@@ -6,13 +6,31 @@
 //! servers that are offline) is applied on top by [`crate::upstream::Upstream::plan`].
 
 mod first_alive;
+mod least_connections;
+mod locking_round_robin;
+mod naive;
+mod power_of_two;
+mod random;
+mod rng;
+mod round_robin;
+mod sequence;
+mod source_hash;
 
 use std::fmt::Debug;
 use std::net::IpAddr;
 
+use crate::config::ServerSpec;
 use crate::upstream::Server;
 
 pub use first_alive::FirstAlive;
+pub use least_connections::LeastConnections;
+pub use locking_round_robin::LockingRoundRobin;
+pub use naive::Naive;
+pub use power_of_two::PowerOfTwo;
+pub use random::Random;
+pub use rng::seed_thread_rng;
+pub use round_robin::RoundRobin;
+pub use source_hash::SourceHash;
 
 /// What a balancer may know about the request it places.
 #[derive(Debug, Clone, Copy)]
@@ -43,20 +61,28 @@ pub struct Registration {
     pub aliases: &'static [&'static str],
     /// One-line description for the checker's help.
     pub doc: &'static str,
-    /// Builds the balancer for servers with these weights.
-    pub build: fn(weights: &[u32]) -> Box<dyn Balancer>,
+    /// Builds the balancer for these servers (names and weights, in list order); the
+    /// `servers` later passed to [`Balancer::order`] must be the same list.
+    pub build: fn(servers: &[ServerSpec]) -> Box<dyn Balancer>,
 }
 
-/// Every balancer, one line each.
-///
-/// Interim: until each method has its own file, every row builds [`FirstAlive`]; the balancing
-/// issue replaces each `build` with the real method.
+/// Keeps a hot shared counter on its own cache line, so bumping it does not evict the
+/// read-only tables next to it from other cores' caches.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+fn weights(servers: &[ServerSpec]) -> Vec<u32> {
+    servers.iter().map(|s| s.weight).collect()
+}
+
+/// Every balancer, one row each.
 pub static REGISTRY: &[Registration] = &[
     Registration {
         name: "Naive",
         aliases: &[],
         doc: "start from the client connection's number, then the first server up",
-        build: |_| Box::new(FirstAlive),
+        build: |s| Box::new(Naive::new(s.len())),
     },
     Registration {
         name: "FirstAlive",
@@ -74,37 +100,37 @@ pub static REGISTRY: &[Registration] = &[
             "Weighted-Round-Robin",
         ],
         doc: "smooth weighted round robin on an atomic counter (lockless)",
-        build: |_| Box::new(FirstAlive),
+        build: |s| Box::new(RoundRobin::new(&weights(s))),
     },
     Registration {
         name: "LockingRoundRobin",
         aliases: &["Locking-Round-Robin"],
         doc: "the same order as RoundRobin, exact, under a mutex",
-        build: |_| Box::new(FirstAlive),
+        build: |s| Box::new(LockingRoundRobin::new(&weights(s))),
     },
     Registration {
         name: "LeastConnections",
         aliases: &["Least-Connections"],
         doc: "fewest requests in flight across all workers, weight-aware",
-        build: |_| Box::new(FirstAlive),
+        build: |s| Box::new(LeastConnections::new(&weights(s))),
     },
     Registration {
         name: "PowerOfTwo",
         aliases: &["P2C", "Power-Of-Two"],
         doc: "two random weighted choices, the one with fewer requests in flight",
-        build: |_| Box::new(FirstAlive),
+        build: |s| Box::new(PowerOfTwo::new(&weights(s))),
     },
     Registration {
         name: "Random",
         aliases: &[],
         doc: "weighted random",
-        build: |_| Box::new(FirstAlive),
+        build: |s| Box::new(Random::new(&weights(s))),
     },
     Registration {
         name: "SourceHash",
         aliases: &["Source-Hash"],
         doc: "client address to server by consistent hashing",
-        build: |_| Box::new(FirstAlive),
+        build: |s| Box::new(SourceHash::new(s)),
     },
 ];
 

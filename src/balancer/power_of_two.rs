@@ -1,0 +1,62 @@
+//! PowerOfTwo (P2C): two weighted random choices, the less loaded one wins.
+
+use std::sync::atomic::Ordering;
+
+use super::rng;
+use super::sequence::{push_rotation_except, Cycle};
+use super::{Balancer, RequestContext};
+use crate::upstream::Server;
+
+/// Draws two servers at random in proportion to their weights and prefers the one with fewer
+/// requests in flight per unit of weight (the default of HAProxy 3.3 and Envoy).
+///
+/// Two random probes avoid both the herd effect of least-connections on stale counts and the
+/// blindness of pure random, at the cost of two counter reads. The loser is the first failover
+/// candidate; the rest follow in list rotation.
+#[derive(Debug)]
+pub struct PowerOfTwo {
+    cycle: Cycle,
+    weights: Box<[u64]>,
+}
+
+impl PowerOfTwo {
+    /// A balancer for servers with these weights, in list order.
+    pub fn new(weights: &[u32]) -> PowerOfTwo {
+        PowerOfTwo {
+            cycle: Cycle::new(weights),
+            weights: weights.iter().map(|&w| u64::from(w.max(1))).collect(),
+        }
+    }
+}
+
+impl Balancer for PowerOfTwo {
+    fn name(&self) -> &'static str {
+        "PowerOfTwo"
+    }
+
+    fn order(&self, _ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
+        let n = servers.len().min(self.weights.len());
+        if n == 0 {
+            return;
+        }
+        // A random position in the weighted cycle is a weighted random server, in O(1).
+        let [r1, r2, r3] = rng::next::<3>();
+        let mut a = self.cycle.weighted(r1);
+        let mut b = self.cycle.weighted(r2);
+        if a == b && n > 1 {
+            // One redraw: a heavy server drawn twice would make the comparison moot.
+            b = self.cycle.weighted(r3);
+        }
+        let load = |i: usize| u64::from(servers[i].in_flight.load(Ordering::Relaxed));
+        if a != b && load(b) * self.weights[a] < load(a) * self.weights[b] {
+            std::mem::swap(&mut a, &mut b);
+        }
+        out.reserve(n);
+        out.push(a);
+        if b != a {
+            out.push(b);
+        }
+        let start = if a + 1 == n { 0 } else { a + 1 };
+        push_rotation_except(out, n, start, a, b);
+    }
+}

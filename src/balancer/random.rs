@@ -1,0 +1,38 @@
+//! Random: weighted random choice.
+
+use super::rng;
+use super::sequence::Cycle;
+use super::{Balancer, RequestContext};
+use crate::upstream::Server;
+
+/// Picks a server at random in proportion to its weight; no shared state is written, so it
+/// scales with the number of workers. Failover candidates follow in a random rotation.
+#[derive(Debug)]
+pub struct Random {
+    cycle: Cycle,
+}
+
+impl Random {
+    /// A balancer for servers with these weights, in list order.
+    pub fn new(weights: &[u32]) -> Random {
+        Random {
+            cycle: Cycle::new(weights),
+        }
+    }
+}
+
+impl Balancer for Random {
+    fn name(&self) -> &'static str {
+        "Random"
+    }
+
+    fn order(&self, _ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
+        if servers.is_empty() {
+            return;
+        }
+        let [r] = rng::next::<1>();
+        // High bits choose the server (multiply-shift), low bits the failover rotation.
+        let first = self.cycle.weighted(r);
+        self.cycle.write_order(first, r & 0xffff, out);
+    }
+}
