@@ -91,9 +91,9 @@ impl Proxy {
         }
         self.stats.record_local(200);
         let format = stats::choose_format(query, accept);
-        let snapshot = Snapshot::collect(&self.config, &self.stats, clock::now_ms(), &|e, s| {
-            self.live(e, s)
-        });
+        let now = clock::now_ms();
+        let snapshot =
+            Snapshot::collect(&self.config, &self.stats, now, &|e, s| self.live(e, s, now));
         LocalPage {
             status: 200,
             format: Some(format),
@@ -102,11 +102,17 @@ impl Proxy {
     }
 
     /// A server's live state for the statistics page.
-    fn live(&self, entry: usize, server: usize) -> ServerLive {
+    fn live(&self, entry: usize, server: usize, now: clock::Millis) -> ServerLive {
         let s = &self.upstreams[entry].servers()[server];
+        let health = s.health.snapshot();
+        let offline_for_secs = (health.state != crate::health::HealthState::Up)
+            .then(|| health.offline_until.saturating_sub(now).div_ceil(1000));
         ServerLive {
+            state: health.state.as_str(),
+            offline_for_secs,
+            reason: health.last_reason.to_string(),
+            consecutive_failures: health.consecutive_failures,
             in_flight: s.in_flight.load(std::sync::atomic::Ordering::Relaxed),
-            ..ServerLive::default()
         }
     }
 }
