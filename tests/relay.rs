@@ -235,3 +235,35 @@ fn unmatched_path_gets_404_from_the_proxy() {
     );
     assert_eq!(origin.conns.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn every_server_offline_gives_503_with_retry_after() {
+    let mut entry = entry_for(&[dead_addr()]);
+    entry.attempts_count = 1;
+    entry.offline_timeout = Duration::from_secs(30);
+    let host = host_for(vec![entry]);
+    let mut c = Client::connect(host.addr());
+    // The first failure takes the only server offline; the proxy still tries it as the last
+    // resort, then tells the client when to come back.
+    let r = c.get("/x");
+    assert_eq!(r.status, 503);
+    let after: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&after), "Retry-After {after}");
+}
+
+#[test]
+fn dead_server_is_skipped_once_offline() {
+    let origin = Origin::start("b");
+    let mut entry = entry_for(&[dead_addr(), origin.addr]);
+    entry.attempts_count = 1;
+    let host = host_for(vec![entry]);
+    let mut c = Client::connect(host.addr());
+    for _ in 0..5 {
+        let r = c.get("/id");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"b"[..]));
+    }
+}

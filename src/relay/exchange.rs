@@ -320,9 +320,18 @@ impl Exchange {
                 return;
             }
         }
-        if self.attempts == 0 {
+        let now_ms = clock::now_ms();
+        let upstream = self.upstream();
+        let policy = upstream.policy();
+        let all_offline = upstream
+            .servers()
+            .iter()
+            .all(|s| !s.health.is_available(now_ms, policy));
+        if self.attempts == 0 || all_offline {
+            // Every server is offline (even the one tried as a last resort): tell the client
+            // when the first one may be back.
             self.proxy.stats.record_no_server(self.entry);
-            let retry_after = self.upstream().retry_after_secs(clock::now_ms());
+            let retry_after = self.upstream().retry_after_secs(now_ms);
             self.local_error(503, Some(retry_after));
         } else if self.only_timeouts {
             self.local_error(504, None);
