@@ -68,7 +68,15 @@ fn entry() -> impl Strategy<Value = Entry> {
         any::<bool>(),
     )
         .prop_map(
-            |(patterns, servers, b, (attempts, offline, connect, read), (idle, kt, kr), trusted, fwd)| {
+            |(
+                patterns,
+                servers,
+                b,
+                (attempts, offline, connect, read),
+                (idle, kt, kr),
+                trusted,
+                fwd,
+            )| {
                 let matches = patterns
                     .into_iter()
                     .map(|pattern| MatchRule { pattern, line: 0 })
@@ -155,7 +163,12 @@ proptest! {
 /// A line built from the language's own pieces, often almost right.
 fn line() -> impl Strategy<Value = String> {
     let key = prop_oneof![
-        prop::sample::select(config::keys::KEYS.iter().map(|k| k.name).collect::<Vec<_>>()),
+        prop::sample::select(
+            config::keys::KEYS
+                .iter()
+                .map(|k| k.name)
+                .collect::<Vec<_>>()
+        ),
         Just("LoadBalance"),
         Just("@INCLUDE"),
         Just("Matc"),
@@ -165,12 +178,30 @@ fn line() -> impl Strategy<Value = String> {
         "[ -~]{0,20}",
         "(Host[1-6]|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]{0,6})?( weight=[0-9]{1,3})?",
         "[0-9]{0,12}(\\.[0-9]{0,12})?",
-        prop::sample::select(vec!["on", "off", "First-Alive", "Fastest", "/stats", "10.0.0.0/8", "(", "# x"])
-            .prop_map(str::to_string),
+        prop::sample::select(vec![
+            "on",
+            "off",
+            "First-Alive",
+            "Fastest",
+            "/stats",
+            "10.0.0.0/8",
+            "(",
+            "# x"
+        ])
+        .prop_map(str::to_string),
     ];
     prop_oneof![
-        prop::sample::select(vec!["[PROXY_ENTRY]", "[PROXY_DEFAULTS]", "[proxy_entry", "[X]", "", "# c", "\t", "---"])
-            .prop_map(str::to_string),
+        prop::sample::select(vec![
+            "[PROXY_ENTRY]",
+            "[PROXY_DEFAULTS]",
+            "[proxy_entry",
+            "[X]",
+            "",
+            "# c",
+            "\t",
+            "---"
+        ])
+        .prop_map(str::to_string),
         ("[ \t]{0,3}", key, "[ \t]{1,2}", value).prop_map(|(i, k, s, v)| format!("{i}{k}{s}{v}")),
     ]
 }
