@@ -26,7 +26,8 @@ pub fn body_of(n: usize) -> Vec<u8> {
 ///
 /// Routes: `/size/N` (N pattern bytes, Content-Length), `/chunked/N` (N bytes in 1000-byte
 /// chunks), `/close/N` (close-delimited), `/echo` (request body back), `/headers` (request head
-/// back), `/id` (its name), `/conns` (connections accepted), `/never` (reads, never answers),
+/// back), `/stream/N` (N pattern bytes, Content-Length, generated while sending so huge bodies
+/// cost no memory), `/id` (its name), `/conns` (connections accepted), `/never` (reads, never answers),
 /// `/slow` (5 chunks 100 ms apart), anything else 404.
 pub struct Origin {
     pub addr: SocketAddr,
@@ -152,6 +153,8 @@ fn serve(stream: TcpStream, name: &str, conns: &AtomicUsize, written: &AtomicU64
         };
         let ok = if let Some(n) = path.strip_prefix("/size/") {
             send(&mut out, "200 OK", &body_of(n.parse().unwrap()))
+        } else if let Some(n) = path.strip_prefix("/stream/") {
+            stream_body(&mut out, n.parse().unwrap(), head_only, name, written)
         } else if let Some(n) = path.strip_prefix("/chunked/") {
             let n: usize = n.parse().unwrap();
             let data = body_of(n);
@@ -197,6 +200,35 @@ fn serve(stream: TcpStream, name: &str, conns: &AtomicUsize, written: &AtomicU64
             return;
         }
     }
+}
+
+/// Writes a 200 with `n` pattern bytes without materialising them: a block whose length is a
+/// multiple of the pattern period (251) repeats seamlessly.
+fn stream_body(
+    out: &mut TcpStream,
+    n: u64,
+    head_only: bool,
+    name: &str,
+    written: &AtomicU64,
+) -> bool {
+    let h = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nX-Backend: {name}\r\n\r\n");
+    if out.write_all(h.as_bytes()).is_err() {
+        return false;
+    }
+    if head_only {
+        return true;
+    }
+    let block = body_of(251 * 256);
+    let mut left = n;
+    while left > 0 {
+        let len = left.min(block.len() as u64) as usize;
+        if out.write_all(&block[..len]).is_err() {
+            return false;
+        }
+        written.fetch_add(len as u64, Ordering::SeqCst);
+        left -= len as u64;
+    }
+    true
 }
 
 /// A server that answers every connection with fixed bytes, then closes.

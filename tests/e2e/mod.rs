@@ -1,0 +1,276 @@
+//! A real Monkey v1.8 started around the freshly built plugin, for end-to-end tests.
+//!
+//! `Monkey::start(conf)` lays out a scratch configuration root (monkey.conf, monkey.mime,
+//! plugins.load, sites/default, the plugin's own config), starts `$MONKEY_BIN -c <root>` in the
+//! foreground with its log captured to a file, and waits until the port accepts. Dropping it
+//! stops the process (SIGTERM, then SIGKILL after a bounded wait) and removes the directory.
+#![allow(dead_code)]
+
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Printed by every test when there is no Monkey to run against.
+pub const SKIP: &str =
+    "skipped: MONKEY_BIN is not set (point it at a Monkey v1.8 build to run the real-server tests)";
+
+/// The Monkey binary, or `None` (after printing the skip line) when `MONKEY_BIN` is unset.
+pub fn monkey_bin() -> Option<PathBuf> {
+    match std::env::var_os("MONKEY_BIN") {
+        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+        _ => {
+            println!("{SKIP}");
+            None
+        }
+    }
+}
+
+/// Returns from the calling test (which then passes) when `MONKEY_BIN` is not set.
+#[macro_export]
+macro_rules! require_monkey {
+    () => {
+        if $crate::e2e::monkey_bin().is_none() {
+            return;
+        }
+    };
+}
+
+/// The plugin to load: `$PROXY_REVERSE_SO`, else the cdylib cargo built with this test binary.
+///
+/// `cargo test` leaves the cdylib in `target/<profile>/deps/` (next to the test binary) and
+/// only `cargo build` copies it up to `target/<profile>/`; look in both, deps first because
+/// it is the one built from the same sources as this test.
+pub fn plugin_so() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROXY_REVERSE_SO") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary directory");
+    for dir in [Some(deps), deps.parent()].into_iter().flatten() {
+        let so = dir.join("libproxy_reverse.so");
+        if so.is_file() {
+            return so;
+        }
+    }
+    panic!(
+        "libproxy_reverse.so not found next to {} (build it with cargo build, or set PROXY_REVERSE_SO)",
+        exe.display()
+    );
+}
+
+/// Where Monkey's shipped configuration (for monkey.mime) lives.
+fn monkey_conf_dir(bin: &Path) -> PathBuf {
+    if let Some(p) = std::env::var_os("MONKEY_CONF") {
+        return PathBuf::from(p);
+    }
+    bin.parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("conf"))
+        .expect("MONKEY_BIN has no parent directory")
+}
+
+/// A port nothing listens on right now (the OS picks it; tiny race until Monkey binds it).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A directory name unique across concurrent tests and test processes. No `-` in it: Monkey
+/// derives the plugin symbol from the text after the last `-` of the whole Load path.
+fn scratch_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!(
+        "proxy_reverse_e2e_{}_{}_{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ))
+}
+
+/// A running Monkey with the plugin loaded; every path is mapped to the plugin.
+pub struct Monkey {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Monkey {
+    /// Starts Monkey with `plugin_conf` as `proxy_reverse.conf`. Panics (with the log) if it
+    /// exits or does not accept connections within 15 s.
+    pub fn start(plugin_conf: &str) -> Monkey {
+        let bin = std::env::var_os("MONKEY_BIN")
+            .map(PathBuf::from)
+            .expect("MONKEY_BIN");
+        let dir = scratch_dir();
+        let conf = dir.join("conf");
+        fs::create_dir_all(conf.join("sites")).unwrap();
+        fs::create_dir_all(conf.join("plugins/proxy_reverse")).unwrap();
+        fs::create_dir_all(dir.join("lib")).unwrap();
+        fs::create_dir_all(dir.join("htdocs")).unwrap();
+        let d = dir.display();
+        let port = free_port();
+        // Keys must be indented (rconf). No `User` line: the server keeps the caller's
+        // identity, so it can read the scratch files whoever runs the tests.
+        let monkey_conf = format!(
+            "[SERVER]\n    Listen 127.0.0.1:{port}\n    Workers 2\n    Timeout 15\n    \
+             PidFile {d}/monkey.pid\n    UserDir public_html\n    Indexfile index.html\n    \
+             HideVersion Off\n    Resume On\n    KeepAlive On\n    KeepAliveTimeout 5\n    \
+             MaxKeepAliveRequest 1000\n    MaxRequestSize 32\n    SymLink Off\n    \
+             DefaultMimeType text/plain\n    FDT On\n    OverCapacity Resist\n"
+        );
+        fs::write(conf.join("monkey.conf"), monkey_conf).unwrap();
+        let mime = monkey_conf_dir(&bin).join("monkey.mime");
+        fs::copy(&mime, conf.join("monkey.mime"))
+            .unwrap_or_else(|e| panic!("copy {}: {e} (set MONKEY_CONF)", mime.display()));
+        // Named `*-proxy_reverse.so` so Monkey looks up the symbol `mk_plugin_proxy_reverse`.
+        let so = dir.join("lib/monkey-proxy_reverse.so");
+        fs::copy(plugin_so(), &so).expect("copy the plugin");
+        fs::write(
+            conf.join("plugins.load"),
+            format!("[PLUGINS]\n    Load {}\n", so.display()),
+        )
+        .unwrap();
+        fs::write(
+            conf.join("sites/default"),
+            format!(
+                "[HOST]\n    ServerName 127.0.0.1\n    DocumentRoot {d}/htdocs\n\n\
+                 [HANDLERS]\n    Match /.* proxy_reverse\n"
+            ),
+        )
+        .unwrap();
+        fs::write(
+            conf.join("plugins/proxy_reverse/proxy_reverse.conf"),
+            plugin_conf,
+        )
+        .unwrap();
+
+        let log = fs::File::create(dir.join("monkey.log")).unwrap();
+        let child = Command::new(&bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let mut m = Monkey { child, dir, port };
+        m.wait_ready();
+        m
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("Monkey exited at start-up ({status}); log:\n{}", self.log());
+            }
+            if TcpStream::connect(self.addr()).is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Monkey does not accept on {} after 15 s; log:\n{}",
+                self.addr(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything Monkey (and the plugin, through Monkey's logger) printed so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("monkey.log")).unwrap_or_default()
+    }
+
+    /// Open file descriptors of the Monkey process (all its threads share one table).
+    pub fn fd_count(&self) -> usize {
+        fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// Polls `fd_count` until it is at most `limit` or `timeout` passes; returns the last count.
+    pub fn wait_fds_at_most(&self, limit: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = self.fd_count();
+            if n <= limit || Instant::now() >= deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Panics (with the log) unless the server process is still running: a crash of Monkey
+    /// is the worst failure a plugin can cause, so every test ends with this check.
+    pub fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("Monkey died ({status}); log:\n{}", self.log());
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 5 s. Idempotent.
+    pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // `kill(1)` rather than libc::kill: these tests stay free of `unsafe`.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The scratch directory (configuration root is `conf/` inside it).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Monkey {
+    fn drop(&mut self) {
+        self.stop();
+        if std::env::var_os("E2E_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A plugin configuration with one entry matching every path.
+pub fn conf_for(servers: &[SocketAddr], extra: &str) -> String {
+    let list: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
+    format!(
+        "[PROXY_ENTRY]\n    Match ^/\n    ServerList {}\n{extra}",
+        list.join(" ")
+    )
+}

@@ -1,0 +1,410 @@
+//! End-to-end tests through a real Monkey v1.8 with the plugin loaded (`MONKEY_BIN`).
+//!
+//! Without `MONKEY_BIN` every test prints a skip line and passes, so plain `cargo test` stays
+//! fast on machines without a Monkey build. Run them with:
+//! `MONKEY_BIN=/path/to/monkey cargo test --test monkey_e2e -- --test-threads=2`.
+//! Every test ends by checking that the Monkey process is still alive: a plugin bug that
+//! crashes the server must fail the test that caused it.
+
+mod common;
+mod e2e;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::*;
+use e2e::*;
+
+/// Upper bound for everything the kernel may buffer between the origin and a client that
+/// stopped reading (socket buffers on loopback grow to a few MiB each); the plugin itself
+/// holds far less.
+const KERNEL_SLACK: u64 = 64 * 1024 * 1024;
+
+/// Idle upstream connections the pool may legitimately keep after load: `UpstreamKeepAlive`
+/// default (32 per server and worker) × the 2 workers the harness configures.
+const MAX_IDLE_POOL: usize = 2 * 32;
+
+fn finish(mut monkey: Monkey) {
+    monkey.assert_alive();
+    monkey.stop();
+}
+
+fn request_with_body(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
+
+#[test]
+fn exact_bytes_1_kib() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let r = Client::connect(monkey.addr()).get("/size/1024");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body_of(1024));
+    assert_eq!(r.header("x-backend"), Some("a"));
+    finish(monkey);
+}
+
+#[test]
+fn exact_bytes_10_mib() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let n = 10 * 1024 * 1024;
+    let r = Client::connect(monkey.addr()).get(&format!("/stream/{n}"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), n);
+    // Not assert_eq!: a 10 MiB diff in the failure message helps nobody.
+    assert!(
+        r.body == body_of(n),
+        "10 MiB body differs from the origin's"
+    );
+    finish(monkey);
+}
+
+#[test]
+fn slow_reading_client_keeps_the_relay_bounded() {
+    require_monkey!();
+    // If the plugin buffered the response, the origin would push all 256 MiB while the
+    // client has read 1 KiB; with back-pressure it stalls once the socket buffers are full.
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let baseline = monkey.fd_count();
+    let n: u64 = 256 * 1024 * 1024;
+    let mut s = TcpStream::connect(monkey.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("GET /stream/{n} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    s.read_exact(&mut buf).unwrap();
+    assert!(buf.starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..32]);
+    std::thread::sleep(Duration::from_secs(1));
+    let written = origin.written.load(Ordering::SeqCst);
+    assert!(
+        written < KERNEL_SLACK,
+        "origin wrote {written} bytes for a client that read 1 KiB"
+    );
+    drop(s);
+    // The half-sent response cannot go back to the idle pool, so nothing may stay open.
+    let now = monkey.wait_fds_at_most(baseline, Duration::from_secs(5));
+    assert!(
+        now <= baseline,
+        "Monkey has {now} fds after the slow client left, {baseline} before"
+    );
+    finish(monkey);
+}
+
+#[test]
+fn head_has_no_body_and_keeps_the_connection() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let mut c = Client::connect(monkey.addr());
+    c.send(b"HEAD /size/5000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(true).expect("HEAD response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("5000"));
+    // Had any body byte followed the HEAD head, this response would be garbled.
+    let r = c.get("/size/7");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, body_of(7));
+    finish(monkey);
+}
+
+#[test]
+fn post_body_is_echoed() {
+    require_monkey!();
+    // Monkey buffers the whole request before stage30 and refuses more than MaxRequestSize
+    // (32 KiB here) with 413, so 20 KB is the size that exercises a multi-read body.
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let mut c = Client::connect(monkey.addr());
+    let body = body_of(20_000);
+    c.send(&request_with_body("/echo", &body));
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body == body,
+        "echoed body differs ({} bytes)",
+        r.body.len()
+    );
+    finish(monkey);
+}
+
+#[test]
+fn chunked_upload_is_forwarded() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let mut c = Client::connect(monkey.addr());
+    c.send(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"hello world");
+    finish(monkey);
+}
+
+#[test]
+#[ignore = "bug: after a chunked upload Monkey silently closes the client connection although \
+            the response announced keep-alive (see report / test comment)"]
+fn chunked_upload_then_keep_alive_or_announced_close() {
+    require_monkey!();
+    // Monkey 1.8.9's parser leaves `parser.i` at the end of the header block for chunked
+    // bodies, so `mk_http_request_end` takes the chunk bytes for a pipelined request, fails
+    // to parse them and closes. The plugin cannot keep that connection, but it must then say
+    // so (`Connection: close`), or clients reuse a dead connection.
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let mut c = Client::connect(monkey.addr());
+    c.send(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.body, b"hello world");
+    let announced_close = r
+        .header("connection")
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    if !announced_close {
+        c.send(b"GET /id HTTP/1.1\r\nHost: t\r\n\r\n");
+        let next = c.read_response(false);
+        assert!(
+            next.is_some_and(|r| r.body == b"a"),
+            "keep-alive response, then the connection was closed without an answer"
+        );
+    }
+    finish(monkey);
+}
+
+#[test]
+fn keep_alive_across_three_requests_uses_one_origin_connection() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let mut c = Client::connect(monkey.addr());
+    for n in [10, 20, 30] {
+        let r = c.get(&format!("/size/{n}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, body_of(n));
+        assert_ne!(
+            r.header("connection").map(str::to_ascii_lowercase),
+            Some("close".into()),
+            "Monkey wants to close the client connection after /size/{n}"
+        );
+    }
+    assert_eq!(
+        origin.conns.load(Ordering::SeqCst),
+        1,
+        "three requests on one client connection should reuse one upstream connection"
+    );
+    finish(monkey);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let mut c = Client::connect(monkey.addr());
+    c.send(
+        b"GET /size/3 HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /id HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /size/5 HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(c.read_response(false).expect("1st").body, body_of(3));
+    assert_eq!(c.read_response(false).expect("2nd").body, b"a");
+    assert_eq!(c.read_response(false).expect("3rd").body, body_of(5));
+    finish(monkey);
+}
+
+#[test]
+fn dead_backend_gives_502() {
+    require_monkey!();
+    let monkey = Monkey::start(&conf_for(&[dead_addr()], ""));
+    let r = Client::connect(monkey.addr()).get("/x");
+    assert_eq!(r.status, 502);
+    finish(monkey);
+}
+
+#[test]
+fn silent_backend_gives_504_after_read_timeout() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], "    ReadTimeout 0.5\n"));
+    let t = Instant::now();
+    let r = Client::connect(monkey.addr()).get("/never");
+    let took = t.elapsed();
+    assert_eq!(r.status, 504);
+    assert!(
+        took >= Duration::from_millis(450),
+        "504 after {took:?}, before the 0.5 s timeout"
+    );
+    assert!(took < Duration::from_secs(3), "504 only after {took:?}");
+    finish(monkey);
+}
+
+#[test]
+fn client_disconnect_mid_response_leaves_no_fd() {
+    require_monkey!();
+    // No pooling, so every upstream socket must be gone once the exchange is torn down.
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], "    UpstreamKeepAlive 0\n"));
+    let baseline = monkey.fd_count();
+    let mut s = TcpStream::connect(monkey.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /stream/52428800 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0;
+    while got < 256 * 1024 {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "Monkey closed after {got} bytes");
+        got += n;
+    }
+    drop(s);
+    let now = monkey.wait_fds_at_most(baseline, Duration::from_secs(5));
+    assert!(
+        now <= baseline,
+        "Monkey has {now} fds after the client left mid-response, {baseline} before"
+    );
+    // And the server still proxies.
+    assert_eq!(Client::connect(monkey.addr()).get("/id").body, b"a");
+    finish(monkey);
+}
+
+#[test]
+fn unmatched_path_gets_404_from_the_plugin() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let conf = format!(
+        "[PROXY_ENTRY]\n    Match ^/api/\n    ServerList {}\n",
+        origin.addr
+    );
+    let monkey = Monkey::start(&conf);
+    let mut c = Client::connect(monkey.addr());
+    let r = c.get("/other");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("x-backend"), None, "the 404 came from the origin");
+    assert_eq!(origin.conns.load(Ordering::SeqCst), 0);
+    // A matched path reaches the origin (which has no such route: its own 404).
+    let r = c.get("/api/nothing");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.header("x-backend"), Some("a"));
+    finish(monkey);
+}
+
+#[test]
+fn broken_config_logs_file_and_line_and_answers_503() {
+    require_monkey!();
+    // Line 3 carries the mistake.
+    let conf = "[PROXY_ENTRY]\n    Match ^/\n    ServerList 127.0.0.1:notaport\n";
+    let mut monkey = Monkey::start(conf);
+    let r = Client::connect(monkey.addr()).get("/x");
+    assert_eq!(r.status, 503);
+    monkey.assert_alive();
+    // Monkey's stdout goes to a file and may be block-buffered; stopping it flushes.
+    monkey.stop();
+    let log = monkey.log();
+    assert!(
+        log.lines().any(|l| l.contains("proxy_reverse.conf:3")),
+        "no line naming proxy_reverse.conf:3 in the log:\n{log}"
+    );
+}
+
+#[test]
+fn failover_first_alive_skips_a_dead_server() {
+    require_monkey!();
+    let origin = Origin::start("b");
+    let monkey = Monkey::start(&conf_for(
+        &[dead_addr(), origin.addr],
+        "    LoadBalancer FirstAlive\n",
+    ));
+    let r = Client::connect(monkey.addr()).get("/id");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"b");
+    finish(monkey);
+}
+
+/// Counts from wrk's summary; wrk prints the error lines only when they are non-zero.
+#[derive(Debug, Default)]
+struct WrkSummary {
+    requests: u64,
+    non_2xx: u64,
+    socket_errors: u64,
+}
+
+fn parse_wrk(out: &str) -> WrkSummary {
+    let mut s = WrkSummary::default();
+    for line in out.lines().map(str::trim) {
+        if let Some(n) = line.split_once(" requests in") {
+            s.requests = n.0.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            s.non_2xx = v.trim().parse().unwrap_or(u64::MAX);
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            // "connect 0, read 3, write 0, timeout 0"
+            s.socket_errors = v
+                .split(',')
+                .filter_map(|kv| kv.split_whitespace().nth(1))
+                .map(|n| n.parse::<u64>().unwrap_or(u64::MAX))
+                .sum();
+        }
+    }
+    s
+}
+
+#[test]
+fn wrk_load_has_no_errors_and_no_fd_leak() {
+    require_monkey!();
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("skipped: wrk is not installed (apt-get install wrk)");
+        return;
+    }
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let baseline = monkey.fd_count();
+    let out = Command::new("wrk")
+        .args(["-t1", "-c50", "-d4s"])
+        .arg(monkey.url("/size/1024"))
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = parse_wrk(&text);
+    assert!(summary.requests > 0, "wrk made no requests:\n{text}");
+    assert_eq!(summary.non_2xx, 0, "non-2xx responses:\n{text}");
+    assert_eq!(summary.socket_errors, 0, "socket errors:\n{text}");
+    // wrk has closed its connections; only idle pooled upstream connections may remain.
+    let now = monkey.wait_fds_at_most(baseline + MAX_IDLE_POOL, Duration::from_secs(5));
+    assert!(
+        now <= baseline + MAX_IDLE_POOL,
+        "Monkey has {now} fds after wrk, {baseline} before (+{MAX_IDLE_POOL} pool allowed)"
+    );
+    println!(
+        "wrk: {} requests, fds {baseline} -> {now}, origin connections {}",
+        summary.requests,
+        origin.conns.load(Ordering::SeqCst)
+    );
+    finish(monkey);
+}
+
+#[test]
+fn wrk_summary_parser() {
+    // Runs everywhere: guards the parser the load test relies on.
+    let s = parse_wrk(
+        "  12345 requests in 4.00s, 1.2MB read\n  Socket errors: connect 0, read 2, write 1, timeout 0\n  Non-2xx or 3xx responses: 7\n",
+    );
+    assert_eq!(s.requests, 12345);
+    assert_eq!(s.socket_errors, 3);
+    assert_eq!(s.non_2xx, 7);
+}
