@@ -157,8 +157,6 @@ fn chunked_upload_is_forwarded() {
 }
 
 #[test]
-#[ignore = "bug: after a chunked upload Monkey silently closes the client connection although \
-            the response announced keep-alive (see report / test comment)"]
 fn chunked_upload_then_keep_alive_or_announced_close() {
     require_monkey!();
     // Monkey 1.8.9's parser leaves `parser.i` at the end of the header block for chunked

@@ -117,6 +117,11 @@ pub unsafe fn copy(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request)
         &rest[..length.unwrap_or(0).min(rest.len())]
     };
     request.body = body.to_vec();
+    // Monkey 1.8.9 leaves its parser at the end of the header block for chunked bodies, so
+    // when the request ends it takes the chunk bytes for a pipelined request and drops the
+    // connection. The response must then say `Connection: close` rather than promise a
+    // keep-alive Monkey will not honour.
+    request.client_wants_close |= chunked;
     request.body_kind = match (chunked, body.is_empty()) {
         (true, _) => BodyKind::Chunked,
         (false, true) => BodyKind::None,

@@ -173,6 +173,17 @@ impl Monkey {
                 panic!("Monkey exited at start-up ({status}); log:\n{}", self.log());
             }
             if TcpStream::connect(self.addr()).is_ok() {
+                // Workers start one after another and each opens its own listener, epoll
+                // and timer: wait until the descriptor table stops changing, so that tests
+                // comparing fd counts start from the settled baseline.
+                let mut last = self.fd_count();
+                let mut stable = 0;
+                while stable < 4 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let now = self.fd_count();
+                    stable = if now == last { stable + 1 } else { 0 };
+                    last = now;
+                }
                 return;
             }
             assert!(
