@@ -34,7 +34,11 @@ impl Balancer for Naive {
             return;
         }
         // Connection numbers are socket descriptors: the low 32 bits are the whole number.
-        let start = self.n.rem(ctx.connection_id as u32) as usize;
+        let mut start = self.n.rem(ctx.connection_id as u32) as usize;
+        if start >= n {
+            // Only with a server list other than the one it was built for; stay in range.
+            start = 0;
+        }
         out.reserve(n);
         push_rotation_except(out, n, start, usize::MAX, usize::MAX);
     }
