@@ -399,7 +399,7 @@ impl Loop {
             id,
             registered: &mut conn.registered,
         };
-        let (exchange, progress) = Exchange::start(
+        let exchange = Exchange::start(
             proxy,
             entry,
             request,
@@ -409,7 +409,6 @@ impl Loop {
             &mut reactor,
         );
         conn.exchange = Some(exchange);
-        self.after(id, progress);
     }
 
     fn on_exchange_ready(&mut self, id: usize, side: Side) {

@@ -25,11 +25,6 @@ pub struct Ctx {
     exchange: *mut Exchange,
     cs: *mut sys::mk_http_session,
     sr: *mut sys::mk_http_request,
-    /// An exchange that ended inside stage 30 waits here for the next loop round, because
-    /// `http_request_end` must not run before stage 30 has returned.
-    pending: Option<Finish>,
-    /// A `dup` of the client socket registered only to deliver `pending` (-1 when unused).
-    wake_fd: c_int,
     dead: bool,
 }
 
@@ -98,8 +93,6 @@ pub fn new_ctx(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) -> 
                 exchange: ptr::null_mut(),
                 cs,
                 sr,
-                pending: None,
-                wake_fd: -1,
                 dead: false,
             },
         );
@@ -108,52 +101,29 @@ pub fn new_ctx(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) -> 
 }
 
 /// Starts the exchange on a fresh context. Returns false (context freed) if it could not
-/// start; then the caller answers locally.
+/// start; then the caller answers locally. The exchange does no I/O before the next loop
+/// round, so the request always ends from an event handler, never inside stage 30.
 ///
 /// # Safety
 /// `ctx` comes from [`new_ctx`] and nothing else references it yet.
 pub unsafe fn start(
     ctx: *mut Ctx,
-    make: impl FnOnce(&mut worker::WorkerState, &mut dyn Reactor) -> (Exchange, Progress),
+    make: impl FnOnce(&mut worker::WorkerState, &mut dyn Reactor) -> Exchange,
 ) -> bool {
     let mut reactor = MonkeyReactor { ctx };
     let started = worker::with(|w| {
-        let (exchange, progress) = make(w, &mut reactor);
+        let exchange = make(w, &mut reactor);
         w.add_live(ctx);
-        (exchange, progress)
+        exchange
     });
-    let Some((exchange, progress)) = started else {
+    let Some(exchange) = started else {
         // SAFETY: nothing registered this context; it is ours to free.
         unsafe { libc::free(ctx.cast()) };
         return false;
     };
-    // SAFETY: `ctx` is live and exclusively ours during stage 30.
-    unsafe {
-        (*ctx).exchange = Box::into_raw(Box::new(exchange));
-        if let Progress::Done(finish) = progress {
-            // Finish on the next loop round: a writable client dup fires at once.
-            (*ctx).pending = Some(finish);
-            let fd = (*(*ctx).cs).socket;
-            let dup_fd = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0);
-            let registered = dup_fd >= 0
-                && ev_add(
-                    dup_fd,
-                    sys::MK_EVENT_CUSTOM,
-                    sys::MK_EVENT_WRITE,
-                    addr_of_mut!((*ctx).client_ev),
-                );
-            if dup_fd >= 0 {
-                // Closed in `retire`, after the event is unregistered.
-                (*ctx).wake_fd = dup_fd;
-            }
-            if !registered {
-                api::log(
-                    crate::log::Level::Error,
-                    "cannot schedule the end of a request",
-                );
-            }
-        }
-    }
+    // SAFETY: `ctx` is live and exclusively ours during stage 30; its events fire only in a
+    // later loop round, after this pointer is set.
+    unsafe { (*ctx).exchange = Box::into_raw(Box::new(exchange)) };
     true
 }
 
@@ -251,10 +221,6 @@ unsafe fn on_event(ctx: *mut Ctx, side: Side) {
         if (*ctx).dead || (*ctx).exchange.is_null() {
             return;
         }
-        if let Some(finish) = (*ctx).pending.take() {
-            finish_request(ctx, finish);
-            return;
-        }
         let exchange = (*ctx).exchange;
         let progress = drive(ctx, |w, r| (*exchange).on_ready(side, &mut w.worker, r));
         after(ctx, progress);
@@ -271,10 +237,6 @@ unsafe fn retire(ctx: *mut Ctx) {
     unsafe {
         ev_del(addr_of_mut!((*ctx).backend_ev));
         ev_del(addr_of_mut!((*ctx).client_ev));
-        if (*ctx).wake_fd >= 0 {
-            libc::close((*ctx).wake_fd);
-            (*ctx).wake_fd = -1;
-        }
         worker::with(|w| w.remove_live(ctx));
         (*ctx).dead = true;
         (*ctx).client_ev.type_ |= sys::MK_EVENT_IDLE;

@@ -111,7 +111,8 @@ const RETRY_BUDGET_CONNECT_TIMEOUTS: u32 = 2;
 impl Exchange {
     /// Starts proxying `request` (already validated and routed to `entry`) for the client
     /// connection `client`; `connection_id` identifies that connection for the `Naive`
-    /// balancer. Returns the exchange and what it is waiting for.
+    /// balancer. The exchange has registered what it waits for; the host's next readiness event
+    /// for it (delivered through [`Exchange::on_ready`]) starts the I/O.
     pub fn start(
         proxy: Arc<Proxy>,
         entry: usize,
@@ -120,7 +121,7 @@ impl Exchange {
         connection_id: u64,
         worker: &mut Worker,
         reactor: &mut dyn Reactor,
-    ) -> (Exchange, Progress) {
+    ) -> Exchange {
         let now = Instant::now();
         let mut candidates = worker.take_index_vec();
         let mut request_bytes = worker.take_vec();
@@ -176,8 +177,18 @@ impl Exchange {
         exchange.proxy.stats.record_request(entry);
         let _ = exchange.client.set_nodelay(true);
         exchange.connect_next(worker, now);
-        let progress = exchange.drive(worker, reactor, now);
-        (exchange, progress)
+        // No socket I/O here: the first readiness event drives the exchange. A host must not
+        // see a complete response before it can end the request (in Monkey, bytes a client
+        // sends between the end of a response and `http_request_end` are lost), and every
+        // later step already runs from an event.
+        match exchange.state {
+            State::Connecting | State::Sending => {
+                exchange.want(reactor, Side::Backend, Some(Interest::Write))
+            }
+            State::Flush => exchange.want(reactor, Side::Client, Some(Interest::Write)),
+            _ => {}
+        }
+        exchange
     }
 
     /// A watched socket may have progressed: continue as far as possible without blocking.
