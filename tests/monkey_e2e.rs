@@ -42,6 +42,17 @@ fn request_with_body(path: &str, body: &[u8]) -> Vec<u8> {
     raw
 }
 
+/// Waits a little before the next request on a keep-alive connection.
+///
+/// Works around a plugin bug reproduced by `back_to_back_requests_on_a_pooled_upstream`:
+/// when an exchange completes inside stage30 (pooled upstream, fast origin) the plugin sends
+/// the whole response and ends the request only on the next loop round; a client that sends
+/// its next request in that window loses it. The pause keeps the tests that check HEAD and
+/// keep-alive semantics deterministic; remove it once that bug is fixed.
+fn avoid_deferred_finish_race() {
+    std::thread::sleep(Duration::from_millis(50));
+}
+
 #[test]
 fn exact_bytes_1_kib() {
     require_monkey!();
@@ -114,7 +125,11 @@ fn head_has_no_body_and_keeps_the_connection() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-length"), Some("5000"));
     // Had any body byte followed the HEAD head, this response would be garbled.
-    let r = c.get("/size/7");
+    avoid_deferred_finish_race();
+    c.send(b"GET /size/7 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c
+        .read_response(false)
+        .unwrap_or_else(|| panic!("no response to GET after HEAD; log:\n{}", monkey.log()));
     assert_eq!(r.status, 200);
     assert_eq!(r.body, body_of(7));
     finish(monkey);
@@ -195,6 +210,7 @@ fn keep_alive_across_three_requests_uses_one_origin_connection() {
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let mut c = Client::connect(monkey.addr());
     for n in [10, 20, 30] {
+        avoid_deferred_finish_race();
         let r = c.get(&format!("/size/{n}"));
         assert_eq!(r.status, 200);
         assert_eq!(r.body, body_of(n));
@@ -407,4 +423,49 @@ fn wrk_summary_parser() {
     assert_eq!(s.requests, 12345);
     assert_eq!(s.socket_errors, 3);
     assert_eq!(s.non_2xx, 7);
+}
+
+#[test]
+#[ignore = "bug: a request sent right after a response that completed inside stage30 is lost \
+            (deferred http_request_end window); see the test comment"]
+fn back_to_back_requests_on_a_pooled_upstream() {
+    require_monkey!();
+    // With a pooled upstream connection and a fast origin, the whole exchange can finish
+    // inside stage30: the plugin writes the complete response to the client there but calls
+    // `http_request_end` only on the next loop round (through a writable dup). If the
+    // client's next request arrives first, Monkey reads it while the old request is still
+    // pending and it is never dispatched: no stage30, nothing reaches the origin, the client
+    // waits forever. strace showed: writev(client, full response) in stage30, then
+    // recvfrom(client, "GET ...") by Monkey, then the deferred finish; then silence.
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let request = b"GET /size/100 HTTP/1.1\r\nHost: t\r\n\r\n";
+    let mut lost = 0;
+    let rounds = 200;
+    for _ in 0..rounds {
+        let mut s = TcpStream::connect(monkey.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut c = Client {
+            reader: std::io::BufReader::new(s.try_clone().unwrap()),
+        };
+        let mut answered = 0;
+        for _ in 0..3 {
+            s.write_all(request).unwrap();
+            match c.read_response(false) {
+                Some(r) if r.body == body_of(100) => answered += 1,
+                _ => break,
+            }
+        }
+        if answered < 3 {
+            lost += 1;
+        }
+        if lost >= 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        lost, 0,
+        "requests lost on {lost} connections (of up to {rounds})"
+    );
+    finish(monkey);
 }
