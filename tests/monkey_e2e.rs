@@ -109,7 +109,8 @@ fn slow_reading_client_keeps_the_relay_bounded() {
     let now = monkey.wait_fds_at_most(baseline, Duration::from_secs(5));
     assert!(
         now <= baseline,
-        "Monkey has {now} fds after the slow client left, {baseline} before"
+        "Monkey has {now} fds after the slow client left, {baseline} before; fds: {:#?}",
+        monkey.fd_targets()
     );
     finish(monkey);
 }
@@ -293,7 +294,8 @@ fn client_disconnect_mid_response_leaves_no_fd() {
     let now = monkey.wait_fds_at_most(baseline, Duration::from_secs(5));
     assert!(
         now <= baseline,
-        "Monkey has {now} fds after the client left mid-response, {baseline} before"
+        "Monkey has {now} fds after the client left mid-response, {baseline} before; fds: {:#?}",
+        monkey.fd_targets()
     );
     // And the server still proxies.
     assert_eq!(Client::connect(monkey.addr()).get("/id").body, b"a");
