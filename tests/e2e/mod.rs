@@ -173,17 +173,7 @@ impl Monkey {
                 panic!("Monkey exited at start-up ({status}); log:\n{}", self.log());
             }
             if TcpStream::connect(self.addr()).is_ok() {
-                // Workers start one after another and each opens its own listener, epoll
-                // and timer: wait until the descriptor table stops changing, so that tests
-                // comparing fd counts start from the settled baseline.
-                let mut last = self.fd_count();
-                let mut stable = 0;
-                while stable < 4 && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(100));
-                    let now = self.fd_count();
-                    stable = if now == last { stable + 1 } else { 0 };
-                    last = now;
-                }
+                self.settle();
                 return;
             }
             assert!(
@@ -193,6 +183,25 @@ impl Monkey {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the fd count has not changed for 500 ms (at most 5 s).
+    ///
+    /// The port accepts before every worker has finished starting: a worker's plugin timerfd
+    /// was seen appearing after the first client connections, which made a baseline taken
+    /// right after start-up one or two fds too low.
+    fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut last = self.fd_count();
+        let mut since = Instant::now();
+        while Instant::now() < deadline && since.elapsed() < Duration::from_millis(500) {
+            std::thread::sleep(Duration::from_millis(25));
+            let n = self.fd_count();
+            if n != last {
+                last = n;
+                since = Instant::now();
+            }
         }
     }
 
@@ -218,6 +227,26 @@ impl Monkey {
         fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .map(|d| d.count())
             .unwrap_or(0)
+    }
+
+    /// What each open fd of the process points at (`socket:[inode]`, `anon_inode:[eventpoll]`,
+    /// paths), sorted: printed when an fd check fails, to tell leaked sockets from other fds.
+    pub fn fd_targets(&self) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        fs::read_link(e.path())
+                            .map(|t| {
+                                format!("{} -> {}", e.file_name().to_string_lossy(), t.display())
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
     }
 
     /// Polls `fd_count` until it is at most `limit` or `timeout` passes; returns the last count.
