@@ -492,7 +492,9 @@ fn flush_output(conn: &mut Conn) -> bool {
 fn dup_stream(stream: &TcpStream) -> io::Result<TcpStream> {
     use std::os::fd::{AsFd, OwnedFd};
     let owned: OwnedFd = stream.as_fd().try_clone_to_owned()?;
-    Ok(TcpStream::from_std(std::net::TcpStream::from(owned)))
+    let stream = TcpStream::from_std(std::net::TcpStream::from(owned));
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 enum Parsed {

@@ -155,7 +155,7 @@ pub static KEYS: &[KeySpec] = &[
         name: "UpstreamKeepAlive",
         aliases: &[],
         value: "N",
-        default: "32",
+        default: "256",
         sections: Sections::Both,
         repeatable: false,
         doc: "idle backend connections kept per server and worker; 0 disables reuse",

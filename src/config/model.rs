@@ -111,7 +111,7 @@ impl Cidr {
 impl Entry {
     /// An entry with the documented defaults for every optional key, for `matches` and `servers`:
     /// `FirstAlive`, `AttemptsCount 2`, `OfflineTimeOut 10`, `ConnectTimeout 3`, `ReadTimeout 60`,
-    /// 32 idle upstream connections per server and worker kept 60 s for up to 1000 requests,
+    /// 256 idle upstream connections per server and worker kept 60 s for up to 1000 requests,
     /// no trusted proxies, no `Forwarded` header.
     pub fn with_defaults(line: usize, matches: Vec<MatchRule>, servers: Vec<ServerSpec>) -> Entry {
         Entry {
@@ -123,7 +123,7 @@ impl Entry {
             offline_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             read_timeout: Duration::from_secs(60),
-            keepalive_idle: 32,
+            keepalive_idle: 256,
             keepalive_timeout: Duration::from_secs(60),
             keepalive_requests: 1000,
             trusted_proxies: Vec::new(),

@@ -256,16 +256,25 @@ unsafe fn finish_request(ctx: *mut Ctx, finish: Finish) {
     // still pending in Monkey: it ends only through that call or a hang-up, which would have
     // retired this context first).
     unsafe {
+        let (cs, sr) = ((*ctx).cs, (*ctx).sr);
+        let close = !finish.keep_alive || (*cs).close_now != 0;
         let exchange = ptr::replace(addr_of_mut!((*ctx).exchange), ptr::null_mut());
         if !exchange.is_null() {
-            drop(Box::from_raw(exchange));
+            let mut exchange = Box::from_raw(exchange);
+            if !close {
+                // Keep the client duplicate for the connection's next request.
+                if let Some(stream) = exchange.take_client() {
+                    let (socket, conn, peer) =
+                        ((*cs).socket, (*cs).conn as usize, exchange.client_addr());
+                    worker::with(|w| w.keep_client(socket, conn, stream, peer));
+                }
+            }
+            drop(exchange);
         }
-        let (cs, sr) = ((*ctx).cs, (*ctx).sr);
         retire(ctx);
         // Cleared before the call: it re-enters stage30_hangup (and maybe stage30).
         (*sr).handler_data = ptr::null_mut();
         (*sr).headers.status = c_int::from(finish.status);
-        let close = !finish.keep_alive || (*cs).close_now != 0;
         let Some(end) = api::api().http_request_end else {
             return;
         };

@@ -61,7 +61,7 @@ static STAGE: StageTable = StageTable(sys::mk_plugin_stage {
     stage30_thread: None,
     stage30_hangup: Some(stage30_hangup),
     stage40: None,
-    stage50: None,
+    stage50: Some(stage50),
     plugin: ptr::null_mut(),
     _head: sys::mk_list {
         prev: ptr::null_mut(),
@@ -280,16 +280,30 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
     }
     // SAFETY: `cs` is live; `socket` is Monkey's client fd.
     let socket = unsafe { (*cs).socket };
+    // SAFETY: `cs` is live; `conn` identifies the connection for the duplicate cache.
+    let conn = unsafe { (*cs).conn } as usize;
     // The exchange writes to its own duplicate of the client socket (§1.3-5): a separate
-    // epoll registration, closed by the exchange, leaving Monkey's descriptor alone.
-    // SAFETY: plain syscall on a valid fd.
-    let dup_fd = unsafe { libc::fcntl(socket, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup_fd < 0 {
-        return unsafe { local(cs, sr, 503, b"Service Unavailable\n", false) };
-    }
-    // SAFETY: `dup_fd` is a fresh descriptor that nothing else owns.
-    let client = mio::net::TcpStream::from_std(unsafe { std::net::TcpStream::from_raw_fd(dup_fd) });
-    req.client = client.peer_addr().ok();
+    // epoll registration, leaving Monkey's descriptor alone. It is kept for the
+    // connection's next request (see `worker::WorkerState::take_client`).
+    let cached = worker::with(|w| w.take_client(socket, conn)).flatten();
+    let (client, peer) = match cached {
+        Some(c) => c,
+        None => {
+            // SAFETY: plain syscall on a valid fd.
+            let dup_fd = unsafe { libc::fcntl(socket, libc::F_DUPFD_CLOEXEC, 0) };
+            if dup_fd < 0 {
+                return unsafe { local(cs, sr, 503, b"Service Unavailable\n", false) };
+            }
+            // SAFETY: `dup_fd` is a fresh descriptor that nothing else owns.
+            let client =
+                mio::net::TcpStream::from_std(unsafe { std::net::TcpStream::from_raw_fd(dup_fd) });
+            // Responses go out in few large writes; Nagle would only delay their tails.
+            let _ = client.set_nodelay(true);
+            let peer = client.peer_addr().ok();
+            (client, peer)
+        }
+    };
+    req.client = peer;
     let ctx = context::new_ctx(cs, sr);
     if ctx.is_null() {
         return unsafe { local(cs, sr, 503, b"Service Unavailable\n", false) };
@@ -381,6 +395,13 @@ unsafe fn statistics(
     };
     // SAFETY: forwarded from the caller.
     unsafe { answer::send(cs, sr, &answer) }
+}
+
+/// Monkey is about to close a client connection: drop our cached duplicate of it, so the
+/// connection really closes.
+unsafe extern "C" fn stage50(socket: c_int) -> c_int {
+    let _ = catch_unwind(|| worker::with(|w| w.forget_client(socket)));
+    0
 }
 
 unsafe extern "C" fn stage30_hangup(

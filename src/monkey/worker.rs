@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
+use std::net::SocketAddr;
 use std::ptr;
 use std::time::{Duration, Instant};
 
@@ -15,10 +16,23 @@ use crate::relay::Worker;
 /// Timer period: the resolution of connect/read timeouts.
 const TICK: Duration = Duration::from_millis(100);
 
+/// The plugin's `dup` of a Monkey client connection, kept between the connection's
+/// requests so that each request does not pay for `dup`, `getpeername`, `TCP_NODELAY` and
+/// `close`. Keyed by Monkey's descriptor and checked against its connection object; dropped
+/// at stage 50 (Monkey runs it before it closes a connection), so the duplicate never keeps
+/// a closed connection open.
+struct ClientConn {
+    conn: usize,
+    stream: mio::net::TcpStream,
+    peer: Option<SocketAddr>,
+}
+
 /// What one Monkey worker thread keeps.
 pub struct WorkerState {
     /// Buffers and idle upstream connections.
     pub worker: Worker,
+    /// Cached client duplicates, indexed by Monkey's client descriptor.
+    clients: Vec<Option<ClientConn>>,
     /// Contexts with an exchange in progress (scanned by the timer).
     live: Vec<*mut Ctx>,
     last_expiry: Instant,
@@ -27,6 +41,7 @@ pub struct WorkerState {
 thread_local! {
     static STATE: RefCell<WorkerState> = RefCell::new(WorkerState {
         worker: Worker::new(),
+        clients: Vec::new(),
         live: Vec::new(),
         last_expiry: Instant::now(),
     });
@@ -42,6 +57,45 @@ impl WorkerState {
     /// Adds a context to the live list.
     pub fn add_live(&mut self, ctx: *mut Ctx) {
         self.live.push(ctx);
+    }
+
+    /// Takes the cached duplicate of client descriptor `fd` if it belongs to connection
+    /// object `conn` (a stale entry for another connection is dropped).
+    pub fn take_client(
+        &mut self,
+        fd: c_int,
+        conn: usize,
+    ) -> Option<(mio::net::TcpStream, Option<SocketAddr>)> {
+        let slot = self.clients.get_mut(usize::try_from(fd).ok()?)?;
+        match slot.take() {
+            Some(c) if c.conn == conn => Some((c.stream, c.peer)),
+            _ => None,
+        }
+    }
+
+    /// Keeps the duplicate of client descriptor `fd` for the connection's next request.
+    pub fn keep_client(
+        &mut self,
+        fd: c_int,
+        conn: usize,
+        stream: mio::net::TcpStream,
+        peer: Option<SocketAddr>,
+    ) {
+        let Ok(i) = usize::try_from(fd) else { return };
+        if self.clients.len() <= i {
+            self.clients.resize_with(i + 1, || None);
+        }
+        self.clients[i] = Some(ClientConn { conn, stream, peer });
+    }
+
+    /// Closes the cached duplicate of client descriptor `fd`, if any.
+    pub fn forget_client(&mut self, fd: c_int) {
+        if let Some(slot) = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.clients.get_mut(i))
+        {
+            *slot = None;
+        }
     }
 
     /// Removes a context from the live list (no-op if absent).

@@ -75,7 +75,8 @@ pub struct Exchange {
     proxy: Arc<Proxy>,
     entry: usize,
     request: ProxyRequest,
-    client: TcpStream,
+    /// The client connection; `None` once handed back with [`Exchange::take_client`].
+    client: Option<TcpStream>,
     backend: Option<Backend>,
     candidates: Vec<usize>,
     next_candidate: usize,
@@ -148,7 +149,7 @@ impl Exchange {
             proxy,
             entry,
             request,
-            client,
+            client: Some(client),
             backend: None,
             candidates,
             next_candidate: 0,
@@ -175,19 +176,12 @@ impl Exchange {
             bytes_from_backend: 0,
         };
         exchange.proxy.stats.record_request(entry);
-        let _ = exchange.client.set_nodelay(true);
         exchange.connect_next(worker, now);
-        // No socket I/O here: the first readiness event drives the exchange. A host must not
-        // see a complete response before it can end the request (in Monkey, bytes a client
-        // sends between the end of a response and `http_request_end` are lost), and every
-        // later step already runs from an event.
-        match exchange.state {
-            State::Connecting | State::Sending => {
-                exchange.want(reactor, Side::Backend, Some(Interest::Write))
-            }
-            State::Flush => exchange.want(reactor, Side::Client, Some(Interest::Write)),
-            _ => {}
-        }
+        // Only the request is sent here (at once on a pooled connection); the response is
+        // read and written from the host's next event. A host must not see a complete
+        // response before it can end the request: in Monkey, bytes a client sends between
+        // the end of a response and `http_request_end` are lost.
+        let _ = exchange.run(worker, reactor, now, false);
         exchange
     }
 
@@ -266,6 +260,21 @@ impl Exchange {
         let _ = self.close_now(worker, reactor);
     }
 
+    /// Hands the client connection back once the exchange is over (`None` before that or if
+    /// already taken), so a host can reuse it for the connection's next request.
+    pub fn take_client(&mut self) -> Option<TcpStream> {
+        if self.state == State::Done {
+            self.client.take()
+        } else {
+            None
+        }
+    }
+
+    /// The client's address, as the host reported it with the request.
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        self.request.client
+    }
+
     /// The entry's index.
     pub fn entry(&self) -> usize {
         self.entry
@@ -285,7 +294,10 @@ impl Exchange {
             return;
         }
         let fd = match side {
-            Side::Client => self.client.as_raw_fd(),
+            Side::Client => match &self.client {
+                Some(c) => c.as_raw_fd(),
+                None => return,
+            },
             Side::Backend => match &self.backend {
                 Some(b) => b.stream.as_raw_fd(),
                 None => {
@@ -503,7 +515,38 @@ impl Exchange {
     }
 
     fn drive(&mut self, worker: &mut Worker, reactor: &mut dyn Reactor, now: Instant) -> Progress {
+        self.run(worker, reactor, now, true)
+    }
+
+    /// Makes progress until a socket would block; with `respond` false it stops before the
+    /// first step that reads the response or writes to the client, waiting for an event.
+    fn run(
+        &mut self,
+        worker: &mut Worker,
+        reactor: &mut dyn Reactor,
+        now: Instant,
+        respond: bool,
+    ) -> Progress {
         loop {
+            if !respond {
+                match self.state {
+                    // A fresh connect cannot have completed yet: wait for writability rather
+                    // than probe it.
+                    State::Connecting => {
+                        self.want(reactor, Side::Backend, Some(Interest::Write));
+                        return Progress::Pending;
+                    }
+                    State::AwaitHead => {
+                        self.want(reactor, Side::Backend, Some(Interest::Read));
+                        return Progress::Pending;
+                    }
+                    State::Body | State::Flush => {
+                        self.want(reactor, Side::Client, Some(Interest::Write));
+                        return Progress::Pending;
+                    }
+                    _ => {}
+                }
+            }
             match self.state {
                 State::Connecting => {
                     let Some(b) = &self.backend else {
@@ -727,11 +770,13 @@ impl Exchange {
             if head.is_empty() && body.is_empty() {
                 return Ok(true);
             }
+            let Some(client) = self.client.as_mut() else {
+                return Err(ErrorKind::NotConnected.into());
+            };
             let result = if head.is_empty() {
-                self.client.write(body)
+                client.write(body)
             } else {
-                self.client
-                    .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+                client.write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
             };
             match result {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
