@@ -338,12 +338,17 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
         }
         (*node).prev = node;
         (*node).next = node;
-        ev_add(
-            socket,
-            sys::MK_EVENT_CONNECTION,
-            sys::MK_EVENT_READ,
-            addr_of_mut!((*(*cs).conn).event),
-        );
+        // Only needed when stage 30 ran from Monkey's write path (§1.3-7); skip the syscall
+        // when the connection already waits for reading.
+        let conn_event = addr_of_mut!((*(*cs).conn).event);
+        if (*conn_event).mask != sys::MK_EVENT_READ {
+            ev_add(
+                socket,
+                sys::MK_EVENT_CONNECTION,
+                sys::MK_EVENT_READ,
+                conn_event,
+            );
+        }
         (*sr).handler_data = ctx.cast();
         if let Some(f) = api::api().header_set_http_status {
             f(sr, 200);
