@@ -64,7 +64,8 @@ pub fn html(snap: &Snapshot, refresh: Option<u32>) -> String {
         "<title>proxy_reverse statistics</title><style>{STYLE}</style></head><body>\n\
          <h1>proxy_reverse statistics</h1><div class=\"meta\">\
          <span>uptime <b>{}</b></span><span>requests <b>{}</b></span>\
-         <span>400 <b>{}</b></span><span>404 <b>{}</b></span>\
+         <span>bad requests (400) <b>{}</b></span><span>no entry (404) <b>{}</b></span>\
+         <span>statistics refused (403) <b>{}</b></span>\
          <span>config <code>{}</code></span>\
          <span><a href=\"?format=json\">JSON</a> · <a href=\"?format=prometheus\">Prometheus</a> · \
          <a href=\"?refresh=5\">auto-refresh</a></span></div>\n",
@@ -72,6 +73,7 @@ pub fn html(snap: &Snapshot, refresh: Option<u32>) -> String {
         snap.totals.requests,
         snap.totals.bad_requests,
         snap.totals.not_found,
+        snap.totals.forbidden,
         escape(&snap.config_file),
     );
     for e in &snap.entries {

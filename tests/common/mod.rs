@@ -81,6 +81,9 @@ impl Drop for Origin {
 
 fn serve(stream: TcpStream, name: &str, conns: &AtomicUsize, written: &AtomicU64) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    // Head and body go out in separate writes: without this, Nagle holds the body until the
+    // proxy's delayed ACK (~40 ms), which is the origin's latency, not the proxy's.
+    let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
