@@ -10,7 +10,8 @@ use super::histogram::HistogramSnapshot;
 use super::snapshot::{EntrySnapshot, ServerSnapshot};
 use super::Snapshot;
 
-/// Styles: a table on wide screens; below 720 px each row becomes a card whose cells show
+/// Styles: a table on wide screens (the share percentage has a fixed width so the bars line
+/// up whatever the number); below 720 px each row becomes a card whose cells show
 /// their column name (`data-label`), so nothing needs horizontal scrolling on a phone.
 const STYLE: &str = "\
 body{font:15px/1.4 system-ui,sans-serif;margin:0;padding:1rem;background:#f6f7f9;color:#1d2330}\
@@ -29,6 +30,7 @@ color:#fff;font-size:.85rem;font-weight:600}\
 .why{display:block;font-size:.75rem;color:#5b6372;white-space:normal}\
 .bar{display:inline-block;width:6rem;height:.6rem;background:#e6e9ee;border-radius:3px;\
 vertical-align:middle;margin-right:.4rem;overflow:hidden}.bar span{display:block;height:100%;background:#2457c5}\
+.pct{display:inline-block;min-width:3.2em;text-align:right}\
 .err{color:#c5221f;font-weight:600}\
 @media (max-width:720px){thead{display:none}table,tbody,tr,td{display:block;width:auto}\
 tr{border:1px solid #dde1e8;border-radius:6px;margin:0 0 .6rem;padding:.3rem}\
@@ -64,7 +66,8 @@ pub fn html(snap: &Snapshot, refresh: Option<u32>) -> String {
         "<title>proxy_reverse statistics</title><style>{STYLE}</style></head><body>\n\
          <h1>proxy_reverse statistics</h1><div class=\"meta\">\
          <span>uptime <b>{}</b></span><span>requests <b>{}</b></span>\
-         <span>400 <b>{}</b></span><span>404 <b>{}</b></span>\
+         <span>bad requests (400) <b>{}</b></span><span>no entry (404) <b>{}</b></span>\
+         <span>statistics refused (403) <b>{}</b></span>\
          <span>config <code>{}</code></span>\
          <span><a href=\"?format=json\">JSON</a> · <a href=\"?format=prometheus\">Prometheus</a> · \
          <a href=\"?refresh=5\">auto-refresh</a></span></div>\n",
@@ -72,6 +75,7 @@ pub fn html(snap: &Snapshot, refresh: Option<u32>) -> String {
         snap.totals.requests,
         snap.totals.bad_requests,
         snap.totals.not_found,
+        snap.totals.forbidden,
         escape(&snap.config_file),
     );
     for e in &snap.entries {
@@ -140,7 +144,10 @@ fn server(o: &mut String, s: &ServerSnapshot) {
             "<span class=\"badge {class}\">{}</span><span class=\"why\">{why}</span>",
             escape(l.state)
         ),
-        format!("<span class=\"bar\"><span style=\"width:{pct:.1}%\"></span></span>{pct:.1}%"),
+        format!(
+            "<span class=\"bar\"><span style=\"width:{pct:.1}%\"></span></span>\
+             <span class=\"pct\">{pct:.1}%</span>"
+        ),
         c.requests.to_string(),
         r.c2xx.to_string(),
         r.c3xx.to_string(),
