@@ -112,7 +112,8 @@ pub static mk_plugin_proxy_reverse: PluginObject = PluginObject(UnsafeCell::new(
 fn config_path(confdir: &str) -> PathBuf {
     match std::env::var_os("PROXY_REVERSE_CONF") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(format!("{confdir}proxy_reverse.conf")),
+        // Monkey passes `<root>/plugins//proxy_reverse/`: tidy the doubled slash for messages.
+        None => PathBuf::from(format!("{confdir}proxy_reverse.conf").replace("//", "/")),
     }
 }
 

@@ -103,6 +103,8 @@ pub struct Exchange {
     began: Instant,
     head_latency: Duration,
     bytes_from_backend: u64,
+    /// The server whose attempt just failed, until the next attempt starts (for statistics).
+    failed_from: Option<usize>,
 }
 
 /// How long after a request arrived a failed attempt may still be retried elsewhere,
@@ -174,6 +176,7 @@ impl Exchange {
             began: now,
             head_latency: Duration::ZERO,
             bytes_from_backend: 0,
+            failed_from: None,
         };
         exchange.proxy.stats.record_request(entry);
         exchange.connect_next(worker, now);
@@ -328,6 +331,10 @@ impl Exchange {
             }
             self.attempts += 1;
             self.proxy.stats.record_attempt(self.entry, server);
+            // A failover is counted only when another server really takes the request over.
+            if let Some(failed) = self.failed_from.take() {
+                self.proxy.stats.record_retry(self.entry, failed, true);
+            }
             if let Some(pooled) = worker.pool.take(self.entry, server, keepalive_timeout, now) {
                 self.backend = Some(Backend {
                     stream: pooled.stream,
@@ -392,6 +399,7 @@ impl Exchange {
                     .stats
                     .record_failure(self.entry, server, FailureKind::ConnectRefused);
                 self.upstream().release(server);
+                self.failed_from = Some(server);
                 false
             }
         }
@@ -464,9 +472,7 @@ impl Exchange {
             );
             return;
         }
-        if self.next_candidate < self.candidates.len() {
-            self.proxy.stats.record_retry(self.entry, b.server, true);
-        }
+        self.failed_from = Some(b.server);
         self.connect_next(worker, now);
     }
 
