@@ -214,7 +214,11 @@ fn source_hash_keeps_one_client_on_one_server() {
     let c = counts(&names);
     println!("SourceHash over {REQUESTS} from 127.0.0.1: {c:?}");
     let used: Vec<_> = c.iter().filter(|(_, &n)| n > 0).collect();
-    assert_eq!(used.len(), 1, "one client address reached several servers: {c:?}");
+    assert_eq!(
+        used.len(),
+        1,
+        "one client address reached several servers: {c:?}"
+    );
     // The same address must land on the same server in a second Monkey with the same
     // configuration (no per-process seed): restart over the same origins.
     let first = used[0].0.clone();
@@ -294,8 +298,7 @@ fn wait_for_backend(monkey: &Monkey, name: &str, timeout: Duration) -> Option<Du
     while start.elapsed() < timeout {
         let r = Client::connect(monkey.addr()).get("/id");
         assert_eq!(
-            r.status,
-            200,
+            r.status, 200,
             "GET /id answered {} while waiting for {name}",
             r.status
         );
