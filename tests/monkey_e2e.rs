@@ -341,38 +341,10 @@ fn failover_first_alive_skips_a_dead_server() {
     finish(monkey);
 }
 
-/// Counts from wrk's summary; wrk prints the error lines only when they are non-zero.
-#[derive(Debug, Default)]
-struct WrkSummary {
-    requests: u64,
-    non_2xx: u64,
-    socket_errors: u64,
-}
-
-fn parse_wrk(out: &str) -> WrkSummary {
-    let mut s = WrkSummary::default();
-    for line in out.lines().map(str::trim) {
-        if let Some(n) = line.split_once(" requests in") {
-            s.requests = n.0.trim().parse().unwrap_or(0);
-        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            s.non_2xx = v.trim().parse().unwrap_or(u64::MAX);
-        } else if let Some(v) = line.strip_prefix("Socket errors:") {
-            // "connect 0, read 3, write 0, timeout 0"
-            s.socket_errors = v
-                .split(',')
-                .filter_map(|kv| kv.split_whitespace().nth(1))
-                .map(|n| n.parse::<u64>().unwrap_or(u64::MAX))
-                .sum();
-        }
-    }
-    s
-}
-
 #[test]
 fn wrk_load_has_no_errors_and_no_fd_leak() {
     require_monkey!();
-    if Command::new("wrk").arg("--version").output().is_err() {
-        println!("skipped: wrk is not installed (apt-get install wrk)");
+    if !wrk_available() {
         return;
     }
     let origin = Origin::start("a");

@@ -1,11 +1,12 @@
 //! Shared test helpers: a loopback origin server, a raw HTTP client, and proxy setup.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use proxy_reverse::config::{Config, Entry, MatchRule, ServerSpec};
@@ -29,6 +30,10 @@ pub fn body_of(n: usize) -> Vec<u8> {
 /// back), `/stream/N` (N pattern bytes, Content-Length, generated while sending so huge bodies
 /// cost no memory), `/id` (its name), `/conns` (connections accepted), `/never` (reads, never answers),
 /// `/slow` (5 chunks 100 ms apart), anything else 404.
+///
+/// A path `/m/<segment>/rest` is served as `/rest`, so one origin can sit behind several
+/// `Match ^/m/<name>/` entries of one configuration (only the `/m/` namespace is stripped:
+/// `/api/id` stays an unknown route).
 pub struct Origin {
     pub addr: SocketAddr,
     pub name: String,
@@ -36,30 +41,60 @@ pub struct Origin {
     /// Body bytes written so far on all connections.
     pub written: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    /// A clone of every connection being served (removed when its thread ends, so the
+    /// clone never keeps a finished connection open), for `kill`.
+    open: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    acceptor: Option<JoinHandle<()>>,
 }
 
 impl Origin {
     pub fn start(name: &str) -> Origin {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Origin::start_on("127.0.0.1:0".parse().unwrap(), name)
+    }
+
+    /// An origin listening on `addr` (e.g. the address of one that was killed, to restart
+    /// it in place). std sets SO_REUSEADDR on Linux listeners, so connections of the old
+    /// one in TIME_WAIT do not block the bind; a bounded retry covers the moment the old
+    /// listener takes to close.
+    pub fn start_on(addr: SocketAddr, name: &str) -> Origin {
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(_) if tries < 50 => {
+                    tries += 1;
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("bind {addr}: {e}"),
+            }
+        };
         let addr = listener.local_addr().unwrap();
         let conns = Arc::new(AtomicUsize::new(0));
         let written = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let (c, w, s, n) = (
+        let open = Arc::new(Mutex::new(HashMap::new()));
+        let (c, w, s, n, o) = (
             conns.clone(),
             written.clone(),
             stop.clone(),
             name.to_string(),
+            open.clone(),
         );
-        thread::spawn(move || {
-            for stream in listener.incoming() {
+        let acceptor = thread::spawn(move || {
+            for (id, stream) in (0u64..).zip(listener.incoming()) {
                 if s.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
                 c.fetch_add(1, Ordering::SeqCst);
-                let (c, w, n) = (c.clone(), w.clone(), n.clone());
-                thread::spawn(move || serve(stream, &n, &c, &w));
+                if let Ok(clone) = stream.try_clone() {
+                    o.lock().unwrap().insert(id, clone);
+                }
+                let (c, w, n, o) = (c.clone(), w.clone(), n.clone(), o.clone());
+                thread::spawn(move || {
+                    serve(stream, &n, &c, &w);
+                    o.lock().unwrap().remove(&id);
+                });
             }
         });
         Origin {
@@ -68,14 +103,36 @@ impl Origin {
             conns,
             written,
             stop,
+            open,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// What a crashed origin process looks like from outside: the listener is closed (new
+    /// connections are refused once this returns) and every accepted connection, idle or
+    /// busy, is shut down.
+    pub fn kill(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        for (_, s) in self.open.lock().unwrap().drain() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
 }
 
 impl Drop for Origin {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.addr);
+        if self.acceptor.is_some() {
+            self.stop.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect(self.addr);
+        }
     }
 }
 
@@ -134,13 +191,29 @@ fn serve(stream: TcpStream, name: &str, conns: &AtomicUsize, written: &AtomicU64
                 body.extend_from_slice(&chunk[..n]);
             }
         }
-        let path = target.split('?').next().unwrap().to_string();
+        let mut path = target.split('?').next().unwrap().to_string();
+        if let Some(rest) = path.strip_prefix("/m/") {
+            if let Some(i) = rest.find('/') {
+                path = rest[i..].to_string();
+            }
+        }
         let head_only = method == "HEAD";
         let send = |out: &mut TcpStream, status: &str, body: &[u8]| -> bool {
             let h = format!(
                 "HTTP/1.1 {status}\r\nContent-Length: {}\r\nX-Backend: {name}\r\n\r\n",
                 body.len()
             );
+            // A small response goes out in one write: an origin killed mid-way (`kill`)
+            // then cuts between responses, not inside one.
+            if !head_only && body.len() <= 4096 {
+                let mut all = h.into_bytes();
+                all.extend_from_slice(body);
+                if out.write_all(&all).is_err() {
+                    return false;
+                }
+                written.fetch_add(body.len() as u64, Ordering::SeqCst);
+                return true;
+            }
             if out.write_all(h.as_bytes()).is_err() {
                 return false;
             }

@@ -314,3 +314,39 @@ pub fn conf_for(servers: &[SocketAddr], extra: &str) -> String {
         list.join(" ")
     )
 }
+
+/// Whether `wrk` can be run; prints the skip line when it cannot.
+pub fn wrk_available() -> bool {
+    let ok = Command::new("wrk").arg("--version").output().is_ok();
+    if !ok {
+        println!("skipped: wrk is not installed (apt-get install wrk)");
+    }
+    ok
+}
+
+/// Counts from wrk's summary; wrk prints the error lines only when they are non-zero.
+#[derive(Debug, Default)]
+pub struct WrkSummary {
+    pub requests: u64,
+    pub non_2xx: u64,
+    pub socket_errors: u64,
+}
+
+pub fn parse_wrk(out: &str) -> WrkSummary {
+    let mut s = WrkSummary::default();
+    for line in out.lines().map(str::trim) {
+        if let Some(n) = line.split_once(" requests in") {
+            s.requests = n.0.trim().parse().unwrap_or(0);
+        } else if let Some(v) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            s.non_2xx = v.trim().parse().unwrap_or(u64::MAX);
+        } else if let Some(v) = line.strip_prefix("Socket errors:") {
+            // "connect 0, read 3, write 0, timeout 0"
+            s.socket_errors = v
+                .split(',')
+                .filter_map(|kv| kv.split_whitespace().nth(1))
+                .map(|n| n.parse::<u64>().unwrap_or(u64::MAX))
+                .sum();
+        }
+    }
+    s
+}
