@@ -244,6 +244,11 @@ impl Health {
         if until == 0 {
             return None;
         }
+        // Only the probe brings a server back: a success while no probe is claimed belongs to
+        // a request that started before the server went offline and proves nothing now.
+        if self.probe_since.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         self.offline_until
             .compare_exchange(until, 0, Ordering::AcqRel, Ordering::Acquire)
             .ok()?;

@@ -120,12 +120,30 @@ impl Upstream {
         // Counted before the probe claim, so `release` never sees 0 in flight while a fresh
         // claim is being taken (see `Health::release_idle`).
         server.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.too_early(i, now) {
+            self.release(i);
+            return false;
+        }
         if server.health.try_acquire(now, self.policy) {
             true
         } else {
             self.release(i);
             false
         }
+    }
+
+    /// Whether server `i` is offline with its timeout still running while another server is
+    /// available: then it is no probe candidate. (A request planned before the server went
+    /// offline must not probe it at once; only the all-offline fallback may.)
+    fn too_early(&self, i: usize, now: Millis) -> bool {
+        let until = self.servers[i].health.offline_until();
+        until != 0
+            && now < until
+            && self.policy.enabled()
+            && self
+                .servers
+                .iter()
+                .any(|s| s.health.is_available(now, self.policy))
     }
 
     /// The attempt on server `i` is over (after its success or failure was recorded, if any).

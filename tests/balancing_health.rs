@@ -308,3 +308,54 @@ fn transition_messages() {
     assert!(one.is_warning() && !Transition::BackUp.is_warning());
     assert_eq!(HealthState::Probing.as_str(), "probing");
 }
+
+#[test]
+fn a_request_planned_before_the_server_went_offline_does_not_probe_it_early() {
+    let up = upstream(90, 2, "FirstAlive", 1, T);
+    // Planned while server 0 is up...
+    assert_eq!(plan(&up, 1_000), vec![0, 1]);
+    // ...then another request takes it offline.
+    assert!(up.acquire(0, 1_000));
+    up.record_failure(0, FailureKind::ConnectRefused, 1_000);
+    up.release(0);
+    // The stale plan's attempt on server 0 is refused before the timeout while 1 is up.
+    assert!(!up.acquire(0, 1_500));
+    assert!(up.acquire(1, 1_500));
+    up.release(1);
+    // After the timeout exactly one request probes it.
+    assert!(up.acquire(0, 1_000 + T));
+    assert!(!up.acquire(0, 1_000 + T));
+    up.release(0);
+}
+
+#[test]
+fn the_all_offline_fallback_may_probe_before_the_timeout() {
+    let up = upstream(91, 1, "FirstAlive", 1, T);
+    assert!(up.acquire(0, 1_000));
+    up.record_failure(0, FailureKind::ConnectRefused, 1_000);
+    up.release(0);
+    assert_eq!(plan(&up, 2_000), vec![0]);
+    assert!(
+        up.acquire(0, 2_000),
+        "the only server is tried as the last resort"
+    );
+    up.release(0);
+}
+
+#[test]
+fn a_late_success_from_before_the_outage_does_not_bring_the_server_back() {
+    let up = upstream(92, 2, "FirstAlive", 1, T);
+    // Request A is in flight on server 0 when request B's failure takes it offline.
+    assert!(up.acquire(0, 1_000));
+    assert!(up.acquire(0, 1_000));
+    up.record_failure(0, FailureKind::ConnectRefused, 1_100);
+    up.release(0);
+    // A's response head arrives afterwards: no probe was claimed, so the state stays.
+    up.record_success(0, 1_200);
+    up.release(0);
+    assert_eq!(
+        up.servers()[0].health.snapshot().state,
+        HealthState::Offline
+    );
+    assert_eq!(plan(&up, 1_300), vec![1]);
+}

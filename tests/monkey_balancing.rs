@@ -497,8 +497,6 @@ fn killing_an_origin_under_wrk_load_costs_clients_nothing() {
 }
 
 #[test]
-#[ignore = "bug: in-flight requests probe an offline server before OfflineTimeOut (one \
-            `probe failed` line each) and a stale success logs `back up` for a dead server"]
 fn killing_an_origin_under_load_logs_one_transition_per_event() {
     require_monkey!();
     if !wrk_available() {
