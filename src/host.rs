@@ -152,6 +152,7 @@ impl Reactor for HostReactor<'_> {
                 let i = match i {
                     Interest::Read => MioInterest::READABLE,
                     Interest::Write => MioInterest::WRITABLE,
+                    Interest::ReadWrite => MioInterest::READABLE | MioInterest::WRITABLE,
                 };
                 if *slot {
                     self.registry

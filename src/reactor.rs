@@ -26,6 +26,8 @@ pub enum Interest {
     Read,
     /// Room to write (or a connect completing).
     Write,
+    /// Both (a tunnel moving bytes both ways through one socket).
+    ReadWrite,
 }
 
 /// A host's event loop as the core sees it.
@@ -35,4 +37,9 @@ pub trait Reactor {
     /// it closes or gives away a socket it was watching.
     fn set_interest(&mut self, side: Side, fd: RawFd, interest: Option<Interest>)
         -> io::Result<()>;
+
+    /// The client connection became a tunnel (`101 Switching Protocols`): from now on only the
+    /// exchange reads it, so the host must stop parsing it as HTTP until the exchange ends
+    /// (the connection then closes).
+    fn take_over_client(&mut self) {}
 }

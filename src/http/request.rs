@@ -247,17 +247,30 @@ impl ProxyRequest {
                 }
             }
         }
-        if policy.close {
+        if let Some(protocol) = self.upgrade_protocol() {
+            // Upgrade is hop-by-hop: re-sent on purpose so the backend may switch protocols.
+            out.extend_from_slice(b"Upgrade: ");
+            out.extend_from_slice(protocol);
+            out.extend_from_slice(b"\r\nConnection: upgrade\r\n");
+        } else if policy.close {
             out.extend_from_slice(b"Connection: close\r\n");
         }
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(&self.body);
     }
 
-    /// Whether the client asked to upgrade the connection (e.g. WebSocket).
-    pub fn wants_upgrade(&self) -> bool {
-        self.header_values("connection")
+    /// The protocol the client asks to switch to (`Upgrade` listed in `Connection` and an
+    /// `Upgrade` header present), e.g. `websocket`.
+    pub fn upgrade_protocol(&self) -> Option<&[u8]> {
+        if !self
+            .header_values("connection")
             .any(|v| has_token(v, "upgrade"))
+        {
+            return None;
+        }
+        self.header_values("upgrade")
+            .next()
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -359,6 +372,29 @@ mod tests {
         let crlf = req(&[("X-A", "a\r\nX-B: b")]);
         assert_eq!(crlf.validate(), Err(RequestError::InvalidHeader));
         assert!(req(&[("Transfer-Encoding", "Chunked")]).validate().is_ok());
+    }
+
+    #[test]
+    fn upgrade_is_forwarded_only_when_requested() {
+        let ws = req(&[
+            ("Connection", "keep-alive, Upgrade"),
+            ("Upgrade", "websocket"),
+        ]);
+        let text = upstream(
+            &ws,
+            &ForwardPolicy {
+                close: true,
+                ..Default::default()
+            },
+        );
+        assert!(text.contains("Upgrade: websocket\r\nConnection: upgrade\r\n"));
+        assert!(!text.contains("Connection: close"));
+        let lone = req(&[("Upgrade", "websocket")]);
+        let text = upstream(&lone, &ForwardPolicy::default());
+        assert!(
+            !text.contains("Upgrade"),
+            "Upgrade without Connection: upgrade is dropped"
+        );
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct ResponseHead {
     pub client_closes: bool,
     /// Whether the body must be de-chunked for the client (HTTP/1.0 client, chunked body).
     pub dechunk: bool,
+    /// A `101 Switching Protocols` to a requested upgrade: the connection becomes a tunnel.
+    pub upgrade: bool,
 }
 
 /// Facts about the exchange that shape the client's response head.
@@ -46,6 +48,9 @@ pub struct ClientSide {
     pub minor_version: u8,
     /// The client connection ends after this exchange anyway.
     pub wants_close: bool,
+    /// The request asked to upgrade the connection and the upgrade was forwarded, so a
+    /// `101 Switching Protocols` is acceptable.
+    pub upgrade: bool,
 }
 
 /// Parses a response head at the start of `buf`.
@@ -176,6 +181,16 @@ fn decide(
         || client.minor_version == 0
         || framing == Framing::UntilClose
         || dechunk;
+    // RFC 9110 §15.2.2: 101 only answers a request's Upgrade, and names the new protocol.
+    let upgrade = status == 101;
+    if upgrade
+        && (!client.upgrade
+            || !headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("upgrade")))
+    {
+        return Err(ResponseError::Malformed);
+    }
     Ok(ResponseHead {
         status,
         head_len: 0,
@@ -183,6 +198,7 @@ fn decide(
         backend_closes,
         client_closes,
         dechunk,
+        upgrade,
     })
 }
 
@@ -212,6 +228,19 @@ fn write_client_head(
         out.extend_from_slice(h.value);
         out.extend_from_slice(b"\r\n");
     }
+    if head.upgrade {
+        // The tunnel's own hop-by-hop pair, which the loop above left out.
+        for h in headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("upgrade"))
+        {
+            out.extend_from_slice(b"Upgrade: ");
+            out.extend_from_slice(h.value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"Connection: upgrade\r\n\r\n");
+        return;
+    }
     match head.framing {
         Framing::Length(n) => {
             let _ = write!(out, "Content-Length: {n}\r\n");
@@ -237,6 +266,7 @@ mod tests {
         head_request: false,
         minor_version: 1,
         wants_close: false,
+        upgrade: false,
     };
 
     fn parse(
@@ -404,6 +434,24 @@ mod tests {
             parse("HTTP/1.1 20 OK\r\n\r\n", GET11),
             Err(ResponseError::Malformed)
         );
+    }
+
+    #[test]
+    fn switching_protocols_only_answers_an_upgrade() {
+        let raw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n";
+        assert_eq!(parse(raw, GET11), Err(ResponseError::Malformed));
+        let asked = ClientSide {
+            upgrade: true,
+            ..GET11
+        };
+        let (h, out) = parse(raw, asked).unwrap().unwrap();
+        assert!(h.upgrade);
+        assert_eq!(
+            out,
+            "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        );
+        let nameless = "HTTP/1.1 101 Switching Protocols\r\n\r\n";
+        assert_eq!(parse(nameless, asked), Err(ResponseError::Malformed));
     }
 
     #[test]

@@ -57,6 +57,7 @@ impl Reactor for MonkeyReactor {
                 let mask = match i {
                     Interest::Read => sys::MK_EVENT_READ,
                     Interest::Write => sys::MK_EVENT_WRITE,
+                    Interest::ReadWrite => sys::MK_EVENT_READ | sys::MK_EVENT_WRITE,
                 };
                 // SAFETY: `ev` lives in the context, which is freed only after it was
                 // unregistered; it was zeroed at allocation.
@@ -67,6 +68,16 @@ impl Reactor for MonkeyReactor {
                 }
             }
         }
+    }
+
+    fn take_over_client(&mut self) {
+        // Monkey must stop reading the client socket, or it would parse the tunnelled bytes
+        // as HTTP. Its connection event is unregistered; when the tunnel ends the request
+        // ends with close, and Monkey's connection removal tolerates the missing
+        // registration. Until then Monkey sees no hang-up: the exchange notices end of file
+        // on its own duplicate.
+        // SAFETY: the context is live, so its session and connection are too.
+        unsafe { ev_del(addr_of_mut!((*(*(*self.ctx).cs).conn).event)) };
     }
 }
 

@@ -53,6 +53,8 @@ enum State {
     Body,
     /// Writing a response the proxy made itself; then finished.
     Flush,
+    /// After `101 Switching Protocols`: bytes flow both ways until either side closes.
+    Tunnel,
     /// Over.
     Done,
 }
@@ -105,7 +107,22 @@ pub struct Exchange {
     bytes_from_backend: u64,
     /// The server whose attempt just failed, until the next attempt starts (for statistics).
     failed_from: Option<usize>,
+    /// The client-to-backend half of a tunnel (allocated only after a 101).
+    tunnel: Option<Tunnel>,
 }
+
+/// Client-to-backend bytes of a tunnel; the backend-to-client half uses the exchange's own
+/// buffer.
+#[derive(Debug, Default)]
+struct Tunnel {
+    buf: Vec<u8>,
+    start: usize,
+    client_eof: bool,
+    backend_eof: bool,
+}
+
+/// Size of the client-to-backend buffer of a tunnel.
+const TUNNEL_BUFFER: usize = 16 * 1024;
 
 /// How long after a request arrived a failed attempt may still be retried elsewhere,
 /// in multiples of the entry's `ConnectTimeout`.
@@ -177,6 +194,7 @@ impl Exchange {
             head_latency: Duration::ZERO,
             bytes_from_backend: 0,
             failed_from: None,
+            tunnel: None,
         };
         exchange.proxy.stats.record_request(entry);
         exchange.connect_next(worker, now);
@@ -248,6 +266,8 @@ impl Exchange {
                 // reading): closing the client connection is the only honest end.
                 return self.close_now(worker, reactor);
             }
+            // A tunnel idle for ReadTimeout in both directions is closed.
+            State::Tunnel => return self.finish(worker, reactor, now),
             State::Done => return self.finished(),
         }
         self.drive(worker, reactor, now)
@@ -517,6 +537,7 @@ impl Exchange {
             head_request: self.request.is_head(),
             minor_version: self.request.minor_version,
             wants_close: self.request.client_wants_close,
+            upgrade: self.request.upgrade_protocol().is_some(),
         }
     }
 
@@ -689,8 +710,127 @@ impl Exchange {
                         Err(_) => return self.close_now(worker, reactor),
                     }
                 }
+                State::Tunnel => return self.pump_tunnel(worker, reactor, now),
                 State::Done => return self.finished(),
             }
+        }
+    }
+
+    /// Moves tunnel bytes both ways until nothing moves; ends the exchange once either side
+    /// has closed and everything it sent was delivered.
+    fn pump_tunnel(
+        &mut self,
+        worker: &mut Worker,
+        reactor: &mut dyn Reactor,
+        now: Instant,
+    ) -> Progress {
+        let Some(mut t) = self.tunnel.take() else {
+            return self.close_now(worker, reactor);
+        };
+        if t.buf.len() < TUNNEL_BUFFER {
+            t.buf.resize(TUNNEL_BUFFER, 0);
+        }
+        let outcome = self.pump_tunnel_bytes(&mut t);
+        let over = match outcome {
+            Ok(moved) => {
+                if moved {
+                    self.deadline = Some(now + self.entry_config().read_timeout);
+                }
+                let down_done = t.backend_eof
+                    && self.start == self.end
+                    && self.head_sent == self.head_out.len();
+                let up_done = t.client_eof && t.start == 0;
+                down_done || up_done
+            }
+            Err(_) => true,
+        };
+        if over {
+            self.tunnel = Some(t);
+            return self.finish(worker, reactor, now);
+        }
+        let down_pending = self.start < self.end || self.head_sent < self.head_out.len();
+        let up_pending = t.start > 0;
+        let backend = match (!down_pending && !t.backend_eof, up_pending) {
+            (true, true) => Some(Interest::ReadWrite),
+            (true, false) => Some(Interest::Read),
+            (false, true) => Some(Interest::Write),
+            (false, false) => None,
+        };
+        let client = match (!up_pending && !t.client_eof, down_pending) {
+            (true, true) => Some(Interest::ReadWrite),
+            (true, false) => Some(Interest::Read),
+            (false, true) => Some(Interest::Write),
+            (false, false) => None,
+        };
+        self.tunnel = Some(t);
+        self.want(reactor, Side::Backend, backend);
+        self.want(reactor, Side::Client, client);
+        Progress::Pending
+    }
+
+    /// One round of tunnel copying in both directions; `Ok(true)` if any byte moved.
+    fn pump_tunnel_bytes(&mut self, t: &mut Tunnel) -> io::Result<bool> {
+        let mut moved_any = false;
+        loop {
+            let mut moved = false;
+            // Backend to client: the 101 head first, then `buf[start..end]`.
+            let before = (self.head_sent, self.start);
+            let flushed = self.write_client()?;
+            moved |= (self.head_sent, self.start) != before;
+            if flushed && !t.backend_eof {
+                let Some(b) = &mut self.backend else {
+                    return Err(ErrorKind::NotConnected.into());
+                };
+                match b.stream.read(&mut self.buf[..]) {
+                    Ok(0) => t.backend_eof = true,
+                    Ok(n) => {
+                        self.start = 0;
+                        self.end = n;
+                        self.bytes_from_backend += n as u64;
+                        moved = true;
+                    }
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                    Err(_) => t.backend_eof = true,
+                }
+            }
+            // Client to backend: `t.buf[..start]` waits for the backend.
+            if t.start > 0 {
+                let Some(b) = &mut self.backend else {
+                    return Err(ErrorKind::NotConnected.into());
+                };
+                match b.stream.write(&t.buf[..t.start]) {
+                    Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        t.buf.copy_within(n..t.start, 0);
+                        t.start -= n;
+                        self.sent += n;
+                        moved = true;
+                    }
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if t.start == 0 && !t.client_eof {
+                let Some(client) = &mut self.client else {
+                    return Err(ErrorKind::NotConnected.into());
+                };
+                match client.read(&mut t.buf[..]) {
+                    Ok(0) => t.client_eof = true,
+                    Ok(n) => {
+                        t.start = n;
+                        moved = true;
+                    }
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                    Err(_) => t.client_eof = true,
+                }
+            }
+            if !moved {
+                return Ok(moved_any);
+            }
+            moved_any = true;
         }
     }
 
@@ -712,8 +852,16 @@ impl Exchange {
                 self.body = BodyReader::new(head.framing);
                 self.head_sent = 0;
                 self.start = head.head_len;
-                self.state = State::Body;
                 self.deadline = Some(now + self.entry_config().read_timeout);
+                if head.upgrade {
+                    // Bytes after the 101 head already belong to the new protocol.
+                    self.state = State::Tunnel;
+                    self.local_keep_alive = false;
+                    self.tunnel = Some(Tunnel::default());
+                    reactor.take_over_client();
+                    return;
+                }
+                self.state = State::Body;
                 if !self.take_body_bytes() {
                     // The head is fine but the first body bytes are not: nothing was sent to
                     // the client yet, so it can still get a clean 502.

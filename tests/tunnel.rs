@@ -1,0 +1,148 @@
+//! `Upgrade` tunnels (WebSocket-style) through the stand-in host and through a real Monkey.
+
+mod common;
+mod e2e;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use e2e::Monkey;
+
+/// An origin that answers an upgrade request with `101` and then echoes every byte back
+/// until the client closes; any other request gets a 400.
+fn upgrade_echo_origin() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push_str(&line);
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let lower = head.to_ascii_lowercase();
+                if !(lower.contains("\r\nupgrade: echo\r\n")
+                    && lower.contains("connection: upgrade"))
+                {
+                    let _ = out.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+                    return;
+                }
+                let _ = out.write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\nready\n");
+                let mut buf = [0u8; 4096];
+                loop {
+                    match reader.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if out.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Opens a tunnel through the proxy at `proxy`, checks the echo both ways, then closes.
+fn echo_through(proxy: SocketAddr) {
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 101"), "status line {status:?}");
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("upgrade: echo\r\n") && lower.contains("connection: upgrade\r\n"),
+        "{head}"
+    );
+    let mut ready = String::new();
+    reader.read_line(&mut ready).unwrap();
+    assert_eq!(
+        ready, "ready\n",
+        "bytes the origin sent with the 101 arrive"
+    );
+    for round in 0..3 {
+        let msg = format!("message {round} {}\n", "x".repeat(round * 30000));
+        s.write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        reader.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    drop(reader);
+    drop(s);
+}
+
+#[test]
+fn tunnel_through_the_stand_in_host() {
+    let origin = upgrade_echo_origin();
+    let host = host_for(vec![entry_for(&[origin])]);
+    echo_through(host.addr());
+    let t = std::time::Instant::now();
+    while host.open_connections() > 0 && t.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        host.open_connections(),
+        0,
+        "the tunnel ends when the client closes"
+    );
+}
+
+#[test]
+fn unsolicited_101_is_a_bad_gateway() {
+    let addr = raw_origin(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n\r\n");
+    let host = host_for(vec![entry_for(&[addr])]);
+    assert_eq!(Client::connect(host.addr()).get("/x").status, 502);
+}
+
+#[test]
+fn tunnel_through_monkey() {
+    if std::env::var_os("MONKEY_BIN").is_none() {
+        println!("skipped: MONKEY_BIN is not set (point it at a Monkey v1.8 build to run the real-server tests)");
+        return;
+    }
+    let origin = upgrade_echo_origin();
+    let mut monkey = Monkey::start(&e2e::conf_for(&[origin], "    UpstreamKeepAlive 0\n"));
+    let baseline = monkey.fd_count();
+    echo_through(monkey.addr());
+    // A second tunnel and a normal request afterwards: Monkey keeps serving.
+    echo_through(monkey.addr());
+    let r = Client::connect(monkey.addr()).get("/plain");
+    assert_eq!(
+        r.status, 400,
+        "the echo origin refuses plain requests, through Monkey"
+    );
+    let now = monkey.wait_fds_at_most(baseline, Duration::from_secs(5));
+    assert!(
+        now <= baseline,
+        "fds {now} after the tunnels, {baseline} before"
+    );
+    monkey.assert_alive();
+}
