@@ -267,3 +267,27 @@ fn dead_server_is_skipped_once_offline() {
         assert_eq!((r.status, r.body.as_slice()), (200, &b"b"[..]));
     }
 }
+
+#[test]
+fn stale_pooled_connection_is_retried_for_get_and_skipped_for_post() {
+    // This origin answers one request per connection and then closes without saying so:
+    // every pooled connection to it is stale when reused.
+    let addr = raw_origin(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let host = host_for(vec![entry_for(&[addr])]);
+    for _ in 0..3 {
+        let r = Client::connect(host.addr()).get("/x");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..3 {
+        let mut c = Client::connect(host.addr());
+        c.send(b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nz");
+        let r = c.read_response(false).unwrap();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (200, &b"ok"[..]),
+            "POST never meets a stale connection"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

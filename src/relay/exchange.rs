@@ -343,6 +343,9 @@ impl Exchange {
     /// Tries the next candidate server; answers 502/503/504 when none is left.
     fn connect_next(&mut self, worker: &mut Worker, now: Instant) {
         let keepalive_timeout = self.entry_config().keepalive_timeout;
+        // A stale idle connection costs an idempotent request only a retry (see
+        // `attempt_failed`); others check the connection before using it.
+        let idempotent = is_idempotent(&self.request.method);
         while self.next_candidate < self.candidates.len() {
             let server = self.candidates[self.next_candidate];
             self.next_candidate += 1;
@@ -355,7 +358,11 @@ impl Exchange {
             if let Some(failed) = self.failed_from.take() {
                 self.proxy.stats.record_retry(self.entry, failed, true);
             }
-            if let Some(pooled) = worker.pool.take(self.entry, server, keepalive_timeout, now) {
+            if let Some(pooled) =
+                worker
+                    .pool
+                    .take(self.entry, server, keepalive_timeout, now, !idempotent)
+            {
                 self.backend = Some(Backend {
                     stream: pooled.stream,
                     server,

@@ -1,9 +1,11 @@
 //! Per-worker pool of idle upstream connections (persistent connections to backends).
 //!
-//! Idle connections are not watched by the event loop: before reuse, a non-blocking
-//! `recv(MSG_PEEK)` tells whether the backend closed (or sent stray bytes on) the connection
-//! meanwhile, and such connections are dropped instead of reused. Limits per server: idle
-//! connections kept, idle time, requests per connection (from the entry's configuration).
+//! Idle connections are not watched by the event loop. Before a request that must not be
+//! sent twice reuses one, a non-blocking `recv(MSG_PEEK)` tells whether the backend closed
+//! (or sent stray bytes on) it meanwhile, and such connections are dropped instead of reused.
+//! Requests that may be repeated skip that syscall: if the connection turns out closed, the
+//! relay retries them once on a fresh connection. Limits per server: idle connections kept,
+//! idle time, requests per connection (from the entry's configuration).
 
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -50,19 +52,27 @@ impl UpstreamPool {
         &mut servers[server]
     }
 
-    /// The most recently used live idle connection to the server, if any (LIFO keeps few
-    /// connections warm; stale ones found on the way are closed).
+    /// The most recently used idle connection to the server, if any (LIFO keeps few
+    /// connections warm; expired ones found on the way are closed). With `probe_first` the
+    /// connection is checked to be still open, and closed ones are skipped too.
     pub fn take(
         &mut self,
         entry: usize,
         server: usize,
         max_idle: Duration,
         now: Instant,
+        probe_first: bool,
     ) -> Option<Pooled> {
         let slot = self.slot(entry, server);
         while let Some(idle) = slot.pop() {
             if now.saturating_duration_since(idle.since) >= max_idle {
                 continue;
+            }
+            if !probe_first {
+                return Some(Pooled {
+                    stream: idle.stream,
+                    requests: idle.requests,
+                });
             }
             let mut probe = [0u8; 1];
             match idle.stream.peek(&mut probe) {
