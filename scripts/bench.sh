@@ -52,6 +52,7 @@ done
 
 # No `-` in the path: Monkey derives the plugin symbol from the text after the last `-`.
 S=$(mktemp -d /tmp/proxy_reverse_bench.XXXXXX)
+chmod 755 "$S"   # nginx workers may run as another user
 PIDS=()
 
 stop_all() {
@@ -116,6 +117,7 @@ for s in $SIZES; do
         *) n=$s ;;
     esac
     head -c "$n" /dev/urandom >"$S/www/$s"
+    chmod 644 "$S/www/$s"
 done
 
 # ---- origin and nginx proxy ----------------------------------------------------------
@@ -174,7 +176,7 @@ EOF
 cat >"$S/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 20000
+    maxconn 8000
 defaults
     mode http
     timeout connect 5s
