@@ -1,0 +1,88 @@
+//! Shared pieces of the attack catalogues (`monkey_http.rs` through a real Monkey,
+//! `relay_attacks.rs` through the stand-in host): the malicious requests, the broken origin
+//! replies, and a parser for the request head the origin's `/headers` route echoes.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use crate::common::Client;
+
+/// Both framings at once (RFC 9112 §6.1): the CL says 5 bytes, which happen to be a
+/// complete chunked body, so a server reading either way is not left waiting.
+pub const CL_AND_TE: &[u8] = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\
+Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+
+/// Two different Content-Length fields (Monkey keeps only the last: 5).
+pub const TWO_DIFFERENT_CL: &[u8] =
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\nContent-Length: 5\r\n\r\nhello";
+
+/// Two equal Content-Length fields: still a duplicate, still refused.
+pub const TWO_EQUAL_CL: &[u8] =
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello";
+
+/// A transfer coding other than a lone `chunked`.
+pub const TE_GZIP_CHUNKED: &[u8] =
+    b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+
+/// Not HTTP at all.
+pub const GARBAGE_REPLY: &[u8] = b"this is not http\r\n\r\n";
+
+/// A response with two different lengths (RFC 9112 §6.3 (5): unrecoverable).
+pub const TWO_CL_REPLY: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nokk";
+
+/// A response with an obs-fold continuation line (RFC 9112 §5.2: a proxy must reject or
+/// replace it; this one rejects).
+pub const OBS_FOLD_REPLY: &[u8] =
+    b"HTTP/1.1 200 OK\r\nX-Folded: first\r\n second\r\nContent-Length: 2\r\n\r\nok";
+
+/// An interim 100 Continue before the final response.
+pub const INTERIM_100_REPLY: &[u8] =
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// The request head as the origin received it: (request line, [(lower-case name, value)]).
+pub fn parse_head(body: &[u8]) -> (String, Vec<(String, String)>) {
+    let text = String::from_utf8_lossy(body);
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or_default().to_string();
+    let headers = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (first, headers)
+}
+
+/// Every value of header `name` (lower case) in a parsed head.
+pub fn values<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// A GET of `/headers` with `extra` header lines (each ending in CRLF) and `Host: host`.
+pub fn headers_request(host: &str, extra: &str) -> Vec<u8> {
+    format!("GET /headers HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").into_bytes()
+}
+
+/// After a 400 for an ambiguous request the proxy closes: the next read sees EOF (or a
+/// reset), not another response and not a hang.
+pub fn assert_closed_after(c: &mut Client) {
+    use std::io::Read;
+    let s = c.reader.get_mut();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    match c.reader.read_to_end(&mut rest) {
+        Ok(_) => assert!(
+            rest.is_empty(),
+            "bytes after the 400: {:?}",
+            String::from_utf8_lossy(&rest)
+        ),
+        Err(e) => assert!(
+            e.kind() == std::io::ErrorKind::ConnectionReset,
+            "connection not closed after the 400: {e}"
+        ),
+    }
+}

@@ -1,0 +1,431 @@
+//! HTTP attack catalogue through a real Monkey v1.8 with the plugin loaded (`MONKEY_BIN`):
+//! one test per rule of the proxying contract, named for the attack or the rule.
+//!
+//! Without `MONKEY_BIN` every test prints a skip line and passes. Run them with:
+//! `MONKEY_BIN=/path/to/monkey cargo test --test monkey_http -- --test-threads=2`.
+//! Every test ends by checking that Monkey is still alive.
+
+mod attack_support;
+mod common;
+mod e2e;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use attack_support::*;
+use common::*;
+use e2e::*;
+
+fn finish(mut monkey: Monkey) {
+    monkey.assert_alive();
+    monkey.stop();
+}
+
+/// What the origin received for `GET /headers` sent through Monkey with `Host: host`, the
+/// `extra` header lines, and `conf_extra` in the entry.
+fn origin_sees(conf_extra: &str, host: &str, extra: &str) -> (String, Vec<(String, String)>) {
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], conf_extra));
+    let mut c = Client::connect(monkey.addr());
+    c.send(&headers_request(host, extra));
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    finish(monkey);
+    parse_head(&r.body)
+}
+
+/// Sends one raw request through a Monkey in front of `backend`; returns the response and
+/// the client connection (to check what follows it).
+fn through(monkey: &Monkey, raw: &[u8]) -> (Response, Client) {
+    let mut c = Client::connect(monkey.addr());
+    c.reader
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    c.send(raw);
+    let r = c.read_response(false).expect("a response");
+    (r, c)
+}
+
+/// An ambiguous request: 400, the connection closed (when `closes`), nothing sent to the
+/// origin.
+fn refused_before_the_origin(raw: &[u8], closes: bool) {
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let (r, mut c) = through(&monkey, raw);
+    assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(&r.body));
+    if closes {
+        assert_closed_after(&mut c);
+    }
+    assert_eq!(
+        origin.conns.load(Ordering::SeqCst),
+        0,
+        "the ambiguous request reached the origin"
+    );
+    finish(monkey);
+}
+
+/// A broken origin reply: the client gets `status`.
+fn origin_reply_gives(reply: &'static [u8], status: u16) -> Response {
+    let backend: SocketAddr = raw_origin(reply);
+    let monkey = Monkey::start(&conf_for(&[backend], "    AttemptsCount 1\n"));
+    let (r, _c) = through(&monkey, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(&r.body));
+    finish(monkey);
+    r
+}
+
+// ---- forwarding headers ---------------------------------------------------------------
+
+#[test]
+fn xff_is_set_to_the_client_address() {
+    require_monkey!();
+    let (_, h) = origin_sees("", "t", "");
+    assert_eq!(values(&h, "x-forwarded-for"), ["127.0.0.1"]);
+}
+
+#[test]
+fn spoofed_xff_from_an_untrusted_client_is_replaced() {
+    require_monkey!();
+    let (_, h) = origin_sees(
+        "    TrustedProxies 10.0.0.0/8\n",
+        "t",
+        "X-Forwarded-For: 6.6.6.6\r\nx-forwarded-for: 7.7.7.7\r\n",
+    );
+    assert_eq!(values(&h, "x-forwarded-for"), ["127.0.0.1"]);
+}
+
+#[test]
+fn xff_from_a_trusted_proxy_is_appended_to() {
+    require_monkey!();
+    let (_, h) = origin_sees(
+        "    TrustedProxies 127.0.0.1/32\n",
+        "t",
+        "X-Forwarded-For: 203.0.113.7\r\n",
+    );
+    assert_eq!(values(&h, "x-forwarded-for"), ["203.0.113.7, 127.0.0.1"]);
+}
+
+#[test]
+fn x_forwarded_proto_and_host_are_set_and_not_spoofable() {
+    require_monkey!();
+    let (_, h) = origin_sees(
+        "",
+        "shop.example:8443",
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\n",
+    );
+    assert_eq!(values(&h, "x-forwarded-proto"), ["http"]);
+    assert_eq!(values(&h, "x-forwarded-host"), ["shop.example:8443"]);
+}
+
+#[test]
+fn forwarded_header_is_absent_by_default_even_if_the_client_sends_one() {
+    require_monkey!();
+    let (_, h) = origin_sees("", "t", "Forwarded: for=6.6.6.6\r\n");
+    assert!(values(&h, "forwarded").is_empty(), "{h:?}");
+}
+
+#[test]
+fn forwarded_header_is_sent_with_forwarded_header_on() {
+    require_monkey!();
+    let (_, h) = origin_sees(
+        "    ForwardedHeader on\n",
+        "h.example:81",
+        "Forwarded: for=6.6.6.6\r\n",
+    );
+    assert_eq!(
+        values(&h, "forwarded"),
+        ["for=127.0.0.1;host=\"h.example:81\";proto=http"]
+    );
+}
+
+// ---- hop-by-hop headers ---------------------------------------------------------------
+
+fn assert_not_forwarded(name: &str, line: &str) {
+    let (_, h) = origin_sees("", "t", line);
+    assert!(
+        values(&h, name).is_empty(),
+        "{name} reached the origin: {h:?}"
+    );
+}
+
+#[test]
+fn connection_header_is_not_forwarded() {
+    require_monkey!();
+    assert_not_forwarded("connection", "Connection: keep-alive\r\n");
+}
+
+#[test]
+fn keep_alive_header_is_not_forwarded() {
+    require_monkey!();
+    assert_not_forwarded("keep-alive", "Keep-Alive: timeout=300\r\n");
+}
+
+#[test]
+fn te_header_is_not_forwarded() {
+    require_monkey!();
+    assert_not_forwarded("te", "TE: trailers\r\n");
+}
+
+#[test]
+fn proxy_connection_header_is_not_forwarded() {
+    require_monkey!();
+    assert_not_forwarded("proxy-connection", "Proxy-Connection: keep-alive\r\n");
+}
+
+#[test]
+fn upgrade_without_connection_upgrade_is_not_forwarded() {
+    require_monkey!();
+    assert_not_forwarded("upgrade", "Upgrade: h2c\r\n");
+}
+
+#[test]
+fn header_named_in_connection_does_not_reach_the_origin() {
+    require_monkey!();
+    let (_, h) = origin_sees(
+        "",
+        "t",
+        "Connection: keep-alive, x-secret\r\nX-Secret: s3cr3t\r\nX-Kept: yes\r\n",
+    );
+    assert!(values(&h, "x-secret").is_empty(), "{h:?}");
+    assert_eq!(values(&h, "x-kept"), ["yes"]);
+}
+
+#[test]
+fn connection_naming_xff_cannot_strip_the_proxys_xff() {
+    require_monkey!();
+    let (_, h) = origin_sees(
+        "",
+        "t",
+        "Connection: X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host\r\n\
+         X-Forwarded-For: 6.6.6.6\r\n",
+    );
+    assert_eq!(values(&h, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(values(&h, "x-forwarded-proto"), ["http"]);
+    assert_eq!(values(&h, "x-forwarded-host"), ["t"]);
+}
+
+// ---- Host and target ------------------------------------------------------------------
+
+#[test]
+fn host_is_preserved_with_port() {
+    require_monkey!();
+    let (line, h) = origin_sees("", "app.example:8080", "");
+    assert_eq!(values(&h, "host"), ["app.example:8080"]);
+    assert_eq!(line, "GET /headers HTTP/1.1");
+}
+
+// ---- persistent upstream connections ----------------------------------------------------
+
+#[test]
+fn upstream_connections_are_reused_across_client_connections() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    // 20 sequential requests on 4 client connections (5 each, one after the other).
+    for _ in 0..4 {
+        let mut c = Client::connect(monkey.addr());
+        for n in 0..5 {
+            assert_eq!(c.get(&format!("/size/{n}")).body, body_of(n));
+        }
+    }
+    let seen: usize = String::from_utf8(Client::connect(monkey.addr()).get("/conns").body)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Two Monkey workers, each with its own pool: a handful, not one per request.
+    assert!(
+        (1..=4).contains(&seen),
+        "origin saw {seen} connections for 21 sequential requests"
+    );
+    finish(monkey);
+}
+
+// ---- request bodies and smuggling ------------------------------------------------------
+
+#[test]
+fn chunked_upload_reaches_the_origin_intact() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let (r, _c) = through(
+        &monkey,
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"hello world");
+    finish(monkey);
+}
+
+#[test]
+fn smuggling_cl_and_te_together_never_reaches_the_origin() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let mut c = Client::connect(monkey.addr());
+    c.reader
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    c.send(CL_AND_TE);
+    // Monkey 1.8.9 itself holds a request with CL > 0 and chunked (see the ignored test
+    // below); whatever it answers, nothing may reach the origin.
+    if let Some(r) = c.read_response(false) {
+        assert_eq!(r.status, 400);
+    }
+    assert_eq!(origin.conns.load(Ordering::SeqCst), 0, "reached the origin");
+    finish(monkey);
+}
+
+#[test]
+#[ignore = "bug: Monkey 1.8.9 core never hands a request with Content-Length > 0 and \
+            Transfer-Encoding: chunked to stage 30 (no answer until its Timeout), so the \
+            plugin cannot answer 400; with Content-Length: 0 it does answer 400"]
+fn smuggling_cl_and_te_together_gets_400() {
+    require_monkey!();
+    refused_before_the_origin(CL_AND_TE, false);
+}
+
+#[test]
+fn smuggling_cl_zero_and_te_together_gets_400_and_nothing_reaches_the_origin() {
+    require_monkey!();
+    refused_before_the_origin(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\
+          Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        false,
+    );
+}
+
+#[test]
+fn smuggling_two_different_content_lengths_gets_400_and_close() {
+    require_monkey!();
+    refused_before_the_origin(TWO_DIFFERENT_CL, true);
+}
+
+#[test]
+fn smuggling_two_equal_content_lengths_gets_400_and_close() {
+    require_monkey!();
+    refused_before_the_origin(TWO_EQUAL_CL, true);
+}
+
+#[test]
+fn smuggling_transfer_encoding_gzip_chunked_gets_400_and_nothing_reaches_the_origin() {
+    require_monkey!();
+    refused_before_the_origin(TE_GZIP_CHUNKED, false);
+}
+
+#[test]
+#[ignore = "bug (src/monkey): after a request with a chunked body the connection stays open \
+            although the answer says `Connection: Close` (400 for `gzip, chunked`, also a 200 \
+            with close): Monkey's mk_http_request_end sees the chunk bytes as a pipelined \
+            request and returns on PARSER_PENDING before honouring close_now; the adapter \
+            must close the client itself"]
+fn connection_is_closed_after_a_400_for_a_chunked_request() {
+    require_monkey!();
+    refused_before_the_origin(TE_GZIP_CHUNKED, true);
+}
+
+// ---- broken origins --------------------------------------------------------------------
+
+#[test]
+fn garbage_origin_gets_502() {
+    require_monkey!();
+    origin_reply_gives(GARBAGE_REPLY, 502);
+}
+
+#[test]
+fn origin_sending_two_different_content_lengths_gets_502() {
+    require_monkey!();
+    origin_reply_gives(TWO_CL_REPLY, 502);
+}
+
+#[test]
+fn obs_fold_in_origin_response_gets_502() {
+    require_monkey!();
+    origin_reply_gives(OBS_FOLD_REPLY, 502);
+}
+
+#[test]
+fn interim_100_continue_is_relayed_as_just_the_200() {
+    require_monkey!();
+    let r = origin_reply_gives(INTERIM_100_REPLY, 200);
+    assert_eq!(r.body, b"ok");
+}
+
+#[test]
+fn slow_origin_gets_504_within_read_timeout() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], "    ReadTimeout 0.5\n"));
+    let t = Instant::now();
+    let r = Client::connect(monkey.addr()).get("/never");
+    let took = t.elapsed();
+    assert_eq!(r.status, 504);
+    assert!(
+        took >= Duration::from_millis(450),
+        "504 after only {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(1500),
+        "504 only after {took:?}"
+    );
+    finish(monkey);
+}
+
+// ---- message framing on one connection -------------------------------------------------
+
+#[test]
+fn head_then_get_on_one_connection() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let mut c = Client::connect(monkey.addr());
+    c.send(b"HEAD /stream/70000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response(true).expect("HEAD response");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("70000"));
+    // A body byte after the HEAD head would garble this response.
+    let r = c.get("/size/9");
+    assert_eq!((r.status, r.body), (200, body_of(9)));
+    finish(monkey);
+}
+
+#[test]
+fn streaming_first_part_arrives_well_before_the_last() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    let mut c = Client::connect(monkey.addr());
+    c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+    let t = Instant::now();
+    let (mut first, mut last) = (None, None);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Bounded: the origin sends 5 parts 100 ms apart; the read timeout is 20 s.
+    for _ in 0..1000 {
+        let n = c.reader.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if first.is_none() && text.contains("part 0") {
+            first = Some(t.elapsed());
+        }
+        if text.contains("part 4") {
+            last = Some(t.elapsed());
+            break;
+        }
+    }
+    let (first, last) = (first.expect("part 0"), last.expect("part 4"));
+    assert!(
+        first < Duration::from_millis(250),
+        "first part after {first:?}"
+    );
+    assert!(
+        last >= first + Duration::from_millis(300),
+        "buffered: first {first:?}, last {last:?}"
+    );
+    finish(monkey);
+}
