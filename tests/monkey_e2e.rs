@@ -180,7 +180,15 @@ fn chunked_upload_then_keep_alive_or_announced_close() {
     let announced_close = r
         .header("connection")
         .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-    if !announced_close {
+    if announced_close {
+        // And it really closes: the client sees end of file, not a connection left open.
+        let mut rest = Vec::new();
+        let n = c
+            .reader
+            .read_to_end(&mut rest)
+            .expect("end of file after Connection: close");
+        assert_eq!(n, 0, "bytes after a closing response");
+    } else {
         c.send(b"GET /id HTTP/1.1\r\nHost: t\r\n\r\n");
         let next = c.read_response(false);
         assert!(

@@ -289,7 +289,15 @@ unsafe fn finish_request(ctx: *mut Ctx, finish: Finish) {
         let Some(end) = api::api().http_request_end else {
             return;
         };
+        let socket = (*cs).socket;
         let ret = end(api::plugin(), cs, c_int::from(close));
+        if close && ret == 0 {
+            // Monkey kept the connection although we asked it to close: after a chunked
+            // request body it mistakes the chunk bytes for a pipelined request and waits for
+            // the rest. The response said `Connection: close`, so end the connection
+            // ourselves; Monkey then sees the hang-up and removes the session.
+            libc::shutdown(socket, libc::SHUT_RDWR);
+        }
         if ret == 1 && (*cs).sr_fixed.handler_data.is_null() {
             // A pipelined request was dispatched inside the call and Monkey answers it
             // itself: arm WRITE so its core flushes it (§1.6-4).
