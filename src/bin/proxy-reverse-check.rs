@@ -174,13 +174,7 @@ fn explain(c: &Config, path: &str) -> ExitCode {
     let servers: Vec<String> = entry
         .servers
         .iter()
-        .map(|s| {
-            if s.weight > 1 {
-                format!("{} weight={}", s.name, s.weight)
-            } else {
-                s.name.clone()
-            }
-        })
+        .map(proxy_reverse::config::ServerSpec::list_item)
         .collect();
     println!(
         "entry {}: {} {}",

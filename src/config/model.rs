@@ -108,6 +108,17 @@ impl Cidr {
     }
 }
 
+impl ServerSpec {
+    /// The server as `ServerList` writes it: `host:port`, then ` weight=N` when N > 1.
+    pub fn list_item(&self) -> String {
+        if self.weight > 1 {
+            format!("{} weight={}", self.name, self.weight)
+        } else {
+            self.name.clone()
+        }
+    }
+}
+
 impl Entry {
     /// An entry with the documented defaults for every optional key, for `matches` and `servers`:
     /// `FirstAlive`, `AttemptsCount 2`, `OfflineTimeOut 10`, `ConnectTimeout 3`, `ReadTimeout 60`,

@@ -39,13 +39,7 @@ fn print_entry(out: &mut String, e: &Entry) {
     let servers: Vec<String> = e
         .servers
         .iter()
-        .map(|s| {
-            if s.weight > 1 {
-                format!("{} weight={}", s.name, s.weight)
-            } else {
-                s.name.clone()
-            }
-        })
+        .map(crate::config::ServerSpec::list_item)
         .collect();
     list(out, "ServerList", &servers);
     line(out, "LoadBalancer", &e.balancer);
