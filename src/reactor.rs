@@ -42,4 +42,18 @@ pub trait Reactor {
     /// exchange reads it, so the host must stop parsing it as HTTP until the exchange ends
     /// (the connection then closes).
     fn take_over_client(&mut self) {}
+
+    /// Like [`Reactor::set_interest`] for the backend socket, with the connection's identity
+    /// (unique per worker; see [`crate::relay::Worker::new_connection_id`]): a host may keep a
+    /// pooled connection registered between exchanges and must not mistake a new socket that
+    /// reuses a closed one's descriptor for it.
+    fn set_backend_interest(
+        &mut self,
+        fd: RawFd,
+        id: u64,
+        interest: Option<Interest>,
+    ) -> io::Result<()> {
+        let _ = id;
+        self.set_interest(Side::Backend, fd, interest)
+    }
 }

@@ -53,18 +53,55 @@ impl Reactor for MonkeyReactor {
                 unsafe { ev_del(ev) };
                 Ok(())
             }
-            Some(i) => {
-                let mask = match i {
-                    Interest::Read => sys::MK_EVENT_READ,
-                    Interest::Write => sys::MK_EVENT_WRITE,
-                    Interest::ReadWrite => sys::MK_EVENT_READ | sys::MK_EVENT_WRITE,
-                };
-                // SAFETY: `ev` lives in the context, which is freed only after it was
-                // unregistered; it was zeroed at allocation.
-                if unsafe { ev_add(fd, sys::MK_EVENT_CUSTOM, mask, ev) } {
+            // SAFETY: `ev` lives in the context, which is freed only after it was
+            // unregistered; it was zeroed at allocation.
+            Some(i) => unsafe { watch(ev, fd, mask_of(i)) },
+        }
+    }
+
+    fn set_backend_interest(
+        &mut self,
+        fd: RawFd,
+        id: u64,
+        interest: Option<Interest>,
+    ) -> io::Result<()> {
+        let reg = backend_reg(fd);
+        if reg.is_null() {
+            return Err(io::Error::other("out of memory"));
+        }
+        // SAFETY: `reg` is this worker's never-freed registration for descriptor `fd`; only
+        // this thread touches it.
+        unsafe {
+            if (*reg).id != id {
+                // Another connection had this descriptor before and is closed now, which
+                // removed its registration from epoll: start afresh without any syscall (a
+                // syscall on `fd` for the old connection could hit a socket that is not ours).
+                (*reg).id = id;
+                (*reg).ev.status = sys::MK_EVENT_NONE;
+                (*reg).ev.mask = 0;
+            }
+            let ev = addr_of_mut!((*reg).ev);
+            match interest {
+                None => {
+                    // The exchange lets the connection go: to the pool (where it stays
+                    // registered for reading, so the next request on it needs no syscall and
+                    // a backend that closes it is noticed) or to be closed (which removes the
+                    // registration).
+                    (*reg).owner = ptr::null_mut();
+                    if (*ev).status & sys::MK_EVENT_REGISTERED != 0
+                        && (*ev).mask != sys::MK_EVENT_READ
+                    {
+                        return watch(ev, fd, sys::MK_EVENT_READ);
+                    }
                     Ok(())
-                } else {
-                    Err(io::Error::other("ev_add failed"))
+                }
+                Some(i) => {
+                    (*reg).owner = self.ctx;
+                    let mask = mask_of(i);
+                    if (*ev).status & sys::MK_EVENT_REGISTERED != 0 && (*ev).mask == mask {
+                        return Ok(());
+                    }
+                    watch(ev, fd, mask)
                 }
             }
         }
@@ -79,6 +116,94 @@ impl Reactor for MonkeyReactor {
         // SAFETY: the context is live, so its session and connection are too.
         unsafe { ev_del(addr_of_mut!((*(*(*self.ctx).cs).conn).event)) };
     }
+}
+
+fn mask_of(interest: Interest) -> u32 {
+    match interest {
+        Interest::Read => sys::MK_EVENT_READ,
+        Interest::Write => sys::MK_EVENT_WRITE,
+        Interest::ReadWrite => sys::MK_EVENT_READ | sys::MK_EVENT_WRITE,
+    }
+}
+
+/// Registers (or re-registers) `ev` for `fd` as a plugin event with `mask`.
+///
+/// # Safety
+/// `ev` must point to a live `mk_event` that stays valid while registered.
+unsafe fn watch(ev: *mut sys::mk_event, fd: RawFd, mask: u32) -> io::Result<()> {
+    // SAFETY: forwarded from the caller.
+    if unsafe { ev_add(fd, sys::MK_EVENT_CUSTOM, mask, ev) } {
+        Ok(())
+    } else {
+        Err(io::Error::other("ev_add failed"))
+    }
+}
+
+/// The loop registration of a backend socket. One per descriptor number a worker has used
+/// for a backend, never freed, so that an idle pooled connection can stay registered between
+/// exchanges (sparing two `epoll_ctl` per request) and a late event never reaches freed
+/// memory. `owner` is the context using the connection, or null while it is pooled.
+#[repr(C)]
+pub struct BackendReg {
+    ev: sys::mk_event,
+    id: u64,
+    fd: c_int,
+    owner: *mut Ctx,
+}
+
+thread_local! {
+    /// This worker's backend registrations, indexed by descriptor. Kept apart from the worker
+    /// state because the reactor runs while that state is borrowed.
+    static BACKEND_REGS: std::cell::RefCell<Vec<*mut BackendReg>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// This worker's registration for backend descriptor `fd` (allocated on first use; null
+/// when out of memory).
+fn backend_reg(fd: RawFd) -> *mut BackendReg {
+    let Ok(i) = usize::try_from(fd) else {
+        return ptr::null_mut();
+    };
+    BACKEND_REGS.with(|regs| {
+        let mut regs = regs.borrow_mut();
+        if regs.len() <= i {
+            regs.resize(i + 1, ptr::null_mut());
+        }
+        if regs[i].is_null() {
+            let reg = mem_alloc_z(std::mem::size_of::<BackendReg>()).cast::<BackendReg>();
+            if !reg.is_null() {
+                // SAFETY: fresh zeroed memory of the right size; a zeroed mk_event is the
+                // unregistered state, id 0 is never a connection's id.
+                unsafe {
+                    (*reg).ev.handler = Some(on_backend_reg);
+                    (*reg).fd = fd;
+                    (*reg).owner = ptr::null_mut();
+                }
+            }
+            regs[i] = reg;
+        }
+        regs[i]
+    })
+}
+
+/// A backend socket is ready: hand it to its exchange, or, for a pooled connection, stop
+/// watching it (the backend closed it or sent stray bytes; the pool drops it when next used).
+unsafe extern "C" fn on_backend_reg(ev: *mut c_void) -> c_int {
+    let reg = ev.cast::<BackendReg>();
+    // SAFETY: `ev` is the first member of a never-freed BackendReg.
+    let (owner, fd, id) = unsafe { ((*reg).owner, (*reg).fd, (*reg).id) };
+    if owner.is_null() {
+        // Only unregister if the descriptor still belongs to that pooled connection.
+        let held = worker::with(|w| w.worker.pool.holds(fd, id)).unwrap_or(false);
+        if held {
+            // SAFETY: the registration is live and `fd` is the pooled socket.
+            unsafe { ev_del(addr_of_mut!((*reg).ev)) };
+        }
+        return 0;
+    }
+    // SAFETY: a context is the owner only while its exchange uses this socket; a context
+    // that ended in this loop round is marked dead and its memory is still allocated.
+    unsafe { on_event(owner, Side::Backend) };
+    0
 }
 
 /// Allocates a context for a request Monkey gave to stage 30 (zeroed events, handlers set).

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use super::Worker;
+use super::{Pooled, Worker};
 use crate::balancer::RequestContext;
 use crate::clock;
 use crate::config::Entry;
@@ -63,6 +63,8 @@ enum State {
 #[derive(Debug)]
 struct Backend {
     stream: TcpStream,
+    /// Identity of the connection (see `Worker::new_connection_id`).
+    id: u64,
     server: usize,
     /// Taken from the idle pool (a failure before any response byte is then not the
     /// server's fault: it may just have closed an idle connection).
@@ -316,22 +318,19 @@ impl Exchange {
         if self.interest[slot] == interest {
             return;
         }
-        let fd = match side {
-            Side::Client => match &self.client {
-                Some(c) => c.as_raw_fd(),
-                None => return,
-            },
-            Side::Backend => match &self.backend {
-                Some(b) => b.stream.as_raw_fd(),
-                None => {
-                    self.interest[slot] = None;
-                    return;
-                }
-            },
-        };
         // A failed registration leaves the exchange waiting for an event that never comes;
         // the deadline (always set while waiting) then ends it.
-        let _ = reactor.set_interest(side, fd, interest);
+        match side {
+            Side::Client => {
+                let Some(c) = &self.client else { return };
+                let _ = reactor.set_interest(side, c.as_raw_fd(), interest);
+            }
+            Side::Backend => {
+                if let Some(b) = &self.backend {
+                    let _ = reactor.set_backend_interest(b.stream.as_raw_fd(), b.id, interest);
+                }
+            }
+        }
         self.interest[slot] = interest;
     }
 
@@ -365,6 +364,7 @@ impl Exchange {
             {
                 self.backend = Some(Backend {
                     stream: pooled.stream,
+                    id: pooled.id,
                     server,
                     reused: true,
                     requests: pooled.requests,
@@ -373,7 +373,7 @@ impl Exchange {
                 self.begin_sending(now);
                 return;
             }
-            if self.connect_fresh(server, now) {
+            if self.connect_fresh(server, worker, now) {
                 return;
             }
         }
@@ -399,11 +399,12 @@ impl Exchange {
 
     /// Starts a new connection to the acquired `server`. On an immediate failure the attempt
     /// is recorded and the server released, and false is returned.
-    fn connect_fresh(&mut self, server: usize, now: Instant) -> bool {
+    fn connect_fresh(&mut self, server: usize, worker: &mut Worker, now: Instant) -> bool {
         match self.open(server) {
             Ok(stream) => {
                 self.backend = Some(Backend {
                     stream,
+                    id: worker.new_connection_id(),
                     server,
                     reused: false,
                     requests: 0,
@@ -484,7 +485,7 @@ impl Exchange {
             self.proxy.stats.record_retry(self.entry, b.server, false);
             // The server may simply have closed an idle connection: try it once more on a
             // fresh connection before moving on.
-            if self.connect_fresh(b.server, now) {
+            if self.connect_fresh(b.server, worker, now) {
                 return;
             }
         }
@@ -981,8 +982,11 @@ impl Exchange {
                 worker.pool.put(
                     self.entry,
                     b.server,
-                    b.stream,
-                    b.requests + 1,
+                    Pooled {
+                        stream: b.stream,
+                        id: b.id,
+                        requests: b.requests + 1,
+                    },
                     keepalive_idle,
                     now,
                 );

@@ -24,6 +24,7 @@ pub struct Worker {
     buffers: Vec<Box<[u8]>>,
     vecs: Vec<Vec<u8>>,
     index_vecs: Vec<Vec<usize>>,
+    last_connection_id: u64,
 }
 
 /// Buffers kept for reuse per worker; beyond that they are freed.
@@ -33,6 +34,13 @@ impl Worker {
     /// A worker with an empty pool.
     pub fn new() -> Worker {
         Worker::default()
+    }
+
+    /// A number no other backend connection of this worker had: descriptors are reused by
+    /// the kernel, so hosts that keep state per backend socket tell sockets apart by it.
+    pub fn new_connection_id(&mut self) -> u64 {
+        self.last_connection_id += 1;
+        self.last_connection_id
     }
 
     fn take_buffer(&mut self) -> Box<[u8]> {

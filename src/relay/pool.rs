@@ -16,6 +16,7 @@ use mio::net::TcpStream;
 #[derive(Debug)]
 struct Idle {
     stream: TcpStream,
+    id: u64,
     since: Instant,
     requests: u32,
 }
@@ -25,6 +26,8 @@ struct Idle {
 pub struct Pooled {
     /// The connection, connected and idle.
     pub stream: TcpStream,
+    /// The connection's identity ([`crate::relay::Worker::new_connection_id`]).
+    pub id: u64,
     /// Requests already sent on it.
     pub requests: u32,
 }
@@ -71,6 +74,7 @@ impl UpstreamPool {
             if !probe_first {
                 return Some(Pooled {
                     stream: idle.stream,
+                    id: idle.id,
                     requests: idle.requests,
                 });
             }
@@ -79,6 +83,7 @@ impl UpstreamPool {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     return Some(Pooled {
                         stream: idle.stream,
+                        id: idle.id,
                         requests: idle.requests,
                     })
                 }
@@ -89,16 +94,21 @@ impl UpstreamPool {
         None
     }
 
-    /// Keeps `stream` for reuse if the server's slot has room; otherwise it is closed.
+    /// Keeps `conn` (its `requests` already counting the last one) for reuse if the server's
+    /// slot has room; otherwise it is closed.
     pub fn put(
         &mut self,
         entry: usize,
         server: usize,
-        stream: TcpStream,
-        requests: u32,
+        conn: Pooled,
         max_idle_conns: u32,
         now: Instant,
     ) {
+        let Pooled {
+            stream,
+            id,
+            requests,
+        } = conn;
         let slot = self.slot(entry, server);
         if slot.len() >= max_idle_conns as usize {
             // Drop the oldest so the pool keeps the warmest connections.
@@ -109,6 +119,7 @@ impl UpstreamPool {
         }
         slot.push(Idle {
             stream,
+            id,
             since: now,
             requests,
         });
@@ -122,6 +133,17 @@ impl UpstreamPool {
                 slot.retain(|idle| now.saturating_duration_since(idle.since) < limit);
             }
         }
+    }
+
+    /// Whether the pool holds the connection with this descriptor and identity (so the
+    /// descriptor still refers to it).
+    pub fn holds(&self, fd: std::os::fd::RawFd, id: u64) -> bool {
+        use std::os::fd::AsRawFd;
+        self.slots
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|idle| idle.id == id && idle.stream.as_raw_fd() == fd)
     }
 
     /// Number of idle connections held (all servers).
