@@ -433,3 +433,25 @@ fn back_to_back_requests_on_a_pooled_upstream() {
     );
     finish(monkey);
 }
+
+#[test]
+fn idle_backend_connections_closed_by_the_origin_are_closed_at_once() {
+    require_monkey!();
+    // This origin closes every connection right after its response, without saying so: each
+    // connection the plugin pools is closed by the backend soon after. The plugin watches
+    // idle pooled connections and closes its side when that happens, instead of holding a
+    // dead socket until it is next used or expires.
+    let origin = raw_origin(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let monkey = Monkey::start(&conf_for(&[origin], ""));
+    let baseline = monkey.fd_count();
+    for _ in 0..5 {
+        let mut c = Client::connect(monkey.addr());
+        assert_eq!(c.get("/x").body, b"ok");
+    }
+    let now = monkey.wait_fds_at_most(baseline, Duration::from_secs(3));
+    assert!(
+        now <= baseline,
+        "Monkey holds {now} fds, {baseline} before: dead pooled connections kept"
+    );
+    finish(monkey);
+}

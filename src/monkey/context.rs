@@ -185,18 +185,23 @@ fn backend_reg(fd: RawFd) -> *mut BackendReg {
     })
 }
 
-/// A backend socket is ready: hand it to its exchange, or, for a pooled connection, stop
-/// watching it (the backend closed it or sent stray bytes; the pool drops it when next used).
+/// A backend socket is ready: hand it to its exchange, or, for a pooled connection, close it
+/// (an idle connection only wakes up when the backend closed it or sent stray bytes), so it
+/// is never reused.
 unsafe extern "C" fn on_backend_reg(ev: *mut c_void) -> c_int {
     let reg = ev.cast::<BackendReg>();
     // SAFETY: `ev` is the first member of a never-freed BackendReg.
     let (owner, fd, id) = unsafe { ((*reg).owner, (*reg).fd, (*reg).id) };
     if owner.is_null() {
-        // Only unregister if the descriptor still belongs to that pooled connection.
-        let held = worker::with(|w| w.worker.pool.holds(fd, id)).unwrap_or(false);
-        if held {
-            // SAFETY: the registration is live and `fd` is the pooled socket.
-            unsafe { ev_del(addr_of_mut!((*reg).ev)) };
+        // Only if the descriptor still belongs to that pooled connection: then closing it
+        // also removes its registration.
+        let removed = worker::with(|w| w.worker.pool.remove(fd, id)).unwrap_or(false);
+        if removed {
+            // SAFETY: `reg` is ours; the registration went away with the socket.
+            unsafe {
+                (*reg).ev.status = sys::MK_EVENT_NONE;
+                (*reg).ev.mask = 0;
+            }
         }
         return 0;
     }

@@ -1,7 +1,8 @@
 //! Per-worker pool of idle upstream connections (persistent connections to backends).
 //!
-//! Idle connections are not watched by the event loop. Before a request that must not be
-//! sent twice reuses one, a non-blocking `recv(MSG_PEEK)` tells whether the backend closed
+//! The pool itself does not watch idle connections (the Monkey host does, and closes them
+//! through [`UpstreamPool::remove`] when a backend closes one). Before a request that must
+//! not be sent twice reuses one, a non-blocking `recv(MSG_PEEK)` tells whether the backend closed
 //! (or sent stray bytes on) it meanwhile, and such connections are dropped instead of reused.
 //! Requests that may be repeated skip that syscall: if the connection turns out closed, the
 //! relay retries them once on a fresh connection. Limits per server: idle connections kept,
@@ -135,15 +136,21 @@ impl UpstreamPool {
         }
     }
 
-    /// Whether the pool holds the connection with this descriptor and identity (so the
-    /// descriptor still refers to it).
-    pub fn holds(&self, fd: std::os::fd::RawFd, id: u64) -> bool {
+    /// Closes the idle connection with this descriptor and identity, if the pool holds it
+    /// (a host that watches idle connections calls this when the backend closed one).
+    /// Returns whether it was there.
+    pub fn remove(&mut self, fd: std::os::fd::RawFd, id: u64) -> bool {
         use std::os::fd::AsRawFd;
-        self.slots
-            .iter()
-            .flatten()
-            .flatten()
-            .any(|idle| idle.id == id && idle.stream.as_raw_fd() == fd)
+        for slot in self.slots.iter_mut().flatten() {
+            if let Some(i) = slot
+                .iter()
+                .position(|idle| idle.id == id && idle.stream.as_raw_fd() == fd)
+            {
+                slot.remove(i);
+                return true;
+            }
+        }
+        false
     }
 
     /// Number of idle connections held (all servers).
