@@ -269,6 +269,7 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
         Route::Entry(i) => i,
         Route::NotFound => {
             proxy.stats.record_local(404);
+            // SAFETY: the caller's live session and request; the stream is not detached yet.
             return unsafe { local(cs, sr, 404, b"Not Found\n", false) };
         }
         // SAFETY: forwarded from the caller.
@@ -277,6 +278,7 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
     let mut req = copied.request;
     if req.validate().is_err() {
         proxy.stats.record_local(400);
+        // SAFETY: the caller's live session and request; the stream is not detached yet.
         return unsafe { local(cs, sr, 400, b"Bad Request\n", true) };
     }
     // SAFETY: `cs` is live; `socket` is Monkey's client fd.
@@ -293,6 +295,7 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
             // SAFETY: plain syscall on a valid fd.
             let dup_fd = unsafe { libc::fcntl(socket, libc::F_DUPFD_CLOEXEC, 0) };
             if dup_fd < 0 {
+                // SAFETY: the caller's live session and request; the stream is not detached yet.
                 return unsafe { local(cs, sr, 503, b"Service Unavailable\n", false) };
             }
             // SAFETY: `dup_fd` is a fresh descriptor that nothing else owns.
@@ -307,6 +310,7 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
     req.client = peer;
     let ctx = context::new_ctx(cs, sr);
     if ctx.is_null() {
+        // SAFETY: the caller's live session and request; the stream is not detached yet.
         return unsafe { local(cs, sr, 503, b"Service Unavailable\n", false) };
     }
     // SAFETY: `ctx` is fresh and unshared.
@@ -324,6 +328,7 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
         })
     };
     if !started {
+        // SAFETY: the caller's live session and request; the stream is not detached yet.
         return unsafe { local(cs, sr, 503, b"Service Unavailable\n", false) };
     }
     // From here on only plain field writes and Monkey calls (nothing that can panic), in the

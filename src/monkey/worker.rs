@@ -186,11 +186,11 @@ fn tick(now: Instant) {
                     .expire(now, |e| proxy.config.entries[e].keepalive_timeout);
             }
         }
-        // SAFETY: every pointer in `live` is a context whose memory stays allocated while it
-        // is listed (contexts leave the list before they are freed).
         s.live
             .iter()
             .copied()
+            // SAFETY: every pointer in `live` is a context whose memory stays allocated while
+            // it is listed (contexts leave the list before they are freed).
             .filter(|&c| unsafe { context::is_due(c, now) })
             .collect::<Vec<_>>()
     })
