@@ -339,7 +339,7 @@ impl Loop {
                 Parsed::Complete(mut request, used) => {
                     conn.input.drain(..used);
                     request.client = conn.stream.peer_addr().ok();
-                    self.dispatch(id, request);
+                    self.dispatch(id, *request);
                 }
             }
         }
@@ -501,7 +501,7 @@ fn dup_stream(stream: &TcpStream) -> io::Result<TcpStream> {
 enum Parsed {
     Incomplete,
     Bad,
-    Complete(ProxyRequest, usize),
+    Complete(Box<ProxyRequest>, usize),
 }
 
 /// Parses one request at the start of `input`, as Monkey would before stage 30.
@@ -530,19 +530,17 @@ fn parse_request(input: &[u8]) -> Parsed {
     let mut chunked = false;
     let mut close = minor_version == 0;
     for h in req.headers.iter() {
-        let value = crate::http::headers::trim(h.value).to_vec();
+        let value = crate::http::headers::trim(h.value);
         if h.name.eq_ignore_ascii_case("content-length") {
-            length = std::str::from_utf8(&value)
-                .ok()
-                .and_then(|v| v.parse().ok());
+            length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = crate::http::headers::has_token(&value, "chunked");
+            chunked = crate::http::headers::has_token(value, "chunked");
         } else if h.name.eq_ignore_ascii_case("connection") {
-            close |= crate::http::headers::has_token(&value, "close");
+            close |= crate::http::headers::has_token(value, "close");
         } else if h.name.eq_ignore_ascii_case("host") {
-            request.host = String::from_utf8(value.clone()).ok();
+            request.host = std::str::from_utf8(value).ok().map(str::to_string);
         }
-        request.headers.push((h.name.to_string(), value));
+        request.headers.push(h.name, value);
     }
     request.client_wants_close = close;
     let body = &input[head_len..];
@@ -566,5 +564,5 @@ fn parse_request(input: &[u8]) -> Parsed {
         (false, 0) => BodyKind::None,
         (false, _) => BodyKind::Length,
     };
-    Parsed::Complete(request, head_len + used)
+    Parsed::Complete(Box::new(request), head_len + used)
 }

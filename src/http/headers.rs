@@ -26,6 +26,39 @@ pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
+/// Appends `n` in decimal (the hot path's integers, without `fmt`).
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends an IP address as text (IPv4 without `fmt`, the common case).
+pub fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_decimal(out, u64::from(*octet));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// `value` without leading and trailing spaces and tabs.
 pub fn trim(value: &[u8]) -> &[u8] {
     let start = value
@@ -61,6 +94,21 @@ mod tests {
             tokens(b"a,, b ,").collect::<Vec<_>>(),
             vec![&b"a"[..], b"b"]
         );
+    }
+
+    #[test]
+    fn decimal_and_ip_text() {
+        let mut out = Vec::new();
+        for n in [0u64, 7, 10, 65535, u64::MAX] {
+            out.clear();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+        for ip in ["0.0.0.0", "192.0.2.255", "10.1.20.3", "::1", "2001:db8::7"] {
+            out.clear();
+            push_ip(&mut out, ip.parse().unwrap());
+            assert_eq!(out, ip.as_bytes());
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use super::headers::{has_token, is_hop_by_hop, named_in_connection, trim};
+use super::headers::{has_token, is_hop_by_hop, named_in_connection, push_decimal, push_ip, trim};
 use crate::config::Cidr;
 
 /// How the request body was framed by the client.
@@ -34,7 +34,7 @@ pub struct ProxyRequest {
     /// HTTP minor version of the client request (0 or 1).
     pub minor_version: u8,
     /// Header fields in received order (name, value), values trimmed.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: HeaderList,
     /// The `Host` authority (with port) the client asked for, if any.
     pub host: Option<String>,
     /// Body bytes to forward (raw chunked bytes when `body_kind` is `Chunked`).
@@ -45,6 +45,54 @@ pub struct ProxyRequest {
     pub client: Option<SocketAddr>,
     /// Whether the client connection ends after this request (HTTP/1.0, `Connection: close`).
     pub client_wants_close: bool,
+}
+
+/// Header fields of a request in received order, stored in one buffer (two allocations per
+/// request however many fields it has).
+#[derive(Debug, Clone, Default)]
+pub struct HeaderList {
+    bytes: Vec<u8>,
+    /// (name start, name end = value start, value end) in `bytes`.
+    fields: Vec<(u32, u32, u32)>,
+}
+
+impl HeaderList {
+    /// Appends a field (`value` already trimmed).
+    pub fn push(&mut self, name: &str, value: &[u8]) {
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(name.as_bytes());
+        let middle = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(value);
+        self.fields.push((start, middle, self.bytes.len() as u32));
+    }
+
+    /// The fields as (name, value), in received order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.fields.iter().map(|&(a, b, c)| {
+            let name = std::str::from_utf8(&self.bytes[a as usize..b as usize]).unwrap_or("");
+            (name, &self.bytes[b as usize..c as usize])
+        })
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether there is no field.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a [u8])> for HeaderList {
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a [u8])>>(iter: I) -> Self {
+        let mut list = HeaderList::default();
+        for (name, value) in iter {
+            list.push(name, value);
+        }
+        list
+    }
 }
 
 /// Why a request is refused with 400 before anything reaches a backend.
@@ -102,13 +150,13 @@ impl ProxyRequest {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| v)
     }
 
     /// Checks the request for framing ambiguities that would let a client smuggle a second
     /// request past the proxy (RFC 9112 §6.1, §6.3), and for bytes no header may contain.
     pub fn validate(&self) -> Result<(), RequestError> {
-        for (name, value) in &self.headers {
+        for (name, value) in self.headers.iter() {
             let bad_name = name.is_empty() || !name.bytes().all(is_token_byte);
             let bad_value = value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
             if bad_name || bad_value {
@@ -168,7 +216,7 @@ impl ProxyRequest {
             client_ip.is_some_and(|ip| policy.trusted_proxies.iter().any(|c| c.contains(ip)));
         let mut prior_xff: Vec<&[u8]> = Vec::new();
         let mut wrote_host = false;
-        for (name, value) in &self.headers {
+        for (name, value) in self.headers.iter() {
             if is_hop_by_hop(name)
                 || named_in_connection(connection.iter().copied(), name)
                 || name.eq_ignore_ascii_case("expect")
@@ -213,7 +261,8 @@ impl ProxyRequest {
                 out.extend_from_slice(v);
                 out.extend_from_slice(b", ");
             }
-            let _ = write!(out, "{ip}\r\n");
+            push_ip(out, ip);
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
         if let Some(h) = &self.host {
@@ -238,7 +287,9 @@ impl ProxyRequest {
         match self.body_kind {
             BodyKind::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             BodyKind::Length => {
-                let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+                out.extend_from_slice(b"Content-Length: ");
+                push_decimal(out, self.body.len() as u64);
+                out.extend_from_slice(b"\r\n");
             }
             BodyKind::None => {
                 // A POST or PUT without a body still states its length (RFC 9110 §8.6).
@@ -289,10 +340,7 @@ mod tests {
             path: "/a%20b".into(),
             query: Some("x=1&y=%2F".into()),
             minor_version: 1,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
-                .collect(),
+            headers: headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect(),
             host: Some("example.com:8080".into()),
             client: Some("192.0.2.7:5555".parse().unwrap()),
             ..Default::default()

@@ -1,9 +1,7 @@
 //! Strict parsing of a backend's response head and the head the client receives instead.
 
-use std::io::Write;
-
 use super::framing::Framing;
-use super::headers::{has_token, is_hop_by_hop, named_in_connection, trim};
+use super::headers::{has_token, is_hop_by_hop, named_in_connection, push_decimal, trim};
 
 /// Most header fields accepted in one response head.
 const MAX_HEADERS: usize = 100;
@@ -210,7 +208,11 @@ fn write_client_head(
     client: ClientSide,
     out: &mut Vec<u8>,
 ) {
-    let _ = write!(out, "HTTP/1.1 {status} {reason}\r\n");
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
     let connection = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
@@ -243,7 +245,9 @@ fn write_client_head(
     }
     match head.framing {
         Framing::Length(n) => {
-            let _ = write!(out, "Content-Length: {n}\r\n");
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, n);
+            out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked if !head.dechunk => {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n")

@@ -92,15 +92,13 @@ pub unsafe fn copy(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request)
     let mut length: Option<usize> = None;
     let mut chunked = false;
     for h in parsed {
-        let value = trim(h.value).to_vec();
+        let value = trim(h.value);
         if h.name.eq_ignore_ascii_case("content-length") {
-            length = std::str::from_utf8(&value)
-                .ok()
-                .and_then(|v| v.parse().ok());
+            length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked |= has_token(&value, "chunked");
+            chunked |= has_token(value, "chunked");
         }
-        request.headers.push((h.name.to_string(), value));
+        request.headers.push(h.name, value);
     }
 
     let rest = &raw[head_len.min(raw.len())..];
