@@ -108,18 +108,6 @@ pub enum RequestError {
     InvalidHeader,
 }
 
-impl RequestError {
-    /// One-line description for logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestError::LengthAndTransferEncoding => "both Content-Length and Transfer-Encoding",
-            RequestError::UnsupportedTransferEncoding => "unsupported Transfer-Encoding",
-            RequestError::BadContentLength => "duplicate or invalid Content-Length",
-            RequestError::InvalidHeader => "invalid header bytes",
-        }
-    }
-}
-
 /// Idempotent methods (RFC 9110 §9.2.2): safe to retry on another server.
 pub fn is_idempotent(method: &str) -> bool {
     matches!(

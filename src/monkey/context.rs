@@ -15,12 +15,12 @@ use super::worker;
 use crate::reactor::{Interest, Reactor, Side};
 use crate::relay::{Exchange, Finish, Progress};
 
-/// The per-request context registered in Monkey's loop. `backend_ev` must stay the first
-/// member: Monkey frees the whole block through it (`sched_event_free`) and dispatches
-/// backend events with its address.
+/// The per-request context registered in Monkey's loop. `free_ev` must stay the first
+/// member: Monkey frees the whole block through it (`sched_event_free`). It is never
+/// registered; backend sockets use their own [`BackendReg`], the client duplicate `client_ev`.
 #[repr(C)]
 pub struct Ctx {
-    backend_ev: sys::mk_event,
+    free_ev: sys::mk_event,
     client_ev: sys::mk_event,
     exchange: *mut Exchange,
     cs: *mut sys::mk_http_session,
@@ -40,13 +40,16 @@ impl Reactor for MonkeyReactor {
         fd: RawFd,
         interest: Option<Interest>,
     ) -> io::Result<()> {
+        if side == Side::Backend {
+            // The core names backend sockets with their identity (`set_backend_interest`);
+            // without it a registration could not be kept across descriptor reuse.
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "backend without identity",
+            ));
+        }
         // SAFETY: the reactor exists only while its context is live (not yet freed).
-        let ev = unsafe {
-            match side {
-                Side::Backend => addr_of_mut!((*self.ctx).backend_ev),
-                Side::Client => addr_of_mut!((*self.ctx).client_ev),
-            }
-        };
+        let ev = unsafe { addr_of_mut!((*self.ctx).client_ev) };
         match interest {
             None => {
                 // SAFETY: `ev` is a live event of this context.
@@ -223,10 +226,7 @@ pub fn new_ctx(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) -> 
         ptr::write(
             ctx,
             Ctx {
-                backend_ev: sys::mk_event {
-                    handler: Some(on_backend),
-                    ..Default::default()
-                },
+                free_ev: sys::mk_event::default(),
                 client_ev: sys::mk_event {
                     handler: Some(on_client),
                     ..Default::default()
@@ -333,14 +333,6 @@ unsafe fn after(ctx: *mut Ctx, progress: Progress) {
     }
 }
 
-unsafe extern "C" fn on_backend(ev: *mut c_void) -> c_int {
-    // `backend_ev` is the first member, so the event pointer is the context.
-    // SAFETY: Monkey passes the event we registered, which lives in a context that is not
-    // freed before the end of the loop round in which it died (checked with `dead`).
-    unsafe { on_event(ev.cast::<Ctx>(), Side::Backend) };
-    0
-}
-
 unsafe extern "C" fn on_client(ev: *mut c_void) -> c_int {
     // SAFETY: `ev` is `&ctx.client_ev`; container-of by its offset gives the context.
     unsafe {
@@ -368,7 +360,7 @@ unsafe fn on_event(ctx: *mut Ctx, side: Side) {
     }
 }
 
-/// Unregisters both events, marks the context dead and hands its memory to Monkey's
+/// Unregisters the client event, marks the context dead and hands its memory to Monkey's
 /// deferred free (after the current loop round, §1.6-5).
 ///
 /// # Safety
@@ -376,13 +368,12 @@ unsafe fn on_event(ctx: *mut Ctx, side: Side) {
 unsafe fn retire(ctx: *mut Ctx) {
     // SAFETY: live context.
     unsafe {
-        ev_del(addr_of_mut!((*ctx).backend_ev));
         ev_del(addr_of_mut!((*ctx).client_ev));
         worker::with(|w| w.remove_live(ctx));
         (*ctx).dead = true;
         (*ctx).client_ev.type_ |= sys::MK_EVENT_IDLE;
         if let Some(free) = api::api().sched_event_free {
-            free(addr_of_mut!((*ctx).backend_ev));
+            free(addr_of_mut!((*ctx).free_ev));
         }
     }
 }

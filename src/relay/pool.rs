@@ -152,9 +152,4 @@ impl UpstreamPool {
         }
         false
     }
-
-    /// Number of idle connections held (all servers).
-    pub fn idle_count(&self) -> usize {
-        self.slots.iter().flatten().map(Vec::len).sum()
-    }
 }
