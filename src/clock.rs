@@ -17,6 +17,11 @@ fn epoch() -> Instant {
 
 /// Milliseconds elapsed since the first call in this process (never goes backwards).
 pub fn now_ms() -> Millis {
+    ms_at(Instant::now())
+}
+
+/// [`now_ms`] for an instant the caller already has (spares a clock read on hot paths).
+pub fn ms_at(at: Instant) -> Millis {
     // Start at 1 so that 0 can mean "never" in atomics.
-    epoch().elapsed().as_millis() as Millis + 1
+    at.saturating_duration_since(epoch()).as_millis() as Millis + 1
 }

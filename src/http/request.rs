@@ -74,6 +74,17 @@ impl HeaderList {
         })
     }
 
+    /// Removes every field, keeping the buffers' capacity.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.fields.clear();
+    }
+
+    /// Bytes of buffer capacity held (to decide whether a recycled list is worth keeping).
+    pub fn capacity_bytes(&self) -> usize {
+        self.bytes.capacity() + self.fields.capacity() * std::mem::size_of::<(u32, u32, u32)>()
+    }
+
     /// Number of fields.
     pub fn len(&self) -> usize {
         self.fields.len()
@@ -128,6 +139,35 @@ pub struct ForwardPolicy<'a> {
 }
 
 impl ProxyRequest {
+    /// Resets every field to its default while keeping the capacity of the method, path,
+    /// header and body buffers, so that a worker can refill one request per exchange instead
+    /// of allocating them anew. Every field is named, so a new field cannot be forgotten here
+    /// (a recycled request must never carry anything of the previous one).
+    pub fn clear(&mut self) {
+        let ProxyRequest {
+            method,
+            path,
+            query,
+            minor_version,
+            headers,
+            host,
+            body,
+            body_kind,
+            client,
+            client_wants_close,
+        } = self;
+        method.clear();
+        path.clear();
+        *query = None;
+        *minor_version = 0;
+        headers.clear();
+        *host = None;
+        body.clear();
+        *body_kind = BodyKind::None;
+        *client = None;
+        *client_wants_close = false;
+    }
+
     /// Whether the method is `HEAD` (its response has no body).
     pub fn is_head(&self) -> bool {
         self.method == "HEAD"
@@ -240,7 +280,9 @@ impl ProxyRequest {
         }
         if !wrote_host {
             if let Some(h) = &self.host {
-                let _ = write!(out, "Host: {h}\r\n");
+                out.extend_from_slice(b"Host: ");
+                out.extend_from_slice(h.as_bytes());
+                out.extend_from_slice(b"\r\n");
             }
         }
         if let Some(ip) = client_ip {
@@ -254,7 +296,9 @@ impl ProxyRequest {
         }
         out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
         if let Some(h) = &self.host {
-            let _ = write!(out, "X-Forwarded-Host: {h}\r\n");
+            out.extend_from_slice(b"X-Forwarded-Host: ");
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         if policy.forwarded_header {
             out.extend_from_slice(b"Forwarded: ");
@@ -339,6 +383,40 @@ mod tests {
         let mut out = Vec::new();
         r.write_upstream(policy, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_cleared_request_keeps_nothing_but_capacity() {
+        let mut r = req(&[("Cookie", "secret"), ("Content-Length", "3")]);
+        r.body = b"abc".to_vec();
+        r.body_kind = BodyKind::Length;
+        r.client_wants_close = true;
+        let mut out = Vec::new();
+        r.write_upstream(&ForwardPolicy::default(), &mut out);
+        let (path_cap, header_cap) = (r.path.capacity(), r.headers.capacity_bytes());
+        r.clear();
+        assert!(r.method.is_empty() && r.path.is_empty() && r.body.is_empty());
+        assert!(r.headers.is_empty() && r.query.is_none() && r.host.is_none());
+        assert!(r.client.is_none() && !r.client_wants_close && r.minor_version == 0);
+        assert_eq!(r.body_kind, BodyKind::None);
+        assert_eq!(r.path.capacity(), path_cap);
+        assert_eq!(r.headers.capacity_bytes(), header_cap);
+        // Refilled, it writes exactly what a fresh request with the same fields writes.
+        r.method.push_str("GET");
+        r.path.push('/');
+        r.minor_version = 1;
+        let mut refilled = Vec::new();
+        r.write_upstream(&ForwardPolicy::default(), &mut refilled);
+        let fresh = ProxyRequest {
+            method: "GET".into(),
+            path: "/".into(),
+            minor_version: 1,
+            ..Default::default()
+        };
+        let mut expected = Vec::new();
+        fresh.write_upstream(&ForwardPolicy::default(), &mut expected);
+        assert_eq!(refilled, expected);
+        assert!(!String::from_utf8_lossy(&refilled).contains("secret"));
     }
 
     #[test]

@@ -110,20 +110,20 @@ fn decide(
         .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
     let first_length = lengths.next();
     let more_lengths = lengths.next().is_some();
-    let codings: Vec<&[u8]> = headers
+    // Iterators rather than collected lists: this runs for every response.
+    let codings = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-        .map(|h| h.value)
-        .collect();
-    let connection: Vec<&[u8]> = headers
+        .map(|h| h.value);
+    let has_codings = codings.clone().next().is_some();
+    let connection = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .map(|h| h.value)
-        .collect();
+        .map(|h| h.value);
 
     // Strictness before the rules: a response with conflicting framing is refused even when
     // its status says no body follows, since the backend connection is in an unknown state.
-    if !codings.is_empty() && first_length.is_some() {
+    if has_codings && first_length.is_some() {
         return Err(ResponseError::LengthAndTransferEncoding);
     }
     if more_lengths {
@@ -150,11 +150,8 @@ fn decide(
         if client.head_request || status == 204 || status == 304 || (100..200).contains(&status) {
             Framing::None
         // (3) Transfer-Encoding with chunked last means chunked; otherwise read until close.
-        } else if !codings.is_empty() {
-            let last = codings
-                .iter()
-                .flat_map(|v| super::headers::tokens(v))
-                .last();
+        } else if has_codings {
+            let last = codings.flat_map(super::headers::tokens).last();
             if last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")) {
                 Framing::Chunked
             } else {
@@ -168,8 +165,8 @@ fn decide(
             Framing::UntilClose
         };
 
-    let keep_alive_token = connection.iter().any(|v| has_token(v, "keep-alive"));
-    let close_token = connection.iter().any(|v| has_token(v, "close"));
+    let keep_alive_token = connection.clone().any(|v| has_token(v, "keep-alive"));
+    let close_token = connection.clone().any(|v| has_token(v, "close"));
     let backend_closes = close_token
         || (minor == 0 && !keep_alive_token)
         || framing == Framing::UntilClose

@@ -393,15 +393,15 @@ unsafe fn finish_request(ctx: *mut Ctx, finish: Finish) {
         let exchange = ptr::replace(addr_of_mut!((*ctx).exchange), ptr::null_mut());
         if !exchange.is_null() {
             let mut exchange = Box::from_raw(exchange);
-            if !close {
-                // Keep the client duplicate for the connection's next request.
-                if let Some(stream) = exchange.take_client() {
-                    let (socket, conn, peer) =
-                        ((*cs).socket, (*cs).conn as usize, exchange.client_addr());
-                    worker::with(|w| w.keep_client(socket, conn, stream, peer));
+            // Keep the client duplicate for the connection's next request.
+            let kept = if close { None } else { exchange.take_client() };
+            let (socket, conn, peer) = ((*cs).socket, (*cs).conn as usize, exchange.client_addr());
+            worker::with(|w| {
+                if let Some(stream) = kept {
+                    w.keep_client(socket, conn, stream, peer);
                 }
-            }
-            drop(exchange);
+                exchange.recycle(&mut w.worker);
+            });
         }
         retire(ctx);
         // Cleared before the call: it re-enters stage30_hangup (and maybe stage30).

@@ -261,8 +261,9 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
             }
         }
     };
+    let spare = worker::with(|w| w.worker.take_request()).unwrap_or_default();
     // SAFETY: as above.
-    let Some(copied) = (unsafe { request::copy(cs, sr) }) else {
+    let Some(copied) = (unsafe { request::copy(cs, sr, spare) }) else {
         return unsafe { local(cs, sr, 400, b"Bad Request\n", true) };
     };
     let entry = match proxy.route(&copied.routing_path) {

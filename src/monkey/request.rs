@@ -5,19 +5,21 @@
 //! `Content-Length` would be invisible) and strips the port from `Host`. The request line is
 //! taken from Monkey's parsed fields, since Monkey writes a NUL into it.
 
+use std::borrow::Cow;
 use std::slice;
 
 use super::sys;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::headers::{has_token, trim};
+use crate::http::headers::{has_token, push_decimal, trim};
 use crate::http::request::{BodyKind, ProxyRequest};
 
 /// What stage 30 needs besides the request.
-pub struct Copied {
+pub struct Copied<'a> {
     /// The request for the core.
     pub request: ProxyRequest,
-    /// The decoded path Monkey matched its handler rules against (used for routing).
-    pub routing_path: String,
+    /// The decoded path Monkey matched its handler rules against (used for routing); it
+    /// points into Monkey's request buffer, valid until stage 30 returns.
+    pub routing_path: Cow<'a, str>,
 }
 
 /// Bytes of a Monkey `mk_ptr_t` (empty when NULL).
@@ -32,15 +34,23 @@ unsafe fn bytes<'a>(p: sys::mk_ptr_t) -> &'a [u8] {
     unsafe { slice::from_raw_parts(p.data.cast::<u8>(), p.len as usize) }
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// Sets `to` to `b` as text (invalid UTF-8 replaced), reusing its allocation.
+fn set_text(to: &mut String, b: &[u8]) {
+    to.clear();
+    to.push_str(&String::from_utf8_lossy(b));
 }
 
-/// Copies the request; `None` when the raw bytes cannot be parsed (answer 400).
+/// Copies the request into `request` (an empty one from [`crate::relay::Worker::take_request`],
+/// whose buffers are reused); `None` when the raw bytes cannot be parsed (answer 400).
 ///
 /// # Safety
-/// `cs` and `sr` must be the live session and request Monkey passed to stage 30.
-pub unsafe fn copy(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) -> Option<Copied> {
+/// `cs` and `sr` must be the live session and request Monkey passed to stage 30; the result
+/// borrows from them until stage 30 returns.
+pub unsafe fn copy<'a>(
+    cs: *mut sys::mk_http_session,
+    sr: *mut sys::mk_http_request,
+    mut request: ProxyRequest,
+) -> Option<Copied<'a>> {
     // SAFETY: stage 30 receives valid pointers; the fields below point into `cs->body`, which
     // stays put until stage 30 returns (we copy everything before that).
     let (cs, sr) = unsafe { (&*cs, &*sr) };
@@ -61,25 +71,28 @@ pub unsafe fn copy(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request)
         unsafe { slice::from_raw_parts(cs.body.cast::<u8>(), cs.body_length as usize) }
     };
 
-    let mut request = ProxyRequest {
-        method: text(method),
-        path: text(uri),
-        query: (!query.is_empty()).then(|| text(query)),
-        minor_version: if sr.protocol == sys::MK_HTTP_PROTOCOL_10 {
-            0
-        } else {
-            1
-        },
-        client_wants_close: cs.close_now != 0,
-        ..Default::default()
+    request.clear();
+    set_text(&mut request.method, method);
+    set_text(&mut request.path, uri);
+    request.query = (!query.is_empty()).then(|| String::from_utf8_lossy(query).into_owned());
+    request.minor_version = if sr.protocol == sys::MK_HTTP_PROTOCOL_10 {
+        0
+    } else {
+        1
     };
+    request.client_wants_close = cs.close_now != 0;
     if !host.is_empty() {
-        let port = sr.port;
-        request.host = Some(if port > 0 {
-            format!("{}:{port}", text(host))
-        } else {
-            text(host)
-        });
+        // Monkey strips the port from `Host`; the backend gets the authority as sent.
+        let mut authority = Vec::with_capacity(host.len() + 6);
+        authority.extend_from_slice(host);
+        if let Ok(port @ 1..) = u64::try_from(sr.port) {
+            authority.push(b':');
+            push_decimal(&mut authority, port);
+        }
+        request.host = Some(
+            String::from_utf8(authority)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        );
     }
 
     // Header fields start after the request line's CRLF (the line itself has Monkey's NUL).
@@ -114,7 +127,7 @@ pub unsafe fn copy(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request)
     } else {
         &rest[..length.unwrap_or(0).min(rest.len())]
     };
-    request.body = body.to_vec();
+    request.body.extend_from_slice(body);
     // Monkey 1.8.9 leaves its parser at the end of the header block for chunked bodies, so
     // when the request ends it takes the chunk bytes for a pipelined request and drops the
     // connection. The response must then say `Connection: close` rather than promise a
@@ -127,7 +140,7 @@ pub unsafe fn copy(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request)
     };
     Some(Copied {
         request,
-        routing_path: text(decoded),
+        routing_path: String::from_utf8_lossy(decoded),
     })
 }
 

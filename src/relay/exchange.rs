@@ -163,7 +163,7 @@ impl Exchange {
                 connection_id,
                 path: &request.path,
             };
-            proxy.upstreams[entry].plan(&ctx, clock::now_ms(), &mut candidates);
+            proxy.upstreams[entry].plan(&ctx, clock::ms_at(now), &mut candidates);
         }
         let local_keep_alive = !request.client_wants_close;
         let mut exchange = Exchange {
@@ -295,6 +295,12 @@ impl Exchange {
         }
     }
 
+    /// Ends the exchange's life, handing its request's buffers to the worker for the next
+    /// request (see [`Worker::take_request`]).
+    pub fn recycle(mut self, worker: &mut Worker) {
+        worker.recycle_request(std::mem::take(&mut self.request));
+    }
+
     /// The client's address, as the host reported it with the request.
     pub fn client_addr(&self) -> Option<SocketAddr> {
         self.request.client
@@ -348,7 +354,7 @@ impl Exchange {
         while self.next_candidate < self.candidates.len() {
             let server = self.candidates[self.next_candidate];
             self.next_candidate += 1;
-            if !self.upstream().acquire(server, clock::now_ms()) {
+            if !self.upstream().acquire(server, clock::ms_at(now)) {
                 continue;
             }
             self.attempts += 1;
@@ -666,7 +672,7 @@ impl Exchange {
                     }
                 }
                 State::Body | State::Flush => {
-                    match self.write_client() {
+                    match self.write_client(now) {
                         Ok(true) => {}
                         Ok(false) => {
                             // Backpressure: stop reading the backend until the client drains.
@@ -738,7 +744,7 @@ impl Exchange {
         if t.buf.len() < TUNNEL_BUFFER {
             t.buf.resize(TUNNEL_BUFFER, 0);
         }
-        let outcome = self.pump_tunnel_bytes(&mut t);
+        let outcome = self.pump_tunnel_bytes(&mut t, now);
         let over = match outcome {
             Ok(moved) => {
                 if moved {
@@ -777,13 +783,13 @@ impl Exchange {
     }
 
     /// One round of tunnel copying in both directions; `Ok(true)` if any byte moved.
-    fn pump_tunnel_bytes(&mut self, t: &mut Tunnel) -> io::Result<bool> {
+    fn pump_tunnel_bytes(&mut self, t: &mut Tunnel, now: Instant) -> io::Result<bool> {
         let mut moved_any = false;
         loop {
             let mut moved = false;
             // Backend to client: the 101 head first, then `buf[start..end]`.
             let before = (self.head_sent, self.start);
-            let flushed = self.write_client()?;
+            let flushed = self.write_client(now)?;
             moved |= (self.head_sent, self.start) != before;
             if flushed && !t.backend_eof {
                 let Some(b) = &mut self.backend else {
@@ -852,7 +858,7 @@ impl Exchange {
         ) {
             Ok(Some(head)) => {
                 if let Some(b) = &self.backend {
-                    self.upstream().record_success(b.server, clock::now_ms());
+                    self.upstream().record_success(b.server, clock::ms_at(now));
                 }
                 self.response = Some(head);
                 self.status = head.status;
@@ -925,7 +931,7 @@ impl Exchange {
 
     /// Writes pending output to the client. `Ok(true)` when everything is written,
     /// `Ok(false)` when the client cannot take more now.
-    fn write_client(&mut self) -> io::Result<bool> {
+    fn write_client(&mut self, now: Instant) -> io::Result<bool> {
         loop {
             let head = &self.head_out[self.head_sent..];
             let body = &self.buf[self.start..self.end];
@@ -947,7 +953,7 @@ impl Exchange {
                     self.head_sent += from_head;
                     n -= from_head;
                     self.start += n;
-                    self.deadline = Some(Instant::now() + self.entry_config().read_timeout);
+                    self.deadline = Some(now + self.entry_config().read_timeout);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}

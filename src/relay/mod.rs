@@ -13,6 +13,8 @@ mod pool;
 pub use exchange::{Exchange, Finish, Progress};
 pub use pool::{Pooled, UpstreamPool};
 
+use crate::http::request::ProxyRequest;
+
 /// Size of the buffer an exchange reads backend bytes into (also the largest response head).
 pub const BUFFER_SIZE: usize = 32 * 1024;
 
@@ -24,6 +26,8 @@ pub struct Worker {
     buffers: Vec<Box<[u8]>>,
     vecs: Vec<Vec<u8>>,
     index_vecs: Vec<Vec<usize>>,
+    /// Finished exchanges' requests, cleared, for later requests to fill.
+    spare_requests: Vec<ProxyRequest>,
     last_connection_id: u64,
 }
 
@@ -41,6 +45,25 @@ impl Worker {
     pub fn new_connection_id(&mut self) -> u64 {
         self.last_connection_id += 1;
         self.last_connection_id
+    }
+
+    /// An empty request to fill, with the buffers of an earlier one when there is one
+    /// (hosts copy each client request into it rather than into fresh allocations).
+    pub fn take_request(&mut self) -> ProxyRequest {
+        self.spare_requests.pop().unwrap_or_default()
+    }
+
+    /// Keeps a finished request's buffers for [`Worker::take_request`] (cleared here; a
+    /// request with a large body is dropped instead, so its memory is not pinned).
+    pub fn recycle_request(&mut self, mut request: ProxyRequest) {
+        if self.spare_requests.len() >= KEEP_BUFFERS
+            || request.body.capacity() > 2 * BUFFER_SIZE
+            || request.headers.capacity_bytes() > 2 * BUFFER_SIZE
+        {
+            return;
+        }
+        request.clear();
+        self.spare_requests.push(request);
     }
 
     fn take_buffer(&mut self) -> Box<[u8]> {
