@@ -8,6 +8,18 @@ use crate::config::Entry;
 #[derive(Debug)]
 pub struct Router {
     sets: Vec<RegexSet>,
+    /// Per entry, when every rule is `^` and a literal (the common `^/api/`): the literals,
+    /// so that routing is a prefix comparison rather than a regex search.
+    prefixes: Vec<Option<Vec<String>>>,
+}
+
+/// The literal a pattern anchors at the start of the path, if it is nothing else.
+fn anchored_literal(pattern: &str) -> Option<&str> {
+    let literal = pattern.strip_prefix('^')?;
+    let plain = !literal.contains([
+        '\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$',
+    ]);
+    plain.then_some(literal)
 }
 
 /// Why a path was routed where it was: the entry and the rule that matched.
@@ -26,12 +38,27 @@ impl Router {
             .iter()
             .map(|e| RegexSet::new(e.matches.iter().map(|m| m.pattern.as_str())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Router { sets })
+        let prefixes = entries
+            .iter()
+            .map(|e| {
+                e.matches
+                    .iter()
+                    .map(|m| anchored_literal(&m.pattern).map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .collect();
+        Ok(Router { sets, prefixes })
     }
 
     /// The entry that serves `path`, if any.
     pub fn route(&self, path: &str) -> Option<usize> {
-        self.sets.iter().position(|set| set.is_match(path))
+        self.sets
+            .iter()
+            .zip(&self.prefixes)
+            .position(|(set, prefixes)| match prefixes {
+                Some(p) => p.iter().any(|p| path.starts_with(p.as_str())),
+                None => set.is_match(path),
+            })
     }
 
     /// Like [`Router::route`], also naming the first rule of that entry that matched.
@@ -69,6 +96,31 @@ mod tests {
         assert_eq!(r.route("/a.jpg"), Some(1));
         assert_eq!(r.explain("/a.jpg"), Some(RouteMatch { entry: 1, rule: 0 }));
         assert_eq!(r.explain("/x"), Some(RouteMatch { entry: 1, rule: 1 }));
+    }
+
+    #[test]
+    fn literal_prefixes_route_like_their_regexes() {
+        let patterns = [
+            r"^/api/", "^/", r"^/a.b", r"^/x\.y", "^/(?i)q", "/mid", "^/end$",
+        ];
+        let paths = [
+            "/api/v1", "/", "/a-b", "/a.b", "/x.y", "/xzy", "/Q", "/q", "/a/mid", "/end", "/endx",
+            "",
+        ];
+        for pattern in patterns {
+            let r = Router::new(&[entry(&[pattern])]).unwrap();
+            let re = regex::Regex::new(pattern).unwrap();
+            for path in paths {
+                assert_eq!(
+                    r.route(path).is_some(),
+                    re.is_match(path),
+                    "{pattern} on {path:?}"
+                );
+            }
+        }
+        assert_eq!(anchored_literal(r"^/api/"), Some("/api/"));
+        assert_eq!(anchored_literal(r"^/a.b"), None);
+        assert_eq!(anchored_literal("/api"), None);
     }
 
     #[test]

@@ -15,7 +15,103 @@ pub const HOP_BY_HOP: &[&str] = &[
 
 /// Whether `name` is hop-by-hop (or a framing header the proxy regenerates).
 pub fn is_hop_by_hop(name: &str) -> bool {
-    HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+    Field::of(name.as_bytes()).is_hop_by_hop()
+}
+
+/// The header fields the proxy acts on, recognised once per field: comparing names
+/// case-insensitively again in every pass over a message was the hot path's most repeated
+/// work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Field {
+    /// Any field the proxy passes through untouched.
+    #[default]
+    Other,
+    /// `Connection`.
+    Connection,
+    /// `Keep-Alive`.
+    KeepAlive,
+    /// `Proxy-Connection`.
+    ProxyConnection,
+    /// `TE`.
+    Te,
+    /// `Trailer`.
+    Trailer,
+    /// `Transfer-Encoding`.
+    TransferEncoding,
+    /// `Upgrade`.
+    Upgrade,
+    /// `Content-Length`.
+    ContentLength,
+    /// `Host`.
+    Host,
+    /// `Expect`.
+    Expect,
+    /// `X-Forwarded-For`.
+    XForwardedFor,
+    /// `X-Forwarded-Proto`.
+    XForwardedProto,
+    /// `X-Forwarded-Host`.
+    XForwardedHost,
+    /// `Forwarded`.
+    Forwarded,
+}
+
+impl Field {
+    /// The field a header name denotes (case-insensitive).
+    pub fn of(name: &[u8]) -> Field {
+        // The length picks at most two candidates, so most names cost one comparison.
+        let candidates: &[(&[u8], Field)] = match name.len() {
+            2 => &[(b"te", Field::Te)],
+            4 => &[(b"host", Field::Host)],
+            6 => &[(b"expect", Field::Expect)],
+            7 => &[(b"trailer", Field::Trailer), (b"upgrade", Field::Upgrade)],
+            9 => &[(b"forwarded", Field::Forwarded)],
+            10 => &[
+                (b"connection", Field::Connection),
+                (b"keep-alive", Field::KeepAlive),
+            ],
+            14 => &[(b"content-length", Field::ContentLength)],
+            15 => &[(b"x-forwarded-for", Field::XForwardedFor)],
+            16 => &[
+                (b"proxy-connection", Field::ProxyConnection),
+                (b"x-forwarded-host", Field::XForwardedHost),
+            ],
+            17 => &[
+                (b"transfer-encoding", Field::TransferEncoding),
+                (b"x-forwarded-proto", Field::XForwardedProto),
+            ],
+            _ => &[],
+        };
+        candidates
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map_or(Field::Other, |&(_, f)| f)
+    }
+
+    /// Whether the field is hop-by-hop or framing (see [`HOP_BY_HOP`]).
+    pub fn is_hop_by_hop(self) -> bool {
+        matches!(
+            self,
+            Field::Connection
+                | Field::KeepAlive
+                | Field::ProxyConnection
+                | Field::Te
+                | Field::Trailer
+                | Field::TransferEncoding
+                | Field::Upgrade
+                | Field::ContentLength
+        )
+    }
+}
+
+/// Whether a message's `Connection` values name anything but `keep-alive` and `upgrade`
+/// (both hop-by-hop anyway): only then must each other field be checked against them with
+/// [`named_in_connection`].
+pub fn connection_names_fields<'a>(connection: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    connection.into_iter().any(|v| {
+        tokens(v)
+            .any(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"upgrade"))
+    })
 }
 
 /// Iterates the comma-separated tokens of a header value, trimmed, empty ones skipped.
@@ -78,8 +174,13 @@ pub fn has_token(value: &[u8], token: &str) -> bool {
 }
 
 /// Whether `name` is listed in any of the `Connection` header values given.
-pub fn named_in_connection<'a>(connection: impl IntoIterator<Item = &'a [u8]>, name: &str) -> bool {
-    connection.into_iter().any(|v| has_token(v, name))
+pub fn named_in_connection<'a>(
+    connection: impl IntoIterator<Item = &'a [u8]>,
+    name: &[u8],
+) -> bool {
+    connection
+        .into_iter()
+        .any(|v| tokens(v).any(|t| t.eq_ignore_ascii_case(name)))
 }
 
 #[cfg(test)]
@@ -116,5 +217,28 @@ mod tests {
         assert!(is_hop_by_hop("Connection"));
         assert!(is_hop_by_hop("TRANSFER-ENCODING"));
         assert!(!is_hop_by_hop("X-Forwarded-For"));
+        // The classifier agrees with the list for every listed name in any case.
+        for name in HOP_BY_HOP {
+            assert!(Field::of(name.as_bytes()).is_hop_by_hop(), "{name}");
+            assert!(Field::of(name.to_ascii_uppercase().as_bytes()).is_hop_by_hop());
+        }
+    }
+
+    #[test]
+    fn fields_are_recognised_by_name_only() {
+        assert_eq!(Field::of(b"X-Forwarded-Host"), Field::XForwardedHost);
+        assert_eq!(Field::of(b"proxy-CONNECTION"), Field::ProxyConnection);
+        assert_eq!(Field::of(b"Hos"), Field::Other);
+        assert_eq!(Field::of(b"Hostx"), Field::Other);
+        assert_eq!(Field::of(b"x-forwarded-fox"), Field::Other);
+        assert_eq!(Field::of(b""), Field::Other);
+    }
+
+    #[test]
+    fn only_unusual_connection_options_name_fields() {
+        assert!(!connection_names_fields([&b"keep-alive"[..], b" Upgrade "]));
+        assert!(!connection_names_fields(std::iter::empty()));
+        assert!(connection_names_fields([&b"keep-alive, X-Secret"[..]]));
+        assert!(connection_names_fields([&b"close"[..]]));
     }
 }

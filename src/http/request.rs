@@ -7,7 +7,10 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use super::headers::{has_token, is_hop_by_hop, named_in_connection, push_decimal, push_ip, trim};
+use super::headers::{
+    connection_names_fields, has_token, named_in_connection, push_decimal, push_ip, tokens, trim,
+    Field,
+};
 use crate::config::Cidr;
 
 /// How the request body was framed by the client.
@@ -48,12 +51,13 @@ pub struct ProxyRequest {
 }
 
 /// Header fields of a request in received order, stored in one buffer (two allocations per
-/// request however many fields it has).
+/// request however many fields it has, none once a worker recycles the list), each field
+/// recognised once when it is added.
 #[derive(Debug, Clone, Default)]
 pub struct HeaderList {
     bytes: Vec<u8>,
-    /// (name start, name end = value start, value end) in `bytes`.
-    fields: Vec<(u32, u32, u32)>,
+    /// Name start, name end (= value start), value end in `bytes`, and what the name denotes.
+    fields: Vec<(u32, u32, u32, Field)>,
 }
 
 impl HeaderList {
@@ -63,15 +67,36 @@ impl HeaderList {
         self.bytes.extend_from_slice(name.as_bytes());
         let middle = self.bytes.len() as u32;
         self.bytes.extend_from_slice(value);
-        self.fields.push((start, middle, self.bytes.len() as u32));
+        self.fields.push((
+            start,
+            middle,
+            self.bytes.len() as u32,
+            Field::of(name.as_bytes()),
+        ));
     }
 
     /// The fields as (name, value), in received order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.fields.iter().map(|&(a, b, c)| {
-            let name = std::str::from_utf8(&self.bytes[a as usize..b as usize]).unwrap_or("");
-            (name, &self.bytes[b as usize..c as usize])
+        self.fields()
+            .map(|(_, name, value)| (std::str::from_utf8(name).unwrap_or(""), value))
+    }
+
+    /// The fields as (what the name denotes, name bytes, value), in received order.
+    pub fn fields(&self) -> impl Iterator<Item = (Field, &[u8], &[u8])> + Clone + '_ {
+        self.fields.iter().map(|&(a, b, c, field)| {
+            (
+                field,
+                &self.bytes[a as usize..b as usize],
+                &self.bytes[b as usize..c as usize],
+            )
         })
+    }
+
+    /// The values of the fields of one kind, in received order.
+    pub fn values_of(&self, kind: Field) -> impl Iterator<Item = &[u8]> + Clone + '_ {
+        self.fields()
+            .filter(move |&(f, _, _)| f == kind)
+            .map(|(_, _, v)| v)
     }
 
     /// Removes every field, keeping the buffers' capacity.
@@ -82,7 +107,8 @@ impl HeaderList {
 
     /// Bytes of buffer capacity held (to decide whether a recycled list is worth keeping).
     pub fn capacity_bytes(&self) -> usize {
-        self.bytes.capacity() + self.fields.capacity() * std::mem::size_of::<(u32, u32, u32)>()
+        self.bytes.capacity()
+            + self.fields.capacity() * std::mem::size_of::<(u32, u32, u32, Field)>()
     }
 
     /// Number of fields.
@@ -184,34 +210,47 @@ impl ProxyRequest {
     /// Checks the request for framing ambiguities that would let a client smuggle a second
     /// request past the proxy (RFC 9112 §6.1, §6.3), and for bytes no header may contain.
     pub fn validate(&self) -> Result<(), RequestError> {
-        for (name, value) in self.headers.iter() {
-            let bad_name = name.is_empty() || !name.bytes().all(is_token_byte);
+        let mut lengths = 0;
+        let mut length_value: &[u8] = &[];
+        let mut has_codings = false;
+        for (field, name, value) in self.headers.fields() {
+            let bad_name = name.is_empty() || !name.iter().copied().all(is_token_byte);
             let bad_value = value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
             if bad_name || bad_value {
                 return Err(RequestError::InvalidHeader);
             }
+            match field {
+                Field::ContentLength => {
+                    lengths += 1;
+                    length_value = value;
+                }
+                Field::TransferEncoding => has_codings = true,
+                _ => {}
+            }
         }
-        let lengths = self.header_values("content-length").count();
-        let codings: Vec<&[u8]> = self.header_values("transfer-encoding").collect();
-        if !codings.is_empty() && lengths > 0 {
+        if has_codings && lengths > 0 {
             return Err(RequestError::LengthAndTransferEncoding);
         }
-        if !codings.is_empty() {
+        if has_codings {
             // RFC 9112 §6.3 (4): a request whose final coding is not chunked cannot be
             // delimited; we accept exactly one coding, `chunked`.
-            let all: Vec<&[u8]> = codings
-                .iter()
-                .flat_map(|v| super::headers::tokens(v))
-                .collect();
-            if all.len() != 1 || !all[0].eq_ignore_ascii_case(b"chunked") {
+            let mut all = self
+                .headers
+                .values_of(Field::TransferEncoding)
+                .flat_map(tokens);
+            let only_chunked = all
+                .next()
+                .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
+                && all.next().is_none();
+            if !only_chunked {
                 return Err(RequestError::UnsupportedTransferEncoding);
             }
         }
         if lengths > 1 {
             return Err(RequestError::BadContentLength);
         }
-        if let Some(v) = self.header_values("content-length").next() {
-            let v = trim(v);
+        if lengths == 1 {
+            let v = trim(length_value);
             if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
                 return Err(RequestError::BadContentLength);
             }
@@ -238,29 +277,29 @@ impl ProxyRequest {
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
 
-        let connection: Vec<&[u8]> = self.header_values("connection").collect();
+        let connection = self.headers.values_of(Field::Connection);
+        let check_connection = connection_names_fields(connection.clone());
         let client_ip = self.client.map(|a| a.ip());
         let trusted =
             client_ip.is_some_and(|ip| policy.trusted_proxies.iter().any(|c| c.contains(ip)));
-        let mut prior_xff: Vec<&[u8]> = Vec::new();
         let mut wrote_host = false;
-        for (name, value) in self.headers.iter() {
-            if is_hop_by_hop(name)
-                || named_in_connection(connection.iter().copied(), name)
-                || name.eq_ignore_ascii_case("expect")
-                || name.eq_ignore_ascii_case("x-forwarded-proto")
-                || name.eq_ignore_ascii_case("x-forwarded-host")
-                || name.eq_ignore_ascii_case("forwarded")
+        for (field, name, value) in self.headers.fields() {
+            if field.is_hop_by_hop()
+                || (check_connection && named_in_connection(connection.clone(), name))
             {
                 continue;
             }
-            if name.eq_ignore_ascii_case("x-forwarded-for") {
-                if trusted {
-                    prior_xff.push(value);
-                }
-                continue;
+            match field {
+                // Replaced by the proxy's own values below; a trusted client's
+                // X-Forwarded-For is kept there as the list's start.
+                Field::Expect
+                | Field::XForwardedProto
+                | Field::XForwardedHost
+                | Field::Forwarded
+                | Field::XForwardedFor => continue,
+                _ => {}
             }
-            if name.eq_ignore_ascii_case("host") {
+            if field == Field::Host {
                 if wrote_host {
                     continue;
                 }
@@ -273,7 +312,7 @@ impl ProxyRequest {
                 out.extend_from_slice(b"\r\n");
                 continue;
             }
-            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(name);
             out.extend_from_slice(b": ");
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
@@ -287,9 +326,17 @@ impl ProxyRequest {
         }
         if let Some(ip) = client_ip {
             out.extend_from_slice(b"X-Forwarded-For: ");
-            for v in &prior_xff {
-                out.extend_from_slice(v);
-                out.extend_from_slice(b", ");
+            if trusted {
+                for (field, name, v) in self.headers.fields() {
+                    // A chain the client's own `Connection` names is hop-by-hop: not kept.
+                    if field != Field::XForwardedFor
+                        || (check_connection && named_in_connection(connection.clone(), name))
+                    {
+                        continue;
+                    }
+                    out.extend_from_slice(v);
+                    out.extend_from_slice(b", ");
+                }
             }
             push_ip(out, ip);
             out.extend_from_slice(b"\r\n");
@@ -346,12 +393,14 @@ impl ProxyRequest {
     /// `Upgrade` header present), e.g. `websocket`.
     pub fn upgrade_protocol(&self) -> Option<&[u8]> {
         if !self
-            .header_values("connection")
+            .headers
+            .values_of(Field::Connection)
             .any(|v| has_token(v, "upgrade"))
         {
             return None;
         }
-        self.header_values("upgrade")
+        self.headers
+            .values_of(Field::Upgrade)
             .next()
             .filter(|v| !v.is_empty())
     }

@@ -1,7 +1,9 @@
 //! Strict parsing of a backend's response head and the head the client receives instead.
 
 use super::framing::Framing;
-use super::headers::{has_token, is_hop_by_hop, named_in_connection, push_decimal, trim};
+use super::headers::{
+    connection_names_fields, has_token, named_in_connection, push_decimal, trim, Field,
+};
 
 /// Most header fields accepted in one response head.
 const MAX_HEADERS: usize = 100;
@@ -105,21 +107,28 @@ fn decide(
     headers: &[httparse::Header<'_>],
     client: ClientSide,
 ) -> Result<ResponseHead, ResponseError> {
-    let mut lengths = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
-    let first_length = lengths.next();
-    let more_lengths = lengths.next().is_some();
-    // Iterators rather than collected lists: this runs for every response.
-    let codings = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
-        .map(|h| h.value);
-    let has_codings = codings.clone().next().is_some();
-    let connection = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-        .map(|h| h.value);
+    // One pass over the fields, each name recognised once.
+    let mut first_length: Option<&[u8]> = None;
+    let mut more_lengths = false;
+    let mut has_codings = false;
+    let mut has_upgrade = false;
+    for h in headers {
+        match Field::of(h.name.as_bytes()) {
+            Field::ContentLength if first_length.is_some() => more_lengths = true,
+            Field::ContentLength => first_length = Some(h.value),
+            Field::TransferEncoding => has_codings = true,
+            Field::Upgrade => has_upgrade = true,
+            _ => {}
+        }
+    }
+    let by_kind = |kind: Field| {
+        headers
+            .iter()
+            .filter(move |h| Field::of(h.name.as_bytes()) == kind)
+            .map(|h| h.value)
+    };
+    let codings = by_kind(Field::TransferEncoding);
+    let connection = by_kind(Field::Connection);
 
     // Strictness before the rules: a response with conflicting framing is refused even when
     // its status says no body follows, since the backend connection is in an unknown state.
@@ -130,8 +139,8 @@ fn decide(
         return Err(ResponseError::BadContentLength);
     }
     let length = match first_length {
-        Some(h) => {
-            let v = trim(h.value);
+        Some(value) => {
+            let v = trim(value);
             if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
                 return Err(ResponseError::BadContentLength);
             }
@@ -178,12 +187,7 @@ fn decide(
         || dechunk;
     // RFC 9110 §15.2.2: 101 only answers a request's Upgrade, and names the new protocol.
     let upgrade = status == 101;
-    if upgrade
-        && (!client.upgrade
-            || !headers
-                .iter()
-                .any(|h| h.name.eq_ignore_ascii_case("upgrade")))
-    {
+    if upgrade && (!client.upgrade || !has_upgrade) {
         return Err(ResponseError::Malformed);
     }
     Ok(ResponseHead {
@@ -212,13 +216,14 @@ fn write_client_head(
     out.extend_from_slice(b"\r\n");
     let connection = headers
         .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+        .filter(|h| Field::of(h.name.as_bytes()) == Field::Connection)
         .map(|h| h.value);
+    let check_connection = connection_names_fields(connection.clone());
     for h in headers {
-        let keep_length =
-            h.name.eq_ignore_ascii_case("content-length") && head.framing == Framing::None;
-        if (!keep_length && is_hop_by_hop(h.name))
-            || named_in_connection(connection.clone(), h.name)
+        let field = Field::of(h.name.as_bytes());
+        let keep_length = field == Field::ContentLength && head.framing == Framing::None;
+        if (!keep_length && field.is_hop_by_hop())
+            || (check_connection && named_in_connection(connection.clone(), h.name.as_bytes()))
         {
             continue;
         }
@@ -231,7 +236,7 @@ fn write_client_head(
         // The tunnel's own hop-by-hop pair, which the loop above left out.
         for h in headers
             .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("upgrade"))
+            .filter(|h| Field::of(h.name.as_bytes()) == Field::Upgrade)
         {
             out.extend_from_slice(b"Upgrade: ");
             out.extend_from_slice(h.value);
