@@ -179,10 +179,12 @@ impl Exchange {
             state: State::Connecting,
             request_bytes,
             sent: 0,
-            buf: worker.take_buffer(),
+            // Taken when response bytes arrive and returned while the exchange only waits,
+            // so that waiting exchanges hold no buffer and the few in use stay in the cache.
+            buf: Box::default(),
             start: 0,
             end: 0,
-            head_out: worker.take_vec(),
+            head_out: Vec::new(),
             head_sent: 0,
             body: BodyReader::new(Framing::None),
             response: None,
@@ -644,6 +646,9 @@ impl Exchange {
                     let Some(b) = &mut self.backend else {
                         return self.close_now(worker, reactor);
                     };
+                    if self.buf.is_empty() {
+                        self.buf = worker.take_buffer();
+                    }
                     match b.stream.read(&mut self.buf[self.end..]) {
                         Ok(0) if self.end == 0 => self.attempt_failed(
                             FailureKind::ResetBeforeResponse,
@@ -655,9 +660,12 @@ impl Exchange {
                         Ok(n) => {
                             self.end += n;
                             self.bytes_from_backend += n as u64;
-                            self.on_head_bytes(reactor, now);
+                            self.on_head_bytes(worker, reactor, now);
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            if self.end == 0 {
+                                worker.put_buffer(std::mem::take(&mut self.buf));
+                            }
                             self.want(reactor, Side::Backend, Some(Interest::Read));
                             return Progress::Pending;
                         }
@@ -700,6 +708,9 @@ impl Exchange {
                     };
                     self.start = 0;
                     self.end = 0;
+                    if self.buf.is_empty() {
+                        self.buf = worker.take_buffer();
+                    }
                     match b.stream.read(&mut self.buf[..]) {
                         Ok(0) if self.body.until_close() => {
                             return self.finish(worker, reactor, now)
@@ -714,6 +725,8 @@ impl Exchange {
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            // Everything read was delivered: hold no buffer while waiting.
+                            worker.put_buffer(std::mem::take(&mut self.buf));
                             self.want(reactor, Side::Backend, Some(Interest::Read));
                             return Progress::Pending;
                         }
@@ -741,6 +754,9 @@ impl Exchange {
         let Some(mut t) = self.tunnel.take() else {
             return self.close_now(worker, reactor);
         };
+        if self.buf.is_empty() {
+            self.buf = worker.take_buffer();
+        }
         if t.buf.len() < TUNNEL_BUFFER {
             t.buf.resize(TUNNEL_BUFFER, 0);
         }
@@ -849,7 +865,10 @@ impl Exchange {
     }
 
     /// New bytes of the response head arrived in `buf[..end]`.
-    fn on_head_bytes(&mut self, reactor: &mut dyn Reactor, now: Instant) {
+    fn on_head_bytes(&mut self, worker: &mut Worker, reactor: &mut dyn Reactor, now: Instant) {
+        if self.head_out.capacity() == 0 {
+            self.head_out = worker.take_vec();
+        }
         self.head_out.clear();
         match parse_head(
             &self.buf[..self.end],
@@ -867,12 +886,14 @@ impl Exchange {
                 self.head_sent = 0;
                 self.start = head.head_len;
                 self.deadline = Some(now + self.entry_config().read_timeout);
+                // With a response head there is no retry any more: the request's bytes go.
+                worker.put_vec(std::mem::take(&mut self.request_bytes));
                 if head.upgrade {
                     // Bytes after the 101 head already belong to the new protocol.
                     self.state = State::Tunnel;
                     self.local_keep_alive = false;
                     self.tunnel = Some(Tunnel::default());
-                    self.head_into_buffer();
+                    self.head_into_buffer(worker);
                     reactor.take_over_client();
                     return;
                 }
@@ -883,7 +904,7 @@ impl Exchange {
                     self.bad_response(reactor);
                     return;
                 }
-                self.head_into_buffer();
+                self.head_into_buffer(worker);
             }
             Ok(None) if self.end == self.buf.len() => self.bad_response(reactor),
             Ok(None) => {}
@@ -895,7 +916,7 @@ impl Exchange {
     /// when it fits where the backend's head was (it usually does: the rewrite mostly drops
     /// fields), so that head and body leave in one `send` instead of a `writev`, which costs
     /// the kernel more per call.
-    fn head_into_buffer(&mut self) {
+    fn head_into_buffer(&mut self, worker: &mut Worker) {
         let n = self.head_out.len();
         if n == 0 || n > self.start || self.head_sent != 0 {
             return;
@@ -903,7 +924,7 @@ impl Exchange {
         let at = self.start - n;
         self.buf[at..self.start].copy_from_slice(&self.head_out);
         self.start = at;
-        self.head_out.clear();
+        worker.put_vec(std::mem::take(&mut self.head_out));
     }
 
     /// Runs `buf[start..end]` through the body reader, leaving in `buf[start..end]` exactly the

@@ -66,10 +66,29 @@ impl Worker {
         self.spare_requests.push(request);
     }
 
+    /// A read buffer of [`BUFFER_SIZE`] bytes: the most recently returned one, which is the
+    /// likeliest to still be in the CPU cache.
     fn take_buffer(&mut self) -> Box<[u8]> {
         self.buffers
             .pop()
             .unwrap_or_else(|| vec![0u8; BUFFER_SIZE].into_boxed_slice())
+    }
+
+    /// Returns a read buffer (an empty box, meaning none was held, is ignored).
+    fn put_buffer(&mut self, buffer: Box<[u8]>) {
+        if buffer.len() == BUFFER_SIZE && self.buffers.len() < KEEP_BUFFERS {
+            self.buffers.push(buffer);
+        }
+    }
+
+    /// Returns a byte vector (cleared here; a large one is dropped instead of kept).
+    fn put_vec(&mut self, mut v: Vec<u8>) {
+        // Requests with huge bodies must not pin their memory in the free list.
+        if v.capacity() > 0 && self.vecs.len() < 2 * KEEP_BUFFERS && v.capacity() <= 2 * BUFFER_SIZE
+        {
+            v.clear();
+            self.vecs.push(v);
+        }
     }
 
     fn take_vec(&mut self) -> Vec<u8> {
@@ -81,15 +100,9 @@ impl Worker {
     }
 
     fn give_back(&mut self, buffer: Box<[u8]>, vecs: [Vec<u8>; 2], indexes: Vec<usize>) {
-        if self.buffers.len() < KEEP_BUFFERS {
-            self.buffers.push(buffer);
-        }
-        for mut v in vecs {
-            // Requests with huge bodies must not pin their memory in the free list.
-            if self.vecs.len() < 2 * KEEP_BUFFERS && v.capacity() <= 2 * BUFFER_SIZE {
-                v.clear();
-                self.vecs.push(v);
-            }
+        self.put_buffer(buffer);
+        for v in vecs {
+            self.put_vec(v);
         }
         if self.index_vecs.len() < KEEP_BUFFERS {
             let mut indexes = indexes;
