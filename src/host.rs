@@ -38,6 +38,7 @@ pub struct Host {
     waker: Arc<Waker>,
     thread: Option<JoinHandle<()>>,
     open: Arc<AtomicUsize>,
+    buffers: Arc<AtomicUsize>,
 }
 
 impl Host {
@@ -56,6 +57,7 @@ impl Host {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(AtomicUsize::new(0));
+        let buffers = Arc::new(AtomicUsize::new(0));
         let mut lp = Loop {
             poll,
             listener,
@@ -65,6 +67,7 @@ impl Host {
             next_id: 0,
             stop: stop.clone(),
             open: open.clone(),
+            buffers: buffers.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("proxy-host".into())
@@ -75,6 +78,7 @@ impl Host {
             waker,
             thread: Some(thread),
             open,
+            buffers,
         })
     }
 
@@ -86,6 +90,12 @@ impl Host {
     /// Client connections and exchanges currently open (for leak checks).
     pub fn open_connections(&self) -> usize {
         self.open.load(Ordering::SeqCst)
+    }
+
+    /// Relay read buffers held by exchanges after the loop's last round (see
+    /// [`Worker::buffers_in_use`]).
+    pub fn buffers_in_use(&self) -> usize {
+        self.buffers.load(Ordering::SeqCst)
     }
 }
 
@@ -119,6 +129,7 @@ struct Loop {
     next_id: usize,
     stop: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
+    buffers: Arc<AtomicUsize>,
 }
 
 /// Tokens: `id * 3` the host's client registration, `+ 1` the exchange's client `dup`,
@@ -193,6 +204,8 @@ impl Loop {
                 }
             }
             self.on_timers();
+            self.buffers
+                .store(self.worker.buffers_in_use(), Ordering::SeqCst);
             if last_expiry.elapsed() >= Duration::from_secs(1) {
                 last_expiry = Instant::now();
                 let proxy = self.proxy.clone();

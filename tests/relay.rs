@@ -221,6 +221,59 @@ fn slow_client_keeps_proxy_memory_bounded() {
 }
 
 #[test]
+fn exchanges_waiting_for_a_backend_hold_no_buffer() {
+    // Memory per waiting request is its context and request, not a relay buffer: a buffer is
+    // held only while response bytes are in transit.
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    let mut waiting: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = TcpStream::connect(host.addr()).unwrap();
+            s.write_all(b"GET /never HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    let t = Instant::now();
+    while host.open_connections() < 20 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(host.open_connections(), 20);
+    // A streamed response between its parts holds none either.
+    let mut slow = TcpStream::connect(host.addr()).unwrap();
+    slow.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 256];
+    assert!(slow.read(&mut buf).unwrap() > 0);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        host.buffers_in_use(),
+        0,
+        "buffers held by waiting exchanges"
+    );
+    // A slow reader of a large body holds exactly one.
+    let mut reader = TcpStream::connect(host.addr()).unwrap();
+    reader
+        .write_all(b"GET /size/67108864 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert!(reader.read(&mut buf).unwrap() > 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        host.buffers_in_use(),
+        1,
+        "buffers held with one slow reader"
+    );
+    waiting.clear();
+    drop((slow, reader));
+    let t = Instant::now();
+    while host.open_connections() > 0 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(host.open_connections(), 0);
+    assert_eq!(host.buffers_in_use(), 0);
+}
+
+#[test]
 fn unmatched_path_gets_404_from_the_proxy() {
     let origin = Origin::start("a");
     let mut entry = entry_for(&[origin.addr]);

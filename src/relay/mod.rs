@@ -26,6 +26,8 @@ pub struct Worker {
     buffers: Vec<Box<[u8]>>,
     vecs: Vec<Vec<u8>>,
     index_vecs: Vec<Vec<usize>>,
+    /// Read buffers handed out and not yet returned.
+    buffers_lent: usize,
     /// Finished exchanges' requests, cleared, for later requests to fill.
     spare_requests: Vec<ProxyRequest>,
     last_connection_id: u64,
@@ -69,6 +71,7 @@ impl Worker {
     /// A read buffer of [`BUFFER_SIZE`] bytes: the most recently returned one, which is the
     /// likeliest to still be in the CPU cache.
     fn take_buffer(&mut self) -> Box<[u8]> {
+        self.buffers_lent += 1;
         self.buffers
             .pop()
             .unwrap_or_else(|| vec![0u8; BUFFER_SIZE].into_boxed_slice())
@@ -76,9 +79,19 @@ impl Worker {
 
     /// Returns a read buffer (an empty box, meaning none was held, is ignored).
     fn put_buffer(&mut self, buffer: Box<[u8]>) {
-        if buffer.len() == BUFFER_SIZE && self.buffers.len() < KEEP_BUFFERS {
+        if buffer.len() != BUFFER_SIZE {
+            return;
+        }
+        self.buffers_lent = self.buffers_lent.saturating_sub(1);
+        if self.buffers.len() < KEEP_BUFFERS {
             self.buffers.push(buffer);
         }
+    }
+
+    /// Read buffers that exchanges hold right now: only those with response bytes in transit
+    /// (the figure behind the memory bound stated in the README).
+    pub fn buffers_in_use(&self) -> usize {
+        self.buffers_lent
     }
 
     /// Returns a byte vector (cleared here; a large one is dropped instead of kept).
