@@ -194,6 +194,23 @@ fn header_named_in_connection_does_not_reach_the_origin() {
 }
 
 #[test]
+fn a_request_with_many_fields_reaches_the_origin_whole() {
+    require_monkey!();
+    // More fields than the plugin's first parse array holds: every one still arrives, in order.
+    let extra: String = (0..40)
+        .map(|i| format!("X-Field-{i}: value {i}\r\n"))
+        .collect();
+    let (_, h) = origin_sees("", "t", &extra);
+    let got: Vec<&str> = h
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-field-"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let want: Vec<String> = (0..40).map(|i| format!("value {i}")).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
 fn connection_naming_xff_cannot_strip_the_proxys_xff() {
     require_monkey!();
     let (_, h) = origin_sees(

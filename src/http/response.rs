@@ -64,19 +64,49 @@ pub fn parse_head(
     client: ClientSide,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseHead>, ResponseError> {
+    // Most heads have a few fields: a small array first spares initialising the large one.
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    match parse_with(buf, client, out, &mut few) {
+        Err(Oversized::TooManyFields) => {
+            let mut many = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            parse_with(buf, client, out, &mut many).map_err(|_| ResponseError::Malformed)
+        }
+        Err(Oversized::Refused(e)) => Err(e),
+        Ok(head) => Ok(head),
+    }
+}
+
+/// Fields parsed without the fallback array.
+const FEW_HEADERS: usize = 24;
+
+/// Why [`parse_with`] failed.
+enum Oversized {
+    /// More fields than the array given holds.
+    TooManyFields,
+    /// The head is refused.
+    Refused(ResponseError),
+}
+
+/// [`parse_head`] with `fields` as room for the header fields.
+fn parse_with<'b>(
+    buf: &'b [u8],
+    client: ClientSide,
+    out: &mut Vec<u8>,
+    fields: &mut [httparse::Header<'b>],
+) -> Result<Option<ResponseHead>, Oversized> {
     let mut skipped = 0;
     loop {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut fields);
+        let mut resp = httparse::Response::new(fields);
         let len = match resp.parse(&buf[skipped..]) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(ResponseError::Malformed),
+            Err(httparse::Error::TooManyHeaders) => return Err(Oversized::TooManyFields),
+            Err(_) => return Err(Oversized::Refused(ResponseError::Malformed)),
         };
         let status = resp.code.unwrap_or(0);
         let minor = resp.version.unwrap_or(0);
         if !(100..=999).contains(&status) {
-            return Err(ResponseError::Malformed);
+            return Err(Oversized::Refused(ResponseError::Malformed));
         }
         if (100..200).contains(&status) && status != 101 {
             // Interim responses (100 Continue, 103 Early Hints) are dropped: the client's whole
@@ -84,11 +114,19 @@ pub fn parse_head(
             skipped += len;
             continue;
         }
-        let head = decide(status, minor, resp.headers, client)?;
+        let headers = resp.headers;
+        // Each name recognised once; the passes below use the kinds.
+        let mut kinds = [Field::Other; MAX_HEADERS];
+        for (kind, h) in kinds.iter_mut().zip(headers.iter()) {
+            *kind = Field::of(h.name.as_bytes());
+        }
+        let kinds = &kinds[..headers.len()];
+        let head = decide(status, minor, headers, kinds, client).map_err(Oversized::Refused)?;
         write_client_head(
             status,
             resp.reason.unwrap_or(""),
-            resp.headers,
+            headers,
+            kinds,
             &head,
             client,
             out,
@@ -105,15 +143,16 @@ fn decide(
     status: u16,
     minor: u8,
     headers: &[httparse::Header<'_>],
+    kinds: &[Field],
     client: ClientSide,
 ) -> Result<ResponseHead, ResponseError> {
-    // One pass over the fields, each name recognised once.
+    // One pass over the fields.
     let mut first_length: Option<&[u8]> = None;
     let mut more_lengths = false;
     let mut has_codings = false;
     let mut has_upgrade = false;
-    for h in headers {
-        match Field::of(h.name.as_bytes()) {
+    for (h, kind) in headers.iter().zip(kinds) {
+        match kind {
             Field::ContentLength if first_length.is_some() => more_lengths = true,
             Field::ContentLength => first_length = Some(h.value),
             Field::TransferEncoding => has_codings = true,
@@ -121,14 +160,8 @@ fn decide(
             _ => {}
         }
     }
-    let by_kind = |kind: Field| {
-        headers
-            .iter()
-            .filter(move |h| Field::of(h.name.as_bytes()) == kind)
-            .map(|h| h.value)
-    };
-    let codings = by_kind(Field::TransferEncoding);
-    let connection = by_kind(Field::Connection);
+    let codings = values_of(headers, kinds, Field::TransferEncoding);
+    let connection = values_of(headers, kinds, Field::Connection);
 
     // Strictness before the rules: a response with conflicting framing is refused even when
     // its status says no body follows, since the backend connection is in an unknown state.
@@ -201,10 +234,24 @@ fn decide(
     })
 }
 
+/// The values of the fields of one kind, in received order.
+fn values_of<'h>(
+    headers: &'h [httparse::Header<'_>],
+    kinds: &'h [Field],
+    kind: Field,
+) -> impl Iterator<Item = &'h [u8]> + Clone + 'h {
+    headers
+        .iter()
+        .zip(kinds)
+        .filter(move |(_, k)| **k == kind)
+        .map(|(h, _)| h.value)
+}
+
 fn write_client_head(
     status: u16,
     reason: &str,
     headers: &[httparse::Header<'_>],
+    kinds: &[Field],
     head: &ResponseHead,
     client: ClientSide,
     out: &mut Vec<u8>,
@@ -214,13 +261,9 @@ fn write_client_head(
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    let connection = headers
-        .iter()
-        .filter(|h| Field::of(h.name.as_bytes()) == Field::Connection)
-        .map(|h| h.value);
+    let connection = values_of(headers, kinds, Field::Connection);
     let check_connection = connection_names_fields(connection.clone());
-    for h in headers {
-        let field = Field::of(h.name.as_bytes());
+    for (h, &field) in headers.iter().zip(kinds) {
         let keep_length = field == Field::ContentLength && head.framing == Framing::None;
         if (!keep_length && field.is_hop_by_hop())
             || (check_connection && named_in_connection(connection.clone(), h.name.as_bytes()))
@@ -234,12 +277,9 @@ fn write_client_head(
     }
     if head.upgrade {
         // The tunnel's own hop-by-hop pair, which the loop above left out.
-        for h in headers
-            .iter()
-            .filter(|h| Field::of(h.name.as_bytes()) == Field::Upgrade)
-        {
+        for value in values_of(headers, kinds, Field::Upgrade) {
             out.extend_from_slice(b"Upgrade: ");
-            out.extend_from_slice(h.value);
+            out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"Connection: upgrade\r\n\r\n");
@@ -282,6 +322,23 @@ mod tests {
         let mut out = Vec::new();
         Ok(parse_head(raw.as_bytes(), client, &mut out)?
             .map(|h| (h, String::from_utf8(out).unwrap())))
+    }
+
+    #[test]
+    fn many_fields_are_kept_and_too_many_refused() {
+        let fields: String = (0..60).map(|i| format!("X-F{i}: {i}\r\n")).collect();
+        let raw = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nok");
+        let (h, out) = parse(&raw, GET11).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Length(2));
+        assert!(
+            out.contains("X-F0: 0\r\n") && out.contains("X-F59: 59\r\n"),
+            "{out}"
+        );
+        let fields: String = (0..MAX_HEADERS)
+            .map(|i| format!("X-F{i}: {i}\r\n"))
+            .collect();
+        let raw = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nok");
+        assert_eq!(parse(&raw, GET11), Err(ResponseError::Malformed));
     }
 
     #[test]

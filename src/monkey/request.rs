@@ -13,6 +13,11 @@ use crate::http::chunked::ChunkedDecoder;
 use crate::http::headers::{has_token, push_decimal, trim};
 use crate::http::request::{BodyKind, ProxyRequest};
 
+/// Header fields parsed without the fallback array.
+const FEW_FIELDS: usize = 24;
+/// Most header fields a request may have (more: 400).
+const MAX_FIELDS: usize = 128;
+
 /// What stage 30 needs besides the request.
 pub struct Copied<'a> {
     /// The request for the core.
@@ -97,9 +102,18 @@ pub unsafe fn copy<'a>(
 
     // Header fields start after the request line's CRLF (the line itself has Monkey's NUL).
     let line_end = find(raw, b"\r\n")? + 2;
-    let mut fields = [httparse::EMPTY_HEADER; 128];
-    let (head_len, parsed) = match httparse::parse_headers(&raw[line_end..], &mut fields) {
+    // Most requests have a few fields: a small array first spares initialising the large one.
+    let mut few = [httparse::EMPTY_HEADER; FEW_FIELDS];
+    let mut many;
+    let (head_len, parsed) = match httparse::parse_headers(&raw[line_end..], &mut few) {
         Ok(httparse::Status::Complete((n, parsed))) => (line_end + n, parsed),
+        Err(httparse::Error::TooManyHeaders) => {
+            many = [httparse::EMPTY_HEADER; MAX_FIELDS];
+            match httparse::parse_headers(&raw[line_end..], &mut many) {
+                Ok(httparse::Status::Complete((n, parsed))) => (line_end + n, parsed),
+                _ => return None,
+            }
+        }
         _ => return None,
     };
     let mut length: Option<usize> = None;
