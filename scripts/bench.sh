@@ -18,10 +18,12 @@
 #
 # Rounds are interleaved: round r runs every (size, conns, target) once, the targets in a
 # rotated order, so a noisy neighbour hurts all targets alike. Per cell the table shows the
-# median req/s and median p99 over the rounds, errors summed (non-2xx/3xx + socket errors),
-# the target's CPU time per request (utime+stime deltas of its processes from
-# /proc/<pid>/stat, divided by the requests wrk counted), and req/s ratios of Monkey to
-# nginx and haproxy. Then the RSS of each proxy after the run.
+# median req/s (with the lowest and highest round) and median p99 over the rounds, errors
+# summed (non-2xx/3xx + socket errors), the target's CPU time per request (utime+stime deltas
+# of its processes from /proc/<pid>/stat, divided by the requests wrk counted), and paired
+# ratios to nginx and haproxy: per round the target's req/s (or p99) over the peer's in the
+# same round, median over the rounds (steadier than a ratio of medians on a machine whose
+# speed drifts). Then the RSS of each proxy after the run.
 #
 # Environment (defaults in brackets):
 #   MONKEY_BIN (required)  MONKEY_CONF [<MONKEY_BIN dir>/../conf] (monkey.conf, monkey.mime)
@@ -309,8 +311,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
                     END {print e + 0}' "$out")
                 cpu_us=$(awk -v d=$((after - before)) -v hz="$HZ" -v n="${reqs:-0}" \
                     'BEGIN {printf "%.1f", (n > 0) ? d * 1e6 / hz / n : 0}')
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$t" "${rps:-0}" \
-                    "$(to_ms "${p99:-0}")" "$errs" "$cpu_us" >>"$S/raw.tsv"
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$t" "${rps:-0}" \
+                    "$(to_ms "${p99:-0}")" "$errs" "$cpu_us" "$r" >>"$S/raw.tsv"
                 printf 'round %d/%d  %-4s c=%-4s %-8s %10s req/s  p99 %s\n' "$r" "$ROUNDS" "$s" "$c" "$t" \
                     "${rps:-?}" "${p99:-?}" >&2
             done
@@ -323,6 +325,7 @@ echo
 echo "# $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | awk 'NR == 1 {print "haproxy " $3}'), Monkey $MONKEY_BIN + proxy_reverse (release)"
 echo "# wrk -t$WRK_THREADS -d$DURATION --latency on CPU $WRK_CPU; servers on CPU $SERVER_CPU; rounds $ROUNDS; $(nproc) CPUs"
 echo "# req/s and p99: medians over the rounds; errors: summed; cpu: target's utime+stime per request"
+echo "# x_nginx, x_hapr (req/s) and p99/ngx, p99/hap: medians of per-round ratios to that peer"
 awk -F'\t' -v targets="${TARGETS[*]}" '
     function median(list,    a, n, i, j, t) {
         n = split(list, a, " ")
@@ -334,10 +337,25 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
         if (!(($1 SUBSEP $2) in seen)) { seen[$1 SUBSEP $2] = 1; order[++cells] = $1 SUBSEP $2 }
         rps[key] = rps[key] " " $4; p99[key] = p99[key] " " $5
         err[key] += $6; cpu[key] += $7; cnt[key]++
+        round_rps[key SUBSEP $8] = $4; round_p99[key SUBSEP $8] = $5
+        if (!(key in lo) || $4 + 0 < lo[key] + 0) lo[key] = $4
+        if ($4 + 0 > hi[key] + 0) hi[key] = $4
+        if ($8 + 0 > rounds) rounds = $8 + 0
+    }
+    # Median over the rounds of this target'"'"'s figure divided by the peer'"'"'s figure of the same
+    # round: runs next to each other see the same machine, so the ratio is steadier than a
+    # ratio of medians when the machine'"'"'s speed drifts.
+    function paired(cell, t, peer, arr,    r, l, a, b) {
+        l = ""
+        for (r = 1; r <= rounds; r++) {
+            a = arr[cell SUBSEP t SUBSEP r]; b = arr[cell SUBSEP peer SUBSEP r]
+            if (a + 0 > 0 && b + 0 > 0) l = l " " (a / b)
+        }
+        return (l == "") ? "-" : sprintf("%.2f", median(l))
     }
     END {
         nt = split(targets, T, " ")
-        printf "%-5s %5s  %-8s %10s %9s %7s %8s %8s %8s\n", "size", "conns", "target", "req/s", "p99 ms", "errors", "cpu us/r", "x_nginx", "x_hapr"
+        printf "%-5s %5s  %-8s %10s %15s %9s %7s %8s %8s %8s %8s %8s\n", "size", "conns", "target", "req/s", "(min-max)", "p99 ms", "errors", "cpu us/r", "x_nginx", "x_hapr", "p99/ngx", "p99/hap"
         for (o = 1; o <= cells; o++) {
             split(order[o], sc, SUBSEP)
             for (i = 1; i <= nt; i++) {
@@ -346,9 +364,11 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
             }
             for (i = 1; i <= nt; i++) {
                 k = order[o] SUBSEP T[i]
-                xn = (med["nginx"] > 0) ? sprintf("%.2f", med[T[i]] / med["nginx"]) : "-"
-                xh = (med["haproxy"] > 0) ? sprintf("%.2f", med[T[i]] / med["haproxy"]) : "-"
-                printf "%-5s %5s  %-8s %10.0f %9.2f %7d %8.1f %8s %8s\n", sc[1], sc[2], T[i], med[T[i]], median(p99[k]), err[k], cpu[k] / cnt[k], xn, xh
+                xn = paired(order[o], T[i], "nginx", round_rps)
+                xh = paired(order[o], T[i], "haproxy", round_rps)
+                pn = paired(order[o], T[i], "nginx", round_p99)
+                ph = paired(order[o], T[i], "haproxy", round_p99)
+                printf "%-5s %5s  %-8s %10.0f %15s %9.2f %7d %8.1f %8s %8s %8s %8s\n", sc[1], sc[2], T[i], med[T[i]], sprintf("(%.0f-%.0f)", lo[k], hi[k]), median(p99[k]), err[k], cpu[k] / cnt[k], xn, xh, pn, ph
             }
         }
     }' "$S/raw.tsv"
