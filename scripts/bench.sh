@@ -28,6 +28,7 @@
 # Environment (defaults in brackets):
 #   MONKEY_BIN (required)  MONKEY_CONF [<MONKEY_BIN dir>/../conf] (monkey.conf, monkey.mime)
 #   ROUNDS [3]  DURATION [10s]  SIZES ["1k 64k"]  CONNS ["50 256"]  WRK_THREADS [1]
+#   WARMUP [2s] (an unmeasured wrk run per target and cell before round 1; "0": none)
 #   WRK_CPU [0]  SERVER_CPU [1]  KEEP [unset: scratch dir removed; set: kept and printed]
 #
 # Needs: wrk, nginx, haproxy, curl, taskset, cargo. Everything it starts is stopped by pid on
@@ -38,6 +39,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 MONKEY_BIN=${MONKEY_BIN:?set MONKEY_BIN to the monkey binary of a Monkey v1.8 build}
 MONKEY_CONF=${MONKEY_CONF:-$(dirname "$MONKEY_BIN")/../conf}
 ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-2s}
 DURATION=${DURATION:-10s}
 SIZES=${SIZES:-"1k 64k"}
 CONNS=${CONNS:-"50 256"}
@@ -283,6 +285,21 @@ for t in origin "${TARGETS[@]}"; do
     done
 done
 echo "exact bytes: origin, ${TARGETS[*]} return both files unchanged" >&2
+
+# ---- warm-up -------------------------------------------------------------------------
+# Every target first fills its connection pools and allocates its buffers unmeasured, so
+# round 1 does not charge start-up costs to whichever target happens to run first.
+if [ "$WARMUP" != "0" ]; then
+    for s in $SIZES; do
+        for c in $CONNS; do
+            for t in "${TARGETS[@]}"; do
+                taskset -c "$WRK_CPU" wrk -t"$WRK_THREADS" -c"$c" -d"$WARMUP" --timeout 5s \
+                    "http://127.0.0.1:${PORT[$t]}/$s" >/dev/null 2>&1 || true
+            done
+        done
+    done
+    echo "warm-up: $WARMUP per target and cell" >&2
+fi
 
 # ---- rounds --------------------------------------------------------------------------
 to_ms() {   # wrk latency (e.g. 812.00us, 1.23ms, 2.01s) to milliseconds
