@@ -33,8 +33,24 @@ pub struct Worker {
     last_connection_id: u64,
 }
 
-/// Buffers kept for reuse per worker; beyond that they are freed.
+/// Read buffers kept for reuse per worker; beyond that they are freed. Exchanges hold them
+/// only while bytes are in transit, so few are out at once.
 const KEEP_BUFFERS: usize = 64;
+
+/// Requests, byte vectors and candidate lists kept for reuse per worker. They are held for a
+/// whole exchange, so with fewer spares than exchanges in flight every batch larger than the
+/// spare list would allocate again; each kept item is small (see the `KEEP_*_BYTES` limits),
+/// so even a full list is a few MiB at worst and typically tens of KiB.
+const KEEP_SPARES: usize = 256;
+
+/// Largest byte vector kept for reuse (larger ones are freed when returned).
+const KEEP_VEC_BYTES: usize = 8 * 1024;
+
+/// Largest request body buffer kept with a recycled request (larger ones are freed).
+const KEEP_BODY_BYTES: usize = 4 * 1024;
+
+/// Largest header buffer of a recycled request (a request with more is freed).
+const KEEP_HEADER_BYTES: usize = 8 * 1024;
 
 impl Worker {
     /// A worker with an empty pool.
@@ -58,11 +74,14 @@ impl Worker {
     /// Keeps a finished request's buffers for [`Worker::take_request`] (cleared here; a
     /// request with a large body is dropped instead, so its memory is not pinned).
     pub fn recycle_request(&mut self, mut request: ProxyRequest) {
-        if self.spare_requests.len() >= KEEP_BUFFERS
-            || request.body.capacity() > 2 * BUFFER_SIZE
-            || request.headers.capacity_bytes() > 2 * BUFFER_SIZE
+        if self.spare_requests.len() >= KEEP_SPARES
+            || request.headers.capacity_bytes() > KEEP_HEADER_BYTES
         {
             return;
+        }
+        if request.body.capacity() > KEEP_BODY_BYTES {
+            // Uploads must not pin their memory in the spare list.
+            request.body = Vec::new();
         }
         request.clear();
         self.spare_requests.push(request);
@@ -96,9 +115,8 @@ impl Worker {
 
     /// Returns a byte vector (cleared here; a large one is dropped instead of kept).
     fn put_vec(&mut self, mut v: Vec<u8>) {
-        // Requests with huge bodies must not pin their memory in the free list.
-        if v.capacity() > 0 && self.vecs.len() < 2 * KEEP_BUFFERS && v.capacity() <= 2 * BUFFER_SIZE
-        {
+        // Requests with large bodies must not pin their memory in the free list.
+        if v.capacity() > 0 && self.vecs.len() < KEEP_SPARES && v.capacity() <= KEEP_VEC_BYTES {
             v.clear();
             self.vecs.push(v);
         }
@@ -117,7 +135,7 @@ impl Worker {
         for v in vecs {
             self.put_vec(v);
         }
-        if self.index_vecs.len() < KEEP_BUFFERS {
+        if self.index_vecs.len() < KEEP_SPARES {
             let mut indexes = indexes;
             indexes.clear();
             self.index_vecs.push(indexes);
