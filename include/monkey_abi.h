@@ -261,6 +261,17 @@ struct mk_event_loop {
     void *data;                /* 16 backend context (epoll) */
 };
 
+/* struct mk_event_ctx of the epoll backend (mk_event_epoll.h in Monkey v1.8.9) — 16 bytes:
+ * what mk_event_loop.data points to when ev_backend() returns "epoll". The loop dispatches
+ * each epoll_event by its data.ptr alone (an mk_event: CUSTOM ones to their handler), never
+ * by the epoll flags, so a plugin may register its own descriptors in efd with flags the
+ * ev_add mask cannot express (EPOLLET). */
+struct mk_event_ctx {
+    int efd;                   /* 0 the epoll descriptor */
+    int queue_size;            /* 4 events taken per epoll_wait */
+    void *events;              /* 8 struct epoll_event[queue_size] */
+};
+
 /* ------------------------------------------------------------------------------------------
  * §10.11 Network layer vtable
  * ---------------------------------------------------------------------------------------- */

@@ -48,6 +48,49 @@ pub fn log(level: Level, message: &str) {
     }
 }
 
+thread_local! {
+    /// This worker's epoll descriptor: -2 not looked up yet, -1 not available.
+    static EPOLL_FD: std::cell::Cell<c_int> = const { std::cell::Cell::new(-2) };
+}
+
+/// The epoll descriptor of the current worker's loop, when Monkey runs its epoll backend
+/// (looked up once per worker; `None` for any other backend or on a non-worker thread).
+pub fn epoll_fd() -> Option<c_int> {
+    let known = EPOLL_FD.with(|c| c.get());
+    let fd = if known == -2 {
+        let found = lookup_epoll_fd().unwrap_or(-1);
+        EPOLL_FD.with(|c| c.set(found));
+        found
+    } else {
+        known
+    };
+    (fd >= 0).then_some(fd)
+}
+
+fn lookup_epoll_fd() -> Option<c_int> {
+    let backend = api().ev_backend?;
+    // SAFETY: `ev_backend` returns a static NUL-terminated name (or NULL).
+    let name = unsafe { backend() };
+    // SAFETY: checked non-NULL; Monkey's backend names are string literals.
+    if name.is_null() || unsafe { std::ffi::CStr::from_ptr(name) } != c"epoll" {
+        return None;
+    }
+    let lp = sched_loop();
+    if lp.is_null() {
+        return None;
+    }
+    // SAFETY: `lp` is this worker's live loop; with the epoll backend its `data` is the
+    // `mk_event_ctx` declared in monkey_abi.h (checked by the layout tests), alive for the
+    // worker's life.
+    let ctx = unsafe { (*lp).data }.cast::<sys::mk_event_ctx>();
+    if ctx.is_null() {
+        return None;
+    }
+    // SAFETY: as above.
+    let efd = unsafe { (*ctx).efd };
+    (efd >= 0).then_some(efd)
+}
+
 /// The current worker's event loop (valid on worker threads only).
 pub fn sched_loop() -> *mut sys::mk_event_loop {
     match api().sched_loop {

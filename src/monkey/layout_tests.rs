@@ -62,6 +62,7 @@ fn mk_event_and_loop_layout() {
     );
     assert_eq!(align_of::<mk_event>(), 8);
     layout!(mk_event_loop, size 24; size @ 0, n_events @ 4, events @ 8, data @ 16);
+    layout!(mk_event_ctx, size 16; efd @ 0, queue_size @ 4, events @ 8);
 }
 
 #[test]
