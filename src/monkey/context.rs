@@ -89,10 +89,13 @@ impl Reactor for MonkeyReactor {
                     // The exchange lets the connection go: to the pool (where it stays
                     // registered for reading, so the next request on it needs no syscall and
                     // a backend that closes it is noticed) or to be closed (which removes the
-                    // registration).
+                    // registration). Edge-triggered, the registration is re-armed here: a
+                    // backend that closed right after its response may have sent its FIN
+                    // within the edge the response came with, which the relay has consumed,
+                    // and the re-arm reports that pending end of file once more.
                     (*reg).owner = ptr::null_mut();
-                    if (*ev).status & sys::MK_EVENT_REGISTERED != 0
-                        && (*ev).mask != sys::MK_EVENT_READ
+                    let registered = (*ev).status & sys::MK_EVENT_REGISTERED != 0;
+                    if registered && ((*ev).mask != sys::MK_EVENT_READ || api::epoll_fd().is_some())
                     {
                         return watch_backend(ev, fd, sys::MK_EVENT_READ);
                     }
