@@ -17,7 +17,7 @@ mod e2e;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -305,6 +305,32 @@ fn naive_keeps_each_connection_on_one_server_and_spreads_connections() {
 }
 
 /// A FirstAlive entry over `servers` with fast failover settings.
+/// `wrk -t1 -c20 -d6s` against Monkey's `/id`, started in the background.
+fn start_wrk(monkey: &Monkey) -> Child {
+    Command::new("wrk")
+        .args(["-t1", "-c20", "-d6s"])
+        .arg(monkey.url("/id"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start wrk")
+}
+
+/// Waits for a [`start_wrk`] run (6 s; killed and failed after 20 s) and returns its report.
+fn finish_wrk(mut wrk: Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while wrk.try_wait().expect("wait for wrk").is_none() {
+        if Instant::now() >= deadline {
+            let _ = wrk.kill();
+            let _ = wrk.wait();
+            panic!("wrk did not finish within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = wrk.wait_with_output().expect("wrk output");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn failover_conf(servers: &[SocketAddr], offline: u32) -> String {
     conf_for(
         servers,
@@ -404,30 +430,13 @@ fn killing_an_origin_under_wrk_load_costs_clients_nothing() {
     let b = Origin::start("b");
     let a_addr = a.addr;
     let mut monkey = Monkey::start(&failover_conf(&[a.addr, b.addr], OFFLINE));
-    let mut wrk = Command::new("wrk")
-        .args(["-t1", "-c20", "-d6s"])
-        .arg(monkey.url("/id"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start wrk");
+    let wrk = start_wrk(&monkey);
     std::thread::sleep(Duration::from_secs(2));
     let a_before = a.conns.load(Ordering::SeqCst);
     let b_before = b.conns.load(Ordering::SeqCst);
     a.kill();
     let killed_at = Instant::now();
-    // wrk runs 6 s; give it 20 s in all before killing it.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while wrk.try_wait().expect("wait for wrk").is_none() {
-        if Instant::now() >= deadline {
-            let _ = wrk.kill();
-            let _ = wrk.wait();
-            panic!("wrk did not finish within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = wrk.wait_with_output().expect("wrk output");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = finish_wrk(wrk);
     let summary = parse_wrk(&text);
     println!(
         "wrk: {} requests, {} non-2xx, {} socket errors; a had {a_before} connections, \
@@ -511,25 +520,10 @@ fn killing_an_origin_under_load_logs_one_transition_per_event() {
     let b = Origin::start("b");
     let a_addr = a.addr;
     let mut monkey = Monkey::start(&failover_conf(&[a.addr, b.addr], OFFLINE));
-    let mut wrk = Command::new("wrk")
-        .args(["-t1", "-c20", "-d6s"])
-        .arg(monkey.url("/id"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start wrk");
+    let wrk = start_wrk(&monkey);
     std::thread::sleep(Duration::from_secs(2));
     a.kill();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while wrk.try_wait().expect("wait for wrk").is_none() {
-        if Instant::now() >= deadline {
-            let _ = wrk.kill();
-            let _ = wrk.wait();
-            panic!("wrk did not finish within 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = wrk.wait_with_output();
+    finish_wrk(wrk);
     let lines = log_lines(&monkey, &format!("server {a_addr} "));
     let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
     let (offline, probes, up) = (
