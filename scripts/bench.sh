@@ -317,9 +317,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
                 t=${TARGETS[$(((k + r - 1) % ntargets))]}
                 out="$S/wrk/$t-$s-$c-$r.txt"
                 before=$(cpu_ticks "$t")
+                obefore=$(cpu_ticks origin)
                 taskset -c "$WRK_CPU" wrk -t"$WRK_THREADS" -c"$c" -d"$DURATION" --timeout 5s --latency \
                     "http://127.0.0.1:${PORT[$t]}/$s" >"$out" 2>&1 || true
                 after=$(cpu_ticks "$t")
+                oafter=$(cpu_ticks origin)
                 reqs=$(awk '/ requests in / {print $1}' "$out")
                 rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
                 p99=$(awk '$1 == "99%" {print $2}' "$out")
@@ -328,8 +330,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
                     END {print e + 0}' "$out")
                 cpu_us=$(awk -v d=$((after - before)) -v hz="$HZ" -v n="${reqs:-0}" \
                     'BEGIN {printf "%.1f", (n > 0) ? d * 1e6 / hz / n : 0}')
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$t" "${rps:-0}" \
-                    "$(to_ms "${p99:-0}")" "$errs" "$cpu_us" "$r" >>"$S/raw.tsv"
+                origin_us=$(awk -v d=$((oafter - obefore)) -v hz="$HZ" -v n="${reqs:-0}" \
+                    'BEGIN {printf "%.1f", (n > 0) ? d * 1e6 / hz / n : 0}')
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$t" "${rps:-0}" \
+                    "$(to_ms "${p99:-0}")" "$errs" "$cpu_us" "$r" "$origin_us" >>"$S/raw.tsv"
                 printf 'round %d/%d  %-4s c=%-4s %-8s %10s req/s  p99 %s\n' "$r" "$ROUNDS" "$s" "$c" "$t" \
                     "${rps:-?}" "${p99:-?}" >&2
             done
@@ -341,7 +345,7 @@ done
 echo
 echo "# $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | awk 'NR == 1 {print "haproxy " $3}'), Monkey $MONKEY_BIN + proxy_reverse (release)"
 echo "# wrk -t$WRK_THREADS -d$DURATION --latency on CPU $WRK_CPU; servers on CPU $SERVER_CPU; rounds $ROUNDS; $(nproc) CPUs"
-echo "# req/s and p99: medians over the rounds; errors: summed; cpu: target's utime+stime per request"
+echo "# req/s and p99: medians over the rounds; errors: summed; cpu: target's utime+stime per request; orig: the origin's"
 echo "# x_nginx, x_hapr (req/s) and p99/ngx, p99/hap: medians of per-round ratios to that peer"
 awk -F'\t' -v targets="${TARGETS[*]}" '
     function median(list,    a, n, i, j, t) {
@@ -353,7 +357,7 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
         key = $1 SUBSEP $2 SUBSEP $3
         if (!(($1 SUBSEP $2) in seen)) { seen[$1 SUBSEP $2] = 1; order[++cells] = $1 SUBSEP $2 }
         rps[key] = rps[key] " " $4; p99[key] = p99[key] " " $5
-        err[key] += $6; cpu[key] += $7; cnt[key]++
+        err[key] += $6; cpu[key] += $7; ocpu[key] += $9; cnt[key]++
         round_rps[key SUBSEP $8] = $4; round_p99[key SUBSEP $8] = $5
         if (!(key in lo) || $4 + 0 < lo[key] + 0) lo[key] = $4
         if ($4 + 0 > hi[key] + 0) hi[key] = $4
@@ -372,7 +376,7 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
     }
     END {
         nt = split(targets, T, " ")
-        printf "%-5s %5s  %-8s %10s %15s %9s %7s %8s %8s %8s %8s %8s\n", "size", "conns", "target", "req/s", "(min-max)", "p99 ms", "errors", "cpu us/r", "x_nginx", "x_hapr", "p99/ngx", "p99/hap"
+        printf "%-5s %5s  %-8s %10s %15s %9s %7s %8s %9s %8s %8s %8s %8s\n", "size", "conns", "target", "req/s", "(min-max)", "p99 ms", "errors", "cpu us/r", "orig us/r", "x_nginx", "x_hapr", "p99/ngx", "p99/hap"
         for (o = 1; o <= cells; o++) {
             split(order[o], sc, SUBSEP)
             for (i = 1; i <= nt; i++) {
@@ -385,7 +389,7 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
                 xh = paired(order[o], T[i], "haproxy", round_rps)
                 pn = paired(order[o], T[i], "nginx", round_p99)
                 ph = paired(order[o], T[i], "haproxy", round_p99)
-                printf "%-5s %5s  %-8s %10.0f %15s %9.2f %7d %8.1f %8s %8s %8s %8s\n", sc[1], sc[2], T[i], med[T[i]], sprintf("(%.0f-%.0f)", lo[k], hi[k]), median(p99[k]), err[k], cpu[k] / cnt[k], xn, xh, pn, ph
+                printf "%-5s %5s  %-8s %10.0f %15s %9.2f %7d %8.1f %9.1f %8s %8s %8s %8s\n", sc[1], sc[2], T[i], med[T[i]], sprintf("(%.0f-%.0f)", lo[k], hi[k]), median(p99[k]), err[k], cpu[k] / cnt[k], ocpu[k] / cnt[k], xn, xh, pn, ph
             }
         }
     }' "$S/raw.tsv"

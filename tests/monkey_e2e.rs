@@ -419,6 +419,60 @@ fn back_to_back_requests_on_a_pooled_upstream() {
 }
 
 #[test]
+fn bytes_queued_behind_a_buffer_filling_response_never_answer_the_next_request() {
+    require_monkey!();
+    // The response ends exactly where the relay's read buffer does and a forged response
+    // follows it in the same write. Backend sockets are edge-triggered in Monkey's loop, so
+    // bytes left behind the response would never be reported again: the relay must see
+    // them itself and not reuse the connection.
+    let (origin, conns) = keep_alive_raw_origin(
+        sized_response_then_forged(proxy_reverse::relay::BUFFER_SIZE),
+        None,
+    );
+    let monkey = Monkey::start(&conf_for(&[origin], ""));
+    let mut c = Client::connect(monkey.addr());
+    for i in 0..3 {
+        let r = c.get("/x");
+        assert_eq!(r.status, 200, "request {i}");
+        assert_ne!(r.body, b"forged", "request {i} got the queued bytes");
+        assert!(r.body.len() > 32_000, "request {i}: {} bytes", r.body.len());
+    }
+    assert_eq!(
+        conns.load(Ordering::SeqCst),
+        3,
+        "a connection out of step was reused"
+    );
+    finish(monkey);
+}
+
+#[test]
+fn unasked_bytes_on_an_idle_backend_connection_close_it() {
+    require_monkey!();
+    // The backend sends a forged response 100 ms after each real one, on the idle pooled
+    // connection. The plugin watches pooled connections: the connection is closed when the
+    // bytes arrive, and the next request goes on a fresh one.
+    let (origin, conns) = keep_alive_raw_origin(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        Some((
+            Duration::from_millis(100),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged",
+        )),
+    );
+    let monkey = Monkey::start(&conf_for(&[origin], ""));
+    let mut c = Client::connect(monkey.addr());
+    for i in 0..3 {
+        assert_eq!(c.get("/x").body, b"ok", "request {i}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        conns.load(Ordering::SeqCst),
+        3,
+        "a connection out of step was reused"
+    );
+    finish(monkey);
+}
+
+#[test]
 fn idle_backend_connections_closed_by_the_origin_are_closed_at_once() {
     require_monkey!();
     // This origin closes every connection right after its response, without saying so: each

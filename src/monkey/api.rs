@@ -49,25 +49,46 @@ pub fn log(level: Level, message: &str) {
 }
 
 thread_local! {
-    /// This worker's epoll descriptor: -2 not looked up yet, -1 not available.
-    static EPOLL_FD: std::cell::Cell<c_int> = const { std::cell::Cell::new(-2) };
+    /// This worker's epoll loop, looked up once.
+    static EPOLL: std::cell::Cell<Epoll> = const { std::cell::Cell::new(Epoll::Unknown) };
+    /// Where [`fired_events`] found the previous event in the loop's batch (+1).
+    static FIRED_HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// What a worker knows about its loop's epoll backend.
+#[derive(Clone, Copy)]
+enum Epoll {
+    /// Not looked up yet.
+    Unknown,
+    /// Another backend, or not a worker thread.
+    Absent,
+    /// The epoll descriptor and the loop whose `data` is its `mk_event_ctx`.
+    Present {
+        efd: c_int,
+        lp: *mut sys::mk_event_loop,
+    },
+}
+
+/// This worker's epoll loop (descriptor and loop), when Monkey runs its epoll backend.
+fn epoll() -> Option<(c_int, *mut sys::mk_event_loop)> {
+    let mut known = EPOLL.with(|c| c.get());
+    if let Epoll::Unknown = known {
+        known = lookup_epoll().map_or(Epoll::Absent, |(efd, lp)| Epoll::Present { efd, lp });
+        EPOLL.with(|c| c.set(known));
+    }
+    match known {
+        Epoll::Present { efd, lp } => Some((efd, lp)),
+        _ => None,
+    }
 }
 
 /// The epoll descriptor of the current worker's loop, when Monkey runs its epoll backend
 /// (looked up once per worker; `None` for any other backend or on a non-worker thread).
 pub fn epoll_fd() -> Option<c_int> {
-    let known = EPOLL_FD.with(|c| c.get());
-    let fd = if known == -2 {
-        let found = lookup_epoll_fd().unwrap_or(-1);
-        EPOLL_FD.with(|c| c.set(found));
-        found
-    } else {
-        known
-    };
-    (fd >= 0).then_some(fd)
+    epoll().map(|(efd, _)| efd)
 }
 
-fn lookup_epoll_fd() -> Option<c_int> {
+fn lookup_epoll() -> Option<(c_int, *mut sys::mk_event_loop)> {
     let backend = api().ev_backend?;
     // SAFETY: `ev_backend` returns a static NUL-terminated name (or NULL).
     let name = unsafe { backend() };
@@ -88,7 +109,38 @@ fn lookup_epoll_fd() -> Option<c_int> {
     }
     // SAFETY: as above.
     let efd = unsafe { (*ctx).efd };
-    (efd >= 0).then_some(efd)
+    (efd >= 0).then_some((efd, lp))
+}
+
+/// The epoll flags that fired for `ev` in the batch the worker's loop is dispatching, found
+/// in the loop's own `epoll_event` array (Monkey passes handlers the event alone). `None`
+/// without the epoll backend or if `ev` is not in the batch. Handlers run in the array's
+/// order, so the search starts after the previous hit and is short.
+pub fn fired_events(ev: *const sys::mk_event) -> Option<u32> {
+    let (_, lp) = epoll()?;
+    // SAFETY: `lp` is this worker's live loop and its `data` the epoll context (see
+    // `lookup_epoll`); `events` holds `queue_size` entries, of which the first `n_events`
+    // were filled by the `epoll_wait` whose batch is being dispatched on this thread now.
+    // Entries are read unaligned: the kernel's `epoll_event` is packed on x86-64.
+    unsafe {
+        let ctx = (*lp).data.cast::<sys::mk_event_ctx>();
+        let queue = usize::try_from((*ctx).queue_size).ok()?;
+        let n = usize::try_from((*lp).n_events).ok()?.min(queue);
+        let events = (*ctx).events.cast::<libc::epoll_event>();
+        if events.is_null() || n == 0 {
+            return None;
+        }
+        let hint = FIRED_HINT.with(|h| h.get());
+        let hint = if hint < n { hint } else { 0 };
+        for i in (hint..n).chain(0..hint) {
+            let e = events.add(i).read_unaligned();
+            if e.u64 == ev as u64 {
+                FIRED_HINT.with(|h| h.set(i + 1));
+                return Some(e.events);
+            }
+        }
+        None
+    }
 }
 
 /// The current worker's event loop (valid on worker threads only).

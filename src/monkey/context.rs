@@ -82,6 +82,7 @@ impl Reactor for MonkeyReactor {
                 (*reg).id = id;
                 (*reg).ev.status = sys::MK_EVENT_NONE;
                 (*reg).ev.mask = 0;
+                (*reg).unseen = false;
             }
             let ev = addr_of_mut!((*reg).ev);
             match interest {
@@ -89,14 +90,16 @@ impl Reactor for MonkeyReactor {
                     // The exchange lets the connection go: to the pool (where it stays
                     // registered for reading, so the next request on it needs no syscall and
                     // a backend that closes it is noticed) or to be closed (which removes the
-                    // registration). Edge-triggered, the registration is re-armed here: a
-                    // backend that closed right after its response may have sent its FIN
-                    // within the edge the response came with, which the relay has consumed,
-                    // and the re-arm reports that pending end of file once more.
+                    // registration), or it pauses reading (backpressure). Edge-triggered, a
+                    // readiness the relay has not acted on is reported only once: a FIN
+                    // within the edge that brought the end of the response, or bytes that
+                    // came while nobody read. Then (`unseen`) the registration is re-armed,
+                    // which reports it again to the pool. Otherwise nothing is pending: the
+                    // relay pools a connection only when its last read drained the socket,
+                    // and whatever arrives later raises a new edge.
                     (*reg).owner = ptr::null_mut();
                     let registered = (*ev).status & sys::MK_EVENT_REGISTERED != 0;
-                    if registered && ((*ev).mask != sys::MK_EVENT_READ || api::epoll_fd().is_some())
-                    {
+                    if registered && ((*ev).mask != sys::MK_EVENT_READ || (*reg).unseen) {
                         return watch_backend(ev, fd, sys::MK_EVENT_READ);
                     }
                     Ok(())
@@ -157,7 +160,7 @@ unsafe fn watch(ev: *mut sys::mk_event, fd: RawFd, mask: u32) -> io::Result<()> 
 /// which is what edge-triggered readiness needs.
 ///
 /// # Safety
-/// `ev` must point to a live `mk_event` that stays valid while registered (a `BackendReg`).
+/// `ev` must be the `ev` (first member) of a live `BackendReg`.
 unsafe fn watch_backend(ev: *mut sys::mk_event, fd: RawFd, mask: u32) -> io::Result<()> {
     let Some(efd) = api::epoll_fd() else {
         // SAFETY: forwarded from the caller.
@@ -190,6 +193,8 @@ unsafe fn watch_backend(ev: *mut sys::mk_event, fd: RawFd, mask: u32) -> io::Res
         (*ev).type_ = sys::MK_EVENT_CUSTOM as _;
         (*ev).status = sys::MK_EVENT_REGISTERED as _;
         (*ev).mask = mask;
+        // Armed afresh: anything pending is reported again.
+        (*ev.cast::<BackendReg>()).unseen = false;
     }
     Ok(())
 }
@@ -204,6 +209,10 @@ pub struct BackendReg {
     id: u64,
     fd: c_int,
     owner: *mut Ctx,
+    /// The edge-triggered registration reported something the relay may not have acted on
+    /// (a hang-up or error flag, or readiness while no exchange was reading): re-arm it when
+    /// the connection is released, so the pool hears of it.
+    unseen: bool,
 }
 
 thread_local! {
@@ -247,15 +256,32 @@ unsafe extern "C" fn on_backend_reg(ev: *mut c_void) -> c_int {
     let reg = ev.cast::<BackendReg>();
     // SAFETY: `ev` is the first member of a never-freed BackendReg.
     let (owner, fd, id) = unsafe { ((*reg).owner, (*reg).fd, (*reg).id) };
+    if api::epoll_fd().is_some() {
+        // Edge-triggered (see `watch_backend`): a hang-up that came with data must not be
+        // lost once the relay has read the data. Unknown flags count as a hang-up.
+        let hang_up = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        let fired = api::fired_events(ev.cast::<sys::mk_event>()).unwrap_or(hang_up);
+        if fired & hang_up != 0 {
+            // SAFETY: `reg` is ours; only this thread touches it.
+            unsafe { (*reg).unseen = true };
+        }
+    }
     if owner.is_null() {
         // Only if the descriptor still belongs to that pooled connection: then closing it
         // also removes its registration.
         let removed = worker::with(|w| w.worker.pool.remove(fd, id)).unwrap_or(false);
-        if removed {
-            // SAFETY: `reg` is ours; the registration went away with the socket.
-            unsafe {
+        // SAFETY: `reg` is ours; only this thread touches it.
+        unsafe {
+            if removed {
+                // The registration went away with the socket.
                 (*reg).ev.status = sys::MK_EVENT_NONE;
                 (*reg).ev.mask = 0;
+                (*reg).unseen = false;
+            } else {
+                // Not pooled: an exchange paused reading it (backpressure). It reads again
+                // before it lets the connection go, but a readiness it never sees must be
+                // re-armed then.
+                (*reg).unseen = true;
             }
         }
         return 0;

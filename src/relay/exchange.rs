@@ -99,6 +99,9 @@ pub struct Exchange {
     body: BodyReader,
     response: Option<ResponseHead>,
     backend_reusable: bool,
+    /// Whether the last read from the backend filled all the room it was given, so the
+    /// socket may hold more bytes than were read.
+    last_read_full: bool,
     local_keep_alive: bool,
     status: u16,
     deadline: Option<Instant>,
@@ -189,6 +192,7 @@ impl Exchange {
             body: BodyReader::new(Framing::None),
             response: None,
             backend_reusable: false,
+            last_read_full: false,
             local_keep_alive,
             status: 0,
             deadline: None,
@@ -649,6 +653,7 @@ impl Exchange {
                     if self.buf.is_empty() {
                         self.buf = worker.take_buffer();
                     }
+                    let room = self.buf.len() - self.end;
                     match b.stream.read(&mut self.buf[self.end..]) {
                         Ok(0) if self.end == 0 => self.attempt_failed(
                             FailureKind::ResetBeforeResponse,
@@ -660,6 +665,7 @@ impl Exchange {
                         Ok(n) => {
                             self.end += n;
                             self.bytes_from_backend += n as u64;
+                            self.last_read_full = n == room;
                             self.on_head_bytes(worker, reactor, now);
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -719,6 +725,7 @@ impl Exchange {
                         Ok(n) => {
                             self.end = n;
                             self.bytes_from_backend += n as u64;
+                            self.last_read_full = n == self.buf.len();
                             self.deadline = Some(now + self.entry_config().read_timeout);
                             if !self.take_body_bytes() {
                                 return self.close_now(worker, reactor);
@@ -959,13 +966,27 @@ impl Exchange {
                     // Bytes after the end of the message: the connection is out of step.
                     self.backend_reusable = false;
                 } else if fed.done {
-                    self.backend_reusable = true;
+                    // Reused only if nothing follows the message on the socket either. A
+                    // read that left room drained the socket (the kernel copies all it
+                    // holds); after one that filled the buffer, a peek tells. Hosts watch a
+                    // pooled connection for bytes and closes that come later, and may rely
+                    // on this: with edge-triggered readiness, bytes already queued behind
+                    // the response would never be reported again.
+                    self.backend_reusable = !self.last_read_full || self.backend_drained();
                 }
                 self.end = new_end;
                 true
             }
             Err(_) => false,
         }
+    }
+
+    /// Whether the backend socket holds nothing to read now (`MSG_PEEK`, nothing consumed).
+    fn backend_drained(&self) -> bool {
+        let mut probe = [0u8; 1];
+        self.backend.as_ref().is_some_and(
+            |b| matches!(b.stream.peek(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock),
+        )
     }
 
     /// Writes pending output to the client. `Ok(true)` when everything is written,

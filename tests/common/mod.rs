@@ -322,6 +322,66 @@ pub fn raw_origin(reply: &'static [u8]) -> SocketAddr {
     addr
 }
 
+/// A keep-alive server that answers every request (a head up to its blank line; bodies are
+/// not expected) with fixed bytes and keeps the connection open; with `late`, it also sends
+/// those bytes that long after each reply, unasked. Returns its address and the number of
+/// connections it accepted.
+pub fn keep_alive_raw_origin(
+    reply: Vec<u8>,
+    late: Option<(Duration, &'static [u8])>,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicUsize::new(0));
+    let accepted = conns.clone();
+    let reply = Arc::new(reply);
+    thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let reply = reply.clone();
+            thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Bounded: ends at end of file, an error, or 5 s without a byte.
+                while let Ok(n @ 1..) = s.read(&mut buf) {
+                    pending.extend_from_slice(&buf[..n]);
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        if s.write_all(&reply).is_err() {
+                            return;
+                        }
+                        if let Some((delay, bytes)) = late {
+                            thread::sleep(delay);
+                            if s.write_all(bytes).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+/// A 200 response of exactly `total` bytes (head and pattern body), then, in the same bytes,
+/// a second, forged response `forged` that nobody asked for: a backend out of step.
+pub fn sized_response_then_forged(total: usize) -> Vec<u8> {
+    let mut body_len = total;
+    let head = loop {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {body_len}\r\n\r\n");
+        if head.len() + body_len == total {
+            break head;
+        }
+        body_len = total - head.len();
+    };
+    let mut reply = head.into_bytes();
+    reply.extend(body_of(body_len));
+    reply.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged");
+    reply
+}
+
 /// A loopback address nothing listens on.
 pub fn dead_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
