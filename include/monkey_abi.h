@@ -265,7 +265,9 @@ struct mk_event_loop {
  * what mk_event_loop.data points to when ev_backend() returns "epoll". The loop dispatches
  * each epoll_event by its data.ptr alone (an mk_event: CUSTOM ones to their handler), never
  * by the epoll flags, so a plugin may register its own descriptors in efd with flags the
- * ev_add mask cannot express (EPOLLET). */
+ * ev_add mask cannot express (EPOLLET). The flags that fired are not passed to handlers:
+ * events[0 .. loop->n_events) is the batch of the last epoll_wait, dispatched in that
+ * order, so a handler finds its own entry there by data.ptr. */
 struct mk_event_ctx {
     int efd;                   /* 0 the epoll descriptor */
     int queue_size;            /* 4 events taken per epoll_wait */
