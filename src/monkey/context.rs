@@ -26,6 +26,26 @@ pub struct Ctx {
     cs: *mut sys::mk_http_session,
     sr: *mut sys::mk_http_request,
     dead: bool,
+    /// Where the context sits in its worker's live list, so that leaving it is O(1).
+    live_at: usize,
+}
+
+/// Where `ctx` sits in its worker's live list.
+///
+/// # Safety
+/// `ctx` must be a context from [`new_ctx`] that is not freed yet.
+pub unsafe fn live_index(ctx: *mut Ctx) -> usize {
+    // SAFETY: as documented.
+    unsafe { (*ctx).live_at }
+}
+
+/// Records where `ctx` sits in its worker's live list.
+///
+/// # Safety
+/// `ctx` must be a context from [`new_ctx`] that is not freed yet.
+pub unsafe fn set_live_index(ctx: *mut Ctx, at: usize) {
+    // SAFETY: as documented.
+    unsafe { (*ctx).live_at = at };
 }
 
 /// The core's view of Monkey's loop for one context.
@@ -313,10 +333,25 @@ pub fn new_ctx(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) -> 
                 cs,
                 sr,
                 dead: false,
+                live_at: usize::MAX,
             },
         );
     }
     ctx
+}
+
+/// A context made outside Monkey, for the adapter's unit tests (no session, no request).
+#[cfg(test)]
+pub fn test_ctx() -> Box<Ctx> {
+    Box::new(Ctx {
+        free_ev: sys::mk_event::default(),
+        client_ev: sys::mk_event::default(),
+        exchange: ptr::null_mut(),
+        cs: ptr::null_mut(),
+        sr: ptr::null_mut(),
+        dead: false,
+        live_at: usize::MAX,
+    })
 }
 
 /// Starts the exchange on a fresh context. Returns false (context freed) if it could not
@@ -332,7 +367,8 @@ pub unsafe fn start(
     let mut reactor = MonkeyReactor { ctx };
     let started = worker::with(|w| {
         let exchange = make(w, &mut reactor);
-        w.add_live(ctx);
+        // SAFETY: `ctx` is a fresh context, not listed yet.
+        unsafe { w.add_live(ctx) };
         exchange
     });
     let Some(exchange) = started else {

@@ -55,7 +55,12 @@ pub fn with<R>(f: impl FnOnce(&mut WorkerState) -> R) -> Option<R> {
 
 impl WorkerState {
     /// Adds a context to the live list.
-    pub fn add_live(&mut self, ctx: *mut Ctx) {
+    ///
+    /// # Safety
+    /// `ctx` must be a live context that is not listed yet.
+    pub unsafe fn add_live(&mut self, ctx: *mut Ctx) {
+        // SAFETY: live context (caller).
+        unsafe { context::set_live_index(ctx, self.live.len()) };
         self.live.push(ctx);
     }
 
@@ -98,10 +103,21 @@ impl WorkerState {
         }
     }
 
-    /// Removes a context from the live list (no-op if absent).
-    pub fn remove_live(&mut self, ctx: *mut Ctx) {
-        if let Some(i) = self.live.iter().position(|&c| c == ctx) {
-            self.live.swap_remove(i);
+    /// Removes a context from the live list (no-op if absent), in constant time: the last
+    /// context takes its place.
+    ///
+    /// # Safety
+    /// `ctx` must be a context from `context::new_ctx` that is not freed yet.
+    pub unsafe fn remove_live(&mut self, ctx: *mut Ctx) {
+        // SAFETY: not freed (caller).
+        let i = unsafe { context::live_index(ctx) };
+        if self.live.get(i) != Some(&ctx) {
+            return;
+        }
+        self.live.swap_remove(i);
+        if let Some(&moved) = self.live.get(i) {
+            // SAFETY: listed contexts stay allocated while listed.
+            unsafe { context::set_live_index(moved, i) };
         }
     }
 }
@@ -199,5 +215,44 @@ fn tick(now: Instant) {
         // SAFETY: the context was live at the start of this loop round; a context that ends
         // during the round is only marked dead, its memory is freed after the round.
         unsafe { context::on_timeout(ctx, now) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_list_removal_in_any_order_keeps_every_position_right() {
+        let mut s = WorkerState {
+            worker: Worker::new(),
+            clients: Vec::new(),
+            live: Vec::new(),
+            last_expiry: Instant::now(),
+        };
+        let ctxs: Vec<*mut Ctx> = (0..8).map(|_| Box::into_raw(context::test_ctx())).collect();
+        for &c in &ctxs {
+            // SAFETY: a boxed context, freed only at the end of the test, listed once.
+            unsafe { s.add_live(c) };
+        }
+        for k in [3, 0, 7, 5, 1, 6, 2, 4] {
+            // SAFETY: the contexts stay allocated until the end of the test; a second
+            // removal (of a context no longer listed) must change nothing.
+            unsafe {
+                s.remove_live(ctxs[k]);
+                s.remove_live(ctxs[k]);
+            }
+            assert!(!s.live.contains(&ctxs[k]), "context {k} still listed");
+            for (i, &c) in s.live.iter().enumerate() {
+                // SAFETY: listed, so allocated.
+                let at = unsafe { context::live_index(c) };
+                assert_eq!(at, i, "after removing {k}");
+            }
+        }
+        assert!(s.live.is_empty());
+        for c in ctxs {
+            // SAFETY: from Box::into_raw above, no longer listed anywhere.
+            drop(unsafe { Box::from_raw(c) });
+        }
     }
 }
