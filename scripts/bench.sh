@@ -20,14 +20,15 @@
 # rotated order, so a noisy neighbour hurts all targets alike. Per cell the table shows the
 # median req/s (with the lowest and highest round) and median p99 over the rounds, errors
 # summed (non-2xx/3xx + socket errors), the target's CPU time per request (utime+stime deltas
-# of its processes from /proc/<pid>/stat, divided by the requests wrk counted), and paired
+# of its processes from /proc/<pid>/stat, divided by the requests wrk counted), the origin's
+# CPU time per request in the same runs (it shares the servers' CPU), and paired
 # ratios to nginx and haproxy: per round the target's req/s (or p99) over the peer's in the
 # same round, median over the rounds (steadier than a ratio of medians on a machine whose
 # speed drifts). Then the RSS of each proxy after the run.
 #
 # Environment (defaults in brackets):
 #   MONKEY_BIN (required)  MONKEY_CONF [<MONKEY_BIN dir>/../conf] (monkey.conf, monkey.mime)
-#   ROUNDS [3]  DURATION [10s]  SIZES ["1k 64k"]  CONNS ["50 256"]  WRK_THREADS [1]
+#   ROUNDS [10]  DURATION [4s]  SIZES ["1k 64k"]  CONNS ["50 256"]  WRK_THREADS [1]
 #   WARMUP [2s] (an unmeasured wrk run per target and cell before round 1; "0": none)
 #   WRK_CPU [0]  SERVER_CPU [1]  KEEP [unset: scratch dir removed; set: kept and printed]
 #
@@ -38,9 +39,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 MONKEY_BIN=${MONKEY_BIN:?set MONKEY_BIN to the monkey binary of a Monkey v1.8 build}
 MONKEY_CONF=${MONKEY_CONF:-$(dirname "$MONKEY_BIN")/../conf}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-10}
 WARMUP=${WARMUP:-2s}
-DURATION=${DURATION:-10s}
+DURATION=${DURATION:-4s}
 SIZES=${SIZES:-"1k 64k"}
 CONNS=${CONNS:-"50 256"}
 WRK_THREADS=${WRK_THREADS:-1}
