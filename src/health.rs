@@ -259,8 +259,9 @@ impl Health {
 
     /// An attempt failed at `now`. Returns the transition it caused, if any: the failure that
     /// reaches `attempts_count` takes an up server offline; a failure while a probe is claimed
-    /// is the probe's and restarts the timeout. Failures of requests that started before the
-    /// server went offline change nothing.
+    /// is the probe's and restarts the timeout (reported only for a probe made after the
+    /// offline period, so at most once per period). Failures of requests that started before
+    /// the server went offline change nothing.
     pub fn record_failure(
         &self,
         kind: FailureKind,
@@ -299,6 +300,15 @@ impl Health {
             .unwrap_or(0) as u8
             + 1;
         self.last_reason.store(code, Ordering::Relaxed);
+        if let Transition::ProbeFailed { .. } = transition {
+            if now < until {
+                // A last-resort probe, tried before the offline period was over because every
+                // server was offline: its failure restarts the period (so the next last
+                // resort is another server) but is no news — the server never came back.
+                // Reported, it would log a line per request while a whole pool is down.
+                return None;
+            }
+        }
         Some(transition)
     }
 

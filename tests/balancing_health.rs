@@ -343,6 +343,36 @@ fn the_all_offline_fallback_may_probe_before_the_timeout() {
 }
 
 #[test]
+fn failed_last_resort_probes_are_not_logged_once_per_request() {
+    // The only server is down and requests keep coming: each one tries it as the last
+    // resort, and each failure restarts the offline period. One line says it went offline;
+    // the failed last resorts add none (a line per request would flood Monkey's log). A probe
+    // made after a whole period without traffic is logged once, as before.
+    let up = upstream(93, 1, "FirstAlive", 1, T);
+    fail(&up, 0, 1_000);
+    assert_eq!(lines_about(93).len(), 1, "{:?}", lines_about(93));
+    for k in 1..=50 {
+        let now = 1_000 + k * 10;
+        assert!(up.acquire(0, now), "last resort {k}");
+        up.record_failure(0, FailureKind::ConnectRefused, now);
+        up.release(0);
+        assert_eq!(up.servers()[0].health.snapshot().offline_until, now + T);
+    }
+    assert_eq!(lines_about(93).len(), 1, "{:?}", lines_about(93));
+    let later = 1_500 + T;
+    assert!(up.acquire(0, later));
+    up.record_failure(0, FailureKind::ConnectRefused, later);
+    up.release(0);
+    assert_eq!(
+        lines_about(93),
+        [
+            "Warn server 10.93.0.1:80 offline after 1 failed attempt: connection refused",
+            "Warn server 10.93.0.1:80 still offline, probe failed: connection refused"
+        ]
+    );
+}
+
+#[test]
 fn a_late_success_from_before_the_outage_does_not_bring_the_server_back() {
     let up = upstream(92, 2, "FirstAlive", 1, T);
     // Request A is in flight on server 0 when request B's failure takes it offline.

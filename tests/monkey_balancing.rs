@@ -370,6 +370,32 @@ fn log_lines(monkey: &Monkey, needle: &str) -> Vec<String> {
 }
 
 #[test]
+fn a_dead_pool_under_traffic_logs_one_line_not_one_per_request() {
+    require_monkey!();
+    // The only server is down and 200 requests come in: each is answered 503 (after trying
+    // the server as the last resort), and the log says once that it went offline — not a
+    // line per request, which would flood Monkey's log and cost a write each.
+    let dead = dead_addr();
+    let mut monkey = Monkey::start(&failover_conf(&[dead], 10));
+    for i in 0..200 {
+        let r = Client::connect(monkey.addr()).get("/id");
+        assert!(
+            r.status == 503 || (i == 0 && r.status == 502),
+            "request {i}: {}",
+            r.status
+        );
+    }
+    let about = log_lines(&monkey, &format!("server {dead}"));
+    assert_eq!(about.len(), 1, "log:\n{}", monkey.log());
+    assert!(
+        about[0].contains("offline after 1 failed attempt"),
+        "{about:?}"
+    );
+    monkey.assert_alive();
+    monkey.stop();
+}
+
+#[test]
 fn transitions_are_logged_once_each() {
     require_monkey!();
     // No load: one failed request marks `a` offline (one line), `a` comes back on the same
