@@ -206,9 +206,12 @@ impl Loop {
             self.on_timers();
             self.buffers
                 .store(self.worker.buffers_in_use(), Ordering::SeqCst);
+            let proxy = self.proxy.clone();
+            self.worker
+                .pool
+                .trim(|e| proxy.config.entries[e].keepalive_idle);
             if last_expiry.elapsed() >= Duration::from_secs(1) {
                 last_expiry = Instant::now();
-                let proxy = self.proxy.clone();
                 self.worker.pool.expire(Instant::now(), |e| {
                     proxy.config.entries[e].keepalive_timeout
                 });

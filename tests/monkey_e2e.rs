@@ -500,6 +500,44 @@ fn unasked_bytes_on_an_idle_backend_connection_close_it() {
 }
 
 #[test]
+fn a_burst_beyond_upstream_keep_alive_leaves_only_the_limit_idle() {
+    require_monkey!();
+    // Ten slow requests at once need ten backend connections; with UpstreamKeepAlive 2 the
+    // burst's extra idle connections are closed shortly after it (the limit holds: 2 per
+    // worker, and the test Monkey runs 2 workers), and the kept ones serve the next requests.
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], "    UpstreamKeepAlive 2\n"));
+    let baseline = monkey.fd_count();
+    let addr = monkey.addr();
+    let burst: Vec<_> = (0..10)
+        .map(|_| std::thread::spawn(move || Client::connect(addr).get("/slow").status))
+        .collect();
+    for h in burst {
+        assert_eq!(h.join().unwrap(), 200);
+    }
+    assert_eq!(
+        origin.conns.load(Ordering::SeqCst),
+        10,
+        "one connection per slow request"
+    );
+    let limit = baseline + 2 * 2;
+    let now = monkey.wait_fds_at_most(limit, Duration::from_secs(3));
+    assert!(
+        now <= limit,
+        "Monkey holds {now} fds, {baseline} before the burst: more than 2 idle per worker kept"
+    );
+    for _ in 0..3 {
+        assert_eq!(Client::connect(addr).get("/id").body, b"a");
+    }
+    assert_eq!(
+        origin.conns.load(Ordering::SeqCst),
+        10,
+        "the kept connections were reused"
+    );
+    finish(monkey);
+}
+
+#[test]
 fn idle_backend_connections_closed_by_the_origin_are_closed_at_once() {
     require_monkey!();
     // This origin closes every connection right after its response, without saying so: each

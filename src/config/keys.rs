@@ -158,7 +158,7 @@ pub static KEYS: &[KeySpec] = &[
         default: "256",
         sections: Sections::Both,
         repeatable: false,
-        doc: "idle backend connections kept per server and worker; 0 disables reuse",
+        doc: "idle backend connections kept per server and worker (a burst's extra ones close within 0.1 s); 0 disables reuse",
     },
     KeySpec {
         id: KeyId::UpstreamKeepAliveTimeout,

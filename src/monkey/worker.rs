@@ -194,9 +194,13 @@ unsafe extern "C" fn on_tick(ev: *mut c_void) -> c_int {
 
 fn tick(now: Instant) {
     let due = with(|s| {
-        if now.duration_since(s.last_expiry) >= Duration::from_secs(1) {
-            s.last_expiry = now;
-            if let Some(proxy) = super::plugin::proxy() {
+        if let Some(proxy) = super::plugin::proxy() {
+            // Each tick: idle connections beyond UpstreamKeepAlive (left by a burst) close.
+            s.worker
+                .pool
+                .trim(|e| proxy.config.entries[e].keepalive_idle);
+            if now.duration_since(s.last_expiry) >= Duration::from_secs(1) {
+                s.last_expiry = now;
                 s.worker
                     .pool
                     .expire(now, |e| proxy.config.entries[e].keepalive_timeout);

@@ -95,8 +95,11 @@ impl UpstreamPool {
         None
     }
 
-    /// Keeps `conn` (its `requests` already counting the last one) for reuse if the server's
-    /// slot has room; otherwise it is closed.
+    /// Keeps `conn` (its `requests` already counting the last one) for reuse, unless the
+    /// entry keeps no idle connections (`max_idle_conns` 0: it is closed). The slot may hold
+    /// more than `max_idle_conns` until the next [`UpstreamPool::trim`]: a burst that needed
+    /// more connections than the limit would otherwise close the extra ones as it ends, only
+    /// to open new ones for the next burst a moment later.
     pub fn put(
         &mut self,
         entry: usize,
@@ -105,25 +108,43 @@ impl UpstreamPool {
         max_idle_conns: u32,
         now: Instant,
     ) {
+        if max_idle_conns == 0 {
+            return;
+        }
         let Pooled {
             stream,
             id,
             requests,
         } = conn;
-        let slot = self.slot(entry, server);
-        if slot.len() >= max_idle_conns as usize {
-            // Drop the oldest so the pool keeps the warmest connections.
-            if slot.is_empty() {
-                return;
-            }
-            slot.remove(0);
-        }
-        slot.push(Idle {
+        self.slot(entry, server).push(Idle {
             stream,
             id,
             since: now,
             requests,
         });
+    }
+
+    /// Closes the least recently used idle connections of every server beyond
+    /// `max_idle_conns(entry)` (hosts call this on a short timer, so the limit holds but for
+    /// a moment after a burst).
+    pub fn trim(&mut self, max_idle_conns: impl Fn(usize) -> u32) {
+        for (entry, servers) in self.slots.iter_mut().enumerate() {
+            let limit = max_idle_conns(entry) as usize;
+            for slot in servers.iter_mut() {
+                if slot.len() > limit {
+                    // Oldest first: `take` pops from the end.
+                    slot.drain(..slot.len() - limit);
+                }
+            }
+        }
+    }
+
+    /// Idle connections held for the server.
+    pub fn idle_count(&self, entry: usize, server: usize) -> usize {
+        self.slots
+            .get(entry)
+            .and_then(|servers| servers.get(server))
+            .map_or(0, Vec::len)
     }
 
     /// Closes idle connections older than `max_idle(entry)`.
@@ -151,5 +172,66 @@ impl UpstreamPool {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// `n` connected loopback streams (the listener keeps the accepted ends open).
+    fn streams(n: usize) -> (TcpListener, Vec<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let streams = (0..n)
+            .map(|_| TcpStream::from_std(std::net::TcpStream::connect(addr).unwrap()))
+            .collect();
+        (listener, streams)
+    }
+
+    fn pooled(stream: TcpStream, id: u64) -> Pooled {
+        Pooled {
+            stream,
+            id,
+            requests: 1,
+        }
+    }
+
+    #[test]
+    fn a_burst_beyond_the_limit_is_kept_until_trimmed_then_the_newest_stay() {
+        let (_l, conns) = streams(5);
+        let mut pool = UpstreamPool::new();
+        let now = Instant::now();
+        for (id, c) in conns.into_iter().enumerate() {
+            pool.put(0, 0, pooled(c, id as u64 + 1), 2, now);
+        }
+        assert_eq!(pool.idle_count(0, 0), 5, "nothing closed before the trim");
+        pool.trim(|_| 2);
+        assert_eq!(pool.idle_count(0, 0), 2);
+        let max_idle = Duration::from_secs(60);
+        let ids: Vec<u64> = std::iter::from_fn(|| pool.take(0, 0, max_idle, now, false))
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(ids, [5, 4], "the most recently used are kept, newest first");
+    }
+
+    #[test]
+    fn no_keep_alive_closes_at_once_and_trim_respects_each_entry() {
+        let (_l, conns) = streams(4);
+        let mut pool = UpstreamPool::new();
+        let now = Instant::now();
+        let mut conns = conns.into_iter();
+        pool.put(0, 0, pooled(conns.next().unwrap(), 1), 0, now);
+        assert_eq!(
+            pool.idle_count(0, 0),
+            0,
+            "UpstreamKeepAlive 0 keeps nothing"
+        );
+        for id in 2..=4 {
+            pool.put(1, 0, pooled(conns.next().unwrap(), id), 8, now);
+        }
+        pool.trim(|e| if e == 1 { 8 } else { 0 });
+        assert_eq!(pool.idle_count(1, 0), 3, "within its entry's limit");
     }
 }
