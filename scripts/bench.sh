@@ -4,6 +4,9 @@
 #   MONKEY_BIN=/path/to/monkey/bin/monkey scripts/bench.sh
 #   ROUNDS=1 DURATION=5s MONKEY_BIN=... scripts/bench.sh          # a quick look
 #   SIZES=1k CONNS="50" ROUNDS=5 MONKEY_BIN=... scripts/bench.sh   # one cell, more rounds
+#   SIZES=1k CONNS=1000 DURATION=12s MONKEY_BIN=... scripts/bench.sh
+#       # many connections: every wrk run opens them all at once and Monkey accepts one per
+#       # turn of its loop, so short rounds measure mostly that start-up (see BENCHMARKS.md)
 #
 # What runs (everything on 127.0.0.1, free ports picked at start):
 #   origin   nginx (Debian package), 1 worker, serves /1k and /64k (fixed files), keep-alive
