@@ -206,15 +206,13 @@ impl Loop {
             self.on_timers();
             self.buffers
                 .store(self.worker.buffers_in_use(), Ordering::SeqCst);
-            let proxy = self.proxy.clone();
-            self.worker
-                .pool
-                .trim(|e| proxy.config.entries[e].keepalive_idle);
+            let entries = &self.proxy.config.entries;
+            self.worker.pool.trim(|e| entries[e].keepalive_idle);
             if last_expiry.elapsed() >= Duration::from_secs(1) {
                 last_expiry = Instant::now();
-                self.worker.pool.expire(Instant::now(), |e| {
-                    proxy.config.entries[e].keepalive_timeout
-                });
+                self.worker
+                    .pool
+                    .expire(Instant::now(), |e| entries[e].keepalive_timeout);
             }
         }
         let ids: Vec<usize> = self.conns.keys().copied().collect();
