@@ -365,6 +365,34 @@ pub fn keep_alive_raw_origin(
     (addr, conns)
 }
 
+/// An origin whose every response fills the relay's read buffer exactly and is followed, in
+/// the same write, by a forged response (see [`sized_response_then_forged`]). Returns its
+/// address and the number of connections it accepted.
+pub fn origin_out_of_step_behind_a_full_buffer() -> (SocketAddr, Arc<AtomicUsize>) {
+    keep_alive_raw_origin(
+        sized_response_then_forged(proxy_reverse::relay::BUFFER_SIZE),
+        None,
+    )
+}
+
+/// Three requests on one client connection to `proxy`, which fronts
+/// [`origin_out_of_step_behind_a_full_buffer`]: each must get the real response, never the
+/// forged bytes queued behind the previous one, so each needs a fresh backend connection.
+pub fn assert_queued_bytes_never_answer(proxy: SocketAddr, origin_conns: &AtomicUsize) {
+    let mut c = Client::connect(proxy);
+    for i in 0..3 {
+        let r = c.get("/x");
+        assert_eq!(r.status, 200, "request {i}");
+        assert_ne!(r.body, b"forged", "request {i} got the queued bytes");
+        assert!(r.body.len() > 32_000, "request {i}: {} bytes", r.body.len());
+    }
+    assert_eq!(
+        origin_conns.load(Ordering::SeqCst),
+        3,
+        "a connection out of step was reused"
+    );
+}
+
 /// A 200 response of exactly `total` bytes (head and pattern body), then, in the same bytes,
 /// a second, forged response `forged` that nobody asked for: a backend out of step.
 pub fn sized_response_then_forged(total: usize) -> Vec<u8> {
