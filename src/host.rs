@@ -404,7 +404,8 @@ impl Loop {
         let client = match dup_stream(&conn.stream) {
             Ok(s) => s,
             Err(_) => {
-                write_error_page(&mut conn.output, 500, true, None);
+                // Out of descriptors, as the plugin answers it: 503, try again soon.
+                write_error_page(&mut conn.output, 503, true, Some(1));
                 conn.close_after_output = true;
                 return;
             }

@@ -133,6 +133,25 @@ const TUNNEL_BUFFER: usize = 16 * 1024;
 /// in multiples of the entry's `ConnectTimeout`.
 const RETRY_BUDGET_CONNECT_TIMEOUTS: u32 = 2;
 
+/// How starting a fresh backend connection went.
+enum Fresh {
+    /// The non-blocking connect is under way.
+    Connecting,
+    /// The server's address failed at once (refused, unreachable): counted against it.
+    ServerFailed,
+    /// This process is out of descriptors, memory or local ports.
+    OutOfResources,
+}
+
+/// Whether a failed `connect` ran out of something local (descriptors, buffers, memory,
+/// ephemeral ports) rather than failed because of the server.
+fn out_of_local_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
+}
+
 impl Exchange {
     /// Starts proxying `request` (already validated and routed to `entry`) for the client
     /// connection `client`; `connection_id` identifies that connection for the `Naive`
@@ -385,8 +404,13 @@ impl Exchange {
                 self.begin_sending(now);
                 return;
             }
-            if self.connect_fresh(server, worker, now) {
-                return;
+            match self.connect_fresh(server, worker, now) {
+                Fresh::Connecting => return,
+                Fresh::ServerFailed => {}
+                Fresh::OutOfResources => {
+                    self.out_of_resources();
+                    return;
+                }
             }
         }
         let now_ms = clock::now_ms();
@@ -409,9 +433,10 @@ impl Exchange {
         }
     }
 
-    /// Starts a new connection to the acquired `server`. On an immediate failure the attempt
-    /// is recorded and the server released, and false is returned.
-    fn connect_fresh(&mut self, server: usize, worker: &mut Worker, now: Instant) -> bool {
+    /// Starts a new connection to the acquired `server`. On an immediate failure the server
+    /// is released; a failure of the server's (not of this process's resources) is recorded
+    /// against it like any failed attempt.
+    fn connect_fresh(&mut self, server: usize, worker: &mut Worker, now: Instant) -> Fresh {
         match self.open(server) {
             Ok(stream) => {
                 self.backend = Some(Backend {
@@ -426,7 +451,13 @@ impl Exchange {
                     .record_connection(self.entry, server, false);
                 self.state = State::Connecting;
                 self.deadline = Some(now + self.entry_config().connect_timeout);
-                true
+                Fresh::Connecting
+            }
+            Err(e) if out_of_local_resources(&e) => {
+                // Not the server's fault: its health and failure counts stay as they are
+                // (counted, a descriptor shortage would take every server offline).
+                self.upstream().release(server);
+                Fresh::OutOfResources
             }
             Err(_) => {
                 self.only_timeouts = false;
@@ -440,9 +471,16 @@ impl Exchange {
                     .record_failure(self.entry, server, FailureKind::ConnectRefused);
                 self.upstream().release(server);
                 self.failed_from = Some(server);
-                false
+                Fresh::ServerFailed
             }
         }
+    }
+
+    /// This process ran out of descriptors, memory or local ports: no server would fare
+    /// better, and none is to blame. 503 with a short `Retry-After`.
+    fn out_of_resources(&mut self) {
+        self.proxy.stats.record_no_server(self.entry);
+        self.local_error(503, Some(1));
     }
 
     fn open(&self, server: usize) -> io::Result<TcpStream> {
@@ -497,8 +535,13 @@ impl Exchange {
             self.proxy.stats.record_retry(self.entry, b.server, false);
             // The server may simply have closed an idle connection: try it once more on a
             // fresh connection before moving on.
-            if self.connect_fresh(b.server, worker, now) {
-                return;
+            match self.connect_fresh(b.server, worker, now) {
+                Fresh::Connecting => return,
+                Fresh::ServerFailed => {}
+                Fresh::OutOfResources => {
+                    self.out_of_resources();
+                    return;
+                }
             }
         }
         if now >= self.retry_until {
