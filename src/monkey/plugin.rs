@@ -241,6 +241,23 @@ unsafe fn local(
     unsafe { answer::send(cs, sr, &page) }
 }
 
+/// This process is out of descriptors or memory: 503 with `Retry-After: 1`, as the relay
+/// answers it when a backend socket cannot be created.
+///
+/// # Safety
+/// As [`answer::send`].
+unsafe fn out_of_resources(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) -> c_int {
+    let page = Answer {
+        status: 503,
+        content_type: TEXT_PLAIN,
+        extra_headers: &[c"Retry-After: 1"],
+        body: b"Service Unavailable\n",
+        close: false,
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { answer::send(cs, sr, &page) }
+}
+
 /// Stage 30 proper.
 ///
 /// # Safety
@@ -297,7 +314,7 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
             let dup_fd = unsafe { libc::fcntl(socket, libc::F_DUPFD_CLOEXEC, 0) };
             if dup_fd < 0 {
                 // SAFETY: the caller's live session and request; the stream is not detached yet.
-                return unsafe { local(cs, sr, 503, b"Service Unavailable\n", false) };
+                return unsafe { out_of_resources(cs, sr) };
             }
             // SAFETY: `dup_fd` is a fresh descriptor that nothing else owns.
             let client =
@@ -312,7 +329,7 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
     let ctx = context::new_ctx(cs, sr);
     if ctx.is_null() {
         // SAFETY: the caller's live session and request; the stream is not detached yet.
-        return unsafe { local(cs, sr, 503, b"Service Unavailable\n", false) };
+        return unsafe { out_of_resources(cs, sr) };
     }
     // SAFETY: `ctx` is fresh and unshared.
     let started = unsafe {
