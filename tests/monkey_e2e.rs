@@ -523,6 +523,95 @@ fn a_burst_beyond_upstream_keep_alive_leaves_only_the_limit_idle() {
     finish(monkey);
 }
 
+/// Statuses of GET /id on new connections to `monkey`, each held open, until one is not
+/// a 200 (at most `n`); the head of a 503 must carry `Retry-After: 1`.
+fn statuses_until_refused(monkey: &Monkey, n: usize) -> (Vec<String>, Vec<TcpStream>) {
+    let mut held = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        let Ok(mut s) = TcpStream::connect(monkey.addr()) else {
+            break;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(b"GET /id HTTP/1.1\r\nHost: t\r\n\r\n");
+        // The head may come in parts (Monkey sends a plugin's extra header rows after its
+        // own): read up to the blank line (bounded by size and the read timeout).
+        let mut head = Vec::new();
+        let mut part = [0u8; 512];
+        while head.len() < 4096 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut part) {
+                Ok(n @ 1..) => head.extend_from_slice(&part[..n]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&head).to_string();
+        let status = text.get(9..12).unwrap_or("none").to_string();
+        if status == "503" {
+            assert!(text.contains("Retry-After: 1\r\n"), "{text}");
+        }
+        statuses.push(status.clone());
+        held.push(s);
+        if status != "200" {
+            break;
+        }
+    }
+    (statuses, held)
+}
+
+#[test]
+fn out_of_descriptors_gets_503_with_retry_after_and_takes_no_server_offline() {
+    require_monkey!();
+    // Each client connection held open costs Monkey a descriptor, and the plugin's duplicate
+    // of it (kept with the connection) another; the backend connection is pooled and
+    // shared. Connections are opened one by one until the descriptors run out. With one
+    // free descriptor left, Monkey accepts the next connection and the plugin cannot
+    // duplicate it: 503 with Retry-After: 1, no server blamed, and once descriptors are free
+    // it serves at once. With none left Monkey cannot accept it at all (its own limit). Two
+    // limits one apart: one of them leaves exactly one. (A backend socket that cannot be
+    // created is the same answer: tests/local_limits.rs.)
+    let origin = Origin::start("a");
+    let conf = conf_for(&[origin.addr], "    AttemptsCount 1\n");
+    let rest = {
+        let m = Monkey::start(&conf);
+        let n = m.fd_count();
+        finish(m);
+        n as u32
+    };
+    let mut refused = 0;
+    for spare in [1, 2] {
+        let mut monkey = Monkey::start_with_fd_limit(&conf, rest + 12 + spare);
+        let (statuses, held) = statuses_until_refused(&monkey, 16);
+        let (last, served) = statuses.split_last().unwrap();
+        assert!(
+            (last == "503" || last == "none")
+                && served.len() >= 3
+                && served.iter().all(|s| s == "200"),
+            "limit at rest + {}: {statuses:?}; log:\n{}",
+            12 + spare,
+            monkey.log()
+        );
+        refused += usize::from(last == "503");
+        drop(held);
+        let log = monkey.log();
+        assert!(!log.contains("offline"), "a server was blamed; log:\n{log}");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let r = loop {
+            let r = Client::connect(monkey.addr()).get("/id");
+            if r.status == 200 || Instant::now() > deadline {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(r.body, b"a", "not served once descriptors were free");
+        monkey.assert_alive();
+        monkey.stop();
+    }
+    assert!(
+        refused >= 1,
+        "no limit left exactly one descriptor for the plugin's duplicate"
+    );
+}
+
 #[test]
 fn idle_backend_connections_closed_by_the_origin_are_closed_at_once() {
     require_monkey!();

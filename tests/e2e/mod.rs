@@ -106,6 +106,16 @@ impl Monkey {
     /// Starts Monkey with `plugin_conf` as `proxy_reverse.conf`. Panics (with the log) if it
     /// exits or does not accept connections within 15 s.
     pub fn start(plugin_conf: &str) -> Monkey {
+        Monkey::start_with(plugin_conf, None)
+    }
+
+    /// Like [`Monkey::start`], with at most `fds` open descriptors (`ulimit -n`, through
+    /// `sh`, which then becomes Monkey).
+    pub fn start_with_fd_limit(plugin_conf: &str, fds: u32) -> Monkey {
+        Monkey::start_with(plugin_conf, Some(fds))
+    }
+
+    fn start_with(plugin_conf: &str, fd_limit: Option<u32>) -> Monkey {
         let bin = std::env::var_os("MONKEY_BIN")
             .map(PathBuf::from)
             .expect("MONKEY_BIN");
@@ -153,7 +163,17 @@ impl Monkey {
         .unwrap();
 
         let log = fs::File::create(dir.join("monkey.log")).unwrap();
-        let child = Command::new(&bin)
+        let mut command = match fd_limit {
+            None => Command::new(&bin),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(&bin);
+                c
+            }
+        };
+        let child = command
             .arg("-c")
             .arg(&conf)
             .stdin(Stdio::null())
