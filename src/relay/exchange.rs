@@ -133,16 +133,6 @@ const TUNNEL_BUFFER: usize = 16 * 1024;
 /// in multiples of the entry's `ConnectTimeout`.
 const RETRY_BUDGET_CONNECT_TIMEOUTS: u32 = 2;
 
-/// How starting a fresh backend connection went.
-enum Fresh {
-    /// The non-blocking connect is under way.
-    Connecting,
-    /// The server's address failed at once (refused, unreachable): counted against it.
-    ServerFailed,
-    /// This process is out of descriptors, memory or local ports.
-    OutOfResources,
-}
-
 /// Whether a failed `connect` ran out of something local (descriptors, buffers, memory,
 /// ephemeral ports) rather than failed because of the server.
 fn out_of_local_resources(e: &io::Error) -> bool {
@@ -404,13 +394,8 @@ impl Exchange {
                 self.begin_sending(now);
                 return;
             }
-            match self.connect_fresh(server, worker, now) {
-                Fresh::Connecting => return,
-                Fresh::ServerFailed => {}
-                Fresh::OutOfResources => {
-                    self.out_of_resources();
-                    return;
-                }
+            if self.connect_fresh(server, worker, now) {
+                return;
             }
         }
         let now_ms = clock::now_ms();
@@ -433,10 +418,11 @@ impl Exchange {
         }
     }
 
-    /// Starts a new connection to the acquired `server`. On an immediate failure the server
-    /// is released; a failure of the server's (not of this process's resources) is recorded
-    /// against it like any failed attempt.
-    fn connect_fresh(&mut self, server: usize, worker: &mut Worker, now: Instant) -> Fresh {
+    /// Starts a new connection to the acquired `server`; true when the exchange has moved on
+    /// (connecting, or answered because this process is out of resources). On an immediate
+    /// failure the server is released; a failure of the server's (not of this process's
+    /// resources) is recorded against it like any failed attempt, and false is returned.
+    fn connect_fresh(&mut self, server: usize, worker: &mut Worker, now: Instant) -> bool {
         match self.open(server) {
             Ok(stream) => {
                 self.backend = Some(Backend {
@@ -451,13 +437,14 @@ impl Exchange {
                     .record_connection(self.entry, server, false);
                 self.state = State::Connecting;
                 self.deadline = Some(now + self.entry_config().connect_timeout);
-                Fresh::Connecting
+                true
             }
             Err(e) if out_of_local_resources(&e) => {
                 // Not the server's fault: its health and failure counts stay as they are
                 // (counted, a descriptor shortage would take every server offline).
                 self.upstream().release(server);
-                Fresh::OutOfResources
+                self.out_of_resources();
+                true
             }
             Err(_) => {
                 self.only_timeouts = false;
@@ -471,7 +458,7 @@ impl Exchange {
                     .record_failure(self.entry, server, FailureKind::ConnectRefused);
                 self.upstream().release(server);
                 self.failed_from = Some(server);
-                Fresh::ServerFailed
+                false
             }
         }
     }
@@ -535,13 +522,8 @@ impl Exchange {
             self.proxy.stats.record_retry(self.entry, b.server, false);
             // The server may simply have closed an idle connection: try it once more on a
             // fresh connection before moving on.
-            match self.connect_fresh(b.server, worker, now) {
-                Fresh::Connecting => return,
-                Fresh::ServerFailed => {}
-                Fresh::OutOfResources => {
-                    self.out_of_resources();
-                    return;
-                }
+            if self.connect_fresh(b.server, worker, now) {
+                return;
             }
         }
         if now >= self.retry_until {

@@ -140,7 +140,8 @@ impl UpstreamPool {
     }
 
     /// Idle connections held for the server.
-    pub fn idle_count(&self, entry: usize, server: usize) -> usize {
+    #[cfg(test)]
+    fn idle_count(&self, entry: usize, server: usize) -> usize {
         self.slots
             .get(entry)
             .and_then(|servers| servers.get(server))
