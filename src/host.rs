@@ -534,13 +534,11 @@ fn parse_request(input: &[u8]) -> Parsed {
         None => (target.to_string(), None),
     };
     let minor_version = req.version.unwrap_or(1);
-    let mut request = ProxyRequest {
-        method: req.method.unwrap_or("GET").to_string(),
-        path,
-        query,
-        minor_version,
-        ..Default::default()
-    };
+    let mut request = ProxyRequest::default();
+    request.method = req.method.unwrap_or("GET").to_string();
+    request.path = path;
+    request.query = query;
+    request.minor_version = minor_version;
     let mut length: Option<usize> = None;
     let mut chunked = false;
     let mut close = minor_version == 0;

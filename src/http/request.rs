@@ -48,6 +48,10 @@ pub struct ProxyRequest {
     pub client: Option<SocketAddr>,
     /// Whether the client connection ends after this request (HTTP/1.0, `Connection: close`).
     pub client_wants_close: bool,
+    /// The `query` and `host` strings of the request before [`ProxyRequest::clear`], emptied,
+    /// for [`ProxyRequest::text_buffer`] (so that a recycled request refills them without
+    /// allocating).
+    spare_text: Vec<String>,
 }
 
 /// Header fields of a request in received order, stored in one buffer (two allocations per
@@ -181,17 +185,29 @@ impl ProxyRequest {
             body_kind,
             client,
             client_wants_close,
+            spare_text,
         } = self;
         method.clear();
         path.clear();
-        *query = None;
+        // The two optional strings keep their buffers, emptied, in the spare list.
+        for text in [query.take(), host.take()].into_iter().flatten() {
+            if spare_text.len() < 2 {
+                spare_text.push(text);
+            }
+        }
+        spare_text.iter_mut().for_each(String::clear);
         *minor_version = 0;
         headers.clear();
-        *host = None;
         body.clear();
         *body_kind = BodyKind::None;
         *client = None;
         *client_wants_close = false;
+    }
+
+    /// An empty string for `query` or `host`, with the buffer one of them had before the
+    /// request was cleared when there is one.
+    pub fn text_buffer(&mut self) -> String {
+        self.spare_text.pop().unwrap_or_default()
     }
 
     /// Whether the method is `HEAD` (its response has no body).
@@ -450,6 +466,11 @@ mod tests {
         assert_eq!(r.body_kind, BodyKind::None);
         assert_eq!(r.path.capacity(), path_cap);
         assert_eq!(r.headers.capacity_bytes(), header_cap);
+        // The query's and host's buffers come back empty, for the next request's.
+        let (a, b) = (r.text_buffer(), r.text_buffer());
+        assert!(a.is_empty() && b.is_empty());
+        assert!(a.capacity() >= "x=1&y=%2F".len() && b.capacity() >= "x=1&y=%2F".len());
+        assert_eq!(r.text_buffer().capacity(), 0);
         // Refilled, it writes exactly what a fresh request with the same fields writes.
         r.method.push_str("GET");
         r.path.push('/');

@@ -313,6 +313,11 @@ unsafe extern "C" fn on_backend_reg(ev: *mut c_void) -> c_int {
 }
 
 /// Allocates a context for a request Monkey gave to stage 30 (zeroed events, handlers set).
+///
+/// The one allocation per request left on the plugin's path (exchanges and their buffers are
+/// reused): an event of a context that ended may still be in the batch Monkey's loop is
+/// dispatching, so its memory must outlive the round, which Monkey's deferred free
+/// (`sched_event_free`) provides and a free list of our own could not know.
 pub fn new_ctx(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) -> *mut Ctx {
     let ctx = mem_alloc_z(std::mem::size_of::<Ctx>()).cast::<Ctx>();
     if ctx.is_null() {
@@ -369,7 +374,7 @@ pub unsafe fn start(
         let exchange = make(w, &mut reactor);
         // SAFETY: `ctx` is a fresh context, not listed yet.
         unsafe { w.add_live(ctx) };
-        exchange
+        w.box_exchange(exchange)
     });
     let Some(exchange) = started else {
         // SAFETY: nothing registered this context; it is ours to free.
@@ -378,7 +383,7 @@ pub unsafe fn start(
     };
     // SAFETY: `ctx` is live and exclusively ours during stage 30; its events fire only in a
     // later loop round, after this pointer is set.
-    unsafe { (*ctx).exchange = Box::into_raw(Box::new(exchange)) };
+    unsafe { (*ctx).exchange = Box::into_raw(exchange) };
     true
 }
 
@@ -515,6 +520,7 @@ unsafe fn finish_request(ctx: *mut Ctx, finish: Finish) {
                     w.keep_client(socket, conn, stream, peer);
                 }
                 exchange.recycle(&mut w.worker);
+                w.release_exchange(exchange);
             });
         }
         retire(ctx);

@@ -6,11 +6,12 @@
 //! taken from Monkey's parsed fields, since Monkey writes a NUL into it.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::slice;
 
 use super::sys;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::headers::{has_token, push_decimal, trim};
+use crate::http::headers::{has_token, trim};
 use crate::http::request::{BodyKind, ProxyRequest};
 
 /// Header fields parsed without the fallback array.
@@ -79,7 +80,11 @@ pub unsafe fn copy<'a>(
     request.clear();
     set_text(&mut request.method, method);
     set_text(&mut request.path, uri);
-    request.query = (!query.is_empty()).then(|| String::from_utf8_lossy(query).into_owned());
+    if !query.is_empty() {
+        let mut text = request.text_buffer();
+        text.push_str(&String::from_utf8_lossy(query));
+        request.query = Some(text);
+    }
     request.minor_version = if sr.protocol == sys::MK_HTTP_PROTOCOL_10 {
         0
     } else {
@@ -88,16 +93,13 @@ pub unsafe fn copy<'a>(
     request.client_wants_close = cs.close_now != 0;
     if !host.is_empty() {
         // Monkey strips the port from `Host`; the backend gets the authority as sent.
-        let mut authority = Vec::with_capacity(host.len() + 6);
-        authority.extend_from_slice(host);
+        let mut authority = request.text_buffer();
+        authority.push_str(&String::from_utf8_lossy(host));
         if let Ok(port @ 1..) = u64::try_from(sr.port) {
-            authority.push(b':');
-            push_decimal(&mut authority, port);
+            // Writing to a String cannot fail.
+            let _ = write!(authority, ":{port}");
         }
-        request.host = Some(
-            String::from_utf8(authority)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        );
+        request.host = Some(authority);
     }
 
     // Header fields start after the request line's CRLF (the line itself has Monkey's NUL).

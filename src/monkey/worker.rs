@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::ptr;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::api::{self, mem_alloc_z};
 use super::context::{self, Ctx};
 use super::sys;
-use crate::relay::Worker;
+use crate::relay::{Exchange, Worker};
 
 /// Timer period: the resolution of connect/read timeouts.
 const TICK: Duration = Duration::from_millis(100);
@@ -35,16 +36,19 @@ pub struct WorkerState {
     clients: Vec<Option<ClientConn>>,
     /// Contexts with an exchange in progress (scanned by the timer).
     live: Vec<*mut Ctx>,
+    /// Allocations of finished exchanges, for later ones (see [`WorkerState::box_exchange`]);
+    /// boxes, because the point is to hand the allocation itself over.
+    #[allow(clippy::vec_box)]
+    spare_exchanges: Vec<Box<MaybeUninit<Exchange>>>,
     last_expiry: Instant,
 }
 
+/// Exchange allocations kept for reuse per worker (as many as the core keeps requests for;
+/// a few hundred bytes each).
+const KEEP_EXCHANGES: usize = 256;
+
 thread_local! {
-    static STATE: RefCell<WorkerState> = RefCell::new(WorkerState {
-        worker: Worker::new(),
-        clients: Vec::new(),
-        live: Vec::new(),
-        last_expiry: Instant::now(),
-    });
+    static STATE: RefCell<WorkerState> = RefCell::new(WorkerState::new());
 }
 
 /// Runs `f` with this worker's state; `None` if it is already borrowed (a re-entrant call,
@@ -54,6 +58,51 @@ pub fn with<R>(f: impl FnOnce(&mut WorkerState) -> R) -> Option<R> {
 }
 
 impl WorkerState {
+    /// The state a worker thread starts with: nothing cached, nothing live.
+    fn new() -> WorkerState {
+        WorkerState {
+            worker: Worker::new(),
+            clients: Vec::new(),
+            live: Vec::new(),
+            spare_exchanges: Vec::new(),
+            last_expiry: Instant::now(),
+        }
+    }
+
+    /// Moves `exchange` to the heap, into the allocation of a finished one when there is one
+    /// (each request has an exchange; this spares the allocator a malloc and a free each).
+    pub fn box_exchange(&mut self, exchange: Exchange) -> Box<Exchange> {
+        match self.spare_exchanges.pop() {
+            Some(slot) => {
+                let raw = Box::into_raw(slot).cast::<Exchange>();
+                // SAFETY: `raw` is an allocation with `Exchange`'s layout that holds no value
+                // (its exchange was dropped in `release_exchange`); writing one initialises
+                // it, and the box owns it again.
+                unsafe {
+                    raw.write(exchange);
+                    Box::from_raw(raw)
+                }
+            }
+            None => Box::new(exchange),
+        }
+    }
+
+    /// Drops a finished exchange and keeps its allocation for [`WorkerState::box_exchange`].
+    pub fn release_exchange(&mut self, exchange: Box<Exchange>) {
+        if self.spare_exchanges.len() >= KEEP_EXCHANGES {
+            return;
+        }
+        let raw = Box::into_raw(exchange);
+        // SAFETY: `raw` owns a valid exchange, dropped here exactly once; its allocation is
+        // then owned again as uninitialised memory, which has the same layout
+        // (`MaybeUninit<T>` is `T`'s size and alignment), so the box frees it correctly.
+        let slot = unsafe {
+            ptr::drop_in_place(raw);
+            Box::from_raw(raw.cast::<MaybeUninit<Exchange>>())
+        };
+        self.spare_exchanges.push(slot);
+    }
+
     /// Adds a context to the live list.
     ///
     /// # Safety
@@ -228,12 +277,7 @@ mod tests {
 
     #[test]
     fn live_list_removal_in_any_order_keeps_every_position_right() {
-        let mut s = WorkerState {
-            worker: Worker::new(),
-            clients: Vec::new(),
-            live: Vec::new(),
-            last_expiry: Instant::now(),
-        };
+        let mut s = WorkerState::new();
         let ctxs: Vec<*mut Ctx> = (0..8).map(|_| Box::into_raw(context::test_ctx())).collect();
         for &c in &ctxs {
             // SAFETY: a boxed context, freed only at the end of the test, listed once.
@@ -258,5 +302,74 @@ mod tests {
             // SAFETY: from Box::into_raw above, no longer listed anywhere.
             drop(unsafe { Box::from_raw(c) });
         }
+    }
+
+    /// A reactor that accepts every registration.
+    struct Accepting;
+
+    impl crate::reactor::Reactor for Accepting {
+        fn set_interest(
+            &mut self,
+            _: crate::reactor::Side,
+            _: std::os::fd::RawFd,
+            _: Option<crate::reactor::Interest>,
+        ) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_released_exchange_is_dropped_and_its_allocation_reused() {
+        use std::io::Read;
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::Arc;
+
+        // A backend that accepts and a client connection the exchange owns.
+        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+        let text = format!(
+            "[PROXY_ENTRY]\n    Match /.*\n    ServerList {}\n",
+            backend.local_addr().unwrap()
+        );
+        let resolver = crate::config::SystemResolver;
+        let config =
+            crate::config::parse_str(&text, std::path::Path::new("t.conf"), &resolver).unwrap();
+        let proxy = Arc::new(crate::proxy::Proxy::new(config).unwrap());
+        let front = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut s = WorkerState::new();
+        let start = |s: &mut WorkerState| {
+            let peer = TcpStream::connect(front.local_addr().unwrap()).unwrap();
+            let (client, _) = front.accept().unwrap();
+            let mut request = s.worker.take_request();
+            request.method.push_str("GET");
+            request.path.push('/');
+            request.minor_version = 1;
+            let exchange = Exchange::start(
+                proxy.clone(),
+                0,
+                request,
+                mio::net::TcpStream::from_std(client),
+                1,
+                &mut s.worker,
+                &mut Accepting,
+            );
+            let boxed = s.box_exchange(exchange);
+            peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            (boxed, peer)
+        };
+
+        let (first, mut first_peer) = start(&mut s);
+        let at = &*first as *const Exchange;
+        s.release_exchange(first);
+        // Dropped: its client socket is closed (the peer reads end of file).
+        assert_eq!(first_peer.read(&mut [0u8; 16]).unwrap(), 0);
+        assert_eq!(s.spare_exchanges.len(), 1);
+
+        let (second, _peer) = start(&mut s);
+        assert_eq!(
+            &*second as *const Exchange, at,
+            "the allocation was not reused"
+        );
+        assert!(s.spare_exchanges.is_empty());
+        drop(second);
     }
 }

@@ -310,9 +310,9 @@ impl Exchange {
         }
     }
 
-    /// Ends the exchange's life, handing its request's buffers to the worker for the next
-    /// request (see [`Worker::take_request`]).
-    pub fn recycle(mut self, worker: &mut Worker) {
+    /// Hands the request's buffers to the worker for the next request (see
+    /// [`Worker::take_request`]); the exchange is dropped next.
+    pub fn recycle(&mut self, worker: &mut Worker) {
         worker.recycle_request(std::mem::take(&mut self.request));
     }
 
