@@ -397,6 +397,30 @@ fn head_then_get_on_one_connection() {
 }
 
 #[test]
+fn close_delimited_response_goes_chunked_and_the_client_connection_stays() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    assert_close_delimited_bodies_go_chunked(monkey.addr());
+    // An HTTP/1.0 client cannot take chunks: the body ends with the connection.
+    let mut old = Client::connect(monkey.addr());
+    old.send(b"GET /close/3000 HTTP/1.0\r\n\r\n");
+    let r = old.read_response(false).expect("response");
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(r.body, body_of(3000));
+    finish(monkey);
+}
+
+#[test]
+fn close_delimited_body_cut_by_a_reset_closes_the_client_without_a_last_chunk() {
+    require_monkey!();
+    let origin = raw_origin_reset_after(b"HTTP/1.1 200 OK\r\n\r\npartial body");
+    let monkey = Monkey::start(&conf_for(&[origin], ""));
+    assert_cut_body_closes_the_client(monkey.addr());
+    finish(monkey);
+}
+
+#[test]
 fn streaming_first_part_arrives_well_before_the_last() {
     require_monkey!();
     let origin = Origin::start("a");

@@ -54,13 +54,37 @@ fn chunked_response_is_dechunked_for_http_1_0() {
 }
 
 #[test]
-fn close_delimited_response_closes_the_client() {
+fn close_delimited_response_goes_chunked_and_the_client_keeps_its_connection() {
     let origin = Origin::start("a");
     let host = host_for(vec![entry_for(&[origin.addr])]);
-    let mut c = Client::connect(host.addr());
-    let r = c.get("/close/3000");
-    assert_eq!(r.header("connection"), Some("close"));
-    assert_eq!(r.body, body_of(3000));
+    assert_close_delimited_bodies_go_chunked(host.addr());
+}
+
+#[test]
+fn close_delimited_response_closes_http_1_0_and_closing_clients() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    for request in [
+        &b"GET /close/3000 HTTP/1.0\r\n\r\n"[..],
+        b"GET /close/3000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    ] {
+        let mut c = Client::connect(host.addr());
+        c.send(request);
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.header("transfer-encoding"), None);
+        assert_eq!(r.header("connection"), Some("close"));
+        assert_eq!(r.body, body_of(3000));
+    }
+}
+
+#[test]
+fn close_delimited_body_cut_by_a_reset_is_not_completed_for_the_client() {
+    // The origin sends a head without a length, some body, then resets the connection: the
+    // client was promised chunked framing, so it must not get a last-chunk that would make
+    // the truncated body look complete.
+    let origin = raw_origin_reset_after(b"HTTP/1.1 200 OK\r\n\r\npartial body");
+    let host = host_for(vec![entry_for(&[origin])]);
+    assert_cut_body_closes_the_client(host.addr());
 }
 
 #[test]

@@ -35,6 +35,10 @@ pub struct ResponseHead {
     pub client_closes: bool,
     /// Whether the body must be de-chunked for the client (HTTP/1.0 client, chunked body).
     pub dechunk: bool,
+    /// Whether a body that ends when the backend closes goes to the client chunked, so that
+    /// an HTTP/1.1 client keeps its connection (as nginx does) instead of losing it with the
+    /// backend's.
+    pub enchunk: bool,
     /// A `101 Switching Protocols` to a requested upgrade: the connection becomes a tunnel.
     pub upgrade: bool,
 }
@@ -214,9 +218,16 @@ fn decide(
         || framing == Framing::UntilClose
         || status == 101;
     let dechunk = framing == Framing::Chunked && client.minor_version == 0;
+    // RFC 9112 §7.1: chunked lets the end of the body be told without closing. Not for a body
+    // in a transfer coding other than chunked (never asked for: the proxy sends no `TE`),
+    // which is passed on as it came, until the close.
+    let enchunk = framing == Framing::UntilClose
+        && !has_codings
+        && client.minor_version == 1
+        && !client.wants_close;
     let client_closes = client.wants_close
         || client.minor_version == 0
-        || framing == Framing::UntilClose
+        || (framing == Framing::UntilClose && !enchunk)
         || dechunk;
     // RFC 9110 §15.2.2: 101 only answers a request's Upgrade, and names the new protocol.
     let upgrade = status == 101;
@@ -230,6 +241,7 @@ fn decide(
         backend_closes,
         client_closes,
         dechunk,
+        enchunk,
         upgrade,
     })
 }
@@ -292,6 +304,9 @@ fn write_client_head(
             out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked if !head.dechunk => {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
+        }
+        Framing::UntilClose if head.enchunk => {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
         }
         _ => {}
@@ -409,11 +424,28 @@ mod tests {
     }
 
     #[test]
-    fn close_delimited_closes_both_sides() {
-        let (h, out) = parse("HTTP/1.1 200 OK\r\n\r\n", GET11).unwrap().unwrap();
+    fn close_delimited_goes_chunked_to_1_1_clients_and_closes_the_others() {
+        let raw = "HTTP/1.0 200 OK\r\nX-A: 1\r\n\r\n";
+        let (h, out) = parse(raw, GET11).unwrap().unwrap();
         assert_eq!(h.framing, Framing::UntilClose);
-        assert!(h.backend_closes && h.client_closes);
-        assert!(out.ends_with("Connection: close\r\n\r\n"));
+        assert!(h.backend_closes && h.enchunk && !h.client_closes);
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        let old = ClientSide {
+            minor_version: 0,
+            ..GET11
+        };
+        let closing = ClientSide {
+            wants_close: true,
+            ..GET11
+        };
+        for client in [old, closing] {
+            let (h, out) = parse(raw, client).unwrap().unwrap();
+            assert!(h.backend_closes && !h.enchunk && h.client_closes);
+            assert!(!out.contains("chunked") && out.contains("Connection: close\r\n"));
+        }
     }
 
     #[test]
@@ -523,5 +555,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(h.framing, Framing::UntilClose);
+        // Passed on as it came (not re-framed); the client connection closes after it.
+        assert!(!h.enchunk && h.client_closes);
     }
 }

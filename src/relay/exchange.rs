@@ -114,7 +114,14 @@ pub struct Exchange {
     failed_from: Option<usize>,
     /// The client-to-backend half of a tunnel (allocated only after a 101).
     tunnel: Option<Tunnel>,
+    /// A chunk of a body re-framed as chunked (`ResponseHead::enchunk`) went to the client:
+    /// the next chunk, or the last-chunk, starts by ending it.
+    chunk_open: bool,
 }
+
+/// Room the relay leaves in front of the bytes it reads for a body it re-frames as chunked:
+/// the CRLF that ends the previous chunk, up to 8 hex digits of size and the CRLF after them.
+const CHUNK_ROOM: usize = 12;
 
 /// Client-to-backend bytes of a tunnel; the backend-to-client half uses the exchange's own
 /// buffer.
@@ -212,6 +219,7 @@ impl Exchange {
             bytes_from_backend: 0,
             failed_from: None,
             tunnel: None,
+            chunk_open: false,
         };
         exchange.proxy.stats.record_request(entry);
         exchange.connect_next(worker, now);
@@ -737,33 +745,55 @@ impl Exchange {
                     let Some(b) = &mut self.backend else {
                         return self.close_now(worker, reactor);
                     };
-                    self.start = 0;
-                    self.end = 0;
+                    let enchunk = self.response.is_some_and(|h| h.enchunk);
+                    let room = if enchunk { CHUNK_ROOM } else { 0 };
+                    self.start = room;
+                    self.end = room;
                     if self.buf.is_empty() {
                         self.buf = worker.take_buffer();
                     }
-                    match b.stream.read(&mut self.buf[..]) {
+                    match b.stream.read(&mut self.buf[room..]) {
+                        Ok(0) if enchunk => {
+                            // The backend's close ends the body: the client gets the
+                            // last-chunk, after which the body is done.
+                            let last: &[u8] = if self.chunk_open {
+                                b"\r\n0\r\n\r\n"
+                            } else {
+                                b"0\r\n\r\n"
+                            };
+                            self.buf[..last.len()].copy_from_slice(last);
+                            self.start = 0;
+                            self.end = last.len();
+                            self.body = BodyReader::new(Framing::None);
+                        }
                         Ok(0) if self.body.until_close() => {
                             return self.finish(worker, reactor, now)
                         }
                         Ok(0) => return self.close_now(worker, reactor),
                         Ok(n) => {
-                            self.end = n;
+                            self.end = room + n;
                             self.bytes_from_backend += n as u64;
-                            self.last_read_full = n == self.buf.len();
+                            self.last_read_full = self.end == self.buf.len();
                             self.deadline = Some(now + self.entry_config().read_timeout);
                             if !self.take_body_bytes() {
                                 return self.close_now(worker, reactor);
                             }
+                            self.enchunk_in_place();
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            // Everything read was delivered: hold no buffer while waiting.
+                            // Everything read was delivered: hold no buffer while waiting
+                            // (and no range into it).
+                            self.start = 0;
+                            self.end = 0;
                             worker.put_buffer(std::mem::take(&mut self.buf));
                             self.want(reactor, Side::Backend, Some(Interest::Read));
                             return Progress::Pending;
                         }
                         Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(_) if self.body.until_close() => {
+                        // A reset cannot be told from the end of a close-delimited body,
+                        // unless the client was promised a chunked end: then it must see the
+                        // cut (the connection closes without the last-chunk).
+                        Err(_) if self.body.until_close() && !enchunk => {
                             return self.finish(worker, reactor, now)
                         }
                         Err(_) => return self.close_now(worker, reactor),
@@ -930,12 +960,15 @@ impl Exchange {
                     return;
                 }
                 self.state = State::Body;
+                self.chunk_open = false;
                 if !self.take_body_bytes() {
                     // The head is fine but the first body bytes are not: nothing was sent to
                     // the client yet, so it can still get a clean 502.
                     self.bad_response(reactor);
                     return;
                 }
+                // The backend's head (17 bytes at least) leaves room for a chunk-size line.
+                self.enchunk_in_place();
                 self.head_into_buffer(worker);
             }
             Ok(None) if self.end == self.buf.len() => self.bad_response(reactor),
@@ -1004,6 +1037,38 @@ impl Exchange {
             }
             Err(_) => false,
         }
+    }
+
+    /// Frames `buf[start..end]` as one chunk when the body is re-framed as chunked
+    /// (`ResponseHead::enchunk`). The chunk-size line goes in front of the data, after the
+    /// CRLF that ends the previous chunk, so nothing has to follow the data (a read that filled
+    /// the buffer leaves no room after it). Needs `CHUNK_ROOM` bytes before `start`.
+    fn enchunk_in_place(&mut self) {
+        let n = self.end - self.start;
+        if n == 0 || !self.response.is_some_and(|h| h.enchunk) {
+            return;
+        }
+        // Built from its end: CRLF, the size in hex, then the previous chunk's CRLF.
+        let mut line = [0u8; CHUNK_ROOM];
+        let mut at = CHUNK_ROOM - 2;
+        line[at..].copy_from_slice(b"\r\n");
+        let mut size = n;
+        loop {
+            at -= 1;
+            line[at] = b"0123456789abcdef"[size & 15];
+            size >>= 4;
+            if size == 0 {
+                break;
+            }
+        }
+        if self.chunk_open {
+            at -= 2;
+            line[at..at + 2].copy_from_slice(b"\r\n");
+        }
+        let len = CHUNK_ROOM - at;
+        self.start -= len;
+        self.buf[self.start..self.start + len].copy_from_slice(&line[at..]);
+        self.chunk_open = true;
     }
 
     /// Whether the backend socket holds nothing to read now (`MSG_PEEK`, nothing consumed).

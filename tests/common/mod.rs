@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proxy_reverse::config::{Config, Entry, MatchRule, ServerSpec};
 use proxy_reverse::host::Host;
@@ -322,6 +322,23 @@ pub fn raw_origin(reply: &'static [u8]) -> SocketAddr {
     addr
 }
 
+/// A server that answers every connection with fixed bytes and then resets it: it never
+/// reads the request, and closing a socket with unread bytes makes the kernel send a reset.
+/// The pause before the close lets the proxy read and pass on the reply first.
+pub fn raw_origin_reset_after(reply: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            // Wait until the request is there, unread, so that the close resets.
+            thread::sleep(Duration::from_millis(50));
+            let _ = s.write_all(reply);
+            thread::sleep(Duration::from_millis(100));
+        }
+    });
+    addr
+}
+
 /// A keep-alive server that answers every request (a head up to its blank line; bodies are
 /// not expected) with fixed bytes and keeps the connection open; with `late`, it also sends
 /// those bytes that long after each reply, unasked. Returns its address and the number of
@@ -526,6 +543,10 @@ impl Client {
                 let n = usize::from_str_radix(size.trim(), 16).ok()?;
                 let mut chunk = vec![0u8; n + 2];
                 self.reader.read_exact(&mut chunk).ok()?;
+                // Strict: every chunk (and the last-chunk, no trailers) ends with CRLF.
+                if chunk[n..] != *b"\r\n" {
+                    return None;
+                }
                 if n == 0 {
                     break;
                 }
@@ -536,4 +557,35 @@ impl Client {
         }
         Some(r)
     }
+}
+
+/// Through the proxy at `proxy` (origin: [`Origin`]): close-delimited bodies of several sizes
+/// (within the head's read, empty, many reads) reach an HTTP/1.1 client chunked and exact, on
+/// one connection that stays usable.
+pub fn assert_close_delimited_bodies_go_chunked(proxy: SocketAddr) {
+    let mut c = Client::connect(proxy);
+    for n in [3000, 0, 1_000_000] {
+        let r = c.get(&format!("/close/{n}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("transfer-encoding"), Some("chunked"), "size {n}");
+        assert_eq!(r.header("connection"), None, "size {n}");
+        assert!(r.body == body_of(n), "size {n}: body differs");
+    }
+    assert_eq!(c.get("/size/10").body, body_of(10));
+}
+
+/// Through the proxy at `proxy` (origin: [`raw_origin_reset_after`] with a close-delimited
+/// reply): the client must see the cut as a closed connection, at once, not a complete body.
+pub fn assert_cut_body_closes_the_client(proxy: SocketAddr) {
+    let mut c = Client::connect(proxy);
+    c.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    let began = Instant::now();
+    assert!(
+        c.read_response(false).is_none(),
+        "a cut body was completed for the client"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "the client connection was left open after the cut"
+    );
 }
