@@ -775,7 +775,7 @@ impl Exchange {
                             self.bytes_from_backend += n as u64;
                             self.last_read_full = self.end == self.buf.len();
                             self.deadline = Some(now + self.entry_config().read_timeout);
-                            if !self.take_body_bytes() {
+                            if !self.take_body_bytes(worker) {
                                 return self.close_now(worker, reactor);
                             }
                             self.enchunk_in_place();
@@ -961,7 +961,7 @@ impl Exchange {
                 }
                 self.state = State::Body;
                 self.chunk_open = false;
-                if !self.take_body_bytes() {
+                if !self.take_body_bytes(worker) {
                     // The head is fine but the first body bytes are not: nothing was sent to
                     // the client yet, so it can still get a clean 502.
                     self.bad_response(reactor);
@@ -994,24 +994,26 @@ impl Exchange {
 
     /// Runs `buf[start..end]` through the body reader, leaving in `buf[start..end]` exactly the
     /// bytes the client gets. False when the body is malformed.
-    fn take_body_bytes(&mut self) -> bool {
+    fn take_body_bytes(&mut self, worker: &mut Worker) -> bool {
         let dechunk = self.response.is_some_and(|h| h.dechunk);
         let input = &self.buf[self.start..self.end];
         let available = input.len();
         let fed = if dechunk {
-            // Data spans are sub-slices of `input`; remember them and compact in place
-            // (each span moves toward the front, never over bytes not yet moved).
+            // Data spans are sub-slices of `input`; remember them (offset and length, in a
+            // list the worker reuses) and compact in place (each span moves toward the
+            // front, never over bytes not yet moved).
             let base = input.as_ptr() as usize;
-            let mut spans: Vec<(usize, usize)> = Vec::new();
-            let fed = self
-                .body
-                .feed(input, |d| spans.push((d.as_ptr() as usize - base, d.len())));
+            let mut spans = worker.take_index_vec();
+            let fed = self.body.feed(input, |d| {
+                spans.extend_from_slice(&[d.as_ptr() as usize - base, d.len()])
+            });
             let mut to = self.start;
-            for (off, len) in spans {
-                let from = self.start + off;
-                self.buf.copy_within(from..from + len, to);
-                to += len;
+            for span in spans.chunks_exact(2) {
+                let from = self.start + span[0];
+                self.buf.copy_within(from..from + span[1], to);
+                to += span[1];
             }
+            worker.put_index_vec(spans);
             fed.map(|f| (f, to))
         } else {
             self.body

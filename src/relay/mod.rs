@@ -130,15 +130,19 @@ impl Worker {
         self.index_vecs.pop().unwrap_or_default()
     }
 
+    /// Returns an index list (cleared here).
+    fn put_index_vec(&mut self, mut indexes: Vec<usize>) {
+        if self.index_vecs.len() < KEEP_SPARES {
+            indexes.clear();
+            self.index_vecs.push(indexes);
+        }
+    }
+
     fn give_back(&mut self, buffer: Box<[u8]>, vecs: [Vec<u8>; 2], indexes: Vec<usize>) {
         self.put_buffer(buffer);
         for v in vecs {
             self.put_vec(v);
         }
-        if self.index_vecs.len() < KEEP_SPARES {
-            let mut indexes = indexes;
-            indexes.clear();
-            self.index_vecs.push(indexes);
-        }
+        self.put_index_vec(indexes);
     }
 }
