@@ -33,6 +33,29 @@ fn finish(mut monkey: Monkey) {
     monkey.stop();
 }
 
+/// Runs wrk with `args` against Monkey at `path`; its summary and its output.
+fn run_wrk(monkey: &Monkey, args: &[&std::ffi::OsStr], path: &str) -> (WrkSummary, String) {
+    let out = Command::new("wrk")
+        .args(args)
+        .arg(monkey.url(path))
+        .output()
+        .expect("run wrk");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (parse_wrk(&text), text)
+}
+
+/// Waits until Monkey holds at most `baseline` descriptors plus the idle pool, and fails
+/// (listing them) if it does not within 5 s; returns the count.
+fn assert_fds_back(monkey: &Monkey, baseline: usize) -> usize {
+    let now = monkey.wait_fds_at_most(baseline + MAX_IDLE_POOL, Duration::from_secs(5));
+    assert!(
+        now <= baseline + MAX_IDLE_POOL,
+        "Monkey has {now} fds after wrk, {baseline} before (+{MAX_IDLE_POOL} pool allowed): {:?}",
+        monkey.fd_targets()
+    );
+    now
+}
+
 fn request_with_body(path: &str, body: &[u8]) -> Vec<u8> {
     let mut raw = format!(
         "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
@@ -370,22 +393,13 @@ fn wrk_load_has_no_errors_and_no_fd_leak() {
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let baseline = monkey.fd_count();
-    let out = Command::new("wrk")
-        .args(["-t1", "-c50", "-d4s"])
-        .arg(monkey.url("/size/1024"))
-        .output()
-        .expect("run wrk");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let summary = parse_wrk(&text);
+    let args = ["-t1", "-c50", "-d4s"].map(std::ffi::OsStr::new);
+    let (summary, text) = run_wrk(&monkey, &args, "/size/1024");
     assert!(summary.requests > 0, "wrk made no requests:\n{text}");
     assert_eq!(summary.non_2xx, 0, "non-2xx responses:\n{text}");
     assert_eq!(summary.socket_errors, 0, "socket errors:\n{text}");
     // wrk has closed its connections; only idle pooled upstream connections may remain.
-    let now = monkey.wait_fds_at_most(baseline + MAX_IDLE_POOL, Duration::from_secs(5));
-    assert!(
-        now <= baseline + MAX_IDLE_POOL,
-        "Monkey has {now} fds after wrk, {baseline} before (+{MAX_IDLE_POOL} pool allowed)"
-    );
+    let now = assert_fds_back(&monkey, baseline);
     println!(
         "wrk: {} requests, fds {baseline} -> {now}, origin connections {}",
         summary.requests,
@@ -431,14 +445,11 @@ end
 "#,
     )
     .unwrap();
-    let out = Command::new("wrk")
-        .args(["-t1", "-c50", "-d4s", "--timeout", "5s", "-s"])
-        .arg(&script)
-        .arg(monkey.url("/"))
-        .output()
-        .expect("run wrk");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let summary = parse_wrk(&text);
+    let mut args = ["-t1", "-c50", "-d4s", "--timeout", "5s", "-s"]
+        .map(std::ffi::OsStr::new)
+        .to_vec();
+    args.push(script.as_os_str());
+    let (summary, text) = run_wrk(&monkey, &args, "/");
     assert!(summary.requests > 200, "too few requests:\n{text}");
     // The 404s and the dead entry's 502/503s are non-2xx by design; all others are 200.
     assert!(
@@ -457,12 +468,7 @@ end
     assert_eq!(r.status, 200);
     assert_eq!(r.body, body_of(70000));
     drop(c);
-    let now = monkey.wait_fds_at_most(baseline + MAX_IDLE_POOL, Duration::from_secs(5));
-    assert!(
-        now <= baseline + MAX_IDLE_POOL,
-        "Monkey has {now} fds after wrk, {baseline} before (+{MAX_IDLE_POOL} pool allowed): {:?}",
-        monkey.fd_targets()
-    );
+    let now = assert_fds_back(&monkey, baseline);
     println!(
         "mixed wrk: {} requests, {} non-2xx, fds {baseline} -> {now}",
         summary.requests, summary.non_2xx
