@@ -191,7 +191,6 @@
 struct mk_server;            /* §10.11: 888 bytes, only a few offsets known — never read */
 struct mk_vhost;
 struct mk_vhost_alias;
-struct mk_sched_handler;
 struct mk_sched_worker;
 struct mk_server_listen;
 struct mk_net_connection;
@@ -350,6 +349,23 @@ struct mk_stream_input {
 /* ------------------------------------------------------------------------------------------
  * §10.10 Scheduler connection
  * ---------------------------------------------------------------------------------------- */
+
+/* struct mk_sched_handler — 48 bytes (§10.10): a connection's protocol (HTTP/1.x for every
+ * plain listener), shared by its connections through mk_sched_conn.protocol. The scheduler
+ * calls cb_read when the connection's socket is readable. */
+struct mk_sched_conn;
+struct mk_sched_handler {
+    const char *name;                                             /* 0 */
+    int (*cb_read)(struct mk_sched_conn *, struct mk_sched_worker *,
+                   struct mk_server *);                           /* 8 */
+    int (*cb_close)(struct mk_sched_conn *, struct mk_sched_worker *, int,
+                    struct mk_server *);                          /* 16 */
+    int (*cb_done)(struct mk_sched_conn *, struct mk_sched_worker *,
+                   struct mk_server *);                           /* 24 */
+    int (*cb_upgrade)(void *, void *, struct mk_server *);        /* 32 */
+    int sched_extra_size;                                         /* 40 */
+    char capabilities;                                            /* 44 */
+};
 
 /* struct mk_sched_conn — 200 bytes (§10.10); the session follows it in the same block. */
 struct mk_sched_conn {

@@ -167,6 +167,20 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+fn request_sent_during_a_stream_is_answered_after_it() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    assert_request_sent_during_a_stream_is_answered_after_it(host.addr());
+}
+
+#[test]
+fn requests_pipelined_behind_bodies_are_answered() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    assert_requests_pipelined_behind_bodies_are_answered(host.addr());
+}
+
+#[test]
 fn dead_backend_gives_502() {
     let host = host_for(vec![entry_for(&[dead_addr()])]);
     let r = Client::connect(host.addr()).get("/x");

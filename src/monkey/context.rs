@@ -10,6 +10,7 @@ use std::ptr::{self, addr_of_mut};
 use std::time::Instant;
 
 use super::api::{self, ev_add, ev_del, mem_alloc_z};
+use super::hold;
 use super::sys;
 use super::worker;
 use crate::reactor::{Interest, Reactor, Side};
@@ -527,16 +528,19 @@ unsafe fn finish_request(ctx: *mut Ctx, finish: Finish) {
         // Cleared before the call: it re-enters stage30_hangup (and maybe stage30).
         (*sr).handler_data = ptr::null_mut();
         (*sr).headers.status = c_int::from(finish.status);
+        let socket = (*cs).socket;
+        // Monkey reads the client again (and finds what it sent meanwhile) from here on.
+        hold::release((*cs).conn, socket);
         let Some(end) = api::api().http_request_end else {
             return;
         };
-        let socket = (*cs).socket;
         let ret = end(api::plugin(), cs, c_int::from(close));
         if close && ret == 0 {
-            // Monkey kept the connection although we asked it to close: after a chunked
-            // request body it mistakes the chunk bytes for a pipelined request and waits for
-            // the rest. The response said `Connection: close`, so end the connection
-            // ourselves; Monkey then sees the hang-up and removes the session.
+            // Monkey kept the connection although we asked it to close (it did so after
+            // chunked request bodies, taking the chunk bytes for a pipelined request, before
+            // stage 30 set its parser to the end of the body). The response said
+            // `Connection: close`, so end the connection ourselves; Monkey then sees the
+            // hang-up and removes the session.
             libc::shutdown(socket, libc::SHUT_RDWR);
         }
         if ret == 1 && (*cs).sr_fixed.handler_data.is_null() {
@@ -579,6 +583,9 @@ pub unsafe fn hangup(sr: *mut sys::mk_http_request) {
             }
         }
         (*sr).handler_data = ptr::null_mut();
+        // Monkey is removing the session and closes the connection; its own read handler is
+        // put back all the same, so the connection is never left with ours.
+        hold::forget((*(*ctx).cs).conn);
         retire(ctx);
     }
 }

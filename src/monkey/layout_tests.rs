@@ -185,6 +185,10 @@ fn mk_sched_conn_layout() {
         protocol @ 96, server_listen @ 104, net @ 112, channel @ 120, timeout_head @ 176,
         data @ 192,
     );
+    layout!(mk_sched_handler, size 48;
+        name @ 0, cb_read @ 8, cb_close @ 16, cb_done @ 24, cb_upgrade @ 32,
+        sched_extra_size @ 40, capabilities @ 44,
+    );
 }
 
 #[test]

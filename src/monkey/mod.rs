@@ -7,11 +7,13 @@
 //! response path away from Monkey as `../shared/monkey-abi.md` §1 describes and lets a core
 //! [`crate::relay::Exchange`] drive the backend and a `dup` of the client socket through
 //! Monkey's own event loop ([`context`]). Per-worker state and the timeout timer live in
-//! [`worker`]. Nothing here decides anything about HTTP or balancing.
+//! [`worker`]; [`hold`] keeps Monkey from reading a client connection while its request is
+//! served. Nothing here decides anything about HTTP or balancing.
 
 mod answer;
 mod api;
 mod context;
+mod hold;
 mod plugin;
 mod request;
 pub mod sys;

@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use super::answer::{self, Answer, TEXT_PLAIN};
 use super::api::{self, ev_add};
 use super::context;
+use super::hold;
 use super::request;
 use super::sys;
 use super::worker;
@@ -283,6 +284,19 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
     let Some(copied) = (unsafe { request::copy(cs, sr, spare) }) else {
         return unsafe { local(cs, sr, 400, b"Bad Request\n", true) };
     };
+    // Monkey finds a pipelined request at `parser.i + 1` when this one ends
+    // (`mk_http_request_end`), but its parser leaves `i` past every byte received when the
+    // request has a Content-Length body (the pipelined request is swallowed as body, and the
+    // client waits for an answer that never comes), and at the end of the head for a chunked
+    // body (the chunks are then parsed as the next request, which fails and closes the
+    // connection). Point it at the last byte of this request, as it is for requests without
+    // a body.
+    if let Ok(last) = c_int::try_from(copied.request_end.saturating_sub(1)) {
+        // SAFETY: `cs` is the live session of this stage-30 call; `parser.i` is a plain int
+        // that Monkey reads next when the request ends (it does not parse this request
+        // again: `hold` keeps its read handler away while the exchange runs).
+        unsafe { (*cs).parser.i = last };
+    }
     let entry = match proxy.route(&copied.routing_path) {
         Route::Entry(i) => i,
         Route::NotFound => {
@@ -374,6 +388,8 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
             );
         }
         (*sr).handler_data = ctx.cast();
+        // Bytes the client sends while the exchange runs wait in the socket until it ends.
+        hold::start((*cs).conn);
         if let Some(f) = api::api().header_set_http_status {
             f(sr, 200);
         }

@@ -25,6 +25,9 @@ pub struct Copied<'a> {
     /// The decoded path Monkey matched its handler rules against (used for routing); it
     /// points into Monkey's request buffer, valid until stage 30 returns.
     pub routing_path: Cow<'a, str>,
+    /// Where this request ends in Monkey's request buffer (`cs->body`): any bytes after it
+    /// belong to requests pipelined behind it.
+    pub request_end: usize,
 }
 
 /// Bytes of a Monkey `mk_ptr_t` (empty when NULL).
@@ -157,11 +160,6 @@ pub unsafe fn copy<'a>(
         &rest[..length.unwrap_or(0).min(rest.len())]
     };
     request.body.extend_from_slice(body);
-    // Monkey 1.8.9 leaves its parser at the end of the header block for chunked bodies, so
-    // when the request ends it takes the chunk bytes for a pipelined request and drops the
-    // connection. The response must then say `Connection: close` rather than promise a
-    // keep-alive Monkey will not honour.
-    request.client_wants_close |= chunked;
     request.body_kind = match (chunked, body.is_empty()) {
         (true, _) => BodyKind::Chunked,
         (false, true) => BodyKind::None,
@@ -170,6 +168,7 @@ pub unsafe fn copy<'a>(
     Some(Copied {
         request,
         routing_path: text(decoded),
+        request_end: head_len.min(raw.len()) + body.len(),
     })
 }
 

@@ -589,3 +589,49 @@ pub fn assert_cut_body_closes_the_client(proxy: SocketAddr) {
         "the client connection was left open after the cut"
     );
 }
+
+/// Through the proxy at `proxy` (origin: [`Origin`]): a request the client sends while the
+/// response to its previous one is still streaming (`/slow`, five parts 100 ms apart) waits
+/// for that response to finish whole, then is answered on the same connection.
+pub fn assert_request_sent_during_a_stream_is_answered_after_it(proxy: SocketAddr) {
+    let mut c = Client::connect(proxy);
+    c.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n");
+    thread::sleep(Duration::from_millis(150));
+    c.send(b"GET /size/7 HTTP/1.1\r\nHost: t\r\n\r\n");
+    let first = c
+        .read_response(false)
+        .expect("the streamed response, whole");
+    assert_eq!(first.body, b"part 0\npart 1\npart 2\npart 3\npart 4\n");
+    let second = c
+        .read_response(false)
+        .expect("the request sent during the stream");
+    assert_eq!(second.body, body_of(7));
+    assert_eq!(
+        c.get("/size/3").body,
+        body_of(3),
+        "the connection is still usable"
+    );
+}
+
+/// Through the proxy at `proxy` (origin: [`Origin`]): requests pipelined right behind
+/// request bodies (Content-Length and chunked) are answered in order on one connection.
+pub fn assert_requests_pipelined_behind_bodies_are_answered(proxy: SocketAddr) {
+    let mut c = Client::connect(proxy);
+    c.send(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello\
+          GET /size/4 HTTP/1.1\r\nHost: t\r\n\r\n\
+          POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
+          3\r\nabc\r\n0\r\n\r\n\
+          GET /size/6 HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(c.read_response(false).expect("1st").body, b"hello");
+    assert_eq!(c.read_response(false).expect("2nd").body, body_of(4));
+    let third = c.read_response(false).expect("3rd");
+    assert_eq!(third.body, b"abc");
+    assert_eq!(
+        third.header("connection"),
+        None,
+        "the chunked upload closed the connection"
+    );
+    assert_eq!(c.read_response(false).expect("4th").body, body_of(6));
+}

@@ -1,0 +1,142 @@
+//! Keeps Monkey from reading a client connection while an exchange serves its request.
+//!
+//! Monkey keeps watching a client socket for reading while a request is in progress, and
+//! when bytes arrive (a pipelined request sent after the first, which HTTP/1.1 allows at any
+//! time) its read handler appends them and runs its parser again over the request being
+//! served. That parse completes the same request a second time; Monkey takes it for a
+//! broken connection and removes the session (`mk_http_status_completed`), which cuts the
+//! response in flight — and a stale `errno` can make its scheduler keep the socket open with
+//! no session behind it, so the client waits for nothing.
+//!
+//! Monkey's scheduler reads a connection through its protocol's `cb_read`
+//! (`mk_sched_conn.protocol`, a table shared by all plain HTTP connections, §10.10). While an
+//! exchange runs, the connection points at a copy of that table whose `cb_read` leaves the
+//! bytes in the socket and takes the connection out of Monkey's event set (the registration
+//! is level-triggered: bytes left unread would be reported on every turn of the loop). When
+//! the exchange ends the original table comes back, with the read registration if it was
+//! taken away; Monkey then reads the waiting request as the connection's next one, after
+//! the response, as it would have read it from a quiet connection. A connection nobody
+//! writes to while its request is served — nearly all — costs two pointer stores.
+
+use std::os::raw::c_int;
+use std::ptr::{self, addr_of_mut};
+use std::sync::OnceLock;
+
+use super::api::{ev_add, ev_del};
+use super::sys;
+
+/// Monkey's HTTP protocol table and our two copies of it.
+struct Tables {
+    /// Monkey's own table (its HTTP/1.x handler).
+    original: *mut sys::mk_sched_handler,
+    /// Copy in place while an exchange runs and nothing arrived.
+    watching: *mut sys::mk_sched_handler,
+    /// Copy in place once bytes arrived and the read registration was taken away.
+    held: *mut sys::mk_sched_handler,
+}
+
+// SAFETY: the tables are never written after `TABLES` is set: Monkey's is a static of its
+// HTTP module, ours are leaked copies; sharing their addresses across workers is sound.
+unsafe impl Send for Tables {}
+// SAFETY: as above.
+unsafe impl Sync for Tables {}
+
+static TABLES: OnceLock<Tables> = OnceLock::new();
+
+/// Called by Monkey's scheduler instead of its HTTP read handler when the socket of a
+/// connection with an exchange in progress is readable: leaves the bytes where they are and
+/// stops Monkey watching the socket until [`release`].
+unsafe extern "C" fn hold_read(
+    conn: *mut sys::mk_sched_conn,
+    _worker: *mut sys::mk_sched_worker,
+    _server: *mut sys::mk_server,
+) -> c_int {
+    let Some(t) = TABLES.get() else { return 0 };
+    // SAFETY: Monkey passes the live connection whose event fired; its event is registered
+    // in this worker's loop (that is how it fired), so `ev_del` applies to it.
+    unsafe {
+        ev_del(addr_of_mut!((*conn).event));
+        (*conn).protocol = t.held;
+    }
+    0
+}
+
+/// Makes copies of Monkey's table at `original` with `hold_read` as their read handler.
+///
+/// # Safety
+/// `original` must point to a live `mk_sched_handler` that outlives the process's use of it
+/// (Monkey's HTTP protocol is a static of its core).
+unsafe fn tables_for(original: *mut sys::mk_sched_handler) -> &'static Tables {
+    TABLES.get_or_init(|| {
+        // SAFETY: guaranteed by the caller; the table is plain data and function pointers.
+        let mut copy = unsafe { ptr::read(original) };
+        copy.cb_read = Some(hold_read);
+        Tables {
+            original,
+            watching: Box::into_raw(Box::new(copy)),
+            held: Box::into_raw(Box::new(copy)),
+        }
+    })
+}
+
+/// Starts holding Monkey's reads of `conn` for an exchange. Connections of another protocol
+/// than the first one seen (there is one for plain HTTP/1.x) are left as they are.
+///
+/// # Safety
+/// `conn` must be the live connection of the request the exchange serves, on this worker.
+pub unsafe fn start(conn: *mut sys::mk_sched_conn) {
+    // SAFETY: `conn` is live (caller); its protocol table is Monkey's, live for the process.
+    unsafe {
+        let protocol = (*conn).protocol;
+        if protocol.is_null() {
+            return;
+        }
+        let t = tables_for(protocol);
+        if protocol == t.original {
+            (*conn).protocol = t.watching;
+        }
+    }
+}
+
+/// Ends holding for `conn` (its exchange is over): Monkey's table is back, and if bytes
+/// arrived meanwhile the socket is watched for reading again, so Monkey reads them next.
+/// Call it before handing the request back to Monkey.
+///
+/// # Safety
+/// `conn` must be live, on this worker, with `socket` its descriptor.
+pub unsafe fn release(conn: *mut sys::mk_sched_conn, socket: c_int) {
+    let Some(t) = TABLES.get() else { return };
+    // SAFETY: `conn` is live (caller); its event is Monkey's connection event, not
+    // registered while held (hold_read removed it), so `ev_add` registers it afresh the way
+    // Monkey's own loop does for a connection waiting for its next request.
+    unsafe {
+        let protocol = (*conn).protocol;
+        if protocol == t.held {
+            ev_add(
+                socket,
+                sys::MK_EVENT_CONNECTION,
+                sys::MK_EVENT_READ,
+                addr_of_mut!((*conn).event),
+            );
+        }
+        if protocol == t.watching || protocol == t.held {
+            (*conn).protocol = t.original;
+        }
+    }
+}
+
+/// Puts Monkey's table back on `conn` without touching its event registration: for a
+/// session Monkey is removing (it closes the connection next).
+///
+/// # Safety
+/// `conn` must be live.
+pub unsafe fn forget(conn: *mut sys::mk_sched_conn) {
+    let Some(t) = TABLES.get() else { return };
+    // SAFETY: `conn` is live (caller); a plain pointer store.
+    unsafe {
+        let protocol = (*conn).protocol;
+        if protocol == t.watching || protocol == t.held {
+            (*conn).protocol = t.original;
+        }
+    }
+}
