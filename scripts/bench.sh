@@ -34,6 +34,7 @@
 #   ROUNDS [10]  DURATION [4s]  SIZES ["1k 64k"]  CONNS ["50 256"]  WRK_THREADS [1]
 #   WARMUP [2s] (an unmeasured wrk run per target and cell before round 1; "0": none)
 #   WRK_CPU [0]  SERVER_CPU [1]  KEEP [unset: scratch dir removed; set: kept and printed]
+#   PEER_FORWARDING [0] (1: nginx and haproxy add the X-Forwarded-* headers the plugin adds)
 #
 # Needs: wrk, nginx, haproxy, curl, taskset, cargo. Everything it starts is stopped by pid on
 # exit (also on Ctrl-C or error).
@@ -128,6 +129,23 @@ for s in $SIZES; do
     chmod 644 "$S/www/$s"
 done
 
+# ---- what the peers add to requests ------------------------------------------------
+# The plugin always sends X-Forwarded-For (the client address), X-Forwarded-Proto and
+# X-Forwarded-Host and keeps the client's Host. With PEER_FORWARDING=1 the peers are set up to
+# do the same (the work every production deployment of them does); by default they add
+# nothing, as in ../shared/tools/bench-peers.sh.
+nginx_forwarding=""
+haproxy_forwarding=""
+if [ "${PEER_FORWARDING:-0}" = 1 ]; then
+    nginx_forwarding='            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;'
+    haproxy_forwarding='    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]'
+fi
+
 # ---- origin and nginx proxy ----------------------------------------------------------
 nginx_head() {   # common top of an nginx config: one worker, foreground, private temp dirs
     cat <<EOF
@@ -174,6 +192,7 @@ EOF
             proxy_pass http://origin;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+$nginx_forwarding
         }
     }
 }
@@ -195,6 +214,7 @@ frontend fe
     bind 127.0.0.1:${PORT[haproxy]}
     default_backend be
 backend be
+$haproxy_forwarding
     server origin 127.0.0.1:${PORT[origin]} maxconn $max_conns
 EOF
 
