@@ -278,6 +278,7 @@ impl Loop {
                 ex.abort(&mut self.worker, &mut reactor);
             }
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            crate::relay::discard_unread(&mut conn.stream);
             self.open.fetch_sub(1, Ordering::SeqCst);
         }
     }

@@ -299,6 +299,17 @@ fn requests_pipelined_behind_bodies_are_answered() {
 }
 
 #[test]
+fn nothing_is_answered_after_a_closing_response() {
+    require_monkey!();
+    // Monkey looks for a pipelined request before it honours close_now, so it used to
+    // answer the next request after a `Connection: close` response and keep the connection.
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    assert_nothing_is_answered_after_a_closing_response(monkey.addr());
+    finish(monkey);
+}
+
+#[test]
 fn dead_backend_gives_502() {
     require_monkey!();
     let monkey = Monkey::start(&conf_for(&[dead_addr()], ""));

@@ -181,6 +181,13 @@ fn requests_pipelined_behind_bodies_are_answered() {
 }
 
 #[test]
+fn nothing_is_answered_after_a_closing_response() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    assert_nothing_is_answered_after_a_closing_response(host.addr());
+}
+
+#[test]
 fn dead_backend_gives_502() {
     let host = host_for(vec![entry_for(&[dead_addr()])]);
     let r = Client::connect(host.addr()).get("/x");

@@ -65,12 +65,9 @@ pub unsafe fn send(
         }
         if answer.close {
             (*cs).close_now = 1;
-            // After a chunked request body Monkey ignores close_now (it takes the chunk bytes
-            // for a pipelined request and waits): stop the reading side, so Monkey sends
-            // this answer, then sees end of file and closes the connection.
-            if (*cs).parser.header_transfer_encoding & 1 != 0 {
-                libc::shutdown((*cs).socket, libc::SHUT_RD);
-            }
+            // Monkey looks for pipelined requests before it looks at close_now
+            // (`mk_http_request_end`): with no next request to find, it closes.
+            (*cs).parser.i = -1;
         }
         let head_request = (*sr).method == sys::MK_METHOD_HEAD;
         if !answer.body.is_empty() && !head_request {

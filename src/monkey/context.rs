@@ -513,8 +513,16 @@ unsafe fn finish_request(ctx: *mut Ctx, finish: Finish) {
         let exchange = ptr::replace(addr_of_mut!((*ctx).exchange), ptr::null_mut());
         if !exchange.is_null() {
             let mut exchange = Box::from_raw(exchange);
-            // Keep the client duplicate for the connection's next request.
-            let kept = if close { None } else { exchange.take_client() };
+            // Keep the client duplicate for the connection's next request; when the
+            // connection closes, drop what the client sent that will not be answered first.
+            let kept = exchange.take_client();
+            let kept = match (close, kept) {
+                (true, Some(mut stream)) => {
+                    crate::relay::discard_unread(&mut stream);
+                    None
+                }
+                (_, kept) => kept,
+            };
             let (socket, conn, peer) = ((*cs).socket, (*cs).conn as usize, exchange.client_addr());
             worker::with(|w| {
                 if let Some(stream) = kept {
@@ -531,16 +539,21 @@ unsafe fn finish_request(ctx: *mut Ctx, finish: Finish) {
         let socket = (*cs).socket;
         // Monkey reads the client again (and finds what it sent meanwhile) from here on.
         hold::release((*cs).conn, socket);
+        if close {
+            // Monkey looks for pipelined requests before it looks at close_now
+            // (`mk_http_request_end`), and would answer one after a `Connection: close`
+            // response: with no next request to find, it closes.
+            (*cs).parser.i = -1;
+        }
         let Some(end) = api::api().http_request_end else {
             return;
         };
         let ret = end(api::plugin(), cs, c_int::from(close));
         if close && ret == 0 {
-            // Monkey kept the connection although we asked it to close (it did so after
-            // chunked request bodies, taking the chunk bytes for a pipelined request, before
-            // stage 30 set its parser to the end of the body). The response said
-            // `Connection: close`, so end the connection ourselves; Monkey then sees the
-            // hang-up and removes the session.
+            // Monkey kept the connection although we asked it to close (it did after chunked
+            // request bodies, and after pipelined requests, before its parser was pointed
+            // past them). The response said `Connection: close`, so end the connection
+            // ourselves; Monkey then sees the hang-up and removes the session.
             libc::shutdown(socket, libc::SHUT_RDWR);
         }
         if ret == 1 && (*cs).sr_fixed.handler_data.is_null() {

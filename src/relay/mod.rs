@@ -146,3 +146,23 @@ impl Worker {
         self.put_index_vec(indexes);
     }
 }
+
+/// Most bytes [`discard_unread`] reads before giving up: it runs on an event-loop thread.
+const DISCARD_LIMIT: usize = 256 * 1024;
+
+/// Reads and drops what a client sent that will never be answered (requests pipelined
+/// behind a response that closes the connection), without waiting, just before the
+/// connection is closed. Closing a socket with unread bytes makes the kernel send a reset
+/// instead of an orderly end, and a reset can destroy response bytes the client has not read
+/// yet — for a body that ends with the connection, the client could not tell it was cut.
+/// (Bytes that arrive later still cause a reset; a full lingering close is not attempted.)
+pub fn discard_unread(stream: &mut impl std::io::Read) {
+    let mut scratch = [0u8; 16 * 1024];
+    let mut total = 0;
+    while total < DISCARD_LIMIT {
+        match stream.read(&mut scratch) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => total += n,
+        }
+    }
+}

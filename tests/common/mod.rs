@@ -635,3 +635,26 @@ pub fn assert_requests_pipelined_behind_bodies_are_answered(proxy: SocketAddr) {
     );
     assert_eq!(c.read_response(false).expect("4th").body, body_of(6));
 }
+
+/// Through the proxy at `proxy` (origin: [`Origin`]): after a response that closes the
+/// connection (the request asked for it), a request pipelined behind it gets no answer —
+/// the connection ends right after the response.
+pub fn assert_nothing_is_answered_after_a_closing_response(proxy: SocketAddr) {
+    let mut c = Client::connect(proxy);
+    c.send(
+        b"GET /size/3 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n\
+          GET /id HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.body, body_of(3));
+    assert_eq!(r.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    c.reader
+        .read_to_end(&mut rest)
+        .expect("end of file after the closing response");
+    assert!(
+        rest.is_empty(),
+        "answered after Connection: close: {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+}

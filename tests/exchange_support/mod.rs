@@ -4,7 +4,9 @@
 //! by the close), with a random body size (around the relay buffer's size among others),
 //! sometimes after an interim `103`, that a scripted origin sends in random pieces with
 //! pauses between them; asked for by a random client (HTTP/1.1 keeping its connection or
-//! asking to close, HTTP/1.0; `GET` or `HEAD`; alone or pipelined with a second request).
+//! asking to close, HTTP/1.0 with and without keep-alive; `GET`, `HEAD` or `POST`; with a
+//! second request after the response, pipelined with the first, or sent while the first
+//! response is on its way).
 //!
 //! What must hold for every one: the client gets the status and exactly the body, framed as
 //! its HTTP version allows (a strict reader checks every CRLF of a chunked body), the
@@ -45,6 +47,32 @@ pub enum ClientKind {
     Close,
     /// HTTP/1.0 (no keep-alive asked).
     Http10,
+    /// HTTP/1.0 with `Connection: keep-alive`: kept only where the response has a length.
+    Http10KeepAlive,
+}
+
+impl ClientKind {
+    /// Whether the client asks to keep its connection.
+    fn asks_keep(self) -> bool {
+        matches!(self, ClientKind::KeepAlive | ClientKind::Http10KeepAlive)
+    }
+
+    /// Whether it speaks HTTP/1.0 (no chunked coding).
+    fn is_http10(self) -> bool {
+        matches!(self, ClientKind::Http10 | ClientKind::Http10KeepAlive)
+    }
+}
+
+/// When a client that keeps its connection sends its second request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// After reading the whole first response.
+    AfterResponse,
+    /// In the same write as the first request.
+    Pipelined,
+    /// This many microseconds after the first request, without waiting for its response
+    /// (usually while it is still on its way).
+    Late(u64),
 }
 
 /// A request body the client sends (with `POST`).
@@ -139,8 +167,8 @@ pub struct Case {
     pub head: bool,
     /// The request body, if any (then the method is `POST`).
     pub upload: Upload,
-    /// The client sends a second request right behind the first (keep-alive clients only).
-    pub pipelined: bool,
+    /// When a client that keeps its connection sends its second request.
+    pub next: Next,
 }
 
 impl Case {
@@ -215,13 +243,16 @@ impl Case {
             (Upload::None, false) => "GET",
             _ => "POST",
         };
-        let version = match self.client {
-            ClientKind::Http10 => "HTTP/1.0",
-            _ => "HTTP/1.1",
+        let version = if self.client.is_http10() {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
         };
         let mut out = format!("{method} {path} {version}\r\nHost: t\r\n").into_bytes();
-        if self.client == ClientKind::Close {
-            out.extend_from_slice(b"Connection: close\r\n");
+        match self.client {
+            ClientKind::Close => out.extend_from_slice(b"Connection: close\r\n"),
+            ClientKind::Http10KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+            _ => {}
         }
         match &self.upload {
             Upload::None => out.extend_from_slice(b"\r\n"),
@@ -292,6 +323,7 @@ pub fn cases(buffer: usize, limits: Limits) -> impl Strategy<Value = Case> {
         3 => Just(ClientKind::KeepAlive),
         1 => Just(ClientKind::Close),
         1 => Just(ClientKind::Http10),
+        1 => Just(ClientKind::Http10KeepAlive),
     ];
     (
         (status, framing, body_len, chunk_sizes, any::<bool>(), 0usize..3),
@@ -308,7 +340,11 @@ pub fn cases(buffer: usize, limits: Limits) -> impl Strategy<Value = Case> {
             prop_oneof![Just(0u64), 50u64..2000],
             client,
             prop::bool::weighted(0.2),
-            any::<bool>(),
+            prop_oneof![
+                2 => Just(Next::AfterResponse),
+                1 => Just(Next::Pipelined),
+                1 => (0u64..3000).prop_map(Next::Late),
+            ],
             prop_oneof![
                 6 => Just(Upload::None),
                 2 => (0usize..20_000).prop_map(Upload::Length),
@@ -329,7 +365,7 @@ pub fn cases(buffer: usize, limits: Limits) -> impl Strategy<Value = Case> {
         .prop_map(
             |(
                 (status, framing, body_len, chunk_sizes, extensions, trailers),
-                (interim, cuts, pause_us, client, head, pipelined, upload),
+                (interim, cuts, pause_us, client, head, next, upload),
             )| Case {
                 status,
                 framing,
@@ -342,7 +378,7 @@ pub fn cases(buffer: usize, limits: Limits) -> impl Strategy<Value = Case> {
                 pause_us,
                 client,
                 head,
-                pipelined,
+                next,
                 upload,
             },
         )
@@ -656,16 +692,28 @@ fn one_exchange(proxy: SocketAddr, origin: &ScriptedOrigin, case: &Case) -> Resu
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
-    let keep = case.client == ClientKind::KeepAlive;
+    // A second request before the response only where the connection stays open: when the
+    // proxy closes one with unread bytes (no lingering close), a request arriving after the
+    // close makes the kernel reset the connection, which can cut the response the client
+    // is still reading. HTTP/1.0 connections are closed after every response (Monkey 1.8
+    // keeps none).
+    let asks_keep = case.client.asks_keep() && !case.client.is_http10();
     let next = format!("GET /next/{id} HTTP/1.1\r\nHost: t\r\n\r\n");
     let mut out = case.request(&format!("/case/{id}"));
-    if keep && case.pipelined {
+    if asks_keep && case.next == Next::Pipelined {
         out.extend_from_slice(next.as_bytes());
     }
     reader
         .get_mut()
         .write_all(&out)
         .map_err(|e| format!("send: {e}"))?;
+    if let (true, Next::Late(us)) = (asks_keep, case.next) {
+        thread::sleep(Duration::from_micros(us));
+        reader
+            .get_mut()
+            .write_all(next.as_bytes())
+            .map_err(|e| format!("send next: {e}"))?;
+    }
 
     let seen = read_strict(&mut reader, case.is_head())?;
     if seen.status != case.status {
@@ -681,20 +729,28 @@ fn one_exchange(proxy: SocketAddr, origin: &ScriptedOrigin, case: &Case) -> Resu
             case.expected_body().len()
         ));
     }
-    if case.client == ClientKind::Http10 && seen.header("transfer-encoding").is_some() {
+    if case.client.is_http10() && seen.header("transfer-encoding").is_some() {
         return Err("chunked to an HTTP/1.0 client".into());
     }
+    let says = |token: &str| {
+        seen.header("connection")
+            .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    // An HTTP/1.1 client keeps its connection unless it asked otherwise; an HTTP/1.0 one
+    // only where the response says so (a body without a length cannot be kept).
+    let keep = match case.client {
+        ClientKind::KeepAlive => true,
+        ClientKind::Http10KeepAlive => says("keep-alive"),
+        _ => false,
+    };
     if keep {
         if seen.until_close {
             return Err("a keep-alive client's body was delimited by the close".into());
         }
-        if seen
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
-        {
+        if says("close") {
             return Err("a keep-alive client's connection was closed".into());
         }
-        if !case.pipelined {
+        if case.next == Next::AfterResponse {
             reader
                 .get_mut()
                 .write_all(next.as_bytes())
