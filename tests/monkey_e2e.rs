@@ -310,6 +310,17 @@ fn nothing_is_answered_after_a_closing_response() {
 }
 
 #[test]
+fn each_target_reaches_the_origin_as_sent() {
+    require_monkey!();
+    // Monkey does not reset a request's query string between the requests of a connection:
+    // `GET /b` after `GET /a?x=1` reached the backend as `/b?HTT`.
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    assert_each_target_reaches_the_origin_as_sent(monkey.addr());
+    finish(monkey);
+}
+
+#[test]
 fn dead_backend_gives_502() {
     require_monkey!();
     let monkey = Monkey::start(&conf_for(&[dead_addr()], ""));

@@ -188,6 +188,13 @@ fn nothing_is_answered_after_a_closing_response() {
 }
 
 #[test]
+fn each_target_reaches_the_origin_as_sent() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    assert_each_target_reaches_the_origin_as_sent(host.addr());
+}
+
+#[test]
 fn dead_backend_gives_502() {
     let host = host_for(vec![entry_for(&[dead_addr()])]);
     let r = Client::connect(host.addr()).get("/x");

@@ -77,12 +77,11 @@ pub unsafe fn copy<'a>(
     // stays put until stage 30 returns (we copy everything before that).
     let (cs, sr) = unsafe { (&*cs, &*sr) };
     // SAFETY: as above, each mk_ptr_t describes bytes inside the request buffer.
-    let (method, uri, decoded, query, host) = unsafe {
+    let (method, uri, decoded, host) = unsafe {
         (
             bytes(sr.method_p),
             bytes(sr.uri),
             bytes(sr.uri_processed),
-            bytes(sr.query_string),
             bytes(sr.host),
         )
     };
@@ -96,7 +95,7 @@ pub unsafe fn copy<'a>(
     request.clear();
     set_text(&mut request.method, method);
     set_text(&mut request.path, uri);
-    if !query.is_empty() {
+    if let Some(query) = query_from_line(raw) {
         let mut text = request.text_buffer();
         push_text(&mut text, query);
         request.query = Some(text);
@@ -142,6 +141,9 @@ pub unsafe fn copy<'a>(
             length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked |= has_token(value, "chunked");
+        } else if h.name.eq_ignore_ascii_case("connection") && has_token(value, "close") {
+            // Monkey recognises `close` only as the whole value: `close, X-Hop` is a close too.
+            request.client_wants_close = true;
         }
         request.headers.push(h.name, value);
     }
@@ -172,6 +174,57 @@ pub unsafe fn copy<'a>(
     })
 }
 
+/// The request's query (without `?`; empty for a target ending in `?`), `None` when the
+/// target has none, read from the request line in `raw` rather than from Monkey's
+/// `query_string`, which is not reset between the requests of a connection (a request
+/// without a query carried the previous one's, or whatever bytes sat where it was:
+/// `GET /b HTTP/1.1` after `GET /a?x=1` gave `/b?HTT`) and which keeps pointing into
+/// Monkey's first read buffer when a request outgrows it.
+///
+/// The line is `METHOD SP target SP HTTP/1.x`; Monkey has written a NUL at the end of the
+/// path before stage 30, over the `?` or, without a query, over the space before the
+/// protocol, so both count as separators.
+fn query_from_line(raw: &[u8]) -> Option<&[u8]> {
+    let line = &raw[..raw.iter().position(|&b| b == b'\n')?];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // `HTTP/1.x` and the separator before it.
+    let target_end = line.len().checked_sub(9)?;
+    let target_start = line.iter().position(|&b| b == b' ')? + 1;
+    let target = line.get(target_start..target_end)?;
+    let mark = target.iter().position(|&b| b == b'?' || b == 0)?;
+    Some(&target[mark + 1..])
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_from_line;
+
+    #[test]
+    fn the_query_comes_from_the_request_line_as_monkey_left_it() {
+        let q =
+            |line: &[u8]| query_from_line(line).map(|q| String::from_utf8_lossy(q).into_owned());
+        // As received, and after Monkey's NUL at the end of the path (over `?` or over the
+        // space before the protocol).
+        assert_eq!(
+            q(b"GET /a?x=1 HTTP/1.1\r\nHost: t\r\n\r\n").as_deref(),
+            Some("x=1")
+        );
+        assert_eq!(q(b"GET /a\0x=1 HTTP/1.1\r\n").as_deref(), Some("x=1"));
+        assert_eq!(q(b"GET /a\0HTTP/1.1\r\n"), None);
+        assert_eq!(q(b"GET /a HTTP/1.1\r\n"), None);
+        assert_eq!(q(b"GET /a? HTTP/1.0\r\n").as_deref(), Some(""));
+        assert_eq!(q(b"GET /a\0 HTTP/1.0\r\n").as_deref(), Some(""));
+        assert_eq!(
+            q(b"POST /a?b?c=%2F HTTP/1.1\r\n").as_deref(),
+            Some("b?c=%2F")
+        );
+        // Not a request line: no query rather than a panic.
+        assert_eq!(q(b"GET\r\n"), None);
+        assert_eq!(q(b""), None);
+        assert_eq!(q(b"HTTP/1.1\n"), None);
+    }
 }

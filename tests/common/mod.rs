@@ -658,3 +658,22 @@ pub fn assert_nothing_is_answered_after_a_closing_response(proxy: SocketAddr) {
         String::from_utf8_lossy(&rest)
     );
 }
+
+/// Through the proxy at `proxy` (origin: [`Origin`]): on one connection, each request's
+/// target reaches the origin as sent — a query never carries over to the next request, and
+/// an empty query (`?` alone) is kept.
+pub fn assert_each_target_reaches_the_origin_as_sent(proxy: SocketAddr) {
+    let mut c = Client::connect(proxy);
+    for target in [
+        "/headers?x=1",
+        "/headers",
+        "/headers?",
+        "/headers?a=%20b&c",
+        "/headers",
+    ] {
+        let r = c.get(target);
+        let echoed = String::from_utf8_lossy(&r.body).into_owned();
+        let line = echoed.lines().next().unwrap_or("");
+        assert_eq!(line, format!("GET {target} HTTP/1.1"), "sent {target}");
+    }
+}

@@ -169,6 +169,17 @@ pub struct Case {
     pub upload: Upload,
     /// When a client that keeps its connection sends its second request.
     pub next: Next,
+    /// A query string after the path (without `?`).
+    pub query: Option<String>,
+    /// End-to-end header fields the client sends (names may repeat), which the origin must
+    /// receive unchanged and in order.
+    pub fields: Vec<(String, String)>,
+    /// The client names a header of its own in `Connection` (`X-Hop`), which must not reach
+    /// the origin.
+    pub hop: bool,
+    /// Picks the method among those without a body (`GET`, `DELETE`, `OPTIONS`) or with
+    /// one (`POST`, `PUT`).
+    pub verb: u8,
 }
 
 impl Case {
@@ -237,10 +248,21 @@ impl Case {
         self.head && self.upload == Upload::None
     }
 
+    /// The request target: the case's path and query.
+    fn target(&self, id: u64) -> String {
+        match &self.query {
+            Some(q) => format!("/case/{id}?{q}"),
+            None => format!("/case/{id}"),
+        }
+    }
+
     fn request(&self, path: &str) -> Vec<u8> {
-        let method = match (&self.upload, self.head) {
-            (Upload::None, true) => "HEAD",
-            (Upload::None, false) => "GET",
+        let method = match (&self.upload, self.head, self.verb % 6) {
+            (Upload::None, true, _) => "HEAD",
+            (Upload::None, false, 4) => "DELETE",
+            (Upload::None, false, 5) => "OPTIONS",
+            (Upload::None, false, _) => "GET",
+            (_, _, v) if v % 2 == 1 => "PUT",
             _ => "POST",
         };
         let version = if self.client.is_http10() {
@@ -249,10 +271,22 @@ impl Case {
             "HTTP/1.1"
         };
         let mut out = format!("{method} {path} {version}\r\nHost: t\r\n").into_bytes();
+        let hop = if self.hop { ", X-Hop" } else { "" };
         match self.client {
-            ClientKind::Close => out.extend_from_slice(b"Connection: close\r\n"),
-            ClientKind::Http10KeepAlive => out.extend_from_slice(b"Connection: keep-alive\r\n"),
+            ClientKind::Close => {
+                out.extend_from_slice(format!("Connection: close{hop}\r\n").as_bytes())
+            }
+            ClientKind::Http10KeepAlive => {
+                out.extend_from_slice(format!("Connection: keep-alive{hop}\r\n").as_bytes())
+            }
+            _ if self.hop => out.extend_from_slice(b"Connection: X-Hop\r\n"),
             _ => {}
+        }
+        if self.hop {
+            out.extend_from_slice(b"X-Hop: secret\r\n");
+        }
+        for (name, value) in &self.fields {
+            out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
         }
         match &self.upload {
             Upload::None => out.extend_from_slice(b"\r\n"),
@@ -362,10 +396,12 @@ pub fn cases(buffer: usize, limits: Limits) -> impl Strategy<Value = Case> {
             ],
         ),
     )
+        .prop_flat_map(|(a, b)| (Just(a), Just(b), request_extras()))
         .prop_map(
             |(
                 (status, framing, body_len, chunk_sizes, extensions, trailers),
                 (interim, cuts, pause_us, client, head, next, upload),
+                (query, fields, hop, verb),
             )| Case {
                 status,
                 framing,
@@ -380,8 +416,77 @@ pub fn cases(buffer: usize, limits: Limits) -> impl Strategy<Value = Case> {
                 head,
                 next,
                 upload,
+                query,
+                fields,
+                hop,
+                verb,
             },
         )
+}
+
+/// A query, end-to-end header fields, a hop-by-hop field named in `Connection`, a verb.
+type Extras = (Option<String>, Vec<(String, String)>, bool, u8);
+
+fn request_extras() -> impl Strategy<Value = Extras> {
+    let query = prop::option::weighted(0.3, "[a-z0-9=&%/+.~-]{0,40}");
+    let name = prop_oneof![
+        Just("X-A"),
+        Just("X-Dup"),
+        Just("Accept"),
+        Just("User-Agent"),
+        Just("Cookie"),
+        Just("Cache-Control"),
+    ];
+    // Field values: visible ASCII with inner spaces, nothing to trim at either end.
+    let value = "([!-~]([ -~]{0,98}[!-~])?)?";
+    let fields = prop::collection::vec((name.prop_map(String::from), value), 0..6);
+    (query, fields, prop::bool::weighted(0.3), any::<u8>())
+}
+
+/// What the origin must find in the request for `case`: the target, the client's fields in
+/// order, the forwarding headers; and nothing named in `Connection`. `None` when it does.
+fn request_mismatch(case: &Case, id: u64, head: &str) -> Option<String> {
+    let mut lines = head.split("\r\n");
+    let target = lines.next()?.split(' ').nth(1).unwrap_or("");
+    if target != case.target(id) {
+        return Some(format!("target {target:?}, sent {:?}", case.target(id)));
+    }
+    let received: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let values = |name: &str| -> Vec<&str> {
+        received
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    for name in [
+        "x-a",
+        "x-dup",
+        "accept",
+        "user-agent",
+        "cookie",
+        "cache-control",
+    ] {
+        let sent: Vec<&str> = case
+            .fields
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if values(name) != sent {
+            return Some(format!("{name}: {:?}, sent {sent:?}", values(name)));
+        }
+    }
+    if !values("x-hop").is_empty() {
+        return Some("X-Hop, named in Connection, reached the origin".into());
+    }
+    if values("x-forwarded-for") != ["127.0.0.1"] || values("host") != ["t"] {
+        return Some(format!("forwarding headers: {received:?}"));
+    }
+    None
 }
 
 /// A keep-alive origin that answers `/case/<id>` with that case's scripted response, cut
@@ -508,12 +613,24 @@ fn serve_scripts(mut s: TcpStream, scripts: &Mutex<HashMap<u64, Case>>) {
                 }
                 continue;
             }
-            let found = number("/case/")
+            let found = target
+                .split('?')
+                .next()
+                .and_then(|path| path.strip_prefix("/case/")?.parse::<u64>().ok())
                 .and_then(|id| Some((id, scripts.lock().unwrap().get(&id)?.clone())));
             let Some((id, case)) = found else {
                 let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
                 continue;
             };
+            if let Some(what) = request_mismatch(&case, id, &head) {
+                // The test reads the status and this body.
+                let reply = format!(
+                    "HTTP/1.1 597 Request Differs\r\nContent-Length: {}\r\n\r\n{what}",
+                    what.len()
+                );
+                let _ = s.write_all(reply.as_bytes());
+                return;
+            }
             let sent = match &case.upload {
                 Upload::None => 0,
                 Upload::Length(n) | Upload::Chunked { len: n, .. } => *n,
@@ -699,7 +816,7 @@ fn one_exchange(proxy: SocketAddr, origin: &ScriptedOrigin, case: &Case) -> Resu
     // keeps none).
     let asks_keep = case.client.asks_keep() && !case.client.is_http10();
     let next = format!("GET /next/{id} HTTP/1.1\r\nHost: t\r\n\r\n");
-    let mut out = case.request(&format!("/case/{id}"));
+    let mut out = case.request(&case.target(id));
     if asks_keep && case.next == Next::Pipelined {
         out.extend_from_slice(next.as_bytes());
     }
@@ -717,7 +834,12 @@ fn one_exchange(proxy: SocketAddr, origin: &ScriptedOrigin, case: &Case) -> Resu
 
     let seen = read_strict(&mut reader, case.is_head())?;
     if seen.status != case.status {
-        return Err(format!("status {} for {}", seen.status, case.status));
+        return Err(format!(
+            "status {} for {}: {}",
+            seen.status,
+            case.status,
+            String::from_utf8_lossy(&seen.body)
+        ));
     }
     if seen.header("x-case") != Some(&id.to_string()) {
         return Err(format!("another response: {:?}", seen.headers));
