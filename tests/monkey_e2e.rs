@@ -102,16 +102,20 @@ fn exact_bytes_10_mib() {
 /// and pipelined, with and without uploads (chunked ones within what Monkey's parser takes:
 /// `Limits::MONKEY_1_8`) — exact bodies both ways, right framing, connections closed when
 /// they must be and kept otherwise; after each, Monkey is alive and back to its descriptors
-/// (two workers may each keep one idle backend connection).
+/// (but for a few idle backend connections).
 #[test]
 fn random_responses_reach_every_kind_of_client_exactly() {
     require_monkey!();
     let origin = ScriptedOrigin::start();
     let mut monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let baseline = monkey.fd_count();
+    // Idle pooled backend connections: a case with a second request sent before the first
+    // response ends can leave two per worker, and there are two workers. A leak grows past
+    // this within a few cases of the kind that leaks.
+    let pooled = 4;
     let settled = || {
-        let now = monkey.wait_fds_at_most(baseline + 2, Duration::from_secs(5));
-        if now <= baseline + 2 {
+        let now = monkey.wait_fds_at_most(baseline + pooled, Duration::from_secs(5));
+        if now <= baseline + pooled {
             Ok(())
         } else {
             Err(format!(
