@@ -180,9 +180,22 @@ pub struct Case {
     /// Picks the method among those without a body (`GET`, `DELETE`, `OPTIONS`) or with
     /// one (`POST`, `PUT`).
     pub verb: u8,
+    /// The client reads slowly through a small receive window, so the proxy meets a full
+    /// client socket (backpressure) in the middle of bodies, chunk lines and heads.
+    pub slow: bool,
 }
 
 impl Case {
+    /// The body's size: `body_len`, plus 5 MiB for a slow client, so that the proxy's writes
+    /// outrun it (loopback send buffers grow to a few MiB).
+    fn body_size(&self) -> usize {
+        if self.slow {
+            self.body_len + (5 << 20)
+        } else {
+            self.body_len
+        }
+    }
+
     fn has_body(&self) -> bool {
         !self.is_head() && self.status != 204 && self.status != 304
     }
@@ -190,7 +203,7 @@ impl Case {
     /// The body the client must receive.
     pub fn expected_body(&self) -> Vec<u8> {
         if self.has_body() {
-            body_of(self.body_len)
+            body_of(self.body_size())
         } else {
             Vec::new()
         }
@@ -214,9 +227,8 @@ impl Case {
             (_, f) => Some(f),
         };
         match framing {
-            Some(Framing::Length) => {
-                out.extend_from_slice(format!("Content-Length: {}\r\n", self.body_len).as_bytes())
-            }
+            Some(Framing::Length) => out
+                .extend_from_slice(format!("Content-Length: {}\r\n", self.body_size()).as_bytes()),
             Some(Framing::Chunked) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             _ => {}
         }
@@ -224,7 +236,7 @@ impl Case {
         if !self.has_body() {
             return (out, false);
         }
-        let body = body_of(self.body_len);
+        let body = body_of(self.body_size());
         match self.framing {
             Framing::Length => out.extend_from_slice(&body),
             Framing::Close => out.extend_from_slice(&body),
@@ -344,10 +356,11 @@ pub fn cases(buffer: usize, limits: Limits) -> impl Strategy<Value = Case> {
         Just(Framing::Close)
     ];
     let body_len = prop_oneof![
-        0usize..=2,
-        3usize..3000,
-        (buffer - 300)..(buffer + 300),
-        (2 * buffer)..(4 * buffer + 1000),
+        3 => 0usize..=2,
+        3 => 3usize..3000,
+        3 => (buffer - 300)..(buffer + 300),
+        3 => (2 * buffer)..(4 * buffer + 1000),
+        1 => (4 * buffer)..(10 * buffer),
     ];
     let chunk_sizes = prop::collection::vec(
         prop_oneof![1usize..16, 16usize..2000, (buffer - 50)..(buffer + 50)],
@@ -401,7 +414,7 @@ pub fn cases(buffer: usize, limits: Limits) -> impl Strategy<Value = Case> {
             |(
                 (status, framing, body_len, chunk_sizes, extensions, trailers),
                 (interim, cuts, pause_us, client, head, next, upload),
-                (query, fields, hop, verb),
+                (query, fields, hop, verb, slow),
             )| Case {
                 status,
                 framing,
@@ -420,12 +433,14 @@ pub fn cases(buffer: usize, limits: Limits) -> impl Strategy<Value = Case> {
                 fields,
                 hop,
                 verb,
+                slow,
             },
         )
 }
 
-/// A query, end-to-end header fields, a hop-by-hop field named in `Connection`, a verb.
-type Extras = (Option<String>, Vec<(String, String)>, bool, u8);
+/// A query, end-to-end header fields, a hop-by-hop field named in `Connection`, a verb, a
+/// slow client.
+type Extras = (Option<String>, Vec<(String, String)>, bool, u8, bool);
 
 fn request_extras() -> impl Strategy<Value = Extras> {
     let query = prop::option::weighted(0.3, "[a-z0-9=&%/+.~-]{0,40}");
@@ -440,7 +455,13 @@ fn request_extras() -> impl Strategy<Value = Extras> {
     // Field values: visible ASCII with inner spaces, nothing to trim at either end.
     let value = "([!-~]([ -~]{0,98}[!-~])?)?";
     let fields = prop::collection::vec((name.prop_map(String::from), value), 0..6);
-    (query, fields, prop::bool::weighted(0.3), any::<u8>())
+    (
+        query,
+        fields,
+        prop::bool::weighted(0.3),
+        any::<u8>(),
+        prop::bool::weighted(0.05),
+    )
 }
 
 /// What the origin must find in the request for `case`: the target, the client's fields in
@@ -802,12 +823,58 @@ pub fn check_random_exchanges(
     }
 }
 
+/// A client socket whose receive buffer is a few KiB (set before connecting, so the window
+/// the proxy sees is small from the start).
+fn connect_with_small_window(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    use rustix::net::{connect, socket, sockopt, AddressFamily, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None)?;
+    sockopt::set_socket_recv_buffer_size(&fd, 4096)?;
+    connect(&fd, &addr)?;
+    Ok(TcpStream::from(fd))
+}
+
+/// The client's socket; when `slow`, every read takes at most 2 KiB after a short pause.
+struct Paced {
+    stream: TcpStream,
+    slow: bool,
+}
+
+impl Read for Paced {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.slow {
+            return self.stream.read(buf);
+        }
+        thread::sleep(Duration::from_micros(300));
+        let n = buf.len().min(2048);
+        self.stream.read(&mut buf[..n])
+    }
+}
+
+impl Write for Paced {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.stream.flush()
+    }
+}
+
 fn one_exchange(proxy: SocketAddr, origin: &ScriptedOrigin, case: &Case) -> Result<(), String> {
     let id = origin.add(case);
-    let stream = TcpStream::connect(proxy).map_err(|e| format!("connect: {e}"))?;
+    let stream = if case.slow {
+        connect_with_small_window(proxy)
+    } else {
+        TcpStream::connect(proxy)
+    }
+    .map_err(|e| format!("connect: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
+    let stream = Paced {
+        stream,
+        slow: case.slow,
+    };
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     // A second request before the response only where the connection stays open: when the
     // proxy closes one with unread bytes (no lingering close), a request arriving after the
