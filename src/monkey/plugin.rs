@@ -293,8 +293,8 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
     // a body.
     if let Ok(last) = c_int::try_from(copied.request_end.saturating_sub(1)) {
         // SAFETY: `cs` is the live session of this stage-30 call; `parser.i` is a plain int
-        // that Monkey reads next when the request ends (it does not parse this request
-        // again: `hold` keeps its read handler away while the exchange runs).
+        // that Monkey reads next when the request ends (while an exchange serves it, `hold`
+        // keeps Monkey's read handler, and so its parser, away from the connection).
         unsafe { (*cs).parser.i = last };
     }
     let entry = match proxy.route(&copied.routing_path) {
