@@ -325,6 +325,16 @@ fn each_target_reaches_the_origin_as_sent() {
 }
 
 #[test]
+fn close_in_a_connection_list_closes() {
+    require_monkey!();
+    // Monkey recognises `close` only as the whole `Connection` value.
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    assert_close_in_a_connection_list_closes(monkey.addr());
+    finish(monkey);
+}
+
+#[test]
 fn dead_backend_gives_502() {
     require_monkey!();
     let monkey = Monkey::start(&conf_for(&[dead_addr()], ""));

@@ -195,6 +195,13 @@ fn each_target_reaches_the_origin_as_sent() {
 }
 
 #[test]
+fn close_in_a_connection_list_closes() {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    assert_close_in_a_connection_list_closes(host.addr());
+}
+
+#[test]
 fn dead_backend_gives_502() {
     let host = host_for(vec![entry_for(&[dead_addr()])]);
     let r = Client::connect(host.addr()).get("/x");

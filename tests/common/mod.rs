@@ -677,3 +677,19 @@ pub fn assert_each_target_reaches_the_origin_as_sent(proxy: SocketAddr) {
         assert_eq!(line, format!("GET {target} HTTP/1.1"), "sent {target}");
     }
 }
+
+/// Through the proxy at `proxy` (origin: [`Origin`]): `close` is honoured as one token of a
+/// `Connection` list, not only as its whole value.
+pub fn assert_close_in_a_connection_list_closes(proxy: SocketAddr) {
+    let mut c = Client::connect(proxy);
+    c.send(b"GET /size/3 HTTP/1.1\r\nHost: t\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\n\r\n");
+    let r = c.read_response(false).expect("response");
+    assert_eq!(r.body, body_of(3));
+    assert_eq!(r.header("connection"), Some("close"));
+    let mut rest = Vec::new();
+    let n = c
+        .reader
+        .read_to_end(&mut rest)
+        .expect("end of file after the response");
+    assert_eq!(n, 0, "bytes after a closing response");
+}
