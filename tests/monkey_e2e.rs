@@ -35,6 +35,14 @@ fn finish(mut monkey: Monkey) {
     monkey.stop();
 }
 
+/// Runs `check` against a Monkey in front of one [`Origin`], then checks Monkey is alive.
+fn with_origin_behind_monkey(check: fn(std::net::SocketAddr)) {
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    check(monkey.addr());
+    finish(monkey);
+}
+
 /// Runs wrk with `args` against Monkey at `path`; its summary and its output.
 fn run_wrk(monkey: &Monkey, args: &[&std::ffi::OsStr], path: &str) -> (WrkSummary, String) {
     let out = Command::new("wrk")
@@ -285,10 +293,7 @@ fn request_sent_during_a_stream_is_answered_after_it() {
     // Monkey reads a client socket while its request is served and parses what arrives
     // over that request: without the plugin's hold on its reads, the stream was cut and the
     // client left waiting on a connection with no session behind it.
-    let origin = Origin::start("a");
-    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
-    assert_request_sent_during_a_stream_is_answered_after_it(monkey.addr());
-    finish(monkey);
+    with_origin_behind_monkey(assert_request_sent_during_a_stream_is_answered_after_it);
 }
 
 #[test]
@@ -296,10 +301,7 @@ fn requests_pipelined_behind_bodies_are_answered() {
     require_monkey!();
     // Monkey's parser takes everything after a Content-Length head as its body, and stops
     // at the head of a chunked one; the plugin points it at the request's real end.
-    let origin = Origin::start("a");
-    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
-    assert_requests_pipelined_behind_bodies_are_answered(monkey.addr());
-    finish(monkey);
+    with_origin_behind_monkey(assert_requests_pipelined_behind_bodies_are_answered);
 }
 
 #[test]
@@ -307,10 +309,7 @@ fn nothing_is_answered_after_a_closing_response() {
     require_monkey!();
     // Monkey looks for a pipelined request before it honours close_now, so it used to
     // answer the next request after a `Connection: close` response and keep the connection.
-    let origin = Origin::start("a");
-    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
-    assert_nothing_is_answered_after_a_closing_response(monkey.addr());
-    finish(monkey);
+    with_origin_behind_monkey(assert_nothing_is_answered_after_a_closing_response);
 }
 
 #[test]
@@ -318,20 +317,14 @@ fn each_target_reaches_the_origin_as_sent() {
     require_monkey!();
     // Monkey does not reset a request's query string between the requests of a connection:
     // `GET /b` after `GET /a?x=1` reached the backend as `/b?HTT`.
-    let origin = Origin::start("a");
-    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
-    assert_each_target_reaches_the_origin_as_sent(monkey.addr());
-    finish(monkey);
+    with_origin_behind_monkey(assert_each_target_reaches_the_origin_as_sent);
 }
 
 #[test]
 fn close_in_a_connection_list_closes() {
     require_monkey!();
     // Monkey recognises `close` only as the whole `Connection` value.
-    let origin = Origin::start("a");
-    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
-    assert_close_in_a_connection_list_closes(monkey.addr());
-    finish(monkey);
+    with_origin_behind_monkey(assert_close_in_a_connection_list_closes);
 }
 
 #[test]

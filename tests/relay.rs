@@ -9,6 +9,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// Runs `check` against the stand-in host in front of one [`Origin`].
+fn with_origin_behind_host(check: fn(std::net::SocketAddr)) {
+    let origin = Origin::start("a");
+    let host = host_for(vec![entry_for(&[origin.addr])]);
+    check(host.addr());
+}
+
 #[test]
 fn exact_bytes_1_kib() {
     let origin = Origin::start("a");
@@ -55,9 +62,7 @@ fn chunked_response_is_dechunked_for_http_1_0() {
 
 #[test]
 fn close_delimited_response_goes_chunked_and_the_client_keeps_its_connection() {
-    let origin = Origin::start("a");
-    let host = host_for(vec![entry_for(&[origin.addr])]);
-    assert_close_delimited_bodies_go_chunked(host.addr());
+    with_origin_behind_host(assert_close_delimited_bodies_go_chunked);
 }
 
 #[test]
@@ -168,37 +173,27 @@ fn pipelined_requests_are_answered_in_order() {
 
 #[test]
 fn request_sent_during_a_stream_is_answered_after_it() {
-    let origin = Origin::start("a");
-    let host = host_for(vec![entry_for(&[origin.addr])]);
-    assert_request_sent_during_a_stream_is_answered_after_it(host.addr());
+    with_origin_behind_host(assert_request_sent_during_a_stream_is_answered_after_it);
 }
 
 #[test]
 fn requests_pipelined_behind_bodies_are_answered() {
-    let origin = Origin::start("a");
-    let host = host_for(vec![entry_for(&[origin.addr])]);
-    assert_requests_pipelined_behind_bodies_are_answered(host.addr());
+    with_origin_behind_host(assert_requests_pipelined_behind_bodies_are_answered);
 }
 
 #[test]
 fn nothing_is_answered_after_a_closing_response() {
-    let origin = Origin::start("a");
-    let host = host_for(vec![entry_for(&[origin.addr])]);
-    assert_nothing_is_answered_after_a_closing_response(host.addr());
+    with_origin_behind_host(assert_nothing_is_answered_after_a_closing_response);
 }
 
 #[test]
 fn each_target_reaches_the_origin_as_sent() {
-    let origin = Origin::start("a");
-    let host = host_for(vec![entry_for(&[origin.addr])]);
-    assert_each_target_reaches_the_origin_as_sent(host.addr());
+    with_origin_behind_host(assert_each_target_reaches_the_origin_as_sent);
 }
 
 #[test]
 fn close_in_a_connection_list_closes() {
-    let origin = Origin::start("a");
-    let host = host_for(vec![entry_for(&[origin.addr])]);
-    assert_close_in_a_connection_list_closes(host.addr());
+    with_origin_behind_host(assert_close_in_a_connection_list_closes);
 }
 
 #[test]
