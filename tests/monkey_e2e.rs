@@ -54,6 +54,27 @@ fn run_wrk(monkey: &Monkey, args: &[&std::ffi::OsStr], path: &str) -> (WrkSummar
     (parse_wrk(&text), text)
 }
 
+/// Runs wrk with `args` and the Lua `script` (written into Monkey's scratch directory) against
+/// Monkey; its summary and its output.
+fn run_wrk_script(monkey: &Monkey, args: &[&str], script: &str) -> (WrkSummary, String) {
+    let path = monkey.dir().join("wrk.lua");
+    std::fs::write(&path, script).unwrap();
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    all.extend([std::ffi::OsStr::new("-s"), path.as_os_str()]);
+    run_wrk(monkey, &all, "/")
+}
+
+/// A wrk run without failures: at least `min_requests`, every response 2xx, no socket error.
+fn assert_clean_wrk(summary: &WrkSummary, text: &str, min_requests: u64) {
+    assert!(
+        summary.requests >= min_requests,
+        "{} requests, expected at least {min_requests}:\n{text}",
+        summary.requests
+    );
+    assert_eq!(summary.non_2xx, 0, "non-2xx responses:\n{text}");
+    assert_eq!(summary.socket_errors, 0, "socket errors:\n{text}");
+}
+
 /// Waits until Monkey holds at most `baseline` descriptors plus the idle pool, and fails
 /// (listing them) if it does not within 5 s; returns the count.
 fn assert_fds_back(monkey: &Monkey, baseline: usize) -> usize {
@@ -474,9 +495,7 @@ fn wrk_load_has_no_errors_and_no_fd_leak() {
     let baseline = monkey.fd_count();
     let args = ["-t1", "-c50", "-d4s"].map(std::ffi::OsStr::new);
     let (summary, text) = run_wrk(&monkey, &args, "/size/1024");
-    assert!(summary.requests > 0, "wrk made no requests:\n{text}");
-    assert_eq!(summary.non_2xx, 0, "non-2xx responses:\n{text}");
-    assert_eq!(summary.socket_errors, 0, "socket errors:\n{text}");
+    assert_clean_wrk(&summary, &text, 1);
     // wrk has closed its connections; only idle pooled upstream connections may remain.
     let now = assert_fds_back(&monkey, baseline);
     println!(
@@ -500,10 +519,7 @@ fn pipelined_load_with_bodies_and_queries_has_no_errors() {
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let baseline = monkey.fd_count();
-    let script = monkey.dir().join("pipeline.lua");
-    std::fs::write(
-        &script,
-        r#"init = function(args)
+    let script = r#"init = function(args)
    local r = {}
    r[1] = wrk.format("GET", "/size/100?a=1")
    r[2] = wrk.format("POST", "/echo", nil, "hello")
@@ -514,22 +530,13 @@ end
 request = function()
    return req
 end
-"#,
-    )
-    .unwrap();
-    let args = ["-t1", "-c20", "-d3s", "-s"].map(std::ffi::OsStr::new);
-    let args = [&args[..], &[script.as_os_str()]].concat();
-    let (summary, text) = run_wrk(&monkey, &args, "/");
-    // A liveness bar, not a speed target: a connection whose pipelined request is swallowed
-    // stalls for good without an error wrk would count (before the fixes: 40 requests in
-    // 3 s, two per connection; after: thousands). Five rounds of four per connection.
-    assert!(
-        summary.requests >= 20 * 4 * 5,
-        "connections stalled: {} requests\n{text}",
-        summary.requests
-    );
-    assert_eq!(summary.non_2xx, 0, "non-2xx responses:\n{text}");
-    assert_eq!(summary.socket_errors, 0, "socket errors:\n{text}");
+"#;
+    let (summary, text) = run_wrk_script(&monkey, &["-t1", "-c20", "-d3s"], script);
+    // The minimum is a liveness bar, not a speed target: a connection whose pipelined
+    // request is swallowed stalls for good without an error wrk would count (before the
+    // fixes: 40 requests in 3 s, two per connection; after: thousands). Five rounds of four
+    // per connection.
+    assert_clean_wrk(&summary, &text, 20 * 4 * 5);
     assert_fds_back(&monkey, baseline);
     // Still serving exact bytes.
     assert_eq!(
@@ -560,10 +567,7 @@ fn mixed_failures_under_load_leave_monkey_serving_with_no_fd_behind() {
     );
     let monkey = Monkey::start(&conf);
     let baseline = monkey.fd_count();
-    let script = monkey.dir().join("mix.lua");
-    std::fs::write(
-        &script,
-        r#"local paths = {"/size/1024", "/size/70000", "/chunked/5000", "/close/3000",
+    let script = r#"local paths = {"/size/1024", "/size/70000", "/chunked/5000", "/close/3000",
   "/dead/x", "/slow", "/nothing", "/id", "/stream/200000"}
 local n = 0
 request = function()
@@ -573,14 +577,9 @@ request = function()
   end
   return wrk.format("GET", paths[(n % #paths) + 1])
 end
-"#,
-    )
-    .unwrap();
-    let mut args = ["-t1", "-c50", "-d4s", "--timeout", "5s", "-s"]
-        .map(std::ffi::OsStr::new)
-        .to_vec();
-    args.push(script.as_os_str());
-    let (summary, text) = run_wrk(&monkey, &args, "/");
+"#;
+    let args = ["-t1", "-c50", "-d4s", "--timeout", "5s"];
+    let (summary, text) = run_wrk_script(&monkey, &args, script);
     assert!(summary.requests > 200, "too few requests:\n{text}");
     // The 404s and the dead entry's 502/503s are non-2xx by design; all others are 200.
     assert!(
