@@ -331,6 +331,25 @@ fn connection_is_closed_after_a_400_for_a_chunked_request() {
     refused_before_the_origin(TE_GZIP_CHUNKED, true);
 }
 
+#[test]
+fn two_host_fields_get_400_and_close() {
+    require_monkey!();
+    refused_before_the_origin(TWO_HOSTS, true);
+}
+
+#[test]
+fn host_that_is_not_an_authority_gets_400_and_close() {
+    require_monkey!();
+    refused_before_the_origin(HOST_WITH_A_SPACE, true);
+}
+
+#[test]
+fn http11_request_without_host_gets_400() {
+    require_monkey!();
+    // Monkey answers this one itself, before stage 30, and keeps the connection.
+    refused_before_the_origin(NO_HOST, false);
+}
+
 // ---- broken origins --------------------------------------------------------------------
 
 #[test]

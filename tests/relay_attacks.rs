@@ -251,6 +251,21 @@ fn smuggling_transfer_encoding_gzip_chunked_gets_400() {
     refused_before_the_origin(TE_GZIP_CHUNKED);
 }
 
+#[test]
+fn two_host_fields_get_400() {
+    refused_before_the_origin(TWO_HOSTS);
+}
+
+#[test]
+fn host_that_is_not_an_authority_gets_400() {
+    refused_before_the_origin(HOST_WITH_A_SPACE);
+}
+
+#[test]
+fn http11_request_without_host_gets_400() {
+    refused_before_the_origin(NO_HOST);
+}
+
 // ---- broken origins --------------------------------------------------------------------
 
 #[test]

@@ -147,6 +147,46 @@ pub enum RequestError {
     BadContentLength,
     /// A header name or value with bytes HTTP does not allow (e.g. CR, LF, NUL).
     InvalidHeader,
+    /// More than one `Host` field, a `Host` value that is not an authority, or an HTTP/1.1
+    /// request without `Host` (RFC 9112 §3.2: the server MUST answer 400). With two hosts the
+    /// proxy and the backend could each pick a different one.
+    BadHost,
+}
+
+/// Whether a `Host` value is an authority without userinfo (RFC 9110 §7.2, RFC 3986 §3.2):
+/// a reg-name or IPv4 address (unreserved, percent-encoded and sub-delims characters), or
+/// an IP literal in brackets, then an optional `:port` of digits. Empty is allowed (a target
+/// without authority). Spaces, commas of a list, `@`, `/` and the like are not.
+fn is_authority(value: &[u8]) -> bool {
+    let (host, port) = match value.strip_prefix(b"[") {
+        Some(literal) => match literal.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let inside = &literal[..end];
+                let ok = !inside.is_empty()
+                    && inside
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b":.vV".contains(&b));
+                if !ok {
+                    return false;
+                }
+                (&[][..], &literal[end + 1..])
+            }
+            None => return false,
+        },
+        None => match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &[][..]),
+        },
+    };
+    let host_ok = host
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    let port_ok = match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    host_ok && port_ok
 }
 
 /// Idempotent methods (RFC 9110 §9.2.2): safe to retry on another server.
@@ -229,6 +269,7 @@ impl ProxyRequest {
         let mut lengths = 0;
         let mut length_value: &[u8] = &[];
         let mut has_codings = false;
+        let mut hosts = 0;
         for (field, name, value) in self.headers.fields() {
             let bad_name = name.is_empty() || !name.iter().copied().all(is_token_byte);
             let bad_value = value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
@@ -241,6 +282,12 @@ impl ProxyRequest {
                     length_value = value;
                 }
                 Field::TransferEncoding => has_codings = true,
+                Field::Host => {
+                    hosts += 1;
+                    if !is_authority(value) {
+                        return Err(RequestError::BadHost);
+                    }
+                }
                 _ => {}
             }
         }
@@ -270,6 +317,9 @@ impl ProxyRequest {
             if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
                 return Err(RequestError::BadContentLength);
             }
+        }
+        if hosts > 1 || (hosts == 0 && self.minor_version >= 1) {
+            return Err(RequestError::BadHost);
         }
         Ok(())
     }
@@ -555,7 +605,48 @@ mod tests {
         assert_eq!(sign.validate(), Err(RequestError::BadContentLength));
         let crlf = req(&[("X-A", "a\r\nX-B: b")]);
         assert_eq!(crlf.validate(), Err(RequestError::InvalidHeader));
-        assert!(req(&[("Transfer-Encoding", "Chunked")]).validate().is_ok());
+        assert!(req(&[("Host", "h"), ("Transfer-Encoding", "Chunked")])
+            .validate()
+            .is_ok());
+    }
+
+    #[test]
+    fn host_must_be_one_authority() {
+        for good in [
+            "example.com",
+            "example.com:8080",
+            "10.0.0.1:80",
+            "[::1]:8080",
+            "[2001:db8::7]",
+            "xn--bcher-kva.example",
+            "",
+        ] {
+            assert_eq!(req(&[("Host", good)]).validate(), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "a b",
+            "a/b",
+            "user@example.com",
+            "example.com:80x",
+            "[::1",
+            "[zz]:80",
+            "a\\b",
+        ] {
+            assert_eq!(
+                req(&[("Host", bad)]).validate(),
+                Err(RequestError::BadHost),
+                "{bad:?}"
+            );
+        }
+        let two = req(&[("Host", "a"), ("Host", "b")]);
+        assert_eq!(two.validate(), Err(RequestError::BadHost));
+        let same_twice = req(&[("Host", "a"), ("host", "a")]);
+        assert_eq!(same_twice.validate(), Err(RequestError::BadHost));
+        // HTTP/1.1 requires Host; HTTP/1.0 predates it.
+        assert_eq!(req(&[]).validate(), Err(RequestError::BadHost));
+        let mut old = req(&[]);
+        old.minor_version = 0;
+        assert_eq!(old.validate(), Ok(()));
     }
 
     #[test]

@@ -24,6 +24,16 @@ pub const TWO_EQUAL_CL: &[u8] =
 pub const TE_GZIP_CHUNKED: &[u8] =
     b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
 
+/// Two Host fields (RFC 9112 §3.2: 400): the proxy and the backend could each route by a
+/// different one.
+pub const TWO_HOSTS: &[u8] = b"GET /headers HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+
+/// A Host that is not an authority (a space inside).
+pub const HOST_WITH_A_SPACE: &[u8] = b"GET /headers HTTP/1.1\r\nHost: a b\r\n\r\n";
+
+/// An HTTP/1.1 request without Host (RFC 9112 §3.2: 400).
+pub const NO_HOST: &[u8] = b"GET /headers HTTP/1.1\r\nAccept: */*\r\n\r\n";
+
 /// Not HTTP at all.
 pub const GARBAGE_REPLY: &[u8] = b"this is not http\r\n\r\n";
 
