@@ -507,6 +507,20 @@ fn wrk_load_has_no_errors_and_no_fd_leak() {
 }
 
 #[test]
+fn client_leaving_releases_the_backend_at_once() {
+    require_monkey!();
+    // Monkey notices a client that left only when it reads the socket, which it leaves to
+    // the plugin while an exchange runs (fails with session 5's plugin: the backend
+    // connection stayed until ReadTimeout, and the request counted as answered).
+    let (addr, backend) = silent_backend();
+    let monkey = Monkey::start(&conf_for(&[addr], "    ReadTimeout 30\n"));
+    let baseline = monkey.fd_count();
+    assert_client_leaving_releases_the_backend(monkey.addr(), backend);
+    assert_fds_back(&monkey, baseline);
+    finish(monkey);
+}
+
+#[test]
 fn pipelined_load_with_bodies_and_queries_has_no_errors() {
     require_monkey!();
     if !wrk_available() {

@@ -17,6 +17,15 @@ fn with_origin_behind_host(check: fn(std::net::SocketAddr)) {
 }
 
 #[test]
+fn client_leaving_releases_the_backend_at_once() {
+    let (addr, backend) = silent_backend();
+    let mut entry = entry_for(&[addr]);
+    entry.read_timeout = Duration::from_secs(30);
+    let host = host_for(vec![entry]);
+    assert_client_leaving_releases_the_backend(host.addr(), backend);
+}
+
+#[test]
 fn exact_bytes_1_kib() {
     let origin = Origin::start("a");
     let host = host_for(vec![entry_for(&[origin.addr])]);

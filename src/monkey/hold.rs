@@ -46,6 +46,13 @@ static TABLES: OnceLock<Tables> = OnceLock::new();
 /// Called by Monkey's scheduler instead of its HTTP read handler when the socket of a
 /// connection with an exchange in progress is readable: leaves the bytes where they are and
 /// stops Monkey watching the socket until [`release`].
+///
+/// Readable can also mean the client is gone (end of file or an error). Monkey learns that
+/// only from a read (its loop does not look at the hang-up flags epoll reports), so the
+/// socket is peeked: with nothing to read the call fails, and Monkey's loop closes the
+/// connection, which ends the exchange through the plugin's hang-up (the backend connection
+/// is released at once and the request counts as a client abort, instead of waiting for a
+/// response nobody reads). A half-closed client counts as gone, as nginx treats it.
 unsafe extern "C" fn hold_read(
     conn: *mut sys::mk_sched_conn,
     _worker: *mut sys::mk_sched_worker,
@@ -53,12 +60,34 @@ unsafe extern "C" fn hold_read(
 ) -> c_int {
     let Some(t) = TABLES.get() else { return 0 };
     // SAFETY: Monkey passes the live connection whose event fired; its event is registered
-    // in this worker's loop (that is how it fired), so `ev_del` applies to it.
+    // in this worker's loop (that is how it fired), so `ev_del` applies to it, and its fd is
+    // the client socket. The peek writes at most one byte into `probe`; `errno` is this
+    // thread's.
     unsafe {
+        let mut probe = 0u8;
+        let n = libc::recv(
+            (*conn).event.fd,
+            addr_of_mut!(probe).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        );
+        if n == 0 || (n < 0 && !would_block()) {
+            // Monkey's scheduler keeps a connection whose read failed with `EAGAIN` in
+            // `errno` (`mk_sched_event_read`), and `recv` returning 0 leaves `errno` as an
+            // earlier call set it: say what happened.
+            *libc::__errno_location() = libc::ECONNRESET;
+            return -1;
+        }
         ev_del(addr_of_mut!((*conn).event));
         (*conn).protocol = t.held;
     }
     0
+}
+
+/// Whether the last failed call only found nothing to do yet.
+fn would_block() -> bool {
+    let e = std::io::Error::last_os_error().raw_os_error();
+    e == Some(libc::EAGAIN) || e == Some(libc::EWOULDBLOCK) || e == Some(libc::EINTR)
 }
 
 /// Makes copies of Monkey's table at `original` with `hold_read` as their read handler.

@@ -693,3 +693,79 @@ pub fn assert_close_in_a_connection_list_closes(proxy: SocketAddr) {
         .expect("end of file after the response");
     assert_eq!(n, 0, "bytes after a closing response");
 }
+
+/// A backend for [`assert_client_leaving_releases_the_backend`]: a listener whose
+/// connections the check serves by hand.
+pub fn silent_backend() -> (SocketAddr, TcpListener) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    (listener.local_addr().unwrap(), listener)
+}
+
+/// A client that goes away while its response is pending makes the proxy let go of the
+/// backend connection at once, before the backend has answered and while a body is half
+/// sent, not when the backend finishes or `ReadTimeout` (configure it long) runs out: the
+/// backend sees its connection closed within two seconds both times.
+pub fn assert_client_leaving_releases_the_backend(proxy: SocketAddr, backend: TcpListener) {
+    backend.set_nonblocking(true).unwrap();
+    let accept = |backend: &TcpListener| -> TcpStream {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            match backend.accept() {
+                Ok((s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    return s;
+                }
+                Err(_) if Instant::now() < until => thread::sleep(Duration::from_millis(10)),
+                Err(e) => panic!("the request never reached the backend: {e}"),
+            }
+        }
+    };
+    let read_head = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(
+                s.read(&mut byte).expect("the request head"),
+                1,
+                "request cut"
+            );
+            head.push(byte[0]);
+        }
+    };
+    let released_soon = |s: &mut TcpStream, when: &str| {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut rest = [0u8; 64];
+        match s.read(&mut rest) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => {
+                panic!("backend connection still held after the client left {when}: {other:?}")
+            }
+        }
+    };
+
+    // Before the response head.
+    let mut client = TcpStream::connect(proxy).unwrap();
+    client
+        .write_all(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut upstream = accept(&backend);
+    read_head(&mut upstream);
+    drop(client);
+    released_soon(&mut upstream, "before the response");
+
+    // Halfway through a chunked body.
+    let mut client = Client::connect(proxy);
+    client.send(b"GET /half HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut upstream = accept(&backend);
+    read_head(&mut upstream);
+    upstream
+        .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        .unwrap();
+    let mut line = String::new();
+    client.reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line:?}");
+    drop(client);
+    released_soon(&mut upstream, "during the body");
+}
