@@ -371,7 +371,8 @@ impl Loop {
             conn.close_after_output = true;
             return;
         }
-        let entry = match proxy.route(&request.path) {
+        // Routed by the decoded path, as Monkey hands it to the plugin.
+        let entry = match proxy.route(&crate::routing::routing_path(&request.path)) {
             Route::Entry(i) => i,
             Route::NotFound => {
                 proxy.stats.record_local(404);

@@ -1,5 +1,7 @@
 //! Routing: ordered entries, each a set of regexes; the first entry with any match wins.
 
+use std::borrow::Cow;
+
 use regex::RegexSet;
 
 use crate::config::Entry;
@@ -29,6 +31,40 @@ pub struct RouteMatch {
     pub entry: usize,
     /// Index of the first matching `Match` rule within that entry.
     pub rule: usize,
+}
+
+/// The path `Match` rules (and `StatisticsURL`) are compared with: the request path without
+/// its query, percent-decoded the way Monkey decodes it before its own handler rules and
+/// stage 30 (`mk_utils_url_decode`, whose result the plugin routes by). Decoding first means
+/// `/%61dmin` cannot slip past a rule for `/admin`. As in Monkey: each `%XX` becomes its
+/// byte; a `%` without two characters after it stays; a `%` followed by anything but two
+/// hex digits leaves the whole path undecoded; a decoded NUL ends the path; bytes that are
+/// not UTF-8 become U+FFFD.
+pub fn routing_path(raw: &str) -> Cow<'_, str> {
+    let bytes = raw.as_bytes();
+    let Some(first) = bytes.iter().position(|&b| b == b'%') else {
+        return Cow::Borrowed(raw);
+    };
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = bytes[..first].to_vec();
+    let mut i = first;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) else {
+                return Cow::Borrowed(raw);
+            };
+            let byte = (hi * 16 + lo) as u8;
+            if byte == 0 {
+                break;
+            }
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 impl Router {
@@ -75,6 +111,22 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routing_path_decodes_as_monkey_does() {
+        assert_eq!(routing_path("/plain/x.php"), "/plain/x.php");
+        assert_eq!(routing_path("/%61dmin/x"), "/admin/x");
+        assert_eq!(routing_path("/space%20d/%2e%2E"), "/space d/..");
+        assert_eq!(routing_path("/a%2Fb"), "/a/b");
+        // Too short to be an escape: kept.
+        assert_eq!(routing_path("/a%4"), "/a%4");
+        assert_eq!(routing_path("/a%"), "/a%");
+        // Not hex: Monkey gives up and routes the raw path.
+        assert_eq!(routing_path("/%61/%zz"), "/%61/%zz");
+        // A NUL ends Monkey's C string.
+        assert_eq!(routing_path("/a%00/b"), "/a");
+        assert_eq!(routing_path("/%ff"), "/\u{fffd}");
+    }
     use crate::config::MatchRule;
 
     fn entry(patterns: &[&str]) -> Entry {

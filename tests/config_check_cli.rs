@@ -124,6 +124,18 @@ fn explain_names_the_php_entry_and_its_servers() {
 }
 
 #[test]
+fn explain_routes_by_the_decoded_path_as_monkey_does() {
+    // `%2e` is `.`: Monkey decodes before matching, so this is `/logo.png`.
+    let (code, out, _) = seed(&["--explain", "/logo%2epng?v=%20"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("routing by the decoded path /logo.png\n"),
+        "{out}"
+    );
+    assert!(out.contains("entry 2: RoundRobin"), "{out}");
+}
+
+#[test]
 fn explain_shows_weights() {
     let (code, out, _) = check(&[&fixture("seed_weighted.conf"), "--explain", "/"]);
     assert_eq!(code, 0);

@@ -100,3 +100,27 @@ fn original_sample() {
     assert_eq!(e.matches.len(), 5);
     assert_eq!(e.matches[0].line, 15);
 }
+
+/// Every configuration shown in README.md (a fenced block that has a `[PROXY_` section)
+/// is accepted as printed: a newcomer pastes them.
+#[test]
+fn readme_examples_parse() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let blocks: Vec<&str> = readme
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .filter(|b| b.contains("[PROXY_ENTRY]"))
+        .collect();
+    assert!(
+        !blocks.is_empty(),
+        "no configuration block found in README.md"
+    );
+    for block in blocks {
+        let text = block.split_once('\n').map_or(block, |(_, rest)| rest);
+        if let Err(e) = config_common::parse(text) {
+            panic!("README example rejected:\n{text}\n{e:#?}");
+        }
+    }
+}

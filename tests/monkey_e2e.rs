@@ -521,6 +521,18 @@ fn client_leaving_releases_the_backend_at_once() {
 }
 
 #[test]
+fn encoded_paths_route_by_their_decoded_form() {
+    require_monkey!();
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let monkey = Monkey::start(&format!(
+        "[PROXY_ENTRY]\n    Match ^/m/a/\n    ServerList {}\n\n         [PROXY_ENTRY]\n    Match ^/\n    ServerList {}\n",
+        a.addr, b.addr
+    ));
+    assert_encoded_paths_route_by_their_decoded_form(monkey.addr());
+    finish(monkey);
+}
+
+#[test]
 fn pipelined_load_with_bodies_and_queries_has_no_errors() {
     require_monkey!();
     if !wrk_available() {

@@ -26,6 +26,16 @@ fn client_leaving_releases_the_backend_at_once() {
 }
 
 #[test]
+fn encoded_paths_route_by_their_decoded_form() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let host = host_for(vec![
+        entry_matching("^/m/a/", &[a.addr]),
+        entry_matching("^/", &[b.addr]),
+    ]);
+    assert_encoded_paths_route_by_their_decoded_form(host.addr());
+}
+
+#[test]
 fn exact_bytes_1_kib() {
     let origin = Origin::start("a");
     let host = host_for(vec![entry_for(&[origin.addr])]);

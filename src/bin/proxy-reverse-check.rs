@@ -147,8 +147,13 @@ fn summary(c: &Config) -> String {
 }
 
 fn explain(c: &Config, path: &str) -> ExitCode {
-    // Entries see the path without its query string.
-    let path = path.split('?').next().unwrap_or(path);
+    // Entries see the path without its query string, percent-decoded as Monkey decodes it.
+    let raw = path.split('?').next().unwrap_or(path);
+    let decoded = proxy_reverse::routing::routing_path(raw);
+    if decoded != raw {
+        println!("routing by the decoded path {decoded}");
+    }
+    let path: &str = &decoded;
     if c.statistics_url.as_deref() == Some(path) {
         println!("statistics: {path} is the StatisticsURL; the plugin answers it itself");
         return ExitCode::SUCCESS;

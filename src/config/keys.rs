@@ -88,7 +88,7 @@ pub static KEYS: &[KeySpec] = &[
         default: "(required)",
         sections: Sections::EntryOnly,
         repeatable: true,
-        doc: "request paths this entry serves; the first entry with any matching regex wins",
+        doc: "request paths this entry serves (the path without query, percent-decoded); the first entry with any matching regex wins",
     },
     KeySpec {
         id: KeyId::ServerList,

@@ -453,6 +453,27 @@ pub fn entry_for(servers: &[SocketAddr]) -> Entry {
     )
 }
 
+/// An entry whose one rule is `pattern`.
+pub fn entry_matching(pattern: &str, servers: &[SocketAddr]) -> Entry {
+    let mut entry = entry_for(servers);
+    entry.matches[0].pattern = pattern.into();
+    entry
+}
+
+/// Against a proxy with `^/m/a/` routed to the origin named `a` and everything else to `b`:
+/// a percent-encoded path is routed by what it decodes to, so encoding cannot route around a
+/// rule; the target still reaches the origin as sent.
+pub fn assert_encoded_paths_route_by_their_decoded_form(proxy: SocketAddr) {
+    let mut c = Client::connect(proxy);
+    assert_eq!(c.get("/m/a/id").body, b"a");
+    assert_eq!(
+        c.get("/m/%61/id").body,
+        b"a",
+        "encoded path routed around ^/m/a/"
+    );
+    assert_eq!(c.get("/m/%62/id").body, b"b");
+}
+
 /// A proxy host in front of the given entries.
 pub fn host_for(entries: Vec<Entry>) -> Host {
     let config = Config {
