@@ -272,6 +272,20 @@ fn source_hash_keeps_one_client_on_one_server() {
 }
 
 #[test]
+fn source_hash_follows_the_client_a_trusted_proxy_names() {
+    require_monkey!();
+    let origins = [Origin::start("a"), Origin::start("b"), Origin::start("c")];
+    let addrs: Vec<_> = origins.iter().map(|o| o.addr).collect();
+    let mut monkey = Monkey::start(&conf_for(
+        &addrs,
+        "    LoadBalancer SourceHash\n    TrustedProxies 127.0.0.1/32\n",
+    ));
+    assert_source_hash_follows_the_forwarded_client(monkey.addr());
+    monkey.assert_alive();
+    monkey.stop();
+}
+
+#[test]
 fn naive_keeps_each_connection_on_one_server_and_spreads_connections() {
     require_monkey!();
     // Naive picks the start server from the client connection's number (its socket

@@ -121,6 +121,31 @@ fn x_forwarded_proto_and_host_are_set_and_not_spoofable() {
 }
 
 #[test]
+fn a_trusted_proxys_proto_host_and_forwarded_are_kept() {
+    require_monkey!();
+    let (_, h) = origin_sees(
+        "    TrustedProxies 127.0.0.1/32\n    ForwardedHeader on\n",
+        "inner:8080",
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\n\
+         Forwarded: for=203.0.113.7;proto=https\r\n",
+    );
+    assert_eq!(values(&h, "x-forwarded-proto"), ["https"]);
+    assert_eq!(values(&h, "x-forwarded-host"), ["shop.example"]);
+    assert_eq!(
+        values(&h, "forwarded"),
+        ["for=203.0.113.7;proto=https, for=127.0.0.1;host=\"inner:8080\";proto=http"]
+    );
+}
+
+#[test]
+fn host_is_forwarded_exactly_as_sent() {
+    require_monkey!();
+    // Monkey's own parse of Host dropped a port of 0.
+    let (_, h) = origin_sees("", "a:0", "");
+    assert_eq!(values(&h, "host"), ["a:0"]);
+}
+
+#[test]
 fn forwarded_header_is_absent_by_default_even_if_the_client_sends_one() {
     require_monkey!();
     let (_, h) = origin_sees("", "t", "Forwarded: for=6.6.6.6\r\n");
@@ -350,6 +375,30 @@ fn http11_request_without_host_gets_400() {
     refused_before_the_origin(NO_HOST, false);
 }
 
+#[test]
+fn host_breaking_out_of_forwarded_gets_400_and_close() {
+    require_monkey!();
+    refused_before_the_origin(HOST_BREAKING_FORWARDED, true);
+}
+
+#[test]
+fn bare_cr_in_the_target_gets_400_and_close() {
+    require_monkey!();
+    refused_before_the_origin(CR_IN_TARGET, true);
+}
+
+#[test]
+fn nul_in_the_path_gets_400_and_close() {
+    require_monkey!();
+    refused_before_the_origin(NUL_IN_PATH, true);
+}
+
+#[test]
+fn eight_bit_bytes_in_the_target_get_400_and_close() {
+    require_monkey!();
+    refused_before_the_origin(EIGHT_BIT_TARGET, true);
+}
+
 // ---- broken origins --------------------------------------------------------------------
 
 #[test]
@@ -362,6 +411,12 @@ fn garbage_origin_gets_502() {
 fn origin_sending_two_different_content_lengths_gets_502() {
     require_monkey!();
     origin_reply_gives(TWO_CL_REPLY, 502);
+}
+
+#[test]
+fn origin_transfer_coding_other_than_chunked_gets_502() {
+    require_monkey!();
+    origin_reply_gives(TE_GZIP_REPLY, 502);
 }
 
 #[test]

@@ -36,6 +36,20 @@ fn encoded_paths_route_by_their_decoded_form() {
 }
 
 #[test]
+fn source_hash_follows_the_client_a_trusted_proxy_names() {
+    let origins = [Origin::start("a"), Origin::start("b"), Origin::start("c")];
+    let addrs: Vec<_> = origins.iter().map(|o| o.addr).collect();
+    let mut entry = entry_for(&addrs);
+    entry.balancer = "SourceHash".into();
+    entry.trusted_proxies = vec![proxy_reverse::config::Cidr {
+        addr: "127.0.0.1".parse().unwrap(),
+        prefix: 32,
+    }];
+    let host = host_for(vec![entry]);
+    assert_source_hash_follows_the_forwarded_client(host.addr());
+}
+
+#[test]
 fn exact_bytes_1_kib() {
     let origin = Origin::start("a");
     let host = host_for(vec![entry_for(&[origin.addr])]);

@@ -107,6 +107,25 @@ fn x_forwarded_proto_and_host_are_set_and_not_spoofable() {
 }
 
 #[test]
+fn a_trusted_proxys_proto_host_and_forwarded_are_kept() {
+    let (_, h) = origin_sees(
+        |e| {
+            e.trusted_proxies = vec![cidr("127.0.0.1", 32)];
+            e.forwarded_header = true;
+        },
+        "inner:8080",
+        "X-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\n\
+         Forwarded: for=203.0.113.7;proto=https\r\n",
+    );
+    assert_eq!(values(&h, "x-forwarded-proto"), ["https"]);
+    assert_eq!(values(&h, "x-forwarded-host"), ["shop.example"]);
+    assert_eq!(
+        values(&h, "forwarded"),
+        ["for=203.0.113.7;proto=https, for=127.0.0.1;host=\"inner:8080\";proto=http"]
+    );
+}
+
+#[test]
 fn forwarded_header_is_absent_by_default_even_if_the_client_sends_one() {
     let (_, h) = origin_sees(no_tuning, "t", "Forwarded: for=6.6.6.6\r\n");
     assert!(values(&h, "forwarded").is_empty(), "{h:?}");
@@ -266,11 +285,36 @@ fn http11_request_without_host_gets_400() {
     refused_before_the_origin(NO_HOST);
 }
 
+#[test]
+fn host_breaking_out_of_forwarded_gets_400() {
+    refused_before_the_origin(HOST_BREAKING_FORWARDED);
+}
+
+#[test]
+fn bare_cr_in_the_target_gets_400() {
+    refused_before_the_origin(CR_IN_TARGET);
+}
+
+#[test]
+fn nul_in_the_path_gets_400() {
+    refused_before_the_origin(NUL_IN_PATH);
+}
+
+#[test]
+fn eight_bit_bytes_in_the_target_get_400() {
+    refused_before_the_origin(EIGHT_BIT_TARGET);
+}
+
 // ---- broken origins --------------------------------------------------------------------
 
 #[test]
 fn origin_sending_two_different_content_lengths_gets_502() {
     origin_reply_gives(TWO_CL_REPLY, 502);
+}
+
+#[test]
+fn origin_transfer_coding_other_than_chunked_gets_502() {
+    origin_reply_gives(TE_GZIP_REPLY, 502);
 }
 
 #[test]

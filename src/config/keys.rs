@@ -188,7 +188,7 @@ pub static KEYS: &[KeySpec] = &[
         default: "(none)",
         sections: Sections::Both,
         repeatable: true,
-        doc: "clients whose X-Forwarded-For is kept and appended to",
+        doc: "clients whose X-Forwarded-* and Forwarded headers are kept (X-Forwarded-For appended to) and past whom SourceHash hashes",
     },
     KeySpec {
         id: KeyId::ForwardedHeader,

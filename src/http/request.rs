@@ -5,7 +5,7 @@
 //! those fields — never from a host's raw buffer, which Monkey mutates in place.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::headers::{
     connection_names_fields, has_token, named_in_connection, push_decimal, push_ip, tokens, trim,
@@ -151,12 +151,18 @@ pub enum RequestError {
     /// request without `Host` (RFC 9112 §3.2: the server MUST answer 400). With two hosts the
     /// proxy and the backend could each pick a different one.
     BadHost,
+    /// A request target that is not origin-form (`/path?query`) of visible ASCII: a space,
+    /// CR, NUL or 8-bit byte inside it would reach the backend as something else than the
+    /// proxy routed (RFC 9112 §3.2.1, §2.2: a bare CR must not be passed on).
+    BadTarget,
 }
 
 /// Whether a `Host` value is an authority without userinfo (RFC 9110 §7.2, RFC 3986 §3.2):
-/// a reg-name or IPv4 address (unreserved, percent-encoded and sub-delims characters), or
-/// an IP literal in brackets, then an optional `:port` of digits. Empty is allowed (a target
-/// without authority). Spaces, commas of a list, `@`, `/` and the like are not.
+/// a reg-name or IPv4 address (unreserved, percent-encoded and sub-delims characters, less
+/// `,` and `;`, which no host name has and which would read as list or parameter separators
+/// in `X-Forwarded-Host` and `Forwarded`), or an IP literal in brackets, then an optional
+/// `:port` of digits. Empty is allowed (a target without authority). Spaces, quotes, `@`,
+/// `/` and the like are not.
 fn is_authority(value: &[u8]) -> bool {
     let (host, port) = match value.strip_prefix(b"[") {
         Some(literal) => match literal.iter().position(|&b| b == b']') {
@@ -180,13 +186,26 @@ fn is_authority(value: &[u8]) -> bool {
     };
     let host_ok = host
         .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+=".contains(&b));
     let port_ok = match port.split_first() {
         None => true,
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
     };
     host_ok && port_ok
+}
+
+/// An address of an `X-Forwarded-For` chain: `192.0.2.7`, `2001:db8::7`, or either with a
+/// port (`192.0.2.7:5555`, `[2001:db8::7]:5555`), as some proxies write them.
+fn parse_hop(hop: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(hop).ok()?;
+    text.parse::<IpAddr>()
+        .ok()
+        .or_else(|| text.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            let inner = text.strip_prefix('[')?.strip_suffix(']')?;
+            inner.parse::<IpAddr>().ok()
+        })
 }
 
 /// Idempotent methods (RFC 9110 §9.2.2): safe to retry on another server.
@@ -266,6 +285,13 @@ impl ProxyRequest {
     /// Checks the request for framing ambiguities that would let a client smuggle a second
     /// request past the proxy (RFC 9112 §6.1, §6.3), and for bytes no header may contain.
     pub fn validate(&self) -> Result<(), RequestError> {
+        let visible = |s: &str| s.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        if !self.path.starts_with('/')
+            || !visible(&self.path)
+            || !self.query.as_deref().map_or(true, visible)
+        {
+            return Err(RequestError::BadTarget);
+        }
         let mut lengths = 0;
         let mut length_value: &[u8] = &[];
         let mut has_codings = false;
@@ -322,6 +348,39 @@ impl ProxyRequest {
             return Err(RequestError::BadHost);
         }
         Ok(())
+    }
+
+    /// The address of the client the request comes from, for balancing by source: the
+    /// connection's peer, unless that peer is a trusted proxy, then the address its
+    /// `X-Forwarded-For` chain names, read from the right past every trusted proxy (as
+    /// nginx's `real_ip_recursive`). A chain entry that is not an address ends the walk at
+    /// the last good one. `None` without a peer address.
+    pub fn original_client(&self, trusted_proxies: &[Cidr]) -> Option<IpAddr> {
+        let peer = self.client?.ip();
+        let trusted = |ip: IpAddr| trusted_proxies.iter().any(|c| c.contains(ip));
+        if !trusted(peer) {
+            return Some(peer);
+        }
+        let connection = self.headers.values_of(Field::Connection);
+        let check_connection = connection_names_fields(connection.clone());
+        let chain: Vec<&[u8]> = self
+            .headers
+            .fields()
+            .filter(|&(field, name, _)| {
+                field == Field::XForwardedFor
+                    && !(check_connection && named_in_connection(connection.clone(), name))
+            })
+            .flat_map(|(_, _, value)| tokens(value))
+            .collect();
+        let mut client = peer;
+        for hop in chain.iter().rev() {
+            let Some(ip) = parse_hop(hop) else { break };
+            client = ip;
+            if !trusted(ip) {
+                break;
+            }
+        }
+        Some(client)
     }
 
     /// Appends the upstream request (head and body) to `out`.
@@ -407,14 +466,38 @@ impl ProxyRequest {
             push_ip(out, ip);
             out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
-        if let Some(h) = &self.host {
+        // A trusted proxy in front knows better what the client used (HTTPS it terminated,
+        // the host it was asked for): its X-Forwarded-Proto and -Host are kept, and its
+        // Forwarded elements start the list. From anyone else they are replaced.
+        let connection = &connection;
+        let from_trusted = |kind: Field| {
+            self.headers.fields().filter(move |&(field, name, _)| {
+                trusted
+                    && field == kind
+                    && !(check_connection && named_in_connection(connection.clone(), name))
+            })
+        };
+        out.extend_from_slice(b"X-Forwarded-Proto: ");
+        match from_trusted(Field::XForwardedProto).next() {
+            Some((_, _, proto)) => out.extend_from_slice(proto),
+            None => out.extend_from_slice(b"http"),
+        }
+        out.extend_from_slice(b"\r\n");
+        let forwarded_host = from_trusted(Field::XForwardedHost)
+            .next()
+            .map(|(_, _, v)| v)
+            .or(self.host.as_deref().map(str::as_bytes));
+        if let Some(h) = forwarded_host {
             out.extend_from_slice(b"X-Forwarded-Host: ");
-            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(h);
             out.extend_from_slice(b"\r\n");
         }
         if policy.forwarded_header {
             out.extend_from_slice(b"Forwarded: ");
+            for (_, _, earlier) in from_trusted(Field::Forwarded) {
+                out.extend_from_slice(earlier);
+                out.extend_from_slice(b", ");
+            }
             match client_ip {
                 Some(std::net::IpAddr::V6(ip)) => {
                     let _ = write!(out, "for=\"[{ip}]\";");
@@ -425,7 +508,16 @@ impl ProxyRequest {
                 None => {}
             }
             if let Some(h) = &self.host {
-                let _ = write!(out, "host=\"{h}\";");
+                // A quoted-string (RFC 7239 §4): `validate` admits no quote or backslash in
+                // Host, but escape them all the same so that no Host can add an element.
+                out.extend_from_slice(b"host=\"");
+                for b in h.bytes() {
+                    if b == b'"' || b == b'\\' {
+                        out.push(b'\\');
+                    }
+                    out.push(b);
+                }
+                out.extend_from_slice(b"\";");
             }
             out.extend_from_slice(b"proto=http\r\n");
         }
@@ -456,12 +548,14 @@ impl ProxyRequest {
     }
 
     /// The protocol the client asks to switch to (`Upgrade` listed in `Connection` and an
-    /// `Upgrade` header present), e.g. `websocket`.
+    /// `Upgrade` header present), e.g. `websocket`. HTTP/1.0 requests have none: a server
+    /// must ignore `Upgrade` in them (RFC 9110 §7.8).
     pub fn upgrade_protocol(&self) -> Option<&[u8]> {
-        if !self
-            .headers
-            .values_of(Field::Connection)
-            .any(|v| has_token(v, "upgrade"))
+        if self.minor_version == 0
+            || !self
+                .headers
+                .values_of(Field::Connection)
+                .any(|v| has_token(v, "upgrade"))
         {
             return None;
         }
@@ -669,6 +763,97 @@ mod tests {
         assert!(
             !text.contains("Upgrade"),
             "Upgrade without Connection: upgrade is dropped"
+        );
+        let mut old = ws.clone();
+        old.minor_version = 0;
+        assert_eq!(old.upgrade_protocol(), None, "HTTP/1.0 cannot upgrade");
+        assert!(!upstream(&old, &ForwardPolicy::default()).contains("Upgrade"));
+    }
+
+    #[test]
+    fn target_must_be_origin_form_of_visible_ascii() {
+        let with = |path: &str, query: Option<&str>| {
+            let mut r = req(&[("Host", "h")]);
+            r.path = path.into();
+            r.query = query.map(str::to_string);
+            r.validate()
+        };
+        assert_eq!(with("/a%20b/~x", Some("q=1&r=%2F")), Ok(()));
+        assert_eq!(with("/a", Some("")), Ok(()));
+        for (path, query) in [
+            ("/a b", None),
+            ("/a\rb", None),
+            ("/a\0", None),
+            ("/caf\u{e9}", None),
+            ("/\u{fffd}", None),
+            ("*", None),
+            ("http://h/a", None),
+            ("/a", Some("x\ry")),
+            ("/a", Some("x y")),
+            ("/a", Some("x\0")),
+        ] {
+            assert_eq!(
+                with(path, query),
+                Err(RequestError::BadTarget),
+                "{path:?} {query:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn original_client_is_read_past_trusted_proxies() {
+        let trusted = [
+            Cidr {
+                addr: "192.0.2.0".parse().unwrap(),
+                prefix: 24,
+            },
+            Cidr {
+                addr: "10.0.0.0".parse().unwrap(),
+                prefix: 8,
+            },
+        ];
+        let from = |peer: &str, xff: &[&str]| {
+            let mut r = req(&[]);
+            r.client = Some(format!("{peer}:1").parse().unwrap());
+            for v in xff {
+                r.headers.push("X-Forwarded-For", v.as_bytes());
+            }
+            r.original_client(&trusted).map(|ip| ip.to_string())
+        };
+        let some = |s: &str| Some(s.to_string());
+        // An untrusted peer is the client, whatever it claims.
+        assert_eq!(from("203.0.113.9", &["6.6.6.6"]), some("203.0.113.9"));
+        // A trusted peer: the last address its chain names, past trusted hops.
+        assert_eq!(from("192.0.2.7", &["6.6.6.6"]), some("6.6.6.6"));
+        assert_eq!(
+            from("192.0.2.7", &["1.1.1.1, 6.6.6.6, 10.1.1.1"]),
+            some("6.6.6.6")
+        );
+        assert_eq!(from("192.0.2.7", &["1.1.1.1", "6.6.6.6"]), some("6.6.6.6"));
+        assert_eq!(
+            from("192.0.2.7", &["[2001:db8::7]:5555"]),
+            some("2001:db8::7")
+        );
+        assert_eq!(from("192.0.2.7", &["6.6.6.6:80"]), some("6.6.6.6"));
+        // Garbage stops the walk at the last good address.
+        assert_eq!(from("192.0.2.7", &["6.6.6.6, unknown"]), some("192.0.2.7"));
+        assert_eq!(from("192.0.2.7", &["unknown, 10.1.1.1"]), some("10.1.1.1"));
+        // No chain: the peer.
+        assert_eq!(from("192.0.2.7", &[]), some("192.0.2.7"));
+    }
+
+    #[test]
+    fn forwarded_host_cannot_add_an_element() {
+        let mut r = req(&[("Host", "h")]);
+        r.host = Some("a\", for=6.6.6.6;by=\"x".into());
+        let policy = ForwardPolicy {
+            forwarded_header: true,
+            ..Default::default()
+        };
+        let text = upstream(&r, &policy);
+        assert!(
+            text.contains("host=\"a\\\", for=6.6.6.6;by=\\\"x\";proto=http\r\n"),
+            "{text}"
         );
     }
 

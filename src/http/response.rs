@@ -18,6 +18,10 @@ pub enum ResponseError {
     /// Both `Transfer-Encoding` and `Content-Length` (RFC 9112 §6.3 (3): "ought to be handled
     /// as an error").
     LengthAndTransferEncoding,
+    /// A transfer coding other than a lone `chunked`. The proxy sends no `TE`, so a backend
+    /// may apply no other (RFC 9112 §7.4); passed on without its coding (hop-by-hop) the
+    /// body would reach the client silently corrupted, as nginx also refuses it.
+    UnsupportedTransferEncoding,
 }
 
 /// What the relay needs to know about a parsed response head.
@@ -175,6 +179,16 @@ fn decide(
     if more_lengths {
         return Err(ResponseError::BadContentLength);
     }
+    if has_codings {
+        let mut all = codings.flat_map(super::headers::tokens);
+        let only_chunked = all
+            .next()
+            .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
+            && all.next().is_none();
+        if !only_chunked {
+            return Err(ResponseError::UnsupportedTransferEncoding);
+        }
+    }
     let length = match first_length {
         Some(value) => {
             let v = trim(value);
@@ -195,14 +209,10 @@ fn decide(
     let framing =
         if client.head_request || status == 204 || status == 304 || (100..200).contains(&status) {
             Framing::None
-        // (3) Transfer-Encoding with chunked last means chunked; otherwise read until close.
+        // (3) Transfer-Encoding with chunked last means chunked (and a lone `chunked` is the
+        // only coding accepted, checked above).
         } else if has_codings {
-            let last = codings.flat_map(super::headers::tokens).last();
-            if last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")) {
-                Framing::Chunked
-            } else {
-                Framing::UntilClose
-            }
+            Framing::Chunked
         // (5) A valid Content-Length gives the length.
         } else if let Some(n) = length {
             Framing::Length(n)
@@ -218,13 +228,9 @@ fn decide(
         || framing == Framing::UntilClose
         || status == 101;
     let dechunk = framing == Framing::Chunked && client.minor_version == 0;
-    // RFC 9112 §7.1: chunked lets the end of the body be told without closing. Not for a body
-    // in a transfer coding other than chunked (never asked for: the proxy sends no `TE`),
-    // which is passed on as it came, until the close.
-    let enchunk = framing == Framing::UntilClose
-        && !has_codings
-        && client.minor_version == 1
-        && !client.wants_close;
+    // RFC 9112 §7.1: chunked lets the end of the body be told without closing.
+    let enchunk =
+        framing == Framing::UntilClose && client.minor_version == 1 && !client.wants_close;
     let client_closes = client.wants_close
         || client.minor_version == 0
         || (framing == Framing::UntilClose && !enchunk)
@@ -276,7 +282,12 @@ fn write_client_head(
     let connection = values_of(headers, kinds, Field::Connection);
     let check_connection = connection_names_fields(connection.clone());
     for (h, &field) in headers.iter().zip(kinds) {
-        let keep_length = field == Field::ContentLength && head.framing == Framing::None;
+        // A response without a body keeps its length (HEAD, 304: the length a GET would
+        // have had), except where none may be sent (RFC 9110 §8.6: 1xx, 204).
+        let keep_length = field == Field::ContentLength
+            && head.framing == Framing::None
+            && status != 204
+            && !(100..200).contains(&status);
         if (!keep_length && field.is_hop_by_hop())
             || (check_connection && named_in_connection(connection.clone(), h.name.as_bytes()))
         {
@@ -550,12 +561,41 @@ mod tests {
     }
 
     #[test]
-    fn transfer_coding_not_ending_in_chunked_reads_until_close() {
-        let (h, _) = parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", GET11)
-            .unwrap()
-            .unwrap();
-        assert_eq!(h.framing, Framing::UntilClose);
-        // Passed on as it came (not re-framed); the client connection closes after it.
-        assert!(!h.enchunk && h.client_closes);
+    fn transfer_codings_other_than_chunked_are_refused() {
+        for codings in [
+            "gzip",
+            "gzip, chunked",
+            "chunked, chunked",
+            "identity",
+            "chunked\r\nTransfer-Encoding: chunked",
+        ] {
+            let raw = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {codings}\r\n\r\n");
+            assert_eq!(
+                parse(&raw, GET11),
+                Err(ResponseError::UnsupportedTransferEncoding),
+                "{codings:?}"
+            );
+        }
+        let raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n";
+        let (h, _) = parse(raw, GET11).unwrap().unwrap();
+        assert_eq!(h.framing, Framing::Chunked);
+    }
+
+    #[test]
+    fn no_content_length_where_none_may_be_sent() {
+        let (_, out) = parse(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+            GET11,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!out.contains("Content-Length"), "{out}");
+        let (_, out) = parse(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n",
+            GET11,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(out.contains("Content-Length: 7\r\n"), "{out}");
     }
 }

@@ -10,7 +10,7 @@ use std::slice;
 
 use super::sys;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::headers::{decimal, has_token, trim};
+use crate::http::headers::{has_token, trim};
 use crate::http::request::{BodyKind, ProxyRequest};
 
 /// Header fields parsed without the fallback array.
@@ -77,14 +77,8 @@ pub unsafe fn copy<'a>(
     // stays put until stage 30 returns (we copy everything before that).
     let (cs, sr) = unsafe { (&*cs, &*sr) };
     // SAFETY: as above, each mk_ptr_t describes bytes inside the request buffer.
-    let (method, uri, decoded, host) = unsafe {
-        (
-            bytes(sr.method_p),
-            bytes(sr.uri),
-            bytes(sr.uri_processed),
-            bytes(sr.host),
-        )
-    };
+    let (method, uri, decoded) =
+        unsafe { (bytes(sr.method_p), bytes(sr.uri), bytes(sr.uri_processed)) };
     let raw: &[u8] = if cs.body.is_null() {
         &[]
     } else {
@@ -106,16 +100,6 @@ pub unsafe fn copy<'a>(
         1
     };
     request.client_wants_close = cs.close_now != 0;
-    if !host.is_empty() {
-        // Monkey strips the port from `Host`; the backend gets the authority as sent.
-        let mut authority = request.text_buffer();
-        push_text(&mut authority, host);
-        if let Ok(port @ 1..) = u64::try_from(sr.port) {
-            authority.push(':');
-            push_text(&mut authority, decimal(port, &mut [0u8; 20]));
-        }
-        request.host = Some(authority);
-    }
 
     // Header fields start after the request line's CRLF (the line itself has Monkey's NUL).
     let line_end = find(raw, b"\r\n")? + 2;
@@ -144,6 +128,12 @@ pub unsafe fn copy<'a>(
         } else if h.name.eq_ignore_ascii_case("connection") && has_token(value, "close") {
             // Monkey recognises `close` only as the whole value: `close, X-Hop` is a close too.
             request.client_wants_close = true;
+        } else if h.name.eq_ignore_ascii_case("host") && request.host.is_none() {
+            // The authority exactly as sent: Monkey's own `host` and `port` lose a port it
+            // cannot parse (`a:0` became `a`). A second Host is refused by `validate`.
+            let mut authority = request.text_buffer();
+            push_text(&mut authority, value);
+            request.host = Some(authority);
         }
         request.headers.push(h.name, value);
     }

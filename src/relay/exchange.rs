@@ -177,8 +177,8 @@ impl Exchange {
             request.write_upstream(&policy, &mut request_bytes);
             let ctx = RequestContext {
                 client_ip: request
-                    .client
-                    .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |a| a.ip()),
+                    .original_client(&e.trusted_proxies)
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
                 connection_id,
                 path: &request.path,
             };

@@ -34,6 +34,27 @@ pub const HOST_WITH_A_SPACE: &[u8] = b"GET /headers HTTP/1.1\r\nHost: a b\r\n\r\
 /// An HTTP/1.1 request without Host (RFC 9112 §3.2: 400).
 pub const NO_HOST: &[u8] = b"GET /headers HTTP/1.1\r\nAccept: */*\r\n\r\n";
 
+/// A Host that would close the `Forwarded` quoted-string and add an element claiming
+/// another client.
+pub const HOST_BREAKING_FORWARDED: &[u8] =
+    b"GET /headers HTTP/1.1\r\nHost: a\", for=6.6.6.6;by=\"x\r\n\r\n";
+
+/// A bare CR inside the request target (RFC 9112 §2.2): a backend that ends lines at CR
+/// would read a header the proxy never saw.
+pub const CR_IN_TARGET: &[u8] = b"GET /headers?a\rX-Inj:1 HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/// A NUL inside the request path.
+pub const NUL_IN_PATH: &[u8] = b"GET /headers\x00/x HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/// Bytes that are not ASCII in the request path (they would be rewritten, or reach the
+/// backend as a different target).
+pub const EIGHT_BIT_TARGET: &[u8] = b"GET /headers/\xff\xfe HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/// A body in a transfer coding the proxy never accepted: relayed without its (hop-by-hop)
+/// coding header it would reach the client corrupted.
+pub const TE_GZIP_REPLY: &[u8] =
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00gzipped";
+
 /// Not HTTP at all.
 pub const GARBAGE_REPLY: &[u8] = b"this is not http\r\n\r\n";
 

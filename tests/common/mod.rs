@@ -790,3 +790,31 @@ pub fn assert_client_leaving_releases_the_backend(proxy: SocketAddr, backend: Tc
     drop(client);
     released_soon(&mut upstream, "during the body");
 }
+
+/// Against a `SourceHash` entry over several origins (answering `/id` with their names)
+/// whose `TrustedProxies` holds 127.0.0.1: requests a trusted proxy forwards for different
+/// clients (`X-Forwarded-For`) spread over the servers, and each client stays on one
+/// server, on any connection. Hashing the proxy's own address would send all to one.
+pub fn assert_source_hash_follows_the_forwarded_client(proxy: SocketAddr) {
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for round in 0..2 {
+        let mut c = Client::connect(proxy);
+        for i in 1..=24 {
+            let client = format!("198.51.100.{i}");
+            c.send(
+                format!("GET /id HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: {client}\r\n\r\n")
+                    .as_bytes(),
+            );
+            let r = c.read_response(false).expect("a response");
+            assert_eq!(r.status, 200);
+            let server = String::from_utf8(r.body).unwrap();
+            if round == 0 {
+                seen.insert(client, server);
+            } else {
+                assert_eq!(seen[&client], server, "{client} moved to another server");
+            }
+        }
+    }
+    let servers: std::collections::HashSet<&String> = seen.values().collect();
+    assert!(servers.len() > 1, "every client on one server: {seen:?}");
+}
