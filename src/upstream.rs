@@ -52,12 +52,18 @@ pub struct Upstream {
     servers: Vec<Server>,
     balancer: Box<dyn Balancer>,
     policy: HaPolicy,
+    /// Which entry this is, for log lines (a server listed in several entries has a health
+    /// state in each): `entry at line 14`, or empty.
+    label: String,
 }
 
 impl Upstream {
     /// Builds the run-time group for `entry` (its balancer name must be in the registry).
     pub fn new(entry: &Entry) -> Result<Upstream, String> {
-        Upstream::with_policy(&entry.servers, &entry.balancer, HaPolicy::from_entry(entry))
+        let mut up =
+            Upstream::with_policy(&entry.servers, &entry.balancer, HaPolicy::from_entry(entry))?;
+        up.label = format!("entry at line {}", entry.line);
+        Ok(up)
     }
 
     /// Builds a group from its parts: servers in list order, a balancer name or alias (any
@@ -73,6 +79,7 @@ impl Upstream {
             servers: servers.iter().cloned().map(Server::new).collect(),
             balancer: (reg.build)(servers),
             policy,
+            label: String::new(),
         })
     }
 
@@ -188,7 +195,10 @@ impl Upstream {
     }
 
     fn log_transition(&self, i: usize, t: Transition) {
-        let message = t.message(&self.servers[i].spec.name);
+        let mut message = t.message(&self.servers[i].spec.name);
+        if !self.label.is_empty() {
+            message = format!("{}: {message}", self.label);
+        }
         if t.is_warning() {
             log::warn(&message);
         } else {

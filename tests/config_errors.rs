@@ -2,7 +2,7 @@
 
 mod config_common;
 
-use config_common::errors;
+use config_common::{errors, ok};
 
 const OK_ENTRY: &str = "[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:1\n";
 
@@ -163,14 +163,20 @@ fn second_defaults_section() {
 }
 
 #[test]
+fn a_byte_order_mark_is_not_text() {
+    let c = ok("\u{feff}[PROXY_ENTRY]\n    Match ^/\n    ServerList 10.0.0.1:80\n");
+    assert_eq!(c.entries.len(), 1);
+}
+
+#[test]
 fn no_entry_at_all() {
     assert_eq!(
         one("# nothing\n[PROXY_DEFAULTS]\nAttemptsCount 2\n"),
-        "t.conf:0: no [PROXY_ENTRY] section; nothing would be proxied"
+        "t.conf: no [PROXY_ENTRY] section; nothing would be proxied"
     );
     assert_eq!(
         one(""),
-        "t.conf:0: no [PROXY_ENTRY] section; nothing would be proxied"
+        "t.conf: no [PROXY_ENTRY] section; nothing would be proxied"
     );
 }
 
@@ -241,5 +247,5 @@ fn missing_file() {
     assert_eq!(e.len(), 1);
     assert!(e[0]
         .to_string()
-        .starts_with("/nonexistent/p.conf:0: cannot read the file:"));
+        .starts_with("/nonexistent/p.conf: cannot read the file:"));
 }

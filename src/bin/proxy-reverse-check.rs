@@ -161,7 +161,7 @@ fn explain(c: &Config, path: &str) -> ExitCode {
     let router = match Router::new(&c.entries) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("{}:0: {e}", c.file.display());
+            eprintln!("{}: {e}", c.file.display());
             return ExitCode::from(1);
         }
     };

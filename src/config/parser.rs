@@ -27,6 +27,8 @@ pub fn parse_bytes(
         errors: Vec::new(),
         resolved: HashMap::new(),
     };
+    // Editors on some systems start UTF-8 files with a byte order mark; it is not text.
+    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
     let tokens = lexer::tokenize(text, file, &mut p.errors);
     let sections = p.sections(&tokens);
     let config = p.build(sections);
