@@ -809,7 +809,10 @@ fn out_of_descriptors_gets_503_with_retry_after_and_takes_no_server_offline() {
     // limits one apart: one of them leaves exactly one. (A backend socket that cannot be
     // created is the same answer: tests/local_limits.rs.)
     let origin = Origin::start("a");
-    let conf = conf_for(&[origin.addr], "    AttemptsCount 1\n");
+    let conf = format!(
+        "[PROXY_DEFAULTS]\n    StatisticsURL /s\n\n{}",
+        conf_for(&[origin.addr], "    AttemptsCount 1\n")
+    );
     let rest = {
         let m = Monkey::start(&conf);
         let n = m.fd_count();
@@ -833,6 +836,21 @@ fn out_of_descriptors_gets_503_with_retry_after_and_takes_no_server_offline() {
         drop(held);
         let log = monkey.log();
         assert!(!log.contains("offline"), "a server was blamed; log:\n{log}");
+        // Every request that reached the plugin counts in the entry, a refused one as a
+        // request with no server. A connection Monkey could not accept waited in the listen
+        // backlog and was accepted, and its request served to nobody, once `held` closed.
+        let stats = Client::connect(monkey.addr()).get("/s?format=json");
+        let doc: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+        let entry = &doc["entries"][0];
+        let answered = statuses.iter().filter(|s| *s != "none").count() as u64;
+        let late = u64::from(last == "none");
+        let requests = entry["counters"]["requests"].as_u64().unwrap();
+        assert!(
+            (answered..=answered + late).contains(&requests),
+            "{requests} requests counted for {statuses:?}: {entry}"
+        );
+        let refused_here = statuses.iter().filter(|s| *s == "503").count() as u64;
+        assert_eq!(entry["no_server"], refused_here, "{statuses:?}: {entry}");
         let deadline = Instant::now() + Duration::from_secs(3);
         let r = loop {
             let r = Client::connect(monkey.addr()).get("/id");

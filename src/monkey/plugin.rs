@@ -259,6 +259,14 @@ unsafe fn out_of_resources(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_
     unsafe { answer::send(cs, sr, &page) }
 }
 
+/// Counts a request routed to `entry` that this process had no resources to start: a
+/// request of the entry answered 503 with no server to blame, as the relay counts one whose
+/// backend socket cannot be created.
+fn refused_for_resources(proxy: &Proxy, entry: usize) {
+    proxy.stats.record_request(entry);
+    proxy.stats.record_no_server(entry);
+}
+
 /// Stage 30 proper.
 ///
 /// # Safety
@@ -327,6 +335,7 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
             // SAFETY: plain syscall on a valid fd.
             let dup_fd = unsafe { libc::fcntl(socket, libc::F_DUPFD_CLOEXEC, 0) };
             if dup_fd < 0 {
+                refused_for_resources(&proxy, entry);
                 // SAFETY: the caller's live session and request; the stream is not detached yet.
                 return unsafe { out_of_resources(cs, sr) };
             }
@@ -342,6 +351,7 @@ unsafe fn serve(cs: *mut sys::mk_http_session, sr: *mut sys::mk_http_request) ->
     req.client = peer;
     let ctx = context::new_ctx(cs, sr);
     if ctx.is_null() {
+        refused_for_resources(&proxy, entry);
         // SAFETY: the caller's live session and request; the stream is not detached yet.
         return unsafe { out_of_resources(cs, sr) };
     }
