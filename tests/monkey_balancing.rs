@@ -288,11 +288,11 @@ fn source_hash_follows_the_client_a_trusted_proxy_names() {
 #[test]
 fn naive_keeps_each_connection_on_one_server_and_spreads_connections() {
     require_monkey!();
-    // Naive picks the start server from the client connection's number (its socket
-    // descriptor in Monkey) and ignores weights. Asserted: every request of one keep-alive
+    // Naive picks the start server from the client connection's number (its source port)
+    // and ignores weights. Asserted: every request of one keep-alive
     // connection reaches the same server, and six connections opened together (consecutive
-    // or nearly consecutive descriptors) do not all land on one server. Exact shares depend
-    // on which descriptors Monkey hands out, so they are printed, not asserted.
+    // or nearly consecutive ports) do not all land on one server. Exact shares depend on
+    // the ports the kernel hands out, so they are printed, not asserted.
     let farm = Farm::start();
     let clients = 6;
     let names = farm.run("naive", REQUESTS, clients);
@@ -314,6 +314,15 @@ fn naive_keeps_each_connection_on_one_server_and_spreads_connections() {
     assert!(
         distinct.len() >= 2,
         "{clients} connections all went to {distinct:?}"
+    );
+    // One client reconnecting gets the same descriptor number from Monkey every time; its
+    // source port changes, so its connections spread too.
+    let sequential: BTreeSet<Vec<u8>> = (0..12)
+        .map(|_| Client::connect(farm.monkey.addr()).get("/m/naive/id").body)
+        .collect();
+    assert!(
+        sequential.len() >= 2,
+        "12 connections one after another all went to {sequential:?}"
     );
     farm.finish();
 }

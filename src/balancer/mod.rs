@@ -37,7 +37,8 @@ pub use source_hash::SourceHash;
 pub struct RequestContext<'a> {
     /// The client's address.
     pub client_ip: IpAddr,
-    /// A number identifying the client connection (Monkey's socket number, for `Naive`).
+    /// A number identifying the client connection, for `Naive`: the client's source port
+    /// (the host's connection number when the address is unknown).
     pub connection_id: u64,
     /// The request path (without query).
     pub path: &'a str,
@@ -81,7 +82,7 @@ pub static REGISTRY: &[Registration] = &[
     Registration {
         name: "Naive",
         aliases: &[],
-        doc: "start from the client connection's number, then the first server up",
+        doc: "start from the client connection's source port, then the first server up",
         build: |s| Box::new(Naive::new(s.len())),
     },
     Registration {

@@ -1,4 +1,5 @@
-//! Naive: the starting server comes from the client connection's number, then list order.
+//! Naive: the starting server comes from the client connection's number (its source port),
+//! then list order.
 
 use super::sequence::{push_rotation_except, FastMod};
 use super::{Balancer, RequestContext};
@@ -33,7 +34,7 @@ impl Balancer for Naive {
         if n == 0 {
             return;
         }
-        // Connection numbers are socket descriptors: the low 32 bits are the whole number.
+        // Connection numbers are source ports or descriptors: the low 32 bits are all of it.
         let mut start = self.n.rem(ctx.connection_id as u32) as usize;
         if start >= n {
             // Only with a server list other than the one it was built for; stay in range.

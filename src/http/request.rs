@@ -283,7 +283,9 @@ impl ProxyRequest {
     }
 
     /// Checks the request for framing ambiguities that would let a client smuggle a second
-    /// request past the proxy (RFC 9112 §6.1, §6.3), and for bytes no header may contain.
+    /// request past the proxy (RFC 9112 §6.1, §6.3), for bytes no header may contain, for a
+    /// target that is not origin-form visible ASCII, and for a missing, repeated or invalid
+    /// `Host` (RFC 9112 §3.2).
     pub fn validate(&self) -> Result<(), RequestError> {
         let visible = |s: &str| s.bytes().all(|b| (0x21..=0x7e).contains(&b));
         if !self.path.starts_with('/')
@@ -363,24 +365,27 @@ impl ProxyRequest {
         }
         let connection = self.headers.values_of(Field::Connection);
         let check_connection = connection_names_fields(connection.clone());
-        let chain: Vec<&[u8]> = self
+        let chain = self
             .headers
             .fields()
             .filter(|&(field, name, _)| {
                 field == Field::XForwardedFor
                     && !(check_connection && named_in_connection(connection.clone(), name))
             })
-            .flat_map(|(_, _, value)| tokens(value))
-            .collect();
-        let mut client = peer;
-        for hop in chain.iter().rev() {
-            let Some(ip) = parse_hop(hop) else { break };
-            client = ip;
-            if !trusted(ip) {
-                break;
-            }
+            .flat_map(|(_, _, value)| tokens(value));
+        // One pass from the left, without collecting the chain: `found` is what the walk
+        // from the right end of the hops seen so far gives, `None` when it stops at once
+        // (no hops yet, or the last one is not an address). A trusted hop on the right
+        // hands the walk on to the hops before it, and is the answer if they give none.
+        let mut found: Option<IpAddr> = None;
+        for hop in chain {
+            found = match parse_hop(hop) {
+                None => None,
+                Some(ip) if trusted(ip) => Some(found.unwrap_or(ip)),
+                Some(ip) => Some(ip),
+            };
         }
-        Some(client)
+        Some(found.unwrap_or(peer))
     }
 
     /// Appends the upstream request (head and body) to `out`.

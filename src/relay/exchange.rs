@@ -179,7 +179,12 @@ impl Exchange {
                 client_ip: request
                     .original_client(&e.trusted_proxies)
                     .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
-                connection_id,
+                // The client's source port (the seed's "sport"): stable for a connection,
+                // different for each new one, where descriptor numbers come back (a client
+                // that reconnects would always get the same number, so the same server).
+                connection_id: request
+                    .client
+                    .map_or(connection_id, |a| u64::from(a.port())),
                 path: &request.path,
             };
             proxy.upstreams[entry].plan(&ctx, clock::ms_at(now), &mut candidates);
