@@ -404,7 +404,12 @@ fn eight_bit_bytes_in_the_target_get_400_and_close() {
 #[test]
 fn garbage_origin_gets_502() {
     require_monkey!();
-    origin_reply_gives(GARBAGE_REPLY, 502);
+    let r = origin_reply_gives(GARBAGE_REPLY, 502);
+    // The proxy's own error pages carry a Date, as Monkey's do.
+    assert!(
+        r.header("date").is_some_and(|d| d.ends_with(" GMT")),
+        "{r:?}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! ([`framing`], [`chunked`]).
 
 pub mod chunked;
+pub mod date;
 pub mod framing;
 pub mod headers;
 pub mod request;

@@ -32,15 +32,18 @@ pub fn write_page(out: &mut Vec<u8>, status: u16, content_type: &str, body: &[u8
     out.extend_from_slice(body);
 }
 
-/// Writes a complete short plain-text response (`status`, a one-line body) into `out`.
-/// `close` adds `Connection: close`; `retry_after` adds a `Retry-After` header (seconds).
+/// Writes a complete short plain-text response (`status`, a one-line body, the `Date`)
+/// into `out`. `close` adds `Connection: close`; `retry_after` adds a `Retry-After` header
+/// (seconds). Error path only: the date is formatted each time.
 pub fn write_error_page(out: &mut Vec<u8>, status: u16, close: bool, retry_after: Option<u64>) {
     use std::io::Write;
     let body_len = reason(status).len() + 1;
     let _ = write!(
         out,
-        "HTTP/1.1 {status} {r}\r\nContent-Type: text/plain\r\nContent-Length: {body_len}\r\n",
-        r = reason(status)
+        "HTTP/1.1 {status} {r}\r\nDate: {date}\r\nContent-Type: text/plain\r\n\
+         Content-Length: {body_len}\r\n",
+        r = reason(status),
+        date = super::date::imf_fixdate(std::time::SystemTime::now()),
     );
     if let Some(secs) = retry_after {
         let _ = write!(out, "Retry-After: {secs}\r\n");
@@ -62,6 +65,10 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 502 Bad Gateway\r\n"));
         assert!(text.contains("Content-Length: 12\r\n"));
+        assert!(
+            text.contains(" GMT\r\n") && text.contains("\r\nDate: "),
+            "{text}"
+        );
         assert!(text.ends_with("\r\n\r\nBad Gateway\n"));
     }
 }
