@@ -117,6 +117,16 @@ pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether the `Transfer-Encoding` values name exactly one coding, `chunked`: the only one
+/// the proxy accepts in either direction (anything else is a request it cannot delimit
+/// safely or a response body it cannot pass on intact).
+pub fn only_chunked<'a>(codings: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    let mut all = codings.into_iter().flat_map(tokens);
+    all.next()
+        .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
+        && all.next().is_none()
+}
+
 /// Appends `n` in decimal (the hot path's integers, without `fmt`).
 pub fn push_decimal(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(decimal(n, &mut [0u8; 20]));

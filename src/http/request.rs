@@ -8,8 +8,8 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use super::headers::{
-    connection_names_fields, has_token, named_in_connection, push_decimal, push_ip, tokens, trim,
-    Field,
+    connection_names_fields, has_token, named_in_connection, only_chunked, push_decimal, push_ip,
+    tokens, trim, Field,
 };
 use crate::config::Cidr;
 
@@ -325,15 +325,7 @@ impl ProxyRequest {
         if has_codings {
             // RFC 9112 §6.3 (4): a request whose final coding is not chunked cannot be
             // delimited; we accept exactly one coding, `chunked`.
-            let mut all = self
-                .headers
-                .values_of(Field::TransferEncoding)
-                .flat_map(tokens);
-            let only_chunked = all
-                .next()
-                .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
-                && all.next().is_none();
-            if !only_chunked {
+            if !only_chunked(self.headers.values_of(Field::TransferEncoding)) {
                 return Err(RequestError::UnsupportedTransferEncoding);
             }
         }

@@ -179,15 +179,8 @@ fn decide(
     if more_lengths {
         return Err(ResponseError::BadContentLength);
     }
-    if has_codings {
-        let mut all = codings.flat_map(super::headers::tokens);
-        let only_chunked = all
-            .next()
-            .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
-            && all.next().is_none();
-        if !only_chunked {
-            return Err(ResponseError::UnsupportedTransferEncoding);
-        }
+    if has_codings && !super::headers::only_chunked(codings) {
+        return Err(ResponseError::UnsupportedTransferEncoding);
     }
     let length = match first_length {
         Some(value) => {

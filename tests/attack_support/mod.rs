@@ -55,6 +55,25 @@ pub const EIGHT_BIT_TARGET: &[u8] = b"GET /headers/\xff\xfe HTTP/1.1\r\nHost: t\
 pub const TE_GZIP_REPLY: &[u8] =
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00gzipped";
 
+/// What a trusted proxy (127.0.0.1, with `ForwardedHeader on`) sends for
+/// [`assert_trusted_values_kept`]: the `Host` it was asked for and its own forwarding headers.
+pub const TRUSTED_HOST: &str = "inner:8080";
+/// See [`TRUSTED_HOST`].
+pub const TRUSTED_FORWARDING: &str =
+    "X-Forwarded-Proto: https\r\nX-Forwarded-Host: shop.example\r\n\
+Forwarded: for=203.0.113.7;proto=https\r\n";
+
+/// The origin's view of [`TRUSTED_FORWARDING`]: the trusted proxy's protocol and host kept,
+/// the proxy's `Forwarded` element after its own.
+pub fn assert_trusted_values_kept(h: &[(String, String)]) {
+    assert_eq!(values(h, "x-forwarded-proto"), ["https"]);
+    assert_eq!(values(h, "x-forwarded-host"), ["shop.example"]);
+    assert_eq!(
+        values(h, "forwarded"),
+        ["for=203.0.113.7;proto=https, for=127.0.0.1;host=\"inner:8080\";proto=http"]
+    );
+}
+
 /// Not HTTP at all.
 pub const GARBAGE_REPLY: &[u8] = b"this is not http\r\n\r\n";
 
