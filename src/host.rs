@@ -531,9 +531,14 @@ fn parse_request(input: &[u8]) -> Parsed {
         Err(_) => return Parsed::Bad,
     };
     let target = req.path.unwrap_or("/");
+    let encoded = |part: &str| {
+        let mut out = String::new();
+        crate::http::request::push_target(&mut out, part.as_bytes());
+        out
+    };
     let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (target.to_string(), None),
+        Some((p, q)) => (encoded(p), Some(encoded(q))),
+        None => (encoded(target), None),
     };
     let minor_version = req.version.unwrap_or(1);
     let mut request = ProxyRequest::default();

@@ -121,6 +121,15 @@ fn x_forwarded_proto_and_host_are_set_and_not_spoofable() {
 }
 
 #[test]
+fn http10_request_without_host_reaches_the_origin_with_one() {
+    require_monkey!();
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    assert_http10_without_host_gets_a_host(monkey.addr(), &origin.addr.to_string());
+    finish(monkey);
+}
+
+#[test]
 fn a_trusted_proxys_proto_host_and_forwarded_are_kept() {
     require_monkey!();
     let (_, h) = origin_sees(
@@ -388,9 +397,17 @@ fn nul_in_the_path_gets_400_and_close() {
 }
 
 #[test]
-fn eight_bit_bytes_in_the_target_get_400_and_close() {
+fn eight_bit_bytes_in_the_target_are_percent_encoded() {
     require_monkey!();
-    refused_before_the_origin(EIGHT_BIT_TARGET, true);
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    assert_target_reaches_the_origin_as(monkey.addr(), UTF8_TARGET, "/headers?q=caf%C3%A9");
+    assert_target_reaches_the_origin_as(
+        monkey.addr(),
+        EIGHT_BIT_TARGET,
+        "/headers?q=caf%C3%A9&r=%FF",
+    );
+    finish(monkey);
 }
 
 // ---- broken origins --------------------------------------------------------------------

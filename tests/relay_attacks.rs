@@ -107,6 +107,13 @@ fn x_forwarded_proto_and_host_are_set_and_not_spoofable() {
 }
 
 #[test]
+fn http10_request_without_host_reaches_the_origin_with_one() {
+    let origin = Origin::start("a");
+    let proxy = host_for(vec![entry_for(&[origin.addr])]);
+    assert_http10_without_host_gets_a_host(proxy.addr(), &origin.addr.to_string());
+}
+
+#[test]
 fn a_trusted_proxys_proto_host_and_forwarded_are_kept() {
     let (_, h) = origin_sees(
         |e| {
@@ -295,8 +302,10 @@ fn nul_in_the_path_gets_400() {
 }
 
 #[test]
-fn eight_bit_bytes_in_the_target_get_400() {
-    refused_before_the_origin(EIGHT_BIT_TARGET);
+fn eight_bit_bytes_in_the_target_are_percent_encoded() {
+    let origin = Origin::start("a");
+    let proxy = host_for(vec![entry_for(&[origin.addr])]);
+    assert_target_reaches_the_origin_as(proxy.addr(), UTF8_TARGET, "/headers?q=caf%C3%A9");
 }
 
 // ---- broken origins --------------------------------------------------------------------

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     };
     match args.mode {
         Mode::Summary => {
-            println!("{}", summary(&config));
+            println!("ok: {}", config.summary());
             ExitCode::SUCCESS
         }
         Mode::Handlers => {
@@ -132,18 +132,6 @@ impl Resolver for Overrides<'_> {
             None => SystemResolver.resolve(host, port),
         }
     }
-}
-
-fn summary(c: &Config) -> String {
-    let servers: usize = c.entries.iter().map(|e| e.servers.len()).sum();
-    let stats = match &c.statistics_url {
-        Some(url) => format!("statistics at {url}"),
-        None => "statistics off".to_string(),
-    };
-    let n = c.entries.len();
-    let entries = if n == 1 { "entry" } else { "entries" };
-    let server_word = if servers == 1 { "server" } else { "servers" };
-    format!("ok: {n} {entries}, {servers} {server_word}, {stats}")
 }
 
 fn explain(c: &Config, path: &str) -> ExitCode {

@@ -17,6 +17,24 @@ pub struct Config {
     pub entries: Vec<Entry>,
 }
 
+impl Config {
+    /// What the file sets up, in one phrase for logs and the checker:
+    /// `2 entries, 5 servers, statistics at /proxy-status` (or `statistics off`).
+    pub fn summary(&self) -> String {
+        let n = self.entries.len();
+        let servers: usize = self.entries.iter().map(|e| e.servers.len()).sum();
+        format!(
+            "{n} {}, {servers} {}, {}",
+            if n == 1 { "entry" } else { "entries" },
+            if servers == 1 { "server" } else { "servers" },
+            match &self.statistics_url {
+                Some(url) => format!("statistics at {url}"),
+                None => "statistics off".to_string(),
+            }
+        )
+    }
+}
+
 /// One `[PROXY_ENTRY]`: which requests it serves and where they go.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {

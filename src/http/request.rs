@@ -157,6 +157,29 @@ pub enum RequestError {
     BadTarget,
 }
 
+/// Appends a request-target part (path or query) as received, with every byte of 0x80 and
+/// above percent-encoded: what browsers send for non-ASCII text, and the standard mapping
+/// of an IRI to a URI (RFC 3987 §3.1). A client that sends raw UTF-8 (curl with `café` in a
+/// URL) is then served, and the backend sees the bytes it decodes to, never a replacement
+/// character. Other bytes are left for [`ProxyRequest::validate`] to judge.
+pub fn push_target(to: &mut String, raw: &[u8]) {
+    if raw.is_ascii() {
+        // ASCII is UTF-8: the quick path of nearly every request.
+        to.push_str(std::str::from_utf8(raw).unwrap_or_default());
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in raw {
+        if b.is_ascii() {
+            to.push(char::from(b));
+        } else {
+            to.push('%');
+            to.push(char::from(HEX[usize::from(b >> 4)]));
+            to.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+}
+
 /// Whether a `Host` value is an authority without userinfo (RFC 9110 §7.2, RFC 3986 §3.2):
 /// a reg-name or IPv4 address (unreserved, percent-encoded and sub-delims characters, less
 /// `,` and `;`, which no host name has and which would read as list or parameter separators
@@ -225,6 +248,10 @@ pub struct ForwardPolicy<'a> {
     pub forwarded_header: bool,
     /// Ask the backend to close after the response (no upstream connection reuse).
     pub close: bool,
+    /// `Host` for a request that has none (HTTP/1.0 allows that; the HTTP/1.1 request sent
+    /// upstream must have one, or strict backends answer 400): the entry's first server,
+    /// as nginx sends its upstream's name.
+    pub default_host: &'a str,
 }
 
 impl ProxyRequest {
@@ -440,9 +467,10 @@ impl ProxyRequest {
             out.extend_from_slice(b"\r\n");
         }
         if !wrote_host {
-            if let Some(h) = &self.host {
+            let host = self.host.as_deref().unwrap_or(policy.default_host);
+            if !host.is_empty() {
                 out.extend_from_slice(b"Host: ");
-                out.extend_from_slice(h.as_bytes());
+                out.extend_from_slice(host.as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -768,6 +796,16 @@ mod tests {
     }
 
     #[test]
+    fn non_ascii_target_bytes_are_percent_encoded() {
+        let mut out = String::new();
+        push_target(&mut out, b"/caf\xc3\xa9/\xff?");
+        assert_eq!(out, "/caf%C3%A9/%FF?");
+        out.clear();
+        push_target(&mut out, b"/plain?q=1");
+        assert_eq!(out, "/plain?q=1");
+    }
+
+    #[test]
     fn target_must_be_origin_form_of_visible_ascii() {
         let with = |path: &str, query: Option<&str>| {
             let mut r = req(&[("Host", "h")]);
@@ -837,6 +875,20 @@ mod tests {
         assert_eq!(from("192.0.2.7", &["unknown, 10.1.1.1"]), some("10.1.1.1"));
         // No chain: the peer.
         assert_eq!(from("192.0.2.7", &[]), some("192.0.2.7"));
+    }
+
+    #[test]
+    fn a_request_without_host_gets_the_default_one() {
+        let mut old = req(&[]);
+        old.minor_version = 0;
+        old.host = None;
+        let policy = ForwardPolicy {
+            default_host: "10.0.0.4:80",
+            ..Default::default()
+        };
+        let text = upstream(&old, &policy);
+        assert!(text.contains("\r\nHost: 10.0.0.4:80\r\n"), "{text}");
+        assert!(!text.contains("X-Forwarded-Host"), "{text}");
     }
 
     #[test]

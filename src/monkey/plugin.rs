@@ -159,19 +159,7 @@ fn load(path: &std::path::Path) -> Loaded {
     };
     match Proxy::new(config) {
         Ok(proxy) => {
-            let servers: usize = proxy.upstreams.iter().map(|u| u.servers().len()).sum();
-            log::info(&format!(
-                "{}: {} entries, {} servers{}",
-                path.display(),
-                proxy.upstreams.len(),
-                servers,
-                proxy
-                    .config
-                    .statistics_url
-                    .as_deref()
-                    .map(|u| format!(", statistics at {u}"))
-                    .unwrap_or_default()
-            ));
+            log::info(&format!("{}: {}", path.display(), proxy.config.summary()));
             Loaded::Ready(Arc::new(proxy))
         }
         Err(e) => {

@@ -11,7 +11,7 @@ use std::slice;
 use super::sys;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::headers::{has_token, trim};
-use crate::http::request::{BodyKind, ProxyRequest};
+use crate::http::request::{push_target, BodyKind, ProxyRequest};
 
 /// Header fields parsed without the fallback array.
 const FEW_FIELDS: usize = 24;
@@ -88,10 +88,11 @@ pub unsafe fn copy<'a>(
 
     request.clear();
     set_text(&mut request.method, method);
-    set_text(&mut request.path, uri);
+    request.path.clear();
+    push_target(&mut request.path, uri);
     if let Some(query) = query_from_line(raw) {
         let mut text = request.text_buffer();
-        push_text(&mut text, query);
+        push_target(&mut text, query);
         request.query = Some(text);
     }
     request.minor_version = if sr.protocol == sys::MK_HTTP_PROTOCOL_10 {

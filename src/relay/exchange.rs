@@ -173,6 +173,7 @@ impl Exchange {
                 trusted_proxies: &e.trusted_proxies,
                 forwarded_header: e.forwarded_header,
                 close: e.keepalive_idle == 0,
+                default_host: e.servers.first().map_or("", |s| s.name.as_str()),
             };
             request.write_upstream(&policy, &mut request_bytes);
             let ctx = RequestContext {

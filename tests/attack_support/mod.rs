@@ -46,9 +46,29 @@ pub const CR_IN_TARGET: &[u8] = b"GET /headers?a\rX-Inj:1 HTTP/1.1\r\nHost: t\r\
 /// A NUL inside the request path.
 pub const NUL_IN_PATH: &[u8] = b"GET /headers\x00/x HTTP/1.1\r\nHost: t\r\n\r\n";
 
-/// Bytes that are not ASCII in the request path (they would be rewritten, or reach the
-/// backend as a different target).
-pub const EIGHT_BIT_TARGET: &[u8] = b"GET /headers/\xff\xfe HTTP/1.1\r\nHost: t\r\n\r\n";
+/// Bytes that are not ASCII in the request target: curl sends `café` in a URL as raw UTF-8.
+pub const UTF8_TARGET: &[u8] = b"GET /headers?q=caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/// Bytes that are not even UTF-8 in the request target (Monkey takes them; the stand-in
+/// host's parser does not).
+pub const EIGHT_BIT_TARGET: &[u8] =
+    b"GET /headers?q=caf\xc3\xa9&r=\xff HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/// `request` (one of the above) through the proxy at `proxy` in front of the test origin:
+/// served, with the target's non-ASCII bytes percent-encoded for the backend as
+/// `expected_target`, none replaced.
+pub fn assert_target_reaches_the_origin_as(
+    proxy: std::net::SocketAddr,
+    request: &[u8],
+    expected_target: &str,
+) {
+    let mut c = Client::connect(proxy);
+    c.send(request);
+    let r = c.read_response(false).expect("a response");
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let (line, _) = parse_head(&r.body);
+    assert_eq!(line, format!("GET {expected_target} HTTP/1.1"));
+}
 
 /// A body in a transfer coding the proxy never accepted: relayed without its (hop-by-hop)
 /// coding header it would reach the client corrupted.
@@ -72,6 +92,18 @@ pub fn assert_trusted_values_kept(h: &[(String, String)]) {
         values(h, "forwarded"),
         ["for=203.0.113.7;proto=https, for=127.0.0.1;host=\"inner:8080\";proto=http"]
     );
+}
+
+/// An HTTP/1.0 request without `Host` (allowed in 1.0) through the proxy at `proxy`: the
+/// HTTP/1.1 request the origin gets names a host, `expected` (the entry's first server).
+pub fn assert_http10_without_host_gets_a_host(proxy: std::net::SocketAddr, expected: &str) {
+    let mut c = Client::connect(proxy);
+    c.send(b"GET /headers HTTP/1.0\r\n\r\n");
+    let r = c.read_response(false).expect("a response");
+    assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    let (line, h) = parse_head(&r.body);
+    assert_eq!(line, "GET /headers HTTP/1.1");
+    assert_eq!(values(&h, "host"), [expected]);
 }
 
 /// Not HTTP at all.
