@@ -196,7 +196,8 @@ impl Loop {
                     Token(t) => {
                         let (id, kind) = (t / 3, t % 3);
                         match kind {
-                            0 => self.on_client_readable(id),
+                            0 => self
+                                .on_client_readable(id, event.is_read_closed() || event.is_error()),
                             1 => self.on_exchange_ready(id, Side::Client),
                             _ => self.on_exchange_ready(id, Side::Backend),
                         }
@@ -283,15 +284,18 @@ impl Loop {
         }
     }
 
-    fn on_client_readable(&mut self, id: usize) {
+    /// The client socket is readable, or `hung_up` (closed or reset, maybe after bytes).
+    fn on_client_readable(&mut self, id: usize, hung_up: bool) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         if conn.exchange.is_some() {
-            // Like Monkey, keep watching the client while a request is proxied so that a
-            // hang-up is noticed; pipelined bytes stay in the socket until the exchange ends.
+            // Like the plugin's read hold in Monkey: keep watching the client while a request
+            // is proxied so that leaving (also after pipelined bytes) is noticed at once;
+            // pipelined bytes stay in the socket until the exchange ends.
             let mut probe = [0u8; 1];
             match conn.stream.peek(&mut probe) {
+                _ if hung_up => self.close(id),
                 Ok(0) => self.close(id),
                 Err(e) if e.kind() != ErrorKind::WouldBlock => self.close(id),
                 _ => {}

@@ -391,6 +391,12 @@ fn bare_cr_in_the_target_gets_400_and_close() {
 }
 
 #[test]
+fn fragment_in_the_target_gets_400() {
+    require_monkey!();
+    refused_before_the_origin(FRAGMENT_IN_TARGET, true);
+}
+
+#[test]
 fn nul_in_the_path_gets_400_and_close() {
     require_monkey!();
     refused_before_the_origin(NUL_IN_PATH, true);

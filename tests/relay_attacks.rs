@@ -297,6 +297,11 @@ fn bare_cr_in_the_target_gets_400() {
 }
 
 #[test]
+fn fragment_in_the_target_gets_400() {
+    refused_before_the_origin(FRAGMENT_IN_TARGET);
+}
+
+#[test]
 fn nul_in_the_path_gets_400() {
     refused_before_the_origin(NUL_IN_PATH);
 }

@@ -152,8 +152,8 @@ pub enum RequestError {
     /// proxy and the backend could each pick a different one.
     BadHost,
     /// A request target that is not origin-form (`/path?query`) of visible ASCII: a space,
-    /// CR, NUL or 8-bit byte inside it would reach the backend as something else than the
-    /// proxy routed (RFC 9112 §3.2.1, §2.2: a bare CR must not be passed on).
+    /// CR, NUL, 8-bit byte or fragment (`#`) inside it would reach the backend as something
+    /// else than the proxy routed (RFC 9112 §3.2.1, §2.2: a bare CR must not be passed on).
     BadTarget,
 }
 
@@ -314,7 +314,9 @@ impl ProxyRequest {
     /// target that is not origin-form visible ASCII, and for a missing, repeated or invalid
     /// `Host` (RFC 9112 §3.2).
     pub fn validate(&self) -> Result<(), RequestError> {
-        let visible = |s: &str| s.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        // Visible ASCII; no `#`: origin-form has no fragment (RFC 9112 §3.2.1), and a backend
+        // that cuts the target at `#` would serve another path than the one routed.
+        let visible = |s: &str| s.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'#');
         if !self.path.starts_with('/')
             || !visible(&self.path)
             || !self.query.as_deref().map_or(true, visible)
@@ -826,6 +828,8 @@ mod tests {
             ("/a", Some("x\ry")),
             ("/a", Some("x y")),
             ("/a", Some("x\0")),
+            ("/admin#.php", None),
+            ("/a", Some("x#y")),
         ] {
             assert_eq!(
                 with(path, query),

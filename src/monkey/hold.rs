@@ -11,18 +11,18 @@
 //! Monkey's scheduler reads a connection through its protocol's `cb_read`
 //! (`mk_sched_conn.protocol`, a table shared by all plain HTTP connections, §10.10). While an
 //! exchange runs, the connection points at a copy of that table whose `cb_read` leaves the
-//! bytes in the socket and takes the connection out of Monkey's event set (the registration
-//! is level-triggered: bytes left unread would be reported on every turn of the loop). When
-//! the exchange ends the original table comes back, with the read registration if it was
-//! taken away; Monkey then reads the waiting request as the connection's next one, after
-//! the response, as it would have read it from a quiet connection. A connection nobody
-//! writes to while its request is served — nearly all — costs two pointer stores.
+//! bytes in the socket and makes the registration edge-triggered (level-triggered, bytes
+//! left unread would be reported on every turn of the loop), or notices that the client
+//! left. When the exchange ends the original table comes back, with the level-triggered
+//! read registration; Monkey then reads the waiting request as the connection's next one,
+//! after the response, as it would have read it from a quiet connection. A connection
+//! nobody writes to while its request is served — nearly all — costs two pointer stores.
 
 use std::os::raw::c_int;
 use std::ptr::{self, addr_of_mut};
 use std::sync::OnceLock;
 
-use super::api::{ev_add, ev_del};
+use super::api::{self, ev_add, ev_del};
 use super::sys;
 
 /// Monkey's HTTP protocol table and our two copies of it.
@@ -31,7 +31,8 @@ struct Tables {
     original: *mut sys::mk_sched_handler,
     /// Copy in place while an exchange runs and nothing arrived.
     watching: *mut sys::mk_sched_handler,
-    /// Copy in place once bytes arrived and the read registration was taken away.
+    /// Copy in place once bytes arrived and the read registration was made edge-triggered
+    /// (or taken away).
     held: *mut sys::mk_sched_handler,
 }
 
@@ -45,14 +46,22 @@ static TABLES: OnceLock<Tables> = OnceLock::new();
 
 /// Called by Monkey's scheduler instead of its HTTP read handler when the socket of a
 /// connection with an exchange in progress is readable: leaves the bytes where they are and
-/// stops Monkey watching the socket until [`release`].
+/// stops Monkey reading the socket until [`release`].
 ///
-/// Readable can also mean the client is gone (end of file or an error). Monkey learns that
-/// only from a read (its loop does not look at the hang-up flags epoll reports), so the
-/// socket is peeked: with nothing to read the call fails, and Monkey's loop closes the
-/// connection, which ends the exchange through the plugin's hang-up (the backend connection
-/// is released at once and the request counts as a client abort, instead of waiting for a
-/// response nobody reads). A half-closed client counts as gone, as nginx treats it.
+/// Readable can also mean the client is gone (end of file, a reset). Monkey learns that only
+/// from a read (its loop does not look at the hang-up flags epoll reports), so this handler
+/// looks: at the flags of the event being dispatched, and with a peek. A client that is gone
+/// makes the call fail, and Monkey's loop closes the connection, which ends the exchange
+/// through the plugin's hang-up (the backend connection is released at once and the request
+/// counts as a client abort, instead of waiting for a response nobody reads). A half-closed
+/// client counts as gone, as nginx treats it.
+///
+/// When bytes wait (a pipelined request), the level-triggered registration would report them
+/// on every turn of the loop; it becomes edge-triggered instead, so the next change — more
+/// bytes, the client closing or resetting — is reported once, and a client that pipelines
+/// and then leaves is still noticed at once. Without epoll (Monkey built with another event
+/// backend) the registration is removed, and a client leaving after pipelined bytes is
+/// noticed when the exchange ends.
 unsafe extern "C" fn hold_read(
     conn: *mut sys::mk_sched_conn,
     _worker: *mut sys::mk_sched_worker,
@@ -60,28 +69,55 @@ unsafe extern "C" fn hold_read(
 ) -> c_int {
     let Some(t) = TABLES.get() else { return 0 };
     // SAFETY: Monkey passes the live connection whose event fired; its event is registered
-    // in this worker's loop (that is how it fired), so `ev_del` applies to it, and its fd is
-    // the client socket. The peek writes at most one byte into `probe`; `errno` is this
-    // thread's.
+    // in this worker's loop (that is how it fired), so `ev_del` and a MOD of its epoll entry
+    // apply to it, and its fd is the client socket. The peek writes at most one byte into
+    // `probe`; `errno` is this thread's.
     unsafe {
+        let ev = addr_of_mut!((*conn).event);
+        let fd = (*conn).event.fd;
+        let gone_flags = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        let hung_up = api::fired_events(ev).is_some_and(|f| f & gone_flags != 0);
         let mut probe = 0u8;
         let n = libc::recv(
-            (*conn).event.fd,
+            fd,
             addr_of_mut!(probe).cast(),
             1,
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
         );
-        if n == 0 || (n < 0 && !would_block()) {
+        if hung_up || n == 0 || (n < 0 && !would_block()) {
             // Monkey's scheduler keeps a connection whose read failed with `EAGAIN` in
             // `errno` (`mk_sched_event_read`), and `recv` returning 0 leaves `errno` as an
             // earlier call set it: say what happened.
             *libc::__errno_location() = libc::ECONNRESET;
             return -1;
         }
-        ev_del(addr_of_mut!((*conn).event));
+        if !watch_edges(fd, ev) {
+            ev_del(ev);
+        }
         (*conn).protocol = t.held;
     }
     0
+}
+
+/// Re-registers Monkey's connection event for `fd` edge-triggered (readable, hang-up, error);
+/// false without epoll or if the kernel refuses. Monkey's own bookkeeping (`status`, `mask`)
+/// stays as it was: the entry is still registered for reading, which [`release`] restores
+/// level-triggered with Monkey's `ev_add`.
+///
+/// # Safety
+/// `ev` must be the registered event of the live connection whose socket is `fd`.
+unsafe fn watch_edges(fd: c_int, ev: *mut sys::mk_event) -> bool {
+    let Some(efd) = api::epoll_fd() else {
+        return false;
+    };
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR | libc::EPOLLET)
+            as u32,
+        // Monkey's loop finds the connection through data.ptr, as for its own registration.
+        u64: ev as u64,
+    };
+    // SAFETY: plain syscall on this worker's epoll set and a descriptor registered in it.
+    unsafe { libc::epoll_ctl(efd, libc::EPOLL_CTL_MOD, fd, &mut event) == 0 }
 }
 
 /// Whether the last failed call only found nothing to do yet.
@@ -135,9 +171,10 @@ pub unsafe fn start(conn: *mut sys::mk_sched_conn) {
 /// `conn` must be live, on this worker, with `socket` its descriptor.
 pub unsafe fn release(conn: *mut sys::mk_sched_conn, socket: c_int) {
     let Some(t) = TABLES.get() else { return };
-    // SAFETY: `conn` is live (caller); its event is Monkey's connection event, not
-    // registered while held (hold_read removed it), so `ev_add` registers it afresh the way
-    // Monkey's own loop does for a connection waiting for its next request.
+    // SAFETY: `conn` is live (caller); its event is Monkey's connection event, held either
+    // edge-triggered (Monkey's bookkeeping still says registered for reading: `ev_add`
+    // modifies it back) or removed (`ev_add` registers it afresh), the way Monkey's own loop
+    // registers a connection waiting for its next request.
     unsafe {
         let protocol = (*conn).protocol;
         if protocol == t.held {

@@ -43,6 +43,10 @@ pub const HOST_BREAKING_FORWARDED: &[u8] =
 /// would read a header the proxy never saw.
 pub const CR_IN_TARGET: &[u8] = b"GET /headers?a\rX-Inj:1 HTTP/1.1\r\nHost: t\r\n\r\n";
 
+/// A fragment in the request target: routed as `…#.php`, served by a backend that cuts at
+/// `#` as `/admin`.
+pub const FRAGMENT_IN_TARGET: &[u8] = b"GET /headers#.php HTTP/1.1\r\nHost: t\r\n\r\n";
+
 /// A NUL inside the request path.
 pub const NUL_IN_PATH: &[u8] = b"GET /headers\x00/x HTTP/1.1\r\nHost: t\r\n\r\n";
 

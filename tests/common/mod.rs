@@ -723,9 +723,10 @@ pub fn silent_backend() -> (SocketAddr, TcpListener) {
 }
 
 /// A client that goes away while its response is pending makes the proxy let go of the
-/// backend connection at once, before the backend has answered and while a body is half
-/// sent, not when the backend finishes or `ReadTimeout` (configure it long) runs out: the
-/// backend sees its connection closed within two seconds both times.
+/// backend connection at once — before the backend has answered, after the client sent part
+/// of a pipelined request, and while a body is half sent — not when the backend finishes or
+/// `ReadTimeout` (configure it long) runs out: the backend sees its connection closed within
+/// two seconds each time.
 pub fn assert_client_leaving_releases_the_backend(proxy: SocketAddr, backend: TcpListener) {
     backend.set_nonblocking(true).unwrap();
     let accept = |backend: &TcpListener| -> TcpStream {
@@ -775,6 +776,19 @@ pub fn assert_client_leaving_releases_the_backend(proxy: SocketAddr, backend: Tc
     read_head(&mut upstream);
     drop(client);
     released_soon(&mut upstream, "before the response");
+
+    // Before the response head, after sending a byte of a pipelined request: that byte
+    // waits in the socket for the response to end, the client's leaving must not.
+    let mut client = TcpStream::connect(proxy).unwrap();
+    client
+        .write_all(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut upstream = accept(&backend);
+    read_head(&mut upstream);
+    client.write_all(b"G").unwrap();
+    thread::sleep(Duration::from_millis(100));
+    drop(client);
+    released_soon(&mut upstream, "after a pipelined byte");
 
     // Halfway through a chunked body.
     let mut client = Client::connect(proxy);
