@@ -525,7 +525,8 @@ fn encoded_paths_route_by_their_decoded_form() {
     require_monkey!();
     let (a, b) = (Origin::start("a"), Origin::start("b"));
     let monkey = Monkey::start(&format!(
-        "[PROXY_ENTRY]\n    Match ^/m/a/\n    ServerList {}\n\n         [PROXY_ENTRY]\n    Match ^/\n    ServerList {}\n",
+        "[PROXY_ENTRY]\n    Match ^/m/a/\n    ServerList {}\n\n\
+         [PROXY_ENTRY]\n    Match ^/\n    ServerList {}\n",
         a.addr, b.addr
     ));
     assert_encoded_paths_route_by_their_decoded_form(monkey.addr());
