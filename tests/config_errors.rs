@@ -163,6 +163,12 @@ fn second_defaults_section() {
 }
 
 #[test]
+fn summary_counts_in_words() {
+    let one = ok("[PROXY_ENTRY]\n    Match ^/\n    ServerList 10.0.0.1:80\n");
+    assert_eq!(one.summary(), "1 entry, 1 server, statistics off");
+}
+
+#[test]
 fn a_byte_order_mark_is_not_text() {
     let c = ok("\u{feff}[PROXY_ENTRY]\n    Match ^/\n    ServerList 10.0.0.1:80\n");
     assert_eq!(c.entries.len(), 1);

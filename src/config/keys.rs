@@ -88,7 +88,7 @@ pub static KEYS: &[KeySpec] = &[
         default: "(required)",
         sections: Sections::EntryOnly,
         repeatable: true,
-        doc: "request paths this entry serves (the path without query, percent-decoded); the first entry with any matching regex wins",
+        doc: "request paths (decoded, without query) this entry serves; the first entry that matches wins",
     },
     KeySpec {
         id: KeyId::ServerList,
@@ -188,7 +188,7 @@ pub static KEYS: &[KeySpec] = &[
         default: "(none)",
         sections: Sections::Both,
         repeatable: true,
-        doc: "clients whose X-Forwarded-* and Forwarded headers are kept (X-Forwarded-For appended to) and past whom SourceHash hashes",
+        doc: "clients whose forwarding headers are kept and appended to; SourceHash looks past them",
     },
     KeySpec {
         id: KeyId::ForwardedHeader,
