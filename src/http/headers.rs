@@ -79,7 +79,7 @@ impl Field {
         };
         candidates
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .find(|(n, _)| eq_lowercase(name, n))
             .map_or(Field::Other, |&(_, f)| f)
     }
 
@@ -99,14 +99,80 @@ impl Field {
     }
 }
 
+/// Whether `name` equals `lower` ignoring ASCII case, where `lower` is made of lowercase
+/// letters, digits and `-` only (the names the proxy recognises). Compared eight bytes at a
+/// time: every response and request field name passes through here.
+///
+/// Exact for any `name`: a byte of `lower` that is a letter (bit 0x40 set) lets the
+/// matching byte of `name` differ in the case bit (0x20) only, a digit or `-` must match as
+/// is (so no other byte folds onto `-`, as CR would under a plain `| 0x20`).
+pub fn eq_lowercase(name: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(lower
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-'));
+    if name.len() != lower.len() {
+        return false;
+    }
+    let same = |n: u64, l: u64| n | ((l & 0x4040_4040_4040_4040) >> 1) == l;
+    let word = |b: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let len = name.len();
+    if len < 8 {
+        return name
+            .iter()
+            .zip(lower)
+            .all(|(&n, &l)| n | ((l & 0x40) >> 1) == l);
+    }
+    // Whole words, then the last eight bytes (overlapping the previous word if need be).
+    let mut at = 0;
+    while at + 8 < len {
+        if !same(word(name, at), word(lower, at)) {
+            return false;
+        }
+        at += 8;
+    }
+    same(word(name, len - 8), word(lower, len - 8))
+}
+
 /// Whether a message's `Connection` values name anything but `keep-alive` and `upgrade`
 /// (both hop-by-hop anyway): only then must each other field be checked against them with
 /// [`named_in_connection`].
 pub fn connection_names_fields<'a>(connection: impl IntoIterator<Item = &'a [u8]>) -> bool {
-    connection.into_iter().any(|v| {
-        tokens(v)
-            .any(|t| !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"upgrade"))
-    })
+    ConnectionOptions::of(connection).names_fields
+}
+
+/// What a message's `Connection` values say, read in one pass (a response's head needs all
+/// of it, and reading the values once per question showed in profiles).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionOptions {
+    /// `close` is listed.
+    pub close: bool,
+    /// `keep-alive` is listed.
+    pub keep_alive: bool,
+    /// Something other than `keep-alive` and `upgrade` is listed (`close` included): each
+    /// other field must be checked against the list with [`named_in_connection`].
+    pub names_fields: bool,
+}
+
+impl ConnectionOptions {
+    /// Reads the `Connection` values of one message.
+    pub fn of<'a>(connection: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut options = ConnectionOptions::default();
+        for value in connection {
+            for token in tokens(value) {
+                if eq_lowercase(token, b"keep-alive") {
+                    options.keep_alive = true;
+                } else if !eq_lowercase(token, b"upgrade") {
+                    options.names_fields = true;
+                    options.close |= eq_lowercase(token, b"close");
+                }
+            }
+        }
+        options
+    }
 }
 
 /// Iterates the comma-separated tokens of a header value, trimmed, empty ones skipped.
@@ -150,18 +216,48 @@ pub fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
 pub fn push_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().iter().enumerate() {
+            // At most 15 bytes, written into a stack array then appended once (every request
+            // carries the client's address in X-Forwarded-For).
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (i, &octet) in v4.octets().iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                push_decimal(out, u64::from(*octet));
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            out.extend_from_slice(&text[..len]);
         }
         std::net::IpAddr::V6(v6) => {
             use std::io::Write;
             let _ = write!(out, "{v6}");
         }
     }
+}
+
+/// The value of a string of ASCII digits, `None` when it is empty, holds anything else or
+/// does not fit in a `u64` (a `Content-Length` on the hot path, without `str::parse`'s
+/// UTF-8 check).
+pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
 }
 
 /// `value` without leading and trailing spaces and tabs.
@@ -177,9 +273,21 @@ pub fn trim(value: &[u8]) -> &[u8] {
     &value[start..end]
 }
 
-/// Whether the comma-separated `value` lists `token` (case-insensitive).
+/// Whether the comma-separated `value` lists `token` (case-insensitive). A plain loop rather
+/// than [`tokens`]: it runs on every message's `Connection` and framing values.
 pub fn has_token(value: &[u8], token: &str) -> bool {
-    tokens(value).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
+    let token = token.as_bytes();
+    let mut rest = value;
+    loop {
+        let end = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
+        if trim(&rest[..end]).eq_ignore_ascii_case(token) {
+            return true;
+        }
+        if end == rest.len() {
+            return false;
+        }
+        rest = &rest[end + 1..];
+    }
 }
 
 /// Whether `name` is listed in any of the `Connection` header values given.
@@ -222,6 +330,26 @@ mod tests {
     }
 
     #[test]
+    fn decimal_values() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"001024"), Some(1024));
+        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_decimal(b"18446744073709551616"), None);
+        for bad in [
+            &b""[..],
+            b" 1",
+            b"1 ",
+            b"+1",
+            b"-1",
+            b"1e3",
+            b"0x10",
+            b"\xd9\xa1",
+        ] {
+            assert_eq!(parse_decimal(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn hop_by_hop_names() {
         assert!(Field::of(b"Connection").is_hop_by_hop());
         assert!(Field::of(b"TRANSFER-ENCODING").is_hop_by_hop());
@@ -234,6 +362,58 @@ mod tests {
     }
 
     #[test]
+    fn word_comparison_agrees_with_byte_comparison() {
+        // Every byte value at every position of names of every length the classifier
+        // knows (and around the word boundaries): the fast comparison is the plain one.
+        let names: &[&[u8]] = &[
+            b"te",
+            b"host",
+            b"expect",
+            b"trailer",
+            b"x-forwar",
+            b"forwarded",
+            b"keep-alive",
+            b"content-length",
+            b"x-forwarded-for",
+            b"x-forwarded-host",
+            b"transfer-encoding",
+            b"abc123-xyz",
+        ];
+        for lower in names {
+            let mut name = lower.to_vec();
+            assert!(eq_lowercase(&name, lower));
+            assert!(eq_lowercase(&name.to_ascii_uppercase(), lower));
+            for at in 0..name.len() {
+                let keep = name[at];
+                for b in 0..=255u8 {
+                    name[at] = b;
+                    assert_eq!(
+                        eq_lowercase(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{:?} against {:?}",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(lower)
+                    );
+                }
+                name[at] = keep;
+            }
+            assert!(!eq_lowercase(&name[1..], lower));
+            assert!(!eq_lowercase(&[&name[..], b"x"].concat(), lower));
+        }
+    }
+
+    #[test]
+    fn token_lists_with_empty_items_and_spaces() {
+        assert!(has_token(b"close", "close"));
+        assert!(has_token(b",, close ,", "close"));
+        assert!(has_token(b"a,\tCLOSE", "close"));
+        assert!(!has_token(b"", "close"));
+        assert!(!has_token(b",", "close"));
+        assert!(!has_token(b"closed, clos", "close"));
+        assert!(!has_token(b"close-x", "close"));
+    }
+
+    #[test]
     fn fields_are_recognised_by_name_only() {
         assert_eq!(Field::of(b"X-Forwarded-Host"), Field::XForwardedHost);
         assert_eq!(Field::of(b"proxy-CONNECTION"), Field::ProxyConnection);
@@ -241,6 +421,19 @@ mod tests {
         assert_eq!(Field::of(b"Hostx"), Field::Other);
         assert_eq!(Field::of(b"x-forwarded-fox"), Field::Other);
         assert_eq!(Field::of(b""), Field::Other);
+    }
+
+    #[test]
+    fn connection_options_in_one_pass() {
+        let of = |values: &[&[u8]]| ConnectionOptions::of(values.iter().copied());
+        assert_eq!(of(&[]), ConnectionOptions::default());
+        let o = of(&[b"Keep-Alive, Upgrade"]);
+        assert!(o.keep_alive && !o.close && !o.names_fields);
+        let o = of(&[b"keep-alive", b" CLOSE "]);
+        assert!(o.keep_alive && o.close && o.names_fields);
+        let o = of(&[b"x-secret"]);
+        assert!(!o.keep_alive && !o.close && o.names_fields);
+        assert!(!of(&[b"closed"]).close);
     }
 
     #[test]

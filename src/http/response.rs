@@ -2,7 +2,7 @@
 
 use super::framing::Framing;
 use super::headers::{
-    connection_names_fields, has_token, named_in_connection, push_decimal, trim, Field,
+    named_in_connection, parse_decimal, push_decimal, trim, ConnectionOptions, Field,
 };
 
 /// Most header fields accepted in one response head.
@@ -129,12 +129,17 @@ fn parse_with<'b>(
             *kind = Field::of(h.name.as_bytes());
         }
         let kinds = &kinds[..headers.len()];
-        let head = decide(status, minor, headers, kinds, client).map_err(Oversized::Refused)?;
+        let fields = Fields {
+            raw: &buf[skipped..skipped + len],
+            headers,
+            kinds,
+            connection: ConnectionOptions::of(values_of(headers, kinds, Field::Connection)),
+        };
+        let head = decide(status, minor, &fields, client).map_err(Oversized::Refused)?;
         write_client_head(
             status,
             resp.reason.unwrap_or(""),
-            headers,
-            kinds,
+            &fields,
             &head,
             client,
             out,
@@ -146,14 +151,28 @@ fn parse_with<'b>(
     }
 }
 
+/// A response head's fields, each name recognised once, and its `Connection` options.
+struct Fields<'h, 'b> {
+    /// The whole head as received (status line to the empty line); `headers` point into it.
+    raw: &'b [u8],
+    headers: &'h [httparse::Header<'b>],
+    kinds: &'h [Field],
+    connection: ConnectionOptions,
+}
+
 /// RFC 9112 §6.3: the message-length rules, in their order.
 fn decide(
     status: u16,
     minor: u8,
-    headers: &[httparse::Header<'_>],
-    kinds: &[Field],
+    fields: &Fields<'_, '_>,
     client: ClientSide,
 ) -> Result<ResponseHead, ResponseError> {
+    let Fields {
+        headers,
+        kinds,
+        connection,
+        ..
+    } = *fields;
     // One pass over the fields.
     let mut first_length: Option<&[u8]> = None;
     let mut more_lengths = false;
@@ -169,7 +188,6 @@ fn decide(
         }
     }
     let codings = values_of(headers, kinds, Field::TransferEncoding);
-    let connection = values_of(headers, kinds, Field::Connection);
 
     // Strictness before the rules: a response with conflicting framing is refused even when
     // its status says no body follows, since the backend connection is in an unknown state.
@@ -185,15 +203,11 @@ fn decide(
     let length = match first_length {
         Some(value) => {
             let v = trim(value);
-            if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+            // At most 19 digits: every such length fits in a u64 (and 20 would be absurd).
+            if v.len() > 19 {
                 return Err(ResponseError::BadContentLength);
             }
-            Some(
-                std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or(ResponseError::BadContentLength)?,
-            )
+            Some(parse_decimal(v).ok_or(ResponseError::BadContentLength)?)
         }
         None => None,
     };
@@ -214,10 +228,8 @@ fn decide(
             Framing::UntilClose
         };
 
-    let keep_alive_token = connection.clone().any(|v| has_token(v, "keep-alive"));
-    let close_token = connection.clone().any(|v| has_token(v, "close"));
-    let backend_closes = close_token
-        || (minor == 0 && !keep_alive_token)
+    let backend_closes = connection.close
+        || (minor == 0 && !connection.keep_alive)
         || framing == Framing::UntilClose
         || status == 101;
     let dechunk = framing == Framing::Chunked && client.minor_version == 0;
@@ -261,20 +273,32 @@ fn values_of<'h>(
 fn write_client_head(
     status: u16,
     reason: &str,
-    headers: &[httparse::Header<'_>],
-    kinds: &[Field],
+    fields: &Fields<'_, '_>,
     head: &ResponseHead,
     client: ClientSide,
     out: &mut Vec<u8>,
 ) {
+    let Fields {
+        raw,
+        headers,
+        kinds,
+        connection: options,
+    } = *fields;
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, u64::from(status));
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     let connection = values_of(headers, kinds, Field::Connection);
-    let check_connection = connection_names_fields(connection.clone());
-    for (h, &field) in headers.iter().zip(kinds) {
+    let check_connection = options.names_fields;
+    // Kept fields are copied as received, runs of neighbouring lines at once (most heads
+    // lose only their `Connection` line): a handful of copies instead of four per field.
+    // `pending` is the run of raw bytes not copied yet.
+    let offset = |name: &str| name.as_ptr() as usize - raw.as_ptr() as usize;
+    // Where the field lines end: before the empty line (CRLF, or a bare LF httparse accepts).
+    let fields_end = raw.len() - if raw.ends_with(b"\r\n\r\n") { 2 } else { 1 };
+    let mut pending = 0..0;
+    for (i, (h, &field)) in headers.iter().zip(kinds).enumerate() {
         // A response without a body keeps its length (HEAD, 304: the length a GET would
         // have had), except where none may be sent (RFC 9110 §8.6: 1xx, 204).
         let keep_length = field == Field::ContentLength
@@ -286,11 +310,27 @@ fn write_client_head(
         {
             continue;
         }
+        let start = offset(h.name);
+        let end = headers
+            .get(i + 1)
+            .map_or(fields_end, |next| offset(next.name));
+        // Only lines ending in CRLF go as received; one ending in a bare LF is rewritten.
+        if raw[start..end].ends_with(b"\r\n") {
+            if pending.end != start {
+                out.extend_from_slice(&raw[pending]);
+                pending = start..start;
+            }
+            pending.end = end;
+            continue;
+        }
+        out.extend_from_slice(&raw[pending]);
+        pending = 0..0;
         out.extend_from_slice(h.name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(h.value);
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(&raw[pending]);
     if head.upgrade {
         // The tunnel's own hop-by-hop pair, which the loop above left out.
         for value in values_of(headers, kinds, Field::Upgrade) {
@@ -458,6 +498,39 @@ mod tests {
         let (_, out) = parse(raw, GET11).unwrap().unwrap();
         assert!(!out.to_ascii_lowercase().contains("internal"));
         assert!(!out.contains("Keep-Alive"));
+    }
+
+    #[test]
+    fn kept_lines_go_as_received_and_bare_line_feeds_become_crlf() {
+        // Neighbouring lines as received (spacing included), the Connection line between
+        // them cut out, the proxy's framing appended.
+        let raw = "HTTP/1.1 200 OK\r\nA:1\r\nB:  two  \r\nConnection: keep-alive\r\nC: 3\r\nContent-Length: 0\r\nD: 4\r\n\r\n";
+        let (_, out) = parse(raw, GET11).unwrap().unwrap();
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nA:1\r\nB:  two  \r\nC: 3\r\nD: 4\r\nContent-Length: 0\r\n\r\n"
+        );
+        // A bare LF (accepted by the parser) never reaches the client, wherever it is:
+        // between fields, ending the last field, ending the head.
+        for raw in [
+            "HTTP/1.1 200 OK\r\nA: 1\nB: 2\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nA: 1\r\nB: 2\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nA: 1\r\nB: 2\r\n\n",
+            "HTTP/1.1 200 OK\nContent-Length: 0\nA: 1\nB: 2\n\n",
+        ] {
+            let (h, out) = parse(raw, GET11).unwrap().unwrap();
+            assert_eq!(h.head_len, raw.len());
+            assert!(
+                out.contains("\r\nA: 1\r\nB: 2\r\n") && out.ends_with("Content-Length: 0\r\n\r\n"),
+                "{raw:?} gave {out:?}"
+            );
+            assert_eq!(
+                out.matches('\n').count(),
+                out.matches("\r\n").count(),
+                "{out:?}"
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::slice;
 
 use super::sys;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::headers::{has_token, trim};
+use crate::http::headers::{has_token, parse_decimal, trim};
 use crate::http::request::{push_target, BodyKind, ProxyRequest};
 
 /// Header fields parsed without the fallback array.
@@ -123,7 +123,7 @@ pub unsafe fn copy<'a>(
     for h in parsed {
         let value = trim(h.value);
         if h.name.eq_ignore_ascii_case("content-length") {
-            length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+            length = parse_decimal(value).and_then(|n| usize::try_from(n).ok());
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked |= has_token(value, "chunked");
         } else if h.name.eq_ignore_ascii_case("connection") && has_token(value, "close") {
