@@ -35,6 +35,12 @@
 #   WARMUP [2s] (an unmeasured wrk run per target and cell before round 1; "0": none)
 #   WRK_CPU [0]  SERVER_CPU [1]  KEEP [unset: scratch dir removed; set: kept and printed]
 #   PEER_FORWARDING [0] (1: nginx and haproxy add the X-Forwarded-* headers the plugin adds)
+#   INSTRUCTIONS [0] (1: no load rounds; instead, Monkey + plugin alone runs under valgrind's
+#            callgrind and each size is requested for DURATION by wrk with the first CONNS value
+#            while instrumentation is on; prints user-space instructions per proxied request
+#            by object (plugin, Monkey, libc) and the plugin's costliest functions. Counts do
+#            not drift with the machine's speed as timings do: use them to compare two builds
+#            of the plugin. Needs valgrind.)
 #
 # Needs: wrk, nginx, haproxy, curl, taskset, cargo. Everything it starts is stopped by pid on
 # exit (also on Ctrl-C or error).
@@ -51,9 +57,15 @@ CONNS=${CONNS:-"50 256"}
 WRK_THREADS=${WRK_THREADS:-1}
 WRK_CPU=${WRK_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
+INSTRUCTIONS=${INSTRUCTIONS:-0}
 TARGETS=(nginx haproxy monkey)
+tools=(wrk nginx haproxy curl taskset cargo awk cmp)
+if [ "$INSTRUCTIONS" = 1 ]; then
+    TARGETS=(monkey)
+    tools+=(valgrind callgrind_control callgrind_annotate)
+fi
 
-for tool in wrk nginx haproxy curl taskset cargo awk cmp; do
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || { echo "bench.sh: $tool not found" >&2; exit 1; }
 done
 [ -x "$MONKEY_BIN" ] || { echo "bench.sh: $MONKEY_BIN is not executable" >&2; exit 1; }
@@ -98,15 +110,15 @@ free_port() {
     return 1
 }
 
-# Waits (at most 10 s) until 127.0.0.1:$2 accepts; fails if pid $1 died.
+# Waits (at most $3 seconds, default 10) until 127.0.0.1:$2 accepts; fails if pid $1 died.
 wait_port() {
     local i
-    for ((i = 0; i < 200; i++)); do
+    for ((i = 0; i < ${3:-10} * 20; i++)); do
         kill -0 "$1" 2>/dev/null || { echo "bench.sh: pid $1 exited at start-up" >&2; return 1; }
         (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null && return 0
         sleep 0.05
     done
-    echo "bench.sh: nothing accepts on port $2 after 10 s" >&2
+    echo "bench.sh: nothing accepts on port $2 after ${3:-10} s" >&2
     return 1
 }
 
@@ -115,7 +127,7 @@ for c in $CONNS; do [ "$c" -gt "$max_conns" ] && max_conns=$c; done
 
 declare -A PORT PID
 PORT[origin]=$(free_port)
-for t in "${TARGETS[@]}"; do PORT[$t]=$(free_port); done
+for t in nginx haproxy monkey; do PORT[$t]=$(free_port); done   # every config is written
 
 # ---- files ---------------------------------------------------------------------------
 mkdir -p "$S/www" "$S/logs" "$S/tmp" "$S/wrk"
@@ -265,12 +277,18 @@ start() {   # start NAME CMD...: pinned to SERVER_CPU, output to logs/NAME.out
     taskset -c "$SERVER_CPU" "$@" >"$S/logs/$name.out" 2>&1 &
     PID[$name]=$!
     PIDS+=("$!")
-    wait_port "${PID[$name]}" "${PORT[$name]}" || { cat "$S/logs/$name.out" >&2; exit 1; }
+    # Under valgrind Monkey takes seconds to start.
+    wait_port "${PID[$name]}" "${PORT[$name]}" 60 || { cat "$S/logs/$name.out" >&2; exit 1; }
 }
 start origin nginx -p "$S" -e "$S/logs/origin-error.log" -c "$S/origin.conf"
-start nginx nginx -p "$S" -e "$S/logs/nginx-error.log" -c "$S/nginx.conf"
-start haproxy haproxy -db -f "$S/haproxy.cfg"
-start monkey "$MONKEY_BIN" -c "$M/conf"
+if [ "$INSTRUCTIONS" = 1 ]; then
+    start monkey valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$S/callgrind.out" "$MONKEY_BIN" -c "$M/conf"
+else
+    start nginx nginx -p "$S" -e "$S/logs/nginx-error.log" -c "$S/nginx.conf"
+    start haproxy haproxy -db -f "$S/haproxy.cfg"
+    start monkey "$MONKEY_BIN" -c "$M/conf"
+fi
 
 # The pids of a target: the started process and its direct children (nginx's worker).
 pids_of() {
@@ -323,6 +341,57 @@ if [ "$WARMUP" != "0" ]; then
         done
     done
     echo "warm-up: $WARMUP per target and cell" >&2
+fi
+
+# ---- instructions per request (INSTRUCTIONS=1) -----------------------------------------
+if [ "$INSTRUCTIONS" = 1 ]; then
+    c=${CONNS%% *}
+    vpid=${PID[monkey]}
+    echo
+    echo "# user-space instructions per proxied request (callgrind), wrk -t$WRK_THREADS -c$c -d$DURATION per size"
+    printf '%-5s %9s %9s %9s %9s %9s %9s\n' size requests plugin monkey libc other total
+    for s in $SIZES; do
+        out="$S/wrk/instructions-$s.txt"
+        callgrind_control -i on "$vpid" >/dev/null 2>&1
+        taskset -c "$WRK_CPU" wrk -t"$WRK_THREADS" -c"$c" -d"$DURATION" --timeout 10s \
+            "http://127.0.0.1:${PORT[monkey]}/$s" >"$out" 2>&1 || true
+        callgrind_control -i off "$vpid" >/dev/null 2>&1
+        # The k-th dump writes the counts since the previous one to callgrind.out.k.
+        dumps=$((${dumps:-0} + 1))
+        dump="$S/callgrind.out.$dumps"
+        callgrind_control -d "$vpid" >/dev/null 2>&1
+        [ -s "$dump" ] || { echo "bench.sh: callgrind wrote no $dump" >&2; exit 1; }
+        reqs=$(awk '/ requests in / {print $1}' "$out")
+        [ "${reqs:-0}" -gt 0 ] || { echo "bench.sh: wrk made no request:" >&2; cat "$out" >&2; exit 1; }
+        callgrind_annotate --auto=no --threshold=100 "$dump" >"$S/wrk/instructions-$s.annotate"
+        # Self counts per function line: "N (p%)  file:function [object]"; inlined code
+        # carries no object and is the plugin's (Monkey and libc are C, not inlined into it).
+        awk -v n="$reqs" -v size="$s" '
+            /^ *[0-9,]+ +\(/ && !/PROGRAM TOTALS/ {
+                x = $1; gsub(",", "", x)
+                o = "other"
+                if ($0 ~ /proxy_reverse|\.rs:|\/rustc\/|\.cargo\//) o = "plugin"
+                if ($0 ~ /\[[^]]*libc\.so[^]]*\]$/) o = "libc"
+                else if ($0 ~ /\[[^]]*\/monkey\]$/) o = "monkey"
+                sum[o] += x; total += x
+            }
+            END {
+                printf "%-5s %9d %9.0f %9.0f %9.0f %9.0f %9.0f\n", size, n, sum["plugin"] / n,
+                    sum["monkey"] / n, sum["libc"] / n, sum["other"] / n, total / n
+            }' "$S/wrk/instructions-$s.annotate"
+    done
+    echo
+    echo "# the plugin's costliest functions (self, per request), last size:"
+    awk -v n="$reqs" '
+        /^ *[0-9,]+ +\(/ && !/PROGRAM TOTALS/ && !/libc\.so|\/monkey\]$|ld-linux/ {
+            x = $1; gsub(",", "", x)
+            name = $0; sub(/^ *[0-9,]+ +\([^)]*\) +/, "", name); sub(/ +\[.*$/, "", name)
+            sub(/^[^:]*:/, "", name)   # the file name before the function
+            sum[name] += x
+        }
+        END { for (f in sum) if (sum[f] / n >= 50) printf "%9.0f  %s\n", sum[f] / n, f }' \
+        "$S/wrk/instructions-$s.annotate" | sort -rn | head -15
+    exit 0
 fi
 
 # ---- rounds --------------------------------------------------------------------------
