@@ -448,6 +448,15 @@ fn obs_fold_in_origin_response_gets_502() {
 }
 
 #[test]
+fn bare_line_feeds_and_connection_named_fields_never_reach_the_client() {
+    require_monkey!();
+    let backend = raw_origin(DIRTY_HEAD_REPLY);
+    let monkey = Monkey::start(&conf_for(&[backend], "    AttemptsCount 1\n"));
+    assert_backend_head_reaches_the_client_clean(monkey.addr());
+    finish(monkey);
+}
+
+#[test]
 fn interim_100_continue_is_relayed_as_just_the_200() {
     require_monkey!();
     let r = origin_reply_gives(INTERIM_100_REPLY, 200);

@@ -331,6 +331,14 @@ fn obs_fold_in_origin_response_gets_502() {
 }
 
 #[test]
+fn bare_line_feeds_and_connection_named_fields_never_reach_the_client() {
+    let mut entry = entry_for(&[raw_origin(DIRTY_HEAD_REPLY)]);
+    entry.attempts_count = 1;
+    let proxy = host_for(vec![entry]);
+    assert_backend_head_reaches_the_client_clean(proxy.addr());
+}
+
+#[test]
 fn interim_100_continue_is_relayed_as_just_the_200() {
     let r = origin_reply_gives(INTERIM_100_REPLY, 200);
     assert_eq!(r.body, b"ok");

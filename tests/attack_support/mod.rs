@@ -126,6 +126,55 @@ pub const OBS_FOLD_REPLY: &[u8] =
 pub const INTERIM_100_REPLY: &[u8] =
     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
+/// A response head a proxy must clean before the client sees it: bare LF line ends (which
+/// the response parser accepts), a field named in `Connection`, `Keep-Alive`, odd spacing.
+pub const DIRTY_HEAD_REPLY: &[u8] = b"HTTP/1.1 200 OK\nX-A:1\r\nConnection: keep-alive, X-Secret\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nX-B:  two  \nContent-Length: 2\r\nX-C: 3\r\n\nok";
+
+/// `DIRTY_HEAD_REPLY` through the proxy at `proxy`, read as raw bytes: every line of the
+/// head ends in CRLF, the hop-by-hop and `Connection`-named fields are gone, the others are
+/// there once each (kept lines as sent, the rewritten bare-LF line trimmed), body intact.
+pub fn assert_backend_head_reaches_the_client_clean(proxy: std::net::SocketAddr) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .expect("the response, then the close");
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .expect("a head ending in CRLF CRLF");
+    assert_eq!(body, "ok", "{text:?}");
+    let head = format!("{head}\r\n");
+    assert_eq!(
+        head.matches('\n').count(),
+        head.matches("\r\n").count(),
+        "bare LF: {text:?}"
+    );
+    assert_eq!(
+        head.matches('\r').count(),
+        head.matches("\r\n").count(),
+        "bare CR: {text:?}"
+    );
+    let lines: Vec<&str> = head.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "HTTP/1.1 200 OK", "{text:?}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        !lower.contains("x-secret") && !lower.contains("keep-alive"),
+        "{text:?}"
+    );
+    for kept in ["X-A:1", "X-B: two", "X-C: 3", "Content-Length: 2"] {
+        assert_eq!(
+            lines.iter().filter(|l| **l == kept).count(),
+            1,
+            "{kept}: {text:?}"
+        );
+    }
+}
+
 /// The request head as the origin received it: (request line, [(lower-case name, value)]).
 pub fn parse_head(body: &[u8]) -> (String, Vec<(String, String)>) {
     let text = String::from_utf8_lossy(body);
