@@ -273,21 +273,9 @@ pub fn trim(value: &[u8]) -> &[u8] {
     &value[start..end]
 }
 
-/// Whether the comma-separated `value` lists `token` (case-insensitive). A plain loop rather
-/// than [`tokens`]: it runs on every message's `Connection` and framing values.
+/// Whether the comma-separated `value` lists `token` (case-insensitive).
 pub fn has_token(value: &[u8], token: &str) -> bool {
-    let token = token.as_bytes();
-    let mut rest = value;
-    loop {
-        let end = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
-        if trim(&rest[..end]).eq_ignore_ascii_case(token) {
-            return true;
-        }
-        if end == rest.len() {
-            return false;
-        }
-        rest = &rest[end + 1..];
-    }
+    tokens(value).any(|t| t.eq_ignore_ascii_case(token.as_bytes()))
 }
 
 /// Whether `name` is listed in any of the `Connection` header values given.
