@@ -12,8 +12,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use proxy_reverse::balancer::{seed_thread_rng, RequestContext, REGISTRY};
+use proxy_reverse::balancer::{seed_thread_rng, RequestContext};
 use proxy_reverse::config::ServerSpec;
+use proxy_reverse::config::BALANCERS as REGISTRY;
 use proxy_reverse::health::HaPolicy;
 use proxy_reverse::upstream::Upstream;
 

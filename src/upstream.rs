@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use crate::balancer::{self, Balancer, RequestContext};
+use crate::balancer::{self, Balancer, RequestContext, Servers};
 use crate::clock::Millis;
 use crate::config::{Entry, ServerSpec};
 use crate::health::{FailureKind, HaPolicy, Health, Transition};
@@ -43,6 +43,18 @@ impl Server {
             in_flight: AtomicU32::new(0),
             health: Health::default(),
         }
+    }
+}
+
+/// What balancers read of the servers: their count and requests in flight.
+impl Servers for Vec<Server> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    #[inline]
+    fn in_flight(&self, i: usize) -> u32 {
+        self[i].in_flight.load(Ordering::Relaxed)
     }
 }
 
@@ -73,11 +85,11 @@ impl Upstream {
         balancer_name: &str,
         policy: HaPolicy,
     ) -> Result<Upstream, String> {
-        let reg = balancer::lookup(balancer_name)
+        let balancer = balancer::build(balancer_name, servers)
             .ok_or_else(|| format!("unknown load balancer {balancer_name:?}"))?;
         Ok(Upstream {
             servers: servers.iter().cloned().map(Server::new).collect(),
-            balancer: (reg.build)(servers),
+            balancer,
             policy,
             label: String::new(),
         })

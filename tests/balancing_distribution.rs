@@ -3,8 +3,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use proxy_reverse::balancer::{lookup, seed_thread_rng, RequestContext, REGISTRY};
+use proxy_reverse::balancer::{build, seed_thread_rng, RequestContext};
 use proxy_reverse::config::ServerSpec;
+use proxy_reverse::config::{balancer_named, BALANCERS as REGISTRY};
 use proxy_reverse::health::{FailureKind, HaPolicy};
 use proxy_reverse::upstream::Upstream;
 
@@ -385,9 +386,9 @@ fn registry_accepts_every_spelling_in_any_case() {
                 spelling.to_lowercase(),
                 spelling.to_uppercase(),
             ] {
-                let found = lookup(&s).unwrap_or_else(|| panic!("{s} not found"));
+                let found = balancer_named(&s).unwrap_or_else(|| panic!("{s} not found"));
                 assert_eq!(found.name, reg.name);
-                assert_eq!((found.build)(&specs(&[1, 2])).name(), reg.name);
+                assert_eq!(build(&s, &specs(&[1, 2])).map(|b| b.name()), Some(reg.name));
                 assert_eq!(upstream(&s, &[1, 2]).balancer_name(), reg.name);
                 names += 1;
             }
@@ -395,7 +396,8 @@ fn registry_accepts_every_spelling_in_any_case() {
     }
     assert_eq!(names, 3 * 19, "spellings x cases");
     for unknown in ["", "Roundrobin2", "least", "hash"] {
-        assert!(lookup(unknown).is_none(), "{unknown}");
+        assert!(balancer_named(unknown).is_none(), "{unknown}");
+        assert!(build(unknown, &specs(&[1])).is_none(), "{unknown}");
     }
     assert!(Upstream::with_policy(&specs(&[1]), "Nope", HaPolicy::new(1, Duration::ZERO)).is_err());
 }

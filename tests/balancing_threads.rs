@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use proxy_reverse::balancer::{RequestContext, REGISTRY};
+use proxy_reverse::balancer::RequestContext;
 use proxy_reverse::config::ServerSpec;
+use proxy_reverse::config::BALANCERS as REGISTRY;
 use proxy_reverse::health::{FailureKind, HaPolicy, HealthState};
 use proxy_reverse::upstream::Upstream;
 

@@ -209,7 +209,7 @@ fn help_lists_every_key_and_balancer() {
     for key in proxy_reverse::config::keys::KEYS {
         assert!(out.contains(&format!("  {} ", key.name)), "{}", key.name);
     }
-    for b in proxy_reverse::balancer::REGISTRY {
+    for b in proxy_reverse::config::BALANCERS {
         assert!(out.contains(b.name));
     }
 }

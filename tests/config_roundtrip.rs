@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proxy_reverse::balancer::REGISTRY;
+use proxy_reverse::config::BALANCERS as REGISTRY;
 use proxy_reverse::config::{self, Cidr, Config, Entry, MatchRule, ServerSpec};
 
 fn duration(min_nanos: u64) -> impl Strategy<Value = Duration> {

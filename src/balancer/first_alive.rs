@@ -1,7 +1,6 @@
 //! FirstAlive: the servers in list order, so the first one that is up takes everything.
 
-use super::{Balancer, RequestContext};
-use crate::upstream::Server;
+use super::{Balancer, RequestContext, Servers};
 
 /// Orders servers as listed; health filtering then picks the first that is up.
 #[derive(Debug, Default)]
@@ -12,7 +11,7 @@ impl Balancer for FirstAlive {
         "FirstAlive"
     }
 
-    fn order(&self, _ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
-        out.extend(0..servers.len());
+    fn order(&self, _ctx: &RequestContext<'_>, servers: &dyn Servers, out: &mut Vec<usize>) {
+        out.extend(0..servers.count());
     }
 }

@@ -3,8 +3,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::sequence::Cycle;
-use super::{Balancer, CachePadded, RequestContext};
-use crate::upstream::Server;
+use super::{Balancer, CachePadded, RequestContext, Servers};
 
 /// Picks the server with the fewest in-flight requests divided by its weight (the shared
 /// `Server::in_flight` counters, so the view spans every worker).
@@ -35,14 +34,14 @@ impl Balancer for LeastConnections {
         "LeastConnections"
     }
 
-    fn order(&self, _ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
-        let n = servers.len().min(self.weights.len());
+    fn order(&self, _ctx: &RequestContext<'_>, servers: &dyn Servers, out: &mut Vec<usize>) {
+        let n = servers.count().min(self.weights.len());
         if n == 0 {
             return;
         }
         let step = self.next.0.fetch_add(1, Ordering::Relaxed);
         let (start, _) = self.cycle.at(step);
-        let load = |i: usize| u64::from(servers[i].in_flight.load(Ordering::Relaxed));
+        let load = |i: usize| u64::from(servers.in_flight(i));
         let (mut best, mut best_load) = (start, load(start));
         let mut consider = |i: usize| {
             let l = load(i);

@@ -4,8 +4,7 @@ use parking_lot::Mutex;
 
 use super::round_robin::write_step;
 use super::sequence::Cycle;
-use super::{Balancer, RequestContext};
-use crate::upstream::Server;
+use super::{Balancer, RequestContext, Servers};
 
 /// The same smooth weighted cycle as [`super::RoundRobin`], with the step kept under a
 /// `parking_lot::Mutex` (the seed's "Locking Round Robin"), kept to measure what the lock
@@ -31,7 +30,7 @@ impl Balancer for LockingRoundRobin {
         "LockingRoundRobin"
     }
 
-    fn order(&self, _ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
+    fn order(&self, _ctx: &RequestContext<'_>, servers: &dyn Servers, out: &mut Vec<usize>) {
         let step = {
             let mut next = self.next.lock();
             let step = *next;
@@ -39,7 +38,7 @@ impl Balancer for LockingRoundRobin {
             step
         };
         debug_assert_eq!(
-            servers.len(),
+            servers.count(),
             self.cycle.servers(),
             "built for another list"
         );

@@ -19,8 +19,7 @@ mod source_hash;
 use std::fmt::Debug;
 use std::net::IpAddr;
 
-use crate::config::ServerSpec;
-use crate::upstream::Server;
+use crate::config::{balancer_named, ServerSpec};
 
 pub use first_alive::FirstAlive;
 pub use least_connections::LeastConnections;
@@ -44,6 +43,16 @@ pub struct RequestContext<'a> {
     pub path: &'a str,
 }
 
+/// What a balancer may read of the servers it orders, at the moment it orders them. The
+/// group that owns the servers implements it ([`crate::upstream::Upstream`]); balancers know
+/// nothing else of a server at run time.
+pub trait Servers {
+    /// How many servers there are (the list the balancer was built for).
+    fn count(&self) -> usize;
+    /// Requests in flight on server `i`, across all workers.
+    fn in_flight(&self, i: usize) -> u32;
+}
+
 /// A load-balancing method, shared by every worker thread.
 pub trait Balancer: Send + Sync + Debug {
     /// Canonical name, as printed by the checker and the statistics page.
@@ -51,20 +60,7 @@ pub trait Balancer: Send + Sync + Debug {
 
     /// Appends server indices to `out` in preference order, each index at most once.
     /// `out` is empty on entry; the caller reuses it between requests.
-    fn order(&self, ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>);
-}
-
-/// A registry row: accepted spellings (compared case-insensitively) and a constructor.
-pub struct Registration {
-    /// The canonical name.
-    pub name: &'static str,
-    /// Other accepted spellings.
-    pub aliases: &'static [&'static str],
-    /// One-line description for the checker's help.
-    pub doc: &'static str,
-    /// Builds the balancer for these servers (names and weights, in list order); the
-    /// `servers` later passed to [`Balancer::order`] must be the same list.
-    pub build: fn(servers: &[ServerSpec]) -> Box<dyn Balancer>,
+    fn order(&self, ctx: &RequestContext<'_>, servers: &dyn Servers, out: &mut Vec<usize>);
 }
 
 /// Keeps a hot shared counter on its own cache line, so bumping it does not evict the
@@ -73,71 +69,43 @@ pub struct Registration {
 #[repr(align(64))]
 pub(crate) struct CachePadded<T>(pub(crate) T);
 
-fn weights(servers: &[ServerSpec]) -> Vec<u32> {
-    servers.iter().map(|s| s.weight).collect()
+/// Builds the method named `name` (a canonical name of [`crate::config::BALANCERS`], or one
+/// of its aliases, any case) for these servers (names and weights, in list order); the
+/// servers later passed to [`Balancer::order`] must be the same list. `None` for a name no
+/// method has.
+pub fn build(name: &str, servers: &[ServerSpec]) -> Option<Box<dyn Balancer>> {
+    let weights = || servers.iter().map(|s| s.weight).collect::<Vec<u32>>();
+    let balancer: Box<dyn Balancer> = match balancer_named(name)?.name {
+        "Naive" => Box::new(Naive::new(servers.len())),
+        "FirstAlive" => Box::new(FirstAlive),
+        "RoundRobin" => Box::new(RoundRobin::new(&weights())),
+        "LockingRoundRobin" => Box::new(LockingRoundRobin::new(&weights())),
+        "LeastConnections" => Box::new(LeastConnections::new(&weights())),
+        "PowerOfTwo" => Box::new(PowerOfTwo::new(&weights())),
+        "Random" => Box::new(Random::new(&weights())),
+        "SourceHash" => Box::new(SourceHash::new(servers)),
+        _ => return None,
+    };
+    Some(balancer)
 }
 
-/// Every balancer, one row each.
-pub static REGISTRY: &[Registration] = &[
-    Registration {
-        name: "Naive",
-        aliases: &[],
-        doc: "start from the client connection's source port, then the first server up",
-        build: |s| Box::new(Naive::new(s.len())),
-    },
-    Registration {
-        name: "FirstAlive",
-        aliases: &["First-Alive"],
-        doc: "the first server that is up, in list order",
-        build: |_| Box::new(FirstAlive),
-    },
-    Registration {
-        name: "RoundRobin",
-        aliases: &[
-            "Round-Robin",
-            "LocklessRoundRobin",
-            "Lockless-Round-Robin",
-            "WeightedRoundRobin",
-            "Weighted-Round-Robin",
-        ],
-        doc: "smooth weighted round robin on an atomic counter (lockless)",
-        build: |s| Box::new(RoundRobin::new(&weights(s))),
-    },
-    Registration {
-        name: "LockingRoundRobin",
-        aliases: &["Locking-Round-Robin"],
-        doc: "the same order as RoundRobin, exact, under a mutex",
-        build: |s| Box::new(LockingRoundRobin::new(&weights(s))),
-    },
-    Registration {
-        name: "LeastConnections",
-        aliases: &["Least-Connections"],
-        doc: "fewest requests in flight across all workers, weight-aware",
-        build: |s| Box::new(LeastConnections::new(&weights(s))),
-    },
-    Registration {
-        name: "PowerOfTwo",
-        aliases: &["P2C", "Power-Of-Two"],
-        doc: "two random weighted choices, the one with fewer requests in flight",
-        build: |s| Box::new(PowerOfTwo::new(&weights(s))),
-    },
-    Registration {
-        name: "Random",
-        aliases: &[],
-        doc: "weighted random",
-        build: |s| Box::new(Random::new(&weights(s))),
-    },
-    Registration {
-        name: "SourceHash",
-        aliases: &["Source-Hash"],
-        doc: "client address to server by consistent hashing",
-        build: |s| Box::new(SourceHash::new(s)),
-    },
-];
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BALANCERS;
 
-/// The registry row whose name or alias equals `name`, ignoring case.
-pub fn lookup(name: &str) -> Option<&'static Registration> {
-    REGISTRY.iter().find(|r| {
-        r.name.eq_ignore_ascii_case(name) || r.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
-    })
+    #[test]
+    fn every_configured_name_builds_the_method_of_that_name() {
+        for b in BALANCERS {
+            let built = build(b.name, &[]).unwrap_or_else(|| panic!("{} builds nothing", b.name));
+            assert_eq!(built.name(), b.name);
+            for alias in b.aliases {
+                assert_eq!(
+                    build(&alias.to_lowercase(), &[]).map(|m| m.name()),
+                    Some(b.name)
+                );
+            }
+        }
+        assert!(build("Fastest", &[]).is_none());
+    }
 }

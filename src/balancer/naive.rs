@@ -2,8 +2,7 @@
 //! then list order.
 
 use super::sequence::{push_rotation_except, FastMod};
-use super::{Balancer, RequestContext};
-use crate::upstream::Server;
+use super::{Balancer, RequestContext, Servers};
 
 /// Starts at `connection_id % n` and walks the list from there (the seed's "Naive").
 ///
@@ -29,8 +28,8 @@ impl Balancer for Naive {
         "Naive"
     }
 
-    fn order(&self, ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
-        let n = servers.len();
+    fn order(&self, ctx: &RequestContext<'_>, servers: &dyn Servers, out: &mut Vec<usize>) {
+        let n = servers.count();
         if n == 0 {
             return;
         }

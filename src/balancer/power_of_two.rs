@@ -1,11 +1,8 @@
 //! PowerOfTwo (P2C): two weighted random choices, the less loaded one wins.
 
-use std::sync::atomic::Ordering;
-
 use super::rng;
 use super::sequence::{push_rotation_except, Cycle};
-use super::{Balancer, RequestContext};
-use crate::upstream::Server;
+use super::{Balancer, RequestContext, Servers};
 
 /// Draws two servers at random in proportion to their weights and prefers the one with fewer
 /// requests in flight per unit of weight (the default of HAProxy 3.3 and Envoy).
@@ -34,8 +31,8 @@ impl Balancer for PowerOfTwo {
         "PowerOfTwo"
     }
 
-    fn order(&self, _ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
-        let n = servers.len().min(self.weights.len());
+    fn order(&self, _ctx: &RequestContext<'_>, servers: &dyn Servers, out: &mut Vec<usize>) {
+        let n = servers.count().min(self.weights.len());
         if n == 0 {
             return;
         }
@@ -47,7 +44,7 @@ impl Balancer for PowerOfTwo {
             // One redraw: a heavy server drawn twice would make the comparison moot.
             b = self.cycle.weighted(r3);
         }
-        let load = |i: usize| u64::from(servers[i].in_flight.load(Ordering::Relaxed));
+        let load = |i: usize| u64::from(servers.in_flight(i));
         if a != b && load(b) * self.weights[a] < load(a) * self.weights[b] {
             std::mem::swap(&mut a, &mut b);
         }

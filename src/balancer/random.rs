@@ -2,8 +2,7 @@
 
 use super::rng;
 use super::sequence::Cycle;
-use super::{Balancer, RequestContext};
-use crate::upstream::Server;
+use super::{Balancer, RequestContext, Servers};
 
 /// Picks a server at random in proportion to its weight; no shared state is written, so it
 /// scales with the number of workers. Failover candidates follow in a random rotation.
@@ -26,8 +25,8 @@ impl Balancer for Random {
         "Random"
     }
 
-    fn order(&self, _ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
-        if servers.is_empty() {
+    fn order(&self, _ctx: &RequestContext<'_>, servers: &dyn Servers, out: &mut Vec<usize>) {
+        if servers.count() == 0 {
             return;
         }
         let [r] = rng::next::<1>();

@@ -3,8 +3,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::sequence::Cycle;
-use super::{Balancer, CachePadded, RequestContext};
-use crate::upstream::Server;
+use super::{Balancer, CachePadded, RequestContext, Servers};
 
 /// Smooth weighted round robin (nginx's order, e.g. a:3 b:2 c:1 → `a b a c b a`) driven by one
 /// atomic counter shared by all workers.
@@ -36,9 +35,9 @@ impl Balancer for RoundRobin {
         "RoundRobin"
     }
 
-    fn order(&self, _ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
+    fn order(&self, _ctx: &RequestContext<'_>, servers: &dyn Servers, out: &mut Vec<usize>) {
         debug_assert_eq!(
-            servers.len(),
+            servers.count(),
             self.cycle.servers(),
             "built for another list"
         );

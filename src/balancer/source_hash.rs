@@ -2,9 +2,8 @@
 
 use std::net::IpAddr;
 
-use super::{Balancer, RequestContext};
+use super::{Balancer, RequestContext, Servers};
 use crate::config::ServerSpec;
-use crate::upstream::Server;
 
 /// The smallest lookup table; Maglev's disruption bound needs a prime well above 100 × n.
 const MIN_TABLE: usize = 65_537;
@@ -92,8 +91,8 @@ impl Balancer for SourceHash {
         "SourceHash"
     }
 
-    fn order(&self, ctx: &RequestContext<'_>, servers: &[Server], out: &mut Vec<usize>) {
-        let n = servers.len().min(self.n);
+    fn order(&self, ctx: &RequestContext<'_>, servers: &dyn Servers, out: &mut Vec<usize>) {
+        let n = servers.count().min(self.n);
         if n == 0 {
             return;
         }

@@ -9,7 +9,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use proxy_reverse::balancer::REGISTRY;
 use proxy_reverse::config::{self, handlers, keys, Config, Resolver, SystemResolver};
 use proxy_reverse::routing::Router;
 
@@ -214,7 +213,7 @@ Keys:
     );
     h.push_str(&keys::help_text());
     h.push_str("\nLoad balancers (names are case-insensitive):\n");
-    for r in REGISTRY {
+    for r in config::BALANCERS {
         let aliases = if r.aliases.is_empty() {
             String::new()
         } else {

@@ -4,6 +4,7 @@
 //! that model or into a list of [`ConfigError`]s (`FILE:LINE: message`), all of them, never just
 //! the first.
 
+pub mod balancers;
 pub mod handlers;
 pub mod keys;
 pub mod lexer;
@@ -13,6 +14,7 @@ mod printer;
 pub mod resolve;
 pub mod values;
 
+pub use balancers::{balancer_named, BalancerName, BALANCERS};
 pub use model::*;
 pub use parser::parse_bytes;
 pub use printer::print;

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
+use super::balancers::{balancer_named, BALANCERS};
 use super::Cidr;
-use crate::balancer;
 
 /// Longest host name (DNS allows 253 bytes).
 pub const MAX_HOST: usize = 253;
@@ -182,17 +182,17 @@ pub fn weight(token: &str) -> Option<Result<u32, String>> {
 
 /// The canonical balancer name for `text`, or a message listing the accepted names.
 pub fn balancer_name(text: &str) -> Result<&'static str, String> {
-    if let Some(r) = balancer::lookup(text) {
+    if let Some(r) = balancer_named(text) {
         return Ok(r.name);
     }
-    let names = balancer::REGISTRY
+    let names = BALANCERS
         .iter()
         .flat_map(|r| std::iter::once(r.name).chain(r.aliases.iter().copied()));
     let hint = super::keys::closest(text, names)
-        .and_then(balancer::lookup)
+        .and_then(balancer_named)
         .map(|r| format!(" did you mean {}?", r.name))
         .unwrap_or_default();
-    let accepted: Vec<String> = balancer::REGISTRY
+    let accepted: Vec<String> = BALANCERS
         .iter()
         .map(|r| {
             if r.aliases.is_empty() {
