@@ -1,35 +1,83 @@
 //! A stand-in host: a tiny HTTP/1.1 front end on `mio::Poll` that drives the same core the
-//! Monkey adapter drives, over real loopback sockets.
+//! Monkey adapter drives, over real loopback sockets. Tests and benchmarks use it; it is not
+//! a production server and is not compiled into the plugin (feature `stand-in-host`).
 //!
-//! It plays Monkey's part: it parses client requests (keep-alive, pipelining), answers what
-//! the plugin answers itself (404, 400), and hands proxied requests to a
-//! [`crate::relay::Exchange`] together with a `dup` of the client socket — exactly the shape of
-//! the plugin's stage-30 path. Tests and benchmarks use it; it is not a production server.
+//! It plays Monkey's part and nothing more: it frames bytes (finds the request line and
+//! splits it, as Monkey's parser does before stage 30), hands the rest to the core's one
+//! intake ([`Proxy::admit`]), sends the pages the core answers itself, and gives proxied
+//! requests to its [`Worker`] together with a `dup` of the client socket — exactly the shape
+//! of the plugin's stage-30 path. Its clock is the system's or, for tests of timeouts, one
+//! the test moves by hand ([`TestClock`]).
 
 use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
-use mio::{Events, Interest as MioInterest, Poll, Registry, Token, Waker};
+use mio::{Events, Interest as MioInterest, Poll, Registry, Token as MioToken, Waker};
 
-use crate::http::chunked::ChunkedDecoder;
-use crate::http::request::{BodyKind, ProxyRequest};
-use crate::http::status::{write_error_page, write_page};
-use crate::proxy::{Proxy, Route};
-use crate::reactor::{Interest, Reactor, Side};
-use crate::relay::{Exchange, Progress, Worker};
+use crate::clock::Moment;
+use crate::http::intake::RawRequest;
+use crate::http::status::{write_page, LocalPage};
+use crate::proxy::{Admission, Proxy};
+use crate::reactor::{Interest, Reactor, Source, Token};
+use crate::relay::{Ended, Worker};
 
-const LISTENER: Token = Token(usize::MAX - 1);
-const WAKER: Token = Token(usize::MAX - 2);
+const LISTENER: u64 = Token::HOST_BIT | (1 << 40);
+const WAKER: u64 = Token::HOST_BIT | (1 << 40) | 1;
 /// Largest request (head and body) the host accepts, like Monkey's `MaxRequestSize`.
 const MAX_REQUEST: usize = 1 << 20;
+/// Longest the loop sleeps without looking at its stop flag.
+const MAX_SLEEP: Duration = Duration::from_millis(200);
+
+/// A clock a test moves by hand, for timeouts without sleeping. Starts at one second.
+#[derive(Debug, Clone)]
+pub struct TestClock(Arc<AtomicU64>);
+
+impl Default for TestClock {
+    fn default() -> TestClock {
+        TestClock(Arc::new(AtomicU64::new(1_000_000_000)))
+    }
+}
+
+impl TestClock {
+    /// A clock at one second.
+    pub fn new() -> TestClock {
+        TestClock::default()
+    }
+
+    /// What the clock says.
+    pub fn now(&self) -> Moment {
+        Moment::from_nanos(self.0.load(Ordering::SeqCst))
+    }
+
+    /// Moves the clock on by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_nanos() as u64, Ordering::SeqCst);
+    }
+}
+
+/// The host's time: the system's monotonic clock, or a test's.
+#[derive(Debug, Clone)]
+enum Clock {
+    System,
+    Test(TestClock),
+}
+
+impl Clock {
+    fn now(&self) -> Moment {
+        match self {
+            Clock::System => Moment::now(),
+            Clock::Test(c) => c.now(),
+        }
+    }
+}
 
 /// A running host on 127.0.0.1; stops when dropped.
 pub struct Host {
@@ -39,22 +87,33 @@ pub struct Host {
     thread: Option<JoinHandle<()>>,
     open: Arc<AtomicUsize>,
     buffers: Arc<AtomicUsize>,
+    clock: Clock,
 }
 
 impl Host {
-    /// Starts a host for `proxy` on an ephemeral loopback port.
+    /// Starts a host for `proxy` on an ephemeral loopback port, on the system clock.
     pub fn start(proxy: Arc<Proxy>) -> io::Result<Host> {
+        Host::start_on(proxy, Clock::System)
+    }
+
+    /// Starts a host whose time is `clock`: timeouts fire when the test moves it on
+    /// ([`Host::advance`]).
+    pub fn start_with_clock(proxy: Arc<Proxy>, clock: TestClock) -> io::Result<Host> {
+        Host::start_on(proxy, Clock::Test(clock))
+    }
+
+    fn start_on(proxy: Arc<Proxy>, clock: Clock) -> io::Result<Host> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        {
-            use std::os::fd::AsRawFd;
-            let fd = listener.as_raw_fd();
-            poll.registry()
-                .register(&mut SourceFd(&fd), LISTENER, MioInterest::READABLE)?;
-        }
+        let waker = Arc::new(Waker::new(poll.registry(), MioToken(WAKER as usize))?);
+        let fd = listener.as_raw_fd();
+        poll.registry().register(
+            &mut SourceFd(&fd),
+            MioToken(LISTENER as usize),
+            MioInterest::READABLE,
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(AtomicUsize::new(0));
         let buffers = Arc::new(AtomicUsize::new(0));
@@ -63,11 +122,15 @@ impl Host {
             listener,
             proxy,
             worker: Worker::new(),
+            sources: Sources::default(),
             conns: HashMap::new(),
+            by_exchange: HashMap::new(),
             next_id: 0,
             stop: stop.clone(),
             open: open.clone(),
             buffers: buffers.clone(),
+            clock: clock.clone(),
+            ended: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("proxy-host".into())
@@ -79,6 +142,7 @@ impl Host {
             thread: Some(thread),
             open,
             buffers,
+            clock,
         })
     }
 
@@ -97,6 +161,16 @@ impl Host {
     pub fn buffers_in_use(&self) -> usize {
         self.buffers.load(Ordering::SeqCst)
     }
+
+    /// Moves a test clock on by `d` and wakes the loop, so that what is due by then acts.
+    /// Panics on a host that runs on the system clock.
+    pub fn advance(&self, d: Duration) {
+        match &self.clock {
+            Clock::Test(c) => c.advance(d),
+            Clock::System => panic!("Host::advance needs a host started with a TestClock"),
+        }
+        let _ = self.waker.wake();
+    }
 }
 
 impl Drop for Host {
@@ -113,76 +187,113 @@ impl Drop for Host {
 struct Conn {
     stream: TcpStream,
     input: Vec<u8>,
-    exchange: Option<Exchange>,
+    /// The exchange serving its current request.
+    exchange: Option<Token>,
     /// Bytes of a local answer not yet written.
     output: Vec<u8>,
     close_after_output: bool,
-    registered: [bool; 2],
 }
+
+/// What the host knows of a socket the core asked it to watch.
+#[derive(Debug, Clone, Copy)]
+struct Watched {
+    id: u64,
+    token: Token,
+    interest: Option<MioInterest>,
+}
+
+/// The core's registrations, by descriptor.
+#[derive(Default)]
+struct Sources(HashMap<RawFd, Watched>);
 
 struct Loop {
     poll: Poll,
     listener: TcpListener,
     proxy: Arc<Proxy>,
     worker: Worker,
+    sources: Sources,
     conns: HashMap<usize, Conn>,
+    /// Which connection each exchange serves.
+    by_exchange: HashMap<Token, usize>,
     next_id: usize,
     stop: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
     buffers: Arc<AtomicUsize>,
+    clock: Clock,
+    ended: Vec<Ended>,
 }
 
-/// Tokens: `id * 3` the host's client registration, `+ 1` the exchange's client `dup`,
-/// `+ 2` the backend.
-fn token(id: usize, side: Side) -> Token {
-    Token(id * 3 + 1 + side as usize)
-}
-
+/// The core's view of the host's loop. Wake-ups need no bookkeeping here: the loop reads
+/// [`Worker::next_wake`] before it sleeps.
 struct HostReactor<'a> {
     registry: &'a Registry,
-    id: usize,
-    registered: &'a mut [bool; 2],
+    sources: &'a mut Sources,
 }
 
 impl Reactor for HostReactor<'_> {
-    fn set_interest(
+    fn watch(
         &mut self,
-        side: Side,
-        fd: RawFd,
+        source: Source,
+        token: Token,
         interest: Option<Interest>,
     ) -> io::Result<()> {
-        let slot = &mut self.registered[side as usize];
-        let mut source = SourceFd(&fd);
-        match interest {
-            None if *slot => {
-                *slot = false;
-                self.registry.deregister(&mut source)
+        let known = self
+            .sources
+            .0
+            .get(&source.fd)
+            .copied()
+            // Another socket had the descriptor: its registration went with it.
+            .filter(|w| w.id == source.id);
+        let Some(interest) = interest else {
+            // Edge-triggered: leaving the registration costs at most a spurious wake-up.
+            return Ok(());
+        };
+        let wanted = match interest {
+            Interest::Read => MioInterest::READABLE,
+            Interest::Write => MioInterest::WRITABLE,
+            Interest::ReadWrite => MioInterest::READABLE | MioInterest::WRITABLE,
+        };
+        let mut fd = SourceFd(&source.fd);
+        let mio_token = MioToken(token.raw() as usize);
+        match known {
+            Some(w) if w.interest == Some(wanted) && w.token == token => return Ok(()),
+            Some(w) if w.interest.is_some() => {
+                self.registry.reregister(&mut fd, mio_token, wanted)?
             }
-            None => Ok(()),
-            Some(i) => {
-                let i = match i {
-                    Interest::Read => MioInterest::READABLE,
-                    Interest::Write => MioInterest::WRITABLE,
-                    Interest::ReadWrite => MioInterest::READABLE | MioInterest::WRITABLE,
-                };
-                if *slot {
-                    self.registry
-                        .reregister(&mut source, token(self.id, side), i)
-                } else {
-                    *slot = true;
-                    self.registry.register(&mut source, token(self.id, side), i)
+            _ => self.registry.register(&mut fd, mio_token, wanted)?,
+        }
+        self.sources.0.insert(
+            source.fd,
+            Watched {
+                id: source.id,
+                token,
+                interest: Some(wanted),
+            },
+        );
+        Ok(())
+    }
+
+    fn release(&mut self, source: Source) {
+        if let Some(w) = self.sources.0.get(&source.fd) {
+            if w.id == source.id {
+                if w.interest.is_some() {
+                    let _ = self.registry.deregister(&mut SourceFd(&source.fd));
                 }
+                self.sources.0.remove(&source.fd);
             }
         }
     }
+
+    fn wake_at(&mut self, _at: Moment) {}
 }
 
 impl Loop {
     fn run(&mut self) {
         let mut events = Events::with_capacity(256);
-        let mut last_expiry = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
-            let timeout = self.next_timeout();
+            let timeout = self.worker.next_wake().map_or(MAX_SLEEP, |at| {
+                at.since(self.clock.now()).min(MAX_SLEEP)
+            });
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -190,47 +301,48 @@ impl Loop {
                 break;
             }
             for event in events.iter() {
-                match event.token() {
+                let raw = event.token().0 as u64;
+                match raw {
                     LISTENER => self.accept(),
                     WAKER => {}
-                    Token(t) => {
-                        let (id, kind) = (t / 3, t % 3);
-                        match kind {
-                            0 => self
-                                .on_client_readable(id, event.is_read_closed() || event.is_error()),
-                            1 => self.on_exchange_ready(id, Side::Client),
-                            _ => self.on_exchange_ready(id, Side::Backend),
+                    _ if raw & Token::HOST_BIT != 0 => {
+                        let id = (raw & !Token::HOST_BIT) as usize;
+                        self.on_client_readable(id, event.is_read_closed() || event.is_error())
+                    }
+                    _ => {
+                        let now = self.clock.now();
+                                let mut reactor = HostReactor {
+                            registry: self.poll.registry(),
+                            sources: &mut self.sources,
+                        };
+                        if let Some(ended) =
+                            self.worker.on_ready(Token::from_raw(raw), now, &mut reactor)
+                        {
+                            self.after(ended);
                         }
                     }
                 }
             }
-            self.on_timers();
+            let now = self.clock.now();
+            if self.worker.next_wake().is_some_and(|at| at <= now) {
+                let mut reactor = HostReactor {
+                    registry: self.poll.registry(),
+                    sources: &mut self.sources,
+                };
+                let mut ended = std::mem::take(&mut self.ended);
+                self.worker.on_timer(now, &mut reactor, &mut ended);
+                for e in ended.drain(..) {
+                    self.after(e);
+                }
+                self.ended = ended;
+            }
             self.buffers
                 .store(self.worker.buffers_in_use(), Ordering::SeqCst);
-            let entries = &self.proxy.config.entries;
-            self.worker.pool.trim(|e| entries[e].keepalive_idle);
-            if last_expiry.elapsed() >= Duration::from_secs(1) {
-                last_expiry = Instant::now();
-                self.worker
-                    .pool
-                    .expire(Instant::now(), |e| entries[e].keepalive_timeout);
-            }
         }
         let ids: Vec<usize> = self.conns.keys().copied().collect();
         for id in ids {
             self.close(id);
         }
-    }
-
-    fn next_timeout(&self) -> Duration {
-        let now = Instant::now();
-        let first = self
-            .conns
-            .values()
-            .filter_map(|c| c.exchange.as_ref()?.deadline())
-            .min();
-        let cap = Duration::from_millis(200);
-        first.map_or(cap, |d| d.saturating_duration_since(now).min(cap))
     }
 
     fn accept(&mut self) {
@@ -245,10 +357,11 @@ impl Loop {
             let id = self.next_id;
             self.next_id += 1;
             let mut stream = TcpStream::from_std(std_stream);
+            let token = MioToken((Token::HOST_BIT | id as u64) as usize);
             if self
                 .poll
                 .registry()
-                .register(&mut stream, Token(id * 3), MioInterest::READABLE)
+                .register(&mut stream, token, MioInterest::READABLE)
                 .is_err()
             {
                 continue;
@@ -262,26 +375,27 @@ impl Loop {
                     exchange: None,
                     output: Vec::new(),
                     close_after_output: false,
-                    registered: [false, false],
                 },
             );
         }
     }
 
     fn close(&mut self, id: usize) {
-        if let Some(mut conn) = self.conns.remove(&id) {
-            if let Some(ex) = conn.exchange.take() {
-                let mut reactor = HostReactor {
-                    registry: self.poll.registry(),
-                    id,
-                    registered: &mut conn.registered,
-                };
-                ex.abort(&mut self.worker, &mut reactor);
-            }
-            let _ = self.poll.registry().deregister(&mut conn.stream);
-            crate::relay::discard_unread(&mut conn.stream);
-            self.open.fetch_sub(1, Ordering::SeqCst);
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        if let Some(token) = conn.exchange.take() {
+            self.by_exchange.remove(&token);
+            let now = self.clock.now();
+            let mut reactor = HostReactor {
+                registry: self.poll.registry(),
+                sources: &mut self.sources,
+            };
+            self.worker.abort(token, now, &mut reactor);
         }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        crate::relay::discard_unread(&mut conn.stream);
+        self.open.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// The client socket is readable, or `hung_up` (closed or reset, maybe after bytes).
@@ -326,8 +440,11 @@ impl Loop {
                 self.close(id);
                 return;
             }
-            match parse_request(&conn.input) {
-                Parsed::Incomplete => {
+            match self.take_request(id) {
+                Next::Read => {
+                    let Some(conn) = self.conns.get_mut(&id) else {
+                        return;
+                    };
                     let mut chunk = [0u8; 16 * 1024];
                     match conn.stream.read(&mut chunk) {
                         Ok(0) => {
@@ -338,7 +455,8 @@ impl Loop {
                             conn.input.extend_from_slice(&chunk[..n]);
                             if conn.input.len() > MAX_REQUEST {
                                 conn.input.clear();
-                                write_error_page(&mut conn.output, 413, true, None);
+                                let page = LocalPage::error(413, true, None);
+                                write_page(&mut conn.output, &page, false);
                                 conn.close_after_output = true;
                             }
                         }
@@ -350,149 +468,169 @@ impl Loop {
                         }
                     }
                 }
-                Parsed::Bad => {
-                    conn.input.clear();
-                    write_error_page(&mut conn.output, 400, true, None);
-                    conn.close_after_output = true;
-                }
-                Parsed::Complete(mut request, used) => {
-                    conn.input.drain(..used);
-                    request.client = conn.stream.peer_addr().ok();
-                    self.dispatch(id, *request);
-                }
+                Next::Served => {}
             }
         }
     }
 
-    fn dispatch(&mut self, id: usize, request: ProxyRequest) {
-        let proxy = self.proxy.clone();
+    /// Frames the request at the start of the connection's input and hands it to the intake:
+    /// answers it, or starts its exchange.
+    fn take_request(&mut self, id: usize) -> Next {
         let Some(conn) = self.conns.get_mut(&id) else {
-            return;
+            return Next::Served;
         };
-        if request.validate().is_err() {
-            proxy.stats.record_local(400);
-            write_error_page(&mut conn.output, 400, true, None);
-            conn.close_after_output = true;
-            return;
-        }
-        // Routed by the decoded path, as Monkey hands it to the plugin.
-        let entry = match proxy.route(&crate::routing::routing_path(&request.path)) {
-            Route::Entry(i) => i,
-            Route::NotFound => {
-                proxy.stats.record_local(404);
-                write_error_page(&mut conn.output, 404, request.client_wants_close, None);
-                conn.close_after_output = request.client_wants_close;
-                return;
+        let line = match request_line(&conn.input) {
+            Line::Incomplete => return Next::Read,
+            Line::Bad => {
+                // Monkey's own parser refuses such a line before stage 30.
+                conn.input.clear();
+                write_page(&mut conn.output, &LocalPage::error(400, true, None), false);
+                conn.close_after_output = true;
+                return Next::Served;
             }
-            Route::Statistics => {
-                let accept = request
-                    .header_values("accept")
-                    .next()
-                    .map(|v| String::from_utf8_lossy(v).into_owned());
-                let page = proxy.statistics_page(
-                    request.client.map(|a| a.ip()),
-                    request.query.as_deref().unwrap_or(""),
-                    accept.as_deref(),
-                );
-                let content_type = page.format.map_or("text/plain", crate::stats::content_type);
-                write_page(
-                    &mut conn.output,
-                    page.status,
-                    content_type,
-                    &page.body,
-                    request.client_wants_close,
-                );
-                conn.close_after_output = request.client_wants_close;
-                return;
+            Line::Complete(line) => line,
+        };
+        let peer = conn.stream.peer_addr().ok();
+        let input = &conn.input;
+        let raw = RawRequest {
+            method: &input[line.method.clone()],
+            path: &input[line.path.clone()],
+            query: line.query.clone().map(|q| &input[q]),
+            minor_version: line.minor_version,
+            rest: &input[line.len..],
+            peer,
+            // Monkey 1.8 keeps no HTTP/1.0 connection.
+            host_closes: line.minor_version == 0,
+        };
+        let mut request = self.worker.take_request();
+        let now = self.clock.now();
+        let admitted = match self.proxy.admit(&raw, &mut request, now.millis()) {
+            Ok(a) => a,
+            Err(_) => {
+                self.worker.recycle_request(request);
+                return Next::Read;
             }
+        };
+        let head_request = request.is_head();
+        conn.input.drain(..(line.len + admitted.consumed).min(conn.input.len()));
+        let entry = match admitted.admission {
+            Admission::Answer(page) => {
+                if page.close {
+                    conn.input.clear();
+                }
+                write_page(&mut conn.output, &page, head_request);
+                conn.close_after_output = page.close;
+                self.worker.recycle_request(request);
+                return Next::Served;
+            }
+            Admission::Proxy(entry) => entry,
         };
         // The exchange writes to its own `dup` of the client socket, as in the plugin.
         let client = match dup_stream(&conn.stream) {
             Ok(s) => s,
             Err(_) => {
                 // Out of descriptors, as the plugin answers it: 503, try again soon.
-                write_error_page(&mut conn.output, 503, true, Some(1));
-                conn.close_after_output = true;
-                return;
+                let page = self.proxy.out_of_resources(entry, request.client_wants_close);
+                write_page(&mut conn.output, &page, head_request);
+                conn.close_after_output = page.close;
+                self.worker.recycle_request(request);
+                return Next::Served;
             }
         };
         let mut reactor = HostReactor {
             registry: self.poll.registry(),
-            id,
-            registered: &mut conn.registered,
+            sources: &mut self.sources,
         };
-        let exchange = Exchange::start(
-            proxy,
-            entry,
-            request,
-            client,
-            id as u64,
-            &mut self.worker,
-            &mut reactor,
-        );
-        conn.exchange = Some(exchange);
+        let token = self
+            .worker
+            .start(self.proxy.clone(), entry, request, client, now, &mut reactor);
+        conn.exchange = Some(token);
+        self.by_exchange.insert(token, id);
+        Next::Served
     }
 
-    fn on_exchange_ready(&mut self, id: usize, side: Side) {
-        let Some(conn) = self.conns.get_mut(&id) else {
-            return;
-        };
-        let Some(ex) = conn.exchange.as_mut() else {
-            return;
-        };
-        let mut reactor = HostReactor {
-            registry: self.poll.registry(),
-            id,
-            registered: &mut conn.registered,
-        };
-        let progress = ex.on_ready(side, &mut self.worker, &mut reactor);
-        self.after(id, progress);
-    }
-
-    fn on_timers(&mut self) {
-        let now = Instant::now();
-        let due: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                c.exchange
-                    .as_ref()
-                    .and_then(Exchange::deadline)
-                    .is_some_and(|d| d <= now)
-            })
-            .map(|(&id, _)| id)
-            .collect();
-        for id in due {
-            let Some(conn) = self.conns.get_mut(&id) else {
-                continue;
-            };
-            let Some(ex) = conn.exchange.as_mut() else {
-                continue;
-            };
-            let mut reactor = HostReactor {
-                registry: self.poll.registry(),
-                id,
-                registered: &mut conn.registered,
-            };
-            let progress = ex.on_timeout(now, &mut self.worker, &mut reactor);
-            self.after(id, progress);
-        }
-    }
-
-    fn after(&mut self, id: usize, progress: Progress) {
-        let Progress::Done(finish) = progress else {
+    fn after(&mut self, ended: Ended) {
+        let Some(id) = self.by_exchange.remove(&ended.token) else {
             return;
         };
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
         conn.exchange = None;
-        if finish.keep_alive {
+        if ended.finish.keep_alive {
             self.serve(id);
         } else {
             self.close(id);
         }
     }
+}
+
+/// What [`Loop::take_request`] needs next.
+enum Next {
+    /// More bytes from the client.
+    Read,
+    /// Nothing: the request was answered or handed to an exchange.
+    Served,
+}
+
+/// A request line found at the start of a connection's input, as positions in it.
+struct RequestLine {
+    method: std::ops::Range<usize>,
+    path: std::ops::Range<usize>,
+    query: Option<std::ops::Range<usize>>,
+    minor_version: u8,
+    /// Bytes of the line with its CRLF.
+    len: usize,
+}
+
+enum Line {
+    Incomplete,
+    Bad,
+    Complete(RequestLine),
+}
+
+/// Splits `METHOD SP target SP HTTP/1.x CRLF` at the start of `input`, as Monkey's parser does
+/// before stage 30 (it refuses other versions and lines it cannot split).
+fn request_line(input: &[u8]) -> Line {
+    let Some(lf) = input.iter().position(|&b| b == b'\n') else {
+        return if input.len() > 8 * 1024 {
+            Line::Bad
+        } else {
+            Line::Incomplete
+        };
+    };
+    let line = &input[..lf];
+    let Some(line) = line.strip_suffix(b"\r") else {
+        return Line::Bad;
+    };
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Line::Bad;
+    };
+    let minor_version = match version {
+        b"HTTP/1.1" => 1,
+        b"HTTP/1.0" => 0,
+        _ => return Line::Bad,
+    };
+    if method.is_empty() || target.is_empty() {
+        return Line::Bad;
+    }
+    let target_start = method.len() + 1;
+    let (path, query) = match target.iter().position(|&b| b == b'?') {
+        Some(q) => (
+            target_start..target_start + q,
+            Some(target_start + q + 1..target_start + target.len()),
+        ),
+        None => (target_start..target_start + target.len(), None),
+    };
+    Line::Complete(RequestLine {
+        method: 0..method.len(),
+        path,
+        query,
+        minor_version,
+        len: lf + 1,
+    })
 }
 
 /// Writes pending local output; false when the client is gone.
@@ -517,76 +655,4 @@ fn dup_stream(stream: &TcpStream) -> io::Result<TcpStream> {
     let stream = TcpStream::from_std(std::net::TcpStream::from(owned));
     let _ = stream.set_nodelay(true);
     Ok(stream)
-}
-
-enum Parsed {
-    Incomplete,
-    Bad,
-    Complete(Box<ProxyRequest>, usize),
-}
-
-/// Parses one request at the start of `input`, as Monkey would before stage 30.
-fn parse_request(input: &[u8]) -> Parsed {
-    let mut fields = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut fields);
-    let head_len = match req.parse(input) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Parsed::Incomplete,
-        Err(_) => return Parsed::Bad,
-    };
-    let target = req.path.unwrap_or("/");
-    let encoded = |part: &str| {
-        let mut out = String::new();
-        crate::http::request::push_target(&mut out, part.as_bytes());
-        out
-    };
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (encoded(p), Some(encoded(q))),
-        None => (encoded(target), None),
-    };
-    let minor_version = req.version.unwrap_or(1);
-    let mut request = ProxyRequest::default();
-    request.method = req.method.unwrap_or("GET").to_string();
-    request.path = path;
-    request.query = query;
-    request.minor_version = minor_version;
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    let mut close = minor_version == 0;
-    for h in req.headers.iter() {
-        let value = crate::http::headers::trim(h.value);
-        if h.name.eq_ignore_ascii_case("content-length") {
-            length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = crate::http::headers::has_token(value, "chunked");
-        } else if h.name.eq_ignore_ascii_case("connection") {
-            close |= crate::http::headers::has_token(value, "close");
-        } else if h.name.eq_ignore_ascii_case("host") {
-            request.host = std::str::from_utf8(value).ok().map(str::to_string);
-        }
-        request.headers.push(h.name, value);
-    }
-    request.client_wants_close = close;
-    let body = &input[head_len..];
-    let used = if chunked {
-        let mut decoder = ChunkedDecoder::default();
-        match decoder.feed(body, |_| {}) {
-            Ok(n) if decoder.is_done() => n,
-            Ok(_) => return Parsed::Incomplete,
-            Err(_) => return Parsed::Bad,
-        }
-    } else {
-        let n = length.unwrap_or(0);
-        if body.len() < n {
-            return Parsed::Incomplete;
-        }
-        n
-    };
-    request.body = body[..used].to_vec();
-    request.body_kind = match (chunked, used) {
-        (true, _) => BodyKind::Chunked,
-        (false, 0) => BodyKind::None,
-        (false, _) => BodyKind::Length,
-    };
-    Parsed::Complete(Box::new(request), head_len + used)
 }

@@ -25,5 +25,5 @@ pub mod routing;
 pub mod stats;
 pub mod upstream;
 
-#[allow(unsafe_code)]
-pub mod monkey;
+
+// pub mod monkey;

@@ -1,11 +1,16 @@
 //! The proxy at run time: the validated configuration with its compiled routes, the server
-//! groups and the statistics, shared by every worker.
+//! groups and the statistics, shared by every worker — and the one admission decision every
+//! host asks it for.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
-use crate::clock;
+use crate::clock::Millis;
 use crate::config::Config;
-use crate::routing::Router;
+use crate::http::intake::{read_request, RawRequest, Unread};
+use crate::http::request::ProxyRequest;
+use crate::http::status::LocalPage;
+use crate::routing::{routing_path, Router};
 use crate::stats::{self, ServerLive, Snapshot, Stats};
 use crate::upstream::Upstream;
 
@@ -33,15 +38,23 @@ pub enum Route {
     NotFound,
 }
 
-/// A response the proxy makes itself, for the host to send.
+/// What to do with a request (see [`Proxy::admit`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalPage {
-    /// Status code.
-    pub status: u16,
-    /// The statistics format served, or `None` for a plain-text page.
-    pub format: Option<stats::Format>,
-    /// The body.
-    pub body: Vec<u8>,
+pub enum Admission {
+    /// Proxy it to the entry with this index.
+    Proxy(usize),
+    /// Answer it with this page (the statistics, or an error that needs no backend).
+    Answer(LocalPage),
+}
+
+/// A request read and judged by [`Proxy::admit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// What to do with it.
+    pub admission: Admission,
+    /// Bytes of the raw request's `rest` it took (what follows belongs to requests pipelined
+    /// behind it).
+    pub consumed: usize,
 }
 
 impl Proxy {
@@ -62,6 +75,81 @@ impl Proxy {
         })
     }
 
+    /// The one intake: reads the request a host found into `request` (whose buffers are
+    /// reused) and decides what becomes of it, in this order, for every host alike:
+    ///
+    /// 1. fields and body that cannot be read: 400, and the connection closes;
+    /// 2. a request that fails [`ProxyRequest::validate`] (framing ambiguities, bad bytes,
+    ///    target or `Host`): 400, and the connection closes — also for paths no entry
+    ///    serves and for the statistics page, as a malformed request is malformed wherever
+    ///    it goes;
+    /// 3. the statistics page (`StatisticsURL`), answered here;
+    /// 4. a path no entry matches: 404;
+    /// 5. otherwise: proxied to the first entry that matches.
+    ///
+    /// Answers made here are counted in the statistics. `Err(Unread::Incomplete)` means more
+    /// bytes are needed (a host that buffers whole requests treats it as malformed).
+    pub fn admit(
+        &self,
+        raw: &RawRequest<'_>,
+        request: &mut ProxyRequest,
+        now: Millis,
+    ) -> Result<Admitted, Unread> {
+        let consumed = match read_request(raw, request) {
+            Ok(n) => n,
+            Err(Unread::Incomplete) => return Err(Unread::Incomplete),
+            Err(Unread::Malformed) => return Ok(self.refuse(0)),
+        };
+        if request.validate().is_err() {
+            return Ok(self.refuse(consumed));
+        }
+        let close = request.client_wants_close;
+        let admission = match self.route(&routing_path(&request.path)) {
+            Route::Entry(i) => Admission::Proxy(i),
+            Route::NotFound => {
+                self.stats.record_local(404);
+                Admission::Answer(LocalPage::error(404, close, None))
+            }
+            Route::Statistics => {
+                let accept = request
+                    .header_values("accept")
+                    .next()
+                    .map(String::from_utf8_lossy);
+                let mut page = self.statistics_page(
+                    request.client.map(|a| a.ip()),
+                    request.query.as_deref().unwrap_or(""),
+                    accept.as_deref(),
+                    now,
+                );
+                page.close = close;
+                Admission::Answer(page)
+            }
+        };
+        Ok(Admitted {
+            admission,
+            consumed,
+        })
+    }
+
+    /// A 400: the request cannot be read or is ambiguous; the connection closes after it.
+    fn refuse(&self, consumed: usize) -> Admitted {
+        self.stats.record_local(400);
+        Admitted {
+            admission: Admission::Answer(LocalPage::error(400, true, None)),
+            consumed,
+        }
+    }
+
+    /// The answer to a request admitted to `entry` that this process has no resources to
+    /// start (no descriptor for the client's duplicate, no memory): 503 with
+    /// `Retry-After: 1`, counted in the entry as a request with no server, as the relay counts
+    /// one whose backend socket cannot be created. No server is blamed.
+    pub fn out_of_resources(&self, entry: usize, close: bool) -> LocalPage {
+        self.stats.record_request(entry);
+        self.stats.record_no_server(entry);
+        LocalPage::error(503, close, Some(1))
+    }
+
     /// Where a request for `path` (decoded, without query) goes.
     pub fn route(&self, path: &str) -> Route {
         if self.config.statistics_url.as_deref() == Some(path) {
@@ -74,35 +162,34 @@ impl Proxy {
     }
 
     /// The statistics page for a client at `client`: 403 unless the address is allowed
-    /// (loopback always is), else the format chosen from `query` and `accept`.
+    /// (loopback always is), else the format chosen from `query` and `accept`, as of `now`.
     pub fn statistics_page(
         &self,
         client: Option<IpAddr>,
         query: &str,
         accept: Option<&str>,
+        now: Millis,
     ) -> LocalPage {
         if !client.is_some_and(|ip| stats::allowed(ip, &self.config.statistics_allow)) {
             self.stats.record_local(403);
-            return LocalPage {
-                status: 403,
-                format: None,
-                body: b"Forbidden\n".to_vec(),
-            };
+            return LocalPage::error(403, false, None);
         }
         self.stats.record_local(200);
         let format = stats::choose_format(query, accept);
-        let now = clock::now_ms();
         let snapshot =
             Snapshot::collect(&self.config, &self.stats, now, &|e, s| self.live(e, s, now));
         LocalPage {
             status: 200,
-            format: Some(format),
-            body: stats::render(&snapshot, format, query).into_bytes(),
+            content_type: stats::content_type(format),
+            body: Cow::Owned(stats::render(&snapshot, format, query).into_bytes()),
+            close: false,
+            retry_after: None,
+            no_store: true,
         }
     }
 
     /// A server's live state for the statistics page.
-    fn live(&self, entry: usize, server: usize, now: clock::Millis) -> ServerLive {
+    fn live(&self, entry: usize, server: usize, now: Millis) -> ServerLive {
         let s = &self.upstreams[entry].servers()[server];
         let health = s.health.snapshot();
         let offline_for_secs = (health.state != crate::health::HealthState::Up)

@@ -7,6 +7,7 @@ pub mod chunked;
 pub mod date;
 pub mod framing;
 pub mod headers;
+pub mod intake;
 pub mod request;
 pub mod response;
 pub mod status;

@@ -1,34 +1,49 @@
-//! One proxied request: connect → send → parse head → stream body → finish.
+//! One proxied request: connect → send → parse head → stream body (or tunnel) → end.
+//!
+//! The exchange is the state machine; what it moves and counts lives in its parts:
+//! [`Attempts`] (which server, which connection, what each try's outcome records),
+//! [`ResponseBuffer`] (the bytes on their way to the client and their framing) and, after a
+//! `101`, [`Tunnel`]. Every path ends through [`Exchange::end`], once.
 
-use std::io::{self, ErrorKind, IoSlice, Read, Write};
-use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::io::{ErrorKind, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mio::net::TcpStream;
 
-use super::{Pooled, Worker};
+use super::attempt::{self, Attempts, Step};
+use super::response::{BodyRead, Head, ResponseBuffer};
+use super::tunnel::Tunnel;
+use super::worker::{idle_token, Local};
 use crate::balancer::RequestContext;
-use crate::clock;
+use crate::clock::Moment;
 use crate::config::Entry;
 use crate::health::FailureKind;
-use crate::http::framing::{BodyReader, Framing};
 use crate::http::request::{is_idempotent, ForwardPolicy, ProxyRequest};
-use crate::http::response::{parse_head, ClientSide, ResponseHead};
-use crate::http::status::write_error_page;
+use crate::http::response::ClientSide;
 use crate::proxy::Proxy;
-use crate::reactor::{Interest, Reactor, Side};
-use crate::stats::{self, Failure};
-use crate::upstream::Upstream;
+use crate::reactor::{Interest, Reactor, Source, Token};
+use crate::stats;
+
+/// The request's side of the books ([`attempt::Request`]), borrowing only the fields it
+/// names, so that `attempts` stays free to borrow.
+macro_rules! books {
+    ($exchange:expr) => {
+        attempt::Request {
+            proxy: &$exchange.proxy,
+            entry: $exchange.entry,
+            idempotent: $exchange.idempotent,
+        }
+    };
+}
 
 /// What a call into an exchange left it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     /// Waiting for a socket or a timer; the exchange has told the reactor what it waits for.
     Pending,
-    /// The exchange is over and has released both sockets from the reactor; the host ends the
-    /// request (and drops the exchange).
+    /// The exchange is over and has let go of both sockets' registrations; the host ends the
+    /// request.
     Done(Finish),
 }
 
@@ -37,7 +52,8 @@ pub enum Progress {
 pub struct Finish {
     /// Whether the client connection may carry another request.
     pub keep_alive: bool,
-    /// The status the client received (the backend's, or the proxy's own error status).
+    /// The status the client received (the backend's, or the proxy's own error status; 0 when
+    /// the client got nothing).
     pub status: u16,
 }
 
@@ -59,115 +75,74 @@ enum State {
     Done,
 }
 
-/// The backend connection currently in use.
-#[derive(Debug)]
-struct Backend {
-    stream: TcpStream,
-    /// Identity of the connection (see `Worker::new_connection_id`).
-    id: u64,
-    server: usize,
-    /// Taken from the idle pool (a failure before any response byte is then not the
-    /// server's fault: it may just have closed an idle connection).
-    reused: bool,
-    /// Requests sent on this connection before this one.
-    requests: u32,
+/// How [`Exchange::end`] ends an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The response (or the proxy's own answer, or a tunnel) is complete: the backend
+    /// connection may go to the pool, the client connection may stay.
+    Complete,
+    /// Stop at once: nothing more can be delivered, the client connection must close.
+    Abort,
 }
 
-/// A proxied request in progress. See the [module docs](super).
+/// The client connection as the exchange holds it.
+#[derive(Debug)]
+struct Client {
+    /// `None` once handed back with [`Exchange::take_client`].
+    stream: Option<TcpStream>,
+    id: u64,
+    interest: Option<Interest>,
+    /// Whether it was ever watched (then its registration is released at the end).
+    watched: bool,
+}
+
+/// A proxied request in progress. See the [module docs](self).
 #[derive(Debug)]
 pub struct Exchange {
     proxy: Arc<Proxy>,
     entry: usize,
+    token: Token,
     request: ProxyRequest,
-    /// The client connection; `None` once handed back with [`Exchange::take_client`].
-    client: Option<TcpStream>,
-    backend: Option<Backend>,
-    candidates: Vec<usize>,
-    next_candidate: usize,
-    attempts: u32,
-    only_timeouts: bool,
-    state: State,
-    request_bytes: Vec<u8>,
-    sent: usize,
-    buf: Box<[u8]>,
-    /// Response bytes waiting for the client are `buf[start..end]` (while reading the head,
-    /// `buf[..end]` is the head read so far).
-    start: usize,
-    end: usize,
-    head_out: Vec<u8>,
-    head_sent: usize,
-    body: BodyReader,
-    response: Option<ResponseHead>,
-    backend_reusable: bool,
-    /// Whether the last read from the backend filled all the room it was given, so the
-    /// socket may hold more bytes than were read.
-    last_read_full: bool,
-    local_keep_alive: bool,
-    status: u16,
-    deadline: Option<Instant>,
-    retry_until: Instant,
-    interest: [Option<Interest>; 2],
-    began: Instant,
-    head_latency: Duration,
-    bytes_from_backend: u64,
-    /// The server whose attempt just failed, until the next attempt starts (for statistics).
-    failed_from: Option<usize>,
-    /// The client-to-backend half of a tunnel (allocated only after a 101).
+    /// RFC 9110 §9.2.2: the request may be sent twice.
+    idempotent: bool,
+    client: Client,
+    attempts: Attempts,
+    response: ResponseBuffer,
     tunnel: Option<Tunnel>,
-    /// A chunk of a body re-framed as chunked (`ResponseHead::enchunk`) went to the client:
-    /// the next chunk, or the last-chunk, starts by ending it.
-    chunk_open: bool,
-}
-
-/// Room the relay leaves in front of the bytes it reads for a body it re-frames as chunked:
-/// the CRLF that ends the previous chunk, up to 8 hex digits of size and the CRLF after them.
-const CHUNK_ROOM: usize = 12;
-
-/// Client-to-backend bytes of a tunnel; the backend-to-client half uses the exchange's own
-/// buffer.
-#[derive(Debug, Default)]
-struct Tunnel {
-    buf: Vec<u8>,
-    start: usize,
-    client_eof: bool,
-    backend_eof: bool,
-}
-
-/// Size of the client-to-backend buffer of a tunnel.
-const TUNNEL_BUFFER: usize = 16 * 1024;
-
-/// How long after a request arrived a failed attempt may still be retried elsewhere,
-/// in multiples of the entry's `ConnectTimeout`.
-const RETRY_BUDGET_CONNECT_TIMEOUTS: u32 = 2;
-
-/// Whether a failed `connect` ran out of something local (descriptors, buffers, memory,
-/// ephemeral ports) rather than failed because of the server.
-fn out_of_local_resources(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
-    )
+    state: State,
+    /// The request as the backend gets it (until the response head arrives).
+    request_bytes: Vec<u8>,
+    status: u16,
+    /// Whether the client connection may stay open after the proxy's own answer.
+    local_keep_alive: bool,
+    deadline: Option<Moment>,
+    began: Moment,
+    head_latency: Duration,
+    finish: Option<Finish>,
 }
 
 impl Exchange {
-    /// Starts proxying `request` (already validated and routed to `entry`) for the client
-    /// connection `client`; `connection_id` identifies that connection for the `Naive`
-    /// balancer. The exchange has registered what it waits for; the host's next readiness event
-    /// for it (delivered through [`Exchange::on_ready`]) starts the I/O.
-    pub fn start(
+    /// Starts proxying `request` (validated and routed to `entry`) for the client connection
+    /// `client` (known to the host as socket `client_id`), as the owner of `token`. The
+    /// exchange has registered what it waits for; only the request is sent here (at once on
+    /// a pooled connection): the response is read and written from the host's next event. A
+    /// host must not see a complete response before it can end the request: in Monkey, bytes
+    /// a client sends between the end of a response and `http_request_end` are lost.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start(
         proxy: Arc<Proxy>,
         entry: usize,
         request: ProxyRequest,
         client: TcpStream,
-        connection_id: u64,
-        worker: &mut Worker,
+        client_id: u64,
+        token: Token,
+        now: Moment,
+        local: &mut Local,
         reactor: &mut dyn Reactor,
     ) -> Exchange {
-        let now = Instant::now();
-        let mut candidates = worker.take_index_vec();
-        let mut request_bytes = worker.take_vec();
-        let connect_timeout = proxy.config.entries[entry].connect_timeout;
-        {
+        let candidates = local.spares.take_index_vec();
+        let mut request_bytes = local.spares.take_vec();
+        let attempts = {
             let e = &proxy.config.entries[entry];
             let policy = ForwardPolicy {
                 trusted_proxies: &e.trusted_proxies,
@@ -183,412 +158,229 @@ impl Exchange {
                 // The client's source port (the seed's "sport"): stable for a connection,
                 // different for each new one, where descriptor numbers come back (a client
                 // that reconnects would always get the same number, so the same server).
-                connection_id: request
-                    .client
-                    .map_or(connection_id, |a| u64::from(a.port())),
+                connection_id: request.client.map_or(client_id, |a| u64::from(a.port())),
                 path: &request.path,
             };
-            proxy.upstreams[entry].plan(&ctx, clock::ms_at(now), &mut candidates);
-        }
+            let req = attempt::Request {
+                proxy: &proxy,
+                entry,
+                idempotent: is_idempotent(&request.method),
+            };
+            Attempts::plan(req, &ctx, candidates, now)
+        };
+        let idempotent = is_idempotent(&request.method);
         let local_keep_alive = !request.client_wants_close;
         let mut exchange = Exchange {
             proxy,
             entry,
+            token,
             request,
-            client: Some(client),
-            backend: None,
-            candidates,
-            next_candidate: 0,
-            attempts: 0,
-            only_timeouts: true,
+            idempotent,
+            client: Client {
+                stream: Some(client),
+                id: client_id,
+                interest: None,
+                watched: false,
+            },
+            attempts,
+            // The response buffer takes a read buffer only when response bytes arrive and
+            // returns it while the exchange only waits, so that waiting exchanges hold none
+            // and the few in use stay in the cache.
+            response: ResponseBuffer::default(),
+            tunnel: None,
             state: State::Connecting,
             request_bytes,
-            sent: 0,
-            // Taken when response bytes arrive and returned while the exchange only waits,
-            // so that waiting exchanges hold no buffer and the few in use stay in the cache.
-            buf: Box::default(),
-            start: 0,
-            end: 0,
-            head_out: Vec::new(),
-            head_sent: 0,
-            body: BodyReader::new(Framing::None),
-            response: None,
-            backend_reusable: false,
-            last_read_full: false,
-            local_keep_alive,
             status: 0,
+            local_keep_alive,
             deadline: None,
-            retry_until: now + connect_timeout * RETRY_BUDGET_CONNECT_TIMEOUTS,
-            interest: [None, None],
             began: now,
             head_latency: Duration::ZERO,
-            bytes_from_backend: 0,
-            failed_from: None,
-            tunnel: None,
-            chunk_open: false,
+            finish: None,
         };
         exchange.proxy.stats.record_request(entry);
-        exchange.connect_next(worker, now);
-        // Only the request is sent here (at once on a pooled connection); the response is
-        // read and written from the host's next event. A host must not see a complete
-        // response before it can end the request: in Monkey, bytes a client sends between
-        // the end of a response and `http_request_end` are lost.
-        let _ = exchange.run(worker, reactor, now, false);
+        let step = exchange.next_try(local, now);
+        exchange.take_step(step, now);
+        let _ = exchange.run(local, reactor, now, false);
         exchange
     }
 
     /// A watched socket may have progressed: continue as far as possible without blocking.
-    pub fn on_ready(
+    /// Readiness is not trusted (Monkey cannot report its kind): every state probes its
+    /// socket and waits again on `WouldBlock`.
+    pub(super) fn on_ready(
         &mut self,
-        _side: Side,
-        worker: &mut Worker,
+        now: Moment,
+        local: &mut Local,
         reactor: &mut dyn Reactor,
     ) -> Progress {
-        // Readiness kinds are not trusted (Monkey cannot report them): every state probes
-        // its socket and waits again on `WouldBlock`.
-        self.drive(worker, reactor, Instant::now())
+        self.run(local, reactor, now, true)
     }
 
     /// When the exchange needs [`Exchange::on_timeout`] at the latest, if it waits on a timer.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Moment> {
         self.deadline
     }
 
     /// The time is `now`: acts on an expired connect, read or client-write timeout.
-    pub fn on_timeout(
+    pub(super) fn on_timeout(
         &mut self,
-        now: Instant,
-        worker: &mut Worker,
+        now: Moment,
+        local: &mut Local,
         reactor: &mut dyn Reactor,
     ) -> Progress {
         match self.deadline {
             Some(d) if d <= now => {}
-            _ => {
-                return if self.state == State::Done {
-                    self.finished()
-                } else {
-                    Progress::Pending
-                }
-            }
+            _ => return self.progress(),
         }
         self.deadline = None;
         match self.state {
-            State::Connecting => {
-                self.attempt_failed(FailureKind::ConnectTimeout, worker, reactor, now)
-            }
+            State::Connecting => self.try_failed(FailureKind::ConnectTimeout, local, now),
             State::Sending | State::AwaitHead => {
                 // RFC 9110 §15.6.5: the backend did not answer in time. Not retried: a slow
                 // backend is not made faster by sending it the request twice.
-                if let Some(b) = self.drop_backend(reactor) {
-                    self.upstream().record_failure(
-                        b.server,
-                        FailureKind::ReadTimeout,
-                        clock::now_ms(),
-                    );
-                    self.proxy
-                        .stats
-                        .record_failure(self.entry, b.server, FailureKind::ReadTimeout);
-                    self.upstream().release(b.server);
-                }
-                self.local_error(504, None);
+                let req = books!(self);
+                self.attempts.fail_final(req, FailureKind::ReadTimeout, now);
+                self.local_error(504, None, now);
             }
-            State::Body | State::Flush => {
-                // The response cannot be completed (silent backend or a client that stopped
-                // reading): closing the client connection is the only honest end.
-                return self.close_now(worker, reactor);
-            }
+            // The response cannot be completed (silent backend or a client that stopped
+            // reading): closing the client connection is the only honest end.
+            State::Body | State::Flush => return self.end(End::Abort, local, reactor, now),
             // A tunnel idle for ReadTimeout in both directions is closed.
-            State::Tunnel => return self.finish(worker, reactor, now),
-            State::Done => return self.finished(),
+            State::Tunnel => return self.end(End::Complete, local, reactor, now),
+            State::Done => return self.progress(),
         }
-        self.drive(worker, reactor, now)
+        self.run(local, reactor, now, true)
     }
 
     /// The client went away (Monkey's hang-up): releases everything without answering.
-    pub fn abort(mut self, worker: &mut Worker, reactor: &mut dyn Reactor) {
-        if let Some(b) = &self.backend {
-            self.proxy
-                .stats
-                .record_failure(self.entry, b.server, Failure::ClientAbort);
+    pub(super) fn abort(&mut self, now: Moment, local: &mut Local, reactor: &mut dyn Reactor) {
+        if self.state != State::Done {
+            let req = books!(self);
+            self.attempts.abort(req);
         }
-        let _ = self.close_now(worker, reactor);
+        let _ = self.end(End::Abort, local, reactor, now);
     }
 
     /// Hands the client connection back once the exchange is over (`None` before that or if
     /// already taken), so a host can reuse it for the connection's next request.
-    pub fn take_client(&mut self) -> Option<TcpStream> {
+    pub(super) fn take_client(&mut self) -> Option<TcpStream> {
         if self.state == State::Done {
-            self.client.take()
+            self.client.stream.take()
         } else {
             None
         }
     }
 
-    /// Hands the request's buffers to the worker for the next request (see
-    /// [`Worker::take_request`]); the exchange is dropped next.
-    pub fn recycle(&mut self, worker: &mut Worker) {
-        worker.recycle_request(std::mem::take(&mut self.request));
+    /// The request, for the worker's spares once the exchange is over.
+    pub(super) fn take_request(&mut self) -> ProxyRequest {
+        std::mem::take(&mut self.request)
     }
 
-    /// The client's address, as the host reported it with the request.
-    pub fn client_addr(&self) -> Option<SocketAddr> {
-        self.request.client
-    }
-
-    /// The entry's index.
-    pub fn entry(&self) -> usize {
-        self.entry
+    fn progress(&self) -> Progress {
+        match self.finish {
+            Some(f) => Progress::Done(f),
+            None => Progress::Pending,
+        }
     }
 
     fn entry_config(&self) -> &Entry {
         &self.proxy.config.entries[self.entry]
     }
 
-    fn upstream(&self) -> &Upstream {
-        &self.proxy.upstreams[self.entry]
+    fn read_timeout(&self) -> Duration {
+        self.entry_config().read_timeout
     }
 
-    fn want(&mut self, reactor: &mut dyn Reactor, side: Side, interest: Option<Interest>) {
-        let slot = side as usize;
-        if self.interest[slot] == interest {
+    fn want_backend(&mut self, reactor: &mut dyn Reactor, interest: Option<Interest>) {
+        let Some(b) = &mut self.attempts.backend else {
+            return;
+        };
+        if b.interest == interest {
             return;
         }
         // A failed registration leaves the exchange waiting for an event that never comes;
         // the deadline (always set while waiting) then ends it.
-        match side {
-            Side::Client => {
-                let Some(c) = &self.client else { return };
-                let _ = reactor.set_interest(side, c.as_raw_fd(), interest);
-            }
-            Side::Backend => {
-                if let Some(b) = &self.backend {
-                    let _ = reactor.set_backend_interest(b.stream.as_raw_fd(), b.id, interest);
-                }
-            }
+        let source = Source {
+            fd: b.stream.fd(),
+            id: b.id,
+        };
+        let _ = reactor.watch(source, self.token, interest);
+        b.interest = interest;
+    }
+
+    fn want_client(&mut self, reactor: &mut dyn Reactor, interest: Option<Interest>) {
+        if self.client.interest == interest {
+            return;
         }
-        self.interest[slot] = interest;
-    }
-
-    fn drop_backend(&mut self, reactor: &mut dyn Reactor) -> Option<Backend> {
-        self.want(reactor, Side::Backend, None);
-        self.backend.take()
-    }
-
-    /// Tries the next candidate server; answers 502/503/504 when none is left.
-    fn connect_next(&mut self, worker: &mut Worker, now: Instant) {
-        let keepalive_timeout = self.entry_config().keepalive_timeout;
-        // A stale idle connection costs an idempotent request only a retry (see
-        // `attempt_failed`); others check the connection before using it.
-        let idempotent = is_idempotent(&self.request.method);
-        while self.next_candidate < self.candidates.len() {
-            let server = self.candidates[self.next_candidate];
-            self.next_candidate += 1;
-            if !self.upstream().acquire(server, clock::ms_at(now)) {
-                continue;
-            }
-            self.attempts += 1;
-            self.proxy.stats.record_attempt(self.entry, server);
-            // A failover is counted only when another server really takes the request over.
-            if let Some(failed) = self.failed_from.take() {
-                self.proxy.stats.record_retry(self.entry, failed, true);
-            }
-            if let Some(pooled) =
-                worker
-                    .pool
-                    .take(self.entry, server, keepalive_timeout, now, !idempotent)
-            {
-                self.backend = Some(Backend {
-                    stream: pooled.stream,
-                    id: pooled.id,
-                    server,
-                    reused: true,
-                    requests: pooled.requests,
-                });
-                self.proxy.stats.record_connection(self.entry, server, true);
-                self.begin_sending(now);
-                return;
-            }
-            if self.connect_fresh(server, worker, now) {
-                return;
-            }
-        }
-        let now_ms = clock::now_ms();
-        let upstream = self.upstream();
-        let policy = upstream.policy();
-        let all_offline = upstream
-            .servers()
-            .iter()
-            .all(|s| !s.health.is_available(now_ms, policy));
-        if self.attempts == 0 || all_offline {
-            // Every server is offline (even the one tried as a last resort): tell the client
-            // when the first one may be back.
-            self.proxy.stats.record_no_server(self.entry);
-            let retry_after = self.upstream().retry_after_secs(now_ms);
-            self.local_error(503, Some(retry_after));
-        } else if self.only_timeouts {
-            self.local_error(504, None);
-        } else {
-            self.local_error(502, None);
-        }
-    }
-
-    /// Starts a new connection to the acquired `server`; true when the exchange has moved on
-    /// (connecting, or answered because this process is out of resources). On an immediate
-    /// failure the server is released; a failure of the server's (not of this process's
-    /// resources) is recorded against it like any failed attempt, and false is returned.
-    fn connect_fresh(&mut self, server: usize, worker: &mut Worker, now: Instant) -> bool {
-        match self.open(server) {
-            Ok(stream) => {
-                self.backend = Some(Backend {
-                    stream,
-                    id: worker.new_connection_id(),
-                    server,
-                    reused: false,
-                    requests: 0,
-                });
-                self.proxy
-                    .stats
-                    .record_connection(self.entry, server, false);
-                self.state = State::Connecting;
-                self.deadline = Some(now + self.entry_config().connect_timeout);
-                true
-            }
-            Err(e) if out_of_local_resources(&e) => {
-                // Not the server's fault: its health and failure counts stay as they are
-                // (counted, a descriptor shortage would take every server offline).
-                self.upstream().release(server);
-                self.out_of_resources();
-                true
-            }
-            Err(_) => {
-                self.only_timeouts = false;
-                self.upstream().record_failure(
-                    server,
-                    FailureKind::ConnectRefused,
-                    clock::now_ms(),
-                );
-                self.proxy
-                    .stats
-                    .record_failure(self.entry, server, FailureKind::ConnectRefused);
-                self.upstream().release(server);
-                self.failed_from = Some(server);
-                false
-            }
-        }
-    }
-
-    /// This process ran out of descriptors, memory or local ports: no server would fare
-    /// better, and none is to blame. 503 with a short `Retry-After`.
-    fn out_of_resources(&mut self) {
-        self.proxy.stats.record_no_server(self.entry);
-        self.local_error(503, Some(1));
-    }
-
-    fn open(&self, server: usize) -> io::Result<TcpStream> {
-        let addr: SocketAddr = self.upstream().servers()[server].spec.addr;
-        // mio's connect is non-blocking: it returns at once and completes (or fails) later.
-        let stream = TcpStream::connect(addr)?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
-
-    fn begin_sending(&mut self, now: Instant) {
-        self.state = State::Sending;
-        self.sent = 0;
-        self.deadline = Some(now + self.entry_config().read_timeout);
-    }
-
-    /// An attempt failed before any response byte: retry elsewhere when that is safe.
-    fn attempt_failed(
-        &mut self,
-        kind: FailureKind,
-        worker: &mut Worker,
-        reactor: &mut dyn Reactor,
-        now: Instant,
-    ) {
-        let Some(b) = self.drop_backend(reactor) else {
+        let Some(c) = &self.client.stream else {
             return;
         };
-        if kind != FailureKind::ConnectTimeout {
-            self.only_timeouts = false;
-        }
-        // A reused idle connection that breaks says nothing about the server's health.
-        if !b.reused {
-            self.upstream()
-                .record_failure(b.server, kind, clock::now_ms());
-        }
-        self.proxy.stats.record_failure(self.entry, b.server, kind);
-        self.proxy
-            .stats
-            .record_bytes(self.entry, b.server, self.sent as u64, 0);
-        self.upstream().release(b.server);
-        let nothing_written = self.sent == 0;
-        // The guarantee: a request is sent twice only if repeating it is harmless (idempotent
-        // method) or if no byte of it reached the failed server.
-        let may_retry = nothing_written || is_idempotent(&self.request.method);
-        self.sent = 0;
-        self.end = 0;
-        if !may_retry {
-            self.local_error(502, None);
-            return;
-        }
-        if b.reused && self.upstream().acquire(b.server, clock::now_ms()) {
-            self.proxy.stats.record_retry(self.entry, b.server, false);
-            // The server may simply have closed an idle connection: try it once more on a
-            // fresh connection before moving on.
-            if self.connect_fresh(b.server, worker, now) {
-                return;
+        let source = Source {
+            fd: std::os::fd::AsRawFd::as_raw_fd(c),
+            id: self.client.id,
+        };
+        let _ = reactor.watch(source, self.token, interest);
+        self.client.interest = interest;
+        self.client.watched |= interest.is_some();
+    }
+
+    /// Starts the next try (see [`Attempts::next`]).
+    fn next_try(&mut self, local: &mut Local, now: Moment) -> Step {
+        let req = books!(self);
+        let Local { pool, last_id, .. } = local;
+        let mut new_id = || {
+            *last_id += 1;
+            *last_id
+        };
+        self.attempts.next(req, pool, &mut new_id, now)
+    }
+
+    /// The try failed before any response byte: retry when that is safe (see
+    /// [`Attempts::fail`]).
+    fn try_failed(&mut self, kind: FailureKind, local: &mut Local, now: Moment) {
+        let req = books!(self);
+        let Local { pool, last_id, .. } = local;
+        let mut new_id = || {
+            *last_id += 1;
+            *last_id
+        };
+        let step = self.attempts.fail(req, kind, pool, &mut new_id, now);
+        self.response.restart();
+        self.take_step(step, now);
+    }
+
+    fn take_step(&mut self, step: Step, now: Moment) {
+        match step {
+            Step::Connecting => {
+                self.state = State::Connecting;
+                self.deadline = Some(now.after(self.entry_config().connect_timeout));
             }
+            Step::Send => self.begin_sending(now),
+            Step::Answer(status, retry_after) => self.local_error(status, retry_after, now),
         }
-        if now >= self.retry_until {
-            self.local_error(
-                if kind == FailureKind::ConnectTimeout {
-                    504
-                } else {
-                    502
-                },
-                None,
-            );
-            return;
-        }
-        self.failed_from = Some(b.server);
-        self.connect_next(worker, now);
+    }
+
+    fn begin_sending(&mut self, now: Moment) {
+        self.state = State::Sending;
+        self.attempts.sent = 0;
+        self.deadline = Some(now.after(self.read_timeout()));
     }
 
     /// The response is unusable (malformed, truncated head): 502, backend discarded.
-    fn bad_response(&mut self, reactor: &mut dyn Reactor) {
-        if let Some(b) = self.drop_backend(reactor) {
-            self.upstream()
-                .record_failure(b.server, FailureKind::BadResponse, clock::now_ms());
-            self.proxy
-                .stats
-                .record_failure(self.entry, b.server, FailureKind::BadResponse);
-            self.proxy.stats.record_bytes(
-                self.entry,
-                b.server,
-                self.sent as u64,
-                self.bytes_from_backend,
-            );
-            self.upstream().release(b.server);
-        }
-        self.local_error(502, None);
+    fn bad_response(&mut self, now: Moment) {
+        let req = books!(self);
+        self.attempts.fail_final(req, FailureKind::BadResponse, now);
+        self.response.forget_head();
+        self.local_error(502, None, now);
     }
 
     /// Queues the proxy's own short error response; the exchange then flushes and finishes.
-    fn local_error(&mut self, status: u16, retry_after: Option<u64>) {
-        self.head_out.clear();
-        self.head_sent = 0;
-        self.start = 0;
-        self.end = 0;
+    fn local_error(&mut self, status: u16, retry_after: Option<u64>, now: Moment) {
         self.status = status;
-        write_error_page(
-            &mut self.head_out,
-            status,
-            !self.local_keep_alive,
-            retry_after,
-        );
+        self.response
+            .error_page(status, !self.local_keep_alive, retry_after);
         self.state = State::Flush;
-        self.deadline = Some(Instant::now() + self.entry_config().read_timeout);
+        self.deadline = Some(now.after(self.read_timeout()));
     }
 
     fn client_side(&self) -> ClientSide {
@@ -600,17 +392,13 @@ impl Exchange {
         }
     }
 
-    fn drive(&mut self, worker: &mut Worker, reactor: &mut dyn Reactor, now: Instant) -> Progress {
-        self.run(worker, reactor, now, true)
-    }
-
     /// Makes progress until a socket would block; with `respond` false it stops before the
     /// first step that reads the response or writes to the client, waiting for an event.
     fn run(
         &mut self,
-        worker: &mut Worker,
+        local: &mut Local,
         reactor: &mut dyn Reactor,
-        now: Instant,
+        now: Moment,
         respond: bool,
     ) -> Progress {
         loop {
@@ -619,15 +407,15 @@ impl Exchange {
                     // A fresh connect cannot have completed yet: wait for writability rather
                     // than probe it.
                     State::Connecting => {
-                        self.want(reactor, Side::Backend, Some(Interest::Write));
+                        self.want_backend(reactor, Some(Interest::Write));
                         return Progress::Pending;
                     }
                     State::AwaitHead => {
-                        self.want(reactor, Side::Backend, Some(Interest::Read));
+                        self.want_backend(reactor, Some(Interest::Read));
                         return Progress::Pending;
                     }
                     State::Body | State::Flush => {
-                        self.want(reactor, Side::Client, Some(Interest::Write));
+                        self.want_client(reactor, Some(Interest::Write));
                         return Progress::Pending;
                     }
                     _ => {}
@@ -635,588 +423,287 @@ impl Exchange {
             }
             match self.state {
                 State::Connecting => {
-                    let Some(b) = &self.backend else {
-                        return self.close_now(worker, reactor);
+                    let Some(b) = &self.attempts.backend else {
+                        return self.end(End::Abort, local, reactor, now);
                     };
-                    let failed = !matches!(b.stream.take_error(), Ok(None));
-                    if !failed {
-                        match b.stream.peer_addr() {
-                            Ok(_) => {
-                                self.begin_sending(now);
-                                continue;
-                            }
-                            Err(e) if e.kind() == ErrorKind::NotConnected => {
-                                self.want(reactor, Side::Backend, Some(Interest::Write));
-                                return Progress::Pending;
-                            }
-                            Err(_) => {}
+                    match b.stream.poll_connect() {
+                        super::stream::Connect::Done => self.begin_sending(now),
+                        super::stream::Connect::InProgress => {
+                            self.want_backend(reactor, Some(Interest::Write));
+                            return Progress::Pending;
+                        }
+                        super::stream::Connect::Failed => {
+                            self.try_failed(FailureKind::ConnectRefused, local, now)
                         }
                     }
-                    self.attempt_failed(FailureKind::ConnectRefused, worker, reactor, now);
                 }
                 State::Sending => {
-                    let Some(b) = &mut self.backend else {
-                        return self.close_now(worker, reactor);
+                    let Some(b) = &mut self.attempts.backend else {
+                        return self.end(End::Abort, local, reactor, now);
                     };
-                    match b.stream.write(&self.request_bytes[self.sent..]) {
-                        Ok(0) => self.attempt_failed(
-                            FailureKind::ResetBeforeResponse,
-                            worker,
-                            reactor,
-                            now,
-                        ),
+                    match b.stream.write(&self.request_bytes[self.attempts.sent..]) {
+                        Ok(0) => self.try_failed(FailureKind::ResetBeforeResponse, local, now),
                         Ok(n) => {
-                            self.sent += n;
-                            if self.sent == self.request_bytes.len() {
+                            self.attempts.sent += n;
+                            if self.attempts.sent == self.request_bytes.len() {
                                 self.state = State::AwaitHead;
-                                self.end = 0;
+                                self.response.restart();
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            self.want(reactor, Side::Backend, Some(Interest::Write));
+                            self.want_backend(reactor, Some(Interest::Write));
                             return Progress::Pending;
                         }
                         Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(_) => self.attempt_failed(
-                            FailureKind::ResetBeforeResponse,
-                            worker,
-                            reactor,
-                            now,
-                        ),
+                        Err(_) => self.try_failed(FailureKind::ResetBeforeResponse, local, now),
                     }
                 }
                 State::AwaitHead => {
-                    let Some(b) = &mut self.backend else {
-                        return self.close_now(worker, reactor);
+                    let Some(b) = &mut self.attempts.backend else {
+                        return self.end(End::Abort, local, reactor, now);
                     };
-                    if self.buf.is_empty() {
-                        self.buf = worker.take_buffer();
-                    }
-                    let room = self.buf.len() - self.end;
-                    match b.stream.read(&mut self.buf[self.end..]) {
-                        Ok(0) if self.end == 0 => self.attempt_failed(
-                            FailureKind::ResetBeforeResponse,
-                            worker,
-                            reactor,
-                            now,
-                        ),
-                        Ok(0) => self.bad_response(reactor),
+                    match self.response.read_head(&mut b.stream, &mut local.spares) {
+                        Ok(0) if self.response.nothing_read() => {
+                            self.try_failed(FailureKind::ResetBeforeResponse, local, now)
+                        }
+                        Ok(0) => self.bad_response(now),
                         Ok(n) => {
-                            self.end += n;
-                            self.bytes_from_backend += n as u64;
-                            self.last_read_full = n == room;
-                            self.on_head_bytes(worker, reactor, now);
+                            self.attempts.received += n as u64;
+                            self.on_head_bytes(local, reactor, now);
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            if self.end == 0 {
-                                worker.put_buffer(std::mem::take(&mut self.buf));
-                            }
-                            self.want(reactor, Side::Backend, Some(Interest::Read));
+                            self.response.let_go_of_buffer(&mut local.spares);
+                            self.want_backend(reactor, Some(Interest::Read));
                             return Progress::Pending;
                         }
                         Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(_) if self.end == 0 => self.attempt_failed(
-                            FailureKind::ResetBeforeResponse,
-                            worker,
-                            reactor,
-                            now,
-                        ),
-                        Err(_) => self.bad_response(reactor),
+                        Err(_) if self.response.nothing_read() => {
+                            self.try_failed(FailureKind::ResetBeforeResponse, local, now)
+                        }
+                        Err(_) => self.bad_response(now),
                     }
                 }
                 State::Body | State::Flush => {
-                    match self.write_client(now) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            // Backpressure: stop reading the backend until the client drains.
-                            self.want(reactor, Side::Backend, None);
-                            self.want(reactor, Side::Client, Some(Interest::Write));
-                            return Progress::Pending;
-                        }
-                        Err(_) => {
-                            if let Some(b) = &self.backend {
-                                self.proxy.stats.record_failure(
-                                    self.entry,
-                                    b.server,
-                                    Failure::ClientAbort,
-                                );
-                            }
-                            return self.close_now(worker, reactor);
-                        }
-                    }
-                    self.want(reactor, Side::Client, None);
-                    if self.state == State::Flush || self.body.is_done() {
-                        return self.finish(worker, reactor, now);
-                    }
-                    let Some(b) = &mut self.backend else {
-                        return self.close_now(worker, reactor);
-                    };
-                    let enchunk = self.response.is_some_and(|h| h.enchunk);
-                    let room = if enchunk { CHUNK_ROOM } else { 0 };
-                    self.start = room;
-                    self.end = room;
-                    if self.buf.is_empty() {
-                        self.buf = worker.take_buffer();
-                    }
-                    match b.stream.read(&mut self.buf[room..]) {
-                        Ok(0) if enchunk => {
-                            // The backend's close ends the body: the client gets the
-                            // last-chunk, after which the body is done.
-                            let last: &[u8] = if self.chunk_open {
-                                b"\r\n0\r\n\r\n"
-                            } else {
-                                b"0\r\n\r\n"
-                            };
-                            self.buf[..last.len()].copy_from_slice(last);
-                            self.start = 0;
-                            self.end = last.len();
-                            self.body = BodyReader::new(Framing::None);
-                        }
-                        Ok(0) if self.body.until_close() => {
-                            return self.finish(worker, reactor, now)
-                        }
-                        Ok(0) => return self.close_now(worker, reactor),
-                        Ok(n) => {
-                            self.end = room + n;
-                            self.bytes_from_backend += n as u64;
-                            self.last_read_full = self.end == self.buf.len();
-                            self.deadline = Some(now + self.entry_config().read_timeout);
-                            if !self.take_body_bytes(worker) {
-                                return self.close_now(worker, reactor);
-                            }
-                            self.enchunk_in_place();
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            // Everything read was delivered: hold no buffer while waiting
-                            // (and no range into it).
-                            self.start = 0;
-                            self.end = 0;
-                            worker.put_buffer(std::mem::take(&mut self.buf));
-                            self.want(reactor, Side::Backend, Some(Interest::Read));
-                            return Progress::Pending;
-                        }
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        // A reset cannot be told from the end of a close-delimited body,
-                        // unless the client was promised a chunked end: then it must see the
-                        // cut (the connection closes without the last-chunk).
-                        Err(_) if self.body.until_close() && !enchunk => {
-                            return self.finish(worker, reactor, now)
-                        }
-                        Err(_) => return self.close_now(worker, reactor),
+                    if let Some(progress) = self.relay_body(local, reactor, now) {
+                        return progress;
                     }
                 }
-                State::Tunnel => return self.pump_tunnel(worker, reactor, now),
-                State::Done => return self.finished(),
+                State::Tunnel => return self.pump_tunnel(local, reactor, now),
+                State::Done => return self.progress(),
             }
+        }
+    }
+
+    /// New bytes of the response head arrived.
+    fn on_head_bytes(&mut self, local: &mut Local, reactor: &mut dyn Reactor, now: Moment) {
+        let client = self.client_side();
+        let Some(b) = &self.attempts.backend else {
+            return;
+        };
+        let head = match self.response.parse(client, &mut local.spares, &b.stream) {
+            Head::Incomplete => return,
+            Head::Unusable => return self.bad_response(now),
+            Head::Parsed(head) => head,
+        };
+        self.attempts.answered(books!(self), now);
+        self.status = head.status;
+        self.head_latency = now.since(self.began);
+        self.deadline = Some(now.after(self.read_timeout()));
+        // With a response head there is no retry any more: the request's bytes go.
+        local
+            .spares
+            .put_vec(std::mem::take(&mut self.request_bytes));
+        if head.upgrade {
+            self.state = State::Tunnel;
+            self.local_keep_alive = false;
+            self.tunnel = Some(Tunnel::default());
+            reactor.take_over_client(self.token);
+            return;
+        }
+        self.state = State::Body;
+    }
+
+    /// One turn of the body (or the proxy's own answer): what waits goes to the client, then
+    /// more is read from the backend. `None` to go on, `Some` to return.
+    fn relay_body(
+        &mut self,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+        now: Moment,
+    ) -> Option<Progress> {
+        let Some(client) = self.client.stream.as_mut() else {
+            return Some(self.end(End::Abort, local, reactor, now));
+        };
+        let mut wrote = false;
+        let flushed = self.response.write_to(client, &mut wrote);
+        if wrote {
+            self.deadline = Some(now.after(self.read_timeout()));
+        }
+        match flushed {
+            Ok(true) => {}
+            Ok(false) => {
+                // Backpressure: stop reading the backend until the client drains.
+                self.want_backend(reactor, None);
+                self.want_client(reactor, Some(Interest::Write));
+                return Some(Progress::Pending);
+            }
+            Err(_) => {
+                let req = books!(self);
+                self.attempts.abort(req);
+                return Some(self.end(End::Abort, local, reactor, now));
+            }
+        }
+        self.want_client(reactor, None);
+        if self.state == State::Flush || self.response.body_done() {
+            return Some(self.end(End::Complete, local, reactor, now));
+        }
+        let Some(b) = &mut self.attempts.backend else {
+            return Some(self.end(End::Abort, local, reactor, now));
+        };
+        let enchunk = self.response.enchunks();
+        match self.response.read_body(&mut b.stream, &mut local.spares) {
+            // The last-chunk is queued: the next turn sends it and ends.
+            Ok(BodyRead::End) if enchunk => None,
+            Ok(BodyRead::End) if self.response.until_close() => {
+                Some(self.end(End::Complete, local, reactor, now))
+            }
+            Ok(BodyRead::End) | Ok(BodyRead::Malformed) => {
+                Some(self.end(End::Abort, local, reactor, now))
+            }
+            Ok(BodyRead::Bytes(n)) => {
+                self.attempts.received += n as u64;
+                self.deadline = Some(now.after(self.read_timeout()));
+                None
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                // Everything read was delivered: hold no buffer while waiting.
+                self.response.let_go_of_buffer(&mut local.spares);
+                self.want_backend(reactor, Some(Interest::Read));
+                Some(Progress::Pending)
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => None,
+            // A reset cannot be told from the end of a close-delimited body, unless the client
+            // was promised a chunked end: then it must see the cut (the connection closes
+            // without the last-chunk).
+            Err(_) if self.response.until_close() && !enchunk => {
+                Some(self.end(End::Complete, local, reactor, now))
+            }
+            Err(_) => Some(self.end(End::Abort, local, reactor, now)),
         }
     }
 
     /// Moves tunnel bytes both ways until nothing moves; ends the exchange once either side
     /// has closed and everything it sent was delivered.
-    fn pump_tunnel(
-        &mut self,
-        worker: &mut Worker,
-        reactor: &mut dyn Reactor,
-        now: Instant,
-    ) -> Progress {
-        let Some(mut t) = self.tunnel.take() else {
-            return self.close_now(worker, reactor);
+    fn pump_tunnel(&mut self, local: &mut Local, reactor: &mut dyn Reactor, now: Moment) -> Progress {
+        let (Some(mut t), Some(b), Some(c)) = (
+            self.tunnel.take(),
+            self.attempts.backend.as_mut(),
+            self.client.stream.as_mut(),
+        ) else {
+            return self.end(End::Abort, local, reactor, now);
         };
-        if self.buf.is_empty() {
-            self.buf = worker.take_buffer();
+        let pumped = t.pump(
+            &mut self.response,
+            &mut b.stream,
+            c,
+            &mut local.spares,
+            &mut self.attempts.sent,
+        );
+        if pumped.moved {
+            self.deadline = Some(now.after(self.read_timeout()));
         }
-        if t.buf.len() < TUNNEL_BUFFER {
-            t.buf.resize(TUNNEL_BUFFER, 0);
-        }
-        let outcome = self.pump_tunnel_bytes(&mut t, now);
-        let over = match outcome {
-            Ok(moved) => {
-                if moved {
-                    self.deadline = Some(now + self.entry_config().read_timeout);
-                }
-                let down_done = t.backend_eof
-                    && self.start == self.end
-                    && self.head_sent == self.head_out.len();
-                let up_done = t.client_eof && t.start == 0;
-                down_done || up_done
-            }
-            Err(_) => true,
-        };
-        if over {
-            self.tunnel = Some(t);
-            return self.finish(worker, reactor, now);
-        }
-        let down_pending = self.start < self.end || self.head_sent < self.head_out.len();
-        let up_pending = t.start > 0;
-        let backend = match (!down_pending && !t.backend_eof, up_pending) {
-            (true, true) => Some(Interest::ReadWrite),
-            (true, false) => Some(Interest::Read),
-            (false, true) => Some(Interest::Write),
-            (false, false) => None,
-        };
-        let client = match (!up_pending && !t.client_eof, down_pending) {
-            (true, true) => Some(Interest::ReadWrite),
-            (true, false) => Some(Interest::Read),
-            (false, true) => Some(Interest::Write),
-            (false, false) => None,
-        };
+        let (backend, client) = t.interests(&self.response);
         self.tunnel = Some(t);
-        self.want(reactor, Side::Backend, backend);
-        self.want(reactor, Side::Client, client);
+        if pumped.over {
+            return self.end(End::Complete, local, reactor, now);
+        }
+        self.want_backend(reactor, backend);
+        self.want_client(reactor, client);
         Progress::Pending
     }
 
-    /// One round of tunnel copying in both directions; `Ok(true)` if any byte moved.
-    fn pump_tunnel_bytes(&mut self, t: &mut Tunnel, now: Instant) -> io::Result<bool> {
-        let mut moved_any = false;
-        loop {
-            let mut moved = false;
-            // Backend to client: the 101 head first, then `buf[start..end]`.
-            let before = (self.head_sent, self.start);
-            let flushed = self.write_client(now)?;
-            moved |= (self.head_sent, self.start) != before;
-            if flushed && !t.backend_eof {
-                let Some(b) = &mut self.backend else {
-                    return Err(ErrorKind::NotConnected.into());
-                };
-                match b.stream.read(&mut self.buf[..]) {
-                    Ok(0) => t.backend_eof = true,
-                    Ok(n) => {
-                        self.start = 0;
-                        self.end = n;
-                        self.bytes_from_backend += n as u64;
-                        moved = true;
-                    }
-                    Err(e)
-                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                    Err(_) => t.backend_eof = true,
-                }
-            }
-            // Client to backend: `t.buf[..start]` waits for the backend.
-            if t.start > 0 {
-                let Some(b) = &mut self.backend else {
-                    return Err(ErrorKind::NotConnected.into());
-                };
-                match b.stream.write(&t.buf[..t.start]) {
-                    Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                    Ok(n) => {
-                        t.buf.copy_within(n..t.start, 0);
-                        t.start -= n;
-                        self.sent += n;
-                        moved = true;
-                    }
-                    Err(e)
-                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if t.start == 0 && !t.client_eof {
-                let Some(client) = &mut self.client else {
-                    return Err(ErrorKind::NotConnected.into());
-                };
-                match client.read(&mut t.buf[..]) {
-                    Ok(0) => t.client_eof = true,
-                    Ok(n) => {
-                        t.start = n;
-                        moved = true;
-                    }
-                    Err(e)
-                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                    Err(_) => t.client_eof = true,
-                }
-            }
-            if !moved {
-                return Ok(moved_any);
-            }
-            moved_any = true;
+    /// Ends the exchange, once: the try's outcome recorded, the backend connection pooled or
+    /// closed, the client's registration released, memory given back to the worker.
+    fn end(
+        &mut self,
+        how: End,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+        now: Moment,
+    ) -> Progress {
+        if let Some(f) = self.finish {
+            return Progress::Done(f);
         }
-    }
-
-    /// New bytes of the response head arrived in `buf[..end]`.
-    fn on_head_bytes(&mut self, worker: &mut Worker, reactor: &mut dyn Reactor, now: Instant) {
-        if self.head_out.capacity() == 0 {
-            self.head_out = worker.take_vec();
-        }
-        self.head_out.clear();
-        match parse_head(
-            &self.buf[..self.end],
-            self.client_side(),
-            &mut self.head_out,
-        ) {
-            Ok(Some(head)) => {
-                if let Some(b) = &self.backend {
-                    self.upstream().record_success(b.server, clock::ms_at(now));
-                }
-                self.response = Some(head);
-                self.status = head.status;
-                self.head_latency = now.saturating_duration_since(self.began);
-                self.body = BodyReader::new(head.framing);
-                self.head_sent = 0;
-                self.start = head.head_len;
-                self.deadline = Some(now + self.entry_config().read_timeout);
-                // With a response head there is no retry any more: the request's bytes go.
-                worker.put_vec(std::mem::take(&mut self.request_bytes));
-                if head.upgrade {
-                    // Bytes after the 101 head already belong to the new protocol.
-                    self.state = State::Tunnel;
-                    self.local_keep_alive = false;
-                    self.tunnel = Some(Tunnel::default());
-                    self.head_into_buffer(worker);
-                    reactor.take_over_client();
-                    return;
-                }
-                self.state = State::Body;
-                self.chunk_open = false;
-                if !self.take_body_bytes(worker) {
-                    // The head is fine but the first body bytes are not: nothing was sent to
-                    // the client yet, so it can still get a clean 502.
-                    self.bad_response(reactor);
-                    return;
-                }
-                // The backend's head (17 bytes at least) leaves room for a chunk-size line.
-                self.enchunk_in_place();
-                self.head_into_buffer(worker);
-            }
-            Ok(None) if self.end == self.buf.len() => self.bad_response(reactor),
-            Ok(None) => {}
-            Err(_) => self.bad_response(reactor),
-        }
-    }
-
-    /// Moves the client's response head into the read buffer, just before the body bytes,
-    /// when it fits where the backend's head was (it usually does: the rewrite mostly drops
-    /// fields), so that head and body leave in one `send` instead of a `writev`, which costs
-    /// the kernel more per call.
-    fn head_into_buffer(&mut self, worker: &mut Worker) {
-        let n = self.head_out.len();
-        if n == 0 || n > self.start || self.head_sent != 0 {
-            return;
-        }
-        let at = self.start - n;
-        self.buf[at..self.start].copy_from_slice(&self.head_out);
-        self.start = at;
-        worker.put_vec(std::mem::take(&mut self.head_out));
-    }
-
-    /// Runs `buf[start..end]` through the body reader, leaving in `buf[start..end]` exactly the
-    /// bytes the client gets. False when the body is malformed.
-    fn take_body_bytes(&mut self, worker: &mut Worker) -> bool {
-        let dechunk = self.response.is_some_and(|h| h.dechunk);
-        let input = &self.buf[self.start..self.end];
-        let available = input.len();
-        let fed = if dechunk {
-            // Data spans are sub-slices of `input`; remember them (offset and length, in a
-            // list the worker reuses) and compact in place (each span moves toward the
-            // front, never over bytes not yet moved).
-            let base = input.as_ptr() as usize;
-            let mut spans = worker.take_index_vec();
-            let fed = self.body.feed(input, |d| {
-                spans.extend_from_slice(&[d.as_ptr() as usize - base, d.len()])
-            });
-            let mut to = self.start;
-            for span in spans.chunks_exact(2) {
-                let from = self.start + span[0];
-                self.buf.copy_within(from..from + span[1], to);
-                to += span[1];
-            }
-            worker.put_index_vec(spans);
-            fed.map(|f| (f, to))
-        } else {
-            self.body
-                .feed(input, |_| {})
-                .map(|f| (f, self.start + f.used))
-        };
-        match fed {
-            Ok((fed, new_end)) => {
-                if fed.done && fed.used < available {
-                    // Bytes after the end of the message: the connection is out of step.
-                    self.backend_reusable = false;
-                } else if fed.done {
-                    // Reused only if nothing follows the message on the socket either. A
-                    // read that left room drained the socket (the kernel copies all it
-                    // holds); after one that filled the buffer, a peek tells. Hosts watch a
-                    // pooled connection for bytes and closes that come later, and may rely
-                    // on this: with edge-triggered readiness, bytes already queued behind
-                    // the response would never be reported again.
-                    self.backend_reusable = !self.last_read_full || self.backend_drained();
-                }
-                self.end = new_end;
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Frames `buf[start..end]` as one chunk when the body is re-framed as chunked
-    /// (`ResponseHead::enchunk`). The chunk-size line goes in front of the data, after the
-    /// CRLF that ends the previous chunk, so nothing has to follow the data (a read that filled
-    /// the buffer leaves no room after it). Needs `CHUNK_ROOM` bytes before `start`.
-    fn enchunk_in_place(&mut self) {
-        let n = self.end - self.start;
-        if n == 0 || !self.response.is_some_and(|h| h.enchunk) {
-            return;
-        }
-        // Built from its end: CRLF, the size in hex, then the previous chunk's CRLF.
-        let mut line = [0u8; CHUNK_ROOM];
-        let mut at = CHUNK_ROOM - 2;
-        line[at..].copy_from_slice(b"\r\n");
-        let mut size = n;
-        loop {
-            at -= 1;
-            line[at] = b"0123456789abcdef"[size & 15];
-            size >>= 4;
-            if size == 0 {
-                break;
-            }
-        }
-        if self.chunk_open {
-            at -= 2;
-            line[at..at + 2].copy_from_slice(b"\r\n");
-        }
-        let len = CHUNK_ROOM - at;
-        self.start -= len;
-        self.buf[self.start..self.start + len].copy_from_slice(&line[at..]);
-        self.chunk_open = true;
-    }
-
-    /// Whether the backend socket holds nothing to read now (`MSG_PEEK`, nothing consumed).
-    fn backend_drained(&self) -> bool {
-        let mut probe = [0u8; 1];
-        self.backend.as_ref().is_some_and(
-            |b| matches!(b.stream.peek(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock),
-        )
-    }
-
-    /// Writes pending output to the client. `Ok(true)` when everything is written,
-    /// `Ok(false)` when the client cannot take more now.
-    fn write_client(&mut self, now: Instant) -> io::Result<bool> {
-        loop {
-            let head = &self.head_out[self.head_sent..];
-            let body = &self.buf[self.start..self.end];
-            if head.is_empty() && body.is_empty() {
-                return Ok(true);
-            }
-            let Some(client) = self.client.as_mut() else {
-                return Err(ErrorKind::NotConnected.into());
-            };
-            let result = if head.is_empty() {
-                client.write(body)
-            } else if body.is_empty() {
-                client.write(head)
-            } else {
-                client.write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
-            };
-            match result {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(mut n) => {
-                    let from_head = n.min(head.len());
-                    self.head_sent += from_head;
-                    n -= from_head;
-                    self.start += n;
-                    self.deadline = Some(now + self.entry_config().read_timeout);
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// The response is complete (or the proxy's own answer was written).
-    fn finish(&mut self, worker: &mut Worker, reactor: &mut dyn Reactor, now: Instant) -> Progress {
-        let (keepalive_idle, keepalive_requests) = {
-            let e = self.entry_config();
-            (e.keepalive_idle, e.keepalive_requests)
-        };
-        if let Some(b) = self.drop_backend(reactor) {
-            let reusable = self.backend_reusable
-                && self.response.is_some_and(|h| !h.backend_closes)
-                && b.requests + 1 < keepalive_requests;
-            if self.response.is_some() {
-                let exchange = stats::Exchange {
+        let req = books!(self);
+        match how {
+            End::Complete => {
+                let figures = self.response.head().map(|_| stats::Exchange {
                     status: self.status,
-                    bytes_to_backend: self.sent as u64,
-                    bytes_from_backend: self.bytes_from_backend,
+                    bytes_to_backend: self.attempts.sent as u64,
+                    bytes_from_backend: self.attempts.received,
                     head_latency: self.head_latency,
-                    total_latency: now.saturating_duration_since(self.began),
-                };
-                self.proxy
-                    .stats
-                    .record_response(self.entry, b.server, &exchange);
+                    total_latency: now.since(self.began),
+                });
+                let reusable = self.response.backend_reusable();
+                if let Some((server, pooled)) =
+                    self.attempts.complete(req, figures.as_ref(), reusable)
+                {
+                    let source = Source {
+                        fd: pooled.stream.fd(),
+                        id: pooled.id,
+                    };
+                    let limits = Attempts::pool_limits(req);
+                    if local.pool.put(self.entry, server, pooled, limits, now) {
+                        // Still registered for reading: the pool hears of a backend that
+                        // closes it, without a syscall to hand it over.
+                        let _ = reactor.watch(source, idle_token(source.fd), Some(Interest::Read));
+                    }
+                }
             }
-            if reusable {
-                worker.pool.put(
-                    self.entry,
-                    b.server,
-                    Pooled {
-                        stream: b.stream,
-                        id: b.id,
-                        requests: b.requests + 1,
-                    },
-                    keepalive_idle,
-                    now,
-                );
+            End::Abort => {
+                self.attempts.drop_try(req);
+                self.local_keep_alive = false;
+                self.response.forget_head();
             }
-            self.upstream().release(b.server);
         }
-        let keep_alive = match self.response {
+        let keep_alive = match self.response.head() {
             Some(h) if self.state == State::Body => !h.client_closes,
             _ => self.local_keep_alive,
         };
-        self.want(reactor, Side::Client, None);
-        self.done(worker);
-        Progress::Done(Finish {
-            keep_alive,
-            status: self.status,
-        })
-    }
-
-    /// Ends the exchange at once: both sockets released, the client connection must close.
-    fn close_now(&mut self, worker: &mut Worker, reactor: &mut dyn Reactor) -> Progress {
-        if let Some(b) = self.drop_backend(reactor) {
-            self.upstream().release(b.server);
+        self.want_client(reactor, None);
+        if self.client.watched {
+            if let Some(c) = &self.client.stream {
+                reactor.release(Source {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(c),
+                    id: self.client.id,
+                });
+            }
         }
-        self.want(reactor, Side::Client, None);
-        self.local_keep_alive = false;
-        self.response = None;
-        self.done(worker);
-        Progress::Done(Finish {
-            keep_alive: false,
-            status: self.status,
-        })
-    }
-
-    fn finished(&self) -> Progress {
-        Progress::Done(Finish {
-            keep_alive: self.local_keep_alive && !self.response.is_some_and(|h| h.client_closes),
-            status: self.status,
-        })
-    }
-
-    /// Gives reusable memory back to the worker.
-    fn done(&mut self, worker: &mut Worker) {
-        if self.state == State::Done {
-            return;
-        }
+        self.response.give_back(&mut local.spares);
+        local
+            .spares
+            .put_vec(std::mem::take(&mut self.request_bytes));
+        local
+            .spares
+            .put_index_vec(self.attempts.take_candidates());
         self.state = State::Done;
         self.deadline = None;
-        let buf = std::mem::take(&mut self.buf);
-        let vecs = [
-            std::mem::take(&mut self.request_bytes),
-            std::mem::take(&mut self.head_out),
-        ];
-        worker.give_back(buf, vecs, std::mem::take(&mut self.candidates));
-        self.start = 0;
-        self.end = 0;
+        let finish = Finish {
+            keep_alive,
+            status: self.status,
+        };
+        self.finish = Some(finish);
+        Progress::Done(finish)
     }
 }
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        // Every path ends through `finish`/`close_now`, which release the server; this only
-        // guards against a host that drops an exchange early.
-        if let Some(b) = self.backend.take() {
-            self.proxy.upstreams[self.entry].release(b.server);
+        // Every path ends through `end`, which releases the server; this only guards against
+        // a host that drops an exchange early.
+        if self.attempts.backend.is_some() {
+            let req = books!(self);
+            self.attempts.drop_try(req);
         }
     }
 }

@@ -1,42 +1,78 @@
 //! Per-worker pool of idle upstream connections (persistent connections to backends).
 //!
-//! The pool itself does not watch idle connections (the Monkey host does, and closes them
-//! through [`UpstreamPool::remove`] when a backend closes one). Before a request that must
-//! not be sent twice reuses one, a non-blocking `recv(MSG_PEEK)` tells whether the backend closed
-//! (or sent stray bytes on) it meanwhile, and such connections are dropped instead of reused.
-//! Requests that may be repeated skip that syscall: if the connection turns out closed, the
-//! relay retries them once on a fresh connection. Limits per server: idle connections kept,
-//! idle time, requests per connection (from the entry's configuration).
+//! Idle connections stay registered with the host's loop under their own token (see
+//! [`crate::relay::Worker`]), so a backend that closes one, or sends stray bytes on it, wakes
+//! the pool, which then drops it ([`UpstreamPool::check`]). Before a request that must not be
+//! sent twice reuses one, the pool also looks (a `MSG_PEEK`) whether the backend closed it
+//! meanwhile; requests that may be repeated skip that syscall: if the connection turns out
+//! closed, the relay retries them once on a fresh connection. Limits per server: idle
+//! connections kept, idle time, requests per connection (from the entry's configuration).
 
-use std::io::ErrorKind;
-use std::time::{Duration, Instant};
+use std::os::fd::RawFd;
+use std::time::Duration;
 
-use mio::net::TcpStream;
+use super::stream::BackendStream;
+use crate::clock::Moment;
 
 /// One idle connection.
 #[derive(Debug)]
 struct Idle {
-    stream: TcpStream,
+    stream: BackendStream,
     id: u64,
-    since: Instant,
+    since: Moment,
     requests: u32,
 }
 
-/// A connection taken from the pool, with the number of requests it already carried.
+/// A connection taken from (or given to) the pool, with the number of requests it carried.
 #[derive(Debug)]
 pub struct Pooled {
     /// The connection, connected and idle.
-    pub stream: TcpStream,
-    /// The connection's identity ([`crate::relay::Worker::new_connection_id`]).
+    pub stream: BackendStream,
+    /// The connection's identity ([`crate::reactor::Source::id`]).
     pub id: u64,
     /// Requests already sent on it.
     pub requests: u32,
 }
 
+/// How many idle connections to one server the pool keeps, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `UpstreamKeepAlive`: idle connections kept per server (0: none).
+    pub max_idle: u32,
+    /// `KeepAliveTimeout`: how long one may stay idle.
+    pub idle_for: Duration,
+}
+
+/// The idle connections to one server, with the limits its entry set.
+#[derive(Debug)]
+struct Slot {
+    idle: Vec<Idle>,
+    limits: Limits,
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            idle: Vec::new(),
+            limits: Limits {
+                max_idle: 0,
+                idle_for: Duration::ZERO,
+            },
+        }
+    }
+}
+
+/// How soon after a burst left more idle connections than a server's limit the extra ones
+/// close (see [`UpstreamPool::put`]).
+const TRIM_AFTER: Duration = Duration::from_millis(100);
+
 /// Idle upstream connections of one worker, per (entry, server).
 #[derive(Debug, Default)]
 pub struct UpstreamPool {
-    slots: Vec<Vec<Vec<Idle>>>,
+    slots: Vec<Vec<Slot>>,
+    /// When [`UpstreamPool::housekeep`] has something to do next: kept up to date by `put`
+    /// (a new idle connection can only make it sooner) and recomputed by `housekeep`.
+    due: Option<Moment>,
 }
 
 impl UpstreamPool {
@@ -45,98 +81,130 @@ impl UpstreamPool {
         UpstreamPool::default()
     }
 
-    fn slot(&mut self, entry: usize, server: usize) -> &mut Vec<Idle> {
+    fn slot(&mut self, entry: usize, server: usize) -> &mut Slot {
         if self.slots.len() <= entry {
             self.slots.resize_with(entry + 1, Vec::new);
         }
         let servers = &mut self.slots[entry];
         if servers.len() <= server {
-            servers.resize_with(server + 1, Vec::new);
+            servers.resize_with(server + 1, Slot::default);
         }
         &mut servers[server]
     }
 
     /// The most recently used idle connection to the server, if any (LIFO keeps few
     /// connections warm; expired ones found on the way are closed). With `probe_first` the
-    /// connection is checked to be still open, and closed ones are skipped too.
+    /// connection is checked to be still quiet (not closed, no stray bytes), and others are
+    /// skipped too.
     pub fn take(
         &mut self,
         entry: usize,
         server: usize,
-        max_idle: Duration,
-        now: Instant,
+        now: Moment,
         probe_first: bool,
     ) -> Option<Pooled> {
         let slot = self.slot(entry, server);
-        while let Some(idle) = slot.pop() {
-            if now.saturating_duration_since(idle.since) >= max_idle {
+        let idle_for = slot.limits.idle_for;
+        while let Some(idle) = slot.idle.pop() {
+            if now.since(idle.since) >= idle_for {
                 continue;
             }
-            if !probe_first {
-                return Some(Pooled {
-                    stream: idle.stream,
-                    id: idle.id,
-                    requests: idle.requests,
-                });
+            if probe_first && !idle.stream.is_quiet() {
+                continue;
             }
-            let mut probe = [0u8; 1];
-            match idle.stream.peek(&mut probe) {
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    return Some(Pooled {
-                        stream: idle.stream,
-                        id: idle.id,
-                        requests: idle.requests,
-                    })
-                }
-                // Closed (Ok(0)), unexpected bytes (Ok(n)) or an error: not reusable.
-                _ => continue,
-            }
+            return Some(Pooled {
+                stream: idle.stream,
+                id: idle.id,
+                requests: idle.requests,
+            });
         }
         None
     }
 
-    /// Keeps `conn` (its `requests` already counting the last one) for reuse, unless the
-    /// entry keeps no idle connections (`max_idle_conns` 0: it is closed). The slot may hold
-    /// more than `max_idle_conns` until the next [`UpstreamPool::trim`]: a burst that needed
-    /// more connections than the limit would otherwise close the extra ones as it ends, only
-    /// to open new ones for the next burst a moment later.
+    /// Keeps `conn` (its `requests` already counting the last one) for reuse under the
+    /// entry's `limits`; false (and `conn` closed) when the entry keeps no idle connections.
+    /// The slot may hold more than `max_idle` for [`TRIM_AFTER`]: a burst that needed more
+    /// connections than the limit would otherwise close the extra ones as it ends, only to
+    /// open new ones for the next burst a moment later.
     pub fn put(
         &mut self,
         entry: usize,
         server: usize,
         conn: Pooled,
-        max_idle_conns: u32,
-        now: Instant,
-    ) {
-        if max_idle_conns == 0 {
-            return;
+        limits: Limits,
+        now: Moment,
+    ) -> bool {
+        if limits.max_idle == 0 {
+            return false;
         }
-        let Pooled {
-            stream,
-            id,
-            requests,
-        } = conn;
-        self.slot(entry, server).push(Idle {
-            stream,
-            id,
+        let slot = self.slot(entry, server);
+        slot.limits = limits;
+        slot.idle.push(Idle {
+            stream: conn.stream,
+            id: conn.id,
             since: now,
-            requests,
+            requests: conn.requests,
         });
+        let mut due = now.after(limits.idle_for);
+        if slot.idle.len() > limits.max_idle as usize {
+            due = due.min(now.after(TRIM_AFTER));
+        }
+        self.due = Some(self.due.map_or(due, |d| d.min(due)));
+        true
     }
 
-    /// Closes the least recently used idle connections of every server beyond
-    /// `max_idle_conns(entry)` (hosts call this on a short timer, so the limit holds but for
-    /// a moment after a burst).
-    pub fn trim(&mut self, max_idle_conns: impl Fn(usize) -> u32) {
-        for (entry, servers) in self.slots.iter_mut().enumerate() {
-            let limit = max_idle_conns(entry) as usize;
-            for slot in servers.iter_mut() {
-                if slot.len() > limit {
-                    // Oldest first: `take` pops from the end.
-                    slot.drain(..slot.len() - limit);
+    /// Closes what outlived its limits: idle connections beyond their server's `max_idle`
+    /// (the least recently used) and those idle longer than `idle_for`.
+    pub fn housekeep(&mut self, now: Moment) {
+        for slot in self.slots.iter_mut().flatten() {
+            let limit = slot.limits.max_idle as usize;
+            if slot.idle.len() > limit {
+                // Oldest first: `take` pops from the end.
+                slot.idle.drain(..slot.idle.len() - limit);
+            }
+            let idle_for = slot.limits.idle_for;
+            slot.idle.retain(|idle| now.since(idle.since) < idle_for);
+        }
+        // Every slot is within its limit now: what is left is the oldest idle connections'
+        // expiry.
+        self.due = self
+            .slots
+            .iter()
+            .flatten()
+            .filter_map(|slot| Some(slot.idle.first()?.since.after(slot.limits.idle_for)))
+            .min();
+    }
+
+    /// When [`UpstreamPool::housekeep`] has something to do next, if ever (it may find
+    /// nothing to do then: a connection taken meanwhile is not accounted for).
+    pub fn due(&self) -> Option<Moment> {
+        self.due
+    }
+
+    /// The idle connection on descriptor `fd` woke up: the backend closed it or sent bytes
+    /// nobody asked for. Closes it unless it is still quiet (the wake-up was for a socket that
+    /// had the descriptor before). Returns whether one was closed.
+    pub fn check(&mut self, fd: RawFd) -> bool {
+        for slot in self.slots.iter_mut().flatten() {
+            if let Some(i) = slot.idle.iter().position(|idle| idle.stream.fd() == fd) {
+                if slot.idle[i].stream.is_quiet() {
+                    return false;
                 }
+                slot.idle.remove(i);
+                return true;
             }
         }
+        false
+    }
+
+    /// Idle connections held, all servers together.
+    pub fn len(&self) -> usize {
+        self.slots.iter().flatten().map(|s| s.idle.len()).sum()
+    }
+
+    /// Whether no idle connection is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Idle connections held for the server.
@@ -145,34 +213,7 @@ impl UpstreamPool {
         self.slots
             .get(entry)
             .and_then(|servers| servers.get(server))
-            .map_or(0, Vec::len)
-    }
-
-    /// Closes idle connections older than `max_idle(entry)`.
-    pub fn expire(&mut self, now: Instant, max_idle: impl Fn(usize) -> Duration) {
-        for (entry, servers) in self.slots.iter_mut().enumerate() {
-            let limit = max_idle(entry);
-            for slot in servers.iter_mut() {
-                slot.retain(|idle| now.saturating_duration_since(idle.since) < limit);
-            }
-        }
-    }
-
-    /// Closes the idle connection with this descriptor and identity, if the pool holds it
-    /// (a host that watches idle connections calls this when the backend closed one).
-    /// Returns whether it was there.
-    pub fn remove(&mut self, fd: std::os::fd::RawFd, id: u64) -> bool {
-        use std::os::fd::AsRawFd;
-        for slot in self.slots.iter_mut().flatten() {
-            if let Some(i) = slot
-                .iter()
-                .position(|idle| idle.id == id && idle.stream.as_raw_fd() == fd)
-            {
-                slot.remove(i);
-                return true;
-            }
-        }
-        false
+            .map_or(0, |s| s.idle.len())
     }
 }
 
@@ -182,16 +223,20 @@ mod tests {
     use std::net::TcpListener;
 
     /// `n` connected loopback streams (the listener keeps the accepted ends open).
-    fn streams(n: usize) -> (TcpListener, Vec<TcpStream>) {
+    fn streams(n: usize) -> (TcpListener, Vec<BackendStream>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let streams = (0..n)
-            .map(|_| TcpStream::from_std(std::net::TcpStream::connect(addr).unwrap()))
+            .map(|_| {
+                let std = std::net::TcpStream::connect(addr).unwrap();
+                std.set_nonblocking(true).unwrap();
+                BackendStream::from_tcp(mio::net::TcpStream::from_std(std))
+            })
             .collect();
         (listener, streams)
     }
 
-    fn pooled(stream: TcpStream, id: u64) -> Pooled {
+    fn pooled(stream: BackendStream, id: u64) -> Pooled {
         Pooled {
             stream,
             id,
@@ -199,40 +244,86 @@ mod tests {
         }
     }
 
+    fn limits(max_idle: u32) -> Limits {
+        Limits {
+            max_idle,
+            idle_for: Duration::from_secs(60),
+        }
+    }
+
+    const T0: Moment = Moment::from_nanos(1_000_000_000);
+
     #[test]
     fn a_burst_beyond_the_limit_is_kept_until_trimmed_then_the_newest_stay() {
         let (_l, conns) = streams(5);
         let mut pool = UpstreamPool::new();
-        let now = Instant::now();
         for (id, c) in conns.into_iter().enumerate() {
-            pool.put(0, 0, pooled(c, id as u64 + 1), 2, now);
+            assert!(pool.put(0, 0, pooled(c, id as u64 + 1), limits(2), T0));
         }
         assert_eq!(pool.idle_count(0, 0), 5, "nothing closed before the trim");
-        pool.trim(|_| 2);
+        assert_eq!(pool.due(), Some(T0.after(TRIM_AFTER)));
+        pool.housekeep(T0.after(TRIM_AFTER));
         assert_eq!(pool.idle_count(0, 0), 2);
-        let max_idle = Duration::from_secs(60);
-        let ids: Vec<u64> = std::iter::from_fn(|| pool.take(0, 0, max_idle, now, false))
+        assert_eq!(pool.due(), Some(T0.after(Duration::from_secs(60))));
+        let ids: Vec<u64> = std::iter::from_fn(|| pool.take(0, 0, T0, false))
             .map(|p| p.id)
             .collect();
         assert_eq!(ids, [5, 4], "the most recently used are kept, newest first");
     }
 
     #[test]
-    fn no_keep_alive_closes_at_once_and_trim_respects_each_entry() {
+    fn no_keep_alive_closes_at_once_and_limits_are_kept_per_entry() {
         let (_l, conns) = streams(4);
         let mut pool = UpstreamPool::new();
-        let now = Instant::now();
         let mut conns = conns.into_iter();
-        pool.put(0, 0, pooled(conns.next().unwrap(), 1), 0, now);
-        assert_eq!(
-            pool.idle_count(0, 0),
-            0,
-            "UpstreamKeepAlive 0 keeps nothing"
-        );
+        assert!(!pool.put(0, 0, pooled(conns.next().unwrap(), 1), limits(0), T0));
+        assert_eq!(pool.idle_count(0, 0), 0, "UpstreamKeepAlive 0 keeps nothing");
         for id in 2..=4 {
-            pool.put(1, 0, pooled(conns.next().unwrap(), id), 8, now);
+            pool.put(1, 0, pooled(conns.next().unwrap(), id), limits(8), T0);
         }
-        pool.trim(|e| if e == 1 { 8 } else { 0 });
+        pool.housekeep(T0);
         assert_eq!(pool.idle_count(1, 0), 3, "within its entry's limit");
+    }
+
+    #[test]
+    fn idle_connections_expire_and_are_not_taken_once_expired() {
+        let (_l, conns) = streams(2);
+        let mut pool = UpstreamPool::new();
+        let short = Limits {
+            max_idle: 4,
+            idle_for: Duration::from_secs(2),
+        };
+        let later = T0.after(Duration::from_millis(1500));
+        for (c, at) in conns.into_iter().zip([T0, later]) {
+            pool.put(0, 0, pooled(c, at.nanos()), short, at);
+        }
+        assert_eq!(pool.due(), Some(T0.after(Duration::from_secs(2))));
+        let at = T0.after(Duration::from_millis(2500));
+        let taken = pool.take(0, 0, at, false).expect("the newer one is still fresh");
+        assert_eq!(taken.id, later.nanos());
+        assert_eq!(pool.len(), 1, "the expired one is still held");
+        assert!(pool.take(0, 0, at, false).is_none(), "expired: closed, not taken");
+        assert!(pool.is_empty());
+        pool.put(0, 0, taken, short, at);
+        pool.housekeep(at.after(Duration::from_secs(2)));
+        assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn a_closed_idle_connection_is_dropped_when_it_wakes_the_pool() {
+        let (listener, mut conns) = streams(1);
+        let conn = conns.pop().unwrap();
+        let fd = conn.fd();
+        let mut pool = UpstreamPool::new();
+        pool.put(0, 0, pooled(conn, 1), limits(4), T0);
+        let (peer, _) = listener.accept().unwrap();
+        assert!(!pool.check(fd), "quiet: kept");
+        drop(peer);
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !pool.check(fd) {
+            assert!(std::time::Instant::now() < until, "never seen closed");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(pool.is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! Choosing the representation of the statistics page from the request.
 
 use super::{html, json, prometheus, Snapshot};
+use crate::http::status::ContentType;
 
 /// A representation of the statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,11 +15,11 @@ pub enum Format {
 }
 
 /// The `Content-Type` to answer with.
-pub fn content_type(format: Format) -> &'static str {
+pub fn content_type(format: Format) -> ContentType {
     match format {
-        Format::Html => "text/html; charset=utf-8",
-        Format::Json => "application/json",
-        Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+        Format::Html => ContentType::Html,
+        Format::Json => ContentType::Json,
+        Format::Prometheus => ContentType::Prometheus,
     }
 }
 

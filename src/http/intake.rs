@@ -1,0 +1,196 @@
+//! The one request intake every host uses: from the raw parts a host's parser found to a
+//! [`ProxyRequest`].
+//!
+//! A host only frames bytes: it finds the request line (Monkey parses it itself; the stand-in
+//! host splits it) and hands over the raw bytes that follow it. Header fields, framing and
+//! body are read here, the same way for every host, so that every check that runs in CI
+//! runs exactly as it runs in Monkey. Fields are read from the raw bytes rather than from a
+//! host's parsed list, because Monkey keeps only the last copy of a repeated known header (a
+//! second `Content-Length` would be invisible) and strips the port from `Host`.
+
+use std::net::SocketAddr;
+
+use super::chunked::ChunkedDecoder;
+use super::headers::{has_token, parse_decimal, trim};
+use super::request::{push_target, BodyKind, ProxyRequest};
+
+/// Header fields parsed without the fallback array.
+const FEW_FIELDS: usize = 24;
+/// Most header fields a request may have (more: 400).
+pub const MAX_FIELDS: usize = 128;
+
+/// A request as a host found it.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRequest<'a> {
+    /// The method token.
+    pub method: &'a [u8],
+    /// The request target's path, as received (not decoded).
+    pub path: &'a [u8],
+    /// The query as received, without `?`; `None` when the target has no `?`.
+    pub query: Option<&'a [u8]>,
+    /// HTTP minor version (0 or 1).
+    pub minor_version: u8,
+    /// The bytes after the request line's CRLF: header fields, the empty line, the body, and
+    /// maybe requests pipelined behind it.
+    pub rest: &'a [u8],
+    /// The client's address, if the host knows it.
+    pub peer: Option<SocketAddr>,
+    /// The host ends the connection after this request whatever the request says (Monkey
+    /// 1.8 keeps no HTTP/1.0 connection, for instance).
+    pub host_closes: bool,
+}
+
+/// Why [`read_request`] has no request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unread {
+    /// The head or the body is not complete yet (a host that buffers whole requests, as
+    /// Monkey does, treats this as malformed).
+    Incomplete,
+    /// The fields cannot be parsed, or a chunked body is malformed: 400.
+    Malformed,
+}
+
+/// Reads `raw` into `into` (cleared first; its buffers are reused) and returns how many bytes
+/// of `raw.rest` the request took (anything after them belongs to requests pipelined behind
+/// it). The request is not validated yet ([`ProxyRequest::validate`]).
+pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usize, Unread> {
+    let request = into;
+    request.clear();
+    request.method.push_str(&String::from_utf8_lossy(raw.method));
+    push_target(&mut request.path, raw.path);
+    if let Some(query) = raw.query {
+        let mut text = request.text_buffer();
+        push_target(&mut text, query);
+        request.query = Some(text);
+    }
+    request.minor_version = raw.minor_version;
+    request.client = raw.peer;
+    request.client_wants_close = raw.host_closes;
+
+    // Most requests have a few fields: a small array first spares initialising the large one.
+    let mut few = [httparse::EMPTY_HEADER; FEW_FIELDS];
+    let mut many;
+    let parsed = match httparse::parse_headers(raw.rest, &mut few) {
+        Err(httparse::Error::TooManyHeaders) => {
+            many = [httparse::EMPTY_HEADER; MAX_FIELDS];
+            httparse::parse_headers(raw.rest, &mut many)
+        }
+        other => other,
+    };
+    let (head_len, fields) = match parsed {
+        Ok(httparse::Status::Complete(done)) => done,
+        Ok(httparse::Status::Partial) => return Err(Unread::Incomplete),
+        Err(_) => return Err(Unread::Malformed),
+    };
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    for h in fields {
+        let value = trim(h.value);
+        if h.name.eq_ignore_ascii_case("content-length") {
+            // An unreadable length is refused by `validate`; here it frames no body.
+            length = parse_decimal(value).and_then(|n| usize::try_from(n).ok());
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked |= has_token(value, "chunked");
+        } else if h.name.eq_ignore_ascii_case("connection") && has_token(value, "close") {
+            // `close` may be one token of a list (Monkey recognises only the whole value).
+            request.client_wants_close = true;
+        } else if h.name.eq_ignore_ascii_case("host") && request.host.is_none() {
+            // The authority exactly as sent (Monkey's own parse loses a port it cannot
+            // read). A second Host is refused by `validate`.
+            let mut authority = request.text_buffer();
+            authority.push_str(&String::from_utf8_lossy(value));
+            request.host = Some(authority);
+        }
+        request.headers.push(h.name, value);
+    }
+
+    let body_bytes = &raw.rest[head_len..];
+    let body: &[u8] = if chunked {
+        // The chunks are forwarded as they are; only the message's end is found here (a
+        // pipelined request may follow).
+        let mut decoder = ChunkedDecoder::default();
+        let used = decoder
+            .feed(body_bytes, |_| {})
+            .map_err(|_| Unread::Malformed)?;
+        if !decoder.is_done() {
+            return Err(Unread::Incomplete);
+        }
+        &body_bytes[..used]
+    } else {
+        let n = length.unwrap_or(0);
+        body_bytes.get(..n).ok_or(Unread::Incomplete)?
+    };
+    request.body.extend_from_slice(body);
+    request.body_kind = match (chunked, body.is_empty()) {
+        (true, _) => BodyKind::Chunked,
+        (false, true) => BodyKind::None,
+        (false, false) => BodyKind::Length,
+    };
+    Ok(head_len + body.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw<'a>(rest: &'a [u8]) -> RawRequest<'a> {
+        RawRequest {
+            method: b"POST",
+            path: b"/a",
+            query: Some(b"x=1"),
+            minor_version: 1,
+            rest,
+            peer: None,
+            host_closes: false,
+        }
+    }
+
+    #[test]
+    fn fields_body_and_the_pipelined_rest_are_told_apart() {
+        let mut r = ProxyRequest::default();
+        let rest = b"Host: h:81\r\nContent-Length: 3\r\nConnection: x, close\r\n\r\nabcGET /next";
+        let used = read_request(&raw(rest), &mut r).unwrap();
+        assert_eq!(&rest[used..], b"GET /next");
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/a"));
+        assert_eq!(r.query.as_deref(), Some("x=1"));
+        assert_eq!(r.host.as_deref(), Some("h:81"));
+        assert_eq!((r.body.as_slice(), r.body_kind), (&b"abc"[..], BodyKind::Length));
+        assert!(r.client_wants_close);
+        assert_eq!(r.headers.len(), 3);
+    }
+
+    #[test]
+    fn a_chunked_body_ends_at_its_last_chunk() {
+        let mut r = ProxyRequest::default();
+        let rest = b"Host: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nNEXT";
+        let used = read_request(&raw(rest), &mut r).unwrap();
+        assert_eq!(&rest[used..], b"NEXT");
+        assert_eq!(r.body_kind, BodyKind::Chunked);
+        assert_eq!(r.body, b"3\r\nabc\r\n0\r\n\r\n");
+    }
+
+    #[test]
+    fn incomplete_and_malformed_requests_are_told_apart() {
+        let mut r = ProxyRequest::default();
+        let cases: [(&[u8], Unread); 5] = [
+            (b"Host: h\r\n", Unread::Incomplete),
+            (b"Host: h\r\nContent-Length: 5\r\n\r\nab", Unread::Incomplete),
+            (b"Host: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab", Unread::Incomplete),
+            (b"Host: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", Unread::Malformed),
+            (b"Bad Field\r\n\r\n", Unread::Malformed),
+        ];
+        for (rest, expected) in cases {
+            assert_eq!(read_request(&raw(rest), &mut r), Err(expected), "{rest:?}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_length_frames_no_body_and_is_left_to_validation() {
+        let mut r = ProxyRequest::default();
+        for value in ["+5", "5, 44", "-1"] {
+            let rest = format!("Host: h\r\nContent-Length: {value}\r\n\r\nhello");
+            assert_eq!(read_request(&raw(rest.as_bytes()), &mut r), Ok(rest.len() - 5));
+            assert!(r.validate().is_err(), "{value}");
+        }
+    }
+}

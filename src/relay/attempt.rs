@@ -1,0 +1,390 @@
+//! The attempts of one request: which servers to try in which order, the backend connection
+//! of the current try, and what each try's outcome does to health and statistics.
+//!
+//! Every way a try ends goes through one method here ([`Attempts::fail`], [`Attempts::abort`],
+//! [`Attempts::complete`], [`Attempts::drop_try`]), so a server is released exactly once per
+//! try and a failure is written into the books exactly once.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::pool::{Limits, Pooled, UpstreamPool};
+use super::stream::BackendStream;
+use crate::balancer::RequestContext;
+use crate::clock::Moment;
+use crate::health::FailureKind;
+use crate::proxy::Proxy;
+use crate::reactor::Interest;
+use crate::stats::{self, Failure};
+
+/// How long after a request arrived a failed attempt may still be retried elsewhere, in
+/// multiples of the entry's `ConnectTimeout`.
+const RETRY_BUDGET_CONNECT_TIMEOUTS: u32 = 2;
+
+/// The backend connection a try uses.
+#[derive(Debug)]
+pub(super) struct Backend {
+    pub stream: BackendStream,
+    /// Identity of the connection ([`crate::reactor::Source::id`]).
+    pub id: u64,
+    pub server: usize,
+    /// Taken from the idle pool (a failure before any response byte is then not the
+    /// server's fault: it may just have closed an idle connection).
+    pub reused: bool,
+    /// Requests sent on this connection before this one.
+    pub requests: u32,
+    /// What the host was last asked to watch it for.
+    pub interest: Option<Interest>,
+}
+
+/// What the exchange does next after [`Attempts::next`] or a failed try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    /// A new connection is being made: wait for it (up to `ConnectTimeout`).
+    Connecting,
+    /// An idle pooled connection is ready: send the request now.
+    Send,
+    /// No try is left: answer the client with this status (and `Retry-After` seconds).
+    Answer(u16, Option<u64>),
+}
+
+/// The attempts of one request. See the [module docs](self).
+#[derive(Debug, Default)]
+pub(super) struct Attempts {
+    /// Servers to try, most preferred first (from the balancer, health-filtered).
+    candidates: Vec<usize>,
+    next: usize,
+    /// Tries started (each acquired a server).
+    tries: u32,
+    /// Every failed try timed out connecting (the answer is then 504, not 502).
+    only_timeouts: bool,
+    /// The server whose try just failed, until the next try starts (for the failover count).
+    failed_from: Option<usize>,
+    retry_until: Moment,
+    /// The connection of the try in progress.
+    pub backend: Option<Backend>,
+    /// Request bytes written on the current connection (tunnel bytes too).
+    pub sent: usize,
+    /// Response bytes read from the current connection.
+    pub received: u64,
+}
+
+/// Whether a failed `connect` ran out of something local (descriptors, buffers, memory,
+/// ephemeral ports) rather than failed because of the server.
+fn out_of_local_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
+}
+
+/// Whether a failure of this kind on this connection says something about the server: a
+/// reused idle connection that breaks before any response byte may just have been closed by
+/// the server meanwhile.
+fn blames_server(kind: FailureKind, reused: bool) -> bool {
+    !(reused && kind == FailureKind::ResetBeforeResponse)
+}
+
+/// What every try of one request shares: the proxy, the entry, and whether the request may
+/// be sent twice.
+#[derive(Clone, Copy)]
+pub(super) struct Request<'a> {
+    pub proxy: &'a Proxy,
+    pub entry: usize,
+    /// RFC 9110 §9.2.2: repeating it is harmless.
+    pub idempotent: bool,
+}
+
+impl Request<'_> {
+    fn connect_timeout(&self) -> Duration {
+        self.proxy.config.entries[self.entry].connect_timeout
+    }
+}
+
+impl Attempts {
+    /// Plans the tries for a request (`candidates` is an empty list to fill, reused).
+    pub fn plan(
+        req: Request<'_>,
+        ctx: &RequestContext<'_>,
+        mut candidates: Vec<usize>,
+        now: Moment,
+    ) -> Attempts {
+        req.proxy.upstreams[req.entry].plan(ctx, now.millis(), &mut candidates);
+        Attempts {
+            candidates,
+            next: 0,
+            tries: 0,
+            only_timeouts: true,
+            failed_from: None,
+            retry_until: now.after(req.connect_timeout() * RETRY_BUDGET_CONNECT_TIMEOUTS),
+            backend: None,
+            sent: 0,
+            received: 0,
+        }
+    }
+
+    /// The candidate list, for the worker's spares once the request is over.
+    pub fn take_candidates(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.candidates)
+    }
+
+    /// Starts the next try: the next candidate that can be acquired, on an idle pooled
+    /// connection or a new one. `new_id` numbers a new connection.
+    pub fn next(
+        &mut self,
+        req: Request<'_>,
+        pool: &mut UpstreamPool,
+        new_id: &mut dyn FnMut() -> u64,
+        now: Moment,
+    ) -> Step {
+        let upstream = &req.proxy.upstreams[req.entry];
+        let stats = &req.proxy.stats;
+        while self.next < self.candidates.len() {
+            let server = self.candidates[self.next];
+            self.next += 1;
+            if !upstream.acquire(server, now.millis()) {
+                continue;
+            }
+            self.tries += 1;
+            stats.record_attempt(req.entry, server);
+            // A failover is counted only when another server really takes the request over.
+            if let Some(failed) = self.failed_from.take() {
+                stats.record_retry(req.entry, failed, true);
+            }
+            // A stale idle connection costs an idempotent request only a retry (see
+            // `fail`); others check the connection before using it.
+            if let Some(pooled) = pool.take(req.entry, server, now, !req.idempotent) {
+                self.use_pooled(req, server, pooled);
+                return Step::Send;
+            }
+            if let Some(step) = self.connect(req, server, new_id, now) {
+                return step;
+            }
+        }
+        let now_ms = now.millis();
+        let policy = upstream.policy();
+        let all_offline = upstream
+            .servers()
+            .iter()
+            .all(|s| !s.health.is_available(now_ms, policy));
+        if self.tries == 0 || all_offline {
+            // Every server is offline (even the one tried as a last resort): tell the client
+            // when the first one may be back.
+            stats.record_no_server(req.entry);
+            Step::Answer(503, Some(upstream.retry_after_secs(now_ms)))
+        } else if self.only_timeouts {
+            Step::Answer(504, None)
+        } else {
+            Step::Answer(502, None)
+        }
+    }
+
+    fn use_pooled(&mut self, req: Request<'_>, server: usize, pooled: Pooled) {
+        self.backend = Some(Backend {
+            stream: pooled.stream,
+            id: pooled.id,
+            server,
+            reused: true,
+            requests: pooled.requests,
+            interest: None,
+        });
+        self.sent = 0;
+        self.received = 0;
+        req.proxy.stats.record_connection(req.entry, server, true);
+    }
+
+    /// Opens a new connection to the acquired `server`. `Some` when the exchange has moved
+    /// on: connecting, or answering because this process is out of resources (no server is
+    /// to blame then, and none is counted as failed: a descriptor shortage would take every
+    /// server offline). `None` when the connect failed at once; the failure is recorded
+    /// against the server like any failed try, and the server released.
+    fn connect(
+        &mut self,
+        req: Request<'_>,
+        server: usize,
+        new_id: &mut dyn FnMut() -> u64,
+        now: Moment,
+    ) -> Option<Step> {
+        let upstream = &req.proxy.upstreams[req.entry];
+        let addr: SocketAddr = upstream.servers()[server].spec.addr;
+        match BackendStream::connect(addr) {
+            Ok(stream) => {
+                self.backend = Some(Backend {
+                    stream,
+                    id: new_id(),
+                    server,
+                    reused: false,
+                    requests: 0,
+                    interest: None,
+                });
+                self.sent = 0;
+                self.received = 0;
+                req.proxy.stats.record_connection(req.entry, server, false);
+                Some(Step::Connecting)
+            }
+            Err(e) if out_of_local_resources(&e) => {
+                upstream.release(server);
+                req.proxy.stats.record_no_server(req.entry);
+                Some(Step::Answer(503, Some(1)))
+            }
+            Err(_) => {
+                self.only_timeouts = false;
+                self.write_failure(req, server, FailureKind::ConnectRefused, true, 0, 0, now);
+                upstream.release(server);
+                self.failed_from = Some(server);
+                None
+            }
+        }
+    }
+
+    /// The current try failed with `kind` before a usable response: records it once,
+    /// releases the server, and moves on when that is safe — a request is sent twice only if
+    /// repeating it is harmless (idempotent method) or if no byte of it reached the failed
+    /// server. An idle connection that broke is retried once on a fresh connection to the
+    /// same server (it may simply have been closed meanwhile); other failures go to the next
+    /// candidate while the retry budget lasts.
+    pub fn fail(
+        &mut self,
+        req: Request<'_>,
+        kind: FailureKind,
+        pool: &mut UpstreamPool,
+        new_id: &mut dyn FnMut() -> u64,
+        now: Moment,
+    ) -> Step {
+        let Some(b) = self.backend.take() else {
+            return Step::Answer(502, None);
+        };
+        if kind != FailureKind::ConnectTimeout {
+            self.only_timeouts = false;
+        }
+        let nothing_written = self.sent == 0;
+        self.end_failed(req, &b, kind, now);
+        if !(nothing_written || req.idempotent) {
+            return Step::Answer(502, None);
+        }
+        let upstream = &req.proxy.upstreams[req.entry];
+        if b.reused && upstream.acquire(b.server, now.millis()) {
+            req.proxy.stats.record_retry(req.entry, b.server, false);
+            if let Some(step) = self.connect(req, b.server, new_id, now) {
+                return step;
+            }
+        }
+        if now >= self.retry_until {
+            return Step::Answer(
+                if kind == FailureKind::ConnectTimeout {
+                    504
+                } else {
+                    502
+                },
+                None,
+            );
+        }
+        self.failed_from = Some(b.server);
+        self.next(req, pool, new_id, now)
+    }
+
+    /// The current try failed in a way that is not retried (the backend did not answer in
+    /// time, or answered something unusable): records it once and releases the server.
+    pub fn fail_final(&mut self, req: Request<'_>, kind: FailureKind, now: Moment) {
+        if let Some(b) = self.backend.take() {
+            self.end_failed(req, &b, kind, now);
+        }
+    }
+
+    /// A response head arrived on the current try: the server is healthy.
+    pub fn answered(&self, req: Request<'_>, now: Moment) {
+        if let Some(b) = &self.backend {
+            req.proxy.upstreams[req.entry].record_success(b.server, now.millis());
+        }
+    }
+
+    /// The client left while the current try was under way: counted as a client abort (not
+    /// the server's fault), the server released.
+    pub fn abort(&mut self, req: Request<'_>) {
+        if let Some(b) = self.backend.take() {
+            req.proxy
+                .stats
+                .record_failure(req.entry, b.server, Failure::ClientAbort);
+            req.proxy.upstreams[req.entry].release(b.server);
+        }
+    }
+
+    /// Ends the current try without an outcome to record (the exchange is being torn down):
+    /// the connection closes, the server is released.
+    pub fn drop_try(&mut self, req: Request<'_>) {
+        if let Some(b) = self.backend.take() {
+            req.proxy.upstreams[req.entry].release(b.server);
+        }
+    }
+
+    /// The current try delivered its response (`response`: its figures, when the backend's
+    /// head was relayed): recorded, the server released, and the connection handed back for
+    /// the pool when `reusable` and its entry's request limit allows one more.
+    pub fn complete(
+        &mut self,
+        req: Request<'_>,
+        response: Option<&stats::Exchange>,
+        reusable: bool,
+    ) -> Option<(usize, Pooled)> {
+        let b = self.backend.take()?;
+        if let Some(figures) = response {
+            req.proxy.stats.record_response(req.entry, b.server, figures);
+        }
+        let keepalive_requests = req.proxy.config.entries[req.entry].keepalive_requests;
+        let keep = reusable && b.requests + 1 < keepalive_requests;
+        req.proxy.upstreams[req.entry].release(b.server);
+        keep.then(|| {
+            (
+                b.server,
+                Pooled {
+                    stream: b.stream,
+                    id: b.id,
+                    requests: b.requests + 1,
+                },
+            )
+        })
+    }
+
+    /// The entry's limits for idle connections to its servers.
+    pub fn pool_limits(req: Request<'_>) -> Limits {
+        let e = &req.proxy.config.entries[req.entry];
+        Limits {
+            max_idle: e.keepalive_idle,
+            idle_for: e.keepalive_timeout,
+        }
+    }
+
+    /// Writes a failed try into the books once — the server's health (when the failure says
+    /// something about it), the failure counters and the bytes the try moved — and releases
+    /// the server.
+    fn end_failed(&mut self, req: Request<'_>, b: &Backend, kind: FailureKind, now: Moment) {
+        let (sent, received) = (self.sent as u64, self.received);
+        self.sent = 0;
+        self.received = 0;
+        self.write_failure(req, b.server, kind, blames_server(kind, b.reused), sent, received, now);
+        req.proxy.upstreams[req.entry].release(b.server);
+    }
+
+    /// Writes one failed try into the books (see [`Attempts::end_failed`]).
+    #[allow(clippy::too_many_arguments)]
+    fn write_failure(
+        &self,
+        req: Request<'_>,
+        server: usize,
+        kind: FailureKind,
+        blame: bool,
+        sent: u64,
+        received: u64,
+        now: Moment,
+    ) {
+        if blame {
+            req.proxy.upstreams[req.entry].record_failure(server, kind, now.millis());
+        }
+        let stats = &req.proxy.stats;
+        stats.record_failure(req.entry, server, kind);
+        if sent > 0 || received > 0 {
+            stats.record_bytes(req.entry, server, sent, received);
+        }
+    }
+}

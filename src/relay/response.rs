@@ -1,0 +1,383 @@
+//! The response on its way to the client: one read buffer, the head the client gets, and the
+//! body's framing.
+//!
+//! Backend bytes are read into one fixed-size buffer and leave for the client from the same
+//! buffer (`buf[start..end]`), re-framed in place when the client needs another framing
+//! (de-chunked for HTTP/1.0, chunked for a body that ends with the backend's close), so the
+//! memory an exchange holds is bounded whatever the response size. The buffer is held only
+//! while bytes are in transit.
+
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
+
+use super::spares::Spares;
+use super::stream::BackendStream;
+use crate::http::framing::{BodyReader, Framing};
+use crate::http::response::{parse_head, ClientSide, ResponseHead};
+use crate::http::status::write_error_page;
+
+/// Room left in front of the bytes read for a body re-framed as chunked: the CRLF that ends
+/// the previous chunk, up to 8 hex digits of size and the CRLF after them.
+const CHUNK_ROOM: usize = 12;
+
+/// What the response head's arrival made of the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Head {
+    /// The head is not complete yet (and there is room to read the rest).
+    Incomplete,
+    /// A usable head: the body (or a tunnel, for a `101`) follows.
+    Parsed(ResponseHead),
+    /// Malformed, oversized, or the body's first bytes are malformed: the client gets 502.
+    Unusable,
+}
+
+/// What [`ResponseBuffer::read_body`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodyRead {
+    /// This many bytes arrived (and are framed for the client).
+    Bytes(usize),
+    /// The backend closed its side.
+    End,
+    /// The body is malformed (a bad chunk): the response cannot be completed.
+    Malformed,
+}
+
+/// The response bytes of one exchange. See the [module docs](self).
+#[derive(Debug)]
+pub(super) struct ResponseBuffer {
+    /// Backend bytes; empty while the exchange holds no buffer.
+    buf: Box<[u8]>,
+    /// Bytes for the client are `buf[start..end]` (while reading the head, `buf[..end]` is the
+    /// head read so far).
+    start: usize,
+    end: usize,
+    /// The client's response head (or the proxy's own answer) while it is not in `buf`.
+    head_out: Vec<u8>,
+    head_sent: usize,
+    body: BodyReader,
+    head: Option<ResponseHead>,
+    /// A chunk of a body re-framed as chunked went to the client: the next chunk, or the
+    /// last-chunk, starts by ending it.
+    chunk_open: bool,
+    /// The last read from the backend filled all the room it was given, so the socket may
+    /// hold more bytes than were read.
+    last_read_full: bool,
+    /// The backend connection may carry another request once the body is complete.
+    reusable: bool,
+}
+
+impl Default for ResponseBuffer {
+    fn default() -> ResponseBuffer {
+        ResponseBuffer {
+            buf: Box::default(),
+            start: 0,
+            end: 0,
+            head_out: Vec::new(),
+            head_sent: 0,
+            body: BodyReader::new(Framing::None),
+            head: None,
+            chunk_open: false,
+            last_read_full: false,
+            reusable: false,
+        }
+    }
+}
+
+impl ResponseBuffer {
+    /// The backend's parsed head, once it arrived.
+    pub fn head(&self) -> Option<ResponseHead> {
+        self.head
+    }
+
+    /// Forgets the backend's head: what is sent from now on is not its response.
+    pub fn forget_head(&mut self) {
+        self.head = None;
+    }
+
+    /// Whether the body is complete (the client has been sent or is being sent its end).
+    pub fn body_done(&self) -> bool {
+        self.body.is_done()
+    }
+
+    /// Whether the body ends when the backend closes.
+    pub fn until_close(&self) -> bool {
+        self.body.until_close()
+    }
+
+    /// Whether the backend connection may carry another request.
+    pub fn backend_reusable(&self) -> bool {
+        self.reusable && self.head.is_some_and(|h| !h.backend_closes)
+    }
+
+    /// Whether bytes for the client are waiting (head or body).
+    pub fn has_output(&self) -> bool {
+        self.start < self.end || self.head_sent < self.head_out.len()
+    }
+
+    /// Nothing of the head was read yet.
+    pub fn nothing_read(&self) -> bool {
+        self.end == 0
+    }
+
+    /// Starts over for another try (nothing of a failed try's response is kept).
+    pub fn restart(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    fn hold_buffer(&mut self, spares: &mut Spares) {
+        if self.buf.is_empty() {
+            self.buf = spares.take_buffer();
+        }
+    }
+
+    /// Gives the buffer back while waiting, when it holds nothing the client still needs.
+    pub fn let_go_of_buffer(&mut self, spares: &mut Spares) {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            spares.put_buffer(std::mem::take(&mut self.buf));
+        }
+    }
+
+    /// Reads more of the response head from `backend` into the buffer.
+    pub fn read_head(&mut self, backend: &mut BackendStream, spares: &mut Spares) -> io::Result<usize> {
+        self.hold_buffer(spares);
+        let room = self.buf.len() - self.end;
+        let n = backend.read(&mut self.buf[self.end..])?;
+        self.end += n;
+        self.last_read_full = n == room;
+        Ok(n)
+    }
+
+    /// Parses what was read of the head. On a usable head, the client's head is ready, the
+    /// first body bytes are framed for the client, and `backend` was asked, if needed,
+    /// whether it holds more than the response (then its connection is not reused).
+    pub fn parse(&mut self, client: ClientSide, spares: &mut Spares, backend: &BackendStream) -> Head {
+        if self.head_out.capacity() == 0 {
+            self.head_out = spares.take_vec();
+        }
+        self.head_out.clear();
+        let head = match parse_head(&self.buf[..self.end], client, &mut self.head_out) {
+            Ok(Some(head)) => head,
+            Ok(None) if self.end == self.buf.len() => return Head::Unusable,
+            Ok(None) => return Head::Incomplete,
+            Err(_) => return Head::Unusable,
+        };
+        self.head = Some(head);
+        self.body = BodyReader::new(head.framing);
+        self.head_sent = 0;
+        self.start = head.head_len;
+        if head.upgrade {
+            // Bytes after the 101 head already belong to the new protocol.
+            self.head_into_buffer(spares);
+            return Head::Parsed(head);
+        }
+        self.chunk_open = false;
+        if !self.frame_body(spares, backend) {
+            // The head is fine but the first body bytes are not: nothing was sent to the
+            // client yet, so it can still get a clean 502.
+            return Head::Unusable;
+        }
+        // The backend's head (17 bytes at least) leaves room for a chunk-size line.
+        self.enchunk_in_place();
+        self.head_into_buffer(spares);
+        Head::Parsed(head)
+    }
+
+    /// Reads more body bytes from `backend`, framed for the client. At the backend's end of
+    /// file, a body the client was promised chunked gets its last-chunk (after which the body
+    /// is done).
+    pub fn read_body(
+        &mut self,
+        backend: &mut BackendStream,
+        spares: &mut Spares,
+    ) -> io::Result<BodyRead> {
+        let enchunk = self.enchunks();
+        let room = if enchunk { CHUNK_ROOM } else { 0 };
+        self.start = room;
+        self.end = room;
+        self.hold_buffer(spares);
+        let n = backend.read(&mut self.buf[room..])?;
+        if n == 0 {
+            if enchunk {
+                let last: &[u8] = if self.chunk_open {
+                    b"\r\n0\r\n\r\n"
+                } else {
+                    b"0\r\n\r\n"
+                };
+                self.buf[..last.len()].copy_from_slice(last);
+                self.start = 0;
+                self.end = last.len();
+                self.body = BodyReader::new(Framing::None);
+            }
+            return Ok(BodyRead::End);
+        }
+        self.end = room + n;
+        self.last_read_full = self.end == self.buf.len();
+        if !self.frame_body(spares, backend) {
+            return Ok(BodyRead::Malformed);
+        }
+        self.enchunk_in_place();
+        Ok(BodyRead::Bytes(n))
+    }
+
+    /// Whether a body that ends with the backend's close goes to the client chunked.
+    pub fn enchunks(&self) -> bool {
+        self.head.is_some_and(|h| h.enchunk)
+    }
+
+    /// Queues the proxy's own short error response instead of anything else.
+    pub fn error_page(&mut self, status: u16, close: bool, retry_after: Option<u64>) {
+        self.head_out.clear();
+        self.head_sent = 0;
+        self.start = 0;
+        self.end = 0;
+        write_error_page(&mut self.head_out, status, close, retry_after);
+    }
+
+    /// Runs `buf[start..end]` through the body reader, leaving in `buf[start..end]` exactly the
+    /// bytes the client gets. False when the body is malformed.
+    fn frame_body(&mut self, spares: &mut Spares, backend: &BackendStream) -> bool {
+        let dechunk = self.head.is_some_and(|h| h.dechunk);
+        let input = &self.buf[self.start..self.end];
+        let available = input.len();
+        let fed = if dechunk {
+            // Data spans are sub-slices of `input`; remember them (offset and length, in a
+            // list the worker reuses) and compact in place (each span moves toward the
+            // front, never over bytes not yet moved).
+            let base = input.as_ptr() as usize;
+            let mut spans = spares.take_index_vec();
+            let fed = self.body.feed(input, |d| {
+                spans.extend_from_slice(&[d.as_ptr() as usize - base, d.len()])
+            });
+            let mut to = self.start;
+            for span in spans.chunks_exact(2) {
+                let from = self.start + span[0];
+                self.buf.copy_within(from..from + span[1], to);
+                to += span[1];
+            }
+            spares.put_index_vec(spans);
+            fed.map(|f| (f, to))
+        } else {
+            self.body
+                .feed(input, |_| {})
+                .map(|f| (f, self.start + f.used))
+        };
+        match fed {
+            Ok((fed, new_end)) => {
+                if fed.done && fed.used < available {
+                    // Bytes after the end of the message: the connection is out of step.
+                    self.reusable = false;
+                } else if fed.done {
+                    // Reused only if nothing follows the message on the socket either. A
+                    // read that left room drained the socket (the kernel copies all it
+                    // holds); after one that filled the buffer, a peek tells. Hosts watch a
+                    // pooled connection for bytes and closes that come later, and may rely
+                    // on this: with edge-triggered readiness, bytes already queued behind
+                    // the response would never be reported again.
+                    self.reusable = !self.last_read_full || backend.is_quiet();
+                }
+                self.end = new_end;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Frames `buf[start..end]` as one chunk when the body is re-framed as chunked
+    /// (`ResponseHead::enchunk`). The chunk-size line goes in front of the data, after the
+    /// CRLF that ends the previous chunk, so nothing has to follow the data (a read that filled
+    /// the buffer leaves no room after it). Needs `CHUNK_ROOM` bytes before `start`.
+    fn enchunk_in_place(&mut self) {
+        let n = self.end - self.start;
+        if n == 0 || !self.enchunks() {
+            return;
+        }
+        // Built from its end: CRLF, the size in hex, then the previous chunk's CRLF.
+        let mut line = [0u8; CHUNK_ROOM];
+        let mut at = CHUNK_ROOM - 2;
+        line[at..].copy_from_slice(b"\r\n");
+        let mut size = n;
+        loop {
+            at -= 1;
+            line[at] = b"0123456789abcdef"[size & 15];
+            size >>= 4;
+            if size == 0 {
+                break;
+            }
+        }
+        if self.chunk_open {
+            at -= 2;
+            line[at..at + 2].copy_from_slice(b"\r\n");
+        }
+        let len = CHUNK_ROOM - at;
+        self.start -= len;
+        self.buf[self.start..self.start + len].copy_from_slice(&line[at..]);
+        self.chunk_open = true;
+    }
+
+    /// Moves the client's response head into the read buffer, just before the body bytes,
+    /// when it fits where the backend's head was (it usually does: the rewrite mostly drops
+    /// fields), so that head and body leave in one `send` instead of a `writev`, which costs
+    /// the kernel more per call.
+    fn head_into_buffer(&mut self, spares: &mut Spares) {
+        let n = self.head_out.len();
+        if n == 0 || n > self.start || self.head_sent != 0 {
+            return;
+        }
+        let at = self.start - n;
+        self.buf[at..self.start].copy_from_slice(&self.head_out);
+        self.start = at;
+        spares.put_vec(std::mem::take(&mut self.head_out));
+    }
+
+    /// Writes pending output to `client`. `Ok(true)` when everything is written, `Ok(false)`
+    /// when the client cannot take more now; `wrote` tells whether any byte left.
+    pub fn write_to(&mut self, client: &mut impl Write, wrote: &mut bool) -> io::Result<bool> {
+        loop {
+            let head = &self.head_out[self.head_sent..];
+            let body = &self.buf[self.start..self.end];
+            if head.is_empty() && body.is_empty() {
+                return Ok(true);
+            }
+            let result = if head.is_empty() {
+                client.write(body)
+            } else if body.is_empty() {
+                client.write(head)
+            } else {
+                client.write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            };
+            match result {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(mut n) => {
+                    let from_head = n.min(head.len());
+                    self.head_sent += from_head;
+                    n -= from_head;
+                    self.start += n;
+                    *wrote = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// For a tunnel: reads backend bytes for the client into the (empty) buffer.
+    pub fn read_for_tunnel(&mut self, backend: &mut impl Read, spares: &mut Spares) -> io::Result<usize> {
+        self.hold_buffer(spares);
+        let n = backend.read(&mut self.buf[..])?;
+        self.start = 0;
+        self.end = n;
+        Ok(n)
+    }
+
+    /// Gives the memory back to the worker's spares.
+    pub fn give_back(&mut self, spares: &mut Spares) {
+        spares.put_buffer(std::mem::take(&mut self.buf));
+        spares.put_vec(std::mem::take(&mut self.head_out));
+        self.start = 0;
+        self.end = 0;
+        self.head_sent = 0;
+    }
+}
