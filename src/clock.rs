@@ -43,7 +43,10 @@ impl Moment {
     /// `d` later (saturating).
     #[inline]
     pub fn after(self, d: Duration) -> Moment {
-        Moment(self.0.saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as u64))
+        Moment(
+            self.0
+                .saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as u64),
+        )
     }
 
     /// How long after `earlier` this is (zero if it is not later).
@@ -67,7 +70,10 @@ mod tests {
     fn moments_add_and_subtract_as_durations_and_never_read_zero_millis() {
         let m = Moment::from_nanos(5_000_000);
         assert_eq!(m.after(Duration::from_millis(7)).millis(), 12);
-        assert_eq!(m.after(Duration::from_millis(7)).since(m), Duration::from_millis(7));
+        assert_eq!(
+            m.after(Duration::from_millis(7)).since(m),
+            Duration::from_millis(7)
+        );
         assert_eq!(m.since(m.after(Duration::from_secs(1))), Duration::ZERO);
         assert_eq!(Moment::from_nanos(10).millis(), 1);
         assert_eq!(Moment::from_nanos(1).after(Duration::MAX).nanos(), u64::MAX);

@@ -291,9 +291,10 @@ impl Loop {
     fn run(&mut self) {
         let mut events = Events::with_capacity(256);
         while !self.stop.load(Ordering::SeqCst) {
-            let timeout = self.worker.next_wake().map_or(MAX_SLEEP, |at| {
-                at.since(self.clock.now()).min(MAX_SLEEP)
-            });
+            let timeout = self
+                .worker
+                .next_wake()
+                .map_or(MAX_SLEEP, |at| at.since(self.clock.now()).min(MAX_SLEEP));
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
@@ -311,12 +312,13 @@ impl Loop {
                     }
                     _ => {
                         let now = self.clock.now();
-                                let mut reactor = HostReactor {
+                        let mut reactor = HostReactor {
                             registry: self.poll.registry(),
                             sources: &mut self.sources,
                         };
                         if let Some(ended) =
-                            self.worker.on_ready(Token::from_raw(raw), now, &mut reactor)
+                            self.worker
+                                .on_ready(Token::from_raw(raw), now, &mut reactor)
                         {
                             self.after(ended);
                         }
@@ -512,7 +514,8 @@ impl Loop {
             }
         };
         let head_request = request.is_head();
-        conn.input.drain(..(line.len + admitted.consumed).min(conn.input.len()));
+        conn.input
+            .drain(..(line.len + admitted.consumed).min(conn.input.len()));
         let entry = match admitted.admission {
             Admission::Answer(page) => {
                 if page.close {
@@ -530,7 +533,9 @@ impl Loop {
             Ok(s) => s,
             Err(_) => {
                 // Out of descriptors, as the plugin answers it: 503, try again soon.
-                let page = self.proxy.out_of_resources(entry, request.client_wants_close);
+                let page = self
+                    .proxy
+                    .out_of_resources(entry, request.client_wants_close);
                 write_page(&mut conn.output, &page, head_request);
                 conn.close_after_output = page.close;
                 self.worker.recycle_request(request);
@@ -541,9 +546,14 @@ impl Loop {
             registry: self.poll.registry(),
             sources: &mut self.sources,
         };
-        let token = self
-            .worker
-            .start(self.proxy.clone(), entry, request, client, now, &mut reactor);
+        let token = self.worker.start(
+            self.proxy.clone(),
+            entry,
+            request,
+            client,
+            now,
+            &mut reactor,
+        );
         conn.exchange = Some(token);
         self.by_exchange.insert(token, id);
         Next::Served

@@ -131,11 +131,28 @@ impl Proxy {
         })
     }
 
-    /// A 400: the request cannot be read or is ambiguous; the connection closes after it.
-    fn refuse(&self, consumed: usize) -> Admitted {
+    /// [`Proxy::admit`] for a host that buffers whole requests before it hands them over
+    /// (Monkey): a request that is still incomplete then is malformed.
+    pub fn admit_whole(
+        &self,
+        raw: &RawRequest<'_>,
+        request: &mut ProxyRequest,
+        now: Millis,
+    ) -> Admitted {
+        self.admit(raw, request, now)
+            .unwrap_or_else(|_| self.refuse(0))
+    }
+
+    /// The 400 for a request that cannot be read or is ambiguous (counted); the connection
+    /// closes after it. Hosts use it for a request line they cannot hand over.
+    pub fn bad_request(&self) -> LocalPage {
         self.stats.record_local(400);
+        LocalPage::error(400, true, None)
+    }
+
+    fn refuse(&self, consumed: usize) -> Admitted {
         Admitted {
-            admission: Admission::Answer(LocalPage::error(400, true, None)),
+            admission: Admission::Answer(self.bad_request()),
             consumed,
         }
     }

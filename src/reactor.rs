@@ -38,6 +38,14 @@ impl Token {
     pub const fn raw(self) -> u64 {
         self.0
     }
+
+    /// For an exchange's token: a small number no other live exchange of the same worker
+    /// has (below the most exchanges that were ever live at once), so that a host can keep
+    /// what it knows of each exchange in a `Vec` indexed by it. (The worker keeps an
+    /// exchange's slot in the token's low 32 bits.)
+    pub const fn index(self) -> usize {
+        self.0 as u32 as usize
+    }
 }
 
 /// A socket the core asks a host to watch: its descriptor, and an identity that no other

@@ -101,9 +101,14 @@ fn accept_header_negotiates() {
 
 #[test]
 fn content_types() {
-    assert_eq!(content_type(Format::Html).value(), "text/html; charset=utf-8");
+    assert_eq!(
+        content_type(Format::Html).value(),
+        "text/html; charset=utf-8"
+    );
     assert_eq!(content_type(Format::Json).value(), "application/json");
-    assert!(content_type(Format::Prometheus).value().starts_with("text/plain; version=0.0.4"));
+    assert!(content_type(Format::Prometheus)
+        .value()
+        .starts_with("text/plain; version=0.0.4"));
 }
 
 #[test]

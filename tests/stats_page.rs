@@ -8,8 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use proxy_reverse::config::parse_str;
-use proxy_reverse::proxy::{Proxy, Route};
 use proxy_reverse::http::status::ContentType;
+use proxy_reverse::proxy::{Proxy, Route};
 use proxy_reverse::stats::{content_type, Format};
 
 /// The time the pages are made at (any: these pages show no live state that depends on it).

@@ -56,7 +56,9 @@ pub enum Unread {
 pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usize, Unread> {
     let request = into;
     request.clear();
-    request.method.push_str(&String::from_utf8_lossy(raw.method));
+    request
+        .method
+        .push_str(&String::from_utf8_lossy(raw.method));
     push_target(&mut request.path, raw.path);
     if let Some(query) = raw.query {
         let mut text = request.text_buffer();
@@ -154,7 +156,10 @@ mod tests {
         assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/a"));
         assert_eq!(r.query.as_deref(), Some("x=1"));
         assert_eq!(r.host.as_deref(), Some("h:81"));
-        assert_eq!((r.body.as_slice(), r.body_kind), (&b"abc"[..], BodyKind::Length));
+        assert_eq!(
+            (r.body.as_slice(), r.body_kind),
+            (&b"abc"[..], BodyKind::Length)
+        );
         assert!(r.client_wants_close);
         assert_eq!(r.headers.len(), 3);
     }
@@ -174,9 +179,18 @@ mod tests {
         let mut r = ProxyRequest::default();
         let cases: [(&[u8], Unread); 5] = [
             (b"Host: h\r\n", Unread::Incomplete),
-            (b"Host: h\r\nContent-Length: 5\r\n\r\nab", Unread::Incomplete),
-            (b"Host: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab", Unread::Incomplete),
-            (b"Host: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", Unread::Malformed),
+            (
+                b"Host: h\r\nContent-Length: 5\r\n\r\nab",
+                Unread::Incomplete,
+            ),
+            (
+                b"Host: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+                Unread::Incomplete,
+            ),
+            (
+                b"Host: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                Unread::Malformed,
+            ),
             (b"Bad Field\r\n\r\n", Unread::Malformed),
         ];
         for (rest, expected) in cases {
@@ -189,7 +203,10 @@ mod tests {
         let mut r = ProxyRequest::default();
         for value in ["+5", "5, 44", "-1"] {
             let rest = format!("Host: h\r\nContent-Length: {value}\r\n\r\nhello");
-            assert_eq!(read_request(&raw(rest.as_bytes()), &mut r), Ok(rest.len() - 5));
+            assert_eq!(
+                read_request(&raw(rest.as_bytes()), &mut r),
+                Ok(rest.len() - 5)
+            );
             assert!(r.validate().is_err(), "{value}");
         }
     }

@@ -151,7 +151,9 @@ mod tests {
     fn content_types_come_from_one_table() {
         assert_eq!(ContentType::Html.value(), "text/html; charset=utf-8");
         assert_eq!(ContentType::Json.value(), "application/json");
-        assert!(ContentType::Prometheus.value().starts_with("text/plain; version=0.0.4"));
+        assert!(ContentType::Prometheus
+            .value()
+            .starts_with("text/plain; version=0.0.4"));
         assert_eq!(
             ContentType::Text.header_line().to_bytes(),
             b"Content-Type: text/plain\r\n"

@@ -1,78 +1,89 @@
-//! Answers the plugin gives synchronously from stage 30 through Monkey's own response path
-//! (`../shared/monkey-abi.md` §1.9): local errors before any backend is involved, and the
-//! statistics page.
+//! Pages the plugin answers synchronously from stage 30 through Monkey's own response path
+//! (`../shared/monkey-abi.md` §1.9): the statistics page and the errors the core's intake
+//! decides (400, 403, 404, 503), before any backend is involved.
 
-use std::ffi::{c_int, c_void, CStr};
-use std::ptr;
+use std::cell::RefCell;
+use std::ffi::{c_int, c_void, CStr, CString};
+use std::ptr::{self, addr_of_mut};
 
 use super::api::{api, mem_alloc_z};
+use super::session::Session;
 use super::sys;
+use crate::http::status::LocalPage;
 
 /// Status codes Monkey's header builder knows (§11.6); anything else would abort the server.
 fn known_status(status: u16) -> bool {
     matches!(status, 100 | 101 | 200..=206 | 300..=305 | 400..=416 | 500..=505)
 }
 
-/// A complete local answer.
-pub struct Answer<'a> {
-    /// Status code (must be one Monkey knows; others become 500).
-    pub status: u16,
-    /// A whole `Content-Type` header line with CRLF, e.g. `c"Content-Type: text/plain\r\n"`.
-    pub content_type: &'static CStr,
-    /// Extra header rows without CRLF (static: Monkey keeps the pointers until it has sent
-    /// the head).
-    pub extra_headers: &'a [&'static CStr],
-    /// The body.
-    pub body: &'a [u8],
-    /// Close the connection after the answer.
-    pub close: bool,
+thread_local! {
+    /// `Retry-After` rows made so far (Monkey keeps the pointer of an extra header row until it
+    /// has sent the head, and never frees it): one per distinct value, kept for the process.
+    static RETRY_AFTER: RefCell<Vec<(u64, &'static CStr)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Queues `answer` on the request and returns `MK_PLUGIN_RET_END`; Monkey sends it and ends
-/// the request itself.
-///
-/// # Safety
-/// `cs` and `sr` must be the live session and request of the current stage-30 call, and the
-/// request's stream must not have been detached.
-pub unsafe fn send(
-    cs: *mut sys::mk_http_session,
-    sr: *mut sys::mk_http_request,
-    answer: &Answer<'_>,
-) -> c_int {
+/// Distinct `Retry-After` values kept per worker; others share the last row made.
+const RETRY_AFTER_ROWS: usize = 16;
+
+/// A `Retry-After: N` row that lives as long as the process.
+fn retry_after_row(secs: u64) -> &'static CStr {
+    RETRY_AFTER.with(|rows| {
+        let mut rows = rows.borrow_mut();
+        if let Some(&(_, row)) = rows.iter().find(|(n, _)| *n == secs) {
+            return row;
+        }
+        if rows.len() >= RETRY_AFTER_ROWS {
+            return rows[rows.len() - 1].1;
+        }
+        let row: &'static CStr = Box::leak(
+            CString::new(format!("Retry-After: {secs}"))
+                .unwrap_or_default()
+                .into_boxed_c_str(),
+        );
+        rows.push((secs, row));
+        row
+    })
+}
+
+/// Queues `page` on the session's request and returns `MK_PLUGIN_RET_END`: Monkey sends it
+/// and ends the request itself. The request's stream must not have been detached.
+pub fn send(session: &mut Session, page: &LocalPage) -> c_int {
     let a = api();
-    let status = if known_status(answer.status) {
-        answer.status
+    let status = if known_status(page.status) {
+        page.status
     } else {
         500
     };
-    // SAFETY: `sr` is live (caller); every call below is Monkey's documented way to build a
-    // synchronous answer from stage 30 (§1.9), with a status from Monkey's table.
-    unsafe {
-        if let Some(f) = a.header_set_http_status {
-            f(sr, c_int::from(status));
+    session.set_status(status);
+    session.set_content_length(page.body.len());
+    let sr = session.request_ptr();
+    if let Some(f) = a.pointer_set {
+        // SAFETY: the live request; only the field's address is taken.
+        let field = unsafe { addr_of_mut!((*sr).headers.content_type) };
+        let line = page.content_type.header_line().as_ptr().cast_mut();
+        // SAFETY: the live request's content-type pointer, set to a static C string
+        // (`header_line` is a literal), as Monkey's own plugins do.
+        unsafe { f(field, line) };
+    }
+    let mut rows: [Option<&'static CStr>; 2] = [None, None];
+    if page.no_store {
+        rows[0] = Some(c"Cache-Control: no-store");
+    }
+    if let Some(secs) = page.retry_after {
+        rows[1] = Some(retry_after_row(secs));
+    }
+    if let Some(add) = a.header_add {
+        for row in rows.into_iter().flatten() {
+            // SAFETY: the live request; `row` is static, as Monkey keeps the pointer until it
+            // has sent the head (`mk_plugin_header_add` copies nothing).
+            unsafe { add(sr, row.as_ptr().cast_mut(), row.to_bytes().len() as c_int) };
         }
-        (*sr).headers.content_length = answer.body.len() as _;
-        if let Some(f) = a.pointer_set {
-            f(
-                &mut (*sr).headers.content_type,
-                answer.content_type.as_ptr().cast_mut(),
-            );
-        }
-        if let Some(f) = a.header_add {
-            for row in answer.extra_headers.iter().take(8) {
-                f(sr, row.as_ptr().cast_mut(), row.to_bytes().len() as c_int);
-            }
-        }
-        if answer.close {
-            (*cs).close_now = 1;
-            // Monkey looks for pipelined requests before it looks at close_now
-            // (`mk_http_request_end`): with no next request to find, it closes.
-            (*cs).parser.i = -1;
-        }
-        let head_request = (*sr).method == sys::MK_METHOD_HEAD;
-        if !answer.body.is_empty() && !head_request {
-            append_body(sr, answer.body);
-        }
+    }
+    if page.close {
+        session.close_after();
+    }
+    if !page.body.is_empty() && !session.is_head() {
+        append_body(session, &page.body);
     }
     sys::MK_PLUGIN_RET_END
 }
@@ -81,60 +92,82 @@ pub unsafe fn send(
 unsafe extern "C" fn iov_input_finished(input: *mut sys::mk_stream_input) {
     // SAFETY: Monkey calls this once per input we created, with the input still valid; its
     // buffer is the `mk_iov` we allocated with `iov_create`.
-    unsafe {
-        let iov = (*input).buffer.cast::<sys::mk_iov>();
-        if let (false, Some(free)) = (iov.is_null(), api().iov_free) {
-            free(iov);
-        }
-        (*input).buffer = ptr::null_mut();
+    let iov = unsafe { (*input).buffer }.cast::<sys::mk_iov>();
+    if let (false, Some(free)) = (iov.is_null(), api().iov_free) {
+        // SAFETY: `iov` came from `iov_create` and is freed once, here.
+        unsafe { free(iov) };
     }
+    // SAFETY: as above; the input is still valid during this call.
+    unsafe { (*input).buffer = ptr::null_mut() };
 }
 
-/// Appends `body` as one IOV stream input (RAW inputs crash on partial writes, §7.4).
-///
-/// # Safety
-/// `sr` must be the live request of the current stage-30 call.
-unsafe fn append_body(sr: *mut sys::mk_http_request, body: &[u8]) {
+/// Appends `body` as one IOV stream input (RAW inputs crash on partial writes, §7.4). Out
+/// of memory, the page goes without its body (Monkey still sends the head it has).
+fn append_body(session: &mut Session, body: &[u8]) {
     let a = api();
     let (Some(iov_create), Some(iov_add), Some(mem_alloc)) = (a.iov_create, a.iov_add, a.mem_alloc)
     else {
         return;
     };
-    // SAFETY: allocations come from Monkey's allocator (malloc); `iov_add(…, free = 1)` makes
-    // Monkey free the copy with the iov. The input is zeroed, filled as §7.3 lists and linked
-    // at the tail of the request stream's input list, which Monkey owns from then on.
-    unsafe {
-        let iov = iov_create(1, 0);
-        if iov.is_null() {
-            return;
-        }
-        let copy = mem_alloc(body.len()).cast::<u8>();
-        if copy.is_null() {
-            return;
-        }
-        ptr::copy_nonoverlapping(body.as_ptr(), copy, body.len());
-        iov_add(iov, copy.cast::<c_void>(), body.len() as c_int, 1);
-        let input =
-            mem_alloc_z(std::mem::size_of::<sys::mk_stream_input>()).cast::<sys::mk_stream_input>();
-        if input.is_null() {
-            return;
-        }
-        (*input).type_ = sys::MK_STREAM_IOV;
-        (*input).fd = -1;
-        (*input).dynamic = 1;
-        (*input).bytes_total = (*iov).total_len as usize;
-        (*input).bytes_offset = 0;
-        (*input).buffer = iov.cast::<c_void>();
-        (*input).cb_finished = Some(iov_input_finished);
-        (*input).stream = &mut (*sr).stream;
-        let head: *mut sys::mk_list = &mut (*sr).stream.inputs;
-        let node: *mut sys::mk_list = &mut (*input)._head;
-        (*node).prev = (*head).prev;
-        (*node).next = head;
-        (*(*head).prev).next = node;
-        (*head).prev = node;
+    // SAFETY: plain allocation from Monkey's allocator.
+    let iov = unsafe { iov_create(1, 0) };
+    if iov.is_null() {
+        return;
     }
+    // SAFETY: plain allocation (malloc), which `iov_add(…, free = 1)` hands to the iov.
+    let copy = unsafe { mem_alloc(body.len()) }.cast::<u8>();
+    if copy.is_null() {
+        return;
+    }
+    // SAFETY: `copy` has room for `body.len()` bytes and does not overlap `body`.
+    unsafe { ptr::copy_nonoverlapping(body.as_ptr(), copy, body.len()) };
+    // SAFETY: `iov` has one free slot; Monkey frees `copy` with it.
+    unsafe { iov_add(iov, copy.cast::<c_void>(), body.len() as c_int, 1) };
+    let input =
+        mem_alloc_z(std::mem::size_of::<sys::mk_stream_input>()).cast::<sys::mk_stream_input>();
+    if input.is_null() {
+        return;
+    }
+    let sr = session.request_ptr();
+    // SAFETY: `iov` is the live iov made above.
+    let total = unsafe { (*iov).total_len } as usize;
+    // SAFETY: `sr` is the live request; only the address of its stream is taken.
+    let stream = unsafe { addr_of_mut!((*sr).stream) };
+    // SAFETY: as above, the stream's input list.
+    let head = unsafe { addr_of_mut!((*sr).stream.inputs) };
+    let filled = sys::mk_stream_input {
+        type_: sys::MK_STREAM_IOV,
+        fd: -1,
+        dynamic: 1,
+        bytes_total: total,
+        bytes_offset: 0,
+        buffer: iov.cast::<c_void>(),
+        cb_finished: Some(iov_input_finished),
+        stream,
+        ..Default::default()
+    };
+    // SAFETY: `input` is zeroed memory of the right size from Monkey's allocator; the
+    // whole value is written at once, as §7.3 lists its fields.
+    unsafe { input.write(filled) };
+    // SAFETY: the input's own list node.
+    let node: *mut sys::mk_list = unsafe { addr_of_mut!((*input)._head) };
+    link_tail(head, node);
 }
 
-/// `Content-Type` line for plain-text answers.
-pub const TEXT_PLAIN: &CStr = c"Content-Type: text/plain\r\n";
+/// Links `node` at the tail of the list at `head` (Monkey's `mk_list_add`).
+fn link_tail(head: *mut sys::mk_list, node: *mut sys::mk_list) {
+    // SAFETY: `head` is the live request stream's input list, whose `prev` is its last node
+    // (or `head` itself).
+    let last = unsafe { (*head).prev };
+    // SAFETY: `node` is a fresh node nobody else links.
+    unsafe {
+        node.write(sys::mk_list {
+            prev: last,
+            next: head,
+        })
+    };
+    // SAFETY: `last` is a live node of the list.
+    unsafe { (*last).next = node };
+    // SAFETY: `head` is the live list head.
+    unsafe { (*head).prev = node };
+}

@@ -116,31 +116,37 @@ fn lookup_epoll() -> Option<(c_int, *mut sys::mk_event_loop)> {
 /// in the loop's own `epoll_event` array (Monkey passes handlers the event alone). `None`
 /// without the epoll backend or if `ev` is not in the batch. Handlers run in the array's
 /// order, so the search starts after the previous hit and is short.
+///
+/// `lp` is this worker's live loop and its `data` the epoll context (see `lookup_epoll`):
+/// its `events` hold `queue_size` entries, of which the first `n_events` were filled by the
+/// `epoll_wait` whose batch is being dispatched on this thread now.
 pub fn fired_events(ev: *const sys::mk_event) -> Option<u32> {
     let (_, lp) = epoll()?;
-    // SAFETY: `lp` is this worker's live loop and its `data` the epoll context (see
-    // `lookup_epoll`); `events` holds `queue_size` entries, of which the first `n_events`
-    // were filled by the `epoll_wait` whose batch is being dispatched on this thread now.
-    // Entries are read unaligned: the kernel's `epoll_event` is packed on x86-64.
-    unsafe {
-        let ctx = (*lp).data.cast::<sys::mk_event_ctx>();
-        let queue = usize::try_from((*ctx).queue_size).ok()?;
-        let n = usize::try_from((*lp).n_events).ok()?.min(queue);
-        let events = (*ctx).events.cast::<libc::epoll_event>();
-        if events.is_null() || n == 0 {
-            return None;
-        }
-        let hint = FIRED_HINT.with(|h| h.get());
-        let hint = if hint < n { hint } else { 0 };
-        for i in (hint..n).chain(0..hint) {
-            let e = events.add(i).read_unaligned();
-            if e.u64 == ev as u64 {
-                FIRED_HINT.with(|h| h.set(i + 1));
-                return Some(e.events);
-            }
-        }
-        None
+    // SAFETY: the live loop (above); a plain load.
+    let ctx = unsafe { (*lp).data }.cast::<sys::mk_event_ctx>();
+    // SAFETY: the loop's live epoll context (above); a plain load.
+    let queue = usize::try_from(unsafe { (*ctx).queue_size }).ok()?;
+    // SAFETY: as above.
+    let n = usize::try_from(unsafe { (*lp).n_events }).ok()?.min(queue);
+    // SAFETY: as above.
+    let events = unsafe { (*ctx).events }.cast::<libc::epoll_event>();
+    if events.is_null() || n == 0 {
+        return None;
     }
+    let hint = FIRED_HINT.with(|h| h.get());
+    let hint = if hint < n { hint } else { 0 };
+    for i in (hint..n).chain(0..hint) {
+        // SAFETY: `i < n <= queue`: inside the array.
+        let entry = unsafe { events.add(i) };
+        // SAFETY: a filled entry of the batch; read unaligned, as the kernel's
+        // `epoll_event` is packed on x86-64.
+        let e = unsafe { entry.read_unaligned() };
+        if e.u64 == ev as u64 {
+            FIRED_HINT.with(|h| h.set(i + 1));
+            return Some(e.events);
+        }
+    }
+    None
 }
 
 /// The current worker's event loop (valid on worker threads only).
@@ -160,8 +166,9 @@ pub fn sched_loop() -> *mut sys::mk_event_loop {
 /// registered, zeroed before its first registration.
 pub unsafe fn ev_add(fd: c_int, event_type: c_int, mask: u32, event: *mut sys::mk_event) -> bool {
     let Some(f) = api().ev_add else { return false };
+    let lp = sched_loop();
     // SAFETY: the caller guarantees `event`; the loop is this worker's.
-    unsafe { f(sched_loop(), fd, event_type, mask, event.cast::<c_void>()) == 0 }
+    unsafe { f(lp, fd, event_type, mask, event.cast::<c_void>()) == 0 }
 }
 
 /// `ev_del(loop, event)` if the event is registered.
@@ -173,8 +180,9 @@ pub unsafe fn ev_del(event: *mut sys::mk_event) {
     let registered = unsafe { (*event).status } & sys::MK_EVENT_REGISTERED != 0;
     if registered {
         if let Some(f) = api().ev_del {
+            let lp = sched_loop();
             // SAFETY: the event is registered in this worker's loop.
-            unsafe { f(sched_loop(), event) };
+            unsafe { f(lp, event) };
         }
     }
 }

@@ -23,6 +23,7 @@ use std::ptr::{self, addr_of_mut};
 use std::sync::OnceLock;
 
 use super::api::{self, ev_add, ev_del};
+use super::session::Session;
 use super::sys;
 
 /// Monkey's HTTP protocol table and our two copies of it.
@@ -68,45 +69,51 @@ unsafe extern "C" fn hold_read(
     _server: *mut sys::mk_server,
 ) -> c_int {
     let Some(t) = TABLES.get() else { return 0 };
-    // SAFETY: Monkey passes the live connection whose event fired; its event is registered
-    // in this worker's loop (that is how it fired), so `ev_del` and a MOD of its epoll entry
-    // apply to it, and its fd is the client socket. The peek writes at most one byte into
-    // `probe`; `errno` is this thread's.
-    unsafe {
-        let ev = addr_of_mut!((*conn).event);
-        let fd = (*conn).event.fd;
-        let gone_flags = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
-        let hung_up = api::fired_events(ev).is_some_and(|f| f & gone_flags != 0);
-        let mut probe = 0u8;
-        let n = libc::recv(
+    // Monkey passes the live connection whose event fired; its event is registered in this
+    // worker's loop (that is how it fired), so `ev_del` and a MOD of its epoll entry apply to
+    // it, and its fd is the client socket.
+    // SAFETY: the live connection; only the field's address is taken.
+    let ev = unsafe { addr_of_mut!((*conn).event) };
+    // SAFETY: as above, a plain load of the event's descriptor.
+    let fd = unsafe { (*ev).fd };
+    let gone_flags = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+    let hung_up = api::fired_events(ev).is_some_and(|f| f & gone_flags != 0);
+    let mut probe = 0u8;
+    // SAFETY: a peek of at most one byte into `probe`, on the client socket.
+    let n = unsafe {
+        libc::recv(
             fd,
             addr_of_mut!(probe).cast(),
             1,
             libc::MSG_PEEK | libc::MSG_DONTWAIT,
-        );
-        if hung_up || n == 0 || (n < 0 && !would_block()) {
-            // Monkey's scheduler keeps a connection whose read failed with `EAGAIN` in
-            // `errno` (`mk_sched_event_read`), and `recv` returning 0 leaves `errno` as an
-            // earlier call set it: say what happened.
-            *libc::__errno_location() = libc::ECONNRESET;
-            return -1;
-        }
-        if !watch_edges(fd, ev) {
-            ev_del(ev);
-        }
-        (*conn).protocol = t.held;
+        )
+    };
+    if hung_up || n == 0 || (n < 0 && !would_block()) {
+        // Monkey's scheduler keeps a connection whose read failed with `EAGAIN` in `errno`
+        // (`mk_sched_event_read`), and `recv` returning 0 leaves `errno` as an earlier call
+        // set it: say what happened.
+        // SAFETY: a plain call returning this thread's `errno` location.
+        let errno = unsafe { libc::__errno_location() };
+        // SAFETY: `errno` is this thread's, always valid to write.
+        unsafe { *errno = libc::ECONNRESET };
+        return -1;
     }
+    if !watch_edges(fd, ev) {
+        // SAFETY: the connection's registered event.
+        unsafe { ev_del(ev) };
+    }
+    // SAFETY: the live connection; a plain pointer store of a table that lives for the
+    // process.
+    unsafe { (*conn).protocol = t.held };
     0
 }
 
 /// Re-registers Monkey's connection event for `fd` edge-triggered (readable, hang-up, error);
 /// false without epoll or if the kernel refuses. Monkey's own bookkeeping (`status`, `mask`)
 /// stays as it was: the entry is still registered for reading, which [`release`] restores
-/// level-triggered with Monkey's `ev_add`.
-///
-/// # Safety
-/// `ev` must be the registered event of the live connection whose socket is `fd`.
-unsafe fn watch_edges(fd: c_int, ev: *mut sys::mk_event) -> bool {
+/// level-triggered with Monkey's `ev_add`. `ev` must be the registered event of the live
+/// connection whose socket is `fd`.
+fn watch_edges(fd: c_int, ev: *mut sys::mk_event) -> bool {
     let Some(efd) = api::epoll_fd() else {
         return false;
     };
@@ -126,14 +133,12 @@ fn would_block() -> bool {
     e == Some(libc::EAGAIN) || e == Some(libc::EWOULDBLOCK) || e == Some(libc::EINTR)
 }
 
-/// Makes copies of Monkey's table at `original` with `hold_read` as their read handler.
-///
-/// # Safety
-/// `original` must point to a live `mk_sched_handler` that outlives the process's use of it
-/// (Monkey's HTTP protocol is a static of its core).
-unsafe fn tables_for(original: *mut sys::mk_sched_handler) -> &'static Tables {
+/// Makes copies of Monkey's table at `original` with `hold_read` as their read handler
+/// (`original` is the live protocol table of a connection: Monkey's HTTP protocol is a static
+/// of its core).
+fn tables_for(original: *mut sys::mk_sched_handler) -> &'static Tables {
     TABLES.get_or_init(|| {
-        // SAFETY: guaranteed by the caller; the table is plain data and function pointers.
+        // SAFETY: a live protocol table (see above); plain data and function pointers.
         let mut copy = unsafe { ptr::read(original) };
         copy.cb_read = Some(hold_read);
         Tables {
@@ -144,65 +149,69 @@ unsafe fn tables_for(original: *mut sys::mk_sched_handler) -> &'static Tables {
     })
 }
 
-/// Starts holding Monkey's reads of `conn` for an exchange. Connections of another protocol
-/// than the first one seen (there is one for plain HTTP/1.x) are left as they are.
-///
-/// # Safety
-/// `conn` must be the live connection of the request the exchange serves, on this worker.
-pub unsafe fn start(conn: *mut sys::mk_sched_conn) {
-    // SAFETY: `conn` is live (caller); its protocol table is Monkey's, live for the process.
-    unsafe {
-        let protocol = (*conn).protocol;
-        if protocol.is_null() {
-            return;
-        }
-        let t = tables_for(protocol);
-        if protocol == t.original {
-            (*conn).protocol = t.watching;
-        }
+/// The protocol table `conn` reads through.
+fn protocol(conn: *mut sys::mk_sched_conn) -> *mut sys::mk_sched_handler {
+    // SAFETY: the live connection of a live session (callers); a plain load.
+    unsafe { (*conn).protocol }
+}
+
+/// Makes `conn` read through `table`.
+fn set_protocol(conn: *mut sys::mk_sched_conn, table: *mut sys::mk_sched_handler) {
+    // SAFETY: the live connection of a live session (callers); a plain pointer store of a
+    // table that lives for the process.
+    unsafe { (*conn).protocol = table };
+}
+
+/// Starts holding Monkey's reads of the session's connection for an exchange. Connections
+/// of another protocol than the first one seen (there is one for plain HTTP/1.x) are left as
+/// they are.
+pub fn start(session: &Session) {
+    let conn = session.conn();
+    let current = protocol(conn);
+    if current.is_null() {
+        return;
+    }
+    let t = tables_for(current);
+    if current == t.original {
+        set_protocol(conn, t.watching);
     }
 }
 
-/// Ends holding for `conn` (its exchange is over): Monkey's table is back, and if bytes
-/// arrived meanwhile the socket is watched for reading again, so Monkey reads them next.
-/// Call it before handing the request back to Monkey.
-///
-/// # Safety
-/// `conn` must be live, on this worker, with `socket` its descriptor.
-pub unsafe fn release(conn: *mut sys::mk_sched_conn, socket: c_int) {
+/// Ends holding for the session's connection (its exchange is over): Monkey's table is back,
+/// and if bytes arrived meanwhile the socket is watched for reading again, so Monkey reads
+/// them next. Call it before handing the request back to Monkey.
+pub fn release(session: &Session) {
     let Some(t) = TABLES.get() else { return };
-    // SAFETY: `conn` is live (caller); its event is Monkey's connection event, held either
-    // edge-triggered (Monkey's bookkeeping still says registered for reading: `ev_add`
-    // modifies it back) or removed (`ev_add` registers it afresh), the way Monkey's own loop
-    // registers a connection waiting for its next request.
-    unsafe {
-        let protocol = (*conn).protocol;
-        if protocol == t.held {
+    let conn = session.conn();
+    let current = protocol(conn);
+    if current == t.held {
+        // The event is held edge-triggered (Monkey's bookkeeping still says registered for
+        // reading: `ev_add` modifies it back) or removed (`ev_add` registers it afresh), the
+        // way Monkey's own loop registers a connection waiting for its next request.
+        // SAFETY: the live connection; only the field's address is taken.
+        let ev = unsafe { addr_of_mut!((*conn).event) };
+        // SAFETY: the connection's own event, registered as described above.
+        unsafe {
             ev_add(
-                socket,
+                session.socket(),
                 sys::MK_EVENT_CONNECTION,
                 sys::MK_EVENT_READ,
-                addr_of_mut!((*conn).event),
-            );
-        }
-        if protocol == t.watching || protocol == t.held {
-            (*conn).protocol = t.original;
-        }
+                ev,
+            )
+        };
+    }
+    if current == t.watching || current == t.held {
+        set_protocol(conn, t.original);
     }
 }
 
-/// Puts Monkey's table back on `conn` without touching its event registration: for a
-/// session Monkey is removing (it closes the connection next).
-///
-/// # Safety
-/// `conn` must be live.
-pub unsafe fn forget(conn: *mut sys::mk_sched_conn) {
+/// Puts Monkey's table back on the session's connection without touching its event
+/// registration: for a session Monkey is removing (it closes the connection next).
+pub fn forget(session: &Session) {
     let Some(t) = TABLES.get() else { return };
-    // SAFETY: `conn` is live (caller); a plain pointer store.
-    unsafe {
-        let protocol = (*conn).protocol;
-        if protocol == t.watching || protocol == t.held {
-            (*conn).protocol = t.original;
-        }
+    let conn = session.conn();
+    let current = protocol(conn);
+    if current == t.watching || current == t.held {
+        set_protocol(conn, t.original);
     }
 }

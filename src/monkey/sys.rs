@@ -14,7 +14,10 @@
     dead_code,
     missing_docs,
     unsafe_op_in_unsafe_fn,
-    clippy::all
+    clippy::all,
+    // Generated code (bindgen's `Default` impls): not ours to document.
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block
 )]
 
 include!(concat!(env!("OUT_DIR"), "/monkey_abi.rs"));

@@ -329,7 +329,9 @@ impl Attempts {
     ) -> Option<(usize, Pooled)> {
         let b = self.backend.take()?;
         if let Some(figures) = response {
-            req.proxy.stats.record_response(req.entry, b.server, figures);
+            req.proxy
+                .stats
+                .record_response(req.entry, b.server, figures);
         }
         let keepalive_requests = req.proxy.config.entries[req.entry].keepalive_requests;
         let keep = reusable && b.requests + 1 < keepalive_requests;
@@ -362,7 +364,15 @@ impl Attempts {
         let (sent, received) = (self.sent as u64, self.received);
         self.sent = 0;
         self.received = 0;
-        self.write_failure(req, b.server, kind, blames_server(kind, b.reused), sent, received, now);
+        self.write_failure(
+            req,
+            b.server,
+            kind,
+            blames_server(kind, b.reused),
+            sent,
+            received,
+            now,
+        );
         req.proxy.upstreams[req.entry].release(b.server);
     }
 

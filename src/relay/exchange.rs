@@ -594,7 +594,12 @@ impl Exchange {
 
     /// Moves tunnel bytes both ways until nothing moves; ends the exchange once either side
     /// has closed and everything it sent was delivered.
-    fn pump_tunnel(&mut self, local: &mut Local, reactor: &mut dyn Reactor, now: Moment) -> Progress {
+    fn pump_tunnel(
+        &mut self,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+        now: Moment,
+    ) -> Progress {
         let (Some(mut t), Some(b), Some(c)) = (
             self.tunnel.take(),
             self.attempts.backend.as_mut(),
@@ -683,9 +688,7 @@ impl Exchange {
         local
             .spares
             .put_vec(std::mem::take(&mut self.request_bytes));
-        local
-            .spares
-            .put_index_vec(self.attempts.take_candidates());
+        local.spares.put_index_vec(self.attempts.take_candidates());
         self.state = State::Done;
         self.deadline = None;
         let finish = Finish {

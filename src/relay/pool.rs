@@ -277,7 +277,11 @@ mod tests {
         let mut pool = UpstreamPool::new();
         let mut conns = conns.into_iter();
         assert!(!pool.put(0, 0, pooled(conns.next().unwrap(), 1), limits(0), T0));
-        assert_eq!(pool.idle_count(0, 0), 0, "UpstreamKeepAlive 0 keeps nothing");
+        assert_eq!(
+            pool.idle_count(0, 0),
+            0,
+            "UpstreamKeepAlive 0 keeps nothing"
+        );
         for id in 2..=4 {
             pool.put(1, 0, pooled(conns.next().unwrap(), id), limits(8), T0);
         }
@@ -299,10 +303,15 @@ mod tests {
         }
         assert_eq!(pool.due(), Some(T0.after(Duration::from_secs(2))));
         let at = T0.after(Duration::from_millis(2500));
-        let taken = pool.take(0, 0, at, false).expect("the newer one is still fresh");
+        let taken = pool
+            .take(0, 0, at, false)
+            .expect("the newer one is still fresh");
         assert_eq!(taken.id, later.nanos());
         assert_eq!(pool.len(), 1, "the expired one is still held");
-        assert!(pool.take(0, 0, at, false).is_none(), "expired: closed, not taken");
+        assert!(
+            pool.take(0, 0, at, false).is_none(),
+            "expired: closed, not taken"
+        );
         assert!(pool.is_empty());
         pool.put(0, 0, taken, short, at);
         pool.housekeep(at.after(Duration::from_secs(2)));

@@ -140,7 +140,11 @@ impl ResponseBuffer {
     }
 
     /// Reads more of the response head from `backend` into the buffer.
-    pub fn read_head(&mut self, backend: &mut BackendStream, spares: &mut Spares) -> io::Result<usize> {
+    pub fn read_head(
+        &mut self,
+        backend: &mut BackendStream,
+        spares: &mut Spares,
+    ) -> io::Result<usize> {
         self.hold_buffer(spares);
         let room = self.buf.len() - self.end;
         let n = backend.read(&mut self.buf[self.end..])?;
@@ -152,7 +156,12 @@ impl ResponseBuffer {
     /// Parses what was read of the head. On a usable head, the client's head is ready, the
     /// first body bytes are framed for the client, and `backend` was asked, if needed,
     /// whether it holds more than the response (then its connection is not reused).
-    pub fn parse(&mut self, client: ClientSide, spares: &mut Spares, backend: &BackendStream) -> Head {
+    pub fn parse(
+        &mut self,
+        client: ClientSide,
+        spares: &mut Spares,
+        backend: &BackendStream,
+    ) -> Head {
         if self.head_out.capacity() == 0 {
             self.head_out = spares.take_vec();
         }
@@ -364,7 +373,11 @@ impl ResponseBuffer {
     }
 
     /// For a tunnel: reads backend bytes for the client into the (empty) buffer.
-    pub fn read_for_tunnel(&mut self, backend: &mut impl Read, spares: &mut Spares) -> io::Result<usize> {
+    pub fn read_for_tunnel(
+        &mut self,
+        backend: &mut impl Read,
+        spares: &mut Spares,
+    ) -> io::Result<usize> {
         self.hold_buffer(spares);
         let n = backend.read(&mut self.buf[..])?;
         self.start = 0;

@@ -122,7 +122,10 @@ mod tests {
 
     #[test]
     fn a_refused_connect_fails() {
-        let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         // The listener is closed: nothing accepts on that port now.
         let stream = BackendStream::connect(addr).unwrap();
         let mut state = Connect::InProgress;

@@ -286,10 +286,18 @@ impl Worker {
         self.local.spares.put_request(request);
     }
 
-    fn after(&mut self, slot: usize, progress: Progress, reactor: &mut dyn Reactor) -> Option<Ended> {
+    fn after(
+        &mut self,
+        slot: usize,
+        progress: Progress,
+        reactor: &mut dyn Reactor,
+    ) -> Option<Ended> {
         match progress {
             Progress::Pending => {
-                let deadline = self.slots[slot].exchange.as_ref().and_then(Exchange::deadline);
+                let deadline = self.slots[slot]
+                    .exchange
+                    .as_ref()
+                    .and_then(Exchange::deadline);
                 self.arm(reactor, deadline);
                 None
             }
