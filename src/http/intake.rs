@@ -50,6 +50,16 @@ pub enum Unread {
     Malformed,
 }
 
+/// Appends `bytes` as text, invalid UTF-8 replaced. Valid text, the rule, takes
+/// `from_utf8`'s quick check rather than `from_utf8_lossy`'s chunk walk (measurable per
+/// request).
+fn push_text(to: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => to.push_str(text),
+        Err(_) => to.push_str(&String::from_utf8_lossy(bytes)),
+    }
+}
+
 /// Reads `raw` into `into` (cleared first; its buffers are reused) and returns how many bytes
 /// of `raw.rest` the request took (anything after them belongs to requests pipelined behind
 /// it). The request is not validated yet ([`ProxyRequest::validate`]).
@@ -100,7 +110,7 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usi
             // The authority exactly as sent (Monkey's own parse loses a port it cannot
             // read). A second Host is refused by `validate`.
             let mut authority = request.text_buffer();
-            authority.push_str(&String::from_utf8_lossy(value));
+            push_text(&mut authority, value);
             request.host = Some(authority);
         }
         request.headers.push(h.name, value);

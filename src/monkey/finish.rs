@@ -1,15 +1,9 @@
-//! Ending a request in Monkey once its exchange is over (`../shared/monkey-abi.md` §1.6), and
-//! Monkey's hang-up of a request still in progress.
+//! Ending a request in Monkey once its exchange is over (`../shared/monkey-abi.md` §1.6).
 
 use std::ptr;
 
 use super::hold;
-use super::reactor::MonkeyReactor;
-use super::session::Session;
 use super::worker;
-use crate::clock::Moment;
-use crate::log;
-use crate::reactor::Token;
 use crate::relay::{discard_unread, Ended};
 
 /// Hands the connection of `ended`'s request back to Monkey: keeps the client duplicate for
@@ -57,27 +51,4 @@ pub fn finish(ended: Ended) {
         // arm WRITE so its core flushes it (§1.6-4).
         session.watch_connection_for_writing();
     }
-}
-
-/// Monkey's hang-up for a request still in progress: the exchange ends at once, answering
-/// nothing (the client is gone), and Monkey's read handler goes back on the connection.
-pub fn hangup(mut session: Session) {
-    let mark = session.mark();
-    if mark.is_null() {
-        return;
-    }
-    let token = Token::from_raw(mark as u64);
-    let now = Moment::now();
-    let aborted = worker::with(|w| {
-        let (core, sessions) = w.parts();
-        core.abort(token, now, &mut MonkeyReactor { sessions });
-        w.take(token)
-    });
-    if aborted.is_none() {
-        log::warn("hang-up while the worker state was busy; exchange dropped");
-    }
-    session.set_mark(ptr::null_mut());
-    // Monkey is removing the session and closes the connection; its own read handler is put
-    // back all the same, so the connection is never left with ours.
-    hold::forget(&session);
 }

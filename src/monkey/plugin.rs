@@ -11,7 +11,6 @@ use std::sync::{Arc, OnceLock};
 
 use super::answer;
 use super::api;
-use super::finish;
 use super::hold;
 use super::reactor::{self, MonkeyReactor};
 use super::request;
@@ -23,6 +22,7 @@ use crate::config;
 use crate::http::status::LocalPage;
 use crate::log;
 use crate::proxy::{Admission, Proxy};
+use crate::reactor::Token;
 
 /// The configuration state after `init_plugin`.
 enum Loaded {
@@ -329,8 +329,31 @@ unsafe extern "C" fn stage30_hangup(
     let Some(session) = (unsafe { Session::new(cs, sr) }) else {
         return 0;
     };
-    if catch_unwind(AssertUnwindSafe(|| finish::hangup(session))).is_err() {
+    if catch_unwind(AssertUnwindSafe(|| hangup(session))).is_err() {
         log::error("internal error in hang-up");
     }
     0
+}
+
+/// Monkey's hang-up for a request still in progress: the exchange ends at once, answering
+/// nothing (the client is gone), and Monkey's read handler goes back on the connection.
+fn hangup(mut session: Session) {
+    let mark = session.mark();
+    if mark.is_null() {
+        return;
+    }
+    let token = Token::from_raw(mark as u64);
+    let now = Moment::now();
+    let aborted = worker::with(|w| {
+        let (core, sessions) = w.parts();
+        core.abort(token, now, &mut MonkeyReactor { sessions });
+        w.take(token)
+    });
+    if aborted.is_none() {
+        log::warn("hang-up while the worker state was busy; exchange dropped");
+    }
+    session.set_mark(ptr::null_mut());
+    // Monkey is removing the session and closes the connection; its own read handler is put
+    // back all the same, so the connection is never left with ours.
+    hold::forget(&session);
 }

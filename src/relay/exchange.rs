@@ -12,9 +12,10 @@ use std::time::Duration;
 use mio::net::TcpStream;
 
 use super::attempt::{self, Attempts, Step};
+use super::local::Local;
 use super::response::{BodyRead, Head, ResponseBuffer};
+use super::tokens::idle_token;
 use super::tunnel::Tunnel;
-use super::worker::{idle_token, Local};
 use crate::balancer::RequestContext;
 use crate::clock::Moment;
 use crate::config::Entry;

@@ -12,10 +12,12 @@
 
 mod attempt;
 mod exchange;
+mod local;
 mod pool;
 mod response;
 mod spares;
 mod stream;
+mod tokens;
 mod tunnel;
 mod worker;
 

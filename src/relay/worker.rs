@@ -8,37 +8,18 @@
 //! of its occupant, so an event for an exchange that is over, or for a slot taken by a newer
 //! one, is recognised and ignored.
 
-use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::TcpStream;
 
 use super::exchange::{Exchange, Finish, Progress};
-use super::pool::UpstreamPool;
-use super::spares::Spares;
+use super::local::Local;
+use super::tokens::{exchange_token, owner, Owner, SERIAL_LIMIT};
 use crate::clock::Moment;
 use crate::http::request::ProxyRequest;
 use crate::proxy::Proxy;
 use crate::reactor::{Reactor, Token};
-
-/// What a worker lends its exchanges: the idle pool, spare memory, socket identities.
-#[derive(Debug, Default)]
-pub(super) struct Local {
-    /// Idle upstream connections.
-    pub pool: UpstreamPool,
-    /// Memory reused across exchanges.
-    pub spares: Spares,
-    /// The last socket identity handed out ([`crate::reactor::Source::id`]).
-    pub last_id: u64,
-}
-
-impl Local {
-    fn new_id(&mut self) -> u64 {
-        self.last_id += 1;
-        self.last_id
-    }
-}
 
 /// An exchange that is over, for its host to end the request.
 #[derive(Debug)]
@@ -58,37 +39,6 @@ struct Slot {
     /// The occupant's serial number (0 while free).
     serial: u32,
     exchange: Option<Exchange>,
-}
-
-/// Tokens with this bit name an idle upstream connection by its descriptor; the others an
-/// exchange by slot (low 32 bits) and serial number (the 30 bits above, never 0). Bit 62 is
-/// never set (see [`Token`]).
-const IDLE: u64 = 1 << 63;
-
-/// Serial numbers stay below this (30 bits).
-const SERIAL_LIMIT: u32 = 1 << 30;
-
-/// The token idle connection `fd` is watched under.
-pub(super) fn idle_token(fd: RawFd) -> Token {
-    Token::from_raw(IDLE | u64::from(fd as u32))
-}
-
-/// Whom a token names.
-enum Owner {
-    Idle(RawFd),
-    Exchange { slot: usize, serial: u32 },
-}
-
-fn owner(token: Token) -> Owner {
-    let raw = token.raw();
-    if raw & IDLE != 0 {
-        Owner::Idle(raw as u32 as RawFd)
-    } else {
-        Owner::Exchange {
-            slot: raw as u32 as usize,
-            serial: (raw >> 32) as u32,
-        }
-    }
 }
 
 /// The exchange in `slot` if its serial number is `serial`.
@@ -160,7 +110,7 @@ impl Worker {
             self.serial + 1
         };
         let serial = self.serial;
-        let token = Token::from_raw((u64::from(serial) << 32) | slot as u64);
+        let token = exchange_token(slot, serial);
         let client_id = self.local.new_id();
         let exchange = Exchange::start(
             proxy,
@@ -265,7 +215,7 @@ impl Worker {
         self.live
     }
 
-    /// Relay read buffers held by exchanges now (see [`Spares::buffers_in_use`]).
+    /// Relay read buffers held by exchanges now (see [`super::spares::Spares::buffers_in_use`]).
     pub fn buffers_in_use(&self) -> usize {
         self.local.spares.buffers_in_use()
     }
@@ -312,7 +262,7 @@ impl Worker {
 
     fn remove(&mut self, slot: usize, finish: Finish) -> Ended {
         let s = &mut self.slots[slot];
-        let token = Token::from_raw((u64::from(s.serial) << 32) | slot as u64);
+        let token = exchange_token(slot, s.serial);
         s.serial = 0;
         let mut exchange = s.exchange.take().expect("a live exchange");
         let client = exchange.take_client();
