@@ -60,6 +60,14 @@ fn rust_target() -> bindgen::RustTarget {
 fn main() {
     println!("cargo:rerun-if-changed={HEADER}");
     println!("cargo:rerun-if-changed=build.rs");
+    // `cfg(monkey)`: a real Monkey build is there to test against (`MONKEY_BIN`). The
+    // real-Monkey tests are marked ignored without it, so `cargo test` reports them as
+    // ignored, not as passed.
+    println!("cargo::rustc-check-cfg=cfg(monkey)");
+    println!("cargo:rerun-if-env-changed=MONKEY_BIN");
+    if env::var_os("MONKEY_BIN").is_some_and(|v| !v.is_empty()) {
+        println!("cargo:rustc-cfg=monkey");
+    }
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
 

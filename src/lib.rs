@@ -15,6 +15,7 @@ pub mod balancer;
 pub mod clock;
 pub mod config;
 pub mod health;
+#[cfg(feature = "stand-in-host")]
 pub mod host;
 pub mod http;
 pub mod log;

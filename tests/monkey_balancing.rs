@@ -184,20 +184,20 @@ fn weighted_method(prefix: &str, method: &str, n: usize, clients: usize) {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn round_robin_follows_the_weights() {
-    require_monkey!();
     weighted_method("rr", "RoundRobin", REQUESTS, CLIENTS);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn locking_round_robin_follows_the_weights() {
-    require_monkey!();
     weighted_method("lrr", "LockingRoundRobin", REQUESTS, CLIENTS);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn least_connections_follows_the_weights_when_idle() {
-    require_monkey!();
     // Requests one at a time on ONE connection: every server has 0 in flight at each pick, so
     // every pick is a tie and the (weight-aware, round robin) tie-break decides: the weights'
     // shares. See `SEQUENTIAL_CLIENTS` for why not several connections.
@@ -205,22 +205,22 @@ fn least_connections_follows_the_weights_when_idle() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn power_of_two_follows_the_weights_when_idle() {
-    require_monkey!();
     // Equal (zero) loads on one connection: the first of the two weighted random candidates
     // is kept, so the shares are the weights'. See `SEQUENTIAL_CLIENTS`.
     weighted_method("p2c", "PowerOfTwo", RANDOM_REQUESTS, SEQUENTIAL_CLIENTS);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn random_follows_the_weights() {
-    require_monkey!();
     weighted_method("random", "Random", RANDOM_REQUESTS, CLIENTS);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn first_alive_sends_everything_to_the_first_server() {
-    require_monkey!();
     let farm = Farm::start();
     let c = counts(&farm.run("first", REQUESTS, CLIENTS));
     println!("FirstAlive over {REQUESTS}: {c:?}");
@@ -229,8 +229,8 @@ fn first_alive_sends_everything_to_the_first_server() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn source_hash_keeps_one_client_on_one_server() {
-    require_monkey!();
     let farm = Farm::start();
     // Three connections from 127.0.0.1 (different source ports): one key, one server.
     let names = farm.run("hash", REQUESTS, CLIENTS);
@@ -272,8 +272,8 @@ fn source_hash_keeps_one_client_on_one_server() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn source_hash_follows_the_client_a_trusted_proxy_names() {
-    require_monkey!();
     let origins = [Origin::start("a"), Origin::start("b"), Origin::start("c")];
     let addrs: Vec<_> = origins.iter().map(|o| o.addr).collect();
     let mut monkey = Monkey::start(&conf_for(
@@ -286,8 +286,8 @@ fn source_hash_follows_the_client_a_trusted_proxy_names() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn naive_keeps_each_connection_on_one_server_and_spreads_connections() {
-    require_monkey!();
     // Naive picks the start server from the client connection's number (its source port)
     // and ignores weights. Asserted: every request of one keep-alive
     // connection reaches the same server, and six connections opened together (consecutive
@@ -393,8 +393,8 @@ fn log_lines(monkey: &Monkey, needle: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn a_dead_pool_under_traffic_logs_one_line_not_one_per_request() {
-    require_monkey!();
     // The only server is down and 200 requests come in: each is answered 503 (after trying
     // the server as the last resort), and the log says once that it went offline — not a
     // line per request, which would flood Monkey's log and cost a write each.
@@ -419,8 +419,8 @@ fn a_dead_pool_under_traffic_logs_one_line_not_one_per_request() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn transitions_are_logged_once_each() {
-    require_monkey!();
     // No load: one failed request marks `a` offline (one line), `a` comes back on the same
     // port, and the first request after OfflineTimeOut probes it and brings it back (one line).
     let a = Origin::start("a");
@@ -474,8 +474,8 @@ fn transitions_are_logged_once_each() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn killing_an_origin_under_wrk_load_costs_clients_nothing() {
-    require_monkey!();
     if !wrk_available() {
         return;
     }
@@ -560,8 +560,8 @@ fn killing_an_origin_under_wrk_load_costs_clients_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn killing_an_origin_under_load_logs_one_transition_per_event() {
-    require_monkey!();
     if !wrk_available() {
         return;
     }

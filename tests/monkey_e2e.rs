@@ -98,8 +98,8 @@ fn request_with_body(path: &str, body: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn exact_bytes_1_kib() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let r = Client::connect(monkey.addr()).get("/size/1024");
@@ -110,8 +110,8 @@ fn exact_bytes_1_kib() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn exact_bytes_10_mib() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let n = 10 * 1024 * 1024;
@@ -133,8 +133,8 @@ fn exact_bytes_10_mib() {
 /// they must be and kept otherwise; after each, Monkey is alive and back to its descriptors
 /// (but for a few idle backend connections).
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn random_responses_reach_every_kind_of_client_exactly() {
-    require_monkey!();
     let origin = ScriptedOrigin::start();
     let mut monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let baseline = monkey.fd_count();
@@ -166,8 +166,8 @@ fn random_responses_reach_every_kind_of_client_exactly() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn slow_reading_client_keeps_the_relay_bounded() {
-    require_monkey!();
     // If the plugin buffered the response, the origin would push all 256 MiB while the
     // client has read 1 KiB; with back-pressure it stalls once the socket buffers are full.
     let origin = Origin::start("a");
@@ -199,8 +199,8 @@ fn slow_reading_client_keeps_the_relay_bounded() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn head_has_no_body_and_keeps_the_connection() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let mut c = Client::connect(monkey.addr());
@@ -220,8 +220,8 @@ fn head_has_no_body_and_keeps_the_connection() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn post_body_is_echoed() {
-    require_monkey!();
     // Monkey buffers the whole request before stage30 and refuses more than MaxRequestSize
     // (32 KiB here) with 413, so 20 KB is the size that exercises a multi-read body.
     let origin = Origin::start("a");
@@ -240,8 +240,8 @@ fn post_body_is_echoed() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn chunked_upload_keeps_the_connection() {
-    require_monkey!();
     // Monkey 1.8.9's parser leaves `parser.i` at the end of the header block for chunked
     // bodies, so `mk_http_request_end` would take the chunk bytes for a pipelined request,
     // fail to parse them and close; the plugin points the parser at the end of the body.
@@ -268,8 +268,8 @@ fn chunked_upload_keeps_the_connection() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn keep_alive_across_three_requests_uses_one_origin_connection() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let mut c = Client::connect(monkey.addr());
@@ -292,8 +292,8 @@ fn keep_alive_across_three_requests_uses_one_origin_connection() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn pipelined_requests_are_answered_in_order() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let mut c = Client::connect(monkey.addr());
@@ -309,8 +309,8 @@ fn pipelined_requests_are_answered_in_order() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn request_sent_during_a_stream_is_answered_after_it() {
-    require_monkey!();
     // Monkey reads a client socket while its request is served and parses what arrives
     // over that request: without the plugin's hold on its reads, the stream was cut and the
     // client left waiting on a connection with no session behind it.
@@ -318,39 +318,39 @@ fn request_sent_during_a_stream_is_answered_after_it() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn requests_pipelined_behind_bodies_are_answered() {
-    require_monkey!();
     // Monkey's parser takes everything after a Content-Length head as its body, and stops
     // at the head of a chunked one; the plugin points it at the request's real end.
     with_origin_behind_monkey(assert_requests_pipelined_behind_bodies_are_answered);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn nothing_is_answered_after_a_closing_response() {
-    require_monkey!();
     // Monkey looks for a pipelined request before it honours close_now, so it used to
     // answer the next request after a `Connection: close` response and keep the connection.
     with_origin_behind_monkey(assert_nothing_is_answered_after_a_closing_response);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn each_target_reaches_the_origin_as_sent() {
-    require_monkey!();
     // Monkey does not reset a request's query string between the requests of a connection:
     // `GET /b` after `GET /a?x=1` reached the backend as `/b?HTT`.
     with_origin_behind_monkey(assert_each_target_reaches_the_origin_as_sent);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn close_in_a_connection_list_closes() {
-    require_monkey!();
     // Monkey recognises `close` only as the whole `Connection` value.
     with_origin_behind_monkey(assert_close_in_a_connection_list_closes);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn dead_backend_gives_502() {
-    require_monkey!();
     let monkey = Monkey::start(&conf_for(&[dead_addr()], ""));
     let r = Client::connect(monkey.addr()).get("/x");
     assert_eq!(r.status, 502);
@@ -358,8 +358,8 @@ fn dead_backend_gives_502() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn silent_requests_all_time_out_while_others_are_served_around_them() {
-    require_monkey!();
     // Twelve requests the origin never answers, started 20 ms apart, with quick requests
     // finishing between them: the worker's list of exchanges in progress loses members in
     // every order, and each silent one must still get its 504 on time (the timer walks that
@@ -402,8 +402,8 @@ fn silent_requests_all_time_out_while_others_are_served_around_them() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn client_disconnect_mid_response_leaves_no_fd() {
-    require_monkey!();
     // No pooling, so every upstream socket must be gone once the exchange is torn down.
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], "    UpstreamKeepAlive 0\n"));
@@ -432,8 +432,8 @@ fn client_disconnect_mid_response_leaves_no_fd() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn unmatched_path_gets_404_from_the_plugin() {
-    require_monkey!();
     let origin = Origin::start("a");
     let conf = format!(
         "[PROXY_ENTRY]\n    Match ^/api/\n    ServerList {}\n",
@@ -453,8 +453,8 @@ fn unmatched_path_gets_404_from_the_plugin() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn broken_config_logs_file_and_line_and_answers_503() {
-    require_monkey!();
     // Line 3 carries the mistake.
     let conf = "[PROXY_ENTRY]\n    Match ^/\n    ServerList 127.0.0.1:notaport\n";
     let mut monkey = Monkey::start(conf);
@@ -471,8 +471,8 @@ fn broken_config_logs_file_and_line_and_answers_503() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn failover_first_alive_skips_a_dead_server() {
-    require_monkey!();
     let origin = Origin::start("b");
     let monkey = Monkey::start(&conf_for(
         &[dead_addr(), origin.addr],
@@ -485,8 +485,8 @@ fn failover_first_alive_skips_a_dead_server() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn wrk_load_has_no_errors_and_no_fd_leak() {
-    require_monkey!();
     if !wrk_available() {
         return;
     }
@@ -507,8 +507,8 @@ fn wrk_load_has_no_errors_and_no_fd_leak() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn client_leaving_releases_the_backend_at_once() {
-    require_monkey!();
     // Monkey notices a client that left only when it reads the socket, which it leaves to
     // the plugin while an exchange runs (fails with session 5's plugin: the backend
     // connection stayed until ReadTimeout, and the request counted as answered).
@@ -521,8 +521,8 @@ fn client_leaving_releases_the_backend_at_once() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn encoded_paths_route_by_their_decoded_form() {
-    require_monkey!();
     let (a, b) = (Origin::start("a"), Origin::start("b"));
     let monkey = Monkey::start(&format!(
         "[PROXY_ENTRY]\n    Match ^/m/a/\n    ServerList {}\n\n\
@@ -534,8 +534,8 @@ fn encoded_paths_route_by_their_decoded_form() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn pipelined_load_with_bodies_and_queries_has_no_errors() {
-    require_monkey!();
     if !wrk_available() {
         return;
     }
@@ -574,8 +574,8 @@ end
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn mixed_failures_under_load_leave_monkey_serving_with_no_fd_behind() {
-    require_monkey!();
     if !wrk_available() {
         return;
     }
@@ -645,8 +645,8 @@ fn wrk_summary_parser() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn back_to_back_requests_on_a_pooled_upstream() {
-    require_monkey!();
     // Regression: with a pooled upstream connection and a fast origin the whole exchange once
     // finished inside stage30, and `http_request_end` ran only on the next loop round. A
     // request the client sent in that window was read by Monkey while the old one was still
@@ -686,8 +686,8 @@ fn back_to_back_requests_on_a_pooled_upstream() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn bytes_queued_behind_a_buffer_filling_response_never_answer_the_next_request() {
-    require_monkey!();
     // The response ends exactly where the relay's read buffer does and a forged response
     // follows it in the same write. Backend sockets are edge-triggered in Monkey's loop, so
     // bytes left behind the response would never be reported again: the relay must see
@@ -699,8 +699,8 @@ fn bytes_queued_behind_a_buffer_filling_response_never_answer_the_next_request()
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn unasked_bytes_on_an_idle_backend_connection_close_it() {
-    require_monkey!();
     // The backend sends a forged response 100 ms after each real one, on the idle pooled
     // connection. The plugin watches pooled connections: the connection is closed when the
     // bytes arrive, and the next request goes on a fresh one.
@@ -726,8 +726,8 @@ fn unasked_bytes_on_an_idle_backend_connection_close_it() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn a_burst_beyond_upstream_keep_alive_leaves_only_the_limit_idle() {
-    require_monkey!();
     // Ten slow requests at once need ten backend connections; with UpstreamKeepAlive 2 the
     // burst's extra idle connections are closed shortly after it (the limit holds: 2 per
     // worker, and the test Monkey runs 2 workers), and the kept ones serve the next requests.
@@ -799,8 +799,8 @@ fn statuses_until_refused(monkey: &Monkey, n: usize) -> (Vec<String>, Vec<TcpStr
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn out_of_descriptors_gets_503_with_retry_after_and_takes_no_server_offline() {
-    require_monkey!();
     // Each client connection held open costs Monkey a descriptor, and the plugin's duplicate
     // of it (kept with the connection) another; the backend connection is pooled and
     // shared. Connections are opened one by one until the descriptors run out. With one
@@ -871,8 +871,8 @@ fn out_of_descriptors_gets_503_with_retry_after_and_takes_no_server_offline() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn idle_backend_connections_closed_by_the_origin_are_closed_at_once() {
-    require_monkey!();
     // This origin closes every connection right after its response, without saying so: each
     // connection the plugin pools is closed by the backend soon after. The plugin watches
     // idle pooled connections and closes its side when that happens, instead of holding a

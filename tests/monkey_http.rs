@@ -80,15 +80,15 @@ fn origin_reply_gives(reply: &'static [u8], status: u16) -> Response {
 // ---- forwarding headers ---------------------------------------------------------------
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn xff_is_set_to_the_client_address() {
-    require_monkey!();
     let (_, h) = origin_sees("", "t", "");
     assert_eq!(values(&h, "x-forwarded-for"), ["127.0.0.1"]);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn spoofed_xff_from_an_untrusted_client_is_replaced() {
-    require_monkey!();
     let (_, h) = origin_sees(
         "    TrustedProxies 10.0.0.0/8\n",
         "t",
@@ -98,8 +98,8 @@ fn spoofed_xff_from_an_untrusted_client_is_replaced() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn xff_from_a_trusted_proxy_is_appended_to() {
-    require_monkey!();
     let (_, h) = origin_sees(
         "    TrustedProxies 127.0.0.1/32\n",
         "t",
@@ -109,8 +109,8 @@ fn xff_from_a_trusted_proxy_is_appended_to() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn x_forwarded_proto_and_host_are_set_and_not_spoofable() {
-    require_monkey!();
     let (_, h) = origin_sees(
         "",
         "shop.example:8443",
@@ -121,8 +121,8 @@ fn x_forwarded_proto_and_host_are_set_and_not_spoofable() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn http10_request_without_host_reaches_the_origin_with_one() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     assert_http10_without_host_gets_a_host(monkey.addr(), &origin.addr.to_string());
@@ -130,8 +130,8 @@ fn http10_request_without_host_reaches_the_origin_with_one() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn a_trusted_proxys_proto_host_and_forwarded_are_kept() {
-    require_monkey!();
     let (_, h) = origin_sees(
         "    TrustedProxies 127.0.0.1/32\n    ForwardedHeader on\n",
         TRUSTED_HOST,
@@ -141,23 +141,23 @@ fn a_trusted_proxys_proto_host_and_forwarded_are_kept() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn host_is_forwarded_exactly_as_sent() {
-    require_monkey!();
     // Monkey's own parse of Host dropped a port of 0.
     let (_, h) = origin_sees("", "a:0", "");
     assert_eq!(values(&h, "host"), ["a:0"]);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn forwarded_header_is_absent_by_default_even_if_the_client_sends_one() {
-    require_monkey!();
     let (_, h) = origin_sees("", "t", "Forwarded: for=6.6.6.6\r\n");
     assert!(values(&h, "forwarded").is_empty(), "{h:?}");
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn forwarded_header_is_sent_with_forwarded_header_on() {
-    require_monkey!();
     let (_, h) = origin_sees(
         "    ForwardedHeader on\n",
         "h.example:81",
@@ -180,38 +180,38 @@ fn assert_not_forwarded(name: &str, line: &str) {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn connection_header_is_not_forwarded() {
-    require_monkey!();
     assert_not_forwarded("connection", "Connection: keep-alive\r\n");
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn keep_alive_header_is_not_forwarded() {
-    require_monkey!();
     assert_not_forwarded("keep-alive", "Keep-Alive: timeout=300\r\n");
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn te_header_is_not_forwarded() {
-    require_monkey!();
     assert_not_forwarded("te", "TE: trailers\r\n");
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn proxy_connection_header_is_not_forwarded() {
-    require_monkey!();
     assert_not_forwarded("proxy-connection", "Proxy-Connection: keep-alive\r\n");
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn upgrade_without_connection_upgrade_is_not_forwarded() {
-    require_monkey!();
     assert_not_forwarded("upgrade", "Upgrade: h2c\r\n");
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn header_named_in_connection_does_not_reach_the_origin() {
-    require_monkey!();
     let (_, h) = origin_sees(
         "",
         "t",
@@ -222,8 +222,8 @@ fn header_named_in_connection_does_not_reach_the_origin() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn a_request_with_many_fields_reaches_the_origin_whole() {
-    require_monkey!();
     // More fields than the plugin's first parse array holds: every one still arrives, in order.
     let extra: String = (0..40)
         .map(|i| format!("X-Field-{i}: value {i}\r\n"))
@@ -239,8 +239,8 @@ fn a_request_with_many_fields_reaches_the_origin_whole() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn connection_naming_xff_cannot_strip_the_proxys_xff() {
-    require_monkey!();
     let (_, h) = origin_sees(
         "",
         "t",
@@ -255,8 +255,8 @@ fn connection_naming_xff_cannot_strip_the_proxys_xff() {
 // ---- Host and target ------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn host_is_preserved_with_port() {
-    require_monkey!();
     let (line, h) = origin_sees("", "app.example:8080", "");
     assert_eq!(values(&h, "host"), ["app.example:8080"]);
     assert_eq!(line, "GET /headers HTTP/1.1");
@@ -265,8 +265,8 @@ fn host_is_preserved_with_port() {
 // ---- persistent upstream connections ----------------------------------------------------
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn upstream_connections_are_reused_across_client_connections() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     // 20 sequential requests on 4 client connections (5 each, one after the other).
@@ -291,8 +291,8 @@ fn upstream_connections_are_reused_across_client_connections() {
 // ---- request bodies and smuggling ------------------------------------------------------
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn chunked_upload_reaches_the_origin_intact() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let (r, _c) = through(
@@ -306,8 +306,8 @@ fn chunked_upload_reaches_the_origin_intact() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn smuggling_cl_and_te_together_never_reaches_the_origin() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let mut c = Client::connect(monkey.addr());
@@ -326,8 +326,8 @@ fn smuggling_cl_and_te_together_never_reaches_the_origin() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn smuggling_cl_zero_and_te_together_gets_400_and_nothing_reaches_the_origin() {
-    require_monkey!();
     refused_before_the_origin(
         b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\
           Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -336,75 +336,75 @@ fn smuggling_cl_zero_and_te_together_gets_400_and_nothing_reaches_the_origin() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn smuggling_two_different_content_lengths_gets_400_and_close() {
-    require_monkey!();
     refused_before_the_origin(TWO_DIFFERENT_CL, true);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn smuggling_two_equal_content_lengths_gets_400_and_close() {
-    require_monkey!();
     refused_before_the_origin(TWO_EQUAL_CL, true);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn smuggling_transfer_encoding_gzip_chunked_gets_400_and_nothing_reaches_the_origin() {
-    require_monkey!();
     refused_before_the_origin(TE_GZIP_CHUNKED, false);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn connection_is_closed_after_a_400_for_a_chunked_request() {
-    require_monkey!();
     refused_before_the_origin(TE_GZIP_CHUNKED, true);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn two_host_fields_get_400_and_close() {
-    require_monkey!();
     refused_before_the_origin(TWO_HOSTS, true);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn host_that_is_not_an_authority_gets_400_and_close() {
-    require_monkey!();
     refused_before_the_origin(HOST_WITH_A_SPACE, true);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn http11_request_without_host_gets_400() {
-    require_monkey!();
     // Monkey answers this one itself, before stage 30, and keeps the connection.
     refused_before_the_origin(NO_HOST, false);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn host_breaking_out_of_forwarded_gets_400_and_close() {
-    require_monkey!();
     refused_before_the_origin(HOST_BREAKING_FORWARDED, true);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn bare_cr_in_the_target_gets_400_and_close() {
-    require_monkey!();
     refused_before_the_origin(CR_IN_TARGET, true);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn fragment_in_the_target_gets_400() {
-    require_monkey!();
     refused_before_the_origin(FRAGMENT_IN_TARGET, true);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn nul_in_the_path_gets_400_and_close() {
-    require_monkey!();
     refused_before_the_origin(NUL_IN_PATH, true);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn eight_bit_bytes_in_the_target_are_percent_encoded() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     assert_target_reaches_the_origin_as(monkey.addr(), UTF8_TARGET, "/headers?q=caf%C3%A9");
@@ -419,8 +419,8 @@ fn eight_bit_bytes_in_the_target_are_percent_encoded() {
 // ---- broken origins --------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn garbage_origin_gets_502() {
-    require_monkey!();
     let r = origin_reply_gives(GARBAGE_REPLY, 502);
     // The proxy's own error pages carry a Date, as Monkey's do.
     assert!(
@@ -430,26 +430,26 @@ fn garbage_origin_gets_502() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn origin_sending_two_different_content_lengths_gets_502() {
-    require_monkey!();
     origin_reply_gives(TWO_CL_REPLY, 502);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn origin_transfer_coding_other_than_chunked_gets_502() {
-    require_monkey!();
     origin_reply_gives(TE_GZIP_REPLY, 502);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn obs_fold_in_origin_response_gets_502() {
-    require_monkey!();
     origin_reply_gives(OBS_FOLD_REPLY, 502);
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn bare_line_feeds_and_connection_named_fields_never_reach_the_client() {
-    require_monkey!();
     let backend = raw_origin(DIRTY_HEAD_REPLY);
     let monkey = Monkey::start(&conf_for(&[backend], "    AttemptsCount 1\n"));
     assert_backend_head_reaches_the_client_clean(monkey.addr());
@@ -457,15 +457,15 @@ fn bare_line_feeds_and_connection_named_fields_never_reach_the_client() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn interim_100_continue_is_relayed_as_just_the_200() {
-    require_monkey!();
     let r = origin_reply_gives(INTERIM_100_REPLY, 200);
     assert_eq!(r.body, b"ok");
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn slow_origin_gets_504_within_read_timeout() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], "    ReadTimeout 0.5\n"));
     let t = Instant::now();
@@ -486,8 +486,8 @@ fn slow_origin_gets_504_within_read_timeout() {
 // ---- message framing on one connection -------------------------------------------------
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn head_then_get_on_one_connection() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let mut c = Client::connect(monkey.addr());
@@ -502,8 +502,8 @@ fn head_then_get_on_one_connection() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn close_delimited_response_goes_chunked_and_the_client_connection_stays() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     assert_close_delimited_bodies_go_chunked(monkey.addr());
@@ -517,8 +517,8 @@ fn close_delimited_response_goes_chunked_and_the_client_connection_stays() {
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn close_delimited_body_cut_by_a_reset_closes_the_client_without_a_last_chunk() {
-    require_monkey!();
     let origin = raw_origin_reset_after(b"HTTP/1.1 200 OK\r\n\r\npartial body");
     let monkey = Monkey::start(&conf_for(&[origin], ""));
     assert_cut_body_closes_the_client(monkey.addr());
@@ -526,8 +526,8 @@ fn close_delimited_body_cut_by_a_reset_closes_the_client_without_a_last_chunk() 
 }
 
 #[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn streaming_first_part_arrives_well_before_the_last() {
-    require_monkey!();
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
     let mut c = Client::connect(monkey.addr());
