@@ -97,7 +97,8 @@ unsafe extern "C" fn iov_input_finished(input: *mut sys::mk_stream_input) {
         // SAFETY: `iov` came from `iov_create` and is freed once, here.
         unsafe { free(iov) };
     }
-    // SAFETY: as above; the input is still valid during this call.
+    // SAFETY: Monkey calls this with the input still valid (it frees it after the call);
+    // clearing the freed iov's pointer keeps nothing dangling in it.
     unsafe { (*input).buffer = ptr::null_mut() };
 }
 
@@ -133,7 +134,8 @@ fn append_body(session: &mut Session, body: &[u8]) {
     let total = unsafe { (*iov).total_len } as usize;
     // SAFETY: `sr` is the live request; only the address of its stream is taken.
     let stream = unsafe { addr_of_mut!((*sr).stream) };
-    // SAFETY: as above, the stream's input list.
+    // SAFETY: `sr` is the live request (the session's, during stage 30); only the address of
+    // its stream's input list is taken.
     let head = unsafe { addr_of_mut!((*sr).stream.inputs) };
     let filled = sys::mk_stream_input {
         type_: sys::MK_STREAM_IOV,

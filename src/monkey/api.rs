@@ -107,7 +107,8 @@ fn lookup_epoll() -> Option<(c_int, *mut sys::mk_event_loop)> {
     if ctx.is_null() {
         return None;
     }
-    // SAFETY: as above.
+    // SAFETY: `ctx` is the live loop's epoll context (non-NULL, checked), alive for the
+    // worker's life; a plain load.
     let efd = unsafe { (*ctx).efd };
     (efd >= 0).then_some((efd, lp))
 }
@@ -122,13 +123,14 @@ fn lookup_epoll() -> Option<(c_int, *mut sys::mk_event_loop)> {
 /// `epoll_wait` whose batch is being dispatched on this thread now.
 pub fn fired_events(ev: *const sys::mk_event) -> Option<u32> {
     let (_, lp) = epoll()?;
-    // SAFETY: the live loop (above); a plain load.
+    // SAFETY: `lp` is this worker's live loop (`epoll` found it on this thread); a plain load.
     let ctx = unsafe { (*lp).data }.cast::<sys::mk_event_ctx>();
-    // SAFETY: the loop's live epoll context (above); a plain load.
+    // SAFETY: with the epoll backend the loop's `data` is its live `mk_event_ctx` (layout checked
+    // by the layout tests); a plain load.
     let queue = usize::try_from(unsafe { (*ctx).queue_size }).ok()?;
-    // SAFETY: as above.
+    // SAFETY: `lp` is this worker's live loop (`epoll` found it on this thread); a plain load.
     let n = usize::try_from(unsafe { (*lp).n_events }).ok()?.min(queue);
-    // SAFETY: as above.
+    // SAFETY: `ctx` is that loop's live epoll context; a plain load.
     let events = unsafe { (*ctx).events }.cast::<libc::epoll_event>();
     if events.is_null() || n == 0 {
         return None;
@@ -167,7 +169,9 @@ pub fn sched_loop() -> *mut sys::mk_event_loop {
 pub unsafe fn ev_add(fd: c_int, event_type: c_int, mask: u32, event: *mut sys::mk_event) -> bool {
     let Some(f) = api().ev_add else { return false };
     let lp = sched_loop();
-    // SAFETY: the caller guarantees `event`; the loop is this worker's.
+    // SAFETY: `event` is live, stable and was zeroed before its first registration (this
+    // function's contract, which every caller states at its call); `lp` is the loop of the
+    // worker thread this runs on, where `event` is registered.
     unsafe { f(lp, fd, event_type, mask, event.cast::<c_void>()) == 0 }
 }
 
@@ -176,7 +180,8 @@ pub unsafe fn ev_add(fd: c_int, event_type: c_int, mask: u32, event: *mut sys::m
 /// # Safety
 /// `event` must point to a live `mk_event`.
 pub unsafe fn ev_del(event: *mut sys::mk_event) {
-    // SAFETY: the caller guarantees `event` is live; reading its status is a plain load.
+    // SAFETY: `event` is live (this function's contract, stated at each call); reading its
+    // status is a plain load.
     let registered = unsafe { (*event).status } & sys::MK_EVENT_REGISTERED != 0;
     if registered {
         if let Some(f) = api().ev_del {

@@ -40,7 +40,8 @@ struct Tables {
 // SAFETY: the tables are never written after `TABLES` is set: Monkey's is a static of its
 // HTTP module, ours are leaked copies; sharing their addresses across workers is sound.
 unsafe impl Send for Tables {}
-// SAFETY: as above.
+// SAFETY: shared references to `Tables` only read its three pointers, which are never
+// written after `TABLES` is set (see `Send` above).
 unsafe impl Sync for Tables {}
 
 static TABLES: OnceLock<Tables> = OnceLock::new();
@@ -74,7 +75,8 @@ unsafe extern "C" fn hold_read(
     // it, and its fd is the client socket.
     // SAFETY: the live connection; only the field's address is taken.
     let ev = unsafe { addr_of_mut!((*conn).event) };
-    // SAFETY: as above, a plain load of the event's descriptor.
+    // SAFETY: `ev` is the live connection's own event (just derived from `conn`); a plain
+    // load of its descriptor.
     let fd = unsafe { (*ev).fd };
     let gone_flags = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
     let hung_up = api::fired_events(ev).is_some_and(|f| f & gone_flags != 0);
@@ -138,7 +140,8 @@ fn would_block() -> bool {
 /// of its core).
 fn tables_for(original: *mut sys::mk_sched_handler) -> &'static Tables {
     TABLES.get_or_init(|| {
-        // SAFETY: a live protocol table (see above); plain data and function pointers.
+        // SAFETY: `original` is the live protocol table of a connection of a live session
+        // (the callers pass `protocol(conn)`); it is plain data and function pointers.
         let mut copy = unsafe { ptr::read(original) };
         copy.cb_read = Some(hold_read);
         Tables {

@@ -240,7 +240,8 @@ unsafe extern "C" fn on_event(ev: *mut c_void) -> c_int {
                 unsafe { (*reg).unseen = true };
             }
         }
-        // SAFETY: as above.
+        // SAFETY: `ev` is the first member of a never-freed registration of this worker
+        // (Monkey dispatched it on this thread); a plain load.
         let token = unsafe { (*reg).token };
         if token == 0 {
             return;
@@ -306,7 +307,8 @@ pub fn init_timer() {
     // SAFETY: the timer's own event, zeroed before its first registration. Level-triggered:
     // reading the counter in `on_timer` clears the readiness.
     let ev = unsafe { addr_of_mut!((*timer).ev) };
-    // SAFETY: as above.
+    // SAFETY: `ev` lives in the timer, which is never freed or moved, and was zeroed by
+    // `mem_alloc_z` before this first registration.
     if !unsafe { ev_add(fd, sys::MK_EVENT_CUSTOM, sys::MK_EVENT_READ, ev) } {
         log::error("cannot register the timeout timer; timeouts are disabled on a worker");
         return;

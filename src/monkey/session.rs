@@ -30,7 +30,8 @@ unsafe fn bytes<'a>(p: sys::mk_ptr_t) -> &'a [u8] {
     if p.data.is_null() || p.len == 0 {
         return &[];
     }
-    // SAFETY: guaranteed by the caller.
+    // SAFETY: non-NULL and non-empty (checked above); the caller guarantees `len` readable
+    // bytes valid for `'a`.
     unsafe { slice::from_raw_parts(p.data.cast::<u8>(), p.len as usize) }
 }
 
@@ -198,7 +199,8 @@ impl Session {
         // SAFETY: `node` is the live request's stream list node; its neighbours are nodes of
         // the channel's list (or NULL before the stream was linked), all live.
         let prev = unsafe { (*node).prev };
-        // SAFETY: as above.
+        // SAFETY: `node` is the live request's stream list node (derived from `self` just
+        // now); a plain load.
         let next = unsafe { (*node).next };
         if !prev.is_null() && !next.is_null() {
             // SAFETY: `prev` is a live node of the same list.

@@ -50,6 +50,12 @@ fn exchange_in(slots: &mut [Slot], slot: usize, serial: u32) -> Option<&mut Exch
     s.exchange.as_mut()
 }
 
+/// Slab slots always kept, however quiet the worker is.
+const KEEP_SLOTS: usize = 256;
+
+/// How soon after a burst ended an oversized slab is shrunk.
+const SHRINK_AFTER: Duration = Duration::from_secs(1);
+
 /// How late a timeout may fire, and how often at most a worker is woken for timers.
 const RESOLUTION: Duration = Duration::from_millis(50);
 
@@ -149,7 +155,7 @@ impl Worker {
             Owner::Exchange { slot, serial } => {
                 let exchange = exchange_in(&mut self.slots, slot, serial)?;
                 let progress = exchange.on_ready(now, &mut self.local, reactor);
-                self.after(slot, progress, reactor)
+                self.after(slot, progress, now, reactor)
             }
         }
     }
@@ -171,7 +177,7 @@ impl Worker {
                 status: 0,
             },
         );
-        self.arm(reactor, None);
+        self.after_end(now, reactor);
         true
     }
 
@@ -194,6 +200,7 @@ impl Worker {
         if self.local.pool.due().is_some_and(|d| d <= now) {
             self.local.pool.housekeep(now);
         }
+        self.shrink();
         let next = self
             .slots
             .iter()
@@ -240,6 +247,7 @@ impl Worker {
         &mut self,
         slot: usize,
         progress: Progress,
+        now: Moment,
         reactor: &mut dyn Reactor,
     ) -> Option<Ended> {
         match progress {
@@ -253,11 +261,35 @@ impl Worker {
             }
             Progress::Done(finish) => {
                 let ended = self.remove(slot, finish);
-                // The pool may have taken the exchange's backend connection.
-                self.arm(reactor, None);
+                self.after_end(now, reactor);
                 Some(ended)
             }
         }
+    }
+
+    /// After an exchange ended: the pool may have taken its backend connection (a wake-up for
+    /// the pool's housekeeping), and a slab a burst left mostly empty is shrunk on a later
+    /// timer round.
+    fn after_end(&mut self, now: Moment, reactor: &mut dyn Reactor) {
+        let oversized = self.slots.len() > KEEP_SLOTS && self.live * 2 < self.slots.len();
+        self.arm(reactor, oversized.then(|| now.after(SHRINK_AFTER)));
+    }
+
+    /// Gives back the slots a burst left free at the end of the slab, so that memory follows
+    /// the load down (slots of a busy slab are kept: reusing them is what spares allocation).
+    fn shrink(&mut self) {
+        if self.slots.len() <= KEEP_SLOTS || self.live * 2 >= self.slots.len() {
+            return;
+        }
+        while self.slots.len() > KEEP_SLOTS
+            && self.slots.last().is_some_and(|s| s.exchange.is_none())
+        {
+            self.slots.pop();
+        }
+        let len = self.slots.len();
+        self.free.retain(|&slot| slot < len);
+        self.slots.shrink_to(len.max(KEEP_SLOTS));
+        self.free.shrink_to(len);
     }
 
     fn remove(&mut self, slot: usize, finish: Finish) -> Ended {
@@ -287,5 +319,145 @@ impl Worker {
         }
         reactor.wake_at(at);
         self.wake = Some(at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reactor::{Interest, Source};
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream as StdStream};
+    use std::sync::mpsc;
+
+    #[test]
+    fn an_exchange_slot_stays_small() {
+        // README states the figure: a proxied request holds one slot of the worker's slab.
+        let size = std::mem::size_of::<Slot>();
+        println!("slot: {size} bytes");
+        assert!(size <= 700, "an exchange slot grew to {size} bytes");
+    }
+
+    /// A reactor that only records what the core asked for.
+    #[derive(Default)]
+    struct Recorder {
+        wakes: Vec<Moment>,
+        watched: Vec<(Source, Token, Option<Interest>)>,
+    }
+
+    impl Reactor for Recorder {
+        fn watch(&mut self, s: Source, t: Token, i: Option<Interest>) -> std::io::Result<()> {
+            self.watched.push((s, t, i));
+            Ok(())
+        }
+        fn release(&mut self, _: Source) {}
+        fn wake_at(&mut self, at: Moment) {
+            self.wakes.push(at);
+        }
+    }
+
+    /// A proxy for one backend with the given timeouts (seconds).
+    fn proxy_for(backend: std::net::SocketAddr, connect: u32, read: u32) -> Arc<Proxy> {
+        let text = format!(
+            "[PROXY_ENTRY]\n    Match /\n    ServerList {backend}\n    ConnectTimeout {connect}\n    \
+             ReadTimeout {read}\n"
+        );
+        let config = crate::config::parse_str(
+            &text,
+            std::path::Path::new("t.conf"),
+            &crate::config::SystemResolver,
+        )
+        .unwrap();
+        Arc::new(Proxy::new(config).unwrap())
+    }
+
+    /// A connected pair: the exchange's end (non-blocking, for mio) and the test's.
+    fn client_pair() -> (TcpStream, StdStream) {
+        let front = TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = StdStream::connect(front.local_addr().unwrap()).unwrap();
+        let (ours, _) = front.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (TcpStream::from_std(ours), peer)
+    }
+
+    fn get(worker: &mut Worker) -> ProxyRequest {
+        let mut r = worker.take_request();
+        r.method.push_str("GET");
+        r.path.push('/');
+        r.minor_version = 1;
+        r.headers.push("Host", b"t");
+        r.host = Some("t".into());
+        r
+    }
+
+    #[test]
+    fn a_silent_backend_times_out_on_the_injected_clock_and_the_worker_asks_for_each_wake_up() {
+        // A backend that takes the request and never answers.
+        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = backend.local_addr().unwrap();
+        let (got, request_seen) = mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let (mut s, _) = backend.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let n = s.read(&mut buf).unwrap();
+            got.send(n).unwrap();
+            // Keep the connection open (and silent) until the test is done.
+            let _ = s.read(&mut buf);
+        });
+        let proxy = proxy_for(addr, 1, 2);
+        let mut worker = Worker::new();
+        let mut reactor = Recorder::default();
+        let (client, mut peer) = client_pair();
+        let t0 = Moment::from_nanos(10_000_000_000);
+        let request = get(&mut worker);
+        let token = worker.start(proxy.clone(), 0, request, client, t0, &mut reactor);
+        assert_eq!(
+            reactor.wakes,
+            [t0.after(Duration::from_secs(1))],
+            "connect timeout"
+        );
+        assert_eq!(worker.next_wake(), Some(t0.after(Duration::from_secs(1))));
+
+        // Events (the clock stands still) until the backend has the request.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while request_seen.try_recv().is_err() {
+            assert!(std::time::Instant::now() < deadline, "request never sent");
+            assert!(worker.on_ready(token, t0, &mut reactor).is_none());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut ended = Vec::new();
+        // The connect timer comes: nothing is due any more, the read deadline is next.
+        worker.on_timer(t0.after(Duration::from_secs(1)), &mut reactor, &mut ended);
+        assert!(ended.is_empty());
+        assert_eq!(
+            reactor.wakes.last(),
+            Some(&t0.after(Duration::from_secs(2)))
+        );
+        worker.on_timer(
+            t0.after(Duration::from_millis(1999)),
+            &mut reactor,
+            &mut ended,
+        );
+        assert!(ended.is_empty(), "timed out early");
+        worker.on_timer(t0.after(Duration::from_secs(2)), &mut reactor, &mut ended);
+        assert_eq!(ended.len(), 1, "no timeout at the read deadline");
+        assert_eq!(ended[0].token, token);
+        assert_eq!(ended[0].finish.status, 504);
+        assert!(ended[0].finish.keep_alive);
+        assert_eq!(worker.live_exchanges(), 0);
+        assert_eq!(worker.next_wake(), None, "nothing left to wake up for");
+        let mut head = [0u8; 64];
+        let n = peer.read(&mut head).unwrap();
+        assert!(head[..n].starts_with(b"HTTP/1.1 504 Gateway Timeout\r\n"));
+        let failures = proxy.stats.server(0, 0).counters.snapshot();
+        assert_eq!(failures.failures.read_timeout, 1, "{failures:?}");
+        // A late event for the exchange that is over is ignored.
+        assert!(worker.on_ready(token, t0, &mut reactor).is_none());
+        drop(ended);
+        let _ = peer.write_all(b"x");
+        drop(peer);
+        holder.join().unwrap();
     }
 }
