@@ -196,3 +196,16 @@ fn key_table_defaults_are_the_model_defaults() {
         assert_eq!(c.entries[0], base.entries[0], "{}", key.name);
     }
 }
+
+#[test]
+fn a_server_list_of_a_thousand_servers_fits_one_line() {
+    // 999 servers on one line (about 18 KiB): once refused by a 4 KiB line limit.
+    let servers: Vec<String> = (0..999)
+        .map(|i| format!("127.0.{}.{}:{}", i / 250, i % 250 + 1, 8000 + i))
+        .collect();
+    let line = servers.join(" ");
+    assert!(line.len() > 16 * 1024);
+    let c = ok(&format!("[PROXY_ENTRY]\nMatch /\nServerList {line}\n"));
+    assert_eq!(c.entries[0].servers.len(), 999);
+    assert_eq!(c.entries[0].servers[998].addr.port(), 8998);
+}

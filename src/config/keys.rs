@@ -98,7 +98,8 @@ pub static KEYS: &[KeySpec] = &[
         default: "(required)",
         sections: Sections::Both,
         repeatable: true,
-        doc: "backend servers; repeating a server or `weight=N` after it adds weight",
+        doc: "backend servers; repeating a server or `weight=N` after it adds weight; \
+              more ServerList lines add servers",
     },
     KeySpec {
         id: KeyId::LoadBalancer,
