@@ -46,15 +46,27 @@ impl Server {
     }
 }
 
-/// What balancers read of the servers: their count and requests in flight.
-impl Servers for Vec<Server> {
+/// What balancers read of a group's servers at one moment: their count, requests in flight,
+/// and whether each may take a request now.
+struct View<'a> {
+    servers: &'a [Server],
+    now: Millis,
+    policy: HaPolicy,
+}
+
+impl Servers for View<'_> {
     fn count(&self) -> usize {
-        self.len()
+        self.servers.len()
     }
 
     #[inline]
     fn in_flight(&self, i: usize) -> u32 {
-        self[i].in_flight.load(Ordering::Relaxed)
+        self.servers[i].in_flight.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn usable(&self, i: usize) -> bool {
+        !self.policy.enabled() || self.servers[i].health.is_available(self.now, self.policy)
     }
 }
 
@@ -118,7 +130,12 @@ impl Upstream {
     /// reused: once it has grown to the number of servers, planning does not allocate.
     pub fn plan(&self, ctx: &RequestContext<'_>, now: Millis, out: &mut Vec<usize>) {
         out.clear();
-        self.balancer.order(ctx, &self.servers, out);
+        let view = View {
+            servers: &self.servers,
+            now,
+            policy: self.policy,
+        };
+        self.balancer.order(ctx, &view, out);
         if !self.policy.enabled() {
             return;
         }

@@ -1,5 +1,5 @@
 //! Load balancing and failover through a real Monkey v1.8 with the plugin loaded (issue 4's
-//! real-Monkey list). Without `MONKEY_BIN` every test prints the skip line and passes. Run:
+//! real-Monkey list). Without `MONKEY_BIN` every test is reported ignored. Run:
 //! `MONKEY_BIN=/path/to/monkey cargo test --test monkey_balancing -- --test-threads=1`
 //! (one at a time: the shares and the failover timing are measured on a quiet machine).
 //!
@@ -595,4 +595,42 @@ fn killing_an_origin_under_load_logs_one_transition_per_event() {
     monkey.assert_alive();
     monkey.stop();
     drop(b);
+}
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn a_run_of_dead_servers_does_not_pile_onto_the_next_live_one() {
+    // The soak's reproduction: ten servers, the 2nd to the 6th refusing connections, 2 000
+    // sequential GETs. Round robin used to walk on from each dead server to the next one up,
+    // so the 7th took 759 (even is 400).
+    let live: Vec<Origin> = ["a", "g", "h", "i", "j"]
+        .iter()
+        .map(|name| Origin::start(name))
+        .collect();
+    let mut servers: Vec<SocketAddr> = vec![live[0].addr];
+    servers.extend((0..5).map(|_| dead_addr()));
+    servers.extend(live[1..].iter().map(|o| o.addr));
+    let mut monkey = Monkey::start(&conf_for(&servers, "    LoadBalancer RoundRobin\n"));
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    let mut client = Client::connect(monkey.addr());
+    for i in 0..2000 {
+        if i % PER_CONNECTION == 0 {
+            client = Client::connect(monkey.addr());
+        }
+        let r = client.get("/id");
+        assert_eq!(r.status, 200, "request {i}");
+        *counts
+            .entry(String::from_utf8_lossy(&r.body).into_owned())
+            .or_default() += 1;
+    }
+    println!("{counts:?}");
+    for name in ["a", "g", "h", "i", "j"] {
+        let got = counts.get(name).copied().unwrap_or(0);
+        assert!(
+            (360..=440).contains(&got),
+            "{name}: {got} of 2000: {counts:?}"
+        );
+    }
+    monkey.assert_alive();
+    monkey.stop();
 }

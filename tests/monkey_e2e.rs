@@ -1,7 +1,7 @@
 //! End-to-end tests through a real Monkey v1.8 with the plugin loaded (`MONKEY_BIN`).
 //!
-//! Without `MONKEY_BIN` every test prints a skip line and passes, so plain `cargo test` stays
-//! fast on machines without a Monkey build. Run them with:
+//! Without `MONKEY_BIN` every test is reported ignored, so plain `cargo test` stays fast on
+//! machines without a Monkey build. Run them with:
 //! `MONKEY_BIN=/path/to/monkey cargo test --test monkey_e2e -- --test-threads=2`.
 //! Every test ends by checking that the Monkey process is still alive: a plugin bug that
 //! crashes the server must fail the test that caused it.

@@ -1,7 +1,7 @@
 //! The statistics page through a real Monkey v1.8 (`MONKEY_BIN`): known traffic, then the
 //! three formats fetched from `StatisticsURL` must count exactly that traffic.
 //!
-//! Without `MONKEY_BIN` every test prints a skip line and passes. `promtool` (Debian package
+//! Without `MONKEY_BIN` every test is reported ignored. `promtool` (Debian package
 //! `prometheus`) and `chromium` are used when installed, and their checks are skipped with a
 //! message otherwise. Screenshots of the HTML page go to `target/test-artifacts/`.
 //! Run: `MONKEY_BIN=/path/to/monkey cargo test --test monkey_stats`.

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::sequence::Cycle;
-use super::{Balancer, CachePadded, RequestContext, Servers};
+use super::{Balancer, CachePadded, RequestContext, Servers, MAX_DRAWS};
 
 /// Picks the server with the fewest in-flight requests divided by its weight (the shared
 /// `Server::in_flight` counters, so the view spans every worker).
@@ -39,19 +39,37 @@ impl Balancer for LeastConnections {
         if n == 0 {
             return;
         }
-        let step = self.next.0.fetch_add(1, Ordering::Relaxed);
-        let (start, _) = self.cycle.at(step);
+        // The scan starts at the cycle's next usable server (steps naming unusable servers
+        // are skipped, as round robin skips them), so ties among idle servers go round by
+        // weight over the usable ones only.
+        let mut step = self.next.0.fetch_add(1, Ordering::Relaxed);
+        let (mut start, _) = self.cycle.at(step);
+        let draws = MAX_DRAWS.min(self.cycle.len() as u32);
+        let mut drawn = 1;
+        while drawn < draws && !servers.usable(start) {
+            step = self.next.0.fetch_add(1, Ordering::Relaxed);
+            start = self.cycle.at(step).0;
+            drawn += 1;
+        }
         let load = |i: usize| u64::from(servers.in_flight(i));
-        let (mut best, mut best_load) = (start, load(start));
+        // Only usable servers compete (an offline server has nothing in flight and would win
+        // every time); if none is, the cycle's server stands.
+        let mut best: Option<(usize, u64)> = None;
         let mut consider = |i: usize| {
+            if !servers.usable(i) {
+                return;
+            }
             let l = load(i);
             // l / w_i < best_load / w_best, without division.
-            if l * self.weights[best] < best_load * self.weights[i] {
-                (best, best_load) = (i, l);
+            match best {
+                Some((b, bl)) if l * self.weights[b] >= bl * self.weights[i] => {}
+                _ => best = Some((i, l)),
             }
         };
+        consider(start);
         (start + 1..n).for_each(&mut consider);
         (0..start).for_each(&mut consider);
-        self.cycle.write_order(best, step, out);
+        let first = best.map_or(start, |(b, _)| b);
+        self.cycle.write_order(first, step, out);
     }
 }

@@ -2,7 +2,7 @@
 
 use parking_lot::Mutex;
 
-use super::round_robin::write_step;
+use super::round_robin::write_first_usable;
 use super::sequence::Cycle;
 use super::{Balancer, RequestContext, Servers};
 
@@ -31,17 +31,18 @@ impl Balancer for LockingRoundRobin {
     }
 
     fn order(&self, _ctx: &RequestContext<'_>, servers: &dyn Servers, out: &mut Vec<usize>) {
-        let step = {
-            let mut next = self.next.lock();
-            let step = *next;
-            *next = step.wrapping_add(1);
-            step
-        };
         debug_assert_eq!(
             servers.count(),
             self.cycle.servers(),
             "built for another list"
         );
-        write_step(&self.cycle, step, out);
+        // The steps skipped for unusable servers are taken under the same lock, so the
+        // order stays exact.
+        let mut next = self.next.lock();
+        write_first_usable(&self.cycle, servers, out, || {
+            let step = *next;
+            *next = step.wrapping_add(1);
+            step
+        });
     }
 }

@@ -51,7 +51,17 @@ pub trait Servers {
     fn count(&self) -> usize;
     /// Requests in flight on server `i`, across all workers.
     fn in_flight(&self, i: usize) -> u32;
+    /// Whether server `i` may take a request now (it is up, or due for a probe). A fair
+    /// method makes its first choice among usable servers, so that the share of those that
+    /// are not goes to every other server by weight — walking on from an unusable first
+    /// choice to its list neighbour would pile a run of dead servers' shares onto the one
+    /// after them.
+    fn usable(&self, i: usize) -> bool;
 }
+
+/// Most draws a fair method makes for a usable first choice before it settles for an
+/// unusable one (then every server is down or nearly, and the group's fallback decides).
+pub(crate) const MAX_DRAWS: u32 = 32;
 
 /// A load-balancing method, shared by every worker thread.
 pub trait Balancer: Send + Sync + Debug {

@@ -2,7 +2,7 @@
 
 use super::rng;
 use super::sequence::{push_rotation_except, Cycle};
-use super::{Balancer, RequestContext, Servers};
+use super::{Balancer, RequestContext, Servers, MAX_DRAWS};
 
 /// Draws two servers at random in proportion to their weights and prefers the one with fewer
 /// requests in flight per unit of weight (the default of HAProxy 3.3 and Envoy).
@@ -26,6 +26,21 @@ impl PowerOfTwo {
     }
 }
 
+impl PowerOfTwo {
+    /// The server `random` draws, drawn again while it is unusable (up to `MAX_DRAWS`).
+    fn usable_draw(&self, random: u32, servers: &dyn Servers) -> usize {
+        let mut i = self.cycle.weighted(random);
+        for _ in 1..MAX_DRAWS {
+            if servers.usable(i) {
+                break;
+            }
+            let [r] = rng::next::<1>();
+            i = self.cycle.weighted(r);
+        }
+        i
+    }
+}
+
 impl Balancer for PowerOfTwo {
     fn name(&self) -> &'static str {
         "PowerOfTwo"
@@ -36,13 +51,15 @@ impl Balancer for PowerOfTwo {
         if n == 0 {
             return;
         }
-        // A random position in the weighted cycle is a weighted random server, in O(1).
+        // A random position in the weighted cycle is a weighted random server, in O(1); a
+        // draw that names an unusable server is drawn again, so its share goes to the
+        // others by weight.
         let [r1, r2, r3] = rng::next::<3>();
-        let mut a = self.cycle.weighted(r1);
-        let mut b = self.cycle.weighted(r2);
+        let mut a = self.usable_draw(r1, servers);
+        let mut b = self.usable_draw(r2, servers);
         if a == b && n > 1 {
             // One redraw: a heavy server drawn twice would make the comparison moot.
-            b = self.cycle.weighted(r3);
+            b = self.usable_draw(r3, servers);
         }
         let load = |i: usize| u64::from(servers.in_flight(i));
         if a != b && load(b) * self.weights[a] < load(a) * self.weights[b] {

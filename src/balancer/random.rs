@@ -2,7 +2,7 @@
 
 use super::rng;
 use super::sequence::Cycle;
-use super::{Balancer, RequestContext, Servers};
+use super::{Balancer, RequestContext, Servers, MAX_DRAWS};
 
 /// Picks a server at random in proportion to its weight; no shared state is written, so it
 /// scales with the number of workers. Failover candidates follow in a random rotation.
@@ -29,9 +29,18 @@ impl Balancer for Random {
         if servers.count() == 0 {
             return;
         }
-        let [r] = rng::next::<1>();
-        // High bits choose the server (multiply-shift), low bits the failover rotation.
-        let first = self.cycle.weighted(r);
+        // High bits choose the server (multiply-shift), low bits the failover rotation. A
+        // draw that names an unusable server is drawn again, so its share goes to the
+        // others by weight.
+        let [mut r] = rng::next::<1>();
+        let mut first = self.cycle.weighted(r);
+        for _ in 1..MAX_DRAWS {
+            if servers.usable(first) {
+                break;
+            }
+            [r] = rng::next::<1>();
+            first = self.cycle.weighted(r);
+        }
         self.cycle.write_order(first, r & 0xffff, out);
     }
 }

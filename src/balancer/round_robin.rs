@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::sequence::Cycle;
-use super::{Balancer, CachePadded, RequestContext, Servers};
+use super::{Balancer, CachePadded, RequestContext, Servers, MAX_DRAWS};
 
 /// Smooth weighted round robin (nginx's order, e.g. a:3 b:2 c:1 → `a b a c b a`) driven by one
 /// atomic counter shared by all workers.
@@ -42,18 +42,38 @@ impl Balancer for RoundRobin {
             "built for another list"
         );
         // Relaxed: the counter orders nothing else, it only hands out distinct steps.
-        let step = self.next.0.fetch_add(1, Ordering::Relaxed);
-        write_step(&self.cycle, step, out);
+        write_first_usable(&self.cycle, servers, out, || {
+            self.next.0.fetch_add(1, Ordering::Relaxed)
+        });
     }
 }
 
-/// Writes the server at `step` of the cycle first, then the others; the failover rotation
-/// turns once per round of the cycle so a dead server's share is spread over all the others.
+/// Takes steps of the cycle (from `next_step`) until one names a usable server, writes it
+/// first and then the others. Skipping an unusable server costs a step of the shared
+/// counter, so over all requests the cycle is served with the unusable servers left out:
+/// each usable server keeps its exact share, and the others' shares are spread over them by
+/// weight (taking the next server after an unusable one instead would hand a whole run of
+/// dead servers' shares to the one after them). The failover rotation after the first
+/// choice starts from the step, so requests whose first choice fails move on to different
+/// servers.
 #[inline]
-pub(crate) fn write_step(cycle: &Cycle, step: u32, out: &mut Vec<usize>) {
+pub(crate) fn write_first_usable(
+    cycle: &Cycle,
+    servers: &dyn Servers,
+    out: &mut Vec<usize>,
+    mut next_step: impl FnMut() -> u32,
+) {
     if cycle.servers() == 0 {
         return;
     }
-    let (first, round) = cycle.at(step);
-    cycle.write_order(first, round, out);
+    let mut step = next_step();
+    let (mut first, _) = cycle.at(step);
+    let draws = MAX_DRAWS.min(cycle.len() as u32);
+    let mut drawn = 1;
+    while drawn < draws && !servers.usable(first) {
+        step = next_step();
+        first = cycle.at(step).0;
+        drawn += 1;
+    }
+    cycle.write_order(first, step, out);
 }

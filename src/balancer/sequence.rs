@@ -112,6 +112,12 @@ impl Cycle {
         self.n
     }
 
+    /// The number of steps in one round of the cycle.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.seq.len()
+    }
+
     /// The server at `step` of the endless cycle, and which round of the cycle that is.
     #[inline]
     pub(crate) fn at(&self, step: u32) -> (usize, u32) {

@@ -16,6 +16,10 @@ const MAX_SERVERS: usize = u16::MAX as usize;
 /// is completed by list rotation (each read is likely a cache miss).
 const MAX_PROBES: usize = 8;
 
+/// Table reads spent at most looking for a usable server when those found so far are all
+/// down (with half the weight down, 64 reads miss one with a chance of 10⁻¹⁹).
+const MAX_PROBES_FOR_USABLE: usize = 64;
+
 /// Maps each client address to a server with a Maglev lookup table (Eisenbud et al., 2016).
 ///
 /// Everything is derived from fixed hash functions of the server *names* and the client
@@ -105,9 +109,16 @@ impl Balancer for SourceHash {
         let mut seen: u64 = 0;
         let small = n <= 64;
         // Collecting every server by probing takes ~n·ln n reads; stop early and complete the
-        // order by rotation so a large list stays cheap (the tail is rarely reached).
+        // order by rotation so a large list stays cheap (the tail is rarely reached). Probing
+        // goes on until a usable server is among those found, though: the clients of servers
+        // that are down must land along their own probe sequences (spread by weight, and the
+        // same server every time), not on the list neighbour the rotation would give them.
         out.reserve(n);
-        for _ in 0..(2 * n).min(MAX_PROBES) {
+        let mut found_usable = false;
+        let mut probes = 0;
+        while probes < (2 * n).min(MAX_PROBES) || (!found_usable && probes < MAX_PROBES_FOR_USABLE)
+        {
+            probes += 1;
             let i = self.table[pos] as usize;
             let new = if small {
                 seen & (1u64 << i) == 0
@@ -117,6 +128,7 @@ impl Balancer for SourceHash {
             if new {
                 seen |= 1u64.checked_shl(i as u32).unwrap_or(0);
                 out.push(i);
+                found_usable = found_usable || servers.usable(i);
                 if out.len() - base == n {
                     return;
                 }
