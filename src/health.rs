@@ -221,6 +221,13 @@ impl Health {
             .is_ok()
     }
 
+    /// Takes the probe slot over, whoever holds it: for a last-resort try while every server
+    /// of the group is offline (several may then probe one server at once; the first outcome
+    /// decides, as for any probe).
+    pub fn take_probe(&self, now: Millis) {
+        self.probe_since.store(now.max(1), Ordering::Release);
+    }
+
     /// Gives the probe slot back when nobody uses the server any more without an outcome
     /// (the probing request was abandoned); called when its in-flight count drops to 0.
     pub fn release_idle(&self) {

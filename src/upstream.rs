@@ -46,6 +46,10 @@ impl Server {
     }
 }
 
+/// Servers offline a request tries at most, once its candidates are spent (see
+/// [`Upstream::add_last_resorts`]).
+pub const LAST_RESORT: usize = 2;
+
 /// What balancers read of a group's servers at one moment: their count, requests in flight,
 /// and whether each may take a request now.
 struct View<'a> {
@@ -123,11 +127,9 @@ impl Upstream {
     }
 
     /// Fills `out` (cleared first) with the servers to try for this request, most preferred
-    /// first: the balancer's order, keeping servers that are up or due for a probe.
-    ///
-    /// When none is available it holds the one server that has been offline longest, so a pool
-    /// that recovered all at once is tried rather than refused for a whole timeout. `out` is
-    /// reused: once it has grown to the number of servers, planning does not allocate.
+    /// first: the balancer's order, keeping servers that are up or due for a probe (it may be
+    /// empty: see [`Upstream::add_last_resorts`]). `out` is reused: once it has grown to the
+    /// number of servers, planning does not allocate.
     pub fn plan(&self, ctx: &RequestContext<'_>, now: Millis, out: &mut Vec<usize>) {
         out.clear();
         let view = View {
@@ -140,11 +142,45 @@ impl Upstream {
             return;
         }
         out.retain(|&i| self.servers[i].health.is_available(now, self.policy));
-        if out.is_empty() {
-            let longest = (0..self.servers.len())
-                .min_by_key(|&i| self.servers[i].health.offline_until().wrapping_sub(1));
-            out.extend(longest);
+    }
+
+    /// Appends to `out` (the request's candidates so far, all tried) the [`LAST_RESORT`]
+    /// servers not in it that have been offline longest, oldest first, and returns how many
+    /// it added. For a request whose every candidate failed or was taken (a server that was
+    /// killed, the others marked offline, the probes of those due held by other requests):
+    /// a pool that came back while marked offline is used at once rather than refused for a
+    /// whole timeout, and a pool that is really down costs each request at most that many
+    /// more connects. Try them with [`Upstream::acquire_last_resort`].
+    pub fn add_last_resorts(&self, out: &mut Vec<usize>) -> usize {
+        if !self.policy.enabled() {
+            return 0;
         }
+        let tried = out.len();
+        // Offline ones only, oldest period first (0, up, would sort last).
+        let until = |i: usize| self.servers[i].health.offline_until().wrapping_sub(1);
+        for i in 0..self.servers.len() {
+            if self.servers[i].health.offline_until() != 0 && !out[..tried].contains(&i) {
+                out.push(i);
+            }
+        }
+        let extra = &mut out[tried..];
+        let keep = LAST_RESORT.min(extra.len());
+        if keep > 0 && keep < extra.len() {
+            extra.select_nth_unstable_by_key(keep - 1, |&i| until(i));
+        }
+        extra[..keep].sort_unstable_by_key(|&i| until(i));
+        out.truncate(tried + keep);
+        keep
+    }
+
+    /// Starts a last-resort attempt on server `i` (see [`Upstream::add_last_resorts`]):
+    /// counted in flight, and taking the server's probe over whoever holds it, so that its
+    /// outcome counts (an answer brings the server back). Match it with one
+    /// [`Upstream::release`].
+    pub fn acquire_last_resort(&self, i: usize, now: Millis) {
+        let server = &self.servers[i];
+        server.in_flight.fetch_add(1, Ordering::Relaxed);
+        server.health.take_probe(now);
     }
 
     /// Starts an attempt on server `i` if it may be used now, counting it in flight; false when

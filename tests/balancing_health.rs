@@ -208,7 +208,8 @@ fn probe_failure_restarts_the_timeout() {
 
 #[test]
 fn an_abandoned_probe_frees_the_slot() {
-    let up = upstream(7, 1, "FirstAlive", 1, T);
+    // Server 1 stays up, so server 0's probe is the usual one, one request at a time.
+    let up = upstream(7, 2, "FirstAlive", 1, T);
     fail(&up, 0, 0);
     assert!(up.acquire(0, T));
     up.release(0); // no outcome recorded (the client went away)
@@ -232,32 +233,58 @@ fn offline_timeout_zero_disables_high_availability() {
     assert!(lines_about(8).is_empty());
 }
 
+/// The candidates of a request once its planned ones are spent: the last resorts.
+fn last_resorts(up: &Upstream, now: u64) -> Vec<usize> {
+    let mut c = plan(up, now);
+    let planned = c.len();
+    up.add_last_resorts(&mut c);
+    c.split_off(planned)
+}
+
 #[test]
 fn all_offline_falls_back_to_the_longest_offline() {
     let up = upstream(9, 3, "RoundRobin", 1, T);
     fail(&up, 0, 3000);
     fail(&up, 1, 1000); // offline longest: until T + 1000
     fail(&up, 2, 2000);
+    assert!(plan(&up, 5000).is_empty());
     for _ in 0..3 {
-        assert_eq!(plan(&up, 5000), [1]);
+        assert_eq!(
+            last_resorts(&up, 5000),
+            [1, 2],
+            "the two offline longest, oldest first"
+        );
     }
     assert_eq!(
         up.retry_after_secs(5000),
         6,
         "T + 1000 - 5000 ms, rounded up"
     );
-    // The fallback is a probe: one request at a time.
-    assert!(up.acquire(1, 5000));
-    assert!(!up.acquire(1, 5000));
+    // No request waits for a free probe (it would get a 503 while the servers may be back):
+    // each may try the last resorts, taking the probe over.
+    up.acquire_last_resort(1, 5000);
+    up.acquire_last_resort(1, 5000);
     up.record_failure(1, FailureKind::ConnectRefused, 5000);
     up.release(1);
+    up.release(1);
     assert_eq!(
-        plan(&up, 5000),
-        [2],
+        last_resorts(&up, 5000),
+        [2, 0],
         "now server 2 has been offline longest"
     );
     assert_eq!(up.retry_after_secs(5000), 7);
     assert_eq!(up.retry_after_secs(100_000), 1);
+    // A last resort that answers brings its server back, and the pool is served again.
+    up.acquire_last_resort(2, 5001);
+    up.record_success(2, 5001);
+    up.release(2);
+    assert_eq!(plan(&up, 5002), [2]);
+    // A request whose planned server fails still has the two offline longest to try.
+    let mut c = plan(&up, 5002);
+    assert_eq!(up.add_last_resorts(&mut c), 2);
+    assert_eq!(c, [2, 0, 1]);
+    // While one server is available, the offline ones wait for their timeout as usual.
+    assert!(!up.acquire(0, 5002));
 }
 
 #[test]
@@ -334,11 +361,19 @@ fn the_all_offline_fallback_may_probe_before_the_timeout() {
     assert!(up.acquire(0, 1_000));
     up.record_failure(0, FailureKind::ConnectRefused, 1_000);
     up.release(0);
-    assert_eq!(plan(&up, 2_000), vec![0]);
-    assert!(
-        up.acquire(0, 2_000),
+    let mut candidates = plan(&up, 2_000);
+    assert!(candidates.is_empty(), "offline, its timeout running");
+    assert_eq!(up.add_last_resorts(&mut candidates), 1);
+    assert_eq!(
+        candidates,
+        [0],
         "the only server is tried as the last resort"
     );
+    up.acquire_last_resort(0, 2_000);
+    up.release(0);
+    // Its plain acquire works too (no server is available, so it is no probe candidate too
+    // early): the probe slot is free again.
+    assert!(up.acquire(0, 2_000));
     up.release(0);
 }
 

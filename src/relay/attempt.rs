@@ -52,9 +52,12 @@ pub(super) enum Step {
 /// The attempts of one request. See the [module docs](self).
 #[derive(Debug, Default)]
 pub(super) struct Attempts {
-    /// Servers to try, most preferred first (from the balancer, health-filtered).
+    /// Servers to try, most preferred first (from the balancer, health-filtered), then the
+    /// last resorts from `last_resorts_from` on once those are spent.
     candidates: Vec<usize>,
     next: usize,
+    /// Where the last resorts start in `candidates` (`usize::MAX`: not added yet).
+    last_resorts_from: usize,
     /// Tries started (each acquired a server).
     tries: u32,
     /// Every failed try timed out connecting (the answer is then 504, not 502).
@@ -114,6 +117,7 @@ impl Attempts {
         Attempts {
             candidates,
             next: 0,
+            last_resorts_from: usize::MAX,
             tries: 0,
             only_timeouts: true,
             failed_from: None,
@@ -140,10 +144,23 @@ impl Attempts {
     ) -> Step {
         let upstream = &req.proxy.upstreams[req.entry];
         let stats = &req.proxy.stats;
-        while self.next < self.candidates.len() {
+        loop {
+            if self.next == self.candidates.len() {
+                // Every candidate failed or was taken: the servers offline longest next, once
+                // per request, while the retry budget lasts.
+                if self.last_resorts_from != usize::MAX || now >= self.retry_until {
+                    break;
+                }
+                self.last_resorts_from = self.next;
+                if upstream.add_last_resorts(&mut self.candidates) == 0 {
+                    break;
+                }
+            }
             let server = self.candidates[self.next];
             self.next += 1;
-            if !upstream.acquire(server, now.millis()) {
+            if self.next > self.last_resorts_from {
+                upstream.acquire_last_resort(server, now.millis());
+            } else if !upstream.acquire(server, now.millis()) {
                 continue;
             }
             self.tries += 1;
