@@ -216,6 +216,8 @@ fn line() -> impl Strategy<Value = String> {
 
 #[test]
 fn longest_lines_print_back_within_the_limit() {
+    let limit = proxy_reverse::config::lexer::MAX_LINE;
+    // A long rule (regexes have a size limit of their own, far below the line limit).
     let pattern = format!("/{}", "a".repeat(4095 - "Match /".len()));
     let servers: Vec<String> = (1..=400).map(|p| format!("127.0.0.1:{p}")).collect();
     let text = format!(
@@ -225,7 +227,17 @@ fn longest_lines_print_back_within_the_limit() {
     );
     let c = config_common::ok(&text);
     let printed = config::print(&c);
-    assert!(printed.lines().all(|l| l.len() <= 4095));
+    assert!(printed.lines().all(|l| l.len() <= limit));
+    // Lists are printed readable: many short lines of the same key.
+    let server_lines: Vec<&str> = printed
+        .lines()
+        .filter(|l| l.contains("ServerList"))
+        .collect();
+    assert!(server_lines.len() > 10, "{}", server_lines.len());
+    assert!(
+        server_lines.iter().all(|l| l.len() <= 100),
+        "{server_lines:?}"
+    );
     let again = config_common::ok(&printed);
     assert_eq!(without_lines(again), without_lines(c));
 }

@@ -73,9 +73,14 @@ fn line(out: &mut String, key: &str, value: &str) {
     out.push('\n');
 }
 
-/// A repeatable list key: as few lines as the line limit allows, items never split.
+/// How wide the printer makes the lines of a list (a long list continues on more lines of
+/// the same key, which is how the language reads them).
+const LIST_WIDTH: usize = 100;
+
+/// A repeatable list key: lines of at most [`LIST_WIDTH`] columns, items never split (an item
+/// longer than that takes a line of its own).
 fn list(out: &mut String, key: &str, items: &[String]) {
-    let budget = MAX_LINE - INDENT.len() - key.len() - 1;
+    let budget = LIST_WIDTH.saturating_sub(INDENT.len() + key.len() + 1);
     let mut current = String::new();
     for item in items {
         if !current.is_empty() && current.len() + 1 + item.len() > budget {
