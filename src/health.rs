@@ -34,17 +34,24 @@ pub enum FailureKind {
     ResetBeforeResponse,
     /// No response byte arrived within `ReadTimeout`.
     ReadTimeout,
-    /// The response was malformed.
+    /// The response was malformed (its head, or its body's framing).
     BadResponse,
+    /// The backend closed or reset the connection after the response head, before the end
+    /// of the body: the client got a cut response.
+    ResponseCut,
+    /// The backend sent nothing more of the body within `ReadTimeout`.
+    BodyTimeout,
 }
 
 impl FailureKind {
-    const ALL: [FailureKind; 5] = [
+    const ALL: [FailureKind; 7] = [
         FailureKind::ConnectRefused,
         FailureKind::ConnectTimeout,
         FailureKind::ResetBeforeResponse,
         FailureKind::ReadTimeout,
         FailureKind::BadResponse,
+        FailureKind::ResponseCut,
+        FailureKind::BodyTimeout,
     ];
 
     /// A short text for logs and statistics.
@@ -55,6 +62,8 @@ impl FailureKind {
             FailureKind::ResetBeforeResponse => "connection reset before response",
             FailureKind::ReadTimeout => "read timeout",
             FailureKind::BadResponse => "bad response",
+            FailureKind::ResponseCut => "response cut",
+            FailureKind::BodyTimeout => "read timeout in the body",
         }
     }
 }

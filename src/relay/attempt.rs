@@ -1,9 +1,13 @@
 //! The attempts of one request: which servers to try in which order, the backend connection
 //! of the current try, and what each try's outcome does to health and statistics.
 //!
-//! Every way a try ends goes through one method here ([`Attempts::fail`], [`Attempts::abort`],
-//! [`Attempts::complete`], [`Attempts::drop_try`]), so a server is released exactly once per
-//! try and a failure is written into the books exactly once.
+//! An attempt is one try of a request on one connection. It is counted when it has its
+//! connection (a pooled one, or a new socket), and every way it ends goes through one method
+//! here ([`Attempts::respond`] and [`Attempts::complete`], [`Attempts::fail`],
+//! [`Attempts::fail_final`], [`Attempts::abort`]), so that per server and per entry
+//! `attempts = responses + failures + client aborts` and `connections opened + reused =
+//! attempts`, a server is released exactly once per try, and an outcome is written into the
+//! books exactly once.
 
 use std::io;
 use std::net::SocketAddr;
@@ -71,6 +75,9 @@ pub(super) struct Attempts {
     pub sent: usize,
     /// Response bytes read from the current connection.
     pub received: u64,
+    /// The current try's response is in the books already (with the bytes moved by then):
+    /// see [`Attempts::respond`].
+    recorded: Option<(u64, u64)>,
 }
 
 /// Whether a failed `connect` ran out of something local (descriptors, buffers, memory,
@@ -125,6 +132,7 @@ impl Attempts {
             backend: None,
             sent: 0,
             received: 0,
+            recorded: None,
         }
     }
 
@@ -164,7 +172,6 @@ impl Attempts {
                 continue;
             }
             self.tries += 1;
-            stats.record_attempt(req.entry, server);
             // A failover is counted only when another server really takes the request over.
             if let Some(failed) = self.failed_from.take() {
                 stats.record_retry(req.entry, failed, true);
@@ -208,6 +215,8 @@ impl Attempts {
         });
         self.sent = 0;
         self.received = 0;
+        self.recorded = None;
+        req.proxy.stats.record_attempt(req.entry, server);
         req.proxy.stats.record_connection(req.entry, server, true);
     }
 
@@ -237,6 +246,8 @@ impl Attempts {
                 });
                 self.sent = 0;
                 self.received = 0;
+                self.recorded = None;
+                req.proxy.stats.record_attempt(req.entry, server);
                 req.proxy.stats.record_connection(req.entry, server, false);
                 Some(Step::Connecting)
             }
@@ -246,7 +257,11 @@ impl Attempts {
                 Some(Step::Answer(503, Some(1)))
             }
             Err(_) => {
+                // The socket was made and its connect failed at once: an attempt on a new
+                // connection, failed.
                 self.only_timeouts = false;
+                req.proxy.stats.record_attempt(req.entry, server);
+                req.proxy.stats.record_connection(req.entry, server, false);
                 self.write_failure(req, server, FailureKind::ConnectRefused, true, 0, 0, now);
                 upstream.release(server);
                 self.failed_from = Some(server);
@@ -309,46 +324,78 @@ impl Attempts {
         }
     }
 
-    /// A response head arrived on the current try: the server is healthy.
+    /// A response head arrived on the current try: a server that was offline (this is its
+    /// probe) is up again at once. Its failures are forgotten only when the response is
+    /// complete (see [`Attempts::respond`]): responses cut after their head count towards
+    /// `AttemptsCount` too.
     pub fn answered(&self, req: Request<'_>, now: Moment) {
         if let Some(b) = &self.backend {
-            req.proxy.upstreams[req.entry].record_success(b.server, now.millis());
+            let upstream = &req.proxy.upstreams[req.entry];
+            if upstream.servers()[b.server].health.offline_until() != 0 {
+                upstream.record_success(b.server, now.millis());
+            }
         }
     }
 
     /// The client left while the current try was under way: counted as a client abort (not
-    /// the server's fault), the server released.
+    /// the server's fault) unless its response is in the books already, the server released.
     pub fn abort(&mut self, req: Request<'_>) {
         if let Some(b) = self.backend.take() {
-            req.proxy
-                .stats
-                .record_failure(req.entry, b.server, Failure::ClientAbort);
+            if self.recorded.is_none() {
+                req.proxy
+                    .stats
+                    .record_failure(req.entry, b.server, Failure::ClientAbort);
+            }
             req.proxy.upstreams[req.entry].release(b.server);
         }
     }
 
-    /// Ends the current try without an outcome to record (the exchange is being torn down):
-    /// the connection closes, the server is released.
+    /// Ends the current try without an outcome to record (an exchange dropped by its host
+    /// before its end, which hosts do not do): the connection closes, the server is released.
     pub fn drop_try(&mut self, req: Request<'_>) {
         if let Some(b) = self.backend.take() {
             req.proxy.upstreams[req.entry].release(b.server);
         }
     }
 
-    /// The current try delivered its response (`response`: its figures, when the backend's
-    /// head was relayed): recorded, the server released, and the connection handed back for
-    /// the pool when `reusable` and its entry's request limit allows one more.
-    pub fn complete(
-        &mut self,
-        req: Request<'_>,
-        response: Option<&stats::Exchange>,
-        reusable: bool,
-    ) -> Option<(usize, Pooled)> {
-        let b = self.backend.take()?;
-        if let Some(figures) = response {
+    /// The current try's response is complete as far as the backend goes (its last bytes are
+    /// about to leave for the client, or it switched protocols): written into the books now,
+    /// before the client can have it all, so that a statistics read made after a response
+    /// reached its client counts it. Bytes moved later (a tunnel's) are added at the end.
+    pub fn respond(&mut self, req: Request<'_>, figures: &stats::Exchange, now: Moment) {
+        let Some(b) = &self.backend else { return };
+        if self.recorded.is_none() {
+            req.proxy.upstreams[req.entry].record_success(b.server, now.millis());
             req.proxy
                 .stats
                 .record_response(req.entry, b.server, figures);
+            self.recorded = Some((figures.bytes_to_backend, figures.bytes_from_backend));
+        }
+    }
+
+    /// The current try is over with its response delivered: its response recorded if
+    /// [`Attempts::respond`] did not (with `figures`), the server released, and the
+    /// connection handed back for the pool when `reusable` and its entry's request limit
+    /// allows one more.
+    pub fn complete(
+        &mut self,
+        req: Request<'_>,
+        figures: Option<&stats::Exchange>,
+        reusable: bool,
+        now: Moment,
+    ) -> Option<(usize, Pooled)> {
+        if let Some(figures) = figures {
+            self.respond(req, figures, now);
+        }
+        let b = self.backend.take()?;
+        if let Some((sent, received)) = self.recorded {
+            let more_sent = (self.sent as u64).saturating_sub(sent);
+            let more_received = self.received.saturating_sub(received);
+            if more_sent > 0 || more_received > 0 {
+                req.proxy
+                    .stats
+                    .record_bytes(req.entry, b.server, more_sent, more_received);
+            }
         }
         let keepalive_requests = req.proxy.config.entries[req.entry].keepalive_requests;
         let keep = reusable && b.requests + 1 < keepalive_requests;

@@ -243,9 +243,19 @@ impl Exchange {
                 self.attempts.fail_final(req, FailureKind::ReadTimeout, now);
                 self.local_error(504, None, now);
             }
-            // The response cannot be completed (silent backend or a client that stopped
-            // reading): closing the client connection is the only honest end.
-            State::Body | State::Flush => return self.end(End::Abort, local, reactor, now),
+            // The response cannot be completed: closing the client connection is the only
+            // honest end. Whose fault: bytes waiting for the client mean it stopped reading
+            // (a client abort); an empty buffer means the backend went silent mid-body.
+            State::Body => {
+                let req = books!(self);
+                if self.response.has_output() {
+                    self.attempts.abort(req);
+                } else {
+                    self.attempts.fail_final(req, FailureKind::BodyTimeout, now);
+                }
+                return self.end(End::Abort, local, reactor, now);
+            }
+            State::Flush => return self.end(End::Abort, local, reactor, now),
             // A tunnel idle for ReadTimeout in both directions is closed.
             State::Tunnel => return self.end(End::Complete, local, reactor, now),
             State::Done => return self.progress(),
@@ -515,6 +525,9 @@ impl Exchange {
             .spares
             .put_vec(std::mem::take(&mut self.request_bytes));
         if head.upgrade {
+            // The switch itself is the response: in the books before the 101 goes out.
+            let figures = self.figures(now);
+            self.attempts.respond(books!(self), &figures, now);
             self.state = State::Tunnel;
             self.local_keep_alive = false;
             self.tunnel = Some(Tunnel::default());
@@ -532,6 +545,12 @@ impl Exchange {
         reactor: &mut dyn Reactor,
         now: Moment,
     ) -> Option<Progress> {
+        if self.state == State::Body && self.response.body_done() {
+            // The last bytes are about to leave: the response goes into the books first (see
+            // `Attempts::respond`).
+            let figures = self.figures(now);
+            self.attempts.respond(books!(self), &figures, now);
+        }
         let Some(client) = self.client.stream.as_mut() else {
             return Some(self.end(End::Abort, local, reactor, now));
         };
@@ -568,8 +587,11 @@ impl Exchange {
             Ok(BodyRead::End) if self.response.until_close() => {
                 Some(self.end(End::Complete, local, reactor, now))
             }
-            Ok(BodyRead::End) | Ok(BodyRead::Malformed) => {
-                Some(self.end(End::Abort, local, reactor, now))
+            // The backend left before the end of the body: the client gets a cut response
+            // (its connection closes without the end), and the server is blamed for it.
+            Ok(BodyRead::End) => Some(self.cut(FailureKind::ResponseCut, local, reactor, now)),
+            Ok(BodyRead::Malformed) => {
+                Some(self.cut(FailureKind::BadResponse, local, reactor, now))
             }
             Ok(BodyRead::Bytes(n)) => {
                 self.attempts.received += n as u64;
@@ -589,7 +611,31 @@ impl Exchange {
             Err(_) if self.response.until_close() && !enchunk => {
                 Some(self.end(End::Complete, local, reactor, now))
             }
-            Err(_) => Some(self.end(End::Abort, local, reactor, now)),
+            Err(_) => Some(self.cut(FailureKind::ResponseCut, local, reactor, now)),
+        }
+    }
+
+    /// The backend failed after the response head had gone out (`kind`): recorded against
+    /// it, and the client's connection closes, so a cut body never looks complete.
+    fn cut(
+        &mut self,
+        kind: FailureKind,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+        now: Moment,
+    ) -> Progress {
+        self.attempts.fail_final(books!(self), kind, now);
+        self.end(End::Abort, local, reactor, now)
+    }
+
+    /// The figures of the current try's response as of `now`.
+    fn figures(&self, now: Moment) -> stats::Exchange {
+        stats::Exchange {
+            status: self.status,
+            bytes_to_backend: self.attempts.sent as u64,
+            bytes_from_backend: self.attempts.received,
+            head_latency: self.head_latency,
+            total_latency: now.since(self.began),
         }
     }
 
@@ -643,16 +689,10 @@ impl Exchange {
         let req = books!(self);
         match how {
             End::Complete => {
-                let figures = self.response.head().map(|_| stats::Exchange {
-                    status: self.status,
-                    bytes_to_backend: self.attempts.sent as u64,
-                    bytes_from_backend: self.attempts.received,
-                    head_latency: self.head_latency,
-                    total_latency: now.since(self.began),
-                });
+                let figures = self.response.head().map(|_| self.figures(now));
                 let reusable = self.response.backend_reusable();
                 if let Some((server, pooled)) =
-                    self.attempts.complete(req, figures.as_ref(), reusable)
+                    self.attempts.complete(req, figures.as_ref(), reusable, now)
                 {
                     let source = Source {
                         fd: pooled.stream.fd(),

@@ -31,12 +31,14 @@ impl From<FailureKind> for Failure {
 
 impl Failure {
     /// All kinds, in the order of [`Failures`]' fields.
-    pub const ALL: [Failure; 6] = [
+    pub const ALL: [Failure; 8] = [
         Failure::Backend(FailureKind::ConnectRefused),
         Failure::Backend(FailureKind::ConnectTimeout),
         Failure::Backend(FailureKind::ResetBeforeResponse),
         Failure::Backend(FailureKind::ReadTimeout),
         Failure::Backend(FailureKind::BadResponse),
+        Failure::Backend(FailureKind::ResponseCut),
+        Failure::Backend(FailureKind::BodyTimeout),
         Failure::ClientAbort,
     ];
 
@@ -48,7 +50,9 @@ impl Failure {
             Failure::Backend(FailureKind::ResetBeforeResponse) => 2,
             Failure::Backend(FailureKind::ReadTimeout) => 3,
             Failure::Backend(FailureKind::BadResponse) => 4,
-            Failure::ClientAbort => 5,
+            Failure::Backend(FailureKind::ResponseCut) => 5,
+            Failure::Backend(FailureKind::BodyTimeout) => 6,
+            Failure::ClientAbort => 7,
         }
     }
 
@@ -59,12 +63,14 @@ impl Failure {
 }
 
 /// Names of the failure kinds, by slot.
-const FAILURE_NAMES: [&str; 6] = [
+const FAILURE_NAMES: [&str; 8] = [
     "connect_refused",
     "connect_timeout",
     "reset_before_response",
     "read_timeout",
     "bad_response",
+    "response_cut",
+    "body_timeout",
     "client_abort",
 ];
 
@@ -89,7 +95,7 @@ pub struct Exchange {
 pub struct Counters {
     requests: AtomicU64,
     responses: [AtomicU64; 5],
-    failures: [AtomicU64; 6],
+    failures: [AtomicU64; 8],
     retries: AtomicU64,
     failovers: AtomicU64,
     bytes_to_backend: AtomicU64,
@@ -165,7 +171,9 @@ impl Counters {
                 reset_before_response: f(2),
                 read_timeout: f(3),
                 bad_response: f(4),
-                client_abort: f(5),
+                response_cut: f(5),
+                body_timeout: f(6),
+                client_abort: f(7),
             },
             retries: self.retries.load(Relaxed),
             failovers: self.failovers.load(Relaxed),
@@ -284,29 +292,41 @@ pub struct Failures {
     pub reset_before_response: u64,
     /// `ReadTimeout` elapsed.
     pub read_timeout: u64,
-    /// The backend's response was malformed.
+    /// The backend's response was malformed (head or body framing).
     pub bad_response: u64,
-    /// The client went away mid-exchange.
+    /// The backend closed or reset after the response head, before the body's end.
+    pub response_cut: u64,
+    /// `ReadTimeout` elapsed while waiting for more of the body.
+    pub body_timeout: u64,
+    /// The client went away mid-exchange (not the backend's fault).
     pub client_abort: u64,
 }
 
 impl Failures {
     /// `(name, count)` pairs in [`Failure::ALL`] order.
-    pub fn pairs(&self) -> [(&'static str, u64); 6] {
+    pub fn pairs(&self) -> [(&'static str, u64); 8] {
         let v = [
             self.connect_refused,
             self.connect_timeout,
             self.reset_before_response,
             self.read_timeout,
             self.bad_response,
+            self.response_cut,
+            self.body_timeout,
             self.client_abort,
         ];
         std::array::from_fn(|i| (FAILURE_NAMES[i], v[i]))
     }
 
-    /// All failures together.
+    /// All failures together, client aborts included (every attempt ends in a response or
+    /// one of these).
     pub fn total(&self) -> u64 {
         self.pairs().iter().map(|p| p.1).sum()
+    }
+
+    /// The failures that are the backend's: all but client aborts.
+    pub fn backend(&self) -> u64 {
+        self.total() - self.client_abort
     }
 }
 

@@ -38,7 +38,7 @@ td{display:flex;justify-content:space-between;gap:1rem;text-align:right;white-sp
 td:first-child{font-weight:600}td::before{content:attr(data-label);color:#5b6372;text-align:left}}";
 
 /// Column headings of the server table (also each cell's `data-label`).
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; 13] = [
     "Server",
     "State",
     "Share",
@@ -48,6 +48,7 @@ const COLUMNS: [&str; 12] = [
     "4xx",
     "5xx",
     "Errors",
+    "Client aborts",
     "Retries",
     "In flight",
     "Latency p50 / p90 / p99",
@@ -136,7 +137,8 @@ fn server(o: &mut String, s: &ServerSnapshot) {
     }
     let c = &s.counters;
     let r = &c.responses;
-    let errors = c.failures.total();
+    // The backend's failures are errors; clients that left are not the server's doing.
+    let errors = c.failures.backend();
     let pct = s.share * 100.0;
     let cells = [
         format!("{} <small>weight {}</small>", escape(&s.name), s.weight),
@@ -158,6 +160,7 @@ fn server(o: &mut String, s: &ServerSnapshot) {
         } else {
             "0".to_string()
         },
+        c.failures.client_abort.to_string(),
         c.retries.to_string(),
         l.in_flight.to_string(),
         latency(&c.total_latency),

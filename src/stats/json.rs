@@ -28,7 +28,8 @@
 //!   "requests": u64,
 //!   "responses": { "1xx", "2xx", "3xx", "4xx", "5xx": u64 },
 //!   "failures": { "connect_refused", "connect_timeout", "reset_before_response",
-//!                 "read_timeout", "bad_response", "client_abort": u64 },
+//!                 "read_timeout", "bad_response", "response_cut", "body_timeout",
+//!                 "client_abort": u64 },
 //!   "retries", "failovers", "bytes_to_backend", "bytes_from_backend",
 //!   "connections_opened", "connections_reused": u64,
 //!   "head_latency", "total_latency": Histogram
