@@ -474,6 +474,18 @@ pub fn assert_encoded_paths_route_by_their_decoded_form(proxy: SocketAddr) {
     assert_eq!(c.get("/m/%62/id").body, b"b");
 }
 
+/// The text of a plugin configuration (`proxy_reverse.conf`) with one entry matching every
+/// path, for these servers, followed by the entry lines `extra` (each indented, ending in a
+/// newline). Both hosts read it: Monkey from the file, the stand-in host through
+/// `config::parse_str`.
+pub fn conf_for(servers: &[SocketAddr], extra: &str) -> String {
+    let list: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
+    format!(
+        "[PROXY_ENTRY]\n    Match ^/\n    ServerList {}\n{extra}",
+        list.join(" ")
+    )
+}
+
 /// A proxy host in front of the given entries.
 pub fn host_for(entries: Vec<Entry>) -> Host {
     let config = Config {
@@ -483,6 +495,21 @@ pub fn host_for(entries: Vec<Entry>) -> Host {
         entries,
     };
     Host::start(Arc::new(Proxy::new(config).unwrap())).unwrap()
+}
+
+/// The proxy the plugin configuration text `conf` describes, parsed as the plugin parses its
+/// file (servers must be IP addresses: tests resolve no names). Panics with the errors.
+pub fn proxy_from_conf(conf: &str) -> Proxy {
+    let no_dns = |host: &str, _port: u16| Err(format!("no DNS in tests ({host})"));
+    let config =
+        proxy_reverse::config::parse_str(conf, std::path::Path::new("proxy_reverse.conf"), &no_dns)
+            .unwrap_or_else(|e| panic!("{e:?}\n{conf}"));
+    Proxy::new(config).expect("a proxy for the configuration")
+}
+
+/// A stand-in host for the plugin configuration text `conf` (see [`proxy_from_conf`]).
+pub fn host_from_conf(conf: &str) -> Host {
+    Host::start(Arc::new(proxy_from_conf(conf))).unwrap()
 }
 
 /// A parsed response.
