@@ -371,22 +371,6 @@ fn exchanges_waiting_for_a_backend_hold_no_buffer() {
 }
 
 #[test]
-fn unmatched_path_gets_404_from_the_proxy() {
-    let origin = Origin::start("a");
-    let mut entry = entry_for(&[origin.addr]);
-    entry.matches[0].pattern = "^/api/".into();
-    let host = host_for(vec![entry]);
-    let mut c = Client::connect(host.addr());
-    assert_eq!(c.get("/other").status, 404);
-    assert_eq!(
-        c.get("/api/id").status,
-        404,
-        "origin's own 404 for an unknown route"
-    );
-    assert_eq!(origin.conns.load(Ordering::SeqCst), 1);
-}
-
-#[test]
 fn every_server_offline_gives_503_with_retry_after() {
     let mut entry = entry_for(&[dead_addr()]);
     entry.attempts_count = 1;
