@@ -69,6 +69,7 @@ macro_rules! attack_catalogue {
             bare_cr_in_the_target_gets_400_and_close,
             fragment_in_the_target_gets_400,
             nul_in_the_path_gets_400_and_close,
+            absolute_form_target_gets_400,
             // Broken origins.
             garbage_origin_gets_502,
             origin_sending_two_different_content_lengths_gets_502,
@@ -173,6 +174,16 @@ pub fn refused_before_the_origin(h: &dyn Harness, raw: &[u8]) {
     let origin = Origin::start("a");
     let proxy = h.start(&conf_for(&[origin.addr], ""));
     assert_refused_before(proxy, &origin, raw);
+}
+
+/// A request refused with a 400 before anything reaches the origin (whether the connection
+/// then closes is the host's choice).
+pub fn refused_whatever_follows(h: &dyn Harness, raw: &[u8]) {
+    let origin = Origin::start("a");
+    let proxy = h.start(&conf_for(&[origin.addr], ""));
+    let (r, _c) = through(proxy, raw);
+    assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(origin.conns.load(Ordering::SeqCst), 0, "reached the origin");
 }
 
 /// A broken origin reply to `GET /x`: the client gets `status`.
@@ -525,11 +536,18 @@ pub fn host_that_is_not_an_authority_gets_400_and_close(h: &dyn Harness) {
 /// (What follows differs: the stand-in host closes, Monkey answers this one itself, before
 /// the plugin, and keeps the connection — see each host's file.)
 pub fn http11_request_without_host_gets_400(h: &dyn Harness) {
-    let origin = Origin::start("a");
-    let proxy = h.start(&conf_for(&[origin.addr], ""));
-    let (r, _c) = through(proxy, NO_HOST);
-    assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(&r.body));
-    assert_eq!(origin.conns.load(Ordering::SeqCst), 0, "reached the origin");
+    refused_whatever_follows(h, NO_HOST);
+}
+
+/// A target in absolute form (`http://host/path`): the proxy routes by path while a backend
+/// could take the authority in it for the host. 400, nothing sent to the origin. (Monkey
+/// answers this one itself, before the plugin, and keeps the connection; the stand-in host
+/// closes it.)
+pub fn absolute_form_target_gets_400(h: &dyn Harness) {
+    refused_whatever_follows(
+        h,
+        b"GET http://elsewhere/headers HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
 }
 
 /// A `Host` that would break out of the `Forwarded` quoted-string.
