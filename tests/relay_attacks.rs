@@ -74,12 +74,13 @@ fn chunked_upload_with_extensions_reaches_the_origin_intact() {
 }
 
 #[test]
-fn smuggling_cl_and_te_together_gets_400_and_close() {
+fn smuggling_cl_and_te_together_gets_400_and_nothing_reaches_the_origin() {
     // Monkey 1.8.9 holds a request with a length above zero and chunked until its own
     // timeout (`smuggling_cl_and_te_together_never_reaches_the_origin` there).
-    stand_in("smuggling_cl_and_te_together_gets_400_and_close", |h| {
-        refused_before_the_origin(h, CL_AND_TE)
-    });
+    stand_in(
+        "smuggling_cl_and_te_together_gets_400_and_nothing_reaches_the_origin",
+        |h| refused_before_the_origin(h, CL_AND_TE),
+    );
 }
 
 #[test]
