@@ -433,27 +433,6 @@ fn client_disconnect_mid_response_leaves_no_fd() {
 
 #[test]
 #[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
-fn unmatched_path_gets_404_from_the_plugin() {
-    let origin = Origin::start("a");
-    let conf = format!(
-        "[PROXY_ENTRY]\n    Match ^/api/\n    ServerList {}\n",
-        origin.addr
-    );
-    let monkey = Monkey::start(&conf);
-    let mut c = Client::connect(monkey.addr());
-    let r = c.get("/other");
-    assert_eq!(r.status, 404);
-    assert_eq!(r.header("x-backend"), None, "the 404 came from the origin");
-    assert_eq!(origin.conns.load(Ordering::SeqCst), 0);
-    // A matched path reaches the origin (which has no such route: its own 404).
-    let r = c.get("/api/nothing");
-    assert_eq!(r.status, 404);
-    assert_eq!(r.header("x-backend"), Some("a"));
-    finish(monkey);
-}
-
-#[test]
-#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn broken_config_logs_file_and_line_and_answers_503() {
     // Line 3 carries the mistake.
     let conf = "[PROXY_ENTRY]\n    Match ^/\n    ServerList 127.0.0.1:notaport\n";

@@ -245,20 +245,210 @@ fn failover_to_the_next_server() {
     assert_eq!(r.body, b"b");
 }
 
+// ---- timeouts, on the host's test clock ------------------------------------------------
+//
+// Each test brings the exchange into the state that waits first (the backend has the
+// request, the response is half sent, the connection is idle), with the clock not moved
+// since the exchange began; then it moves the clock to just before the timeout, sees that
+// nothing happens, and moves it past. The real-Monkey versions (`monkey_http.rs`,
+// `monkey_e2e.rs`) run on the real clock.
+
+/// Moves `host`'s test clock on by `ms` milliseconds.
+fn advance_ms(host: &proxy_reverse::host::Host, ms: u64) {
+    host.advance(Duration::from_millis(ms));
+}
+
 #[test]
 fn silent_backend_gives_504_after_read_timeout() {
+    let (addr, backend) = silent_backend();
+    let mut entry = entry_for(&[addr]);
+    entry.read_timeout = Duration::from_millis(400);
+    let (host, proxy) = host_on_test_clock(vec![entry]);
+    let mut c = Client::connect(host.addr());
+    c.send(b"GET /never HTTP/1.1\r\nHost: t\r\n\r\n");
+    // The backend has the request: the exchange waits for the response head.
+    let mut upstream = accept_within(&backend);
+    read_request_head(&mut upstream);
+    advance_ms(&host, 399);
+    assert_quiet(c.reader.get_mut(), "1 ms before the read timeout");
+    advance_ms(&host, 2);
+    c.reader.get_mut().set_read_timeout(Some(PROMPTLY)).unwrap();
+    let r = c
+        .read_response(false)
+        .expect("a response past the read timeout");
+    assert_eq!(r.status, 504);
+    read_until_closed(
+        &mut upstream,
+        "after the 504: the backend connection is let go",
+    );
+    let failures = proxy.stats.entry(0).counters.snapshot().failures;
+    assert_eq!(failures.read_timeout, 1, "{failures:?}");
+}
+
+#[test]
+fn unanswering_backend_gives_504_after_connect_timeout() {
+    let (addr, _listener, _queued) = unanswering_backend();
+    let mut entry = entry_for(&[addr]);
+    entry.connect_timeout = Duration::from_millis(500);
+    let (host, proxy) = host_on_test_clock(vec![entry]);
+    let mut c = Client::connect(host.addr());
+    c.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    // The connect has begun (it cannot complete): the exchange waits for it.
+    let opened = || proxy.stats.entry(0).counters.snapshot().connections_opened;
+    wait_until("the proxy starts connecting", || opened() == 1);
+    advance_ms(&host, 499);
+    assert_quiet(c.reader.get_mut(), "1 ms before the connect timeout");
+    advance_ms(&host, 2);
+    c.reader.get_mut().set_read_timeout(Some(PROMPTLY)).unwrap();
+    let r = c
+        .read_response(false)
+        .expect("a response past the connect timeout");
+    assert_eq!(r.status, 504, "{:?}", String::from_utf8_lossy(&r.body));
+    let failures = proxy.stats.entry(0).counters.snapshot().failures;
+    assert_eq!(failures.connect_timeout, 1, "{failures:?}");
+    assert_eq!(opened(), 1, "tried again");
+}
+
+#[test]
+fn backend_silent_in_the_middle_of_a_body_closes_the_client_after_read_timeout() {
+    let (addr, backend) = silent_backend();
+    let mut entry = entry_for(&[addr]);
+    entry.read_timeout = Duration::from_millis(400);
+    let (host, _proxy) = host_on_test_clock(vec![entry]);
+    let mut client = TcpStream::connect(host.addr()).unwrap();
+    client
+        .write_all(b"GET /half HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut upstream = accept_within(&backend);
+    read_request_head(&mut upstream);
+    upstream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+        .unwrap();
+    // Half the body has reached the client: the exchange waits for the rest.
+    client.set_read_timeout(Some(PROMPTLY)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.ends_with(b"hello") {
+        let n = client.read(&mut buf).expect("the head and half the body");
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    advance_ms(&host, 399);
+    assert_quiet(&mut client, "1 ms before the read timeout");
+    assert_quiet(&mut upstream, "1 ms before the read timeout");
+    advance_ms(&host, 2);
+    // The body cannot be completed: the client sees it cut, the backend is let go.
+    let rest = read_until_closed(&mut client, "past the read timeout");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    read_until_closed(&mut upstream, "past the read timeout");
+    wait_until("the client connection is closed", || {
+        host.open_connections() == 0
+    });
+}
+
+#[test]
+fn client_that_stops_reading_is_closed_after_read_timeout() {
     let origin = Origin::start("a");
     let mut entry = entry_for(&[origin.addr]);
     entry.read_timeout = Duration::from_millis(400);
-    let host = host_for(vec![entry]);
-    let t = Instant::now();
-    let r = Client::connect(host.addr()).get("/never");
-    assert_eq!(r.status, 504);
-    assert!(
-        t.elapsed() >= Duration::from_millis(350),
-        "answered before the timeout"
+    let (host, _proxy) = host_on_test_clock(vec![entry]);
+    let mut client = TcpStream::connect(host.addr()).unwrap();
+    client
+        .write_all(b"GET /stream/268435456 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // The client reads nothing: the sockets between fill and the proxy waits to write.
+    // Bounded: the origin's writes stop within seconds (it writes only what the proxy reads).
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    let mut last = u64::MAX;
+    let mut steady = 0;
+    while steady < 5 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the response never stopped"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let now = origin.written.load(Ordering::SeqCst);
+        steady = if now == last && now > 0 {
+            steady + 1
+        } else {
+            0
+        };
+        last = now;
+    }
+    assert_eq!(host.open_connections(), 1);
+    advance_ms(&host, 399);
+    std::thread::sleep(QUIET_WINDOW);
+    assert_eq!(
+        host.open_connections(),
+        1,
+        "closed 1 ms before the read timeout"
     );
-    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(origin.written.load(Ordering::SeqCst), last);
+    advance_ms(&host, 2);
+    wait_until(
+        "the client connection is closed past the read timeout",
+        || host.open_connections() == 0,
+    );
+    let got = read_until_closed(&mut client, "past the read timeout");
+    assert!(
+        (got.len() as u64) < 268_435_456,
+        "the whole body reached a client that stopped reading"
+    );
+}
+
+#[test]
+fn idle_pooled_connection_closes_after_keep_alive_timeout() {
+    let (addr, backend) = silent_backend();
+    let mut entry = entry_for(&[addr]);
+    entry.keepalive_timeout = Duration::from_secs(2);
+    let (host, _proxy) = host_on_test_clock(vec![entry]);
+    let mut c = Client::connect(host.addr());
+    c.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut upstream = accept_within(&backend);
+    read_request_head(&mut upstream);
+    upstream
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        .unwrap();
+    // The response is complete: the backend connection waits in the pool.
+    let r = c.read_response(false).expect("the response");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+    advance_ms(&host, 1999);
+    assert_quiet(&mut upstream, "1 ms before the keep-alive timeout");
+    advance_ms(&host, 2);
+    read_until_closed(&mut upstream, "past the keep-alive timeout");
+    // The next request needs a new connection.
+    c.send(b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut second = accept_within(&backend);
+    read_request_head(&mut second);
+}
+
+#[test]
+fn offline_server_is_tried_again_after_offline_timeout() {
+    let first = dead_addr();
+    let b = Origin::start("b");
+    let mut entry = entry_for(&[first, b.addr]);
+    entry.attempts_count = 1;
+    entry.offline_timeout = Duration::from_secs(10);
+    let (host, _proxy) = host_on_test_clock(vec![entry]);
+    let mut c = Client::connect(host.addr());
+    // The first server refuses: it goes offline and the request fails over.
+    assert_eq!(c.get("/id").body, b"b");
+    // Back up, but offline still: skipped.
+    let a = Origin::start_on(first, "a");
+    assert_eq!(c.get("/id").body, b"b");
+    advance_ms(&host, 9_999);
+    assert_eq!(
+        c.get("/id").body,
+        b"b",
+        "tried 1 ms before the offline timeout"
+    );
+    assert_eq!(a.conns.load(Ordering::SeqCst), 0);
+    advance_ms(&host, 2);
+    assert_eq!(
+        c.get("/id").body,
+        b"a",
+        "not tried past the offline timeout"
+    );
 }
 
 #[test]
@@ -368,22 +558,6 @@ fn exchanges_waiting_for_a_backend_hold_no_buffer() {
     }
     assert_eq!(host.open_connections(), 0);
     assert_eq!(host.buffers_in_use(), 0);
-}
-
-#[test]
-fn unmatched_path_gets_404_from_the_proxy() {
-    let origin = Origin::start("a");
-    let mut entry = entry_for(&[origin.addr]);
-    entry.matches[0].pattern = "^/api/".into();
-    let host = host_for(vec![entry]);
-    let mut c = Client::connect(host.addr());
-    assert_eq!(c.get("/other").status, 404);
-    assert_eq!(
-        c.get("/api/id").status,
-        404,
-        "origin's own 404 for an unknown route"
-    );
-    assert_eq!(origin.conns.load(Ordering::SeqCst), 1);
 }
 
 #[test]

@@ -58,8 +58,9 @@ fn upgrade_echo_origin() -> SocketAddr {
     addr
 }
 
-/// Opens a tunnel through the proxy at `proxy`, checks the echo both ways, then closes.
-fn echo_through(proxy: SocketAddr) {
+/// Opens a tunnel through the proxy at `proxy` to an [`upgrade_echo_origin`]: checks the 101
+/// and the bytes the origin sent with it; returns the client socket and a reader on it.
+fn open_tunnel(proxy: SocketAddr) -> (TcpStream, BufReader<TcpStream>) {
     let mut s = TcpStream::connect(proxy).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
@@ -88,12 +89,24 @@ fn echo_through(proxy: SocketAddr) {
         ready, "ready\n",
         "bytes the origin sent with the 101 arrive"
     );
+    (s, reader)
+}
+
+/// Sends `msg` into an open tunnel and reads it back.
+fn echo(s: &mut TcpStream, reader: &mut BufReader<TcpStream>, msg: &[u8]) {
+    s.set_read_timeout(Some(PROMPTLY)).unwrap();
+    s.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    reader.read_exact(&mut back).unwrap();
+    assert_eq!(back, msg);
+}
+
+/// Opens a tunnel through the proxy at `proxy`, checks the echo both ways, then closes.
+fn echo_through(proxy: SocketAddr) {
+    let (mut s, mut reader) = open_tunnel(proxy);
     for round in 0..3 {
         let msg = format!("message {round} {}\n", "x".repeat(round * 30000));
-        s.write_all(msg.as_bytes()).unwrap();
-        let mut back = vec![0u8; msg.len()];
-        reader.read_exact(&mut back).unwrap();
-        assert_eq!(back, msg.as_bytes());
+        echo(&mut s, &mut reader, msg.as_bytes());
     }
     drop(reader);
     drop(s);
@@ -123,11 +136,32 @@ fn unsolicited_101_is_a_bad_gateway() {
 }
 
 #[test]
+fn idle_tunnel_closes_after_read_timeout_and_traffic_keeps_it_open() {
+    // On the host's test clock: the tunnel is open and the clock has not moved since, so
+    // each step below is exact.
+    let origin = upgrade_echo_origin();
+    let mut entry = entry_for(&[origin]);
+    entry.read_timeout = Duration::from_secs(2);
+    let (host, _proxy) = host_on_test_clock(vec![entry]);
+    let (mut s, mut reader) = open_tunnel(host.addr());
+    echo(&mut s, &mut reader, b"first\n");
+    host.advance(Duration::from_millis(1999));
+    assert_quiet(&mut s, "1 ms before the tunnel's idle timeout");
+    // Traffic now restarts the idle time.
+    echo(&mut s, &mut reader, b"second\n");
+    host.advance(Duration::from_millis(2));
+    assert_quiet(&mut s, "after traffic restarted the idle time");
+    host.advance(Duration::from_millis(1997));
+    assert_quiet(&mut s, "1 ms before the restarted idle timeout");
+    host.advance(Duration::from_millis(2));
+    let rest = read_until_closed(&mut s, "past the tunnel's idle timeout");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    wait_until("the tunnel is closed", || host.open_connections() == 0);
+}
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn tunnel_through_monkey() {
-    if std::env::var_os("MONKEY_BIN").is_none() {
-        println!("skipped: MONKEY_BIN is not set (point it at a Monkey v1.8 build to run the real-server tests)");
-        return;
-    }
     let origin = upgrade_echo_origin();
     let mut monkey = Monkey::start(&e2e::conf_for(&[origin], "    UpstreamKeepAlive 0\n"));
     let baseline = monkey.fd_count();

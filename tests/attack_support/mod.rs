@@ -1,7 +1,15 @@
-//! Shared pieces of the attack catalogues (`monkey_http.rs` through a real Monkey,
-//! `relay_attacks.rs` through the stand-in host): the malicious requests, the broken origin
-//! replies, and a parser for the request head the origin's `/headers` route echoes.
+//! The HTTP attack catalogue, run on both hosts: `relay_attacks.rs` through the stand-in
+//! host, `monkey_http.rs` through a real Monkey. The cases ([`cases`]) are written once
+//! against a [`Harness`]; this module also holds their pieces: the malicious requests, the
+//! broken origin replies, and a parser for the request head the origin's `/headers` route
+//! echoes.
 #![allow(dead_code)]
+
+#[macro_use]
+pub mod cases;
+mod harness;
+
+pub use harness::{run_case, Harness};
 
 use std::time::Duration;
 
@@ -53,8 +61,7 @@ pub const NUL_IN_PATH: &[u8] = b"GET /headers\x00/x HTTP/1.1\r\nHost: t\r\n\r\n"
 /// Bytes that are not ASCII in the request target: curl sends `café` in a URL as raw UTF-8.
 pub const UTF8_TARGET: &[u8] = b"GET /headers?q=caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n";
 
-/// Bytes that are not even UTF-8 in the request target (Monkey takes them; the stand-in
-/// host's parser does not).
+/// Bytes that are not even UTF-8 in the request target (both hosts take them).
 pub const EIGHT_BIT_TARGET: &[u8] =
     b"GET /headers?q=caf\xc3\xa9&r=\xff HTTP/1.1\r\nHost: t\r\n\r\n";
 

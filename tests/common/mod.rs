@@ -10,7 +10,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use proxy_reverse::config::{Config, Entry, MatchRule, ServerSpec};
-use proxy_reverse::host::Host;
+use proxy_reverse::host::{Host, TestClock};
 use proxy_reverse::proxy::Proxy;
 
 /// Deterministic body byte `i` of every generated body.
@@ -474,6 +474,18 @@ pub fn assert_encoded_paths_route_by_their_decoded_form(proxy: SocketAddr) {
     assert_eq!(c.get("/m/%62/id").body, b"b");
 }
 
+/// The text of a plugin configuration (`proxy_reverse.conf`) with one entry matching every
+/// path, for these servers, followed by the entry lines `extra` (each indented, ending in a
+/// newline). Both hosts read it: Monkey from the file, the stand-in host through
+/// `config::parse_str`.
+pub fn conf_for(servers: &[SocketAddr], extra: &str) -> String {
+    let list: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
+    format!(
+        "[PROXY_ENTRY]\n    Match ^/\n    ServerList {}\n{extra}",
+        list.join(" ")
+    )
+}
+
 /// A proxy host in front of the given entries.
 pub fn host_for(entries: Vec<Entry>) -> Host {
     let config = Config {
@@ -483,6 +495,21 @@ pub fn host_for(entries: Vec<Entry>) -> Host {
         entries,
     };
     Host::start(Arc::new(Proxy::new(config).unwrap())).unwrap()
+}
+
+/// The proxy the plugin configuration text `conf` describes, parsed as the plugin parses its
+/// file (servers must be IP addresses: tests resolve no names). Panics with the errors.
+pub fn proxy_from_conf(conf: &str) -> Proxy {
+    let no_dns = |host: &str, _port: u16| Err(format!("no DNS in tests ({host})"));
+    let config =
+        proxy_reverse::config::parse_str(conf, std::path::Path::new("proxy_reverse.conf"), &no_dns)
+            .unwrap_or_else(|e| panic!("{e:?}\n{conf}"));
+    Proxy::new(config).expect("a proxy for the configuration")
+}
+
+/// A stand-in host for the plugin configuration text `conf` (see [`proxy_from_conf`]).
+pub fn host_from_conf(conf: &str) -> Host {
+    Host::start(Arc::new(proxy_from_conf(conf))).unwrap()
 }
 
 /// A parsed response.
@@ -715,11 +742,133 @@ pub fn assert_close_in_a_connection_list_closes(proxy: SocketAddr) {
     assert_eq!(n, 0, "bytes after a closing response");
 }
 
-/// A backend for [`assert_client_leaving_releases_the_backend`]: a listener whose
-/// connections the check serves by hand.
+/// A backend for [`assert_client_leaving_releases_the_backend`] and the timeout tests: a
+/// listener whose connections the test serves by hand ([`accept_within`],
+/// [`read_request_head`]).
 pub fn silent_backend() -> (SocketAddr, TcpListener) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     (listener.local_addr().unwrap(), listener)
+}
+
+// ---- timeouts on a test clock -----------------------------------------------------------
+
+/// How long, in real time, a test gives the host to act once it has moved a test clock past
+/// a deadline: generous, so that a busy machine passes.
+pub const PROMPTLY: Duration = Duration::from_secs(5);
+
+/// How long, in real time, a test watches for something that must not happen yet.
+pub const QUIET_WINDOW: Duration = Duration::from_millis(300);
+
+/// A stand-in host in front of `entries` whose time is a test clock: its timeouts act only
+/// when the test moves the clock on ([`Host::advance`]), never by themselves. Returns the
+/// proxy too, for its statistics.
+pub fn host_on_test_clock(entries: Vec<Entry>) -> (Host, Arc<Proxy>) {
+    let config = Config {
+        file: "test.conf".into(),
+        statistics_url: None,
+        statistics_allow: vec![],
+        entries,
+    };
+    let proxy = Arc::new(Proxy::new(config).unwrap());
+    let host = Host::start_with_clock(proxy.clone(), TestClock::new()).unwrap();
+    (host, proxy)
+}
+
+/// A loopback address where connecting never completes: a listener with a backlog of 0
+/// whose accept queue the returned connections fill, so that the kernel drops every further
+/// SYN (and the connect retransmits until it gives up, minutes later). Keep both alive for
+/// the test.
+pub fn unanswering_backend() -> (SocketAddr, TcpListener, Vec<TcpStream>) {
+    use rustix::net::{bind, listen, socket, AddressFamily, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    listen(&fd, 0).unwrap();
+    let listener = TcpListener::from(fd);
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    // Bounded: Linux queues one connection beyond a backlog of 0.
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => queued.push(s),
+            Err(_) => return (addr, listener, queued),
+        }
+    }
+    panic!("the accept queue of a listener with backlog 0 never filled");
+}
+
+/// Polls `done` every 5 ms until it holds; panics, naming `what`, after [`PROMPTLY`].
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + PROMPTLY;
+    while !done() {
+        assert!(Instant::now() < until, "not within {PROMPTLY:?}: {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The next connection the proxy opens to `listener`, within [`PROMPTLY`] (blocking).
+pub fn accept_within(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let until = Instant::now() + PROMPTLY;
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                return s;
+            }
+            Err(_) if Instant::now() < until => thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("the proxy never connected to the backend: {e}"),
+        }
+    }
+}
+
+/// Reads one request head (up to its blank line) from a backend connection the test serves
+/// by hand, within [`PROMPTLY`]; returns it.
+pub fn read_request_head(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(PROMPTLY)).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).expect("the request head"),
+            1,
+            "request cut: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    head
+}
+
+/// Nothing arrives on `s` for [`QUIET_WINDOW`]: no byte, no end of file, no reset.
+pub fn assert_quiet(s: &mut TcpStream, when: &str) {
+    s.set_read_timeout(Some(QUIET_WINDOW)).unwrap();
+    let mut buf = [0u8; 256];
+    match s.read(&mut buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        Ok(0) => panic!("closed {when}"),
+        Ok(n) => panic!("{n} bytes {when}: {:?}", String::from_utf8_lossy(&buf[..n])),
+        Err(e) => panic!("{e} {when}"),
+    }
+}
+
+/// Reads `s` until the peer closes it (end of file or reset), within [`PROMPTLY`]; returns
+/// the bytes that came before.
+pub fn read_until_closed(s: &mut TcpStream, when: &str) -> Vec<u8> {
+    s.set_read_timeout(Some(PROMPTLY)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("not closed {when}: {e}"),
+        }
+    }
 }
 
 /// A client that goes away while its response is pending makes the proxy let go of the
@@ -728,33 +877,6 @@ pub fn silent_backend() -> (SocketAddr, TcpListener) {
 /// `ReadTimeout` (configure it long) runs out: the backend sees its connection closed within
 /// two seconds each time.
 pub fn assert_client_leaving_releases_the_backend(proxy: SocketAddr, backend: TcpListener) {
-    backend.set_nonblocking(true).unwrap();
-    let accept = |backend: &TcpListener| -> TcpStream {
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            match backend.accept() {
-                Ok((s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    return s;
-                }
-                Err(_) if Instant::now() < until => thread::sleep(Duration::from_millis(10)),
-                Err(e) => panic!("the request never reached the backend: {e}"),
-            }
-        }
-    };
-    let read_head = |s: &mut TcpStream| {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(
-                s.read(&mut byte).expect("the request head"),
-                1,
-                "request cut"
-            );
-            head.push(byte[0]);
-        }
-    };
     let released_soon = |s: &mut TcpStream, when: &str| {
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut rest = [0u8; 64];
@@ -777,8 +899,8 @@ pub fn assert_client_leaving_releases_the_backend(proxy: SocketAddr, backend: Tc
         client
             .write_all(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n")
             .unwrap();
-        let mut upstream = accept(&backend);
-        read_head(&mut upstream);
+        let mut upstream = accept_within(&backend);
+        read_request_head(&mut upstream);
         if !pipelined.is_empty() {
             client.write_all(pipelined).unwrap();
             thread::sleep(Duration::from_millis(100));
@@ -790,8 +912,8 @@ pub fn assert_client_leaving_releases_the_backend(proxy: SocketAddr, backend: Tc
     // Halfway through a chunked body.
     let mut client = Client::connect(proxy);
     client.send(b"GET /half HTTP/1.1\r\nHost: t\r\n\r\n");
-    let mut upstream = accept(&backend);
-    read_head(&mut upstream);
+    let mut upstream = accept_within(&backend);
+    read_request_head(&mut upstream);
     upstream
         .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
         .unwrap();

@@ -312,14 +312,10 @@ impl Drop for Monkey {
     }
 }
 
-/// A plugin configuration with one entry matching every path.
-pub fn conf_for(servers: &[SocketAddr], extra: &str) -> String {
-    let list: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
-    format!(
-        "[PROXY_ENTRY]\n    Match ^/\n    ServerList {}\n{extra}",
-        list.join(" ")
-    )
-}
+/// A plugin configuration with one entry matching every path (shared with the stand-in
+/// host's tests, which parse the same text: see [`crate::common::conf_for`]).
+#[allow(unused_imports)]
+pub use crate::common::conf_for;
 
 /// Whether `wrk` can be run; prints the skip line when it cannot.
 pub fn wrk_available() -> bool {
