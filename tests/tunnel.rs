@@ -61,10 +61,17 @@ fn upgrade_echo_origin() -> SocketAddr {
 /// Opens a tunnel through the proxy at `proxy` to an [`upgrade_echo_origin`]: checks the 101
 /// and the bytes the origin sent with it; returns the client socket and a reader on it.
 fn open_tunnel(proxy: SocketAddr) -> (TcpStream, BufReader<TcpStream>) {
+    open_tunnel_sending(proxy, b"")
+}
+
+/// Like [`open_tunnel`], with `early` sent in the same write as the upgrade request.
+fn open_tunnel_sending(proxy: SocketAddr, early: &[u8]) -> (TcpStream, BufReader<TcpStream>) {
     let mut s = TcpStream::connect(proxy).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-        .unwrap();
+    let mut request =
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n".to_vec();
+    request.extend_from_slice(early);
+    s.write_all(&request).unwrap();
     let mut reader = BufReader::new(s.try_clone().unwrap());
     let mut status = String::new();
     reader.read_line(&mut status).unwrap();
@@ -126,6 +133,34 @@ fn tunnel_through_the_stand_in_host() {
         0,
         "the tunnel ends when the client closes"
     );
+}
+
+/// #21.9: bytes a client sends right behind its upgrade request, before the `101` (RFC 9110
+/// §7.8 does not forbid it; nginx and haproxy carry them), reach the backend through the
+/// tunnel once it switched. They used to be dropped.
+fn early_bytes_reach_the_tunnel(proxy: SocketAddr) {
+    let early = b"sent with the upgrade request\n";
+    let (mut s, mut reader) = open_tunnel_sending(proxy, early);
+    let mut back = vec![0u8; early.len()];
+    reader.read_exact(&mut back).unwrap();
+    assert_eq!(back, early, "{:?}", String::from_utf8_lossy(&back));
+    echo(&mut s, &mut reader, b"and after it\n");
+}
+
+#[test]
+fn early_bytes_reach_the_tunnel_through_the_stand_in_host() {
+    let origin = upgrade_echo_origin();
+    let host = host_for(vec![entry_for(&[origin])]);
+    early_bytes_reach_the_tunnel(host.addr());
+}
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn early_bytes_reach_the_tunnel_through_monkey() {
+    let origin = upgrade_echo_origin();
+    let mut monkey = Monkey::start(&e2e::conf_for(&[origin], ""));
+    early_bytes_reach_the_tunnel(monkey.addr());
+    monkey.assert_alive();
 }
 
 #[test]

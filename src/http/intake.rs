@@ -138,7 +138,14 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usi
         (false, true) => BodyKind::None,
         (false, false) => BodyKind::Length,
     };
-    Ok(head_len + body.len())
+    let consumed = head_len + body.len();
+    if request.upgrade_protocol().is_some() {
+        // What follows an upgrade request is no pipelined request but, if the backend
+        // switches, the new protocol's first bytes: kept for the tunnel (nginx and haproxy
+        // carry them too). If it does not switch, they are read as the next request.
+        request.early.extend_from_slice(&raw.rest[consumed..]);
+    }
+    Ok(consumed)
 }
 
 #[cfg(test)]

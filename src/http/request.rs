@@ -48,6 +48,10 @@ pub struct ProxyRequest {
     pub client: Option<SocketAddr>,
     /// Whether the client connection ends after this request (HTTP/1.0, `Connection: close`).
     pub client_wants_close: bool,
+    /// Bytes the client sent right behind an upgrade request, before any answer (a
+    /// WebSocket client's first frames, say): the start of the new protocol, which goes into
+    /// the tunnel once the backend has switched (empty for other requests).
+    pub early: Vec<u8>,
     /// The `query` and `host` strings of the request before [`ProxyRequest::clear`], emptied,
     /// for [`ProxyRequest::text_buffer`] (so that a recycled request refills them without
     /// allocating).
@@ -271,6 +275,7 @@ impl ProxyRequest {
             body_kind,
             client,
             client_wants_close,
+            early,
             spare_text,
         } = self;
         method.clear();
@@ -288,6 +293,7 @@ impl ProxyRequest {
         *body_kind = BodyKind::None;
         *client = None;
         *client_wants_close = false;
+        early.clear();
     }
 
     /// An empty string for `query` or `host`, with the buffer one of them had before the

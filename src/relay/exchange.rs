@@ -530,7 +530,7 @@ impl Exchange {
             self.attempts.respond(books!(self), &figures, now);
             self.state = State::Tunnel;
             self.local_keep_alive = false;
-            self.tunnel = Some(Tunnel::default());
+            self.tunnel = Some(Tunnel::starting_with(&self.request.early));
             reactor.take_over_client(self.token);
             return;
         }

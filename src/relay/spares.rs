@@ -54,6 +54,9 @@ impl Spares {
             // Uploads must not pin their memory in the spare list.
             request.body = Vec::new();
         }
+        if request.early.capacity() > KEEP_BODY_BYTES {
+            request.early = Vec::new();
+        }
         request.clear();
         self.requests.push(request);
     }

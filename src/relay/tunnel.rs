@@ -37,6 +37,16 @@ pub(super) struct Pumped {
 pub(super) type Interests = (Option<Interest>, Option<Interest>);
 
 impl Tunnel {
+    /// A tunnel whose first client-to-backend bytes are `early` (sent by the client right
+    /// behind its upgrade request).
+    pub fn starting_with(early: &[u8]) -> Tunnel {
+        Tunnel {
+            up: early.to_vec(),
+            pending: early.len(),
+            ..Tunnel::default()
+        }
+    }
+
     /// Moves bytes both ways until nothing moves; `up_bytes` counts what reached the backend.
     pub fn pump(
         &mut self,
