@@ -94,15 +94,17 @@ impl LocalPage {
     }
 }
 
-/// Writes `page` as a complete response into `out`. `head_request`: a `HEAD`, so the body
-/// is left out (its length still stated).
+/// Writes `page` as a complete response into `out`, with a `Date` as every origin server's
+/// response has (RFC 9110 §6.6.1; Monkey adds its own to the pages it sends for the plugin).
+/// `head_request`: a `HEAD`, so the body is left out (its length still stated).
 pub fn write_page(out: &mut Vec<u8>, page: &LocalPage, head_request: bool) {
     use std::io::Write;
     let _ = write!(
         out,
-        "HTTP/1.1 {status} {r}\r\n{content_type}Content-Length: {len}\r\n",
+        "HTTP/1.1 {status} {r}\r\nDate: {date}\r\n{content_type}Content-Length: {len}\r\n",
         status = page.status,
         r = reason(page.status),
+        date = super::date::imf_fixdate(std::time::SystemTime::now()),
         content_type = page.content_type.header_line().to_str().unwrap_or_default(),
         len = page.body.len()
     );
@@ -166,11 +168,15 @@ mod tests {
         let mut page = LocalPage::error(503, true, Some(1));
         page.no_store = true;
         write_page(&mut out, &page, false);
+        let text = String::from_utf8(out).unwrap();
+        let (first, rest) = text.split_once("\r\nDate: ").expect("a Date");
+        assert_eq!(first, "HTTP/1.1 503 Service Unavailable");
+        let (date, rest) = rest.split_once("\r\n").unwrap();
+        assert!(date.ends_with(" GMT"), "{date}");
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
-             Content-Length: 20\r\nCache-Control: no-store\r\nRetry-After: 1\r\n\
-             Connection: close\r\n\r\nService Unavailable\n"
+            rest,
+            "Content-Type: text/plain\r\nContent-Length: 20\r\nCache-Control: no-store\r\n\
+             Retry-After: 1\r\nConnection: close\r\n\r\nService Unavailable\n"
         );
         let mut head = Vec::new();
         write_page(&mut head, &LocalPage::error(404, false, None), true);
