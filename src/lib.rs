@@ -3,11 +3,12 @@
 //! The crate is built twice: as a `cdylib` that Monkey loads (`monkey-proxy_reverse.so`) and
 //! as an `rlib` that the tests, benchmarks and the `proxy-reverse-check` tool link.
 //!
-//! Layout (see `../shared/design.md`): everything that decides — configuration, routing,
+//! Layout (see `docs/architecture.md`): everything that decides — configuration, routing,
 //! balancing, health, HTTP framing, the relay state machine, statistics — is safe Rust in the
-//! modules below and never names a Monkey type. [`monkey`] is the thin adapter that holds all
-//! the `unsafe` code and drives the core from Monkey's event loop; [`host`] drives the same
-//! core from a `mio::Poll` loop for tests.
+//! modules below and never names a Monkey type; the crate denies anything else outside
+//! [`monkey`], the thin adapter that drives the core from Monkey's event loop (the only place
+//! allowed to dereference Monkey's pointers). The stand-in host (`host`, feature
+//! `stand-in-host`) drives the same core from a `mio::Poll` loop for tests.
 
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 

@@ -3,11 +3,11 @@
 //!
 //! [`Worker`] is one event-loop thread's share: it owns every exchange in progress and every
 //! idle upstream connection, by token, and the timer that drives their timeouts. An
-//! exchange connects (walking the balancer's candidates on failure, [`attempt`]), sends the
+//! exchange connects (walking the balancer's candidates on failure, `attempt`), sends the
 //! rebuilt request, parses the response head strictly and streams the body to the client with
-//! backpressure through one fixed-size buffer ([`response`]), so memory per exchange is
-//! bounded whatever the response size; after a `101` it becomes a [`tunnel`]. Backend
-//! connections are [`BackendStream`]s, so neither the exchange nor the [`pool`] assumes
+//! backpressure through one fixed-size buffer (`response`), so memory per exchange is
+//! bounded whatever the response size; after a `101` it becomes a `tunnel`. Backend
+//! connections are [`BackendStream`]s, so neither the exchange nor the `pool` assumes
 //! plain TCP.
 
 mod attempt;

@@ -123,7 +123,7 @@ impl UpstreamPool {
 
     /// Keeps `conn` (its `requests` already counting the last one) for reuse under the
     /// entry's `limits`; false (and `conn` closed) when the entry keeps no idle connections.
-    /// The slot may hold more than `max_idle` for [`TRIM_AFTER`]: a burst that needed more
+    /// The slot may hold more than `max_idle` for `TRIM_AFTER`: a burst that needed more
     /// connections than the limit would otherwise close the extra ones as it ends, only to
     /// open new ones for the next burst a moment later.
     pub fn put(

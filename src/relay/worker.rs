@@ -59,7 +59,7 @@ const SHRINK_AFTER: Duration = Duration::from_secs(1);
 /// How late a timeout may fire, and how often at most a worker is woken for timers.
 const RESOLUTION: Duration = Duration::from_millis(50);
 
-/// The per-thread core. See the [module docs](self).
+/// The per-thread core. See the module docs.
 #[derive(Debug)]
 pub struct Worker {
     slots: Vec<Slot>,
@@ -222,7 +222,7 @@ impl Worker {
         self.live
     }
 
-    /// Relay read buffers held by exchanges now (see [`super::spares::Spares::buffers_in_use`]).
+    /// Relay read buffers held by exchanges now (see `Spares::buffers_in_use`).
     pub fn buffers_in_use(&self) -> usize {
         self.local.spares.buffers_in_use()
     }
