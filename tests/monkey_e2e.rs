@@ -433,19 +433,21 @@ fn client_disconnect_mid_response_leaves_no_fd() {
 
 #[test]
 #[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
-fn broken_config_logs_file_and_line_and_answers_503() {
-    // Line 3 carries the mistake.
-    let conf = "[PROXY_ENTRY]\n    Match ^/\n    ServerList 127.0.0.1:notaport\n";
-    let mut monkey = Monkey::start(conf);
-    let r = Client::connect(monkey.addr()).get("/x");
-    assert_eq!(r.status, 503);
-    monkey.assert_alive();
-    // Monkey's stdout goes to a file and may be block-buffered; stopping it flushes.
-    monkey.stop();
-    let log = monkey.log();
+fn a_broken_configuration_stops_monkey_before_it_listens() {
+    // Two mistakes, on lines 3 and 5: both reported, Monkey exits 1 within a second and never
+    // accepts a connection (with SO_REUSEPORT, a broken instance beside a healthy one used to
+    // take its share of the port and answer 503).
+    let conf = "[PROXY_ENTRY]\n    Match ^/\n    ServerList 127.0.0.1:notaport\n    \
+                LoadBalancer RoundRobin\n    AttemptsCount many\n";
+    let (code, ran, log) = Monkey::start_expecting_refusal(conf);
+    assert_eq!(code, Some(1), "exit status; log:\n{log}");
+    assert!(ran < Duration::from_secs(1), "ran {ran:?}; log:\n{log}");
+    for line in ["proxy_reverse.conf:3:", "proxy_reverse.conf:5:"] {
+        assert!(log.contains(line), "no {line} in the output:\n{log}");
+    }
     assert!(
-        log.lines().any(|l| l.contains("proxy_reverse.conf:3")),
-        "no line naming proxy_reverse.conf:3 in the log:\n{log}"
+        log.contains("configuration rejected (2 problems); Monkey does not start"),
+        "{log}"
     );
 }
 

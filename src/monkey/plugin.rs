@@ -24,15 +24,8 @@ use crate::log;
 use crate::proxy::{Admission, Proxy};
 use crate::reactor::Token;
 
-/// The configuration state after `init_plugin`.
-enum Loaded {
-    /// Serving with this proxy.
-    Ready(Arc<Proxy>),
-    /// The configuration was rejected: every request gets 503 (Monkey keeps running).
-    Broken,
-}
-
-static LOADED: OnceLock<Loaded> = OnceLock::new();
+/// The running proxy, set by `init_plugin` (which refuses to let Monkey start without one).
+static PROXY: OnceLock<Arc<Proxy>> = OnceLock::new();
 
 /// Wrapper that lets the plugin object be a `static` in writable memory: Monkey writes into
 /// it at load time (`api`, `handler`, `path`, list heads, …, §0-4).
@@ -126,45 +119,70 @@ unsafe extern "C" fn init_plugin(plugin: *mut sys::mk_plugin, confdir: *mut c_ch
     let api_ptr = unsafe { (*plugin).api };
     api::install(plugin, api_ptr);
     log::set_sink(api::log);
-    let result = catch_unwind(|| load(&config_path(&dir)));
-    let loaded = result.unwrap_or_else(|_| {
-        log::error("internal error while loading the configuration");
-        Loaded::Broken
-    });
-    let _ = LOADED.set(loaded);
-    // Never < 0: Monkey would unload the library but keep our stage hooks (§0-6). A broken
-    // configuration instead answers 503 to every request it would have proxied.
+    let path = config_path(&dir);
+    match catch_unwind(|| load(&path)) {
+        Ok(Ok(proxy)) => {
+            let _ = PROXY.set(proxy);
+        }
+        Ok(Err(problems)) => refuse_to_start(&path, &problems),
+        Err(_) => refuse_to_start(
+            &path,
+            &["internal error while loading the configuration".into()],
+        ),
+    }
     0
 }
 
-fn load(path: &std::path::Path) -> Loaded {
-    let config = match config::load(path) {
-        Ok(c) => c,
-        Err(errors) => {
-            for e in &errors {
-                log::error(&e.to_string());
-            }
-            log::error(&format!(
-                "{}: configuration rejected ({} problem(s)); proxied requests will get 503 until it is fixed and Monkey restarted",
-                path.display(),
-                errors.len()
-            ));
-            return Loaded::Broken;
+/// Reads and validates the configuration and builds the proxy; the problems, one line each
+/// (`FILE:LINE: problem`), if it does not validate.
+fn load(path: &std::path::Path) -> Result<Arc<Proxy>, Vec<String>> {
+    let config = config::load(path)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let proxy = Proxy::new(config).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    log::info(&format!("{}: {}", path.display(), proxy.config.summary()));
+    Ok(Arc::new(proxy))
+}
+
+/// A configuration that does not validate stops Monkey before it listens, as nginx and
+/// haproxy refuse to start and as Monkey exits on its own configuration errors: every problem
+/// goes to stderr and to Monkey's log, then the process exits with status 1. (Serving 503s
+/// instead would let a broken instance take its share of a port shared with `SO_REUSEPORT`,
+/// and `init_plugin` must not fail: Monkey would then keep the hooks of an unloaded library,
+/// §0-6.) Plugins are loaded before Monkey's workers open their listeners, so nothing has
+/// listened yet.
+fn refuse_to_start(path: &std::path::Path, problems: &[String]) -> ! {
+    let summary = format!(
+        "{}: configuration rejected ({} problem{}); Monkey does not start",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    let both = !stdout_is_stderr();
+    for line in problems.iter().chain(std::iter::once(&summary)) {
+        // Monkey's log is its stdout; stderr too unless it is the same file (a terminal).
+        if both {
+            eprintln!("[proxy_reverse] {line}");
         }
-    };
-    match Proxy::new(config) {
-        Ok(proxy) => {
-            log::info(&format!("{}: {}", path.display(), proxy.config.summary()));
-            Loaded::Ready(Arc::new(proxy))
-        }
-        Err(e) => {
-            log::error(&format!(
-                "{}: {e}; proxied requests will get 503",
-                path.display()
-            ));
-            Loaded::Broken
-        }
+        log::error(line);
     }
+    std::process::exit(1)
+}
+
+/// Whether descriptors 1 and 2 are the same open file (then a line written to both would
+/// show twice).
+fn stdout_is_stderr() -> bool {
+    let id = |fd: c_int| {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: `fstat` writes a whole `stat` into the buffer it is given when it returns 0.
+        if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // SAFETY: initialised by the successful `fstat` above.
+        let st = unsafe { st.assume_init() };
+        Some((st.st_dev, st.st_ino))
+    };
+    let (out, err) = (id(1), id(2));
+    out.is_some() && out == err
 }
 
 unsafe extern "C" fn exit_plugin(_plugin: *mut sys::mk_plugin) -> c_int {
@@ -224,10 +242,9 @@ fn duplicate(socket: c_int) -> Option<mio::net::TcpStream> {
 /// Stage 30 proper: the core's intake decides; a local answer goes through Monkey's response
 /// path, a proxied request to an exchange of this worker.
 fn serve(mut session: Session) -> c_int {
-    let Some(Loaded::Ready(proxy)) = LOADED.get() else {
-        let mut page = LocalPage::error(503, false, None);
-        page.body = b"proxy_reverse: configuration rejected, see the server log\n"[..].into();
-        return answer::send(&mut session, &page);
+    let Some(proxy) = PROXY.get() else {
+        // Unreachable: `init_plugin` exits when there is no proxy. Answered all the same.
+        return answer::send(&mut session, &LocalPage::error(503, false, None));
     };
     let (socket, conn) = (session.socket(), session.conn() as usize);
     // The duplicate kept from the connection's previous request, if any, knows the peer.

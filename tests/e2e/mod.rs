@@ -104,6 +104,39 @@ impl Monkey {
     }
 
     fn start_with(plugin_conf: &str, fd_limit: Option<u32>) -> Monkey {
+        let mut m = Monkey::spawn(plugin_conf, fd_limit);
+        m.wait_ready();
+        m
+    }
+
+    /// Starts Monkey with `plugin_conf` and expects it to refuse to start: waits (at most
+    /// 10 s) for it to exit, checking all the while that its port never accepts. Returns the
+    /// exit code, how long it ran, and its output.
+    pub fn start_expecting_refusal(plugin_conf: &str) -> (Option<i32>, Duration, String) {
+        let mut m = Monkey::spawn(plugin_conf, None);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(10);
+        loop {
+            if let Some(status) = m.child.try_wait().expect("wait for Monkey") {
+                let ran = started.elapsed();
+                return (status.code(), ran, m.log());
+            }
+            assert!(
+                TcpStream::connect(m.addr()).is_err(),
+                "Monkey listens with a broken configuration; log:\n{}",
+                m.log()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "Monkey still runs after 10 s; log:\n{}",
+                m.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Lays out the scratch configuration and starts `$MONKEY_BIN` on it, without waiting.
+    fn spawn(plugin_conf: &str, fd_limit: Option<u32>) -> Monkey {
         let bin = monkey_bin();
         let dir = scratch_dir();
         let conf = dir.join("conf");
@@ -167,9 +200,7 @@ impl Monkey {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        let mut m = Monkey { child, dir, port };
-        m.wait_ready();
-        m
+        Monkey { child, dir, port }
     }
 
     fn wait_ready(&mut self) {
