@@ -55,8 +55,8 @@ pub struct Snapshot {
     pub config_file: String,
     /// `StatisticsURL`, if set.
     pub statistics_url: Option<String>,
-    /// Upper bounds in seconds of the latency histogram buckets (all histograms share them;
-    /// each histogram's `counts` has one more element, the overflow bucket).
+    /// Upper bounds in seconds of the exported latency histogram buckets (all histograms
+    /// share them; each histogram's `counts` has one more element, the overflow bucket).
     pub latency_bounds_seconds: Vec<f64>,
     /// Plugin-wide counters.
     pub totals: GlobalSnapshot,
