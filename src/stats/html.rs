@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::histogram::HistogramSnapshot;
-use super::snapshot::{EntrySnapshot, ServerSnapshot};
+use super::snapshot::{EntrySnapshot, ServerLive, ServerSnapshot};
 use super::Snapshot;
 
 /// Styles: a table on wide screens (the share percentage has a fixed width so the bars line
@@ -125,16 +125,7 @@ fn server(o: &mut String, s: &ServerSnapshot) {
         "up" | "offline" | "probing" => l.state,
         _ => "other",
     };
-    let mut why = escape(&l.reason);
-    if let Some(secs) = l.offline_for_secs {
-        why = format!(
-            "retry in {secs} s{}{why}",
-            if why.is_empty() { "" } else { " · " }
-        );
-    }
-    if l.consecutive_failures > 0 {
-        let _ = write!(why, " ({} consecutive failures)", l.consecutive_failures);
-    }
+    let why = why(l);
     let c = &s.counters;
     let r = &c.responses;
     // The backend's failures are errors; clients that left are not the server's doing.
@@ -171,6 +162,36 @@ fn server(o: &mut String, s: &ServerSnapshot) {
         let _ = write!(o, "<td data-label=\"{label}\"><span>{cell}</span></td>");
     }
     o.push_str("</tr>\n");
+}
+
+/// The line under a server's state badge, e.g. `retry in 7 s · connect timeout · 2
+/// consecutive failures`: when an offline server is tried again (`retry due` once its period
+/// is over: the next request that picks it probes it; nothing while a probe is under way, the
+/// badge says so), why it went offline (an up server has no reason, see
+/// [`ServerLive::reason`]), and the failures since the last success.
+fn why(l: &ServerLive) -> String {
+    let mut parts: Vec<String> = Vec::with_capacity(3);
+    match (l.state, l.offline_for_secs) {
+        ("offline", Some(0)) => parts.push("retry due".to_string()),
+        ("offline", Some(secs)) => parts.push(format!("retry in {secs} s")),
+        _ => {}
+    }
+    if !l.reason.is_empty() {
+        parts.push(escape(&l.reason));
+    }
+    if l.consecutive_failures > 0 {
+        parts.push(counted(
+            u64::from(l.consecutive_failures),
+            "consecutive failure",
+            "consecutive failures",
+        ));
+    }
+    parts.join(" · ")
+}
+
+/// `1 failure`, `2 failures`: a count with its noun in the right number.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `p50 / p90 / p99` of a histogram, or a dash without data.

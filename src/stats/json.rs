@@ -18,8 +18,10 @@
 //!     "counters": Counters (requests = client requests),
 //!     "servers": [ {
 //!       "name": "host:port", "weight": u32, "share": 0..1 of the entry's attempts,
-//!       "state": "up" | "offline" | "probing", "offline_for_secs": u64 | null,
-//!       "reason": string, "consecutive_failures": u32, "in_flight": u32,
+//!       "state": "up" | "offline" | "probing",
+//!       "offline_for_secs": u64 | null (null while up, 0 once the retry is due),
+//!       "reason": string (why it went offline; "" while up),
+//!       "consecutive_failures": u32, "in_flight": u32,
 //!       "counters": Counters (requests = attempts)
 //!     } ]
 //!   } ]
