@@ -200,15 +200,26 @@ fn latency(h: &HistogramSnapshot) -> String {
     format!("{} / {} / {}", q(0.5), q(0.9), q(0.99))
 }
 
-/// A duration in the unit that keeps it short.
+/// A duration in the unit that keeps it short, to three significant digits at most (`734 µs`,
+/// `4.32 ms`, `34.3 ms`, `262 ms`, `1.25 s`): a quantile is known to about 1 % on smooth
+/// data (one fine bucket, ≤ 10 %, at worst), so a fourth digit would be false precision.
 fn seconds(s: f64) -> String {
-    if s < 0.001 {
-        format!("{:.0} µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.1} ms", s * 1e3)
+    // Thresholds just below the next unit, so that rounding never shows `1000 ms`.
+    let (v, unit) = if s < 999.5e-6 {
+        return format!("{:.0} µs", s * 1e6);
+    } else if s < 0.9995 {
+        (s * 1e3, "ms")
     } else {
-        format!("{s:.2} s")
-    }
+        (s, "s")
+    };
+    let decimals = if v < 9.995 {
+        2
+    } else if v < 99.95 {
+        1
+    } else {
+        0
+    };
+    format!("{v:.decimals$} {unit}")
 }
 
 /// `1d 2h 3m 4s`, leaving out leading zero units.
@@ -236,4 +247,30 @@ pub(super) fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn durations_show_three_significant_digits_at_most() {
+        for (s, shown) in [
+            (0.0, "0 µs"),
+            (0.000_095, "95 µs"),
+            (0.000_734_4, "734 µs"),
+            (0.000_999_6, "1.00 ms"),
+            (0.004_321, "4.32 ms"),
+            (0.034_34, "34.3 ms"),
+            (0.099_97, "100 ms"),
+            (0.262_29, "262 ms"),
+            (0.999_7, "1.00 s"),
+            (1.254, "1.25 s"),
+            (12.34, "12.3 s"),
+            (60.0, "60.0 s"),
+            (120.0, "120 s"),
+        ] {
+            assert_eq!(seconds(s), shown, "{s}");
+        }
+    }
 }
