@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use proxy_reverse::health::FailureKind;
-use proxy_reverse::stats::histogram::{Histogram, BUCKETS};
+use proxy_reverse::stats::histogram::{Histogram, BUCKETS, FINE_BUCKETS};
 use proxy_reverse::stats::{Exchange, Failure, Stats};
 
 const THREADS: usize = 8;
@@ -144,7 +144,7 @@ fn local_answers_count_plugin_wide() {
 fn histogram_quantiles_on_known_data() {
     let h = Histogram::default();
     assert_eq!(h.quantile(0.5), None);
-    // 90 fast observations in (1 ms, 2 ms], 9 in (50, 100] ms, 1 far past the last bound.
+    // 90 fast observations at 1.5 ms, 9 at 80 ms, 1 far past the last bound.
     for _ in 0..90 {
         h.record(Duration::from_micros(1_500));
     }
@@ -154,16 +154,17 @@ fn histogram_quantiles_on_known_data() {
     h.record(Duration::from_secs(120));
     let s = h.snapshot();
     assert_eq!(s.count(), 100);
-    assert_eq!(s.counts.len(), BUCKETS);
-    assert_eq!(s.counts[BUCKETS - 1], 1);
+    assert_eq!(s.counts().len(), BUCKETS);
+    assert_eq!(s.counts()[BUCKETS - 1], 1);
+    assert_eq!(s.fine.len(), FINE_BUCKETS);
     assert_eq!(s.sum_micros, 90 * 1_500 + 9 * 80_000 + 120_000_000);
-    // Rank 50 of the 90 in (1, 2] ms: 1 ms + 50/90 of 1 ms.
+    // Rank 50 of the 90 in the fine bucket (1.4, 1.5] ms: 1.4 ms + 50/90 of 0.1 ms.
     let p50 = s.quantile(0.5).unwrap().as_micros();
-    assert_eq!(p50, 1_556);
-    // Rank 90 is the last of the fast bucket: its upper bound.
-    assert_eq!(s.quantile(0.9).unwrap(), Duration::from_millis(2));
-    // Rank 99 is the last in (50, 100] ms.
-    assert_eq!(s.quantile(0.99).unwrap(), Duration::from_millis(100));
+    assert_eq!(p50, 1_456);
+    // Rank 90 is the last of that bucket: its upper bound, 1.5 ms.
+    assert_eq!(s.quantile(0.9).unwrap(), Duration::from_micros(1_500));
+    // Rank 99 is the last in (75, 80] ms.
+    assert_eq!(s.quantile(0.99).unwrap(), Duration::from_millis(80));
     // The overflow bucket reports the largest finite bound.
     assert_eq!(s.quantile(1.0).unwrap(), Duration::from_secs(60));
 }
@@ -177,9 +178,12 @@ fn histogram_bucket_edges_are_inclusive() {
     h.record(Duration::from_secs(60));
     h.record(Duration::MAX);
     let s = h.snapshot();
-    assert_eq!(&s.counts[..2], &[2, 1]);
-    assert_eq!(s.counts[BUCKETS - 2], 1);
-    assert_eq!(s.counts[BUCKETS - 1], 1);
+    let counts = s.counts();
+    assert_eq!(&counts[..2], &[2, 1]);
+    assert_eq!(counts[BUCKETS - 2], 1);
+    assert_eq!(counts[BUCKETS - 1], 1);
+    // In the fine buckets: 0 and 100 µs in [0, 10] and (90, 100], 101 µs in (100, 110].
+    assert_eq!(&s.fine[..11], &[1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod stats_support;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use proxy_reverse::stats::{html, json, prometheus, render, Format};
+use proxy_reverse::stats::{html, json, prometheus, render, Format, ServerLive};
 use serde_json::Value;
 
 #[test]
@@ -269,5 +269,143 @@ fn dump_renderings_when_asked() {
         ("stats.prom", Format::Prometheus),
     ] {
         std::fs::write(dir.join(name), render(&snap, format, "")).unwrap();
+    }
+}
+
+/// A live view for the wording tests: entry 0's servers as given, entry 1's up and idle.
+fn live_of(servers: [ServerLive; 3]) -> impl Fn(usize, usize) -> ServerLive {
+    move |e, s| {
+        if e == 0 {
+            servers[s].clone()
+        } else {
+            ServerLive::default()
+        }
+    }
+}
+
+fn offline(secs: u64, failures: u32) -> ServerLive {
+    ServerLive {
+        state: "offline",
+        offline_for_secs: Some(secs),
+        reason: "connection refused".to_string(),
+        consecutive_failures: failures,
+        in_flight: 0,
+    }
+}
+
+#[test]
+fn html_counts_consecutive_failures_in_the_right_number() {
+    let up_with = |n| ServerLive {
+        consecutive_failures: n,
+        ..ServerLive::default()
+    };
+    let snap = stats_support::snapshot_with(&live_of([up_with(1), up_with(3), offline(7, 2)]));
+    let page = html(&snap, None);
+    let why = |name| stats_support::cell(stats_support::row(&page, name), "State").to_string();
+    let one = why("127.0.0.1:8080");
+    assert!(
+        one.ends_with("<span class=\"why\">1 consecutive failure</span>"),
+        "{one}"
+    );
+    let three = why("127.0.0.1:8081");
+    assert!(three.ends_with(">3 consecutive failures</span>"), "{three}");
+    let off = why("[::1]:8082");
+    assert!(
+        off.ends_with(">retry in 7 s · connection refused · 2 consecutive failures</span>"),
+        "{off}"
+    );
+    assert!(!page.contains("1 consecutive failures"));
+    // No failures: no count at all (and no stray separator).
+    let quiet = why("10.0.0.5:80");
+    assert!(quiet.ends_with("<span class=\"why\"></span>"), "{quiet}");
+}
+
+#[test]
+fn a_recovered_server_shows_no_reason_in_the_page_or_the_json() {
+    // The health table keeps "response received" as the reason of a recovery.
+    let recovered = ServerLive {
+        reason: "response received".to_string(),
+        ..ServerLive::default()
+    };
+    // Read in the middle of going offline: still up, the failure already recorded.
+    let racing = ServerLive {
+        reason: "connect timeout".to_string(),
+        consecutive_failures: 2,
+        ..ServerLive::default()
+    };
+    let snap = stats_support::snapshot_with(&live_of([recovered, racing, offline(3, 1)]));
+    let page = html(&snap, None);
+    assert!(!page.contains("response received"), "{page}");
+    let state = stats_support::cell(stats_support::row(&page, "127.0.0.1:8080"), "State");
+    assert!(state.ends_with("<span class=\"why\"></span>"), "{state}");
+    let state = stats_support::cell(stats_support::row(&page, "127.0.0.1:8081"), "State");
+    assert!(state.ends_with(">2 consecutive failures</span>"), "{state}");
+    // An offline server keeps the failure that took it offline.
+    assert!(page.contains("retry in 3 s · connection refused · 1 consecutive failure<"));
+    let v: Value = serde_json::from_str(&json(&snap)).unwrap();
+    let servers = &v["entries"][0]["servers"];
+    assert_eq!(servers[0]["reason"], "");
+    assert_eq!(servers[1]["reason"], "");
+    assert_eq!(servers[2]["reason"], "connection refused");
+}
+
+#[test]
+fn an_offline_server_past_its_retry_time_says_retry_due() {
+    let probing = |secs| ServerLive {
+        state: "probing",
+        offline_for_secs: Some(secs),
+        reason: "read timeout".to_string(),
+        consecutive_failures: 3,
+        in_flight: 1,
+    };
+    let snap = stats_support::snapshot_with(&live_of([offline(0, 2), probing(0), probing(4)]));
+    let page = html(&snap, None);
+    assert!(!page.contains("retry in 0 s"), "{page}");
+    let state = stats_support::cell(stats_support::row(&page, "127.0.0.1:8080"), "State");
+    assert!(
+        state.ends_with(">retry due · connection refused · 2 consecutive failures</span>"),
+        "{state}"
+    );
+    // A probe is under way (the badge says so): no retry time, due or not.
+    for name in ["127.0.0.1:8081", "[::1]:8082"] {
+        let state = stats_support::cell(stats_support::row(&page, name), "State");
+        assert!(
+            state.contains("class=\"badge probing\">probing<"),
+            "{state}"
+        );
+        assert!(
+            state.ends_with(">read timeout · 3 consecutive failures</span>"),
+            "{state}"
+        );
+    }
+    // The JSON keeps the number: 0 means the period is over.
+    let v: Value = serde_json::from_str(&json(&snap)).unwrap();
+    assert_eq!(v["entries"][0]["servers"][0]["offline_for_secs"], 0);
+}
+
+#[test]
+fn html_client_aborts_have_their_own_column_next_to_the_errors() {
+    let snap = stats_support::snapshot();
+    let page = html(&snap, None);
+    assert!(
+        page.contains("<th>5xx</th><th>Errors</th><th>Client aborts</th><th>Retries</th>"),
+        "{page}"
+    );
+    // Server 0 had one client abort and no backend failure; server 2 one refused connection.
+    let r0 = stats_support::row(&page, "127.0.0.1:8080");
+    assert_eq!(stats_support::cell(r0, "Errors"), "0");
+    assert_eq!(stats_support::cell(r0, "Client aborts"), "1");
+    let r2 = stats_support::row(&page, "[::1]:8082");
+    assert_eq!(
+        stats_support::cell(r2, "Errors"),
+        "<span class=\"err\">1</span>"
+    );
+    assert_eq!(stats_support::cell(r2, "Client aborts"), "0");
+    // Each row has one cell per heading, in order.
+    for r in [r0, r2] {
+        assert_eq!(r.matches("<td data-label=").count(), 13);
+        let errors = r.find("data-label=\"Errors\"").unwrap();
+        let aborts = r.find("data-label=\"Client aborts\"").unwrap();
+        assert!(errors < aborts);
     }
 }

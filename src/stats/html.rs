@@ -7,7 +7,7 @@
 use std::fmt::Write;
 
 use super::histogram::HistogramSnapshot;
-use super::snapshot::{EntrySnapshot, ServerSnapshot};
+use super::snapshot::{EntrySnapshot, ServerLive, ServerSnapshot};
 use super::Snapshot;
 
 /// Styles: a table on wide screens (the share percentage has a fixed width so the bars line
@@ -125,16 +125,7 @@ fn server(o: &mut String, s: &ServerSnapshot) {
         "up" | "offline" | "probing" => l.state,
         _ => "other",
     };
-    let mut why = escape(&l.reason);
-    if let Some(secs) = l.offline_for_secs {
-        why = format!(
-            "retry in {secs} s{}{why}",
-            if why.is_empty() { "" } else { " · " }
-        );
-    }
-    if l.consecutive_failures > 0 {
-        let _ = write!(why, " ({} consecutive failures)", l.consecutive_failures);
-    }
+    let why = why(l);
     let c = &s.counters;
     let r = &c.responses;
     // The backend's failures are errors; clients that left are not the server's doing.
@@ -173,21 +164,62 @@ fn server(o: &mut String, s: &ServerSnapshot) {
     o.push_str("</tr>\n");
 }
 
+/// The line under a server's state badge, e.g. `retry in 7 s · connect timeout · 2
+/// consecutive failures`: when an offline server is tried again (`retry due` once its period
+/// is over: the next request that picks it probes it; nothing while a probe is under way, the
+/// badge says so), why it went offline (an up server has no reason, see
+/// [`ServerLive::reason`]), and the failures since the last success.
+fn why(l: &ServerLive) -> String {
+    let mut parts: Vec<String> = Vec::with_capacity(3);
+    match (l.state, l.offline_for_secs) {
+        ("offline", Some(0)) => parts.push("retry due".to_string()),
+        ("offline", Some(secs)) => parts.push(format!("retry in {secs} s")),
+        _ => {}
+    }
+    if !l.reason.is_empty() {
+        parts.push(escape(&l.reason));
+    }
+    if l.consecutive_failures > 0 {
+        parts.push(counted(
+            u64::from(l.consecutive_failures),
+            "consecutive failure",
+            "consecutive failures",
+        ));
+    }
+    parts.join(" · ")
+}
+
+/// `1 failure`, `2 failures`: a count with its noun in the right number.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `p50 / p90 / p99` of a histogram, or a dash without data.
 fn latency(h: &HistogramSnapshot) -> String {
     let q = |q| h.quantile_seconds(q).map_or("–".to_string(), seconds);
     format!("{} / {} / {}", q(0.5), q(0.9), q(0.99))
 }
 
-/// A duration in the unit that keeps it short.
+/// A duration in the unit that keeps it short, to three significant digits at most (`734 µs`,
+/// `4.32 ms`, `34.3 ms`, `262 ms`, `1.25 s`): a quantile is known to about 1 % on smooth
+/// data (one fine bucket, ≤ 10 %, at worst), so a fourth digit would be false precision.
 fn seconds(s: f64) -> String {
-    if s < 0.001 {
-        format!("{:.0} µs", s * 1e6)
-    } else if s < 1.0 {
-        format!("{:.1} ms", s * 1e3)
+    // Thresholds just below the next unit, so that rounding never shows `1000 ms`.
+    let (v, unit) = if s < 999.5e-6 {
+        return format!("{:.0} µs", s * 1e6);
+    } else if s < 0.9995 {
+        (s * 1e3, "ms")
     } else {
-        format!("{s:.2} s")
-    }
+        (s, "s")
+    };
+    let decimals = if v < 9.995 {
+        2
+    } else if v < 99.95 {
+        1
+    } else {
+        0
+    };
+    format!("{v:.decimals$} {unit}")
 }
 
 /// `1d 2h 3m 4s`, leaving out leading zero units.
@@ -215,4 +247,30 @@ pub(super) fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn durations_show_three_significant_digits_at_most() {
+        for (s, shown) in [
+            (0.0, "0 µs"),
+            (0.000_095, "95 µs"),
+            (0.000_734_4, "734 µs"),
+            (0.000_999_6, "1.00 ms"),
+            (0.004_321, "4.32 ms"),
+            (0.034_34, "34.3 ms"),
+            (0.099_97, "100 ms"),
+            (0.262_29, "262 ms"),
+            (0.999_7, "1.00 s"),
+            (1.254, "1.25 s"),
+            (12.34, "12.3 s"),
+            (60.0, "60.0 s"),
+            (120.0, "120 s"),
+        ] {
+            assert_eq!(seconds(s), shown, "{s}");
+        }
+    }
 }

@@ -9,7 +9,7 @@
 //!   "uptime_secs": u64,
 //!   "config_file": string,
 //!   "statistics_url": string | null,
-//!   "latency_bounds_seconds": [f64; 19],        // shared histogram bucket upper bounds
+//!   "latency_bounds_seconds": [f64; 19],        // exported histogram bucket upper bounds
 //!   "totals": { "requests", "bad_requests", "not_found", "statistics", "forbidden": u64 },
 //!   "entries": [ {
 //!     "index": 1-based position in the file, "line": u64,
@@ -18,8 +18,10 @@
 //!     "counters": Counters (requests = client requests),
 //!     "servers": [ {
 //!       "name": "host:port", "weight": u32, "share": 0..1 of the entry's attempts,
-//!       "state": "up" | "offline" | "probing", "offline_for_secs": u64 | null,
-//!       "reason": string, "consecutive_failures": u32, "in_flight": u32,
+//!       "state": "up" | "offline" | "probing",
+//!       "offline_for_secs": u64 | null (null while up, 0 once the retry is due),
+//!       "reason": string (why it went offline; "" while up),
+//!       "consecutive_failures": u32, "in_flight": u32,
 //!       "counters": Counters (requests = attempts)
 //!     } ]
 //!   } ]
@@ -35,7 +37,8 @@
 //!   "head_latency", "total_latency": Histogram
 //! }
 //! Histogram = { "count": u64, "sum_seconds": f64, "p50", "p90", "p99": f64 | null,
-//!               "counts": [u64; 20] (per bucket, not cumulative, overflow last) }
+//!               "counts": [u64; 20] (per exported bucket, not cumulative, overflow last) }
+//! (quantiles come from the fine buckets, see `histogram`)
 //! ```
 
 use super::Snapshot;

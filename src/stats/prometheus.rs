@@ -286,9 +286,11 @@ impl Writer {
     fn histogram(&mut self, name: &str, labels: &[(&str, &str)], h: &HistogramSnapshot) {
         let bucket = format!("{name}_bucket");
         let mut cumulative = 0u64;
-        // Always every bucket, so `+Inf` is present even for an empty snapshot.
+        // The exported buckets (exact sums of the fine ones); always every bucket, so `+Inf`
+        // is present even for an empty snapshot.
+        let counts = h.counts();
         for i in 0..BUCKETS {
-            cumulative += h.counts.get(i).copied().unwrap_or(0);
+            cumulative += counts.get(i).copied().unwrap_or(0);
             let le = match BOUNDS_MICROS.get(i) {
                 Some(&b) => (b as f64 / 1e6).to_string(),
                 None => "+Inf".to_string(),

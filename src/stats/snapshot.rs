@@ -21,9 +21,11 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct ServerLive {
     /// `up`, `offline` or `probing`.
     pub state: &'static str,
-    /// While offline: seconds until the server is tried again.
+    /// While offline or probing: seconds until the offline period ends, 0 once it is over
+    /// (the next request that picks the server probes it).
     pub offline_for_secs: Option<u64>,
-    /// Why the state last changed (e.g. `connect timeout`), empty if it never changed.
+    /// For an offline or probing server, why it went offline (the failure, e.g. `connect
+    /// timeout`); empty for an up server ([`Snapshot::collect`] clears it).
     pub reason: String,
     /// Failures since the last success.
     pub consecutive_failures: u32,
@@ -55,8 +57,8 @@ pub struct Snapshot {
     pub config_file: String,
     /// `StatisticsURL`, if set.
     pub statistics_url: Option<String>,
-    /// Upper bounds in seconds of the latency histogram buckets (all histograms share them;
-    /// each histogram's `counts` has one more element, the overflow bucket).
+    /// Upper bounds in seconds of the exported latency histogram buckets (all histograms
+    /// share them; each histogram's `counts` has one more element, the overflow bucket).
     pub latency_bounds_seconds: Vec<f64>,
     /// Plugin-wide counters.
     pub totals: GlobalSnapshot,
@@ -101,8 +103,20 @@ pub struct ServerSnapshot {
     pub counters: CounterSnapshot,
 }
 
+/// The live view as the statistics show it. The health table keeps the reason of its last
+/// state change, so an up server that recovered still carries one (a recovery's, or a
+/// failure's when read while the server is going offline): an up server is shown without a
+/// reason, rather than with words that read like a fault or a stale "back up".
+fn shown(mut live: ServerLive) -> ServerLive {
+    if live.state == "up" {
+        live.reason.clear();
+    }
+    live
+}
+
 impl Snapshot {
-    /// Copies everything at `now`; `view(entry, server)` supplies each server's live state.
+    /// Copies everything at `now`; `view(entry, server)` supplies each server's live state
+    /// (an up server's reason is dropped, see [`ServerLive::reason`]).
     pub fn collect(
         config: &Config,
         stats: &Stats,
@@ -123,7 +137,7 @@ impl Snapshot {
                         name: spec.name.clone(),
                         weight: spec.weight,
                         share: 0.0,
-                        live: view(ei, si),
+                        live: shown(view(ei, si)),
                         counters: stats.server(ei, si).counters.snapshot(),
                     })
                     .collect();

@@ -93,8 +93,36 @@ pub fn live(entry: usize, server: usize) -> ServerLive {
 
 /// A snapshot of [`populate`]d counters, 65 s after start.
 pub fn snapshot() -> Snapshot {
+    snapshot_with(&live)
+}
+
+/// Like [`snapshot`], with another live view.
+pub fn snapshot_with(live: &dyn Fn(usize, usize) -> ServerLive) -> Snapshot {
     let config = config();
     let stats = Stats::started_at(&config, 1_000);
     populate(&stats);
-    Snapshot::collect(&config, &stats, 66_000, &live)
+    Snapshot::collect(&config, &stats, 66_000, live)
+}
+
+/// The table row (`<tr>…</tr>`) of the server named `name` in an HTML page.
+pub fn row<'p>(page: &'p str, name: &str) -> &'p str {
+    let rows: Vec<&str> = page
+        .split("<tr>")
+        .skip(1)
+        .map(|r| r.split("</tr>").next().unwrap())
+        .filter(|r| r.contains(&format!(">{name} <small>")))
+        .collect();
+    assert_eq!(rows.len(), 1, "rows for {name} in:\n{page}");
+    rows[0]
+}
+
+/// The content of the cell labelled `label` (a column heading) in a table row.
+pub fn cell<'r>(row: &'r str, label: &str) -> &'r str {
+    let start = format!("<td data-label=\"{label}\"><span>");
+    let at = row
+        .find(&start)
+        .unwrap_or_else(|| panic!("no {label} cell in {row}"));
+    let rest = &row[at + start.len()..];
+    // The first wrapper end: a cell's own spans close before it.
+    &rest[..rest.find("</span></td>").expect("cell end")]
 }
