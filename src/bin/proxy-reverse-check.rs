@@ -197,7 +197,7 @@ fn explain(c: &Config, path: &str) -> ExitCode {
 /// One path to try per entry, then the statistics page: `PATH  entry N (line L): ...` lines,
 /// the paths in one column so that a script can put `http://HOST:PORT` in front of each.
 fn urls(c: &Config) -> ExitCode {
-    let samples = config::samples::sample_targets(c);
+    let samples = proxy_reverse::routing::samples::sample_targets(c);
     let mut rows: Vec<(String, String)> = Vec::new();
     for (i, (entry, sample)) in c.entries.iter().zip(samples).enumerate() {
         let servers: Vec<String> = entry

@@ -14,7 +14,6 @@ pub mod model;
 mod parser;
 mod printer;
 pub mod resolve;
-pub mod samples;
 pub mod values;
 pub mod warnings;
 

@@ -10,8 +10,8 @@
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
-use super::Config;
-use crate::routing::{routing_path, Router};
+use super::{routing_path, Router};
+use crate::config::Config;
 
 /// Longest repetition count written out (`a{1000}` gets no sample).
 const MAX_REPEAT: u32 = 64;
