@@ -73,7 +73,8 @@ impl fmt::Display for ConfigWarning {
 }
 
 /// Reads and validates the configuration file at `path`, resolving host names now with the
-/// system resolver.
+/// system resolver. A valid file may still deserve warnings: [`Config::warnings`] (the
+/// checker prints them; a host logs them at start-up).
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
     load_with(path, &SystemResolver)
 }

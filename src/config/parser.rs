@@ -15,6 +15,7 @@ const DEFAULTS: &str = "PROXY_DEFAULTS";
 const ENTRY: &str = "PROXY_ENTRY";
 
 /// Parses and validates configuration text; `file` is only used in messages and the model.
+/// A valid configuration may still deserve warnings: [`Config::warnings`].
 pub fn parse_bytes(
     text: &[u8],
     file: &Path,
