@@ -7,7 +7,8 @@
 # proxy-reverse-demo-origin) on its backend addresses that nothing listens on yet
 # (127.0.0.1:8080, :8081, :9001, :9002); they stop with Monkey.
 # With PROXY_CONF: that file, read where it is, so the checker, Monkey's log and the
-# statistics page name it (the plugin reads PROXY_REVERSE_CONF); no demo origins.
+# statistics page name it (the plugin reads PROXY_REVERSE_CONF); no demo origins, unless
+# DEMO=1 (then on the 127.0.0.1 servers of its ServerList lines). DEMO=0: none at all.
 #
 # The configuration is checked, a URL to try per entry and the statistics page are
 # printed, then Monkey runs on 127.0.0.1:$PORT (default 2001) with a copy of its own
@@ -28,10 +29,10 @@ if [ $# -gt 1 ]; then
 fi
 if [ $# -eq 1 ]; then
   proxy_conf=$1
-  demo=0
+  demo=${DEMO:-0}
 else
   proxy_conf=$here/conf/proxy_reverse.conf
-  demo=1
+  demo=${DEMO:-1}
 fi
 if [ ! -r "$proxy_conf" ] || [ -d "$proxy_conf" ]; then
   echo "run-with-monkey.sh: cannot read $proxy_conf" >&2
@@ -82,17 +83,21 @@ cleanup() {
 trap cleanup EXIT
 
 if [ "$demo" = 1 ]; then
-  # The loopback servers the example names; the origin skips those something listens on.
+  # The loopback servers the file names; the origin skips those something listens on.
   mapfile -t addrs < <(sed -n 's/^[[:space:]]*ServerList[[:space:]]//p' "$proxy_conf" |
     grep -oE '127\.0\.0\.1:[0-9]+' | sort -u)
-  "$built/proxy-reverse-demo-origin" --exit-with-parent "${addrs[@]}" > "$run/demo-origins.log" 2>&1 &
-  origin_pid=$!
-  for _ in $(seq 200); do
-    grep -q '^ready:' "$run/demo-origins.log" && break
-    kill -0 "$origin_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  sed 's/^ready: //; s/^/  /' "$run/demo-origins.log"
+  if [ ${#addrs[@]} -eq 0 ]; then
+    echo "  no 127.0.0.1:PORT server in $proxy_conf: no demo origin started"
+  else
+    "$built/proxy-reverse-demo-origin" --exit-with-parent "${addrs[@]}" > "$run/demo-origins.log" 2>&1 &
+    origin_pid=$!
+    for _ in $(seq 200); do
+      grep -q '^ready:' "$run/demo-origins.log" && break
+      kill -0 "$origin_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    sed 's/^ready: //; s/^/  /' "$run/demo-origins.log"
+  fi
 fi
 
 echo

@@ -127,9 +127,17 @@ fn install_puts_the_plugin_and_the_checker_next_to_each_other() {
 fn fake_monkey(root: &Path) -> std::path::PathBuf {
     let bin = root.join("bin/monkey");
     std::fs::create_dir_all(root.join("bin")).unwrap();
+    // With FAKE_MONKEY_PROBE=PORT it also asks 127.0.0.1:PORT for `/probe`, as Monkey would
+    // proxy a request there, and prints the answer's last line (the body).
     std::fs::write(
         &bin,
-        "#!/bin/sh\necho \"fake monkey: PROXY_REVERSE_CONF=$PROXY_REVERSE_CONF $*\"\n",
+        "#!/usr/bin/env bash\n\
+         echo \"fake monkey: PROXY_REVERSE_CONF=$PROXY_REVERSE_CONF $*\"\n\
+         if [ -n \"${FAKE_MONKEY_PROBE:-}\" ]; then\n\
+           exec 3<>\"/dev/tcp/127.0.0.1/$FAKE_MONKEY_PROBE\" || exit 1\n\
+           printf 'GET /probe HTTP/1.0\\r\\n\\r\\n' >&3\n\
+           echo \"fake monkey got: $(tail -n 1 <&3)\"\n\
+         fi\n",
     )
     .unwrap();
     let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
@@ -274,4 +282,45 @@ fn run_with_monkey_names_the_users_own_file() {
     // Monkey's default location for the file is a link to it, so a restart by hand reads it too.
     let link = root.join("run2/conf/plugins/proxy_reverse/proxy_reverse.conf");
     assert_eq!(std::fs::read_link(link).unwrap(), own);
+}
+
+#[test]
+fn run_with_monkey_starts_demo_origins_for_an_own_file_on_request() {
+    let root = scratch("run_demo_own");
+    let monkey = fake_monkey(&root);
+    let port = free_port();
+    let own = root.join("own.conf");
+    std::fs::write(
+        &own,
+        format!("[PROXY_ENTRY]\nMatch ^/\nServerList http://127.0.0.1:{port} 10.0.0.1:80\n"),
+    )
+    .unwrap();
+    let script = Script::start(
+        "run-with-monkey.sh",
+        &[own.to_str().unwrap()],
+        &[
+            ("MONKEY_BIN", monkey.to_str().unwrap()),
+            ("PREBUILT", prebuilt().to_str().unwrap()),
+            ("RUN_DIR", root.join("run").to_str().unwrap()),
+            ("DEMO", "1"),
+            ("FAKE_MONKEY_PROBE", &port.to_string()),
+        ],
+    );
+    let (code, lines) = script.finish(Duration::from_secs(60));
+    let out = lines.join("\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        lines.contains(&format!("  demo origins on 127.0.0.1:{port}")),
+        "{out}"
+    );
+    // While "Monkey" ran, the demo origin answered; once it is gone, so is the origin.
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("fake monkey got: demo origin 127.0.0.1:{port}: GET /probe"),
+        "{out}"
+    );
+    assert!(wait_closed(
+        &format!("127.0.0.1:{port}"),
+        Duration::from_secs(5)
+    ));
 }
