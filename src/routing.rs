@@ -6,6 +6,8 @@ use regex::RegexSet;
 
 use crate::config::Entry;
 
+pub mod samples;
+
 /// Compiled `Match` rules of every entry, in file order.
 #[derive(Debug)]
 pub struct Router {

@@ -62,8 +62,9 @@ fn shipped_example_passes_and_uses_every_key() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
-        "ok: 2 entries, 4 servers, statistics at /proxy-status\n"
+        "ok: 3 entries, 6 servers, statistics at /proxy-status\n"
     );
+    assert_eq!(err, "", "the example has no warnings");
     let text = std::fs::read_to_string(&file).unwrap();
     for key in proxy_reverse::config::keys::KEYS {
         let used = text.lines().any(|l| {
@@ -193,6 +194,7 @@ fn usage_errors_exit_2() {
         &["--bogus", "f.conf"][..],
         &["a.conf", "b.conf"][..],
         &["--handlers", "--explain", "/", "f.conf"][..],
+        &["--urls", "--handlers", "f.conf"][..],
         &["--resolve", "nohost", "f.conf"][..],
     ] {
         let (code, out, err) = check(args);
@@ -212,4 +214,131 @@ fn help_lists_every_key_and_balancer() {
     for b in proxy_reverse::config::BALANCERS {
         assert!(out.contains(b.name));
     }
+}
+
+#[test]
+fn shipped_example_keeps_the_statistics_page_loopback_only() {
+    let file = path("conf/proxy_reverse.conf");
+    let c = proxy_reverse::config::load(Path::new(&file)).unwrap();
+    assert!(c.statistics_url.is_some());
+    for block in &c.statistics_allow {
+        let loopback_only = match block.addr {
+            std::net::IpAddr::V4(a) => a.is_loopback() && block.prefix >= 8,
+            std::net::IpAddr::V6(a) => a.is_loopback() && block.prefix == 128,
+        };
+        assert!(loopback_only, "StatisticsAllow opens the page to {block:?}");
+    }
+    // And it shows how to open it, in a comment.
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("#")
+            && l.contains("StatisticsAllow ")
+            && l.contains("10.0.0.0/8")),
+        "no commented StatisticsAllow example"
+    );
+}
+
+#[test]
+fn shipped_example_names_the_checker_by_commands_that_work() {
+    // Every command in the example's comments is `cargo run --bin proxy-reverse-check -- ...`
+    // (scripts/install.sh rewrites it to the installed checker in the copy it makes); run
+    // from the source tree, each one succeeds.
+    const CARGO: &str = "cargo run --bin proxy-reverse-check --";
+    let text = std::fs::read_to_string(path("conf/proxy_reverse.conf")).unwrap();
+    let mut commands = 0;
+    for line in text.lines() {
+        let line = line.trim_start().trim_start_matches('#').trim();
+        if !line.contains("proxy-reverse-check") || !line.contains(" -- ") {
+            continue;
+        }
+        let args = line
+            .strip_prefix(CARGO)
+            .unwrap_or_else(|| panic!("not a working command: {line}"));
+        let out = Command::new(env!("CARGO_BIN_EXE_proxy-reverse-check"))
+            .args(args.split_whitespace())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{line}: {out:?}");
+        assert!(!out.stdout.is_empty(), "{line}");
+        commands += 1;
+    }
+    assert_eq!(commands, 5);
+}
+
+#[test]
+fn urls_gives_a_path_per_entry_and_the_statistics_page() {
+    let (code, out, err) = check(&[&path("conf/proxy_reverse.conf"), "--urls"]);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].starts_with("/index.php     entry 1 (line "),
+        "{out}"
+    );
+    assert!(
+        lines[0].ends_with("): FirstAlive 127.0.0.1:8080 127.0.0.1:8081"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("/index.jpg     entry 2 (line "),
+        "{out}"
+    );
+    assert!(
+        lines[1].ends_with("): RoundRobin 127.0.0.1:9001 weight=3 127.0.0.1:9002"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("/              entry 3 (line "),
+        "{out}"
+    );
+    assert_eq!(
+        lines[3],
+        "/proxy-status  statistics (also ?format=json, ?format=prometheus)"
+    );
+    // Each path is routed to its entry, as --explain says.
+    for (n, line) in lines[..3].iter().enumerate() {
+        let p = line.split_whitespace().next().unwrap();
+        let (code, out, _) = check(&[&path("conf/proxy_reverse.conf"), "--explain", p]);
+        assert_eq!(code, 0);
+        assert!(out.starts_with(&format!("entry {}: ", n + 1)), "{p}: {out}");
+    }
+
+    let (code, out, _) = seed(&["--urls"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "/index.php  entry 1 (line 10): FirstAlive Host4:80 Host5:8080\n\
+         /index.jpg  entry 2 (line 14): RoundRobin Host1:80 Host2:80 Host3:80\n"
+    );
+}
+
+#[test]
+fn a_shadowed_entry_is_a_warning_and_urls_says_it_has_no_path() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let file = dir.join("check_cli_shadowed.conf");
+    std::fs::write(
+        &file,
+        "[PROXY_DEFAULTS]\nServerList http://127.0.0.1:18081\n[PROXY_ENTRY]\nMatch .*\n[PROXY_ENTRY]\nMatch \\.php$\n",
+    )
+    .unwrap();
+    let name = file.display().to_string();
+    let warning = format!(
+        "{name}:5: warning: this entry never serves a request: the entry at line 3 matches every path first (line 4: Match .*)\n"
+    );
+    let (code, out, err) = check(&[&name]);
+    assert_eq!(code, 0);
+    assert_eq!(out, "ok: 2 entries, 2 servers, statistics off\n");
+    assert_eq!(err, warning);
+
+    let (code, out, err) = check(&[&name, "--urls"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("/  entry 1 (line 3): FirstAlive 127.0.0.1:18081\n"),
+        "{out}"
+    );
+    assert_eq!(
+        err,
+        format!("{warning}{name}:5: no path found that reaches this entry (see the warnings above, or try --explain PATH)\n")
+    );
 }

@@ -101,7 +101,7 @@ fn weights() {
         e,
         [
             "t.conf:3: `weight=2` must follow the server it weighs",
-            "t.conf:4: weight must be at least 1, not 0",
+            "t.conf:4: `weight=0`: weight must be at least 1, not 0",
             "t.conf:5: `weight=3`: a server takes only one weight=N",
         ]
     );
@@ -254,4 +254,52 @@ fn missing_file() {
     assert!(e[0]
         .to_string()
         .starts_with("/nonexistent/p.conf: cannot read the file:"));
+}
+
+#[test]
+fn every_bad_server_of_a_line_is_reported() {
+    let e = errors(
+        "[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:99999 127.0.0.1:0 127.0.0.1 127.0.0.1:80x 127.0.0.1:8080\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "t.conf:3: server `127.0.0.1:99999`: port 99999 is out of range (1 to 65535)",
+            "t.conf:3: server `127.0.0.1:0`: port 0 is out of range (1 to 65535)",
+            "t.conf:3: server `127.0.0.1` has no port (write HOST:PORT)",
+            "t.conf:3: server `127.0.0.1:80x`: port `80x` is not a number",
+        ]
+    );
+}
+
+#[test]
+fn bad_servers_weights_and_names_of_one_line_are_all_reported() {
+    // A weight after a bad server adds no second message; a bad weight names itself.
+    let e = errors(
+        "[PROXY_ENTRY]\nMatch /\nServerList h:0 weight=2 nowhere.invalid:80 weight=x 127.0.0.1:1 weight=0 weight=3\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "t.conf:3: server `h:0`: port 0 is out of range (1 to 65535)",
+            "t.conf:3: cannot resolve server `nowhere.invalid:80`: Name or service not known",
+            "t.conf:3: `weight=x`: weight: `x` is not a whole number",
+            "t.conf:3: `weight=0`: weight must be at least 1, not 0",
+        ]
+    );
+}
+
+#[test]
+fn https_and_other_schemes_are_refused_clearly() {
+    let e = errors(&format!(
+        "{OK_ENTRY}ServerList https://127.0.0.1:8443 ftp://127.0.0.1:21 http://127.0.0.1:80/app\n"
+    ));
+    assert_eq!(
+        e,
+        [
+            "t.conf:4: server `https://127.0.0.1:8443`: HTTPS backends are not supported yet; the plugin speaks plain HTTP to its servers (write HOST:PORT or http://HOST:PORT)",
+            "t.conf:4: server `ftp://127.0.0.1:21`: `ftp://` is not a scheme the plugin speaks; write HOST:PORT or http://HOST:PORT",
+            "t.conf:4: server `http://127.0.0.1:80/app`: a server is a host and port; the path `/app` cannot be given here",
+        ]
+    );
 }

@@ -127,6 +127,29 @@ ServerList 127.0.0.1:2 weight=4 127.0.0.1:3 WEIGHT=2
 }
 
 #[test]
+fn http_urls_are_plain_servers() {
+    // The scheme is stripped, `http://HOST` is port 80, a trailing `/` is allowed, and the
+    // same server written both ways is one server (weight 2).
+    let c = ok("[PROXY_ENTRY]
+Match /
+ServerList http://127.0.0.1:18081 127.0.0.1:18081 HTTP://Host1/ http://[::1]
+");
+    let s: Vec<(&str, String, u32)> = c.entries[0]
+        .servers
+        .iter()
+        .map(|s| (s.name.as_str(), s.addr.to_string(), s.weight))
+        .collect();
+    assert_eq!(
+        s,
+        [
+            ("127.0.0.1:18081", "127.0.0.1:18081".to_string(), 2),
+            ("Host1:80", "10.0.0.1:80".to_string(), 1),
+            ("[::1]:80", "[::1]:80".to_string(), 1),
+        ]
+    );
+}
+
+#[test]
 fn names_are_case_insensitive_and_aliases_work() {
     let c = ok("[proxy_defaults]
 loadbalance round-robin

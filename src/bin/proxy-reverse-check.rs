@@ -1,8 +1,10 @@
 //! `proxy-reverse-check`: validates a `proxy_reverse.conf` without Monkey (the `nginx -t` of
-//! the plugin), explains which entry serves a path, and prints Monkey's `[HANDLERS]` lines.
+//! the plugin), explains which entry serves a path, prints a path to try per entry, and prints
+//! Monkey's `[HANDLERS]` lines.
 //!
-//! Exit status: 0 valid, 1 invalid configuration (the `FILE:LINE: message` lines go to
-//! stderr), 2 usage error, 3 `--explain` path matched by no entry.
+//! Exit status: 0 valid (warnings, `FILE:LINE: warning: message` on stderr, do not change
+//! it), 1 invalid configuration (the `FILE:LINE: message` lines go to stderr), 2 usage error,
+//! 3 `--explain` path matched by no entry.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,6 +20,7 @@ enum Mode {
     Summary,
     Explain(String),
     Handlers,
+    Urls,
 }
 
 #[derive(Debug)]
@@ -28,7 +31,7 @@ struct Args {
 }
 
 const USAGE: &str =
-    "usage: proxy-reverse-check [--explain PATH | --handlers] [--resolve HOST=IP]... FILE";
+    "usage: proxy-reverse-check [--explain PATH | --urls | --handlers] [--resolve HOST=IP]... FILE";
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -53,6 +56,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for w in config.warnings() {
+        eprintln!("{w}");
+    }
     match args.mode {
         Mode::Summary => {
             println!("ok: {}", config.summary());
@@ -65,6 +71,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Mode::Explain(path) => explain(&config, &path),
+        Mode::Urls => urls(&config),
     }
 }
 
@@ -74,7 +81,7 @@ fn set_mode(mode: &mut Mode, new: Mode) -> Result<(), String> {
             *mode = new;
             Ok(())
         }
-        _ => Err("--explain and --handlers cannot be combined".to_string()),
+        _ => Err("--explain, --urls and --handlers cannot be combined".to_string()),
     }
 }
 
@@ -90,6 +97,7 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
                 set_mode(&mut mode, Mode::Explain(path))?;
             }
             "--handlers" => set_mode(&mut mode, Mode::Handlers)?,
+            "--urls" => set_mode(&mut mode, Mode::Urls)?,
             "--resolve" => {
                 let spec = it.next().ok_or("--resolve needs HOST=IP")?;
                 let (host, ip) = spec
@@ -186,6 +194,47 @@ fn explain(c: &Config, path: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// One path to try per entry, then the statistics page: `PATH  entry N (line L): ...` lines,
+/// the paths in one column so that a script can put `http://HOST:PORT` in front of each.
+fn urls(c: &Config) -> ExitCode {
+    let samples = proxy_reverse::routing::samples::sample_targets(c);
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for (i, (entry, sample)) in c.entries.iter().zip(samples).enumerate() {
+        let servers: Vec<String> = entry
+            .servers
+            .iter()
+            .map(proxy_reverse::config::ServerSpec::list_item)
+            .collect();
+        let what = format!(
+            "entry {} (line {}): {} {}",
+            i + 1,
+            entry.line,
+            entry.balancer,
+            servers.join(" ")
+        );
+        match sample {
+            Some(path) => rows.push((path, what)),
+            None => eprintln!(
+                "{}:{}: no path found that reaches this entry (see the warnings above, or try \
+                 --explain PATH)",
+                c.file.display(),
+                entry.line
+            ),
+        }
+    }
+    if let Some(url) = &c.statistics_url {
+        rows.push((
+            url.clone(),
+            "statistics (also ?format=json, ?format=prometheus)".to_string(),
+        ));
+    }
+    let width = rows.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    for (path, what) in rows {
+        println!("{path:<width$}  {what}");
+    }
+    ExitCode::SUCCESS
+}
+
 fn help() -> String {
     let mut h = String::new();
     h.push_str(USAGE);
@@ -194,15 +243,20 @@ fn help() -> String {
 
 Checks a proxy_reverse configuration file without Monkey.
 
-  FILE               valid: exit 0 and a one-line summary on stdout;
+  FILE               valid: exit 0 and a one-line summary on stdout (and any
+                     FILE:LINE: warning: lines on stderr, e.g. an entry that earlier
+                     entries leave no request to);
                      invalid: exit 1 and one FILE:LINE: message per problem on stderr
   --explain PATH     print the entry that serves PATH (`entry N: BALANCER servers...`)
                      and the Match rule that chose it; exit 3 if no entry matches
+  --urls             print one path per entry that reaches it (derived from its Match
+                     rules and checked as --explain would), then the StatisticsURL
   --handlers         print the Match lines for [HANDLERS] in Monkey's sites/default
   --resolve HOST=IP  use IP for HOST instead of asking DNS (repeatable)
   -h, --help         this text
 
-Exit status: 0 ok, 1 invalid configuration, 2 usage error, 3 no entry matches PATH.
+Exit status: 0 ok (warnings included), 1 invalid configuration, 2 usage error, 3 no entry
+matches PATH.
 
 Sections: [PROXY_DEFAULTS] (at most one; its keys are copied into every entry lacking
 them) and [PROXY_ENTRY] (one or more, tried in file order). Lines are `Key Value`, any

@@ -2,7 +2,9 @@
 //!
 //! [`model`] holds the validated model every other module reads. The parser turns a file into
 //! that model or into a list of [`ConfigError`]s (`FILE:LINE: message`), all of them, never just
-//! the first.
+//! the first. A valid model can still carry [`ConfigWarning`]s ([`Config::warnings`]): things
+//! that work as written but were most likely not meant, such as an entry that never serves a
+//! request.
 
 pub mod balancers;
 pub mod handlers;
@@ -13,6 +15,7 @@ mod parser;
 mod printer;
 pub mod resolve;
 pub mod values;
+pub mod warnings;
 
 pub use balancers::{balancer_named, BalancerName, BALANCERS};
 pub use model::*;
@@ -45,8 +48,33 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// Something a valid configuration does that was most likely not meant, printed as
+/// `FILE:LINE: warning: message`. The file is used as it is; see [`Config::warnings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The file the warning is about.
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+    /// What looks wrong and why, in one line.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: warning: {}",
+            self.file.display(),
+            self.line,
+            self.message
+        )
+    }
+}
+
 /// Reads and validates the configuration file at `path`, resolving host names now with the
-/// system resolver.
+/// system resolver. A valid file may still deserve warnings: [`Config::warnings`] (the
+/// checker prints them; a host logs them at start-up).
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
     load_with(path, &SystemResolver)
 }

@@ -78,7 +78,8 @@ pub struct MatchRule {
 /// One backend server of an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerSpec {
-    /// `host:port` as written in the file (used in logs and statistics).
+    /// `host:port` as written in the file, without an `http://` in front (`http://h` is
+    /// `h:80`); used in logs and statistics.
     pub name: String,
     /// The address resolved at start-up.
     pub addr: SocketAddr,

@@ -15,6 +15,7 @@ const DEFAULTS: &str = "PROXY_DEFAULTS";
 const ENTRY: &str = "PROXY_ENTRY";
 
 /// Parses and validates configuration text; `file` is only used in messages and the model.
+/// A valid configuration may still deserve warnings: [`Config::warnings`].
 pub fn parse_bytes(
     text: &[u8],
     file: &Path,
@@ -180,9 +181,8 @@ impl Parser<'_> {
             KeyId::ServerList => {
                 let list = s.servers.get_or_insert_with(Vec::new);
                 let mut list = std::mem::take(list);
-                let result = self.servers(value, &mut list);
+                self.servers(value, &mut list, line);
                 s.servers = Some(list);
-                result?;
             }
             KeyId::LoadBalancer => {
                 s.balancer = Some(values::balancer_name(value)?.to_string());
@@ -214,52 +214,81 @@ impl Parser<'_> {
     }
 
     /// Appends the servers of one `ServerList` line; repetition and `weight=N` add weight.
-    /// Stops at the first bad token of the line.
-    fn servers(&mut self, value: &str, list: &mut Vec<ServerSpec>) -> Result<(), String> {
-        // Index in `list` of the server the previous token named, and whether it already
-        // got a `weight=`.
-        let mut last: Option<(usize, bool)> = None;
+    /// Every bad item of the line is reported (at `line`, each message naming its item), and
+    /// the good ones are still taken, so one run of the checker shows them all.
+    fn servers(&mut self, value: &str, list: &mut Vec<ServerSpec>, line: usize) {
+        /// What the previous item was, for the `weight=N` that may follow it.
+        enum Last {
+            /// Nothing yet on this line.
+            Nothing,
+            /// The server at this index of `list`, and whether it already got a `weight=`.
+            Server(usize, bool),
+            /// An item already reported as wrong: a weight after it says nothing more.
+            Bad,
+        }
+        let mut last = Last::Nothing;
         for token in value.split_whitespace() {
             if let Some(w) = values::weight(token) {
-                let w = w?;
+                let w = match w {
+                    Ok(w) => w,
+                    Err(e) => {
+                        self.error(line, format!("`{token}`: {e}"));
+                        last = Last::Bad;
+                        continue;
+                    }
+                };
                 match last {
-                    Some((i, false)) => {
+                    Last::Server(i, false) => {
                         // The occurrence counted 1 already; it now counts `w`.
                         let s = &mut list[i];
                         s.weight = s.weight.saturating_sub(1).saturating_add(w);
-                        last = Some((i, true));
+                        last = Last::Server(i, true);
                     }
-                    Some((_, true)) => {
-                        return Err(format!("`{token}`: a server takes only one weight=N"))
+                    Last::Server(_, true) => {
+                        self.error(line, format!("`{token}`: a server takes only one weight=N"))
                     }
-                    None => {
-                        return Err(format!("`{token}` must follow the server it weighs"));
+                    Last::Nothing => {
+                        self.error(line, format!("`{token}` must follow the server it weighs"))
                     }
+                    Last::Bad => {}
                 }
                 continue;
             }
-            let (host, port) = values::host_port(token)?;
-            let addr = match host {
-                Host::Ip(ip) => SocketAddr::new(ip, port),
-                Host::Name(name) => self.resolve(&name, port, token)?,
+            let server = match values::server(token) {
+                Ok(server) => server,
+                Err(e) => {
+                    self.error(line, e);
+                    last = Last::Bad;
+                    continue;
+                }
             };
-            let i = match list.iter().position(|s| s.name == token) {
+            let addr = match server.host {
+                Host::Ip(ip) => SocketAddr::new(ip, server.port),
+                Host::Name(ref name) => match self.resolve(name, server.port, token) {
+                    Ok(addr) => addr,
+                    Err(e) => {
+                        self.error(line, e);
+                        last = Last::Bad;
+                        continue;
+                    }
+                },
+            };
+            let i = match list.iter().position(|s| s.name == server.name) {
                 Some(i) => {
                     list[i].weight = list[i].weight.saturating_add(1);
                     i
                 }
                 None => {
                     list.push(ServerSpec {
-                        name: token.to_string(),
+                        name: server.name,
                         addr,
                         weight: 1,
                     });
                     list.len() - 1
                 }
             };
-            last = Some((i, false));
+            last = Last::Server(i, false);
         }
-        Ok(())
     }
 
     fn resolve(&mut self, host: &str, port: u16, token: &str) -> Result<SocketAddr, String> {

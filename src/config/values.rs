@@ -1,4 +1,4 @@
-//! Value syntax: whole numbers, seconds, `on|off`, CIDR blocks, `host:port` and balancer names.
+//! Value syntax: whole numbers, seconds, `on|off`, CIDR blocks, servers and balancer names.
 //! Each parser returns a one-line message on failure; the caller adds `FILE:LINE:`.
 
 use std::net::{IpAddr, Ipv6Addr};
@@ -121,23 +121,129 @@ pub enum Host {
     Name(String),
 }
 
+/// The protocol a backend is spoken to in. Only plain HTTP for now; `https://` is recognised so
+/// that its message can say so. TLS backends are one more variant here (with its default
+/// port in [`Scheme::default_port`]), carried from [`server`] into the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP/1.1 over TCP: `HOST:PORT` or `http://HOST[:PORT]`.
+    Http,
+}
+
+impl Scheme {
+    /// The port of a server written with this scheme and no port (`http://host` is port 80).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+        }
+    }
+}
+
+/// One `ServerList` item, parsed but not resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// How the backend is spoken to.
+    pub scheme: Scheme,
+    /// The host, an IP literal or a name to resolve.
+    pub host: Host,
+    /// The port, given or the scheme's default.
+    pub port: u16,
+    /// `HOST:PORT` without the scheme (`http://h` is `h:80`): the server's name in logs and
+    /// statistics, and the `Host` of HTTP/1.0 requests that send none. Items with the same
+    /// name are one server (repeating it adds weight).
+    pub name: String,
+}
+
+/// Parses one `ServerList` item: `HOST:PORT`, `[IPv6]:PORT`, or the same after `http://`
+/// (where the port may be left out). This is the one place that knows about schemes.
+pub fn server(text: &str) -> Result<Server, String> {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        let (host, port) = split_host_port(text, text, None)?;
+        return Ok(Server {
+            scheme: Scheme::Http,
+            host,
+            port,
+            name: text.to_string(),
+        });
+    };
+    let scheme = if scheme.eq_ignore_ascii_case("http") {
+        Scheme::Http
+    } else if scheme.eq_ignore_ascii_case("https") {
+        return Err(format!(
+            "server `{text}`: HTTPS backends are not supported yet; the plugin speaks plain \
+             HTTP to its servers (write HOST:PORT or http://HOST:PORT)"
+        ));
+    } else {
+        return Err(format!(
+            "server `{text}`: `{scheme}://` is not a scheme the plugin speaks; write HOST:PORT \
+             or http://HOST:PORT"
+        ));
+    };
+    // One `/` after the authority is what a pasted URL often has; a path is not a server.
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if let Some(at) = authority.find('/') {
+        return Err(format!(
+            "server `{text}`: a server is a host and port; the path `{}` cannot be given here",
+            &authority[at..]
+        ));
+    }
+    if authority.contains('@') {
+        return Err(format!(
+            "server `{text}`: a server is a host and port; `user@` is not supported"
+        ));
+    }
+    let default = scheme.default_port();
+    let (host, port) = split_host_port(text, authority, Some(default))?;
+    let has_port = if authority.starts_with('[') {
+        !authority.ends_with(']')
+    } else {
+        authority.contains(':')
+    };
+    let name = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:{port}")
+    };
+    Ok(Server {
+        scheme,
+        host,
+        port,
+        name,
+    })
+}
+
 /// Splits `host:port` (or `[v6]:port`) and checks the port.
 pub fn host_port(text: &str) -> Result<(Host, u16), String> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+    split_host_port(text, text, None)
+}
+
+/// Splits `authority` (`host:port`, `[v6]:port`, or without the port when `default` is
+/// given); messages name the whole item `text`.
+fn split_host_port(
+    text: &str,
+    authority: &str,
+    default: Option<u16>,
+) -> Result<(Host, u16), String> {
+    let no_port = |form: &str| format!("server `{text}` has no port (write {form})");
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (v6, port) = rest
             .split_once(']')
             .ok_or_else(|| format!("server `{text}`: missing `]` after the IPv6 address"))?;
         let v6: Ipv6Addr = v6
             .parse()
             .map_err(|_| format!("server `{text}`: `{v6}` is not an IPv6 address"))?;
-        let port = port
-            .strip_prefix(':')
-            .ok_or_else(|| format!("server `{text}` has no port (write [ADDRESS]:PORT)"))?;
+        let port = match (port.strip_prefix(':'), default) {
+            (Some(p), _) => p,
+            (None, Some(_)) if port.is_empty() => "",
+            (None, _) => return Err(no_port("[ADDRESS]:PORT")),
+        };
         (Host::Ip(IpAddr::V6(v6)), port)
     } else {
-        let (host, port) = text
-            .rsplit_once(':')
-            .ok_or_else(|| format!("server `{text}` has no port (write HOST:PORT)"))?;
+        let (host, port) = match (authority.rsplit_once(':'), default) {
+            (Some(split), _) => split,
+            (None, Some(_)) => (authority, ""),
+            (None, None) => return Err(no_port("HOST:PORT")),
+        };
         if host.contains(':') {
             return Err(format!(
                 "server `{text}`: write IPv6 addresses in brackets, e.g. [::1]:8080"
@@ -158,7 +264,12 @@ pub fn host_port(text: &str) -> Result<(Host, u16), String> {
         (host, port)
     };
     if port.is_empty() {
-        return Err(format!("server `{text}` has no port (write HOST:PORT)"));
+        // `http://h` (no colon) takes the scheme's port; `h:` and `http://h:` are unfinished.
+        let bare = !authority.ends_with(':');
+        return match default {
+            Some(p) if bare => Ok((host, p)),
+            _ => Err(no_port("HOST:PORT")),
+        };
     }
     if !port.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("server `{text}`: port `{port}` is not a number"));
@@ -292,6 +403,43 @@ mod tests {
         assert!(host_port(&format!("{}:1", "h".repeat(254)))
             .unwrap_err()
             .contains("at most 253 bytes"));
+    }
+
+    #[test]
+    fn servers_with_and_without_a_scheme() {
+        let s = |t: &str| server(t).map(|s| (s.host, s.port, s.name));
+        let ip = |a: &str| Host::Ip(a.parse().unwrap());
+        assert_eq!(
+            s("127.0.0.1:8080"),
+            Ok((ip("127.0.0.1"), 8080, "127.0.0.1:8080".into()))
+        );
+        assert_eq!(
+            s("http://127.0.0.1:18081"),
+            Ok((ip("127.0.0.1"), 18081, "127.0.0.1:18081".into()))
+        );
+        assert_eq!(
+            s("HTTP://Host1:81/"),
+            Ok((Host::Name("Host1".into()), 81, "Host1:81".into()))
+        );
+        assert_eq!(
+            s("http://Host1"),
+            Ok((Host::Name("Host1".into()), 80, "Host1:80".into()))
+        );
+        assert_eq!(s("http://[::1]"), Ok((ip("::1"), 80, "[::1]:80".into())));
+        assert_eq!(s("http://[::1]:82"), Ok((ip("::1"), 82, "[::1]:82".into())));
+        assert_eq!(server("http://h").unwrap().scheme, Scheme::Http);
+        let e = |t: &str| server(t).unwrap_err();
+        assert!(e("https://h:443").contains("HTTPS backends are not supported yet"));
+        assert!(e("HTTPS://h").contains("HTTPS backends are not supported yet"));
+        assert!(e("ftp://h:21").contains("`ftp://` is not a scheme the plugin speaks"));
+        assert!(e("http://h:80/app").contains("the path `/app` cannot be given"));
+        assert!(e("http://u@h:80").contains("`user@` is not supported"));
+        assert!(e("http://h:").contains("has no port"));
+        assert!(e("http://:80").contains("has no host"));
+        assert!(e("http://h:0").contains("out of range"));
+        assert!(e("http://::1").contains("brackets"));
+        assert!(e("h").contains("has no port"));
+        assert!(e("[::1]").contains("has no port"));
     }
 
     #[test]
