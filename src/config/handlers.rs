@@ -75,7 +75,10 @@ pub fn handler_lines(config: &Config) -> Vec<String> {
                 "# which serves what an entry matches and the statistics URL, and answers 404 to"
                     .to_string(),
             );
-            lines.push("# the rest (Monkey serves no static files on this vhost).".to_string());
+            lines.push(
+                "# what no entry matches (Monkey serves no static files on this vhost)."
+                    .to_string(),
+            );
             lines.push(format!("    Match /.* {PLUGIN}"));
         }
     }
