@@ -81,7 +81,7 @@ pub struct Upstream {
     balancer: Box<dyn Balancer>,
     policy: HaPolicy,
     /// Which entry this is, for log lines (a server listed in several entries has a health
-    /// state in each): `entry at line 14`, or empty.
+    /// state in each): `entry dynamic`, or empty.
     label: String,
 }
 
@@ -90,7 +90,7 @@ impl Upstream {
     pub fn new(entry: &Entry) -> Result<Upstream, String> {
         let mut up =
             Upstream::with_policy(&entry.servers, &entry.balancer, HaPolicy::from_entry(entry))?;
-        up.label = format!("entry at line {}", entry.line);
+        up.label = format!("entry {}", entry.name);
         Ok(up)
     }
 

@@ -101,13 +101,25 @@ fn config() -> impl Strategy<Value = Config> {
     (
         prop::option::of("/[a-z0-9_.-]{0,16}"),
         prop::collection::vec(cidr(), 0..10),
-        prop::collection::vec(entry(), 1..5),
+        prop::collection::vec((entry(), prop::option::of("[a-z][a-z0-9_.-]{0,8}")), 1..5),
     )
         .prop_map(|(statistics_url, statistics_allow, entries)| Config {
             file: "gen.conf".into(),
             statistics_url,
             statistics_allow,
-            entries,
+            // Named or not (then `entry-N`, as the parser names them); names made unique by
+            // their position.
+            entries: entries
+                .into_iter()
+                .enumerate()
+                .map(|(i, (mut e, name))| {
+                    e.name = match name {
+                        Some(n) => format!("{n}-{i}x"),
+                        None => format!("entry-{}", i + 1),
+                    };
+                    e
+                })
+                .collect(),
         })
 }
 

@@ -11,7 +11,8 @@ use proxy_reverse::config::{Cidr, Entry};
 fn built_in_defaults_match_entry_with_defaults() {
     let c = ok("[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:80\n");
     let e = &c.entries[0];
-    let expected = Entry::with_defaults(1, e.matches.clone(), e.servers.clone());
+    let mut expected = Entry::with_defaults(1, e.matches.clone(), e.servers.clone());
+    expected.name = "entry-1".to_string();
     assert_eq!(*e, expected);
     assert_eq!(c.statistics_url, None);
     assert!(c.statistics_allow.is_empty());

@@ -35,7 +35,7 @@ fn html_shows_every_server_and_state_and_escapes_text() {
     assert!(page.contains("name=\"viewport\""));
     assert!(!page.contains("http-equiv=\"refresh\""));
     for e in &snap.entries {
-        assert!(page.contains(&format!("Entry {}", e.index)));
+        assert!(page.contains(&format!("<h2>{} ", e.name)), "{}", e.name);
         for s in &e.servers {
             assert!(page.contains(&s.name), "{}", s.name);
         }
@@ -180,26 +180,26 @@ fn prometheus_text_is_well_formed() {
     let text = prometheus(&snap);
     check_exposition(&text);
     assert!(
-        text.contains("proxy_reverse_requests_total{entry=\"1\",server=\"127.0.0.1:8080\"} 11\n")
+        text.contains("proxy_reverse_requests_total{entry=\"api\",server=\"127.0.0.1:8080\"} 11\n")
     );
     assert!(text.contains("# TYPE proxy_reverse_response_duration_seconds histogram\n"));
     assert!(text.contains(
-        "proxy_reverse_response_duration_seconds_bucket{entry=\"1\",server=\"[::1]:8082\",le=\"+Inf\"} 10\n"
+        "proxy_reverse_response_duration_seconds_bucket{entry=\"api\",server=\"[::1]:8082\",le=\"+Inf\"} 10\n"
     ));
     assert!(text.contains(
-        "proxy_reverse_response_duration_seconds_count{entry=\"1\",server=\"[::1]:8082\"} 10\n"
+        "proxy_reverse_response_duration_seconds_count{entry=\"api\",server=\"[::1]:8082\"} 10\n"
     ));
-    assert!(text.contains("proxy_reverse_server_up{entry=\"1\",server=\"[::1]:8082\"} 0\n"));
+    assert!(text.contains("proxy_reverse_server_up{entry=\"api\",server=\"[::1]:8082\"} 0\n"));
     assert!(text.contains(
-        "proxy_reverse_failures_total{entry=\"1\",server=\"[::1]:8082\",kind=\"connect_refused\"} 1\n"
+        "proxy_reverse_failures_total{entry=\"api\",server=\"[::1]:8082\",kind=\"connect_refused\"} 1\n"
     ));
-    assert!(text.contains("proxy_reverse_no_server_total{entry=\"2\"} 1\n"));
+    assert!(text.contains("proxy_reverse_no_server_total{entry=\"entry-2\"} 1\n"));
     assert!(text.contains("proxy_reverse_local_responses_total{code=\"404\"} 1\n"));
     // Buckets are cumulative.
     let mut last = 0u64;
     for line in text.lines().filter(|l| {
         l.starts_with(
-            "proxy_reverse_response_head_seconds_bucket{entry=\"1\",server=\"127.0.0.1:8080\"",
+            "proxy_reverse_response_head_seconds_bucket{entry=\"api\",server=\"127.0.0.1:8080\"",
         )
     }) {
         let n: u64 = line.rsplit_once(' ').unwrap().1.parse().unwrap();

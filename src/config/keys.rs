@@ -5,6 +5,8 @@
 /// Identifies a key independently of the spelling used in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyId {
+    /// `Name NAME`.
+    Name,
     /// `Match REGEX`.
     Match,
     /// `ServerList host:port [weight=N] ...`.
@@ -80,6 +82,18 @@ pub struct KeySpec {
 
 /// Every key the configuration accepts, in the order the help lists them.
 pub static KEYS: &[KeySpec] = &[
+    KeySpec {
+        id: KeyId::Name,
+        name: "Name",
+        aliases: &[],
+        value: "NAME",
+        default: "(entry-N: its position)",
+        sections: Sections::EntryOnly,
+        repeatable: false,
+        doc: "what logs, statistics, metrics and the admin URLs call the entry (letters, digits, \
+              `.`, `_`, `-`; unique): a named entry keeps its statistics across reloads and \
+              reorderings",
+    },
     KeySpec {
         id: KeyId::Match,
         name: "Match",

@@ -38,6 +38,9 @@ impl Config {
 /// One `[PROXY_ENTRY]`: which requests it serves and where they go.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
+    /// `Name`: what logs, statistics, metrics and admin URLs call the entry (unique; the
+    /// default is `entry-N`, N its 1-based position).
+    pub name: String,
     /// Line of the `[PROXY_ENTRY]` header.
     pub line: usize,
     /// `Match` regexes, tested against the request path (first entry with any match wins).
@@ -139,12 +142,14 @@ impl ServerSpec {
 }
 
 impl Entry {
-    /// An entry with the documented defaults for every optional key, for `matches` and `servers`:
+    /// An entry with the documented defaults for every optional key, for `matches` and `servers`
+    /// (its `name` empty: the parser names every entry):
     /// `FirstAlive`, `AttemptsCount 2`, `OfflineTimeOut 10`, `ConnectTimeout 3`, `ReadTimeout 60`,
     /// 256 idle upstream connections per server and worker kept 60 s for up to 1000 requests,
     /// no trusted proxies, no `Forwarded` header.
     pub fn with_defaults(line: usize, matches: Vec<MatchRule>, servers: Vec<ServerSpec>) -> Entry {
         Entry {
+            name: String::new(),
             line,
             matches,
             servers,

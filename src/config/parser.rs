@@ -53,6 +53,7 @@ enum Kind {
 struct Settings {
     line: usize,
     seen: HashMap<KeyId, usize>,
+    name: Option<String>,
     matches: Vec<MatchRule>,
     servers: Option<Vec<ServerSpec>>,
     balancer: Option<String>,
@@ -171,6 +172,7 @@ impl Parser<'_> {
     ) -> Result<(), String> {
         let name = spec.name;
         match spec.id {
+            KeyId::Name => s.name = Some(values::name(value)?),
             KeyId::Match => {
                 regex::Regex::new(value).map_err(|e| regex_error(value, &e))?;
                 s.matches.push(MatchRule {
@@ -325,7 +327,23 @@ impl Parser<'_> {
             self.error(0, format!("no [{ENTRY}] section; nothing would be proxied"));
         }
         let mut entries = Vec::new();
-        for s in entries_raw {
+        // Names: as given, else `entry-N`; each once.
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for (i, s) in entries_raw.iter().enumerate() {
+            let name = s.name.clone().unwrap_or_else(|| format!("entry-{}", i + 1));
+            if let Some(first) = names.get(&name.to_ascii_lowercase()) {
+                let line = s.seen.get(&KeyId::Name).copied().unwrap_or(s.line);
+                let msg = format!(
+                    "two entries are called `{name}` (the first at line {first}); names must \
+                     be unique (entries without a Name are called entry-N)"
+                );
+                self.error(line, msg);
+            } else {
+                names.insert(name.to_ascii_lowercase(), s.line);
+            }
+        }
+        for (i, s) in entries_raw.into_iter().enumerate() {
+            let name = s.name.clone().unwrap_or_else(|| format!("entry-{}", i + 1));
             if s.matches.is_empty() && !s.seen.contains_key(&KeyId::Match) {
                 self.error(s.line, format!("[{ENTRY}] has no Match line"));
             }
@@ -338,7 +356,9 @@ impl Parser<'_> {
                     format!("[{ENTRY}] has no ServerList, and [{DEFAULTS}] gives none"),
                 );
             }
-            entries.push(merge(s, &d, servers.unwrap_or_default()));
+            let mut e = merge(s, &d, servers.unwrap_or_default());
+            e.name = name;
+            entries.push(e);
         }
         if self.errors.is_empty() {
             self.check_router(&entries);

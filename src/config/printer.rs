@@ -25,14 +25,18 @@ pub fn print(config: &Config) -> String {
         let allow: Vec<String> = config.statistics_allow.iter().map(format_cidr).collect();
         list(&mut out, "StatisticsAllow", &allow);
     }
-    for entry in &config.entries {
-        print_entry(&mut out, entry);
+    for (i, entry) in config.entries.iter().enumerate() {
+        print_entry(&mut out, entry, i);
     }
     out
 }
 
-fn print_entry(out: &mut String, e: &Entry) {
+/// Entry `e`, the `i`-th (0-based): its `Name` is printed unless it is the default one.
+fn print_entry(out: &mut String, e: &Entry, i: usize) {
     out.push_str("\n[PROXY_ENTRY]\n");
+    if !e.name.is_empty() && e.name != format!("entry-{}", i + 1) {
+        line(out, "Name", &e.name);
+    }
     for m in &e.matches {
         line(out, "Match", &m.pattern);
     }

@@ -13,6 +13,21 @@ pub const MAX_HOST: usize = 253;
 /// Longest accepted duration: one year, in seconds.
 pub const MAX_SECONDS: u64 = 31_536_000;
 
+/// Longest entry name.
+pub const MAX_NAME: usize = 64;
+
+/// An entry name: 1 to [`MAX_NAME`] letters, digits, `.`, `_` or `-` (it appears in URLs,
+/// log lines and metric labels as it is).
+pub fn name(text: &str) -> Result<String, String> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"._-".contains(&b);
+    if text.is_empty() || text.len() > MAX_NAME || !text.bytes().all(ok) {
+        return Err(format!(
+            "Name: `{text}` is not a name (1 to {MAX_NAME} letters, digits, `.`, `_` or `-`)"
+        ));
+    }
+    Ok(text.to_string())
+}
+
 /// A whole number of at least `min`.
 pub fn number(key: &str, text: &str, min: u32) -> Result<u32, String> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {

@@ -89,8 +89,8 @@ pub fn html(snap: &Snapshot, refresh: Option<u32>) -> String {
 fn entry(o: &mut String, e: &EntrySnapshot) {
     let _ = write!(
         o,
-        "<section><h2>Entry {} <span class=\"bal\">{}</span></h2><div class=\"meta\"><span>Match",
-        e.index,
+        "<section><h2>{} <span class=\"bal\">{}</span></h2><div class=\"meta\"><span>Match",
+        escape(&e.name),
         escape(&e.balancer)
     );
     for m in &e.matches {

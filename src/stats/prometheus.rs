@@ -2,7 +2,7 @@
 //!
 //! Each metric family is written once, with its `# HELP` and `# TYPE`, followed by all its
 //! samples — the format forbids a family appearing in two places. Server-level counters carry
-//! `entry` (the 1-based entry index) and `server` labels; entry totals are not repeated as
+//! `entry` (the entry's `Name`) and `server` labels; entry totals are not repeated as
 //! separate series because `sum by (entry)` gives them and duplicates would double-count.
 
 use std::fmt::{Display, Write};
@@ -61,9 +61,9 @@ fn entry_families(w: &mut Writer, snap: &Snapshot) {
         "Configured entries (always 1): balancer and line of the [PROXY_ENTRY] header.",
     );
     for e in &snap.entries {
-        let (idx, line) = (e.index.to_string(), e.line.to_string());
+        let line = e.line.to_string();
         let labels = [
-            ("entry", idx.as_str()),
+            ("entry", e.name.as_str()),
             ("balancer", e.balancer.as_str()),
             ("line", line.as_str()),
         ];
@@ -84,7 +84,7 @@ fn entry_families(w: &mut Writer, snap: &Snapshot) {
     for (name, help, get) in per_entry {
         w.family(name, "counter", help);
         for e in &snap.entries {
-            w.sample(name, &[("entry", &e.index.to_string())], get(e));
+            w.sample(name, &[("entry", e.name.as_str())], get(e));
         }
     }
 }
@@ -184,10 +184,9 @@ const SERVER_METRICS: [ServerMetric; 12] = [
 
 fn server_families(w: &mut Writer, snap: &Snapshot) {
     let servers = || {
-        snap.entries.iter().flat_map(|e| {
-            let idx = e.index.to_string();
-            e.servers.iter().map(move |s| (idx.clone(), s))
-        })
+        snap.entries
+            .iter()
+            .flat_map(|e| e.servers.iter().map(move |s| (e.name.clone(), s)))
     };
     for (name, kind, help, get) in SERVER_METRICS {
         w.family(name, kind, help);

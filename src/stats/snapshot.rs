@@ -69,7 +69,9 @@ pub struct Snapshot {
 /// One entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntrySnapshot {
-    /// Position in the file, counting from 1 (the `entry` label in Prometheus).
+    /// The entry's `Name` (the `entry` label in Prometheus).
+    pub name: String,
+    /// Position in the file, counting from 1.
     pub index: usize,
     /// Line of the `[PROXY_ENTRY]` header.
     pub line: usize,
@@ -148,6 +150,7 @@ impl Snapshot {
                     }
                 }
                 EntrySnapshot {
+                    name: entry.name.clone(),
                     index: ei + 1,
                     line: entry.line,
                     matches: entry.matches.iter().map(|m| m.pattern.clone()).collect(),

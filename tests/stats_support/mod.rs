@@ -31,11 +31,13 @@ pub fn config() -> Config {
         ],
     );
     first.balancer = "RoundRobin".to_string();
-    let second = Entry::with_defaults(
+    first.name = "api".to_string();
+    let mut second = Entry::with_defaults(
         9,
         vec![rule("^/x\"<script>alert(1)</script>\\", 10)],
         vec![server("10.0.0.5:80", 1)],
     );
+    second.name = "entry-2".to_string();
     Config {
         file: PathBuf::from("/etc/monkey/plugins/proxy_reverse/proxy_reverse.conf"),
         statistics_url: Some("/proxy-stats".to_string()),
