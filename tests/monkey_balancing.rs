@@ -444,10 +444,7 @@ fn transitions_are_logged_once_each() {
         "{offline:?}"
     );
     // The entry is named: a server listed in several entries has a state in each.
-    assert!(
-        offline[0].contains("entry at line 1: server"),
-        "{offline:?}"
-    );
+    assert!(offline[0].contains("entry entry-1: server"), "{offline:?}");
     let a = Origin::start_on(a_addr, "a");
     let back = wait_for_backend(&monkey, "a", Duration::from_secs(5));
     assert!(

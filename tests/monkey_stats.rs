@@ -402,16 +402,25 @@ fn all_three_formats_count_the_traffic_sent() {
         2.0
     );
     assert_eq!(
-        sample(&m, "proxy_reverse_entry_requests_total", &[("entry", "1")]),
+        sample(
+            &m,
+            "proxy_reverse_entry_requests_total",
+            &[("entry", "entry-1")]
+        ),
         (ENTRY1_OK + ENTRY1_404) as f64
     );
     assert_eq!(
-        sample(&m, "proxy_reverse_entry_requests_total", &[("entry", "2")]),
+        sample(
+            &m,
+            "proxy_reverse_entry_requests_total",
+            &[("entry", "entry-2")]
+        ),
         ENTRY2 as f64
     );
-    for (entry, name) in [("1", &na), ("1", &nb), ("2", &nd), ("2", &nb)] {
-        let sv = server(&doc, entry.parse().unwrap(), name);
-        let l = [("entry", entry), ("server", name.as_str())];
+    for (entry, name) in [(1, &na), (1, &nb), (2, &nd), (2, &nb)] {
+        let sv = server(&doc, entry, name);
+        let label = format!("entry-{entry}");
+        let l = [("entry", label.as_str()), ("server", name.as_str())];
         assert_eq!(
             sample(&m, "proxy_reverse_requests_total", &l),
             u(sv, "/counters/requests") as f64,
