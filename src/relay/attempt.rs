@@ -178,7 +178,7 @@ impl Attempts {
             }
             // A stale idle connection costs an idempotent request only a retry (see
             // `fail`); others check the connection before using it.
-            if let Some(pooled) = pool.take(req.entry, server, now, !req.idempotent) {
+            if let Some(pooled) = pool.take(&upstream.servers()[server], now, !req.idempotent) {
                 self.use_pooled(req, server, pooled);
                 return Step::Send;
             }

@@ -699,7 +699,8 @@ impl Exchange {
                         id: pooled.id,
                     };
                     let limits = Attempts::pool_limits(req);
-                    if local.pool.put(self.entry, server, pooled, limits, now) {
+                    let state = &self.proxy.upstreams[self.entry].servers()[server].state;
+                    if local.pool.put(state, pooled, limits, now) {
                         // Still registered for reading: the pool hears of a backend that
                         // closes it, without a syscall to hand it over.
                         let _ = reactor.watch(source, idle_token(source.fd), Some(Interest::Read));

@@ -8,11 +8,15 @@
 //! closed, the relay retries them once on a fresh connection. Limits per server: idle
 //! connections kept, idle time, requests per connection (from the entry's configuration).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::stream::BackendStream;
 use crate::clock::Moment;
+use crate::upstream::ServerState;
 
 /// One idle connection.
 #[derive(Debug)]
@@ -46,19 +50,29 @@ pub struct Limits {
 /// The idle connections to one server, with the limits its entry set.
 #[derive(Debug)]
 struct Slot {
+    /// The server (for its administrative state and whether it is still configured).
+    server: Arc<ServerState>,
     idle: Vec<Idle>,
     limits: Limits,
 }
 
-impl Default for Slot {
-    fn default() -> Slot {
-        Slot {
-            idle: Vec::new(),
-            limits: Limits {
-                max_idle: 0,
-                idle_for: Duration::ZERO,
-            },
+/// Hashes a server id (already unique and small): one multiply spreads it.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -66,10 +80,10 @@ impl Default for Slot {
 /// close (see [`UpstreamPool::put`]).
 const TRIM_AFTER: Duration = Duration::from_millis(100);
 
-/// Idle upstream connections of one worker, per (entry, server).
+/// Idle upstream connections of one worker, per server.
 #[derive(Debug, Default)]
 pub struct UpstreamPool {
-    slots: Vec<Vec<Slot>>,
+    slots: HashMap<u64, Slot, BuildHasherDefault<IdHasher>>,
     /// When [`UpstreamPool::housekeep`] has something to do next: kept up to date by `put`
     /// (a new idle connection can only make it sooner) and recomputed by `housekeep`.
     due: Option<Moment>,
@@ -81,29 +95,12 @@ impl UpstreamPool {
         UpstreamPool::default()
     }
 
-    fn slot(&mut self, entry: usize, server: usize) -> &mut Slot {
-        if self.slots.len() <= entry {
-            self.slots.resize_with(entry + 1, Vec::new);
-        }
-        let servers = &mut self.slots[entry];
-        if servers.len() <= server {
-            servers.resize_with(server + 1, Slot::default);
-        }
-        &mut servers[server]
-    }
-
     /// The most recently used idle connection to the server, if any (LIFO keeps few
     /// connections warm; expired ones found on the way are closed). With `probe_first` the
     /// connection is checked to be still quiet (not closed, no stray bytes), and others are
     /// skipped too.
-    pub fn take(
-        &mut self,
-        entry: usize,
-        server: usize,
-        now: Moment,
-        probe_first: bool,
-    ) -> Option<Pooled> {
-        let slot = self.slot(entry, server);
+    pub fn take(&mut self, server: &ServerState, now: Moment, probe_first: bool) -> Option<Pooled> {
+        let slot = self.slots.get_mut(&server.id)?;
         let idle_for = slot.limits.idle_for;
         while let Some(idle) = slot.idle.pop() {
             if now.since(idle.since) >= idle_for {
@@ -128,16 +125,19 @@ impl UpstreamPool {
     /// open new ones for the next burst a moment later.
     pub fn put(
         &mut self,
-        entry: usize,
-        server: usize,
+        server: &Arc<ServerState>,
         conn: Pooled,
         limits: Limits,
         now: Moment,
     ) -> bool {
-        if limits.max_idle == 0 {
+        if limits.max_idle == 0 || !server.admin.get().takes_requests() {
             return false;
         }
-        let slot = self.slot(entry, server);
+        let slot = self.slots.entry(server.id).or_insert_with(|| Slot {
+            server: server.clone(),
+            idle: Vec::new(),
+            limits,
+        });
         slot.limits = limits;
         slot.idle.push(Idle {
             stream: conn.stream,
@@ -156,7 +156,7 @@ impl UpstreamPool {
     /// Closes what outlived its limits: idle connections beyond their server's `max_idle`
     /// (the least recently used) and those idle longer than `idle_for`.
     pub fn housekeep(&mut self, now: Moment) {
-        for slot in self.slots.iter_mut().flatten() {
+        for slot in self.slots.values_mut() {
             let limit = slot.limits.max_idle as usize;
             if slot.idle.len() > limit {
                 // Oldest first: `take` pops from the end.
@@ -167,12 +167,20 @@ impl UpstreamPool {
         }
         // Every slot is within its limit now: what is left is the oldest idle connections'
         // expiry.
+        self.slots.retain(|_, slot| !slot.idle.is_empty());
         self.due = self
             .slots
-            .iter()
-            .flatten()
+            .values()
             .filter_map(|slot| Some(slot.idle.first()?.since.after(slot.limits.idle_for)))
             .min();
+    }
+
+    /// Closes the idle connections of servers that take no new requests (drained, in
+    /// maintenance) or that the configuration no longer has.
+    pub fn prune(&mut self) {
+        self.slots.retain(|_, slot| {
+            slot.server.admin.get().takes_requests() && !slot.server.is_removed()
+        });
     }
 
     /// When [`UpstreamPool::housekeep`] has something to do next, if ever (it may find
@@ -185,7 +193,7 @@ impl UpstreamPool {
     /// nobody asked for. Closes it unless it is still quiet (the wake-up was for a socket that
     /// had the descriptor before). Returns whether one was closed.
     pub fn check(&mut self, fd: RawFd) -> bool {
-        for slot in self.slots.iter_mut().flatten() {
+        for slot in self.slots.values_mut() {
             if let Some(i) = slot.idle.iter().position(|idle| idle.stream.fd() == fd) {
                 if slot.idle[i].stream.is_quiet() {
                     return false;
@@ -199,7 +207,7 @@ impl UpstreamPool {
 
     /// Idle connections held, all servers together.
     pub fn len(&self) -> usize {
-        self.slots.iter().flatten().map(|s| s.idle.len()).sum()
+        self.slots.values().map(|s| s.idle.len()).sum()
     }
 
     /// Whether no idle connection is held.
@@ -209,17 +217,15 @@ impl UpstreamPool {
 
     /// Idle connections held for the server.
     #[cfg(test)]
-    fn idle_count(&self, entry: usize, server: usize) -> usize {
-        self.slots
-            .get(entry)
-            .and_then(|servers| servers.get(server))
-            .map_or(0, |s| s.idle.len())
+    fn idle_count(&self, server: &ServerState) -> usize {
+        self.slots.get(&server.id).map_or(0, |s| s.idle.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::{Admin, ServerState};
     use std::net::TcpListener;
 
     /// `n` connected loopback streams (the listener keeps the accepted ends open).
@@ -257,15 +263,16 @@ mod tests {
     fn a_burst_beyond_the_limit_is_kept_until_trimmed_then_the_newest_stay() {
         let (_l, conns) = streams(5);
         let mut pool = UpstreamPool::new();
+        let a = Arc::new(ServerState::new());
         for (id, c) in conns.into_iter().enumerate() {
-            assert!(pool.put(0, 0, pooled(c, id as u64 + 1), limits(2), T0));
+            assert!(pool.put(&a, pooled(c, id as u64 + 1), limits(2), T0));
         }
-        assert_eq!(pool.idle_count(0, 0), 5, "nothing closed before the trim");
+        assert_eq!(pool.idle_count(&a), 5, "nothing closed before the trim");
         assert_eq!(pool.due(), Some(T0.after(TRIM_AFTER)));
         pool.housekeep(T0.after(TRIM_AFTER));
-        assert_eq!(pool.idle_count(0, 0), 2);
+        assert_eq!(pool.idle_count(&a), 2);
         assert_eq!(pool.due(), Some(T0.after(Duration::from_secs(60))));
-        let ids: Vec<u64> = std::iter::from_fn(|| pool.take(0, 0, T0, false))
+        let ids: Vec<u64> = std::iter::from_fn(|| pool.take(&a, T0, false))
             .map(|p| p.id)
             .collect();
         assert_eq!(ids, [5, 4], "the most recently used are kept, newest first");
@@ -275,18 +282,15 @@ mod tests {
     fn no_keep_alive_closes_at_once_and_limits_are_kept_per_entry() {
         let (_l, conns) = streams(4);
         let mut pool = UpstreamPool::new();
+        let (a, b) = (Arc::new(ServerState::new()), Arc::new(ServerState::new()));
         let mut conns = conns.into_iter();
-        assert!(!pool.put(0, 0, pooled(conns.next().unwrap(), 1), limits(0), T0));
-        assert_eq!(
-            pool.idle_count(0, 0),
-            0,
-            "UpstreamKeepAlive 0 keeps nothing"
-        );
+        assert!(!pool.put(&a, pooled(conns.next().unwrap(), 1), limits(0), T0));
+        assert_eq!(pool.idle_count(&a), 0, "UpstreamKeepAlive 0 keeps nothing");
         for id in 2..=4 {
-            pool.put(1, 0, pooled(conns.next().unwrap(), id), limits(8), T0);
+            pool.put(&b, pooled(conns.next().unwrap(), id), limits(8), T0);
         }
         pool.housekeep(T0);
-        assert_eq!(pool.idle_count(1, 0), 3, "within its entry's limit");
+        assert_eq!(pool.idle_count(&b), 3, "within its entry's limit");
     }
 
     #[test]
@@ -298,22 +302,23 @@ mod tests {
             idle_for: Duration::from_secs(2),
         };
         let later = T0.after(Duration::from_millis(1500));
+        let a = Arc::new(ServerState::new());
         for (c, at) in conns.into_iter().zip([T0, later]) {
-            pool.put(0, 0, pooled(c, at.nanos()), short, at);
+            pool.put(&a, pooled(c, at.nanos()), short, at);
         }
         assert_eq!(pool.due(), Some(T0.after(Duration::from_secs(2))));
         let at = T0.after(Duration::from_millis(2500));
         let taken = pool
-            .take(0, 0, at, false)
+            .take(&a, at, false)
             .expect("the newer one is still fresh");
         assert_eq!(taken.id, later.nanos());
         assert_eq!(pool.len(), 1, "the expired one is still held");
         assert!(
-            pool.take(0, 0, at, false).is_none(),
+            pool.take(&a, at, false).is_none(),
             "expired: closed, not taken"
         );
         assert!(pool.is_empty());
-        pool.put(0, 0, taken, short, at);
+        pool.put(&a, taken, short, at);
         pool.housekeep(at.after(Duration::from_secs(2)));
         assert!(pool.is_empty());
     }
@@ -324,7 +329,12 @@ mod tests {
         let conn = conns.pop().unwrap();
         let fd = conn.fd();
         let mut pool = UpstreamPool::new();
-        pool.put(0, 0, pooled(conn, 1), limits(4), T0);
+        pool.put(
+            &Arc::new(ServerState::new()),
+            pooled(conn, 1),
+            limits(4),
+            T0,
+        );
         let (peer, _) = listener.accept().unwrap();
         assert!(!pool.check(fd), "quiet: kept");
         drop(peer);
@@ -334,5 +344,24 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2));
         }
         assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn drained_and_removed_servers_lose_their_idle_connections_at_the_next_prune() {
+        let (_l, conns) = streams(3);
+        let mut pool = UpstreamPool::new();
+        let servers: Vec<Arc<ServerState>> = (0..3).map(|_| Arc::new(ServerState::new())).collect();
+        for (c, s) in conns.into_iter().zip(&servers) {
+            assert!(pool.put(s, pooled(c, s.id), limits(4), T0));
+        }
+        servers[0].admin.set(Admin::Drain);
+        servers[1].set_removed();
+        pool.prune();
+        assert_eq!(pool.idle_count(&servers[0]), 0, "drained");
+        assert_eq!(pool.idle_count(&servers[1]), 0, "removed");
+        assert_eq!(pool.idle_count(&servers[2]), 1, "ready and configured");
+        // A drained server's connection is not kept either.
+        let (_l, mut more) = streams(1);
+        assert!(!pool.put(&servers[0], pooled(more.pop().unwrap(), 9), limits(4), T0));
     }
 }

@@ -70,6 +70,8 @@ pub struct Worker {
     local: Local,
     /// The wake-up the host was last asked for, until it comes.
     wake: Option<Moment>,
+    /// The administrative changes and reloads seen (see [`crate::upstream::changes`]).
+    seen_changes: u64,
 }
 
 impl Default for Worker {
@@ -88,6 +90,7 @@ impl Worker {
             live: 0,
             local: Local::default(),
             wake: None,
+            seen_changes: crate::upstream::changes(),
         }
     }
 
@@ -103,6 +106,7 @@ impl Worker {
         now: Moment,
         reactor: &mut dyn Reactor,
     ) -> Token {
+        self.follow_changes();
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -186,6 +190,7 @@ impl Worker {
     /// appended to `ended`.
     pub fn on_timer(&mut self, now: Moment, reactor: &mut dyn Reactor, ended: &mut Vec<Ended>) {
         self.wake = None;
+        self.follow_changes();
         for slot in 0..self.slots.len() {
             let Some(exchange) = self.slots[slot].exchange.as_mut() else {
                 continue;
@@ -264,6 +269,15 @@ impl Worker {
                 self.after_end(now, reactor);
                 Some(ended)
             }
+        }
+    }
+
+    /// An operator drained a server, or a reload removed one: its idle connections close.
+    fn follow_changes(&mut self) {
+        let changes = crate::upstream::changes();
+        if changes != self.seen_changes {
+            self.seen_changes = changes;
+            self.local.pool.prune();
         }
     }
 

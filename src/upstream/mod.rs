@@ -16,35 +16,19 @@
 //!
 //! Nothing here takes a lock (except the `LockingRoundRobin` balancer, by design).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::balancer::{self, Balancer, RequestContext, Servers};
 use crate::clock::Millis;
 use crate::config::{Entry, ServerSpec};
-use crate::health::{FailureKind, HaPolicy, Health, Transition};
+use crate::health::{FailureKind, HaPolicy, Transition};
 use crate::log;
 
-/// One backend server at run time.
-#[derive(Debug)]
-pub struct Server {
-    /// What the configuration says about it.
-    pub spec: ServerSpec,
-    /// Attempts in progress on it, across all workers (between `acquire` and `release`).
-    pub in_flight: AtomicU32,
-    /// Its health record.
-    pub health: Health,
-}
+mod admin;
+mod server;
 
-impl Server {
-    /// A server that is up with nothing in flight.
-    pub fn new(spec: ServerSpec) -> Server {
-        Server {
-            spec,
-            in_flight: AtomicU32::new(0),
-            health: Health::default(),
-        }
-    }
-}
+pub use admin::{changes, note_change, Admin, AdminState};
+pub use server::{Server, ServerState};
 
 /// Servers offline a request tries at most, once its candidates are spent (see
 /// [`Upstream::add_last_resorts`]).
@@ -70,7 +54,9 @@ impl Servers for View<'_> {
 
     #[inline]
     fn usable(&self, i: usize) -> bool {
-        !self.policy.enabled() || self.servers[i].health.is_available(self.now, self.policy)
+        let s = &self.servers[i];
+        s.admin.get().takes_requests()
+            && (!self.policy.enabled() || s.health.is_available(self.now, self.policy))
     }
 }
 
@@ -138,10 +124,7 @@ impl Upstream {
             policy: self.policy,
         };
         self.balancer.order(ctx, &view, out);
-        if !self.policy.enabled() {
-            return;
-        }
-        out.retain(|&i| self.servers[i].health.is_available(now, self.policy));
+        out.retain(|&i| view.usable(i));
     }
 
     /// Appends to `out` (the request's candidates so far, all tried) the [`LAST_RESORT`]
@@ -158,8 +141,9 @@ impl Upstream {
         let tried = out.len();
         // Offline ones only, oldest period first (0, up, would sort last).
         let until = |i: usize| self.servers[i].health.offline_until().wrapping_sub(1);
-        for i in 0..self.servers.len() {
-            if self.servers[i].health.offline_until() != 0 && !out[..tried].contains(&i) {
+        for (i, s) in self.servers.iter().enumerate() {
+            let offline = s.health.offline_until() != 0;
+            if offline && s.admin.get().takes_requests() && !out[..tried].contains(&i) {
                 out.push(i);
             }
         }
