@@ -75,6 +75,45 @@ impl Proxy {
         })
     }
 
+    /// The proxy for `config` taking over from `previous` (a reload): entries keep their
+    /// statistics by name, and their servers, by `host:port`, keep their health,
+    /// administrative state and statistics. Servers `previous` had and `config` drops are
+    /// marked removed (their idle connections close; requests in flight finish).
+    pub fn reloaded(config: Config, previous: &Proxy) -> Result<Proxy, String> {
+        let router = Router::new(&config.entries).map_err(|e| e.to_string())?;
+        let old_entry = |name: &str| {
+            let i = previous
+                .config
+                .entries
+                .iter()
+                .position(|e| e.name == name)?;
+            Some(&previous.upstreams[i])
+        };
+        let upstreams = config
+            .entries
+            .iter()
+            .map(|e| Upstream::carried(e, old_entry(&e.name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stats = Stats::carried(&config, &previous.stats, &previous.config);
+        let kept = |id: u64| {
+            upstreams
+                .iter()
+                .any(|u| u.servers().iter().any(|s| s.id == id))
+        };
+        for old in previous.upstreams.iter().flat_map(|u| u.servers()) {
+            if !kept(old.id) {
+                old.state.set_removed();
+            }
+        }
+        crate::upstream::note_change();
+        Ok(Proxy {
+            config,
+            router,
+            upstreams,
+            stats,
+        })
+    }
+
     /// The one intake: reads the request a host found into `request` (whose buffers are
     /// reused) and decides what becomes of it, in this order, for every host alike:
     ///

@@ -107,6 +107,8 @@ fn config() -> impl Strategy<Value = Config> {
             file: "gen.conf".into(),
             statistics_url,
             statistics_allow,
+            admin_url: None,
+            admin_allow: Vec::new(),
             // Named or not (then `entry-N`, as the parser names them); names made unique by
             // their position.
             entries: entries

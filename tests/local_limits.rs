@@ -38,6 +38,8 @@ fn out_of_descriptors_gets_503_and_takes_no_server_offline() {
             file: "test.conf".into(),
             statistics_url: None,
             statistics_allow: vec![],
+            admin_url: None,
+            admin_allow: Vec::new(),
             entries: vec![entry],
         })
         .unwrap(),

@@ -168,6 +168,8 @@ mod tests {
             file: "t.conf".into(),
             statistics_url: stats.map(str::to_string),
             statistics_allow: Vec::new(),
+            admin_url: None,
+            admin_allow: Vec::new(),
             entries: vec![Entry::with_defaults(2, matches, Vec::new())],
         }
     }

@@ -35,6 +35,10 @@ pub enum KeyId {
     StatisticsUrl,
     /// `StatisticsAllow CIDR ...`.
     StatisticsAllow,
+    /// `AdminURL /path`.
+    AdminUrl,
+    /// `AdminAllow CIDR ...`.
+    AdminAllow,
 }
 
 /// Which sections a key may appear in.
@@ -234,6 +238,28 @@ pub static KEYS: &[KeySpec] = &[
         sections: Sections::DefaultsOnly,
         repeatable: true,
         doc: "clients allowed to read the statistics (loopback always is)",
+    },
+    KeySpec {
+        id: KeyId::AdminUrl,
+        name: "AdminURL",
+        aliases: &[],
+        value: "/PATH",
+        default: "(off)",
+        sections: Sections::DefaultsOnly,
+        repeatable: false,
+        doc: "path prefix of the admin endpoint: GET PATH/servers, POST \
+              PATH/servers/ENTRY/HOST:PORT (state=ready|drain|maint, weight=N), POST \
+              PATH/reload; POSTs need the header X-Proxy-Admin: 1",
+    },
+    KeySpec {
+        id: KeyId::AdminAllow,
+        name: "AdminAllow",
+        aliases: &[],
+        value: "CIDR ...",
+        default: "(loopback only)",
+        sections: Sections::DefaultsOnly,
+        repeatable: true,
+        doc: "clients allowed to use the admin endpoint (loopback always is)",
     },
 ];
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// A whole validated `proxy_reverse.conf`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     /// The file it was read from (for messages).
     pub file: PathBuf,
@@ -13,6 +13,11 @@ pub struct Config {
     pub statistics_url: Option<String>,
     /// `StatisticsAllow`: clients allowed to read statistics (loopback is always allowed).
     pub statistics_allow: Vec<Cidr>,
+    /// `AdminURL` from `[PROXY_DEFAULTS]`: the path prefix of the admin endpoint (off when
+    /// `None`).
+    pub admin_url: Option<String>,
+    /// `AdminAllow`: clients allowed to use the admin endpoint (loopback is always allowed).
+    pub admin_allow: Vec<Cidr>,
     /// The `[PROXY_ENTRY]` sections in file order, defaults already applied.
     pub entries: Vec<Entry>,
 }

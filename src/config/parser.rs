@@ -68,6 +68,8 @@ struct Settings {
     forwarded: Option<bool>,
     stats_url: Option<String>,
     stats_allow: Option<Vec<Cidr>>,
+    admin_url: Option<String>,
+    admin_allow: Option<Vec<Cidr>>,
 }
 
 struct Parser<'a> {
@@ -211,6 +213,16 @@ impl Parser<'_> {
                 s.stats_url = Some(value.to_string());
             }
             KeyId::StatisticsAllow => cidrs(value, s.stats_allow.get_or_insert_with(Vec::new))?,
+            KeyId::AdminUrl => {
+                if !value.starts_with('/') || value.len() < 2 || value.contains(char::is_whitespace)
+                {
+                    return Err(format!(
+                        "AdminURL must be one path starting with `/` (not `/` alone), not `{value}`"
+                    ));
+                }
+                s.admin_url = Some(value.trim_end_matches('/').to_string());
+            }
+            KeyId::AdminAllow => cidrs(value, s.admin_allow.get_or_insert_with(Vec::new))?,
         }
         Ok(())
     }
@@ -367,6 +379,8 @@ impl Parser<'_> {
             file: self.file.to_path_buf(),
             statistics_url: d.stats_url.clone(),
             statistics_allow: d.stats_allow.clone().unwrap_or_default(),
+            admin_url: d.admin_url.clone(),
+            admin_allow: d.admin_allow.clone().unwrap_or_default(),
             entries,
         }
     }

@@ -17,13 +17,20 @@ const INDENT: &str = "    ";
 pub fn print(config: &Config) -> String {
     let mut out = String::new();
     out.push_str("# proxy_reverse configuration\n");
-    if config.statistics_url.is_some() || !config.statistics_allow.is_empty() {
+    let stats = config.statistics_url.is_some() || !config.statistics_allow.is_empty();
+    let admin = config.admin_url.is_some() || !config.admin_allow.is_empty();
+    if stats || admin {
         out.push_str("\n[PROXY_DEFAULTS]\n");
         if let Some(url) = &config.statistics_url {
             line(&mut out, "StatisticsURL", url);
         }
         let allow: Vec<String> = config.statistics_allow.iter().map(format_cidr).collect();
         list(&mut out, "StatisticsAllow", &allow);
+        if let Some(url) = &config.admin_url {
+            line(&mut out, "AdminURL", url);
+        }
+        let allow: Vec<String> = config.admin_allow.iter().map(format_cidr).collect();
+        list(&mut out, "AdminAllow", &allow);
     }
     for (i, entry) in config.entries.iter().enumerate() {
         print_entry(&mut out, entry, i);

@@ -177,6 +177,8 @@ mod tests {
             file: "t.conf".into(),
             statistics_url: Some("/status".into()),
             statistics_allow: Vec::new(),
+            admin_url: None,
+            admin_allow: Vec::new(),
             entries: patterns
                 .iter()
                 .enumerate()

@@ -6,6 +6,7 @@
 //! cache line (128 covers the adjacent-line prefetcher on x86 and the line size on Apple M).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -195,26 +196,45 @@ pub struct ServerStats {
     pub counters: Counters,
 }
 
-/// One entry's counters: its servers' counters summed, plus what only an entry sees.
+/// One entry's own counters: its servers' counters summed, plus what only an entry sees.
+/// Kept across reloads for an entry of the same name.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub struct EntryStats {
+pub struct EntryTotals {
     /// Sum of the servers' counters, except `requests`, which counts client requests routed
     /// to the entry (one request retried on two servers is one entry request, two attempts).
     pub counters: Counters,
     pub(super) no_server: AtomicU64,
-    pub(super) servers: Box<[ServerStats]>,
 }
 
-impl EntryStats {
+impl EntryTotals {
     /// Requests answered 503 because no server was available.
     pub fn no_server(&self) -> u64 {
         self.no_server.load(Relaxed)
     }
+}
 
+/// One entry's counters in one generation of the configuration: its totals and its
+/// servers', each kept across reloads for as long as the entry and the server stay.
+#[derive(Debug, Default)]
+pub struct EntryStats {
+    pub(super) totals: Arc<EntryTotals>,
+    pub(super) servers: Box<[Arc<ServerStats>]>,
+}
+
+impl EntryStats {
     /// The servers' counters, in configuration order.
-    pub fn servers(&self) -> &[ServerStats] {
+    pub fn servers(&self) -> &[Arc<ServerStats>] {
         &self.servers
+    }
+}
+
+/// The totals' fields read as the entry's own (`entry.counters`, `entry.no_server()`).
+impl std::ops::Deref for EntryStats {
+    type Target = EntryTotals;
+
+    fn deref(&self) -> &EntryTotals {
+        &self.totals
     }
 }
 

@@ -32,6 +32,8 @@ pub use snapshot::{EntrySnapshot, ServerLive, ServerSnapshot, Snapshot, SCHEMA_V
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use std::sync::Arc;
+
 use crate::clock::{now_ms, Millis};
 use crate::config::Config;
 
@@ -40,7 +42,7 @@ use crate::config::Config;
 #[derive(Debug)]
 pub struct Stats {
     entries: Box<[EntryStats]>,
-    global: GlobalStats,
+    global: Arc<GlobalStats>,
 }
 
 impl Stats {
@@ -51,21 +53,57 @@ impl Stats {
 
     /// Like [`Stats::new`] with an explicit start instant (tests inject their clock).
     pub fn started_at(config: &Config, started: Millis) -> Stats {
+        let global = Arc::new(GlobalStats {
+            started,
+            ..GlobalStats::default()
+        });
+        Stats::with_global(config, global, None)
+    }
+
+    /// The counters for `config` after a reload: those of `previous` carry on for entries
+    /// of the same name and, within them, servers of the same `host:port`; the rest start
+    /// at zero. The plugin-wide counters (and the start time) carry on whole.
+    pub fn carried(config: &Config, previous: &Stats, previous_config: &Config) -> Stats {
+        Stats::with_global(
+            config,
+            previous.global.clone(),
+            Some((previous, previous_config)),
+        )
+    }
+
+    fn with_global(
+        config: &Config,
+        global: Arc<GlobalStats>,
+        previous: Option<(&Stats, &Config)>,
+    ) -> Stats {
         let entries = config
             .entries
             .iter()
-            .map(|e| EntryStats {
-                servers: e.servers.iter().map(|_| ServerStats::default()).collect(),
-                ..EntryStats::default()
+            .map(|e| {
+                let old = previous.and_then(|(stats, old_config)| {
+                    let i = old_config.entries.iter().position(|o| o.name == e.name)?;
+                    Some((&stats.entries[i], &old_config.entries[i]))
+                });
+                let servers = e
+                    .servers
+                    .iter()
+                    .map(|s| {
+                        old.and_then(|(stats, entry)| {
+                            let j = entry.servers.iter().position(|o| o.name == s.name)?;
+                            Some(stats.servers[j].clone())
+                        })
+                        .unwrap_or_default()
+                    })
+                    .collect();
+                EntryStats {
+                    totals: old
+                        .map(|(stats, _)| stats.totals.clone())
+                        .unwrap_or_default(),
+                    servers,
+                }
             })
             .collect();
-        Stats {
-            entries,
-            global: GlobalStats {
-                started,
-                ..GlobalStats::default()
-            },
-        }
+        Stats { entries, global }
     }
 
     /// Entry `entry`'s counters.

@@ -74,8 +74,22 @@ pub struct Upstream {
 impl Upstream {
     /// Builds the run-time group for `entry` (its balancer name must be in the registry).
     pub fn new(entry: &Entry) -> Result<Upstream, String> {
+        Upstream::carried(entry, None)
+    }
+
+    /// Like [`Upstream::new`] after a reload: the servers of `previous` (the group of the
+    /// entry of the same name in the configuration before) that are listed again, by
+    /// `host:port`, keep their state — health, requests in flight, administrative state.
+    pub fn carried(entry: &Entry, previous: Option<&Upstream>) -> Result<Upstream, String> {
         let mut up =
             Upstream::with_policy(&entry.servers, &entry.balancer, HaPolicy::from_entry(entry))?;
+        if let Some(old) = previous {
+            for server in &mut up.servers {
+                if let Some(o) = old.servers.iter().find(|o| o.spec.name == server.spec.name) {
+                    server.state = o.state.clone();
+                }
+            }
+        }
         up.label = format!("entry {}", entry.name);
         Ok(up)
     }

@@ -492,6 +492,8 @@ pub fn host_for(entries: Vec<Entry>) -> Host {
         file: "test.conf".into(),
         statistics_url: None,
         statistics_allow: vec![],
+        admin_url: None,
+        admin_allow: Vec::new(),
         entries,
     };
     Host::start(Arc::new(Proxy::new(config).unwrap())).unwrap()
@@ -767,6 +769,8 @@ pub fn host_on_test_clock(entries: Vec<Entry>) -> (Host, Arc<Proxy>) {
         file: "test.conf".into(),
         statistics_url: None,
         statistics_allow: vec![],
+        admin_url: None,
+        admin_allow: Vec::new(),
         entries,
     };
     let proxy = Arc::new(Proxy::new(config).unwrap());

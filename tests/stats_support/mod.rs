@@ -42,6 +42,8 @@ pub fn config() -> Config {
         file: PathBuf::from("/etc/monkey/plugins/proxy_reverse/proxy_reverse.conf"),
         statistics_url: Some("/proxy-stats".to_string()),
         statistics_allow: Vec::new(),
+        admin_url: None,
+        admin_allow: Vec::new(),
         entries: vec![first, second],
     }
 }
