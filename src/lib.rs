@@ -23,6 +23,7 @@ pub mod log;
 pub mod proxy;
 pub mod reactor;
 pub mod relay;
+pub mod reload;
 pub mod routing;
 pub mod stats;
 pub mod upstream;

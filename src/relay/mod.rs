@@ -11,6 +11,7 @@
 //! plain TCP.
 
 mod attempt;
+mod deferred;
 mod exchange;
 mod local;
 mod pool;

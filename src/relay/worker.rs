@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use mio::net::TcpStream;
 
+use super::deferred::Deferred;
 use super::exchange::{Exchange, Finish, Progress};
 use super::local::Local;
 use super::tokens::{exchange_token, owner, Owner, SERIAL_LIMIT};
@@ -33,21 +34,64 @@ pub struct Ended {
     pub client: Option<TcpStream>,
 }
 
+/// What a slab slot holds: a proxied request, or a request waiting for an answer the
+/// worker cannot make at once (an admin request waiting for the reload thread).
+#[derive(Debug)]
+enum Task {
+    Exchange(Box<Exchange>),
+    Deferred(Deferred),
+}
+
+impl Task {
+    fn deadline(&self) -> Option<Moment> {
+        match self {
+            Task::Exchange(x) => x.deadline(),
+            Task::Deferred(d) => d.deadline(),
+        }
+    }
+
+    fn on_ready(&mut self, now: Moment, local: &mut Local, reactor: &mut dyn Reactor) -> Progress {
+        match self {
+            Task::Exchange(x) => x.on_ready(now, local, reactor),
+            Task::Deferred(d) => d.on_ready(now, reactor),
+        }
+    }
+
+    fn on_timeout(
+        &mut self,
+        now: Moment,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+    ) -> Progress {
+        match self {
+            Task::Exchange(x) => x.on_timeout(now, local, reactor),
+            Task::Deferred(d) => d.on_timeout(now, reactor),
+        }
+    }
+
+    fn abort(&mut self, now: Moment, local: &mut Local, reactor: &mut dyn Reactor) {
+        match self {
+            Task::Exchange(x) => x.abort(now, local, reactor),
+            Task::Deferred(d) => d.abort(reactor),
+        }
+    }
+}
+
 /// One slab slot.
 #[derive(Debug, Default)]
 struct Slot {
     /// The occupant's serial number (0 while free).
     serial: u32,
-    exchange: Option<Exchange>,
+    task: Option<Task>,
 }
 
-/// The exchange in `slot` if its serial number is `serial`.
-fn exchange_in(slots: &mut [Slot], slot: usize, serial: u32) -> Option<&mut Exchange> {
+/// The task in `slot` if its serial number is `serial`.
+fn task_in(slots: &mut [Slot], slot: usize, serial: u32) -> Option<&mut Task> {
     let s = slots.get_mut(slot)?;
     if s.serial != serial {
         return None;
     }
-    s.exchange.as_mut()
+    s.task.as_mut()
 }
 
 /// Slab slots always kept, however quiet the worker is.
@@ -107,20 +151,7 @@ impl Worker {
         reactor: &mut dyn Reactor,
     ) -> Token {
         self.follow_changes();
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None => {
-                self.slots.push(Slot::default());
-                self.slots.len() - 1
-            }
-        };
-        self.serial = if self.serial >= SERIAL_LIMIT - 1 {
-            1
-        } else {
-            self.serial + 1
-        };
-        let serial = self.serial;
-        let token = exchange_token(slot, serial);
+        let (slot, serial, token) = self.take_slot();
         let client_id = self.local.new_id();
         let exchange = Exchange::start(
             proxy,
@@ -136,11 +167,61 @@ impl Worker {
         let deadline = exchange.deadline();
         self.slots[slot] = Slot {
             serial,
-            exchange: Some(exchange),
+            task: Some(Task::Exchange(Box::new(exchange))),
         };
         self.live += 1;
         self.arm(reactor, deadline);
         token
+    }
+
+    /// Waits for `waiting`'s answer, then sends it on the client connection `client` (a
+    /// socket the task owns and hands back in [`Ended`]). Returns the task's token.
+    pub fn start_deferred(
+        &mut self,
+        client: TcpStream,
+        waiting: crate::reload::Waiting,
+        head_request: bool,
+        now: Moment,
+        reactor: &mut dyn Reactor,
+    ) -> Token {
+        let (slot, serial, token) = self.take_slot();
+        let client_id = self.local.new_id();
+        let waiting_id = self.local.new_id();
+        let task = Deferred::start(
+            token,
+            client,
+            client_id,
+            waiting,
+            waiting_id,
+            head_request,
+            now,
+            reactor,
+        );
+        let deadline = task.deadline();
+        self.slots[slot] = Slot {
+            serial,
+            task: Some(Task::Deferred(task)),
+        };
+        self.live += 1;
+        self.arm(reactor, deadline);
+        token
+    }
+
+    /// A free slot, its new occupant's serial number and token.
+    fn take_slot(&mut self) -> (usize, u32, Token) {
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.slots.push(Slot::default());
+                self.slots.len() - 1
+            }
+        };
+        self.serial = if self.serial >= SERIAL_LIMIT - 1 {
+            1
+        } else {
+            self.serial + 1
+        };
+        (slot, self.serial, exchange_token(slot, self.serial))
     }
 
     /// A socket watched for `token` may have progressed. Returns the exchange that ended, if
@@ -157,8 +238,8 @@ impl Worker {
                 None
             }
             Owner::Exchange { slot, serial } => {
-                let exchange = exchange_in(&mut self.slots, slot, serial)?;
-                let progress = exchange.on_ready(now, &mut self.local, reactor);
+                let task = task_in(&mut self.slots, slot, serial)?;
+                let progress = task.on_ready(now, &mut self.local, reactor);
                 self.after(slot, progress, now, reactor)
             }
         }
@@ -170,10 +251,10 @@ impl Worker {
         let Owner::Exchange { slot, serial } = owner(token) else {
             return false;
         };
-        let Some(exchange) = exchange_in(&mut self.slots, slot, serial) else {
+        let Some(task) = task_in(&mut self.slots, slot, serial) else {
             return false;
         };
-        exchange.abort(now, &mut self.local, reactor);
+        task.abort(now, &mut self.local, reactor);
         let _ = self.remove(
             slot,
             Finish {
@@ -192,13 +273,13 @@ impl Worker {
         self.wake = None;
         self.follow_changes();
         for slot in 0..self.slots.len() {
-            let Some(exchange) = self.slots[slot].exchange.as_mut() else {
+            let Some(task) = self.slots[slot].task.as_mut() else {
                 continue;
             };
-            if !exchange.deadline().is_some_and(|d| d <= now) {
+            if !task.deadline().is_some_and(|d| d <= now) {
                 continue;
             }
-            if let Progress::Done(finish) = exchange.on_timeout(now, &mut self.local, reactor) {
+            if let Progress::Done(finish) = task.on_timeout(now, &mut self.local, reactor) {
                 ended.push(self.remove(slot, finish));
             }
         }
@@ -209,7 +290,7 @@ impl Worker {
         let next = self
             .slots
             .iter()
-            .filter_map(|s| s.exchange.as_ref()?.deadline())
+            .filter_map(|s| s.task.as_ref()?.deadline())
             .chain(self.local.pool.due())
             .min();
         // Never sooner than the resolution: deadlines that move on with every byte would
@@ -257,10 +338,7 @@ impl Worker {
     ) -> Option<Ended> {
         match progress {
             Progress::Pending => {
-                let deadline = self.slots[slot]
-                    .exchange
-                    .as_ref()
-                    .and_then(Exchange::deadline);
+                let deadline = self.slots[slot].task.as_ref().and_then(Task::deadline);
                 self.arm(reactor, deadline);
                 None
             }
@@ -295,9 +373,7 @@ impl Worker {
         if self.slots.len() <= KEEP_SLOTS || self.live * 2 >= self.slots.len() {
             return;
         }
-        while self.slots.len() > KEEP_SLOTS
-            && self.slots.last().is_some_and(|s| s.exchange.is_none())
-        {
+        while self.slots.len() > KEEP_SLOTS && self.slots.last().is_some_and(|s| s.task.is_none()) {
             self.slots.pop();
         }
         let len = self.slots.len();
@@ -310,10 +386,14 @@ impl Worker {
         let s = &mut self.slots[slot];
         let token = exchange_token(slot, s.serial);
         s.serial = 0;
-        let mut exchange = s.exchange.take().expect("a live exchange");
-        let client = exchange.take_client();
-        self.local.spares.put_request(exchange.take_request());
-        drop(exchange);
+        let client = match s.task.take().expect("a live task") {
+            Task::Exchange(mut exchange) => {
+                let client = exchange.take_client();
+                self.local.spares.put_request(exchange.take_request());
+                client
+            }
+            Task::Deferred(mut deferred) => deferred.take_client(),
+        };
         self.free.push(slot);
         self.live -= 1;
         Ended {

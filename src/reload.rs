@@ -1,0 +1,253 @@
+//! Changing the configuration without a restart, off the workers: a thread of its own reads
+//! and validates the file (its DNS lookups and regex compilation never run on a worker), builds
+//! the new proxy from the one in service (servers that stay keep their health, administrative
+//! state and statistics) and swaps it in. Requests in flight finish on the configuration they
+//! started with.
+//!
+//! Work reaches the thread as [`Job`]s: from the admin endpoint, whose request waits for the
+//! answer without blocking its worker ([`Waiting`]: the thread writes the answer into a shared
+//! slot and wakes the worker through a socket the worker's loop watches), or from a signal
+//! ([`Reloader::control_fd`]: one byte written from a signal handler asks for a reload whose
+//! outcome is only logged).
+
+use std::borrow::Cow;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::config::{self, Config};
+use crate::http::status::{ContentType, LocalPage};
+use crate::log;
+use crate::proxy::{Current, Proxy};
+
+/// What the reload thread is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Read the configuration file again and put it in service if it validates.
+    Reload,
+    /// Give server `server` (`host:port`) of entry `entry` the weight `weight` until the next
+    /// reload from the file (the balancers are rebuilt for it).
+    Weight {
+        /// The entry's name.
+        entry: String,
+        /// The server's `host:port`.
+        server: String,
+        /// Its new weight (≥ 1).
+        weight: u32,
+    },
+}
+
+/// The byte a signal handler writes to [`Reloader::control_fd`] to ask for a reload.
+pub const SIGNAL_BYTE: u8 = b'S';
+
+/// The byte [`Reloader::submit`] writes after queueing a job.
+const JOB_BYTE: u8 = b'J';
+
+/// Where the answer to a submitted job appears, and the socket that becomes readable when it
+/// has. A worker watches `wake` and takes the page from the slot.
+#[derive(Debug)]
+pub struct Waiting {
+    answer: Arc<Mutex<Option<LocalPage>>>,
+    wake: UnixStream,
+}
+
+impl Waiting {
+    /// The answer, once the job is done (never blocks: the thread holds the lock only to
+    /// store it).
+    pub fn take(&self) -> Option<LocalPage> {
+        self.answer.try_lock()?.take()
+    }
+
+    /// The socket to watch (readable once the answer is in).
+    pub fn wake_fd(&self) -> RawFd {
+        self.wake.as_raw_fd()
+    }
+
+    /// Reads the wake-up byte, so that a level-triggered loop does not report it again.
+    pub fn drain(&self) {
+        let mut bytes = [0u8; 8];
+        let _ = (&self.wake).read(&mut bytes);
+    }
+}
+
+/// How the thread hands an answer back.
+struct Reply {
+    answer: Arc<Mutex<Option<LocalPage>>>,
+    wake: UnixStream,
+}
+
+/// The handle of the reload thread.
+#[derive(Debug)]
+pub struct Reloader {
+    jobs: Mutex<Sender<(Job, Reply)>>,
+    control: UnixStream,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reply")
+    }
+}
+
+impl Reloader {
+    /// Starts the thread that reloads `path` into `current`.
+    pub fn spawn(current: Arc<Current>, path: PathBuf) -> io::Result<Reloader> {
+        let (control, mut thread_end) = UnixStream::pair()?;
+        let (jobs, queue) = mpsc::channel::<(Job, Reply)>();
+        std::thread::Builder::new()
+            .name("proxy-reload".into())
+            .spawn(move || serve(&current, &path, &mut thread_end, &queue))?;
+        control.set_nonblocking(true)?;
+        Ok(Reloader {
+            jobs: Mutex::new(jobs),
+            control,
+        })
+    }
+
+    /// Queues `job`; its answer (a page for the client that asked) comes through the
+    /// returned [`Waiting`]. Never blocks.
+    pub fn submit(&self, job: Job) -> io::Result<Waiting> {
+        let (wake, thread_end) = UnixStream::pair()?;
+        wake.set_nonblocking(true)?;
+        let answer = Arc::new(Mutex::new(None));
+        let reply = Reply {
+            answer: answer.clone(),
+            wake: thread_end,
+        };
+        self.jobs
+            .lock()
+            .send((job, reply))
+            .map_err(|_| io::Error::other("the reload thread is gone"))?;
+        // The thread reads one byte per job (a full buffer means it has bytes enough).
+        let _ = (&self.control).write(&[JOB_BYTE]);
+        Ok(Waiting { answer, wake })
+    }
+
+    /// The socket a signal handler may write [`SIGNAL_BYTE`] to (`write(2)` is
+    /// async-signal-safe) to ask for a reload from the file.
+    pub fn control_fd(&self) -> RawFd {
+        self.control.as_raw_fd()
+    }
+}
+
+/// The thread: one byte per request on `control`, jobs on `queue`.
+fn serve(current: &Current, path: &Path, control: &mut UnixStream, queue: &Receiver<(Job, Reply)>) {
+    let mut byte = [0u8; 1];
+    loop {
+        match control.read(&mut byte) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if byte[0] == SIGNAL_BYTE => {
+                let _ = reload(current, path);
+            }
+            Ok(_) => {
+                while let Ok((job, reply)) = queue.try_recv() {
+                    let page = run(current, path, &job);
+                    *reply.answer.lock() = Some(page);
+                    let _ = (&reply.wake).write(&[1]);
+                }
+            }
+        }
+    }
+}
+
+/// Does `job` and answers it.
+fn run(current: &Current, path: &Path, job: &Job) -> LocalPage {
+    match job {
+        Job::Reload => match reload(current, path) {
+            Ok(summary) => json_page(
+                200,
+                serde_json::json!({ "reloaded": true, "file": path, "summary": summary }),
+            ),
+            Err(problems) => json_page(
+                400,
+                serde_json::json!({ "reloaded": false, "file": path, "problems": problems }),
+            ),
+        },
+        Job::Weight {
+            entry,
+            server,
+            weight,
+        } => match reweigh(current, entry, server, *weight) {
+            Ok(()) => json_page(
+                200,
+                serde_json::json!({ "entry": entry, "server": server, "weight": weight }),
+            ),
+            Err(problem) => json_page(404, serde_json::json!({ "error": problem })),
+        },
+    }
+}
+
+/// Reads `path` again and puts it in service if it validates; the summary, or every
+/// problem (`FILE:LINE: problem`). Both are logged.
+pub fn reload(current: &Current, path: &Path) -> Result<String, Vec<String>> {
+    let outcome = config::load(path)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())
+        .and_then(|config| swap_in(current, config).map_err(|e| vec![e]));
+    match &outcome {
+        Ok(summary) => log::info(&format!("{}: reloaded: {summary}", path.display())),
+        Err(problems) => {
+            for p in problems {
+                log::error(p);
+            }
+            log::error(&format!(
+                "{}: reload refused ({} problem{}); the configuration in service stays",
+                path.display(),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    outcome
+}
+
+/// Builds the proxy for `config` from the one in service and swaps it in.
+fn swap_in(current: &Current, config: Config) -> Result<String, String> {
+    let old = current.load();
+    for w in config.warnings() {
+        log::warn(&format!("{}:{}: {}", w.file.display(), w.line, w.message));
+    }
+    let proxy = Proxy::reloaded(config, &old)?;
+    let summary = proxy.config.summary();
+    current.swap(Arc::new(proxy));
+    Ok(summary)
+}
+
+/// Rebuilds the proxy in service with server `server` of entry `entry` weighing `weight`.
+fn reweigh(current: &Current, entry: &str, server: &str, weight: u32) -> Result<(), String> {
+    let mut config = current.load().config.clone();
+    let e = config
+        .entries
+        .iter_mut()
+        .find(|e| e.name == entry)
+        .ok_or_else(|| format!("no entry `{entry}`"))?;
+    let s = e
+        .servers
+        .iter_mut()
+        .find(|s| s.name == server)
+        .ok_or_else(|| format!("entry `{entry}` has no server `{server}`"))?;
+    s.weight = weight;
+    swap_in(current, config)?;
+    log::info(&format!(
+        "entry {entry}: server {server} weighs {weight} until the next reload"
+    ));
+    Ok(())
+}
+
+/// A JSON page of `status`.
+fn json_page(status: u16, body: serde_json::Value) -> LocalPage {
+    let mut text = serde_json::to_vec_pretty(&body).unwrap_or_default();
+    text.push(b'\n');
+    LocalPage {
+        status,
+        content_type: ContentType::Json,
+        body: Cow::Owned(text),
+        close: false,
+        retry_after: None,
+        no_store: true,
+    }
+}
