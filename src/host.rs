@@ -25,7 +25,8 @@ use mio::{Events, Interest as MioInterest, Poll, Registry, Token as MioToken, Wa
 use crate::clock::Moment;
 use crate::http::intake::RawRequest;
 use crate::http::status::{write_page, LocalPage};
-use crate::proxy::{Admission, Proxy};
+use crate::proxy::{Admission, Cached, Current, Proxy};
+use crate::reload::Reloader;
 use crate::reactor::{Interest, Reactor, Source, Token};
 use crate::relay::{Ended, Worker};
 
@@ -88,21 +89,41 @@ pub struct Host {
     open: Arc<AtomicUsize>,
     buffers: Arc<AtomicUsize>,
     clock: Clock,
+    current: Arc<Current>,
 }
 
 impl Host {
-    /// Starts a host for `proxy` on an ephemeral loopback port, on the system clock.
+    /// Starts a host for `proxy` on an ephemeral loopback port, on the system clock. Its
+    /// admin endpoint can change states and weights; a reload is answered 503 (there is no
+    /// file: see [`Host::start_from_file`]).
     pub fn start(proxy: Arc<Proxy>) -> io::Result<Host> {
-        Host::start_on(proxy, Clock::System)
+        Host::start_on(proxy, Clock::System, None)
     }
 
     /// Starts a host whose time is `clock`: timeouts fire when the test moves it on
     /// ([`Host::advance`]).
     pub fn start_with_clock(proxy: Arc<Proxy>, clock: TestClock) -> io::Result<Host> {
-        Host::start_on(proxy, Clock::Test(clock))
+        Host::start_on(proxy, Clock::Test(clock), None)
     }
 
-    fn start_on(proxy: Arc<Proxy>, clock: Clock) -> io::Result<Host> {
+    /// Starts a host for the configuration file `path`, which its admin endpoint can reload
+    /// (as the plugin does). A file that does not validate is an error naming its problems.
+    pub fn start_from_file(path: &std::path::Path) -> io::Result<Host> {
+        let config = crate::config::load(path).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            io::Error::new(ErrorKind::InvalidInput, lines.join("\n"))
+        })?;
+        let proxy = Proxy::new(config).map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+        Host::start_on(Arc::new(proxy), Clock::System, Some(path.to_path_buf()))
+    }
+
+    fn start_on(
+        proxy: Arc<Proxy>,
+        clock: Clock,
+        path: Option<std::path::PathBuf>,
+    ) -> io::Result<Host> {
+        let current = Arc::new(Current::new(proxy));
+        let reloader = Reloader::spawn(current.clone(), path)?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -120,7 +141,9 @@ impl Host {
         let mut lp = Loop {
             poll,
             listener,
-            proxy,
+            proxy: Cached::new(&current),
+            current: current.clone(),
+            reloader,
             worker: Worker::new(),
             sources: Sources::default(),
             conns: HashMap::new(),
@@ -143,7 +166,13 @@ impl Host {
             open,
             buffers,
             clock,
+            current,
         })
+    }
+
+    /// The proxy in service now (a reload replaces it; requests in flight keep theirs).
+    pub fn proxy(&self) -> Arc<Proxy> {
+        self.current.load()
     }
 
     /// The address clients connect to.
@@ -209,7 +238,10 @@ struct Sources(HashMap<RawFd, Watched>);
 struct Loop {
     poll: Poll,
     listener: TcpListener,
-    proxy: Arc<Proxy>,
+    /// The proxy in service, refreshed from `current` after a reload.
+    proxy: Cached,
+    current: Arc<Current>,
+    reloader: Reloader,
     worker: Worker,
     sources: Sources,
     conns: HashMap<usize, Conn>,
@@ -506,7 +538,8 @@ impl Loop {
         };
         let mut request = self.worker.take_request();
         let now = self.clock.now();
-        let admitted = match self.proxy.admit(&raw, &mut request, now.millis()) {
+        let proxy = self.proxy.get(&self.current).clone();
+        let admitted = match proxy.admit(&raw, &mut request, now.millis()) {
             Ok(a) => a,
             Err(_) => {
                 self.worker.recycle_request(request);
@@ -516,14 +549,46 @@ impl Loop {
         let head_request = request.is_head();
         conn.input
             .drain(..(line.len + admitted.consumed).min(conn.input.len()));
+        let answer = |conn: &mut Conn, page: &LocalPage| {
+            if page.close {
+                conn.input.clear();
+            }
+            write_page(&mut conn.output, page, head_request);
+            conn.close_after_output = page.close;
+        };
         let entry = match admitted.admission {
             Admission::Answer(page) => {
-                if page.close {
-                    conn.input.clear();
-                }
-                write_page(&mut conn.output, &page, head_request);
-                conn.close_after_output = page.close;
+                answer(conn, &page);
                 self.worker.recycle_request(request);
+                return Next::Served;
+            }
+            Admission::Deferred(job) => {
+                // As the plugin does: a task of the worker waits for the reload thread's
+                // answer and writes it on its own `dup` of the client socket.
+                let close = request.client_wants_close;
+                self.worker.recycle_request(request);
+                let waiting = match dup_stream(&conn.stream) {
+                    Ok(client) => self.reloader.submit(job).map(|w| (client, w)),
+                    Err(e) => Err(e),
+                };
+                let Ok((client, waiting)) = waiting else {
+                    answer(conn, &crate::admin::unavailable());
+                    return Next::Served;
+                };
+                let mut reactor = HostReactor {
+                    registry: self.poll.registry(),
+                    sources: &mut self.sources,
+                };
+                let token = self.worker.start_deferred(
+                    client,
+                    waiting,
+                    head_request,
+                    close,
+                    now,
+                    &mut reactor,
+                );
+                conn.exchange = Some(token);
+                self.by_exchange.insert(token, id);
                 return Next::Served;
             }
             Admission::Proxy(entry) => entry,
@@ -533,9 +598,7 @@ impl Loop {
             Ok(s) => s,
             Err(_) => {
                 // Out of descriptors, as the plugin answers it: 503, try again soon.
-                let page = self
-                    .proxy
-                    .out_of_resources(entry, request.client_wants_close);
+                let page = proxy.out_of_resources(entry, request.client_wants_close);
                 write_page(&mut conn.output, &page, head_request);
                 conn.close_after_output = page.close;
                 self.worker.recycle_request(request);
@@ -547,7 +610,7 @@ impl Loop {
             sources: &mut self.sources,
         };
         let token = self.worker.start(
-            self.proxy.clone(),
+            proxy,
             entry,
             request,
             client,

@@ -9,11 +9,13 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::admin;
 use crate::clock::Millis;
 use crate::config::Config;
 use crate::http::intake::{read_request, RawRequest, Unread};
 use crate::http::request::ProxyRequest;
 use crate::http::status::LocalPage;
+use crate::reload::Job;
 use crate::routing::{routing_path, Router};
 use crate::stats::{self, ServerLive, Snapshot, Stats};
 use crate::upstream::Upstream;
@@ -36,6 +38,8 @@ pub struct Proxy {
 pub enum Route {
     /// The statistics page (`StatisticsURL`).
     Statistics,
+    /// The admin endpoint (`AdminURL` and below).
+    Admin,
     /// The entry with this index.
     Entry(usize),
     /// No entry matches: answered 404 by the plugin.
@@ -49,6 +53,9 @@ pub enum Admission {
     Proxy(usize),
     /// Answer it with this page (the statistics, or an error that needs no backend).
     Answer(LocalPage),
+    /// Hand this job to the reload thread; its answer is the response (the admin endpoint's
+    /// reloads and weight changes, which rebuild the configuration off the workers).
+    Deferred(Job),
 }
 
 /// A request read and judged by [`Proxy::admit`].
@@ -126,7 +133,9 @@ impl Proxy {
     ///    target or `Host`): 400, and the connection closes — also for paths no entry
     ///    serves and for the statistics page, as a malformed request is malformed wherever
     ///    it goes;
-    /// 3. the statistics page (`StatisticsURL`), answered here;
+    /// 3. the statistics page (`StatisticsURL`) and the admin endpoint (`AdminURL`),
+    ///    answered here (or, for the admin's reloads and weight changes, deferred to the
+    ///    reload thread);
     /// 4. a path no entry matches: 404;
     /// 5. otherwise: proxied to the first entry that matches.
     ///
@@ -147,7 +156,8 @@ impl Proxy {
             return Ok(self.refuse(consumed));
         }
         let close = request.client_wants_close;
-        let admission = match self.route(&routing_path(&request.path)) {
+        let path = routing_path(&request.path);
+        let admission = match self.route(&path) {
             Route::Entry(i) => Admission::Proxy(i),
             Route::NotFound => {
                 self.stats.record_local(404);
@@ -166,6 +176,10 @@ impl Proxy {
                 );
                 page.close = close;
                 Admission::Answer(page)
+            }
+            Route::Admin => {
+                let url = self.config.admin_url.as_deref().unwrap_or_default();
+                admin::admit(self, request, url, &path, now)
             }
         };
         Ok(Admitted {
@@ -215,6 +229,11 @@ impl Proxy {
         if self.config.statistics_url.as_deref() == Some(path) {
             return Route::Statistics;
         }
+        if let Some(url) = &self.config.admin_url {
+            if admin::under(path, url) {
+                return Route::Admin;
+            }
+        }
         match self.router.route(path) {
             Some(i) => Route::Entry(i),
             None => Route::NotFound,
@@ -248,8 +267,8 @@ impl Proxy {
         }
     }
 
-    /// A server's live state for the statistics page.
-    fn live(&self, entry: usize, server: usize, now: Millis) -> ServerLive {
+    /// A server's live state for the statistics page and the admin endpoint.
+    pub(crate) fn live(&self, entry: usize, server: usize, now: Millis) -> ServerLive {
         let s = &self.upstreams[entry].servers()[server];
         let health = s.health.snapshot();
         let offline_for_secs = (health.state != crate::health::HealthState::Up)
@@ -260,6 +279,7 @@ impl Proxy {
             reason: health.last_reason.to_string(),
             consecutive_failures: health.consecutive_failures,
             in_flight: s.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+            admin: s.admin.get().as_str(),
         }
     }
 }

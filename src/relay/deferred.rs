@@ -31,13 +31,16 @@ pub(super) struct Deferred {
     sent: usize,
     page: Option<(u16, bool)>,
     head_request: bool,
+    /// The client asked to close after this request.
+    close: bool,
     deadline: Option<Moment>,
     finish: Option<Finish>,
 }
 
 impl Deferred {
     /// Waits for `waiting`'s answer for the client connection `client` (known to the host as
-    /// socket `client_id`), as the owner of `token`.
+    /// socket `client_id`), as the owner of `token`. `close`: the connection closes after the
+    /// answer whatever the answer says.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         token: Token,
@@ -46,6 +49,7 @@ impl Deferred {
         waiting: Waiting,
         waiting_id: u64,
         head_request: bool,
+        close: bool,
         now: Moment,
         reactor: &mut dyn Reactor,
     ) -> Deferred {
@@ -65,6 +69,7 @@ impl Deferred {
             sent: 0,
             page: None,
             head_request,
+            close,
             deadline: Some(now.after(PATIENCE)),
             finish: None,
         }
@@ -122,7 +127,7 @@ impl Deferred {
         self.out.clear();
         write_page(&mut self.out, page, self.head_request);
         self.sent = 0;
-        self.page = Some((page.status, page.close));
+        self.page = Some((page.status, page.close || self.close));
         self.deadline = Some(now.after(PATIENCE));
     }
 
@@ -163,7 +168,10 @@ impl Deferred {
                 });
             }
         }
-        let _ = self.waiting_id;
+        reactor.release(Source {
+            fd: self.waiting.wake_fd(),
+            id: self.waiting_id,
+        });
         self.deadline = None;
         let finish = Finish {
             keep_alive,

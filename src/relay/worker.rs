@@ -175,12 +175,14 @@ impl Worker {
     }
 
     /// Waits for `waiting`'s answer, then sends it on the client connection `client` (a
-    /// socket the task owns and hands back in [`Ended`]). Returns the task's token.
+    /// socket the task owns and hands back in [`Ended`]; `close`: closed after the answer,
+    /// as the client asked). Returns the task's token.
     pub fn start_deferred(
         &mut self,
         client: TcpStream,
         waiting: crate::reload::Waiting,
         head_request: bool,
+        close: bool,
         now: Moment,
         reactor: &mut dyn Reactor,
     ) -> Token {
@@ -194,6 +196,7 @@ impl Worker {
             waiting,
             waiting_id,
             head_request,
+            close,
             now,
             reactor,
         );
