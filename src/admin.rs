@@ -22,7 +22,8 @@
 
 use std::net::IpAddr;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
 use crate::clock::Millis;
 use crate::http::request::ProxyRequest;
@@ -61,7 +62,10 @@ impl<'p> Endpoint<'p> {
             "" | "/" => Endpoint::Index,
             "/servers" | "/servers/" => Endpoint::Servers,
             "/reload" => Endpoint::Reload,
-            _ => match rest.strip_prefix("/servers/").and_then(|s| s.split_once('/')) {
+            _ => match rest
+                .strip_prefix("/servers/")
+                .and_then(|s| s.split_once('/'))
+            {
                 Some((entry, server)) if !entry.is_empty() && !server.is_empty() => {
                     Endpoint::Server { entry, server }
                 }
@@ -79,7 +83,13 @@ impl<'p> Endpoint<'p> {
 /// The admission of a request whose decoded path `path` is under `AdminURL` `url` (see
 /// [`under`]): the answer, or a job for the reload thread. Every answer is counted as a
 /// local one in the statistics.
-pub fn admit(proxy: &Proxy, request: &ProxyRequest, url: &str, path: &str, now: Millis) -> Admission {
+pub fn admit(
+    proxy: &Proxy,
+    request: &ProxyRequest,
+    url: &str,
+    path: &str,
+    now: Millis,
+) -> Admission {
     let admission = decide(proxy, request, url, path, now);
     if let Admission::Answer(page) = &admission {
         proxy.stats.record_local(page.status);
@@ -174,9 +184,13 @@ fn parameters(request: &ProxyRequest) -> Result<Vec<(String, String)>, String> {
     let form = request
         .header_values("content-type")
         .next()
-        .map_or(true, |t| t.starts_with(b"application/x-www-form-urlencoded"));
+        .map_or(true, |t| {
+            t.starts_with(b"application/x-www-form-urlencoded")
+        });
     if !body.is_empty() && !form {
-        return Err("parameters go in the query or an application/x-www-form-urlencoded body".into());
+        return Err(
+            "parameters go in the query or an application/x-www-form-urlencoded body".into(),
+        );
     }
     let query = request.query.as_deref().unwrap_or("");
     Ok([query, body]
@@ -199,15 +213,13 @@ fn form_decode(text: &str) -> String {
         let hex = |b: u8| (b as char).to_digit(16);
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -288,41 +300,80 @@ pub fn find(proxy: &Proxy, entry: &str, server: &str) -> Result<(usize, usize), 
 }
 
 /// One server as the admin endpoint shows it.
-pub fn server_view(proxy: &Proxy, entry: usize, server: usize, now: Millis) -> Value {
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerView {
+    /// The entry's name.
+    pub entry: String,
+    /// The server's `host:port`.
+    pub server: String,
+    /// `up`, `offline` or `probing`.
+    pub health: &'static str,
+    /// `ready`, `drain` or `maint`.
+    pub admin: &'static str,
+    /// Its weight in service.
+    pub weight: u32,
+    /// Requests in flight on it, across all workers.
+    pub in_flight: u32,
+    /// While offline: seconds until it is tried again.
+    pub offline_for_secs: Option<u64>,
+    /// Why it went offline (empty while up).
+    pub reason: String,
+    /// Failures since its last success.
+    pub consecutive_failures: u32,
+}
+
+/// Server `server` of entry `entry` as the admin endpoint shows it.
+pub fn server_view(proxy: &Proxy, entry: usize, server: usize, now: Millis) -> ServerView {
     let live = proxy.live(entry, server, now);
-    let spec = &proxy.config.entries[entry].servers[server];
-    json!({
-        "entry": proxy.config.entries[entry].name,
-        "server": spec.name,
-        "health": live.state,
-        "admin": live.admin,
-        "weight": spec.weight,
-        "in_flight": live.in_flight,
-        "offline_for_secs": live.offline_for_secs,
-        "reason": live.reason,
-        "consecutive_failures": live.consecutive_failures,
-    })
+    let e = &proxy.config.entries[entry];
+    let spec = &e.servers[server];
+    ServerView {
+        entry: e.name.clone(),
+        server: spec.name.clone(),
+        health: live.state,
+        admin: live.admin,
+        weight: spec.weight,
+        in_flight: live.in_flight,
+        offline_for_secs: live.offline_for_secs,
+        reason: live.reason,
+        consecutive_failures: live.consecutive_failures,
+    }
+}
+
+/// One entry in `GET {AdminURL}/servers`.
+#[derive(Debug, Serialize)]
+struct EntryView {
+    name: String,
+    balancer: String,
+    servers: Vec<ServerView>,
 }
 
 /// `GET {AdminURL}/servers`.
-fn servers(proxy: &Proxy, now: Millis) -> Value {
-    let entries: Vec<Value> = proxy
+#[derive(Debug, Serialize)]
+struct ServersView {
+    entries: Vec<EntryView>,
+}
+
+/// `GET {AdminURL}/servers`.
+fn servers(proxy: &Proxy, now: Millis) -> ServersView {
+    let entries = proxy
         .config
         .entries
         .iter()
         .enumerate()
-        .map(|(e, entry)| {
-            let servers: Vec<Value> = (0..entry.servers.len())
+        .map(|(e, entry)| EntryView {
+            name: entry.name.clone(),
+            balancer: entry.balancer.clone(),
+            servers: (0..entry.servers.len())
                 .map(|s| server_view(proxy, e, s, now))
-                .collect();
-            json!({ "name": entry.name, "balancer": entry.balancer, "servers": servers })
+                .collect(),
         })
         .collect();
-    json!({ "entries": entries })
+    ServersView { entries }
 }
 
 /// `GET {AdminURL}`: what can be asked.
-fn index(url: &str) -> Value {
+fn index(url: &str) -> serde_json::Value {
     json!({
         "endpoints": [
             format!("GET {url}/servers"),

@@ -26,9 +26,9 @@ use crate::clock::Moment;
 use crate::http::intake::RawRequest;
 use crate::http::status::{write_page, LocalPage};
 use crate::proxy::{Admission, Cached, Current, Proxy};
-use crate::reload::Reloader;
 use crate::reactor::{Interest, Reactor, Source, Token};
 use crate::relay::{Ended, Worker};
+use crate::reload::Reloader;
 
 const LISTENER: u64 = Token::HOST_BIT | (1 << 40);
 const WAKER: u64 = Token::HOST_BIT | (1 << 40) | 1;
@@ -609,14 +609,9 @@ impl Loop {
             registry: self.poll.registry(),
             sources: &mut self.sources,
         };
-        let token = self.worker.start(
-            proxy,
-            entry,
-            request,
-            client,
-            now,
-            &mut reactor,
-        );
+        let token = self
+            .worker
+            .start(proxy, entry, request, client, now, &mut reactor);
         conn.exchange = Some(token);
         self.by_exchange.insert(token, id);
         Next::Served

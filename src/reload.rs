@@ -20,8 +20,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::json;
 
-use crate::config::{self, Config};
 use crate::admin;
+use crate::config::{self, Config};
 use crate::http::status::LocalPage;
 use crate::log;
 use crate::proxy::{Current, Proxy};
@@ -169,23 +169,42 @@ fn serve(
     }
 }
 
+/// The answer to a reload.
+#[derive(serde::Serialize)]
+struct Reloaded<'a> {
+    reloaded: bool,
+    file: &'a Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    problems: Vec<String>,
+}
+
 /// Does `job` and answers it.
 fn run(current: &Current, path: Option<&Path>, job: &Job) -> LocalPage {
     match job {
         Job::Reload { by } => {
             let Some(path) = path else {
-                return LocalPage::json(503, &json!({ "error": "no configuration file to reload" }));
+                return LocalPage::json(
+                    503,
+                    &json!({ "error": "no configuration file to reload" }),
+                );
             };
-            match reload(current, path, by) {
-                Ok(summary) => LocalPage::json(
-                    200,
-                    &json!({ "reloaded": true, "file": path, "summary": summary }),
-                ),
-                Err(problems) => LocalPage::json(
-                    400,
-                    &json!({ "reloaded": false, "file": path, "problems": problems }),
-                ),
-            }
+            let outcome = reload(current, path, by);
+            let status = if outcome.is_ok() { 200 } else { 400 };
+            let (summary, problems) = match outcome {
+                Ok(summary) => (Some(summary), Vec::new()),
+                Err(problems) => (None, problems),
+            };
+            LocalPage::json(
+                status,
+                &Reloaded {
+                    reloaded: status == 200,
+                    file: path,
+                    summary,
+                    problems,
+                },
+            )
         }
         Job::Weight {
             entry,
@@ -245,7 +264,7 @@ fn reweigh(
     server: &str,
     weight: u32,
     by: &str,
-) -> Result<serde_json::Value, String> {
+) -> Result<admin::ServerView, String> {
     let mut config = current.load().config.clone();
     let e = config
         .entries

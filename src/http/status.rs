@@ -93,8 +93,9 @@ impl LocalPage {
         }
     }
 
-    /// A JSON page (pretty-printed, never cached): the admin endpoint's answers.
-    pub fn json(status: u16, body: &serde_json::Value) -> LocalPage {
+    /// A JSON page (pretty-printed, fields in declaration order, never cached): the admin
+    /// endpoint's answers.
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> LocalPage {
         let mut text = serde_json::to_vec_pretty(body).unwrap_or_default();
         text.push(b'\n');
         LocalPage {

@@ -155,10 +155,15 @@ fn load(path: &std::path::Path) -> Result<Arc<Proxy>, Vec<String>> {
 fn start_reloader(current: Arc<Current>, path: &std::path::Path) {
     // Monkey's working directory may change after start-up (it runs as a daemon from `/`).
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    // Before any thread of ours starts, so that none of them can take the signal.
+    let signal = super::signal::block_sigusr1();
+    if !signal {
+        log::warn("SIGUSR1 cannot be used to reload; use the admin endpoint");
+    }
     match Reloader::spawn(current, Some(path)) {
         Ok(reloader) => {
             let fd = reloader.control_fd();
-            if RELOADER.set(reloader).is_ok() {
+            if RELOADER.set(reloader).is_ok() && signal {
                 super::signal::reload_on_sigusr1(fd);
             }
         }

@@ -2,48 +2,65 @@
 //! does (its outcome is only logged). Monkey installs handlers for `SIGHUP`, `SIGINT` and
 //! `SIGTERM` (all three make it exit) and leaves `SIGUSR1` alone, so the plugin may take it
 //! without patching Monkey.
+//!
+//! Not with a handler: Monkey's main thread ends in `sigsuspend` and returns from `main`
+//! once any handled signal reaches it, so a handler would stop the server. Instead the
+//! signal is blocked in the thread that loads the plugin (Monkey's main thread, before it
+//! starts its workers, which inherit the mask, and before `sigsuspend`, which keeps it), and
+//! a thread of the plugin takes it with `sigwait`.
 
 use std::ffi::c_int;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::log;
 use crate::reload::SIGNAL_BYTE;
 
-/// The reload thread's control socket (non-blocking), or -1 before it is set.
-static CONTROL: AtomicI32 = AtomicI32::new(-1);
-
-/// Writes one byte to the control socket: `write(2)` on a non-blocking socket and an atomic
-/// load are all the handler does, both async-signal-safe.
-extern "C" fn on_sigusr1(_signal: c_int) {
-    let fd = CONTROL.load(Ordering::Relaxed);
-    if fd >= 0 {
-        let byte = SIGNAL_BYTE;
-        // SAFETY: errno's address for this thread, always valid to read and write; a handler
-        // must leave errno as the interrupted code had it.
-        let errno = unsafe { libc::__errno_location() };
-        // SAFETY: see above.
-        let saved = unsafe { *errno };
-        // SAFETY: one byte from a live local to a descriptor the reload handle keeps open for
-        // the life of the process (it sits in a `static`); a full socket fails with EAGAIN,
-        // which is ignored (a reload is already asked for).
-        let _ = unsafe { libc::write(fd, std::ptr::addr_of!(byte).cast(), 1) };
-        // SAFETY: see the first block.
-        unsafe { *errno = saved };
-    }
+/// The set holding `SIGUSR1` alone.
+fn sigusr1() -> libc::sigset_t {
+    // SAFETY: a zeroed `sigset_t` is plain memory that `sigemptyset` then initialises.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live, writable `sigset_t`.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: as above; SIGUSR1 is a valid signal number.
+    unsafe { libc::sigaddset(&mut set, libc::SIGUSR1) };
+    set
 }
 
-/// Makes `SIGUSR1` write to `control` (the reload thread's control socket).
+/// Blocks `SIGUSR1` in the calling thread, and so in every thread it starts from now on.
+/// Call it from `init_plugin` before the plugin starts any thread; `false` if it failed.
+pub fn block_sigusr1() -> bool {
+    let set = sigusr1();
+    // SAFETY: changes only the calling thread's mask, with a valid set; the old mask is
+    // not asked for.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) == 0 }
+}
+
+/// Makes `SIGUSR1` write a reload request to `control` (the reload thread's non-blocking
+/// control socket, open for the life of the process), once [`block_sigusr1`] succeeded.
 pub fn reload_on_sigusr1(control: RawFd) {
-    CONTROL.store(control, Ordering::Relaxed);
-    // SAFETY: a zeroed `sigaction` is a valid "no flags, empty mask" value to fill in.
-    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-    action.sa_sigaction = on_sigusr1 as extern "C" fn(c_int) as *const () as usize;
-    // Interrupted system calls of Monkey's threads resume rather than fail with EINTR.
-    action.sa_flags = libc::SA_RESTART;
-    // SAFETY: installs a handler for a signal Monkey does not handle; `action` is fully
-    // initialised and outlives the call, the old action is not asked for.
-    if unsafe { libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut()) } != 0 {
-        log::warn("SIGUSR1 could not be set to reload; use the admin endpoint");
+    let set = sigusr1();
+    // The thread inherits the blocked mask; `sigwait` takes the signal while it is pending.
+    let spawned = std::thread::Builder::new()
+        .name("proxy-sigusr1".into())
+        .spawn(move || loop {
+            let mut signal: c_int = 0;
+            // SAFETY: `set` is initialised and `signal` a live out-parameter.
+            if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                // Only an invalid set fails, and would fail again.
+                return;
+            }
+            if signal != libc::SIGUSR1 {
+                continue;
+            }
+            let byte = SIGNAL_BYTE;
+            // SAFETY: one byte from a live local to the control socket, which the reload
+            // handle in a `static` keeps open; a full socket (EAGAIN) already holds a
+            // request, so the result is ignored.
+            let _ = unsafe { libc::write(control, std::ptr::addr_of!(byte).cast(), 1) };
+        });
+    if let Err(e) = spawned {
+        log::warn(&format!(
+            "SIGUSR1 cannot be used to reload ({e}); use the admin endpoint"
+        ));
     }
 }

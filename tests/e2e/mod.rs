@@ -332,6 +332,32 @@ impl Monkey {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The plugin's configuration file (a reload reads it again).
+    pub fn plugin_conf(&self) -> PathBuf {
+        self.dir
+            .join("conf/plugins/proxy_reverse/proxy_reverse.conf")
+    }
+
+    /// Resident memory of the process in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sends `signal` (a name such as `USR1`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {}", self.pid());
+    }
 }
 
 impl Drop for Monkey {
