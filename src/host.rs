@@ -572,7 +572,7 @@ impl Loop {
                     Err(e) => Err(e),
                 };
                 let Ok((client, waiting)) = waiting else {
-                    answer(conn, &crate::admin::unavailable());
+                    answer(conn, &crate::proxy::admin::unavailable());
                     return Next::Served;
                 };
                 let mut reactor = HostReactor {

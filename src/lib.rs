@@ -12,7 +12,6 @@
 
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 
-pub mod admin;
 pub mod balancer;
 pub mod clock;
 pub mod config;

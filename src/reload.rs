@@ -20,33 +20,12 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::json;
 
-use crate::admin;
 use crate::config::{self, Config};
 use crate::http::status::LocalPage;
 use crate::log;
+use crate::proxy::admin;
+pub use crate::proxy::Job;
 use crate::proxy::{Current, Proxy};
-
-/// What the reload thread is asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
-    /// Read the configuration file again and put it in service if it validates.
-    Reload {
-        /// Who asked (a client address, `signal`), for the log.
-        by: String,
-    },
-    /// Give server `server` (`host:port`) of entry `entry` the weight `weight` until the next
-    /// reload from the file (the balancers are rebuilt for it).
-    Weight {
-        /// The entry's name.
-        entry: String,
-        /// The server's `host:port`.
-        server: String,
-        /// Its new weight (≥ 1).
-        weight: u32,
-        /// Who asked (a client address), for the log.
-        by: String,
-    },
-}
 
 /// The byte a signal handler writes to [`Reloader::control_fd`] to ask for a reload.
 pub const SIGNAL_BYTE: u8 = b'S';

@@ -361,7 +361,7 @@ fn defer(
     let (head, close) = (request.is_head(), request.client_wants_close);
     let _ = worker::with(|w| w.core.recycle_request(request));
     let Some(reloader) = RELOADER.get() else {
-        return answer::send(&mut session, &crate::admin::unavailable());
+        return answer::send(&mut session, &crate::proxy::admin::unavailable());
     };
     let Some(client) = client.or_else(|| duplicate(session.socket())) else {
         return answer::send(&mut session, &LocalPage::error(503, true, Some(1)));
@@ -370,7 +370,7 @@ fn defer(
         Ok(waiting) => waiting,
         Err(e) => {
             log::error(&format!("admin request not queued: {e}"));
-            return answer::send(&mut session, &crate::admin::unavailable());
+            return answer::send(&mut session, &crate::proxy::admin::unavailable());
         }
     };
     let token = worker::with(|w| {

@@ -25,14 +25,35 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::json;
 
+use super::{Admission, Proxy};
 use crate::clock::Millis;
 use crate::http::request::ProxyRequest;
 use crate::http::status::LocalPage;
 use crate::log;
-use crate::proxy::{Admission, Proxy};
-use crate::reload::Job;
 use crate::stats;
 use crate::upstream::Admin;
+
+/// What the reload thread is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// Read the configuration file again and put it in service if it validates.
+    Reload {
+        /// Who asked (a client address, `signal`), for the log.
+        by: String,
+    },
+    /// Give server `server` (`host:port`) of entry `entry` the weight `weight` until the next
+    /// reload from the file (the balancers are rebuilt for it).
+    Weight {
+        /// The entry's name.
+        entry: String,
+        /// The server's `host:port`.
+        server: String,
+        /// Its new weight (≥ 1).
+        weight: u32,
+        /// Who asked (a client address), for the log.
+        by: String,
+    },
+}
 
 /// The header every change must carry (a browser cannot add it cross-origin unasked).
 pub const CHANGE_HEADER: &str = "x-proxy-admin";
