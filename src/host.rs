@@ -27,7 +27,7 @@ use crate::http::intake::RawRequest;
 use crate::http::status::{write_page, LocalPage};
 use crate::proxy::{Admission, Cached, Current, Proxy};
 use crate::reactor::{Interest, Reactor, Source, Token};
-use crate::relay::{Ended, Worker};
+use crate::relay::{ClientConn, Ended, Worker};
 use crate::reload::Reloader;
 
 const LISTENER: u64 = Token::HOST_BIT | (1 << 40);
@@ -580,7 +580,7 @@ impl Loop {
                     sources: &mut self.sources,
                 };
                 let token = self.worker.start_deferred(
-                    client,
+                    ClientConn::plain(client),
                     waiting,
                     head_request,
                     close,
@@ -609,9 +609,14 @@ impl Loop {
             registry: self.poll.registry(),
             sources: &mut self.sources,
         };
-        let token = self
-            .worker
-            .start(proxy, entry, request, client, now, &mut reactor);
+        let token = self.worker.start(
+            proxy,
+            entry,
+            request,
+            ClientConn::plain(client),
+            now,
+            &mut reactor,
+        );
         conn.exchange = Some(token);
         self.by_exchange.insert(token, id);
         Next::Served

@@ -16,6 +16,7 @@ use super::reactor::{self, MonkeyReactor};
 use super::request;
 use super::session::Session;
 use super::sys;
+use super::tls::MonkeyTls;
 use super::worker::{self, Served};
 use crate::clock::Moment;
 use crate::config;
@@ -23,6 +24,7 @@ use crate::http::status::LocalPage;
 use crate::log;
 use crate::proxy::{Admission, Current, Proxy};
 use crate::reactor::Token;
+use crate::relay::ClientConn;
 use crate::reload::{Job, Reloader};
 
 /// The proxy in service, set by `init_plugin` (which refuses to let Monkey start without
@@ -328,6 +330,7 @@ fn serve(mut session: Session) -> c_int {
         return answer::send(&mut session, &page);
     };
     let close = request.client_wants_close;
+    let client = client_conn(&session, client);
     let token = worker::with(|w| {
         let (core, sessions) = w.parts();
         core.start(
@@ -373,6 +376,7 @@ fn defer(
             return answer::send(&mut session, &crate::proxy::admin::unavailable());
         }
     };
+    let client = client_conn(&session, client);
     let token = worker::with(|w| {
         let (core, sessions) = w.parts();
         core.start_deferred(
@@ -387,6 +391,15 @@ fn defer(
     match token {
         Some(token) => hand_over(session, token, peer),
         None => answer::send(&mut session, &LocalPage::error(503, true, Some(1))),
+    }
+}
+
+/// The relay's view of the client connection: its duplicate socket, and on a TLS listener
+/// Monkey's TLS layer for its bytes.
+fn client_conn(session: &Session, stream: mio::net::TcpStream) -> ClientConn {
+    match session.tls_transport() {
+        Some(net) => ClientConn::through(stream, Box::new(MonkeyTls::new(session.socket(), net))),
+        None => ClientConn::plain(stream),
     }
 }
 
