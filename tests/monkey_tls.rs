@@ -8,7 +8,7 @@ mod common;
 mod e2e;
 mod tls_support;
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,38 +32,11 @@ fn tls_monkey(origin: &Origin) -> (Monkey, std::sync::Arc<rustls::ClientConfig>)
 fn exact_bodies_keep_alive_and_pipelining_over_a_tls_listener() {
     let origin = Origin::start("a");
     let (mut monkey, config) = tls_monkey(&origin);
-    let mut c = TlsClient::connect(monkey.addr(), &config);
-    for n in [1024usize, 0, 10 * 1024 * 1024, 1024] {
-        let r = c.get(&format!("/stream/{n}"));
-        assert_eq!(r.status, 200, "size {n}");
-        assert_eq!(r.body.len(), n);
-        assert!(r.body == body_of(n), "body of {n} bytes differs");
-    }
-    // A chunked response and a close-delimited one (re-framed chunked for HTTP/1.1).
-    assert_eq!(c.get("/chunked/5000").body, body_of(5000));
-    assert_eq!(c.get("/close/3000").body, body_of(3000));
-    // A POST body reaches the origin and comes back. (Monkey 1.8.9 itself answers 400 to a
-    // request over 16 KiB on a TLS listener, for its own pages too: README's limits.)
-    let body = body_of(12_000);
-    let mut req = format!(
-        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&body);
-    c.send(&req);
-    let r = c.read_response(false).unwrap();
-    assert_eq!((r.status, r.body == body), (200, true));
-    // Pipelined: two requests in one write, answered in order.
-    c.send(b"GET /id HTTP/1.1\r\nHost: test\r\n\r\nGET /size/777 HTTP/1.1\r\nHost: test\r\n\r\n");
-    assert_eq!(c.read_response(false).unwrap().body, b"a");
-    assert_eq!(c.read_response(false).unwrap().body, body_of(777));
-    // Local answers still go through Monkey's own response path.
-    let stats = c.get("/proxy-stats?format=json");
-    assert_eq!(stats.status, 200);
-    assert!(String::from_utf8_lossy(&stats.body).contains("\"schema\""));
-    // All of it on one connection; the origin saw few.
-    assert!(origin.conns.load(std::sync::atomic::Ordering::SeqCst) <= 3);
+    tls_support::assert_exact_bodies_keep_alive_and_pipelining(
+        monkey.addr(),
+        &config,
+        &origin.conns,
+    );
     monkey.assert_alive();
 }
 
@@ -73,29 +46,7 @@ fn a_tunnel_echoes_over_a_tls_listener() {
     let echo = admin_support::upgrade_echo_origin();
     let mut monkey = Monkey::start_tls(&conf_for(&[echo], ""));
     let config = trusting(monkey.tls_cert().unwrap());
-    let mut c = TlsClient::connect(monkey.addr(), &config);
-    // The first bytes ride behind the upgrade request, in the same TLS record.
-    c.send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly\n");
-    let mut status = String::new();
-    c.reader.read_line(&mut status).unwrap();
-    assert!(status.starts_with("HTTP/1.1 101"), "{status:?}");
-    loop {
-        let mut line = String::new();
-        c.reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let mut early = [0u8; 6];
-    c.reader.read_exact(&mut early).unwrap();
-    assert_eq!(&early, b"early\n");
-    for round in 0..5 {
-        let msg = format!("round {round} {}\n", "x".repeat(round * 20_000));
-        c.send(msg.as_bytes());
-        let mut back = vec![0u8; msg.len()];
-        c.reader.read_exact(&mut back).unwrap();
-        assert_eq!(back, msg.as_bytes());
-    }
+    tls_support::assert_tunnel_echoes(monkey.addr(), &config);
     monkey.assert_alive();
 }
 
