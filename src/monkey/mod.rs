@@ -10,11 +10,12 @@
 //! the client socket through Monkey's own event loop (`reactor`: registrations by token,
 //! one timer). When an exchange ends, `finish` hands the connection back to Monkey.
 //! Per-worker state lives in `worker`; `hold` keeps Monkey from reading a client
-//! connection while its request is served. Nothing here decides anything about HTTP or
+//! connection while its request is served; `guard` keeps requests Monkey dispatches from
+//! behind its own refusals away from the core. Nothing here decides anything about HTTP or
 //! balancing.
 //!
-//! Arrows: `plugin` → everything; `reactor` → `finish` → `worker` → `session` → `api` →
-//! `sys`; nothing calls back up.
+//! Arrows: `plugin` → everything; `guard` → `session`; `reactor` → `finish` → `worker` →
+//! `session` → `api` → `sys`; nothing calls back up.
 
 #![warn(
     clippy::undocumented_unsafe_blocks,
@@ -24,6 +25,7 @@
 mod answer;
 mod api;
 mod finish;
+mod guard;
 mod hold;
 mod plugin;
 mod reactor;

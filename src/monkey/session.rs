@@ -39,8 +39,9 @@ impl Session {
     /// Wraps the session and request of a stage-30 call; `None` if either is NULL.
     ///
     /// # Safety
-    /// `cs` and `sr` must be the session and request Monkey passed to the current stage-30
-    /// call, and the result must be dropped when the request ends (see the module docs).
+    /// `cs` and `sr` must be the session and request Monkey passed to the current stage call
+    /// (30, 40 or hang-up), and the result must be dropped when the request ends (see the
+    /// module docs).
     pub unsafe fn new(
         cs: *mut sys::mk_http_session,
         sr: *mut sys::mk_http_request,
@@ -91,6 +92,41 @@ impl Session {
     /// `Connection: close` it recognised).
     pub fn closes(&self) -> bool {
         self.cs().close_now != 0
+    }
+
+    /// Whether Monkey's read path found the current request complete (`cs->status ==
+    /// MK_REQUEST_STATUS_COMPLETED`, set by `mk_http_sched_read` when its parser returns OK,
+    /// just before it dispatches the request). Monkey sets it back to incomplete when a
+    /// request ends through `mk_http_request_ka_next` or `http_request_end`, nowhere else.
+    pub fn parse_completed(&self) -> bool {
+        self.cs().status == sys::MK_REQUEST_STATUS_COMPLETED
+    }
+
+    /// Whether the connection is in Monkey's timeout queue (`conn->is_timeout_on`): Monkey
+    /// puts it there when it waits for a request (a new connection, or after a request ended
+    /// with nothing behind it) and takes it out once a read completes a request, before it
+    /// dispatches that request.
+    pub fn waiting_for_request(&self) -> bool {
+        let conn = self.conn();
+        // SAFETY: the live session's connection object; a plain load of a byte field.
+        unsafe { (*conn).is_timeout_on != 0 }
+    }
+
+    /// Monkey's count of requests ended on this connection (`counter_connections`): every
+    /// end adds one, before Monkey dispatches the next pipelined request or waits for the
+    /// next one.
+    pub fn requests_ended(&self) -> c_int {
+        self.cs().counter_connections
+    }
+
+    /// Bytes Monkey holds behind the position its parser points at (`parser.i`): what it
+    /// parses as the next request when this one ends (`mk_http_parser_more`).
+    pub fn bytes_behind(&self) -> u32 {
+        let cs = self.cs();
+        match u32::try_from(cs.parser.i) {
+            Ok(i) => cs.body_length.saturating_sub(i.saturating_add(1)),
+            Err(_) => 0,
+        }
     }
 
     /// The request is HTTP/1.0.
