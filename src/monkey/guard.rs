@@ -38,6 +38,10 @@
 //! A refusal behind a first request Monkey itself refused with an error (a pipeline that
 //! starts with a request Monkey answers 400 for a missing `Host`) is not seen: nothing of
 //! the plugin runs before it. `docs/architecture.md` has the whole account.
+//!
+//! [`client_left`] answers nothing for the same reason when the client is gone already: it
+//! closed right behind the request (stage 30 reads the epoll flags of the event Monkey is
+//! dispatching).
 
 use std::cell::RefCell;
 use std::ffi::c_int;
@@ -46,6 +50,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use super::session::Session;
 use super::sys;
 use crate::log;
+use crate::proxy::Proxy;
 
 thread_local! {
     /// Per client descriptor: the connection object and the `counter_connections` the request
@@ -100,6 +105,14 @@ pub fn screen(session: &mut Session) -> Option<c_int> {
         return None;
     }
     Some(answer_nothing(session))
+}
+
+/// The client closed (or half-closed) its connection right behind the request it sent, so
+/// nobody will read an answer: no backend connection is opened for it. Counted in the
+/// entry's statistics as a client abort before any attempt.
+pub fn client_left(session: &mut Session, proxy: &Proxy, entry: usize) -> c_int {
+    proxy.client_left_early(entry);
+    answer_nothing(session)
 }
 
 /// Ends a request without sending anything and closes the connection after it: the head

@@ -289,6 +289,11 @@ fn serve(mut session: Session) -> c_int {
         }
         Admission::Proxy(entry) => entry,
     };
+    if session.client_left_already() {
+        keep_cached(cached);
+        let _ = worker::with(|w| w.core.recycle_request(request));
+        return guard::client_left(&mut session, proxy, entry);
+    }
     let client = match cached {
         Some((stream, _)) => Some(stream),
         None => duplicate(socket),

@@ -260,6 +260,16 @@ impl Session {
         unsafe { addr_of_mut!((*conn).event) }
     }
 
+    /// Whether the event Monkey is dispatching for this connection reported the client's end
+    /// of file, a reset or an error (`EPOLLRDHUP`/`EPOLLHUP`/`EPOLLERR`, which Monkey always
+    /// registers): the client closed, or half-closed, right behind the request it sent. False
+    /// when Monkey is not dispatching the connection's event (a pipelined request started
+    /// from another event) or runs another event backend.
+    pub fn client_left_already(&self) -> bool {
+        let gone = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        api::fired_events(self.conn_event()).is_some_and(|f| f & gone != 0)
+    }
+
     /// Makes sure Monkey watches the connection for reading (stage 30 may run from its
     /// write path, §1.3-7), so that it hears of a client that leaves.
     pub fn watch_connection_for_reading(&mut self) {
