@@ -11,11 +11,11 @@
 //! one timer). When an exchange ends, `finish` hands the connection back to Monkey.
 //! Per-worker state lives in `worker`; `hold` keeps Monkey from reading a client
 //! connection while its request is served; `guard` keeps requests Monkey dispatches from
-//! behind its own refusals away from the core. Nothing here decides anything about HTTP or
-//! balancing.
+//! behind its own refusals away from the core; `trim` gives memory back after a burst.
+//! Nothing here decides anything about HTTP or balancing.
 //!
-//! Arrows: `plugin` → everything; `guard` → `session`; `reactor` → `finish` → `worker` →
-//! `session` → `api` → `sys`; nothing calls back up.
+//! Arrows: `plugin` → everything; `guard` → `session`; `reactor` → `trim`, `finish` →
+//! `worker` → `session` → `api` → `sys`; nothing calls back up.
 
 #![warn(
     clippy::undocumented_unsafe_blocks,
@@ -32,6 +32,7 @@ mod reactor;
 mod request;
 mod session;
 pub mod sys;
+mod trim;
 mod worker;
 
 #[cfg(test)]
