@@ -237,7 +237,7 @@ fn run_with_monkey_names_the_users_own_file() {
     let broken = root.join("broken.conf");
     std::fs::write(
         &broken,
-        "[PROXY_ENTRY]\nMatch ^/\nServerList http://127.0.0.1:18081 127.0.0.1:99999 https://127.0.0.1\n",
+        "[PROXY_ENTRY]\nMatch ^/\nServerList http://127.0.0.1:18081 127.0.0.1:99999 ftp://127.0.0.1\n",
     )
     .unwrap();
     let (code, out, err) = run(&broken, "run1");
@@ -246,7 +246,7 @@ fn run_with_monkey_names_the_users_own_file() {
     assert_eq!(
         err,
         "broken.conf:3: server `127.0.0.1:99999`: port 99999 is out of range (1 to 65535)\n\
-         broken.conf:3: server `https://127.0.0.1`: HTTPS backends are not supported yet; the plugin speaks plain HTTP to its servers (write HOST:PORT or http://HOST:PORT)\n\
+         broken.conf:3: server `ftp://127.0.0.1`: `ftp://` is not a scheme the plugin speaks; write HOST:PORT, http://HOST:PORT or https://HOST:PORT\n\
          run-with-monkey.sh: fix broken.conf first (the plugin would answer 503)\n"
     );
 

@@ -31,6 +31,18 @@ pub enum KeyId {
     TrustedProxies,
     /// `ForwardedHeader on|off`.
     ForwardedHeader,
+    /// `UpstreamTls on|off`.
+    UpstreamTls,
+    /// `UpstreamTlsName NAME`.
+    UpstreamTlsName,
+    /// `UpstreamTlsVerify on|off`.
+    UpstreamTlsVerify,
+    /// `UpstreamCaFile PATH`.
+    UpstreamCaFile,
+    /// `UpstreamCertFile PATH`.
+    UpstreamCertFile,
+    /// `UpstreamKeyFile PATH`.
+    UpstreamKeyFile,
     /// `StatisticsURL /path`.
     StatisticsUrl,
     /// `StatisticsAllow CIDR ...`.
@@ -218,6 +230,67 @@ pub static KEYS: &[KeySpec] = &[
         sections: Sections::Both,
         repeatable: false,
         doc: "add an RFC 7239 Forwarded header to proxied requests",
+    },
+    KeySpec {
+        id: KeyId::UpstreamTls,
+        name: "UpstreamTls",
+        aliases: &[],
+        value: "on|off",
+        default: "off",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "speak TLS to every server of the entry (https://HOST:PORT in ServerList does it \
+              for one server)",
+    },
+    KeySpec {
+        id: KeyId::UpstreamTlsName,
+        name: "UpstreamTlsName",
+        aliases: &[],
+        value: "NAME",
+        default: "(each server's host as written)",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "the name sent to TLS servers (SNI) and checked in their certificates",
+    },
+    KeySpec {
+        id: KeyId::UpstreamTlsVerify,
+        name: "UpstreamTlsVerify",
+        aliases: &[],
+        value: "on|off",
+        default: "on",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "verify TLS servers' certificates; off accepts any certificate (a warning says so)",
+    },
+    KeySpec {
+        id: KeyId::UpstreamCaFile,
+        name: "UpstreamCaFile",
+        aliases: &[],
+        value: "PATH",
+        default: "(the system's trust roots)",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "PEM file of the certificate authorities TLS servers are verified against",
+    },
+    KeySpec {
+        id: KeyId::UpstreamCertFile,
+        name: "UpstreamCertFile",
+        aliases: &[],
+        value: "PATH",
+        default: "(none)",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "PEM certificate chain presented to TLS servers that ask for one (with UpstreamKeyFile)",
+    },
+    KeySpec {
+        id: KeyId::UpstreamKeyFile,
+        name: "UpstreamKeyFile",
+        aliases: &[],
+        value: "PATH",
+        default: "(none)",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "PEM private key of UpstreamCertFile",
     },
     KeySpec {
         id: KeyId::StatisticsUrl,

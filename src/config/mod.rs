@@ -12,6 +12,7 @@ pub mod keys;
 pub mod lexer;
 pub mod model;
 mod parser;
+pub mod pem;
 mod printer;
 pub mod resolve;
 pub mod values;

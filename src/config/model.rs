@@ -72,6 +72,49 @@ pub struct Entry {
     pub trusted_proxies: Vec<Cidr>,
     /// Whether to add an RFC 7239 `Forwarded` header.
     pub forwarded_header: bool,
+    /// How the entry's TLS servers are spoken to (`UpstreamTls…` keys).
+    pub tls: TlsSettings,
+}
+
+/// The `UpstreamTls…` keys of an entry: which of its servers speak TLS, and how they are
+/// verified. Files are read while the configuration is read (never on a worker).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `UpstreamTls on`: every server of the entry speaks TLS (else only `https://` ones).
+    pub all_servers: bool,
+    /// `UpstreamTlsName`: the name sent (SNI) and verified; default each server's host.
+    pub name: Option<String>,
+    /// `UpstreamTlsVerify`: whether the server's certificate is verified (default on).
+    pub verify: bool,
+    /// `UpstreamCaFile`: the trust roots; default the system's.
+    pub ca_file: Option<PemFile>,
+    /// `UpstreamCertFile`: a client certificate chain presented to the servers.
+    pub cert_file: Option<PemFile>,
+    /// `UpstreamKeyFile`: the private key of `cert_file`.
+    pub key_file: Option<PemFile>,
+}
+
+impl Default for TlsSettings {
+    /// No server forced to TLS; verification on, system roots, no client certificate.
+    fn default() -> TlsSettings {
+        TlsSettings {
+            all_servers: false,
+            name: None,
+            verify: true,
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+        }
+    }
+}
+
+/// A PEM file named by the configuration, with the bytes read when the configuration was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PemFile {
+    /// The path as written in the file.
+    pub path: PathBuf,
+    /// The file's contents (checked to hold what the key needs).
+    pub pem: Vec<u8>,
 }
 
 /// One `Match` line.
@@ -93,6 +136,8 @@ pub struct ServerSpec {
     pub addr: SocketAddr,
     /// Relative share of traffic (≥ 1).
     pub weight: u32,
+    /// Written `https://`: spoken to over TLS (see also [`TlsSettings::all_servers`]).
+    pub tls: bool,
 }
 
 /// An address block such as `10.0.0.0/8` or a single address.
@@ -136,22 +181,35 @@ impl Cidr {
 }
 
 impl ServerSpec {
-    /// The server as `ServerList` writes it: `host:port`, then ` weight=N` when N > 1.
+    /// The server as `ServerList` writes it: `host:port` (after `https://` for a TLS
+    /// server), then ` weight=N` when N > 1.
     pub fn list_item(&self) -> String {
+        let scheme = if self.tls { "https://" } else { "" };
         if self.weight > 1 {
-            format!("{} weight={}", self.name, self.weight)
+            format!("{scheme}{} weight={}", self.name, self.weight)
         } else {
-            self.name.clone()
+            format!("{scheme}{}", self.name)
         }
+    }
+
+    /// The host as written (`host:port` without the port, brackets off an IPv6 address).
+    pub fn host(&self) -> &str {
+        super::values::host_of(&self.name)
     }
 }
 
 impl Entry {
+    /// Whether server `spec` of this entry is spoken to over TLS.
+    pub fn server_tls(&self, spec: &ServerSpec) -> bool {
+        spec.tls || self.tls.all_servers
+    }
+
     /// An entry with the documented defaults for every optional key, for `matches` and `servers`
     /// (its `name` empty: the parser names every entry):
     /// `FirstAlive`, `AttemptsCount 2`, `OfflineTimeOut 10`, `ConnectTimeout 3`, `ReadTimeout 60`,
     /// 256 idle upstream connections per server and worker kept 60 s for up to 1000 requests,
-    /// no trusted proxies, no `Forwarded` header.
+    /// no trusted proxies, no `Forwarded` header, TLS only to `https://` servers (verified
+    /// against the system's roots).
     pub fn with_defaults(line: usize, matches: Vec<MatchRule>, servers: Vec<ServerSpec>) -> Entry {
         Entry {
             name: String::new(),
@@ -168,6 +226,7 @@ impl Entry {
             keepalive_requests: 1000,
             trusted_proxies: Vec::new(),
             forwarded_header: false,
+            tls: TlsSettings::default(),
         }
     }
 }

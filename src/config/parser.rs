@@ -6,10 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::keys::{self, KeyId, KeySpec, Sections};
+use super::pem::{self, Holds};
 use super::lexer::{self, Token};
 use super::resolve::Resolver;
 use super::values::{self, Host};
-use super::{Cidr, Config, ConfigError, Entry, MatchRule, ServerSpec};
+use super::{Cidr, Config, ConfigError, Entry, MatchRule, PemFile, ServerSpec};
 
 const DEFAULTS: &str = "PROXY_DEFAULTS";
 const ENTRY: &str = "PROXY_ENTRY";
@@ -66,6 +67,12 @@ struct Settings {
     keepalive_requests: Option<u32>,
     trusted: Option<Vec<Cidr>>,
     forwarded: Option<bool>,
+    tls_all: Option<bool>,
+    tls_name: Option<String>,
+    tls_verify: Option<bool>,
+    ca_file: Option<PemFile>,
+    cert_file: Option<PemFile>,
+    key_file: Option<PemFile>,
     stats_url: Option<String>,
     stats_allow: Option<Vec<Cidr>>,
     admin_url: Option<String>,
@@ -204,6 +211,18 @@ impl Parser<'_> {
             }
             KeyId::TrustedProxies => cidrs(value, s.trusted.get_or_insert_with(Vec::new))?,
             KeyId::ForwardedHeader => s.forwarded = Some(values::on_off(name, value)?),
+            KeyId::UpstreamTls => s.tls_all = Some(values::on_off(name, value)?),
+            KeyId::UpstreamTlsName => s.tls_name = Some(values::tls_name(name, value)?),
+            KeyId::UpstreamTlsVerify => s.tls_verify = Some(values::on_off(name, value)?),
+            KeyId::UpstreamCaFile => {
+                s.ca_file = Some(pem::read(name, value, self.file, Holds::Authorities)?)
+            }
+            KeyId::UpstreamCertFile => {
+                s.cert_file = Some(pem::read(name, value, self.file, Holds::Chain)?)
+            }
+            KeyId::UpstreamKeyFile => {
+                s.key_file = Some(pem::read(name, value, self.file, Holds::Key)?)
+            }
             KeyId::StatisticsUrl => {
                 if !value.starts_with('/') || value.contains(char::is_whitespace) {
                     return Err(format!(
@@ -287,7 +306,18 @@ impl Parser<'_> {
                     }
                 },
             };
+            let tls = server.scheme == values::Scheme::Https;
             let i = match list.iter().position(|s| s.name == server.name) {
+                Some(i) if list[i].tls != tls => {
+                    let msg = format!(
+                        "server `{token}`: {} is listed both with and without https://; \
+                         write it one way",
+                        server.name
+                    );
+                    self.error(line, msg);
+                    last = Last::Bad;
+                    continue;
+                }
                 Some(i) => {
                     list[i].weight = list[i].weight.saturating_add(1);
                     i
@@ -297,6 +327,7 @@ impl Parser<'_> {
                         name: server.name,
                         addr,
                         weight: 1,
+                        tls,
                     });
                     list.len() - 1
                 }
@@ -368,6 +399,7 @@ impl Parser<'_> {
                     format!("[{ENTRY}] has no ServerList, and [{DEFAULTS}] gives none"),
                 );
             }
+            self.check_client_certificate(&s, &d);
             let mut e = merge(s, &d, servers.unwrap_or_default());
             e.name = name;
             entries.push(e);
@@ -382,6 +414,21 @@ impl Parser<'_> {
             admin_url: d.admin_url.clone(),
             admin_allow: d.admin_allow.clone().unwrap_or_default(),
             entries,
+        }
+    }
+
+    /// `UpstreamCertFile` and `UpstreamKeyFile` go together (given in the entry or in the
+    /// defaults).
+    fn check_client_certificate(&mut self, s: &Settings, d: &Settings) {
+        let line = |id: KeyId| s.seen.get(&id).or_else(|| d.seen.get(&id)).copied();
+        match (line(KeyId::UpstreamCertFile), line(KeyId::UpstreamKeyFile)) {
+            (Some(l), None) => {
+                self.error(l, "UpstreamCertFile needs an UpstreamKeyFile".to_string())
+            }
+            (None, Some(l)) => {
+                self.error(l, "UpstreamKeyFile needs an UpstreamCertFile".to_string())
+            }
+            _ => {}
         }
     }
 
@@ -423,6 +470,13 @@ fn merge(s: Settings, d: &Settings, servers: Vec<ServerSpec>) -> Entry {
         .unwrap_or(e.keepalive_requests);
     e.trusted_proxies = s.trusted.or_else(|| d.trusted.clone()).unwrap_or_default();
     e.forwarded_header = s.forwarded.or(d.forwarded).unwrap_or(e.forwarded_header);
+    let t = &mut e.tls;
+    t.all_servers = s.tls_all.or(d.tls_all).unwrap_or(t.all_servers);
+    t.name = s.tls_name.or_else(|| d.tls_name.clone());
+    t.verify = s.tls_verify.or(d.tls_verify).unwrap_or(t.verify);
+    t.ca_file = s.ca_file.or_else(|| d.ca_file.clone());
+    t.cert_file = s.cert_file.or_else(|| d.cert_file.clone());
+    t.key_file = s.key_file.or_else(|| d.key_file.clone());
     e
 }
 

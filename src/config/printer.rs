@@ -65,11 +65,30 @@ fn print_entry(out: &mut String, e: &Entry, i: usize) {
     line(out, "UpstreamKeepAliveRequests", &requests);
     let trusted: Vec<String> = e.trusted_proxies.iter().map(format_cidr).collect();
     list(out, "TrustedProxies", &trusted);
-    line(
-        out,
-        "ForwardedHeader",
-        if e.forwarded_header { "on" } else { "off" },
-    );
+    line(out, "ForwardedHeader", on_off(e.forwarded_header));
+    let t = &e.tls;
+    line(out, "UpstreamTls", on_off(t.all_servers));
+    if let Some(name) = &t.name {
+        line(out, "UpstreamTlsName", name);
+    }
+    line(out, "UpstreamTlsVerify", on_off(t.verify));
+    for (key, file) in [
+        ("UpstreamCaFile", &t.ca_file),
+        ("UpstreamCertFile", &t.cert_file),
+        ("UpstreamKeyFile", &t.key_file),
+    ] {
+        if let Some(f) = file {
+            line(out, key, &f.path.display().to_string());
+        }
+    }
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
 }
 
 /// `Key Value`, indented when the line stays within the limit.

@@ -122,6 +122,22 @@ pub fn cidr(text: &str) -> Result<Cidr, String> {
     Ok(Cidr { addr, prefix })
 }
 
+/// The host part of a server name (`host:port` or `[v6]:port`): what TLS names and checks
+/// when no `UpstreamTlsName` is given.
+pub fn host_of(name: &str) -> &str {
+    let host = name.rsplit_once(':').map_or(name, |(h, _)| h);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// A TLS server name (`UpstreamTlsName`, or a server's host): a DNS name or an IP address.
+pub fn tls_name(key: &str, text: &str) -> Result<String, String> {
+    rustls::pki_types::ServerName::try_from(text)
+        .map(|_| text.to_string())
+        .map_err(|_| format!("{key}: `{text}` is not a DNS name or an IP address"))
+}
+
 /// Prints a block the way [`cidr`] reads it back.
 pub fn format_cidr(c: &Cidr) -> String {
     format!("{}/{}", c.addr, c.prefix)
@@ -136,20 +152,24 @@ pub enum Host {
     Name(String),
 }
 
-/// The protocol a backend is spoken to in. Only plain HTTP for now; `https://` is recognised so
-/// that its message can say so. TLS backends are one more variant here (with its default
-/// port in [`Scheme::default_port`]), carried from [`server`] into the model.
+/// The protocol a backend is spoken to in, carried from [`server`] into the model
+/// ([`super::ServerSpec::tls`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
-    /// Plain HTTP/1.1 over TCP: `HOST:PORT` or `http://HOST[:PORT]`.
+    /// Plain HTTP/1.1 over TCP: `HOST:PORT` or `http://HOST[:PORT]` (unless the entry says
+    /// `UpstreamTls on`).
     Http,
+    /// HTTP/1.1 over TLS: `https://HOST[:PORT]`.
+    Https,
 }
 
 impl Scheme {
-    /// The port of a server written with this scheme and no port (`http://host` is port 80).
+    /// The port of a server written with this scheme and no port (`http://host` is port 80,
+    /// `https://host` 443).
     pub fn default_port(self) -> u16 {
         match self {
             Scheme::Http => 80,
+            Scheme::Https => 443,
         }
     }
 }
@@ -169,8 +189,8 @@ pub struct Server {
     pub name: String,
 }
 
-/// Parses one `ServerList` item: `HOST:PORT`, `[IPv6]:PORT`, or the same after `http://`
-/// (where the port may be left out). This is the one place that knows about schemes.
+/// Parses one `ServerList` item: `HOST:PORT`, `[IPv6]:PORT`, or the same after `http://` or
+/// `https://` (where the port may be left out). This is the one place that knows about schemes.
 pub fn server(text: &str) -> Result<Server, String> {
     let Some((scheme, rest)) = text.split_once("://") else {
         let (host, port) = split_host_port(text, text, None)?;
@@ -184,14 +204,11 @@ pub fn server(text: &str) -> Result<Server, String> {
     let scheme = if scheme.eq_ignore_ascii_case("http") {
         Scheme::Http
     } else if scheme.eq_ignore_ascii_case("https") {
-        return Err(format!(
-            "server `{text}`: HTTPS backends are not supported yet; the plugin speaks plain \
-             HTTP to its servers (write HOST:PORT or http://HOST:PORT)"
-        ));
+        Scheme::Https
     } else {
         return Err(format!(
-            "server `{text}`: `{scheme}://` is not a scheme the plugin speaks; write HOST:PORT \
-             or http://HOST:PORT"
+            "server `{text}`: `{scheme}://` is not a scheme the plugin speaks; write HOST:PORT, \
+             http://HOST:PORT or https://HOST:PORT"
         ));
     };
     // One `/` after the authority is what a pasted URL often has; a path is not a server.
@@ -444,8 +461,12 @@ mod tests {
         assert_eq!(s("http://[::1]:82"), Ok((ip("::1"), 82, "[::1]:82".into())));
         assert_eq!(server("http://h").unwrap().scheme, Scheme::Http);
         let e = |t: &str| server(t).unwrap_err();
-        assert!(e("https://h:443").contains("HTTPS backends are not supported yet"));
-        assert!(e("HTTPS://h").contains("HTTPS backends are not supported yet"));
+        assert_eq!(server("https://h:8443").unwrap().scheme, Scheme::Https);
+        assert_eq!(
+            s("HTTPS://h"),
+            Ok((Host::Name("h".into()), 443, "h:443".into()))
+        );
+        assert_eq!(s("https://[::1]"), Ok((ip("::1"), 443, "[::1]:443".into())));
         assert!(e("ftp://h:21").contains("`ftp://` is not a scheme the plugin speaks"));
         assert!(e("http://h:80/app").contains("the path `/app` cannot be given"));
         assert!(e("http://u@h:80").contains("`user@` is not supported"));

@@ -78,8 +78,39 @@ impl Config {
                 }
             }
         }
+        for entry in &self.entries {
+            self.tls_warnings(entry, &mut out);
+        }
         out.sort_by_key(|w| w.line);
         out
+    }
+
+    /// `UpstreamTlsVerify off` on an entry with TLS servers (anyone on the path can then
+    /// pose as them), and TLS settings on an entry that has no TLS server.
+    fn tls_warnings(&self, entry: &super::Entry, out: &mut Vec<ConfigWarning>) {
+        let t = &entry.tls;
+        let tls_servers = entry.servers.iter().filter(|s| entry.server_tls(s)).count();
+        if tls_servers == 0 {
+            let set = t.name.is_some()
+                || !t.verify
+                || t.ca_file.is_some()
+                || t.cert_file.is_some()
+                || t.key_file.is_some();
+            if set {
+                let message = "this entry has UpstreamTls settings but no TLS server \
+                               (write https://HOST:PORT or UpstreamTls on); they do nothing"
+                    .to_string();
+                out.push(self.warning(entry.line, message));
+            }
+        } else if !t.verify {
+            let message = format!(
+                "UpstreamTlsVerify off: the certificates of this entry's {tls_servers} TLS \
+                 server{} are not verified, so anyone on the path can pose as {}",
+                if tls_servers == 1 { "" } else { "s" },
+                if tls_servers == 1 { "it" } else { "them" },
+            );
+            out.push(self.warning(entry.line, message));
+        }
     }
 
     fn warning(&self, line: usize, message: String) -> ConfigWarning {
