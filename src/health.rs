@@ -41,10 +41,13 @@ pub enum FailureKind {
     ResponseCut,
     /// The backend sent nothing more of the body within `ReadTimeout`.
     BodyTimeout,
+    /// The TLS handshake failed (a certificate that does not verify, an alert, a protocol
+    /// error, or the connection closed during it).
+    TlsHandshake,
 }
 
 impl FailureKind {
-    const ALL: [FailureKind; 7] = [
+    const ALL: [FailureKind; 8] = [
         FailureKind::ConnectRefused,
         FailureKind::ConnectTimeout,
         FailureKind::ResetBeforeResponse,
@@ -52,6 +55,7 @@ impl FailureKind {
         FailureKind::BadResponse,
         FailureKind::ResponseCut,
         FailureKind::BodyTimeout,
+        FailureKind::TlsHandshake,
     ];
 
     /// A short text for logs and statistics.
@@ -64,6 +68,7 @@ impl FailureKind {
             FailureKind::BadResponse => "bad response",
             FailureKind::ResponseCut => "response cut",
             FailureKind::BodyTimeout => "read timeout in the body",
+            FailureKind::TlsHandshake => "TLS handshake failed",
         }
     }
 }

@@ -15,6 +15,7 @@ mod parser;
 pub mod pem;
 mod printer;
 pub mod resolve;
+pub mod tls;
 pub mod values;
 pub mod warnings;
 

@@ -402,6 +402,7 @@ impl Parser<'_> {
             self.check_client_certificate(&s, &d);
             let mut e = merge(s, &d, servers.unwrap_or_default());
             e.name = name;
+            self.check_tls(&e);
             entries.push(e);
         }
         if self.errors.is_empty() {
@@ -429,6 +430,23 @@ impl Parser<'_> {
                 self.error(l, "UpstreamKeyFile needs an UpstreamCertFile".to_string())
             }
             _ => {}
+        }
+    }
+
+    /// An entry with TLS servers: a name TLS can check for each, and a client configuration
+    /// that builds (a certificate and key that belong together, usable roots).
+    fn check_tls(&mut self, e: &Entry) {
+        let mut tls = false;
+        for spec in e.servers.iter().filter(|s| e.server_tls(s)) {
+            tls = true;
+            if let Err(message) = super::tls::server_name(e, spec) {
+                self.error(e.line, message);
+            }
+        }
+        if tls && self.errors.is_empty() {
+            if let Err(message) = super::tls::client_config(&e.tls) {
+                self.error(e.line, message);
+            }
         }
     }
 

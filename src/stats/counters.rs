@@ -32,7 +32,7 @@ impl From<FailureKind> for Failure {
 
 impl Failure {
     /// All kinds, in the order of [`Failures`]' fields.
-    pub const ALL: [Failure; 8] = [
+    pub const ALL: [Failure; 9] = [
         Failure::Backend(FailureKind::ConnectRefused),
         Failure::Backend(FailureKind::ConnectTimeout),
         Failure::Backend(FailureKind::ResetBeforeResponse),
@@ -40,6 +40,7 @@ impl Failure {
         Failure::Backend(FailureKind::BadResponse),
         Failure::Backend(FailureKind::ResponseCut),
         Failure::Backend(FailureKind::BodyTimeout),
+        Failure::Backend(FailureKind::TlsHandshake),
         Failure::ClientAbort,
     ];
 
@@ -53,7 +54,8 @@ impl Failure {
             Failure::Backend(FailureKind::BadResponse) => 4,
             Failure::Backend(FailureKind::ResponseCut) => 5,
             Failure::Backend(FailureKind::BodyTimeout) => 6,
-            Failure::ClientAbort => 7,
+            Failure::Backend(FailureKind::TlsHandshake) => 7,
+            Failure::ClientAbort => 8,
         }
     }
 
@@ -64,7 +66,7 @@ impl Failure {
 }
 
 /// Names of the failure kinds, by slot.
-const FAILURE_NAMES: [&str; 8] = [
+const FAILURE_NAMES: [&str; 9] = [
     "connect_refused",
     "connect_timeout",
     "reset_before_response",
@@ -72,6 +74,7 @@ const FAILURE_NAMES: [&str; 8] = [
     "bad_response",
     "response_cut",
     "body_timeout",
+    "tls_handshake",
     "client_abort",
 ];
 
@@ -96,13 +99,15 @@ pub struct Exchange {
 pub struct Counters {
     requests: AtomicU64,
     responses: [AtomicU64; 5],
-    failures: [AtomicU64; 8],
+    failures: [AtomicU64; 9],
     retries: AtomicU64,
     failovers: AtomicU64,
     bytes_to_backend: AtomicU64,
     bytes_from_backend: AtomicU64,
     connections_opened: AtomicU64,
     connections_reused: AtomicU64,
+    tls_handshakes: AtomicU64,
+    tls_resumed: AtomicU64,
     head_latency: Histogram,
     total_latency: Histogram,
 }
@@ -153,6 +158,13 @@ impl Counters {
         c.fetch_add(1, Relaxed);
     }
 
+    pub(super) fn tls_handshake(&self, resumed: bool) {
+        self.tls_handshakes.fetch_add(1, Relaxed);
+        if resumed {
+            self.tls_resumed.fetch_add(1, Relaxed);
+        }
+    }
+
     /// A plain copy of every counter.
     pub fn snapshot(&self) -> CounterSnapshot {
         let r = |i: usize| self.responses[i].load(Relaxed);
@@ -174,7 +186,8 @@ impl Counters {
                 bad_response: f(4),
                 response_cut: f(5),
                 body_timeout: f(6),
-                client_abort: f(7),
+                tls_handshake: f(7),
+                client_abort: f(8),
             },
             retries: self.retries.load(Relaxed),
             failovers: self.failovers.load(Relaxed),
@@ -182,6 +195,8 @@ impl Counters {
             bytes_from_backend: self.bytes_from_backend.load(Relaxed),
             connections_opened: self.connections_opened.load(Relaxed),
             connections_reused: self.connections_reused.load(Relaxed),
+            tls_handshakes: self.tls_handshakes.load(Relaxed),
+            tls_resumed: self.tls_resumed.load(Relaxed),
             head_latency: self.head_latency.snapshot(),
             total_latency: self.total_latency.snapshot(),
         }
@@ -194,6 +209,36 @@ impl Counters {
 pub struct ServerStats {
     /// Attempts sent to this server and what came of them.
     pub counters: Counters,
+    /// The last failed TLS handshake with this server: why, and when it was last logged.
+    pub(super) tls_failure: parking_lot::Mutex<(String, Option<Millis>)>,
+}
+
+/// How often a server's TLS failures are logged while they keep the same reason.
+const TLS_LOG_EVERY: Millis = 10_000;
+
+impl ServerStats {
+    /// Why the last TLS handshake with this server failed ("" if none did).
+    pub fn last_tls_failure(&self) -> String {
+        self.tls_failure.lock().0.clone()
+    }
+
+    /// Notes a failed handshake's reason at `now`; true when it deserves a log line (a new
+    /// reason, or the first of a reason for [`TLS_LOG_EVERY`]).
+    pub(super) fn tls_failure(&self, reason: &str, now: Millis) -> bool {
+        let mut last = self.tls_failure.lock();
+        let due = last.0 != reason
+            || match last.1 {
+                None => true,
+                Some(t) => now.saturating_sub(t) >= TLS_LOG_EVERY,
+            };
+        if last.0 != reason {
+            last.0 = reason.to_string();
+        }
+        if due {
+            last.1 = Some(now);
+        }
+        due
+    }
 }
 
 /// One entry's own counters: its servers' counters summed, plus what only an entry sees.
@@ -325,13 +370,15 @@ pub struct Failures {
     pub response_cut: u64,
     /// `ReadTimeout` elapsed while waiting for more of the body.
     pub body_timeout: u64,
+    /// The TLS handshake failed (the reason is the server's `last_tls_failure`).
+    pub tls_handshake: u64,
     /// The client went away mid-exchange (not the backend's fault).
     pub client_abort: u64,
 }
 
 impl Failures {
     /// `(name, count)` pairs in [`Failure::ALL`] order.
-    pub fn pairs(&self) -> [(&'static str, u64); 8] {
+    pub fn pairs(&self) -> [(&'static str, u64); 9] {
         let v = [
             self.connect_refused,
             self.connect_timeout,
@@ -340,6 +387,7 @@ impl Failures {
             self.bad_response,
             self.response_cut,
             self.body_timeout,
+            self.tls_handshake,
             self.client_abort,
         ];
         std::array::from_fn(|i| (FAILURE_NAMES[i], v[i]))
@@ -378,6 +426,10 @@ pub struct CounterSnapshot {
     pub connections_opened: u64,
     /// Attempts that reused an idle upstream connection.
     pub connections_reused: u64,
+    /// TLS handshakes completed with backends (full and resumed).
+    pub tls_handshakes: u64,
+    /// TLS handshakes that resumed an earlier session.
+    pub tls_resumed: u64,
     /// Time from the start of an attempt to the complete response head.
     pub head_latency: HistogramSnapshot,
     /// Time from the start of an attempt to the last response byte.

@@ -128,7 +128,21 @@ fn server(o: &mut String, s: &ServerSnapshot) {
         "up" | "offline" | "probing" => l.state,
         _ => "other",
     };
-    let why = why(l);
+    let mut why = why(l);
+    if !s.last_tls_failure.is_empty() && s.counters.failures.tls_handshake > 0 {
+        if !why.is_empty() {
+            why.push_str(" · ");
+        }
+        why.push_str(&format!("last TLS failure: {}", escape(&s.last_tls_failure)));
+    }
+    let tls = if s.counters.tls_handshakes > 0 {
+        format!(
+            " <small>TLS {} handshakes, {} resumed</small>",
+            s.counters.tls_handshakes, s.counters.tls_resumed
+        )
+    } else {
+        String::new()
+    };
     // An operator's decision shows beside the health it does not replace.
     let admin = match l.admin {
         "drain" | "maint" => format!(" <span class=\"badge {0}\">{0}</span>", l.admin),
@@ -140,7 +154,7 @@ fn server(o: &mut String, s: &ServerSnapshot) {
     let errors = c.failures.backend();
     let pct = s.share * 100.0;
     let cells = [
-        format!("{} <small>weight {}</small>", escape(&s.name), s.weight),
+        format!("{} <small>weight {}</small>{tls}", escape(&s.name), s.weight),
         format!(
             "<span class=\"badge {class}\">{}</span>{admin}<span class=\"why\">{why}</span>",
             escape(l.state)

@@ -23,6 +23,7 @@
 //!       "offline_for_secs": u64 | null (null while up, 0 once the retry is due),
 //!       "reason": string (why it went offline; "" while up),
 //!       "consecutive_failures": u32, "in_flight": u32,
+//!       "last_tls_failure": string (why the last TLS handshake failed; "" if none did),
 //!       "counters": Counters (requests = attempts)
 //!     } ]
 //!   } ]
@@ -32,9 +33,10 @@
 //!   "responses": { "1xx", "2xx", "3xx", "4xx", "5xx": u64 },
 //!   "failures": { "connect_refused", "connect_timeout", "reset_before_response",
 //!                 "read_timeout", "bad_response", "response_cut", "body_timeout",
-//!                 "client_abort": u64 },
+//!                 "tls_handshake", "client_abort": u64 },
 //!   "retries", "failovers", "bytes_to_backend", "bytes_from_backend",
 //!   "connections_opened", "connections_reused": u64,
+//!   "tls_handshakes", "tls_resumed": u64 (TLS handshakes with backends, and those resumed),
 //!   "head_latency", "total_latency": Histogram
 //! }
 //! Histogram = { "count": u64, "sum_seconds": f64, "p50", "p90", "p99": f64 | null,

@@ -197,6 +197,21 @@ impl Stats {
         s.failure(f);
     }
 
+    /// A new connection to `server` completed its TLS handshake; `resumed` when it resumed
+    /// an earlier session.
+    pub fn record_tls_handshake(&self, entry: usize, server: usize, resumed: bool) {
+        let (e, s) = self.pair(entry, server);
+        e.tls_handshake(resumed);
+        s.tls_handshake(resumed);
+    }
+
+    /// A TLS handshake with `server` failed for `reason` (the failure itself is counted by
+    /// [`Stats::record_failure`]): kept as the server's last TLS failure. True when the
+    /// caller should log it (a new reason, or every ten seconds while it repeats).
+    pub fn record_tls_failure(&self, entry: usize, server: usize, reason: &str, now: Millis) -> bool {
+        self.entries[entry].servers[server].tls_failure(reason, now)
+    }
+
     /// Bytes moved by an attempt that ended without [`Stats::record_response`] (a failure or
     /// client abort after some transfer); completed exchanges carry their bytes themselves.
     pub fn record_bytes(&self, entry: usize, server: usize, to_backend: u64, from_backend: u64) {

@@ -112,7 +112,7 @@ type ServerMetric = (
     fn(&ServerSnapshot) -> u64,
 );
 
-const SERVER_METRICS: [ServerMetric; 13] = [
+const SERVER_METRICS: [ServerMetric; 15] = [
     (
         "server_up",
         "gauge",
@@ -194,6 +194,18 @@ const SERVER_METRICS: [ServerMetric; 13] = [
         "counter",
         "Attempts that reused an idle connection.",
         |s| s.counters.connections_reused,
+    ),
+    (
+        "tls_handshakes_total",
+        "counter",
+        "TLS handshakes completed with the server (failures: failures_total{kind=\"tls_handshake\"}).",
+        |s| s.counters.tls_handshakes,
+    ),
+    (
+        "tls_resumed_handshakes_total",
+        "counter",
+        "TLS handshakes with the server that resumed a session.",
+        |s| s.counters.tls_resumed,
     ),
 ];
 

@@ -108,6 +108,8 @@ pub struct ServerSnapshot {
     /// Live health and load.
     #[serde(flatten)]
     pub live: ServerLive,
+    /// Why the last TLS handshake with it failed ("" if none did, or it is not a TLS server).
+    pub last_tls_failure: String,
     /// This server's counters (`requests` counts attempts).
     pub counters: CounterSnapshot,
 }
@@ -147,6 +149,7 @@ impl Snapshot {
                         weight: spec.weight,
                         share: 0.0,
                         live: shown(view(ei, si)),
+                        last_tls_failure: stats.server(ei, si).last_tls_failure(),
                         counters: stats.server(ei, si).counters.snapshot(),
                     })
                     .collect();

@@ -28,7 +28,7 @@ mod admin;
 mod server;
 
 pub use admin::{changes, note_change, Admin, AdminState};
-pub use server::{Server, ServerState};
+pub use server::{Server, ServerState, ServerTls};
 
 /// Servers offline a request tries at most, once its candidates are spent (see
 /// [`Upstream::add_last_resorts`]).
@@ -91,6 +91,7 @@ impl Upstream {
             }
         }
         up.label = format!("entry {}", entry.name);
+        up.set_tls(entry)?;
         Ok(up)
     }
 
@@ -109,6 +110,24 @@ impl Upstream {
             policy,
             label: String::new(),
         })
+    }
+
+    /// Gives the entry's TLS servers their client configuration (one for the entry, built
+    /// here: off the workers) and names.
+    fn set_tls(&mut self, entry: &Entry) -> Result<(), String> {
+        let mut config = None;
+        for server in &mut self.servers {
+            if !entry.server_tls(&server.spec) {
+                continue;
+            }
+            let config = match &config {
+                Some(c) => std::sync::Arc::clone(c),
+                None => config.insert(crate::config::tls::client_config(&entry.tls)?).clone(),
+            };
+            let name = crate::config::tls::server_name(entry, &server.spec)?;
+            server.tls = Some(ServerTls { config, name });
+        }
+        Ok(())
     }
 
     /// The servers, in configuration order.

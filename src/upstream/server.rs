@@ -57,6 +57,16 @@ impl Default for ServerState {
     }
 }
 
+/// How a TLS server is spoken to: its entry's client configuration (shared, with the
+/// entry's session cache) and the name it is greeted with and checked against.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The entry's rustls configuration ([`crate::config::tls::client_config`]).
+    pub config: Arc<rustls::ClientConfig>,
+    /// SNI and the name its certificate must carry.
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
 /// One backend server of one entry, in one generation of the configuration.
 #[derive(Debug)]
 pub struct Server {
@@ -64,6 +74,8 @@ pub struct Server {
     pub spec: ServerSpec,
     /// What the proxy keeps of it across reloads.
     pub state: Arc<ServerState>,
+    /// For a TLS server, how to speak TLS to it (built with this generation).
+    pub tls: Option<ServerTls>,
 }
 
 impl Server {
@@ -74,7 +86,11 @@ impl Server {
 
     /// A server that keeps `state` (from the previous generation of the configuration).
     pub fn with_state(spec: ServerSpec, state: Arc<ServerState>) -> Server {
-        Server { spec, state }
+        Server {
+            spec,
+            state,
+            tls: None,
+        }
     }
 }
 
