@@ -233,8 +233,9 @@ impl Attempts {
         now: Moment,
     ) -> Option<Step> {
         let upstream = &req.proxy.upstreams[req.entry];
-        let addr: SocketAddr = upstream.servers()[server].spec.addr;
-        match BackendStream::connect(addr) {
+        let target = &upstream.servers()[server];
+        let addr: SocketAddr = target.spec.addr;
+        match BackendStream::connect(addr, target.tls.as_ref()) {
             Ok(stream) => {
                 self.backend = Some(Backend {
                     stream,

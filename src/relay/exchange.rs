@@ -13,6 +13,7 @@ use super::attempt::{self, Attempts, Step};
 use super::client::ClientConn;
 use super::local::Local;
 use super::response::{BodyRead, Head, ResponseBuffer};
+use super::stream::Connect;
 use super::tokens::idle_token;
 use super::tunnel::Tunnel;
 use crate::balancer::RequestContext;
@@ -305,6 +306,8 @@ impl Exchange {
         let Some(b) = &mut self.attempts.backend else {
             return;
         };
+        // A TLS connection with records still to send also waits for writability.
+        let interest = b.stream.interest(interest);
         if b.interest == interest {
             return;
         }
@@ -348,6 +351,27 @@ impl Exchange {
             *last_id
         };
         self.attempts.next(req, pool, &mut new_id, now)
+    }
+
+    /// The current try's TLS handshake failed: the reason becomes the server's last TLS
+    /// failure in the statistics and, when it is news, a log line.
+    fn note_tls_failure(&self, now: Moment) {
+        let Some(b) = &self.attempts.backend else {
+            return;
+        };
+        let reason = b.stream.tls_failure().unwrap_or("unknown");
+        if self
+            .proxy
+            .stats
+            .record_tls_failure(self.entry, b.server, reason, now.millis())
+        {
+            let server = &self.proxy.upstreams[self.entry].servers()[b.server];
+            crate::log::warn(&format!(
+                "entry {}: server {}: TLS handshake failed: {reason}",
+                self.entry_config().name,
+                server.spec.name
+            ));
+        }
     }
 
     /// The try failed before any response byte: retry when that is safe (see
@@ -438,17 +462,26 @@ impl Exchange {
             }
             match self.state {
                 State::Connecting => {
-                    let Some(b) = &self.attempts.backend else {
+                    let Some(b) = &mut self.attempts.backend else {
                         return self.end(End::Abort, local, reactor, now);
                     };
                     match b.stream.poll_connect() {
-                        super::stream::Connect::Done => self.begin_sending(now),
-                        super::stream::Connect::InProgress => {
-                            self.want_backend(reactor, Some(Interest::Write));
+                        Connect::Done => {
+                            if let Some(resumed) = b.stream.take_handshake() {
+                                let stats = &self.proxy.stats;
+                                stats.record_tls_handshake(self.entry, b.server, resumed);
+                            }
+                            self.begin_sending(now)
+                        }
+                        Connect::InProgress => {
+                            let interest = b.stream.connect_interest();
+                            self.want_backend(reactor, Some(interest));
                             return Progress::Pending;
                         }
-                        super::stream::Connect::Failed => {
-                            self.try_failed(FailureKind::ConnectRefused, local, now)
+                        Connect::Failed => self.try_failed(FailureKind::ConnectRefused, local, now),
+                        Connect::TlsFailed => {
+                            self.note_tls_failure(now);
+                            self.try_failed(FailureKind::TlsHandshake, local, now)
                         }
                     }
                 }
@@ -512,10 +545,10 @@ impl Exchange {
     /// New bytes of the response head arrived.
     fn on_head_bytes(&mut self, local: &mut Local, reactor: &mut dyn Reactor, now: Moment) {
         let client = self.client_side();
-        let Some(b) = &self.attempts.backend else {
+        let Some(b) = &mut self.attempts.backend else {
             return;
         };
-        let head = match self.response.parse(client, &mut local.spares, &b.stream) {
+        let head = match self.response.parse(client, &mut local.spares, &mut b.stream) {
             Head::Incomplete => return,
             Head::Unusable => return self.bad_response(now),
             Head::Parsed(head) => head,

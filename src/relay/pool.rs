@@ -102,7 +102,7 @@ impl UpstreamPool {
     pub fn take(&mut self, server: &ServerState, now: Moment, probe_first: bool) -> Option<Pooled> {
         let slot = self.slots.get_mut(&server.id)?;
         let idle_for = slot.limits.idle_for;
-        while let Some(idle) = slot.idle.pop() {
+        while let Some(mut idle) = slot.idle.pop() {
             if now.since(idle.since) >= idle_for {
                 continue;
             }

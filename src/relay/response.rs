@@ -160,7 +160,7 @@ impl ResponseBuffer {
         &mut self,
         client: ClientSide,
         spares: &mut Spares,
-        backend: &BackendStream,
+        backend: &mut BackendStream,
     ) -> Head {
         if self.head_out.capacity() == 0 {
             self.head_out = spares.take_vec();
@@ -246,7 +246,7 @@ impl ResponseBuffer {
 
     /// Runs `buf[start..end]` through the body reader, leaving in `buf[start..end]` exactly the
     /// bytes the client gets. False when the body is malformed.
-    fn frame_body(&mut self, spares: &mut Spares, backend: &BackendStream) -> bool {
+    fn frame_body(&mut self, spares: &mut Spares, backend: &mut BackendStream) -> bool {
         let dechunk = self.head.is_some_and(|h| h.dechunk);
         let input = &self.buf[self.start..self.end];
         let available = input.len();
@@ -284,7 +284,9 @@ impl ResponseBuffer {
                     // pooled connection for bytes and closes that come later, and may rely
                     // on this: with edge-triggered readiness, bytes already queued behind
                     // the response would never be reported again.
-                    self.reusable = !self.last_read_full || backend.is_quiet();
+                    // (A TLS read that left room may still leave records on the socket.)
+                    self.reusable =
+                        (!self.last_read_full && !backend.is_tls()) || backend.is_quiet();
                 }
                 self.end = new_end;
                 true
