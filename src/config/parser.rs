@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::keys::{self, KeyId, KeySpec, Sections};
-use super::pem::{self, Holds};
 use super::lexer::{self, Token};
+use super::pem::{self, Holds};
 use super::resolve::Resolver;
 use super::values::{self, Host};
 use super::{Cidr, Config, ConfigError, Entry, MatchRule, PemFile, ServerSpec};

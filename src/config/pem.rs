@@ -76,7 +76,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("p.conf");
         let e = read("UpstreamCaFile", "missing.pem", &conf, Holds::Authorities).unwrap_err();
-        assert!(e.starts_with("UpstreamCaFile: cannot read `missing.pem`"), "{e}");
+        assert!(
+            e.starts_with("UpstreamCaFile: cannot read `missing.pem`"),
+            "{e}"
+        );
         std::fs::write(dir.join("empty.pem"), "nothing here\n").unwrap();
         let e = read("UpstreamCaFile", "empty.pem", &conf, Holds::Authorities).unwrap_err();
         assert_eq!(e, "UpstreamCaFile: `empty.pem` holds no CERTIFICATE");

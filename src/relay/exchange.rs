@@ -548,7 +548,10 @@ impl Exchange {
         let Some(b) = &mut self.attempts.backend else {
             return;
         };
-        let head = match self.response.parse(client, &mut local.spares, &mut b.stream) {
+        let head = match self
+            .response
+            .parse(client, &mut local.spares, &mut b.stream)
+        {
             Head::Incomplete => return,
             Head::Unusable => return self.bad_response(now),
             Head::Parsed(head) => head,

@@ -193,7 +193,9 @@ impl Tls {
                 return Connect::Done;
             }
             match self.conn.read_tls(tcp) {
-                Ok(0) => return self.failed("the server closed the connection in the handshake".into()),
+                Ok(0) => {
+                    return self.failed("the server closed the connection in the handshake".into())
+                }
                 Ok(_) => {
                     if let Err(e) = self.conn.process_new_packets() {
                         // The alert that says why goes out if it can.
@@ -310,7 +312,10 @@ impl Write for BackendStream {
         match &mut self.tls {
             None => self.tcp.write_vectored(bufs),
             Some(t) => {
-                let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+                let first = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &b[..]);
                 t.write(&mut self.tcp, first)
             }
         }

@@ -133,7 +133,10 @@ fn server(o: &mut String, s: &ServerSnapshot) {
         if !why.is_empty() {
             why.push_str(" · ");
         }
-        why.push_str(&format!("last TLS failure: {}", escape(&s.last_tls_failure)));
+        why.push_str(&format!(
+            "last TLS failure: {}",
+            escape(&s.last_tls_failure)
+        ));
     }
     let tls = if s.counters.tls_handshakes > 0 {
         format!(
@@ -154,7 +157,11 @@ fn server(o: &mut String, s: &ServerSnapshot) {
     let errors = c.failures.backend();
     let pct = s.share * 100.0;
     let cells = [
-        format!("{} <small>weight {}</small>{tls}", escape(&s.name), s.weight),
+        format!(
+            "{} <small>weight {}</small>{tls}",
+            escape(&s.name),
+            s.weight
+        ),
         format!(
             "<span class=\"badge {class}\">{}</span>{admin}<span class=\"why\">{why}</span>",
             escape(l.state)

@@ -122,7 +122,9 @@ impl Upstream {
             }
             let config = match &config {
                 Some(c) => std::sync::Arc::clone(c),
-                None => config.insert(crate::config::tls::client_config(&entry.tls)?).clone(),
+                None => config
+                    .insert(crate::config::tls::client_config(&entry.tls)?)
+                    .clone(),
             };
             let name = crate::config::tls::server_name(entry, &server.spec)?;
             server.tls = Some(ServerTls { config, name });
