@@ -9,7 +9,66 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proxy_reverse::config::BALANCERS as REGISTRY;
-use proxy_reverse::config::{self, Cidr, Config, Entry, MatchRule, ServerSpec};
+use proxy_reverse::config::{
+    self, Cidr, Config, Entry, MatchRule, PemFile, ServerSpec, TlsSettings,
+};
+use std::sync::OnceLock;
+
+/// PEM files for the TLS keys, made once per run: a CA, and a client certificate and key.
+fn pem_files() -> &'static [PemFile; 3] {
+    static FILES: OnceLock<[PemFile; 3]> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("roundtrip-pem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["client.example".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &key)
+            .unwrap();
+        let file = |name: &str, text: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, &text).unwrap();
+            PemFile {
+                path,
+                pem: text.into_bytes(),
+            }
+        };
+        [
+            file("ca.pem", ca.pem()),
+            file("client.pem", leaf.pem()),
+            file("client.key", leaf_key.serialize_pem()),
+        ]
+    })
+}
+
+fn tls_settings() -> impl Strategy<Value = TlsSettings> {
+    (
+        any::<bool>(),
+        prop::option::of(prop_oneof![
+            Just("backend.example".to_string()),
+            Just("10.1.2.3".to_string()),
+            Just("a-b.c".to_string()),
+        ]),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(all_servers, name, verify, ca, client)| {
+            let [ca_file, cert, key] = pem_files().clone();
+            TlsSettings {
+                all_servers,
+                name,
+                verify,
+                ca_file: ca.then_some(ca_file),
+                cert_file: client.then_some(cert),
+                key_file: client.then_some(key),
+            }
+        })
+}
 
 fn duration(min_nanos: u64) -> impl Strategy<Value = Duration> {
     prop_oneof![
@@ -34,9 +93,9 @@ fn cidr() -> impl Strategy<Value = Cidr> {
 }
 
 fn servers() -> impl Strategy<Value = Vec<ServerSpec>> {
-    prop::collection::vec((ip(), 1u16..=65535, 1u32..20), 1..12).prop_map(|list| {
+    prop::collection::vec((ip(), 1u16..=65535, 1u32..20, any::<bool>()), 1..12).prop_map(|list| {
         let mut out: Vec<ServerSpec> = Vec::new();
-        for (ip, port, weight) in list {
+        for (ip, port, weight, tls) in list {
             let addr = SocketAddr::new(ip, port);
             let name = addr.to_string();
             if out.iter().all(|s| s.name != name) {
@@ -44,7 +103,7 @@ fn servers() -> impl Strategy<Value = Vec<ServerSpec>> {
                     name,
                     addr,
                     weight,
-                    tls: false,
+                    tls,
                 });
             }
         }
@@ -71,6 +130,7 @@ fn entry() -> impl Strategy<Value = Entry> {
         (any::<u32>(), duration(1), 1u32..5000),
         prop::collection::vec(cidr(), 0..10),
         any::<bool>(),
+        tls_settings(),
     )
         .prop_map(
             |(
@@ -81,6 +141,7 @@ fn entry() -> impl Strategy<Value = Entry> {
                 (idle, kt, kr),
                 trusted,
                 fwd,
+                tls,
             )| {
                 let matches = patterns
                     .into_iter()
@@ -97,6 +158,12 @@ fn entry() -> impl Strategy<Value = Entry> {
                 e.keepalive_requests = kr;
                 e.trusted_proxies = trusted;
                 e.forwarded_header = fwd;
+                e.tls = tls;
+                // Without a CA file the system's roots would be needed; the test does not
+                // depend on the machine's.
+                if e.tls.verify && e.servers.iter().any(|s| e.server_tls(s)) {
+                    e.tls.ca_file = Some(pem_files()[0].clone());
+                }
                 e
             },
         )

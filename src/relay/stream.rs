@@ -65,7 +65,7 @@ impl BackendStream {
             None => None,
             Some(t) => {
                 let mut conn = ClientConnection::new(t.config.clone(), t.name.clone())
-                    .map_err(|e| io::Error::new(ErrorKind::Other, e))?;
+                    .map_err(io::Error::other)?;
                 conn.set_buffer_limit(Some(SEND_BUFFER));
                 Some(Box::new(Tls {
                     conn,
