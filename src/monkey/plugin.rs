@@ -148,6 +148,11 @@ unsafe extern "C" fn init_plugin(plugin: *mut sys::mk_plugin, confdir: *mut c_ch
 fn load(path: &std::path::Path) -> Result<Arc<Proxy>, Vec<String>> {
     let config = config::load(path)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    // Served as written, but most likely not meant (or, like `UpstreamTlsVerify off`, worth
+    // knowing): logged as the reload thread logs them.
+    for w in config.warnings() {
+        log::warn(&format!("{}:{}: {}", w.file.display(), w.line, w.message));
+    }
     let proxy = Proxy::new(config).map_err(|e| vec![format!("{}: {e}", path.display())])?;
     log::info(&format!("{}: {}", path.display(), proxy.config.summary()));
     Ok(Arc::new(proxy))
