@@ -7,6 +7,7 @@
 #   SIZES=1k CONNS=1000 DURATION=12s MONKEY_BIN=... scripts/bench.sh
 #       # many connections: every wrk run opens them all at once and Monkey accepts one per
 #       # turn of its loop, so short rounds measure mostly that start-up (see BENCHMARKS.md)
+#   UPSTREAM_TLS=1 CONNS=50 MONKEY_BIN=... scripts/bench.sh   # the origin behind HTTPS
 #
 # What runs (everything on 127.0.0.1, free ports picked at start):
 #   origin   nginx (Debian package), 1 worker, serves /1k and /64k (fixed files), keep-alive
@@ -35,6 +36,11 @@
 #   WARMUP [2s] (an unmeasured wrk run per target and cell before round 1; "0": none)
 #   WRK_CPU [0]  SERVER_CPU [1]  KEEP [unset: scratch dir removed; set: kept and printed]
 #   PEER_FORWARDING [0] (1: nginx and haproxy add the X-Forwarded-* headers the plugin adds)
+#   UPSTREAM_TLS [0] (1: the origin serves HTTPS only, with a certificate for localhost and
+#            127.0.0.1 signed by a CA made for the run (openssl); every proxy speaks TLS to it
+#            and verifies it: nginx `proxy_ssl_verify on`, `proxy_ssl_session_reuse on`, its
+#            upstream keepalive; haproxy `ssl verify required ca-file`, `http-reuse always`;
+#            the plugin `https://` with `UpstreamCaFile`. Clients still speak plain HTTP.)
 #   INSTRUCTIONS [0] (1: no load rounds; instead, Monkey + plugin alone runs under valgrind's
 #            callgrind and each size is requested for DURATION by wrk with the first CONNS value
 #            while instrumentation is on; prints user-space instructions per proxied request
@@ -58,8 +64,10 @@ WRK_THREADS=${WRK_THREADS:-1}
 WRK_CPU=${WRK_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
 INSTRUCTIONS=${INSTRUCTIONS:-0}
+UPSTREAM_TLS=${UPSTREAM_TLS:-0}
 TARGETS=(nginx haproxy monkey)
 tools=(wrk nginx haproxy curl taskset cargo awk cmp)
+[ "$UPSTREAM_TLS" = 1 ] && tools+=(openssl)
 if [ "$INSTRUCTIONS" = 1 ]; then
     TARGETS=(monkey)
     tools+=(valgrind callgrind_control callgrind_annotate)
@@ -158,6 +166,42 @@ if [ "${PEER_FORWARDING:-0}" = 1 ]; then
     http-request set-header X-Forwarded-Host %[req.hdr(host)]'
 fi
 
+# ---- TLS to the origin (UPSTREAM_TLS=1) ------------------------------------------------
+origin_listen=""
+origin_tls=""
+nginx_upstream="http://origin"
+nginx_tls=""
+haproxy_tls=""
+plugin_server="127.0.0.1:${PORT[origin]}"
+plugin_tls=""
+curl_origin="http://127.0.0.1:${PORT[origin]}"
+if [ "$UPSTREAM_TLS" = 1 ]; then
+    mkdir -p "$S/pki"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=bench CA" -keyout "$S/pki/ca.key" -out "$S/pki/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+        -keyout "$S/pki/origin.key" -out "$S/pki/origin.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$S/pki/ext"
+    openssl x509 -req -in "$S/pki/origin.csr" -CA "$S/pki/ca.pem" -CAkey "$S/pki/ca.key" \
+        -CAcreateserial -days 2 -extfile "$S/pki/ext" -out "$S/pki/origin.pem" 2>/dev/null
+    chmod 644 "$S/pki/"*
+    origin_listen=" ssl"
+    origin_tls="        ssl_certificate $S/pki/origin.pem;
+        ssl_certificate_key $S/pki/origin.key;
+        ssl_session_cache shared:origin:10m;"
+    nginx_upstream="https://origin"
+    nginx_tls="            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate $S/pki/ca.pem;
+            proxy_ssl_name localhost;
+            proxy_ssl_server_name on;
+            proxy_ssl_session_reuse on;"
+    haproxy_tls=" ssl verify required ca-file $S/pki/ca.pem verifyhost localhost sni str(localhost)"
+    plugin_server="https://127.0.0.1:${PORT[origin]}"
+    plugin_tls="    UpstreamTlsName localhost
+    UpstreamCaFile $S/pki/ca.pem"
+    curl_origin="https://localhost:${PORT[origin]} --cacert $S/pki/ca.pem --resolve localhost:${PORT[origin]}:127.0.0.1"
+fi
+
 # ---- origin and nginx proxy ----------------------------------------------------------
 nginx_head() {   # common top of an nginx config: one worker, foreground, private temp dirs
     cat <<EOF
@@ -183,7 +227,8 @@ EOF
     sendfile on;
     tcp_nopush on;
     server {
-        listen 127.0.0.1:${PORT[origin]} reuseport backlog=4096;
+        listen 127.0.0.1:${PORT[origin]}$origin_listen reuseport backlog=4096;
+$origin_tls
         root $S/www;
         default_type application/octet-stream;
     }
@@ -201,9 +246,10 @@ EOF
     server {
         listen 127.0.0.1:${PORT[nginx]} backlog=4096;
         location / {
-            proxy_pass http://origin;
+            proxy_pass $nginx_upstream;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+$nginx_tls
 $nginx_forwarding
         }
     }
@@ -227,7 +273,7 @@ frontend fe
     default_backend be
 backend be
 $haproxy_forwarding
-    server origin 127.0.0.1:${PORT[origin]} maxconn $max_conns
+    server origin 127.0.0.1:${PORT[origin]} maxconn $max_conns$haproxy_tls
 EOF
 
 # ---- Monkey + plugin -----------------------------------------------------------------
@@ -265,7 +311,8 @@ printf '[HOST]\n    ServerName 127.0.0.1\n    DocumentRoot %s\n\n[HANDLERS]\n   
 cat >"$M/conf/plugins/proxy_reverse/proxy_reverse.conf" <<EOF
 [PROXY_ENTRY]
     Match ^/
-    ServerList 127.0.0.1:${PORT[origin]}
+    ServerList $plugin_server
+$plugin_tls
     UpstreamKeepAlive $max_conns
     UpstreamKeepAliveRequests 1000000
 EOF
@@ -320,7 +367,9 @@ HZ=$(getconf CLK_TCK)
 # ---- exact bytes first ---------------------------------------------------------------
 for t in origin "${TARGETS[@]}"; do
     for s in $SIZES; do
-        curl -sS --max-time 10 -o "$S/check" "http://127.0.0.1:${PORT[$t]}/$s" ||
+        if [ "$t" = origin ]; then url="$curl_origin/$s"; else url="http://127.0.0.1:${PORT[$t]}/$s"; fi
+        # shellcheck disable=SC2086  # curl_origin carries curl options in TLS mode
+        curl -sS --max-time 10 -o "$S/check" ${url} ||
             { echo "bench.sh: $t: request for /$s failed" >&2; exit 1; }
         cmp -s "$S/check" "$S/www/$s" ||
             { echo "bench.sh: $t: /$s is not the exact file" >&2; exit 1; }
@@ -438,6 +487,7 @@ done
 echo
 echo "# $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | awk 'NR == 1 {print "haproxy " $3}'), Monkey $MONKEY_BIN + proxy_reverse (release)"
 echo "# wrk -t$WRK_THREADS -d$DURATION --latency on CPU $WRK_CPU; servers on CPU $SERVER_CPU; rounds $ROUNDS; $(nproc) CPUs"
+[ "$UPSTREAM_TLS" = 1 ] && echo "# UPSTREAM_TLS=1: every proxy speaks verified TLS to the origin (see the header of bench.sh)"
 echo "# req/s and p99: medians over the rounds; errors: summed; cpu: target's utime+stime per request; orig: the origin's"
 echo "# x_nginx, x_hapr (req/s) and p99/ngx, p99/hap: medians of per-round ratios to that peer"
 awk -F'\t' -v targets="${TARGETS[*]}" '

@@ -198,7 +198,7 @@ const SERVER_METRICS: [ServerMetric; 15] = [
     (
         "tls_handshakes_total",
         "counter",
-        "TLS handshakes completed with the server (failures: failures_total{kind=\"tls_handshake\"}).",
+        "TLS handshakes completed with the server (full or resumed).",
         |s| s.counters.tls_handshakes,
     ),
     (
