@@ -317,3 +317,79 @@ fn a_handshake_that_never_completes_times_out_at_connect_timeout() {
     let s = host.proxy().stats.server(0, 0).counters.snapshot();
     assert_eq!(s.failures.connect_timeout, 1, "{s:?}");
 }
+
+#[test]
+fn a_reload_builds_new_tls_settings_and_a_server_changing_scheme_gets_no_old_connection() {
+    let (_ca, dir, good) = pki();
+    let origin = TlsOrigin::start(server_config(&good, None));
+    let plain = Origin::start("plain");
+    let file = dir.path().join("proxy_reverse.conf");
+    let write = |entry: &str| {
+        let text = format!(
+            "[PROXY_DEFAULTS]\n    StatisticsURL /proxy-stats\n    AdminURL /proxy-admin\n\n\
+             [PROXY_ENTRY]\n    Match ^/\n{entry}"
+        );
+        std::fs::write(&file, text).unwrap();
+    };
+    write(&format!(
+        "    ServerList https://{}\n{}",
+        origin.addr,
+        ca_line(&dir)
+    ));
+    let host = Host::start_from_file(&file).unwrap();
+    let mut c = Client::connect(host.addr());
+    assert_eq!(c.get("/size/10").status, 200);
+    // Another CA file: the new configuration no longer trusts the origin.
+    dir.write("other.pem", &Ca::new("not the origin's").pem());
+    write(&format!(
+        "    ServerList https://{}\n    UpstreamCaFile {}\n    UpstreamKeepAlive 0\n",
+        origin.addr,
+        dir.path().join("other.pem").display()
+    ));
+    let r = c.get_admin_reload();
+    assert_eq!(r, 200);
+    assert_eq!(Client::connect(host.addr()).get("/size/10").status, 502);
+    // Back to the right CA, and a plain server: each works.
+    write(&format!(
+        "    ServerList https://{} {}\n{}    LoadBalancer RoundRobin\n",
+        origin.addr,
+        plain.addr,
+        ca_line(&dir)
+    ));
+    assert_eq!(c.get_admin_reload(), 200);
+    for _ in 0..4 {
+        assert_eq!(Client::connect(host.addr()).get("/size/10").status, 200);
+    }
+    // The plain server alone (an idle connection to it is pooled), then the same address
+    // written https://: its idle plain connection must not carry the next request.
+    write(&format!(
+        "    ServerList {}
+",
+        plain.addr
+    ));
+    assert_eq!(c.get_admin_reload(), 200);
+    assert_eq!(Client::connect(host.addr()).get("/size/10").status, 200);
+    write(&format!(
+        "    ServerList https://{}
+{}",
+        plain.addr,
+        ca_line(&dir)
+    ));
+    assert_eq!(c.get_admin_reload(), 200);
+    assert_eq!(Client::connect(host.addr()).get("/size/10").status, 502);
+}
+
+/// `POST /proxy-admin/reload` on this connection; its status.
+trait AdminReload {
+    fn get_admin_reload(&mut self) -> u16;
+}
+
+impl AdminReload for Client {
+    fn get_admin_reload(&mut self) -> u16 {
+        self.send(
+            b"POST /proxy-admin/reload HTTP/1.1\r\nHost: test\r\nX-Proxy-Admin: 1\r\n\
+              Content-Length: 0\r\n\r\n",
+        );
+        self.read_response(false).unwrap().status
+    }
+}

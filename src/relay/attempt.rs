@@ -178,9 +178,13 @@ impl Attempts {
             }
             // A stale idle connection costs an idempotent request only a retry (see
             // `fail`); others check the connection before using it.
-            if let Some(pooled) = pool.take(&upstream.servers()[server], now, !req.idempotent) {
-                self.use_pooled(req, server, pooled);
-                return Step::Send;
+            let target = &upstream.servers()[server];
+            if let Some(pooled) = pool.take(target, now, !req.idempotent) {
+                // (One made before a reload changed how the server is spoken to closes.)
+                if pooled.stream.fits(target.tls.as_ref()) {
+                    self.use_pooled(req, server, pooled);
+                    return Step::Send;
+                }
             }
             if let Some(step) = self.connect(req, server, new_id, now) {
                 return step;

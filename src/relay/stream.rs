@@ -35,6 +35,8 @@ pub struct BackendStream {
 #[derive(Debug)]
 struct Tls {
     conn: ClientConnection,
+    /// The configuration it was made with (see [`BackendStream::fits`]).
+    config: std::sync::Arc<rustls::ClientConfig>,
     /// What the handshake waits for (while it is under way).
     waits: Interest,
     /// Why the handshake failed, once it did.
@@ -69,6 +71,7 @@ impl BackendStream {
                 conn.set_buffer_limit(Some(SEND_BUFFER));
                 Some(Box::new(Tls {
                     conn,
+                    config: t.config.clone(),
                     waits: Interest::Write,
                     failure: None,
                     handshake: None,
@@ -130,6 +133,18 @@ impl BackendStream {
     /// A TLS handshake completed since the last call: `Some(resumed)`, once.
     pub fn take_handshake(&mut self) -> Option<bool> {
         self.tls.as_mut()?.handshake.take()
+    }
+
+    /// Whether this connection was made the way the server is to be spoken to now: plain
+    /// for a plain server, TLS with the same client configuration for a TLS one. An idle
+    /// connection kept across a reload that changed the server's scheme or TLS settings (a
+    /// reload builds new configurations) does not fit and must not carry a request.
+    pub fn fits(&self, tls: Option<&ServerTls>) -> bool {
+        match (&self.tls, tls) {
+            (None, None) => true,
+            (Some(mine), Some(now)) => std::sync::Arc::ptr_eq(&mine.config, &now.config),
+            _ => false,
+        }
     }
 
     /// Whether this is a TLS connection.
