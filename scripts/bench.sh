@@ -175,6 +175,7 @@ haproxy_tls=""
 plugin_server="127.0.0.1:${PORT[origin]}"
 plugin_tls=""
 curl_origin="http://127.0.0.1:${PORT[origin]}"
+curl_tls=()
 if [ "$UPSTREAM_TLS" = 1 ]; then
     mkdir -p "$S/pki"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -199,7 +200,8 @@ if [ "$UPSTREAM_TLS" = 1 ]; then
     plugin_server="https://127.0.0.1:${PORT[origin]}"
     plugin_tls="    UpstreamTlsName localhost
     UpstreamCaFile $S/pki/ca.pem"
-    curl_origin="https://localhost:${PORT[origin]} --cacert $S/pki/ca.pem --resolve localhost:${PORT[origin]}:127.0.0.1"
+    curl_origin="https://localhost:${PORT[origin]}"
+    curl_tls=(--cacert "$S/pki/ca.pem" --resolve "localhost:${PORT[origin]}:127.0.0.1")
 fi
 
 # ---- origin and nginx proxy ----------------------------------------------------------
@@ -367,9 +369,14 @@ HZ=$(getconf CLK_TCK)
 # ---- exact bytes first ---------------------------------------------------------------
 for t in origin "${TARGETS[@]}"; do
     for s in $SIZES; do
-        if [ "$t" = origin ]; then url="$curl_origin/$s"; else url="http://127.0.0.1:${PORT[$t]}/$s"; fi
-        # shellcheck disable=SC2086  # curl_origin carries curl options in TLS mode
-        curl -sS --max-time 10 -o "$S/check" ${url} ||
+        opts=()
+        if [ "$t" = origin ]; then
+            url="$curl_origin/$s"
+            opts=("${curl_tls[@]}")
+        else
+            url="http://127.0.0.1:${PORT[$t]}/$s"
+        fi
+        curl -sS --max-time 10 "${opts[@]}" -o "$S/check" "$url" ||
             { echo "bench.sh: $t: request for /$s failed" >&2; exit 1; }
         cmp -s "$S/check" "$S/www/$s" ||
             { echo "bench.sh: $t: /$s is not the exact file" >&2; exit 1; }

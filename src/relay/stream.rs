@@ -371,6 +371,127 @@ mod tests {
         wait_for(|| !stream.is_quiet());
     }
 
+    /// A rustls server on a thread for a certificate made now (for 127.0.0.1); each
+    /// connection echoes what it reads once, then sends `extra` and waits for the peer to
+    /// close. Returns its address and the client side's `ServerTls`.
+    fn tls_echo_server(extra: &'static [u8]) -> (std::net::SocketAddr, ServerTls) {
+        use std::sync::Arc;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+        let cert = params.self_signed(&key).unwrap();
+        let server = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let server = Arc::new(server);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming().flatten() {
+                let conn = rustls::ServerConnection::new(server.clone()).unwrap();
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                let mut buf = [0u8; 1024];
+                let Ok(n) = s.read(&mut buf) else { continue };
+                let _ = s.write_all(&buf[..n]);
+                let _ = s.write_all(extra);
+                let _ = s.flush();
+                let _ = s.read(&mut buf);
+            }
+        });
+        let pem = cert.pem();
+        let settings = crate::config::TlsSettings {
+            ca_file: Some(crate::config::PemFile {
+                path: "test.pem".into(),
+                pem: pem.into_bytes(),
+            }),
+            ..crate::config::TlsSettings::default()
+        };
+        let tls = ServerTls {
+            config: crate::config::tls::client_config(&settings).unwrap(),
+            name: rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+        };
+        (addr, tls)
+    }
+
+    #[test]
+    fn a_tls_stream_handshakes_on_readiness_then_reads_writes_and_knows_what_it_holds() {
+        let (addr, tls) = tls_echo_server(b"");
+        let mut stream = BackendStream::connect(addr, Some(&tls)).unwrap();
+        assert!(stream.is_tls() && stream.fits(Some(&tls)) && !stream.fits(None));
+        let mut state = Connect::InProgress;
+        wait_for(|| {
+            state = stream.poll_connect();
+            state != Connect::InProgress
+        });
+        assert_eq!(state, Connect::Done);
+        assert_eq!(
+            stream.take_handshake(),
+            Some(false),
+            "a full handshake, reported once"
+        );
+        assert_eq!(stream.take_handshake(), None);
+        let n = loop {
+            match stream.write(b"hello") {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                other => break other.unwrap(),
+            }
+        };
+        assert_eq!(n, 5);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        wait_for(|| match stream.read(&mut buf) {
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                got.len() >= 5
+            }
+            Err(_) => false,
+        });
+        assert_eq!(got, b"hello");
+        // Everything read: quiet (session tickets, if any came, are records without data).
+        wait_for(|| stream.is_quiet());
+        assert_eq!(stream.interest(Some(Interest::Read)), Some(Interest::Read));
+        assert_eq!(stream.interest(None), None);
+    }
+
+    #[test]
+    fn decrypted_bytes_held_by_the_session_make_a_tls_stream_loud() {
+        let (addr, tls) = tls_echo_server(b"stray bytes");
+        let mut stream = BackendStream::connect(addr, Some(&tls)).unwrap();
+        wait_for(|| stream.poll_connect() == Connect::Done);
+        wait_for(|| stream.write(b"x").is_ok());
+        let mut byte = [0u8; 1];
+        wait_for(|| stream.read(&mut byte).is_ok());
+        // The rest ("stray bytes") arrives decrypted into rustls: not quiet.
+        wait_for(|| !stream.is_quiet());
+        let mut rest = [0u8; 64];
+        let n = stream.read(&mut rest).unwrap();
+        assert_eq!(&rest[..n], b"stray bytes");
+    }
+
+    #[test]
+    fn a_certificate_no_root_vouches_for_fails_the_handshake_with_its_reason() {
+        let (addr, _) = tls_echo_server(b"");
+        let (_, other) = tls_echo_server(b"");
+        let mut stream = BackendStream::connect(addr, Some(&other)).unwrap();
+        let mut state = Connect::InProgress;
+        wait_for(|| {
+            state = stream.poll_connect();
+            state != Connect::InProgress
+        });
+        assert_eq!(state, Connect::TlsFailed);
+        let why = stream.tls_failure().unwrap();
+        assert!(why.contains("invalid peer certificate"), "{why}");
+        assert_eq!(stream.poll_connect(), Connect::TlsFailed, "it stays failed");
+    }
+
     #[test]
     fn a_refused_connect_fails() {
         let addr = TcpListener::bind("127.0.0.1:0")
