@@ -9,7 +9,7 @@ mod e2e;
 mod upstream_tls_support;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -115,8 +115,8 @@ impl Drop for Nginx {
     }
 }
 
-/// The CA, where its PEM is, and the plugin's configuration for one HTTPS server.
-fn plugin_conf(addr: SocketAddr, ca_pem: &PathBuf, extra: &str) -> String {
+/// The plugin's configuration for one HTTPS server, trusting the CA in `ca_pem`.
+fn plugin_conf(addr: SocketAddr, ca_pem: &Path, extra: &str) -> String {
     format!(
         "[PROXY_DEFAULTS]\n    StatisticsURL /proxy-stats\n\n[PROXY_ENTRY]\n    Match ^/\n    \
          ServerList https://{addr}\n    UpstreamCaFile {}\n{extra}",
