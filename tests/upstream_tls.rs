@@ -393,3 +393,40 @@ impl AdminReload for Client {
         self.read_response(false).unwrap().status
     }
 }
+
+#[test]
+fn a_tunnel_to_an_https_backend_echoes_large_messages_both_ways() {
+    use std::io::{BufRead, Read};
+    let (_ca, dir, good) = pki();
+    let origin = TlsOrigin::start(server_config(&good, None));
+    let host = host_from_conf(&conf_https(origin.addr, &ca_line(&dir)));
+    let mut c = Client::connect(host.addr());
+    c.send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly\n");
+    let mut status = String::new();
+    c.reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 101"), "{status:?}");
+    loop {
+        let mut line = String::new();
+        c.reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut early = [0u8; 6];
+    c.reader.read_exact(&mut early).unwrap();
+    assert_eq!(&early, b"early\n");
+    // Messages larger than the TLS send buffer and the socket buffers: written whole by the
+    // client before it reads, so both directions fill up.
+    for round in 0..4 {
+        let msg = body_of(700_000 + round);
+        let writer = {
+            let mut s = c.reader.get_ref().try_clone().unwrap();
+            let msg = msg.clone();
+            std::thread::spawn(move || std::io::Write::write_all(&mut s, &msg).unwrap())
+        };
+        let mut back = vec![0u8; msg.len()];
+        c.reader.read_exact(&mut back).unwrap();
+        writer.join().unwrap();
+        assert!(back == msg, "round {round}: the echo differs");
+    }
+}

@@ -336,8 +336,13 @@ impl Write for BackendStream {
         }
     }
 
+    /// Sends what a TLS stream holds (`WouldBlock` while some must wait); nothing to do for
+    /// a plain socket.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match &mut self.tls {
+            None => Ok(()),
+            Some(t) => t.flush(&mut self.tcp),
+        }
     }
 }
 

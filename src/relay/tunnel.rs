@@ -21,6 +21,9 @@ pub(super) struct Tunnel {
     pending: usize,
     client_eof: bool,
     backend_eof: bool,
+    /// The backend stream still holds bytes it accepted (a TLS stream's records the socket
+    /// did not take yet): its `flush` would block.
+    backend_unflushed: bool,
 }
 
 /// What one round of [`Tunnel::pump`] left.
@@ -70,7 +73,7 @@ impl Tunnel {
         let over = match result {
             Ok(()) => {
                 let down_done = self.backend_eof && !down.has_output();
-                let up_done = self.client_eof && self.pending == 0;
+                let up_done = self.client_eof && self.pending == 0 && !self.backend_unflushed;
                 down_done || up_done
             }
             Err(_) => true,
@@ -91,6 +94,13 @@ impl Tunnel {
         up_bytes: &mut usize,
     ) -> io::Result<bool> {
         let mut moved = false;
+        // What the backend stream accepted earlier and still holds goes first (a plain
+        // socket holds nothing; a TLS stream may hold records).
+        self.backend_unflushed = match backend.flush() {
+            Ok(()) => false,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => true,
+            Err(e) => return Err(e),
+        };
         // Backend to client: the 101 head first, then the buffer.
         let flushed = down.write_to(client, &mut moved)?;
         if flushed && !self.backend_eof {

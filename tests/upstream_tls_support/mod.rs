@@ -170,7 +170,8 @@ pub fn server_config(cert: &Issued, clients: Option<&Ca>) -> Arc<ServerConfig> {
 
 /// A loopback HTTPS origin, thread per connection, HTTP/1.1 keep-alive. Routes: `/size/N`
 /// (N pattern bytes), `/stream/N` (the same, written in 64 KiB pieces), `/echo` (the request
-/// body back), `/headers` (the request head back), anything else 404.
+/// body back), `/headers` (the request head back), `/ws` (a `101`, then an echo of every
+/// byte), anything else 404.
 pub struct TlsOrigin {
     pub addr: SocketAddr,
     /// TCP connections accepted.
@@ -270,6 +271,30 @@ fn serve(mut tcp: TcpStream, config: Arc<ServerConfig>, counts: &[Arc<AtomicUsiz
         let mut body = vec![0u8; length];
         if r.read_exact(&mut body).is_err() {
             return;
+        }
+        if target == "/ws" {
+            // An upgrade: 101, then every byte back until the client closes.
+            let out = r.get_mut();
+            let head =
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n";
+            if out
+                .write_all(head.as_bytes())
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return;
+            }
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = match r.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let out = r.get_mut();
+                if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                    return;
+                }
+            }
         }
         let (status, reply) = if let Some(n) = target.strip_prefix("/size/") {
             ("200 OK", body_of(n.parse().unwrap()))
