@@ -6,14 +6,17 @@ use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::RwLock;
 
-use crate::clock::Millis;
+use crate::access::AccessLog;
+use crate::clock::{Millis, Moment};
 use crate::config::Config;
 use crate::http::intake::{read_request, RawRequest, Unread};
 use crate::http::request::ProxyRequest;
 use crate::http::status::LocalPage;
+use crate::log::failed::{Failed, FailureLog};
 use crate::routing::{routing_path, Router};
 use crate::stats::{self, ServerLive, Snapshot, Stats};
 use crate::upstream::Upstream;
@@ -29,6 +32,10 @@ pub struct Proxy {
     pub upstreams: Vec<Upstream>,
     /// Counters for the statistics page.
     pub stats: Stats,
+    /// `AccessLog`: off, or its writer thread (the same across reloads).
+    pub access_log: AccessLog,
+    /// The per-entry budgets of failed-request lines (kept across reloads by entry name).
+    pub failure_log: FailureLog,
 }
 
 /// Where a request goes.
@@ -71,11 +78,16 @@ impl Proxy {
             .map(Upstream::new)
             .collect::<Result<Vec<_>, _>>()?;
         let stats = Stats::new(&config);
+        let access_log =
+            AccessLog::start(access_log_path(&config)).map_err(|e| access_error(&config, &e))?;
+        let failure_log = FailureLog::new(config.entries.len());
         Ok(Proxy {
             config,
             router,
             upstreams,
             stats,
+            access_log,
+            failure_log,
         })
     }
 
@@ -99,6 +111,22 @@ impl Proxy {
             .map(|e| Upstream::carried(e, old_entry(&e.name)))
             .collect::<Result<Vec<_>, _>>()?;
         let stats = Stats::carried(&config, &previous.stats, &previous.config);
+        // Every reload reopens the access log (a rotated file is let go of).
+        let access_log = previous
+            .access_log
+            .reopened(access_log_path(&config))
+            .map_err(|e| access_error(&config, &e))?;
+        let previous_names: Vec<&str> = previous
+            .config
+            .entries
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        let failure_log = FailureLog::carried(
+            config.entries.iter().map(|e| e.name.as_str()),
+            &previous.failure_log,
+            &previous_names,
+        );
         let kept = |id: u64| {
             upstreams
                 .iter()
@@ -115,6 +143,8 @@ impl Proxy {
             router,
             upstreams,
             stats,
+            access_log,
+            failure_log,
         })
     }
 
@@ -210,6 +240,56 @@ impl Proxy {
         LocalPage::error(503, close, Some(1))
     }
 
+    /// [`Proxy::out_of_resources`] for `request`, written into the logs like any request
+    /// the proxy failed (a `no_server` line, and its access log line) as of `now`.
+    pub fn out_of_resources_for(
+        &self,
+        entry: usize,
+        request: &ProxyRequest,
+        now: Moment,
+    ) -> LocalPage {
+        let page = self.out_of_resources(entry, request.client_wants_close);
+        let e = &self.config.entries[entry];
+        let failed = Failed {
+            entry: &e.name,
+            server: None,
+            method: &request.method,
+            path: &request.path,
+            query: request.query.as_deref(),
+            status: 503,
+            what: "no_server",
+            connect: None,
+            first_byte: None,
+            total: Duration::ZERO,
+            attempts: 0,
+        };
+        self.failure_log.report(entry, now, &failed);
+        if self.access_log.is_on() {
+            let header = |name| request.header_values(name).next().unwrap_or(b"");
+            self.access_log.write_one(&crate::access::Line {
+                client: request.client.map(|a| a.ip()),
+                method: &request.method,
+                path: &request.path,
+                query: request.query.as_deref(),
+                minor_version: request.minor_version,
+                status: 503,
+                body_bytes: page.body.len() as u64,
+                referer: header("referer"),
+                user_agent: header("user-agent"),
+                upstream: None,
+                upstream_status: None,
+                connect: None,
+                first_byte: None,
+                total: Duration::ZERO,
+                attempts: 0,
+                upstream_sent: 0,
+                upstream_received: 0,
+                entry: &e.name,
+            });
+        }
+        page
+    }
+
     /// Where a request for `path` (decoded, without query) goes.
     pub fn route(&self, path: &str) -> Route {
         if self.config.statistics_url.as_deref() == Some(path) {
@@ -236,8 +316,11 @@ impl Proxy {
         }
         self.stats.record_local(200);
         let format = stats::choose_format(query, accept);
-        let snapshot =
+        let mut snapshot =
             Snapshot::collect(&self.config, &self.stats, now, &|e, s| self.live(e, s, now));
+        snapshot.totals.access_log_lines = self.access_log.written();
+        snapshot.totals.access_log_dropped = self.access_log.dropped();
+        snapshot.totals.log_lines_dropped = crate::log::dropped();
         LocalPage {
             status: 200,
             content_type: stats::content_type(format),
@@ -262,6 +345,17 @@ impl Proxy {
             in_flight: s.in_flight.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
+}
+
+/// `AccessLog`'s file, if set.
+fn access_log_path(config: &Config) -> Option<&std::path::Path> {
+    config.access_log.as_ref().map(|a| a.path.as_path())
+}
+
+/// An access log that cannot start, as a problem with the line of its key.
+fn access_error(config: &Config, problem: &str) -> String {
+    let line = config.access_log.as_ref().map_or(0, |a| a.line);
+    format!("line {line}: AccessLog: {problem}")
 }
 
 /// The proxy in service. A reload swaps it whole: a request takes the current proxy when it

@@ -165,6 +165,8 @@ fn refuse_to_start(path: &std::path::Path, problems: &[String]) -> ! {
         }
         log::error(line);
     }
+    // Lines reach Monkey's log from the log thread: let them out before the process goes.
+    log::flush(std::time::Duration::from_secs(2));
     std::process::exit(1)
 }
 
@@ -186,6 +188,13 @@ fn stdout_is_stderr() -> bool {
 }
 
 unsafe extern "C" fn exit_plugin(_plugin: *mut sys::mk_plugin) -> c_int {
+    // What the log threads hold goes out before Monkey exits (bounded waits).
+    let _ = catch_unwind(|| {
+        if let Some(proxy) = PROXY.get() {
+            proxy.access_log.flush(std::time::Duration::from_secs(2));
+        }
+        log::flush(std::time::Duration::from_secs(2));
+    });
     0
 }
 
@@ -290,7 +299,7 @@ fn serve(mut session: Session) -> c_int {
         None => duplicate(socket),
     };
     let Some(client) = client else {
-        let page = proxy.out_of_resources(entry, request.client_wants_close);
+        let page = proxy.out_of_resources_for(entry, &request, now);
         return answer::send(&mut session, &page);
     };
     let close = request.client_wants_close;

@@ -15,6 +15,7 @@ mod deferred;
 mod exchange;
 mod local;
 mod pool;
+mod report;
 mod response;
 mod spares;
 mod stream;
