@@ -519,3 +519,9 @@ fn a_file_that_cannot_be_opened_is_a_configuration_error_at_its_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_documented_promtail_expression_is_the_one_the_tests_read_lines_with() {
+    let doc = include_str!("../docs/logs.md");
+    assert!(doc.contains(&format!("expression: '{ACCESS_REGEX}'")));
+}

@@ -44,7 +44,7 @@ pub fn push_field(out: &mut Vec<u8>, text: &[u8], max: usize) {
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b >= 0x7f || b == b'"' || b == b'\\'
+    !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\'
 }
 
 #[cfg(test)]
