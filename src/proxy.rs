@@ -265,7 +265,7 @@ impl Proxy {
         };
         self.failure_log.report(entry, now, &failed);
         if self.access_log.is_on() {
-            let header = |name| request.header_values(name).next().unwrap_or(b"");
+            let (referer, user_agent) = crate::access::line::referer_and_agent(&request.headers);
             self.access_log.write_one(&crate::access::Line {
                 client: request.client.map(|a| a.ip()),
                 method: &request.method,
@@ -274,8 +274,8 @@ impl Proxy {
                 minor_version: request.minor_version,
                 status: 503,
                 body_bytes: page.body.len() as u64,
-                referer: header("referer"),
-                user_agent: header("user-agent"),
+                referer,
+                user_agent,
                 upstream: None,
                 upstream_status: None,
                 connect: None,

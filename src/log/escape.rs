@@ -13,6 +13,14 @@ pub fn push_escaped(out: &mut Vec<u8>, text: &[u8], max: usize) {
         Some(head) if head.len() < text.len() => (head, true),
         _ => (text, false),
     };
+    // Most text needs nothing: one pass without branches tells, then one copy.
+    if shown.iter().fold(true, |clean, &b| clean & !needs_escape(b)) {
+        out.extend_from_slice(shown);
+        if cut {
+            out.extend_from_slice(b"...");
+        }
+        return;
+    }
     let mut plain = 0;
     for (i, &b) in shown.iter().enumerate() {
         if needs_escape(b) {
@@ -43,6 +51,7 @@ pub fn push_field(out: &mut Vec<u8>, text: &[u8], max: usize) {
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
+#[inline]
 fn needs_escape(b: u8) -> bool {
     !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\'
 }

@@ -66,7 +66,7 @@ pub(super) fn report(ending: &Ending<'_>, now: Moment, batch: &mut Batch) {
         );
     }
     if proxy.access_log.is_on() {
-        let header = |name| request.header_values(name).next().unwrap_or(b"");
+        let (referer, user_agent) = crate::access::line::referer_and_agent(&request.headers);
         batch.push(
             &proxy.access_log,
             now,
@@ -78,8 +78,8 @@ pub(super) fn report(ending: &Ending<'_>, now: Moment, batch: &mut Batch) {
                 minor_version: request.minor_version,
                 status: ending.status,
                 body_bytes: ending.body_bytes,
-                referer: header("referer"),
-                user_agent: header("user-agent"),
+                referer,
+                user_agent,
                 upstream: server,
                 upstream_status: ending.upstream_status,
                 connect: ending.connect,
