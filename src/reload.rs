@@ -10,7 +10,6 @@
 //! ([`Reloader::control_fd`]: one byte written from a signal handler asks for a reload whose
 //! outcome is only logged).
 
-use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -19,28 +18,14 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use serde_json::json;
 
 use crate::config::{self, Config};
-use crate::http::status::{ContentType, LocalPage};
+use crate::http::status::LocalPage;
 use crate::log;
+use crate::proxy::admin;
+pub use crate::proxy::Job;
 use crate::proxy::{Current, Proxy};
-
-/// What the reload thread is asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
-    /// Read the configuration file again and put it in service if it validates.
-    Reload,
-    /// Give server `server` (`host:port`) of entry `entry` the weight `weight` until the next
-    /// reload from the file (the balancers are rebuilt for it).
-    Weight {
-        /// The entry's name.
-        entry: String,
-        /// The server's `host:port`.
-        server: String,
-        /// Its new weight (≥ 1).
-        weight: u32,
-    },
-}
 
 /// The byte a signal handler writes to [`Reloader::control_fd`] to ask for a reload.
 pub const SIGNAL_BYTE: u8 = b'S';
@@ -95,13 +80,14 @@ impl std::fmt::Debug for Reply {
 }
 
 impl Reloader {
-    /// Starts the thread that reloads `path` into `current`.
-    pub fn spawn(current: Arc<Current>, path: PathBuf) -> io::Result<Reloader> {
+    /// Starts the thread that reloads `path` into `current` (without a path, only weight
+    /// changes can be made; a reload is answered 503).
+    pub fn spawn(current: Arc<Current>, path: Option<PathBuf>) -> io::Result<Reloader> {
         let (control, mut thread_end) = UnixStream::pair()?;
         let (jobs, queue) = mpsc::channel::<(Job, Reply)>();
         std::thread::Builder::new()
             .name("proxy-reload".into())
-            .spawn(move || serve(&current, &path, &mut thread_end, &queue))?;
+            .spawn(move || serve(&current, path.as_deref(), &mut thread_end, &queue))?;
         control.set_nonblocking(true)?;
         Ok(Reloader {
             jobs: Mutex::new(jobs),
@@ -136,13 +122,20 @@ impl Reloader {
 }
 
 /// The thread: one byte per request on `control`, jobs on `queue`.
-fn serve(current: &Current, path: &Path, control: &mut UnixStream, queue: &Receiver<(Job, Reply)>) {
+fn serve(
+    current: &Current,
+    path: Option<&Path>,
+    control: &mut UnixStream,
+    queue: &Receiver<(Job, Reply)>,
+) {
     let mut byte = [0u8; 1];
     loop {
         match control.read(&mut byte) {
             Ok(0) | Err(_) => return,
             Ok(_) if byte[0] == SIGNAL_BYTE => {
-                let _ = reload(current, path);
+                if let Some(path) = path {
+                    let _ = reload(current, path, "a signal");
+                }
             }
             Ok(_) => {
                 while let Ok((job, reply)) = queue.try_recv() {
@@ -155,47 +148,72 @@ fn serve(current: &Current, path: &Path, control: &mut UnixStream, queue: &Recei
     }
 }
 
+/// The answer to a reload.
+#[derive(serde::Serialize)]
+struct Reloaded<'a> {
+    reloaded: bool,
+    file: &'a Path,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    problems: Vec<String>,
+}
+
 /// Does `job` and answers it.
-fn run(current: &Current, path: &Path, job: &Job) -> LocalPage {
+fn run(current: &Current, path: Option<&Path>, job: &Job) -> LocalPage {
     match job {
-        Job::Reload => match reload(current, path) {
-            Ok(summary) => json_page(
-                200,
-                serde_json::json!({ "reloaded": true, "file": path, "summary": summary }),
-            ),
-            Err(problems) => json_page(
-                400,
-                serde_json::json!({ "reloaded": false, "file": path, "problems": problems }),
-            ),
-        },
+        Job::Reload { by } => {
+            let Some(path) = path else {
+                return LocalPage::json(
+                    503,
+                    &json!({ "error": "no configuration file to reload" }),
+                );
+            };
+            let outcome = reload(current, path, by);
+            let status = if outcome.is_ok() { 200 } else { 400 };
+            let (summary, problems) = match outcome {
+                Ok(summary) => (Some(summary), Vec::new()),
+                Err(problems) => (None, problems),
+            };
+            LocalPage::json(
+                status,
+                &Reloaded {
+                    reloaded: status == 200,
+                    file: path,
+                    summary,
+                    problems,
+                },
+            )
+        }
         Job::Weight {
             entry,
             server,
             weight,
-        } => match reweigh(current, entry, server, *weight) {
-            Ok(()) => json_page(
-                200,
-                serde_json::json!({ "entry": entry, "server": server, "weight": weight }),
-            ),
-            Err(problem) => json_page(404, serde_json::json!({ "error": problem })),
+            by,
+        } => match reweigh(current, entry, server, *weight, by) {
+            Ok(view) => LocalPage::json(200, &view),
+            Err(problem) => LocalPage::json(404, &json!({ "error": problem })),
         },
     }
 }
 
-/// Reads `path` again and puts it in service if it validates; the summary, or every
-/// problem (`FILE:LINE: problem`). Both are logged.
-pub fn reload(current: &Current, path: &Path) -> Result<String, Vec<String>> {
+/// Reads `path` again and puts it in service if it validates (`by` asked for it); the
+/// summary, or every problem (`FILE:LINE: problem`). Both are logged.
+pub fn reload(current: &Current, path: &Path, by: &str) -> Result<String, Vec<String>> {
     let outcome = config::load(path)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())
         .and_then(|config| swap_in(current, config).map_err(|e| vec![e]));
     match &outcome {
-        Ok(summary) => log::info(&format!("{}: reloaded: {summary}", path.display())),
+        Ok(summary) => log::info(&format!(
+            "{}: reloaded (asked by {by}): {summary}",
+            path.display()
+        )),
         Err(problems) => {
             for p in problems {
                 log::error(p);
             }
             log::error(&format!(
-                "{}: reload refused ({} problem{}); the configuration in service stays",
+                "{}: reload asked by {by} refused ({} problem{}); the configuration in service stays",
                 path.display(),
                 problems.len(),
                 if problems.len() == 1 { "" } else { "s" }
@@ -217,8 +235,15 @@ fn swap_in(current: &Current, config: Config) -> Result<String, String> {
     Ok(summary)
 }
 
-/// Rebuilds the proxy in service with server `server` of entry `entry` weighing `weight`.
-fn reweigh(current: &Current, entry: &str, server: &str, weight: u32) -> Result<(), String> {
+/// Rebuilds the proxy in service with server `server` of entry `entry` weighing `weight`
+/// (`by` asked for it); the server as the admin endpoint shows it.
+fn reweigh(
+    current: &Current,
+    entry: &str,
+    server: &str,
+    weight: u32,
+    by: &str,
+) -> Result<admin::ServerView, String> {
     let mut config = current.load().config.clone();
     let e = config
         .entries
@@ -230,24 +255,12 @@ fn reweigh(current: &Current, entry: &str, server: &str, weight: u32) -> Result<
         .iter_mut()
         .find(|s| s.name == server)
         .ok_or_else(|| format!("entry `{entry}` has no server `{server}`"))?;
-    s.weight = weight;
+    let old = std::mem::replace(&mut s.weight, weight);
     swap_in(current, config)?;
     log::info(&format!(
-        "entry {entry}: server {server} weighs {weight} until the next reload"
+        "admin: {by} set entry {entry} server {server}: weight {old} -> {weight} (until the next reload from the file)"
     ));
-    Ok(())
-}
-
-/// A JSON page of `status`.
-fn json_page(status: u16, body: serde_json::Value) -> LocalPage {
-    let mut text = serde_json::to_vec_pretty(&body).unwrap_or_default();
-    text.push(b'\n');
-    LocalPage {
-        status,
-        content_type: ContentType::Json,
-        body: Cow::Owned(text),
-        close: false,
-        retry_after: None,
-        no_store: true,
-    }
+    let proxy = current.load();
+    let (e, s) = admin::find(&proxy, entry, server)?;
+    Ok(admin::server_view(&proxy, e, s, crate::clock::now_ms()))
 }

@@ -290,6 +290,7 @@ fn offline(secs: u64, failures: u32) -> ServerLive {
         reason: "connection refused".to_string(),
         consecutive_failures: failures,
         in_flight: 0,
+        admin: "ready",
     }
 }
 
@@ -357,6 +358,7 @@ fn an_offline_server_past_its_retry_time_says_retry_due() {
         reason: "read timeout".to_string(),
         consecutive_failures: 3,
         in_flight: 1,
+        admin: "ready",
     };
     let snap = stats_support::snapshot_with(&live_of([offline(0, 2), probing(0), probing(4)]));
     let page = html(&snap, None);

@@ -92,6 +92,21 @@ impl LocalPage {
             no_store: false,
         }
     }
+
+    /// A JSON page (pretty-printed, fields in declaration order, never cached): the admin
+    /// endpoint's answers.
+    pub fn json<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> LocalPage {
+        let mut text = serde_json::to_vec_pretty(body).unwrap_or_default();
+        text.push(b'\n');
+        LocalPage {
+            status,
+            content_type: ContentType::Json,
+            body: std::borrow::Cow::Owned(text),
+            close: false,
+            retry_after: None,
+            no_store: true,
+        }
+    }
 }
 
 /// Writes `page` as a complete response into `out`, with a `Date` as every origin server's

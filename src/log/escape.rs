@@ -14,7 +14,10 @@ pub fn push_escaped(out: &mut Vec<u8>, text: &[u8], max: usize) {
         _ => (text, false),
     };
     // Most text needs nothing: one pass without branches tells, then one copy.
-    if shown.iter().fold(true, |clean, &b| clean & !needs_escape(b)) {
+    if shown
+        .iter()
+        .fold(true, |clean, &b| clean & !needs_escape(b))
+    {
         out.extend_from_slice(shown);
         if cut {
             out.extend_from_slice(b"...");

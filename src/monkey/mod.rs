@@ -10,7 +10,8 @@
 //! the client socket through Monkey's own event loop (`reactor`: registrations by token,
 //! one timer). When an exchange ends, `finish` hands the connection back to Monkey.
 //! Per-worker state lives in `worker`; `hold` keeps Monkey from reading a client
-//! connection while its request is served. Nothing here decides anything about HTTP or
+//! connection while its request is served; `signal` lets `SIGUSR1` ask for a reload; `tls`
+//! carries a TLS listener's client bytes through Monkey's TLS layer. Nothing here decides anything about HTTP or
 //! balancing.
 //!
 //! Arrows: `plugin` → everything; `reactor` → `finish` → `worker` → `session` → `api` →
@@ -29,7 +30,9 @@ mod plugin;
 mod reactor;
 mod request;
 mod session;
+mod signal;
 pub mod sys;
+mod tls;
 mod worker;
 
 #[cfg(test)]

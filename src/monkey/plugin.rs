@@ -16,16 +16,23 @@ use super::reactor::{self, MonkeyReactor};
 use super::request;
 use super::session::Session;
 use super::sys;
+use super::tls::MonkeyTls;
 use super::worker::{self, Served};
 use crate::clock::Moment;
 use crate::config;
 use crate::http::status::LocalPage;
 use crate::log;
-use crate::proxy::{Admission, Proxy};
+use crate::proxy::{Admission, Current, Proxy};
 use crate::reactor::Token;
+use crate::relay::ClientConn;
+use crate::reload::{Job, Reloader};
 
-/// The running proxy, set by `init_plugin` (which refuses to let Monkey start without one).
-static PROXY: OnceLock<Arc<Proxy>> = OnceLock::new();
+/// The proxy in service, set by `init_plugin` (which refuses to let Monkey start without
+/// one); a reload swaps what it holds.
+static CURRENT: OnceLock<Arc<Current>> = OnceLock::new();
+
+/// The reload thread (admin reloads and weight changes, `SIGUSR1`).
+static RELOADER: OnceLock<Reloader> = OnceLock::new();
 
 /// Wrapper that lets the plugin object be a `static` in writable memory: Monkey writes into
 /// it at load time (`api`, `handler`, `path`, list heads, …, §0-4).
@@ -122,7 +129,9 @@ unsafe extern "C" fn init_plugin(plugin: *mut sys::mk_plugin, confdir: *mut c_ch
     let path = config_path(&dir);
     match catch_unwind(|| load(&path)) {
         Ok(Ok(proxy)) => {
-            let _ = PROXY.set(proxy);
+            let current = Arc::new(Current::new(proxy));
+            let _ = CURRENT.set(current.clone());
+            start_reloader(current, &path);
         }
         Ok(Err(problems)) => refuse_to_start(&path, &problems),
         Err(_) => refuse_to_start(
@@ -141,6 +150,27 @@ fn load(path: &std::path::Path) -> Result<Arc<Proxy>, Vec<String>> {
     let proxy = Proxy::new(config).map_err(|e| vec![format!("{}: {e}", path.display())])?;
     log::info(&format!("{}: {}", path.display(), proxy.config.summary()));
     Ok(Arc::new(proxy))
+}
+
+/// Starts the reload thread for `path` and lets `SIGUSR1` ask it for a reload. Without it
+/// (no thread could be made) the proxy serves on; admin reloads then get a 503.
+fn start_reloader(current: Arc<Current>, path: &std::path::Path) {
+    // Monkey's working directory may change after start-up (it runs as a daemon from `/`).
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    // Before any thread of ours starts, so that none of them can take the signal.
+    let signal = super::signal::block_sigusr1();
+    if !signal {
+        log::warn("SIGUSR1 cannot be used to reload; use the admin endpoint");
+    }
+    match Reloader::spawn(current, Some(path)) {
+        Ok(reloader) => {
+            let fd = reloader.control_fd();
+            if RELOADER.set(reloader).is_ok() && signal {
+                super::signal::reload_on_sigusr1(fd);
+            }
+        }
+        Err(e) => log::error(&format!("no reload thread ({e}); reloads are unavailable")),
+    }
 }
 
 /// A configuration that does not validate stops Monkey before it listens, as nginx and
@@ -190,8 +220,11 @@ fn stdout_is_stderr() -> bool {
 unsafe extern "C" fn exit_plugin(_plugin: *mut sys::mk_plugin) -> c_int {
     // What the log threads hold goes out before Monkey exits (bounded waits).
     let _ = catch_unwind(|| {
-        if let Some(proxy) = PROXY.get() {
-            proxy.access_log.flush(std::time::Duration::from_secs(2));
+        if let Some(current) = CURRENT.get() {
+            current
+                .load()
+                .access_log
+                .flush(std::time::Duration::from_secs(2));
         }
         log::flush(std::time::Duration::from_secs(2));
     });
@@ -249,12 +282,14 @@ fn duplicate(socket: c_int) -> Option<mio::net::TcpStream> {
 }
 
 /// Stage 30 proper: the core's intake decides; a local answer goes through Monkey's response
-/// path, a proxied request to an exchange of this worker.
+/// path, a proxied request to an exchange of this worker, an admin job to the reload thread
+/// (its answer is written when it comes, as an exchange writes a response).
 fn serve(mut session: Session) -> c_int {
-    let Some(proxy) = PROXY.get() else {
+    let Some(current) = CURRENT.get() else {
         // Unreachable: `init_plugin` exits when there is no proxy. Answered all the same.
         return answer::send(&mut session, &LocalPage::error(503, false, None));
     };
+    let proxy = worker::with(|w| w.proxy(current)).unwrap_or_else(|| current.load());
     let (socket, conn) = (session.socket(), session.conn() as usize);
     // The duplicate kept from the connection's previous request, if any, knows the peer.
     let cached = worker::with(|w| w.take_client(socket, conn)).flatten();
@@ -292,6 +327,10 @@ fn serve(mut session: Session) -> c_int {
             let _ = worker::with(|w| w.core.recycle_request(request));
             return answer::send(&mut session, &page);
         }
+        Admission::Deferred(job) => {
+            let client = cached.map(|(stream, _)| stream);
+            return defer(session, job, client, peer, request, now);
+        }
         Admission::Proxy(entry) => entry,
     };
     let client = match cached {
@@ -303,10 +342,11 @@ fn serve(mut session: Session) -> c_int {
         return answer::send(&mut session, &page);
     };
     let close = request.client_wants_close;
+    let client = client_conn(&session, client);
     let token = worker::with(|w| {
         let (core, sessions) = w.parts();
         core.start(
-            proxy.clone(),
+            proxy,
             entry,
             request,
             client,
@@ -316,8 +356,68 @@ fn serve(mut session: Session) -> c_int {
     });
     let Some(token) = token else {
         // Re-entered while the worker state was busy (never expected): no exchange.
-        return answer::send(&mut session, &proxy.out_of_resources(entry, close));
+        let page = current.load().out_of_resources(entry, close);
+        return answer::send(&mut session, &page);
     };
+    hand_over(session, token, peer)
+}
+
+/// An admin request whose answer the reload thread makes: the job is queued and a task of
+/// this worker waits for the answer and writes it on `client` (the connection's kept
+/// duplicate, or a new one), so the worker never waits.
+fn defer(
+    mut session: Session,
+    job: Job,
+    client: Option<mio::net::TcpStream>,
+    peer: Option<SocketAddr>,
+    request: crate::http::request::ProxyRequest,
+    now: Moment,
+) -> c_int {
+    let (head, close) = (request.is_head(), request.client_wants_close);
+    let _ = worker::with(|w| w.core.recycle_request(request));
+    let Some(reloader) = RELOADER.get() else {
+        return answer::send(&mut session, &crate::proxy::admin::unavailable());
+    };
+    let Some(client) = client.or_else(|| duplicate(session.socket())) else {
+        return answer::send(&mut session, &LocalPage::error(503, true, Some(1)));
+    };
+    let waiting = match reloader.submit(job) {
+        Ok(waiting) => waiting,
+        Err(e) => {
+            log::error(&format!("admin request not queued: {e}"));
+            return answer::send(&mut session, &crate::proxy::admin::unavailable());
+        }
+    };
+    let client = client_conn(&session, client);
+    let token = worker::with(|w| {
+        let (core, sessions) = w.parts();
+        core.start_deferred(
+            client,
+            waiting,
+            head,
+            close,
+            now,
+            &mut MonkeyReactor { sessions },
+        )
+    });
+    match token {
+        Some(token) => hand_over(session, token, peer),
+        None => answer::send(&mut session, &LocalPage::error(503, true, Some(1))),
+    }
+}
+
+/// The relay's view of the client connection: its duplicate socket, and on a TLS listener
+/// Monkey's TLS layer for its bytes.
+fn client_conn(session: &Session, stream: mio::net::TcpStream) -> ClientConn {
+    match session.tls_transport() {
+        Some(net) => ClientConn::through(stream, Box::new(MonkeyTls::new(session.socket(), net))),
+        None => ClientConn::plain(stream),
+    }
+}
+
+/// Hands the request over to the worker's task `token`, which answers it on its duplicate
+/// of the client connection.
+fn hand_over(mut session: Session, token: Token, peer: Option<SocketAddr>) -> c_int {
     let _ = worker::with(|w| {
         w.hold(Served {
             token,
@@ -328,8 +428,8 @@ fn serve(mut session: Session) -> c_int {
     // From here on only plain field writes and Monkey calls, in the order of monkey-abi.md
     // §1.3 steps 6–10: Monkey's response path is taken away for this request, Monkey watches
     // the connection for reading (it hears of a client that leaves), the request is marked as
-    // ours with its exchange's token, and bytes the client sends while the exchange runs wait
-    // in the socket until it ends.
+    // ours with its task's token, and bytes the client sends while the task runs wait in the
+    // socket until it ends.
     session.detach_stream();
     session.watch_connection_for_reading();
     session.set_mark(token.raw() as usize as *mut c_void);

@@ -87,6 +87,35 @@ impl Session {
         self.cs().conn
     }
 
+    /// The transport of the connection when its listener is a TLS one (`Listen PORT tls`):
+    /// Monkey's TLS layer then carries its bytes, and a write to the socket itself would
+    /// corrupt the TLS stream. `None` on a plain listener.
+    pub fn tls_transport(&self) -> Option<*mut sys::mk_plugin_network> {
+        let conn = self.conn();
+        if conn.is_null() {
+            return None;
+        }
+        // SAFETY: Monkey's live connection object of this session; a plain field read.
+        let listen = unsafe { (*conn).server_listen };
+        if listen.is_null() {
+            return None;
+        }
+        // SAFETY: the listener the connection was accepted on, which lives as long as the
+        // server; a plain field read.
+        let config = unsafe { (*listen).listen };
+        if config.is_null() {
+            return None;
+        }
+        // SAFETY: the listener's `Listen` line, kept for the life of the server.
+        let flags = unsafe { (*config).flags };
+        if flags & sys::MK_CAP_SOCK_TLS == 0 {
+            return None;
+        }
+        // SAFETY: as above, a plain field read of the live connection.
+        let net = unsafe { (*conn).net };
+        (!net.is_null()).then_some(net)
+    }
+
     /// Whether Monkey will close the connection after this request (HTTP/1.0, or a
     /// `Connection: close` it recognised).
     pub fn closes(&self) -> bool {

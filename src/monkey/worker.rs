@@ -7,6 +7,9 @@ use std::ffi::c_int;
 use std::net::SocketAddr;
 
 use super::session::Session;
+use std::sync::Arc;
+
+use crate::proxy::{Cached, Current, Proxy};
 use crate::reactor::Token;
 use crate::relay::{Ended, Worker};
 
@@ -42,6 +45,8 @@ pub struct WorkerState {
     clients: Vec<Option<ClientConn>>,
     /// The request each exchange serves, indexed by its token's [`Token::index`].
     sessions: Vec<Option<Served>>,
+    /// This worker's copy of the proxy in service (refreshed after a reload).
+    proxy: Option<Cached>,
 }
 
 thread_local! {
@@ -70,7 +75,16 @@ impl WorkerState {
             ended: Vec::new(),
             clients: Vec::new(),
             sessions: Vec::new(),
+            proxy: None,
         }
+    }
+
+    /// The proxy in service (new requests start on it; requests in flight keep theirs).
+    pub fn proxy(&mut self, current: &Current) -> Arc<Proxy> {
+        self.proxy
+            .get_or_insert_with(|| Cached::new(current))
+            .get(current)
+            .clone()
     }
 
     /// The core and the sessions together (the reactor reads the sessions while the core

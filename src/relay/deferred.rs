@@ -6,8 +6,7 @@ use std::io::{ErrorKind, Write};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use mio::net::TcpStream;
-
+use super::client::ClientConn;
 use super::exchange::{Finish, Progress};
 use crate::clock::Moment;
 use crate::http::status::{write_page, LocalPage};
@@ -21,7 +20,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(super) struct Deferred {
     token: Token,
-    client: Option<TcpStream>,
+    client: Option<ClientConn>,
     client_id: u64,
     client_watched: bool,
     waiting: Waiting,
@@ -31,21 +30,25 @@ pub(super) struct Deferred {
     sent: usize,
     page: Option<(u16, bool)>,
     head_request: bool,
+    /// The client asked to close after this request.
+    close: bool,
     deadline: Option<Moment>,
     finish: Option<Finish>,
 }
 
 impl Deferred {
     /// Waits for `waiting`'s answer for the client connection `client` (known to the host as
-    /// socket `client_id`), as the owner of `token`.
+    /// socket `client_id`), as the owner of `token`. `close`: the connection closes after the
+    /// answer whatever the answer says.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         token: Token,
-        client: TcpStream,
+        client: ClientConn,
         client_id: u64,
         waiting: Waiting,
         waiting_id: u64,
         head_request: bool,
+        close: bool,
         now: Moment,
         reactor: &mut dyn Reactor,
     ) -> Deferred {
@@ -65,6 +68,7 @@ impl Deferred {
             sent: 0,
             page: None,
             head_request,
+            close,
             deadline: Some(now.after(PATIENCE)),
             finish: None,
         }
@@ -106,7 +110,7 @@ impl Deferred {
     }
 
     /// Hands the client connection back once over.
-    pub(super) fn take_client(&mut self) -> Option<TcpStream> {
+    pub(super) fn take_client(&mut self) -> Option<ClientConn> {
         self.finish.and(self.client.take())
     }
 
@@ -122,7 +126,7 @@ impl Deferred {
         self.out.clear();
         write_page(&mut self.out, page, self.head_request);
         self.sent = 0;
-        self.page = Some((page.status, page.close));
+        self.page = Some((page.status, page.close || self.close));
         self.deadline = Some(now.after(PATIENCE));
     }
 
@@ -163,7 +167,10 @@ impl Deferred {
                 });
             }
         }
-        let _ = self.waiting_id;
+        reactor.release(Source {
+            fd: self.waiting.wake_fd(),
+            id: self.waiting_id,
+        });
         self.deadline = None;
         let finish = Finish {
             keep_alive,

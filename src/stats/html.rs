@@ -28,6 +28,7 @@ th{font-size:.8rem;color:#5b6372;font-weight:600}\
 .badge{display:inline-block;min-width:4.5em;text-align:center;border-radius:1em;padding:.05em .6em;\
 color:#fff;font-size:.85rem;font-weight:600}\
 .up{background:#1e8e3e}.offline{background:#c5221f}.probing{background:#e37400}.other{background:#70757a}\
+.drain{background:#1a73e8}.maint{background:#5f6368}\
 .why{display:block;font-size:.75rem;color:#5b6372;white-space:normal}\
 .bar{display:inline-block;width:6rem;height:.6rem;background:#e6e9ee;border-radius:3px;\
 vertical-align:middle;margin-right:.4rem;overflow:hidden}.bar span{display:block;height:100%;background:#2457c5}\
@@ -148,6 +149,11 @@ fn server(o: &mut String, s: &ServerSnapshot) {
         _ => "other",
     };
     let why = why(l);
+    // An operator's decision shows beside the health it does not replace.
+    let admin = match l.admin {
+        "drain" | "maint" => format!(" <span class=\"badge {0}\">{0}</span>", l.admin),
+        _ => String::new(),
+    };
     let c = &s.counters;
     let r = &c.responses;
     // The backend's failures are errors; clients that left are not the server's doing.
@@ -156,7 +162,7 @@ fn server(o: &mut String, s: &ServerSnapshot) {
     let cells = [
         format!("{} <small>weight {}</small>", escape(&s.name), s.weight),
         format!(
-            "<span class=\"badge {class}\">{}</span><span class=\"why\">{why}</span>",
+            "<span class=\"badge {class}\">{}</span>{admin}<span class=\"why\">{why}</span>",
             escape(l.state)
         ),
         format!(

@@ -133,12 +133,22 @@ type ServerMetric = (
     fn(&ServerSnapshot) -> u64,
 );
 
-const SERVER_METRICS: [ServerMetric; 12] = [
+const SERVER_METRICS: [ServerMetric; 13] = [
     (
         "server_up",
         "gauge",
         "Whether the server is up (1) or offline/probing (0).",
         |s| u64::from(s.live.state == "up"),
+    ),
+    (
+        "server_admin_state",
+        "gauge",
+        "What an operator set the server to: 0 ready, 1 drain (no new requests), 2 maint (no probes either).",
+        |s| match s.live.admin {
+            "drain" => 1,
+            "maint" => 2,
+            _ => 0,
+        },
     ),
     (
         "server_weight",

@@ -31,6 +31,8 @@ pub struct ServerLive {
     pub consecutive_failures: u32,
     /// Requests in flight on the server, across all workers.
     pub in_flight: u32,
+    /// What an operator set it to: `ready`, `drain` or `maint` (the admin endpoint).
+    pub admin: &'static str,
 }
 
 impl Default for ServerLive {
@@ -42,6 +44,7 @@ impl Default for ServerLive {
             reason: String::new(),
             consecutive_failures: 0,
             in_flight: 0,
+            admin: "ready",
         }
     }
 }

@@ -78,7 +78,8 @@ pub fn populate(stats: &Stats) {
     stats.record_local(400);
 }
 
-/// Live view: entry 0 server 2 offline with a hostile reason, everything else up.
+/// Live view: entry 0 server 2 offline with a hostile reason, entry 0 server 1 drained by an
+/// operator, everything else up and ready.
 pub fn live(entry: usize, server: usize) -> ServerLive {
     if (entry, server) == (0, 2) {
         ServerLive {
@@ -87,6 +88,13 @@ pub fn live(entry: usize, server: usize) -> ServerLive {
             reason: "<script>alert('x')</script> connection refused".to_string(),
             consecutive_failures: 2,
             in_flight: 0,
+            admin: "ready",
+        }
+    } else if (entry, server) == (0, 1) {
+        ServerLive {
+            in_flight: 1,
+            admin: "drain",
+            ..ServerLive::default()
         }
     } else {
         ServerLive {

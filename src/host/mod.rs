@@ -25,9 +25,12 @@ use mio::{Events, Interest as MioInterest, Poll, Registry, Token as MioToken, Wa
 use crate::clock::Moment;
 use crate::http::intake::RawRequest;
 use crate::http::status::{write_page, LocalPage};
-use crate::proxy::{Admission, Proxy};
+use crate::proxy::{Admission, Cached, Current, Proxy};
 use crate::reactor::{Interest, Reactor, Source, Token};
-use crate::relay::{Ended, Worker};
+use crate::relay::{ClientConn, ClientTransport, Ended, Worker};
+
+mod tls;
+use crate::reload::Reloader;
 
 const LISTENER: u64 = Token::HOST_BIT | (1 << 40);
 const WAKER: u64 = Token::HOST_BIT | (1 << 40) | 1;
@@ -88,21 +91,54 @@ pub struct Host {
     open: Arc<AtomicUsize>,
     buffers: Arc<AtomicUsize>,
     clock: Clock,
+    current: Arc<Current>,
 }
 
 impl Host {
-    /// Starts a host for `proxy` on an ephemeral loopback port, on the system clock.
+    /// Starts a host for `proxy` on an ephemeral loopback port, on the system clock. Its
+    /// admin endpoint can change states and weights; a reload is answered 503 (there is no
+    /// file: see [`Host::start_from_file`]).
     pub fn start(proxy: Arc<Proxy>) -> io::Result<Host> {
-        Host::start_on(proxy, Clock::System)
+        Host::start_on(proxy, Clock::System, None, None)
+    }
+
+    /// Starts a host for `proxy` whose listener speaks TLS with `tls` (as a Monkey `Listen
+    /// PORT tls` does): requests, local pages and everything the relay writes go through
+    /// each connection's TLS state.
+    pub fn start_tls(proxy: Arc<Proxy>, tls: Arc<rustls::ServerConfig>) -> io::Result<Host> {
+        Host::start_on(proxy, Clock::System, None, Some(tls))
     }
 
     /// Starts a host whose time is `clock`: timeouts fire when the test moves it on
     /// ([`Host::advance`]).
     pub fn start_with_clock(proxy: Arc<Proxy>, clock: TestClock) -> io::Result<Host> {
-        Host::start_on(proxy, Clock::Test(clock))
+        Host::start_on(proxy, Clock::Test(clock), None, None)
     }
 
-    fn start_on(proxy: Arc<Proxy>, clock: Clock) -> io::Result<Host> {
+    /// Starts a host for the configuration file `path`, which its admin endpoint can reload
+    /// (as the plugin does). A file that does not validate is an error naming its problems.
+    pub fn start_from_file(path: &std::path::Path) -> io::Result<Host> {
+        let config = crate::config::load(path).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            io::Error::new(ErrorKind::InvalidInput, lines.join("\n"))
+        })?;
+        let proxy = Proxy::new(config).map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+        Host::start_on(
+            Arc::new(proxy),
+            Clock::System,
+            Some(path.to_path_buf()),
+            None,
+        )
+    }
+
+    fn start_on(
+        proxy: Arc<Proxy>,
+        clock: Clock,
+        path: Option<std::path::PathBuf>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Host> {
+        let current = Arc::new(Current::new(proxy));
+        let reloader = Reloader::spawn(current.clone(), path)?;
         let listener = TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
@@ -120,7 +156,10 @@ impl Host {
         let mut lp = Loop {
             poll,
             listener,
-            proxy,
+            proxy: Cached::new(&current),
+            current: current.clone(),
+            reloader,
+            tls,
             worker: Worker::new(),
             sources: Sources::default(),
             conns: HashMap::new(),
@@ -143,7 +182,13 @@ impl Host {
             open,
             buffers,
             clock,
+            current,
         })
+    }
+
+    /// The proxy in service now (a reload replaces it; requests in flight keep theirs).
+    pub fn proxy(&self) -> Arc<Proxy> {
+        self.current.load()
     }
 
     /// The address clients connect to.
@@ -192,6 +237,35 @@ struct Conn {
     /// Bytes of a local answer not yet written.
     output: Vec<u8>,
     close_after_output: bool,
+    /// On a TLS listener: the connection's TLS state (its bytes go through it).
+    tls: Option<tls::Tls>,
+}
+
+impl Conn {
+    /// Reads what the client sent (through TLS on a TLS listener).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => self.stream.read(buf),
+            Some(t) => t.read(buf),
+        }
+    }
+
+    /// Writes to the client (through TLS on a TLS listener).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => self.stream.write(buf),
+            Some(t) => t.write(buf),
+        }
+    }
+
+    /// The relay's view of the connection: a duplicate of its socket, and its TLS state.
+    fn for_relay(&self) -> io::Result<ClientConn> {
+        let dup = dup_stream(&self.stream)?;
+        Ok(match &self.tls {
+            None => ClientConn::plain(dup),
+            Some(t) => ClientConn::through(dup, t.transport()),
+        })
+    }
 }
 
 /// What the host knows of a socket the core asked it to watch.
@@ -209,7 +283,12 @@ struct Sources(HashMap<RawFd, Watched>);
 struct Loop {
     poll: Poll,
     listener: TcpListener,
-    proxy: Arc<Proxy>,
+    /// The proxy in service, refreshed from `current` after a reload.
+    proxy: Cached,
+    current: Arc<Current>,
+    reloader: Reloader,
+    /// The listener's TLS configuration, if it is a TLS listener.
+    tls: Option<Arc<rustls::ServerConfig>>,
     worker: Worker,
     sources: Sources,
     conns: HashMap<usize, Conn>,
@@ -368,6 +447,13 @@ impl Loop {
             {
                 continue;
             }
+            let tls = match &self.tls {
+                None => None,
+                Some(config) => match tls::Tls::new(config.clone(), &stream) {
+                    Ok(t) => Some(t),
+                    Err(_) => continue,
+                },
+            };
             self.open.fetch_add(1, Ordering::SeqCst);
             self.conns.insert(
                 id,
@@ -377,6 +463,7 @@ impl Loop {
                     exchange: None,
                     output: Vec::new(),
                     close_after_output: false,
+                    tls,
                 },
             );
         }
@@ -448,7 +535,7 @@ impl Loop {
                         return;
                     };
                     let mut chunk = [0u8; 16 * 1024];
-                    match conn.stream.read(&mut chunk) {
+                    match conn.read(&mut chunk) {
                         Ok(0) => {
                             self.close(id);
                             return;
@@ -506,7 +593,8 @@ impl Loop {
         };
         let mut request = self.worker.take_request();
         let now = self.clock.now();
-        let admitted = match self.proxy.admit(&raw, &mut request, now.millis()) {
+        let proxy = self.proxy.get(&self.current).clone();
+        let admitted = match proxy.admit(&raw, &mut request, now.millis()) {
             Ok(a) => a,
             Err(_) => {
                 self.worker.recycle_request(request);
@@ -516,24 +604,56 @@ impl Loop {
         let head_request = request.is_head();
         conn.input
             .drain(..(line.len + admitted.consumed).min(conn.input.len()));
+        let answer = |conn: &mut Conn, page: &LocalPage| {
+            if page.close {
+                conn.input.clear();
+            }
+            write_page(&mut conn.output, page, head_request);
+            conn.close_after_output = page.close;
+        };
         let entry = match admitted.admission {
             Admission::Answer(page) => {
-                if page.close {
-                    conn.input.clear();
-                }
-                write_page(&mut conn.output, &page, head_request);
-                conn.close_after_output = page.close;
+                answer(conn, &page);
                 self.worker.recycle_request(request);
+                return Next::Served;
+            }
+            Admission::Deferred(job) => {
+                // As the plugin does: a task of the worker waits for the reload thread's
+                // answer and writes it on its own `dup` of the client socket.
+                let close = request.client_wants_close;
+                self.worker.recycle_request(request);
+                let waiting = match conn.for_relay() {
+                    Ok(client) => self.reloader.submit(job).map(|w| (client, w)),
+                    Err(e) => Err(e),
+                };
+                let Ok((client, waiting)) = waiting else {
+                    answer(conn, &crate::proxy::admin::unavailable());
+                    return Next::Served;
+                };
+                let mut reactor = HostReactor {
+                    registry: self.poll.registry(),
+                    sources: &mut self.sources,
+                };
+                let token = self.worker.start_deferred(
+                    client,
+                    waiting,
+                    head_request,
+                    close,
+                    now,
+                    &mut reactor,
+                );
+                conn.exchange = Some(token);
+                self.by_exchange.insert(token, id);
                 return Next::Served;
             }
             Admission::Proxy(entry) => entry,
         };
         // The exchange writes to its own `dup` of the client socket, as in the plugin.
-        let client = match dup_stream(&conn.stream) {
+        let client = match conn.for_relay() {
             Ok(s) => s,
             Err(_) => {
                 // Out of descriptors, as the plugin answers it: 503, try again soon.
-                let page = self.proxy.out_of_resources_for(entry, &request, now);
+                let page = proxy.out_of_resources_for(entry, &request, now);
                 write_page(&mut conn.output, &page, head_request);
                 conn.close_after_output = page.close;
                 self.worker.recycle_request(request);
@@ -544,14 +664,9 @@ impl Loop {
             registry: self.poll.registry(),
             sources: &mut self.sources,
         };
-        let token = self.worker.start(
-            self.proxy.clone(),
-            entry,
-            request,
-            client,
-            now,
-            &mut reactor,
-        );
+        let token = self
+            .worker
+            .start(proxy, entry, request, client, now, &mut reactor);
         conn.exchange = Some(token);
         self.by_exchange.insert(token, id);
         Next::Served
@@ -643,18 +758,27 @@ fn request_line(input: &[u8]) -> Line {
 
 /// Writes pending local output; false when the client is gone.
 fn flush_output(conn: &mut Conn) -> bool {
-    while !conn.output.is_empty() {
-        match conn.stream.write(&conn.output) {
-            Ok(0) => return false,
-            Ok(n) => {
-                conn.output.drain(..n);
+    let mut output = std::mem::take(&mut conn.output);
+    let mut ok = true;
+    while !output.is_empty() {
+        match conn.write(&output) {
+            Ok(0) => {
+                ok = false;
+                break;
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Ok(n) => {
+                output.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            Err(_) => {
+                ok = false;
+                break;
+            }
         }
     }
-    true
+    conn.output = output;
+    ok
 }
 
 fn dup_stream(stream: &TcpStream) -> io::Result<TcpStream> {

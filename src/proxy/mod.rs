@@ -4,11 +4,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
-
-use parking_lot::RwLock;
 
 use crate::access::AccessLog;
 use crate::clock::{Millis, Moment};
@@ -20,6 +16,12 @@ use crate::log::failed::{Failed, FailureLog};
 use crate::routing::{routing_path, Router};
 use crate::stats::{self, ServerLive, Snapshot, Stats};
 use crate::upstream::Upstream;
+
+pub mod admin;
+mod current;
+
+pub use admin::Job;
+pub use current::{Cached, Current};
 
 /// Everything the workers share, built once at start-up.
 #[derive(Debug)]
@@ -43,6 +45,8 @@ pub struct Proxy {
 pub enum Route {
     /// The statistics page (`StatisticsURL`).
     Statistics,
+    /// The admin endpoint (`AdminURL` and below).
+    Admin,
     /// The entry with this index.
     Entry(usize),
     /// No entry matches: answered 404 by the plugin.
@@ -56,6 +60,9 @@ pub enum Admission {
     Proxy(usize),
     /// Answer it with this page (the statistics, or an error that needs no backend).
     Answer(LocalPage),
+    /// Hand this job to the reload thread; its answer is the response (the admin endpoint's
+    /// reloads and weight changes, which rebuild the configuration off the workers).
+    Deferred(Job),
 }
 
 /// A request read and judged by [`Proxy::admit`].
@@ -156,7 +163,9 @@ impl Proxy {
     ///    target or `Host`): 400, and the connection closes — also for paths no entry
     ///    serves and for the statistics page, as a malformed request is malformed wherever
     ///    it goes;
-    /// 3. the statistics page (`StatisticsURL`), answered here;
+    /// 3. the statistics page (`StatisticsURL`) and the admin endpoint (`AdminURL`),
+    ///    answered here (or, for the admin's reloads and weight changes, deferred to the
+    ///    reload thread);
     /// 4. a path no entry matches: 404;
     /// 5. otherwise: proxied to the first entry that matches.
     ///
@@ -177,7 +186,8 @@ impl Proxy {
             return Ok(self.refuse(consumed));
         }
         let close = request.client_wants_close;
-        let admission = match self.route(&routing_path(&request.path)) {
+        let path = routing_path(&request.path);
+        let admission = match self.route(&path) {
             Route::Entry(i) => Admission::Proxy(i),
             Route::NotFound => {
                 self.stats.record_local(404);
@@ -196,6 +206,10 @@ impl Proxy {
                 );
                 page.close = close;
                 Admission::Answer(page)
+            }
+            Route::Admin => {
+                let url = self.config.admin_url.as_deref().unwrap_or_default();
+                admin::admit(self, request, url, &path, now)
             }
         };
         Ok(Admitted {
@@ -295,6 +309,11 @@ impl Proxy {
         if self.config.statistics_url.as_deref() == Some(path) {
             return Route::Statistics;
         }
+        if let Some(url) = &self.config.admin_url {
+            if admin::under(path, url) {
+                return Route::Admin;
+            }
+        }
         match self.router.route(path) {
             Some(i) => Route::Entry(i),
             None => Route::NotFound,
@@ -331,8 +350,8 @@ impl Proxy {
         }
     }
 
-    /// A server's live state for the statistics page.
-    fn live(&self, entry: usize, server: usize, now: Millis) -> ServerLive {
+    /// A server's live state for the statistics page and the admin endpoint.
+    pub(crate) fn live(&self, entry: usize, server: usize, now: Millis) -> ServerLive {
         let s = &self.upstreams[entry].servers()[server];
         let health = s.health.snapshot();
         let offline_for_secs = (health.state != crate::health::HealthState::Up)
@@ -343,6 +362,7 @@ impl Proxy {
             reason: health.last_reason.to_string(),
             consecutive_failures: health.consecutive_failures,
             in_flight: s.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+            admin: s.admin.get().as_str(),
         }
     }
 }
@@ -356,71 +376,4 @@ fn access_log_path(config: &Config) -> Option<&std::path::Path> {
 fn access_error(config: &Config, problem: &str) -> String {
     let line = config.access_log.as_ref().map_or(0, |a| a.line);
     format!("line {line}: AccessLog: {problem}")
-}
-
-/// The proxy in service. A reload swaps it whole: a request takes the current proxy when it
-/// starts and keeps it to its end (requests in flight and tunnels finish on the configuration
-/// they started with), new requests take the new one.
-#[derive(Debug)]
-pub struct Current {
-    /// Bumped by every swap, so a worker's [`Cached`] copy knows it is stale without a lock.
-    generation: AtomicU64,
-    proxy: RwLock<Arc<Proxy>>,
-}
-
-impl Current {
-    /// `proxy` in service.
-    pub fn new(proxy: Arc<Proxy>) -> Current {
-        Current {
-            generation: AtomicU64::new(1),
-            proxy: RwLock::new(proxy),
-        }
-    }
-
-    /// The proxy in service now (a brief read lock: workers use [`Cached`] instead).
-    pub fn load(&self) -> Arc<Proxy> {
-        self.proxy.read().clone()
-    }
-
-    /// Puts `proxy` in service; returns the one it replaces.
-    pub fn swap(&self, proxy: Arc<Proxy>) -> Arc<Proxy> {
-        let old = std::mem::replace(&mut *self.proxy.write(), proxy);
-        self.generation.fetch_add(1, Ordering::Release);
-        old
-    }
-
-    /// How many times the proxy was put in service.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-}
-
-/// One worker's copy of the [`Current`] proxy: the request path reads one atomic to know it
-/// is still current, and takes the lock only when a reload has swapped the proxy.
-#[derive(Debug)]
-pub struct Cached {
-    generation: u64,
-    proxy: Arc<Proxy>,
-}
-
-impl Cached {
-    /// A copy of what `current` serves now.
-    pub fn new(current: &Current) -> Cached {
-        let generation = current.generation();
-        Cached {
-            generation,
-            proxy: current.load(),
-        }
-    }
-
-    /// The proxy in service, refreshed from `current` if a reload swapped it.
-    #[inline]
-    pub fn get(&mut self, current: &Current) -> &Arc<Proxy> {
-        let generation = current.generation();
-        if generation != self.generation {
-            self.proxy = current.load();
-            self.generation = generation;
-        }
-        &self.proxy
-    }
 }
