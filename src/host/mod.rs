@@ -505,11 +505,12 @@ impl Loop {
             }
             return;
         }
-        self.serve(id);
+        self.serve(id, hung_up);
     }
 
     /// Reads what the client sent and answers complete requests until one is proxied.
-    fn serve(&mut self, id: usize) {
+    /// `hung_up`: the event that woke the host said the client closed or reset.
+    fn serve(&mut self, id: usize, hung_up: bool) {
         loop {
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
@@ -529,7 +530,7 @@ impl Loop {
                 self.close(id);
                 return;
             }
-            match self.take_request(id) {
+            match self.take_request(id, hung_up) {
                 Next::Read => {
                     let Some(conn) = self.conns.get_mut(&id) else {
                         return;
@@ -563,8 +564,8 @@ impl Loop {
     }
 
     /// Frames the request at the start of the connection's input and hands it to the intake:
-    /// answers it, or starts its exchange.
-    fn take_request(&mut self, id: usize) -> Next {
+    /// answers it, or starts its exchange (unless the client is gone: `hung_up`).
+    fn take_request(&mut self, id: usize, hung_up: bool) -> Next {
         let Some(conn) = self.conns.get_mut(&id) else {
             return Next::Served;
         };
@@ -648,6 +649,15 @@ impl Loop {
             }
             Admission::Proxy(entry) => entry,
         };
+        if hung_up {
+            // As the plugin does: the client closed (or half-closed) right behind its request,
+            // so no backend connection is opened for an answer nobody reads.
+            proxy.client_left_early(entry);
+            self.worker.recycle_request(request);
+            conn.input.clear();
+            conn.close_after_output = true;
+            return Next::Served;
+        }
         // The exchange writes to its own `dup` of the client socket, as in the plugin.
         let client = match conn.for_relay() {
             Ok(s) => s,
@@ -681,7 +691,7 @@ impl Loop {
         };
         conn.exchange = None;
         if ended.finish.keep_alive {
-            self.serve(id);
+            self.serve(id, false);
         } else {
             self.close(id);
         }

@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::answer;
 use super::api;
+use super::guard;
 use super::hold;
 use super::reactor::{self, MonkeyReactor};
 use super::request;
@@ -56,7 +57,7 @@ static STAGE: StageTable = StageTable(sys::mk_plugin_stage {
     stage30: Some(stage30),
     stage30_thread: None,
     stage30_hangup: Some(stage30_hangup),
-    stage40: None,
+    stage40: Some(guard::stage40),
     stage50: Some(stage50),
     plugin: ptr::null_mut(),
     _head: sys::mk_list {
@@ -289,6 +290,9 @@ fn serve(mut session: Session) -> c_int {
         // Unreachable: `init_plugin` exits when there is no proxy. Answered all the same.
         return answer::send(&mut session, &LocalPage::error(503, false, None));
     };
+    if let Some(ret) = guard::screen(&mut session) {
+        return ret;
+    }
     let proxy = worker::with(|w| w.proxy(current)).unwrap_or_else(|| current.load());
     let (socket, conn) = (session.socket(), session.conn() as usize);
     // The duplicate kept from the connection's previous request, if any, knows the peer.
@@ -333,6 +337,11 @@ fn serve(mut session: Session) -> c_int {
         }
         Admission::Proxy(entry) => entry,
     };
+    if session.client_left_already() {
+        keep_cached(cached);
+        let _ = worker::with(|w| w.core.recycle_request(request));
+        return guard::client_left(&mut session, &proxy, entry);
+    }
     let client = match cached {
         Some((stream, _)) => Some(stream),
         None => duplicate(socket),
@@ -441,7 +450,10 @@ fn hand_over(mut session: Session, token: Token, peer: Option<SocketAddr>) -> c_
 /// Monkey is about to close a client connection: drop our cached duplicate of it, so the
 /// connection really closes.
 unsafe extern "C" fn stage50(socket: c_int) -> c_int {
-    let _ = catch_unwind(|| worker::with(|w| w.forget_client(socket)));
+    let _ = catch_unwind(|| {
+        guard::forget(socket);
+        worker::with(|w| w.forget_client(socket))
+    });
     0
 }
 
