@@ -237,13 +237,17 @@ fn assert_refused(ca: &Ca, cert: &Issued, extra: &str, expect: &str) {
     let mut monkey = Monkey::start(&plugin_conf(nginx.addr, &ca_pem, extra));
     let r = Client::connect(monkey.addr()).get("/f/10");
     assert_eq!(r.status, 502, "{expect}");
-    let log = log_with(&monkey, "TLS handshake failed");
+    let log = log_with(&monkey, "what=tls_handshake");
     let line = log
         .lines()
-        .find(|l| l.contains("TLS handshake failed"))
+        .find(|l| l.contains("failed request status=502 what=tls_handshake"))
         .unwrap_or_else(|| panic!("no TLS failure in the log:\n{log}"));
-    assert!(line.contains(&nginx.addr.to_string()), "{line}");
-    assert!(line.contains(expect), "{line} does not say {expect:?}");
+    assert!(line.contains(&format!("server={} ", nginx.addr)), "{line}");
+    let reason = format!(
+        "reason=\"invalid peer certificate: {}",
+        expect.replace('"', "\\x22")
+    );
+    assert!(line.contains(&reason), "{line} does not say {reason:?}");
     let json = stats(&monkey);
     let server = &json["entries"][0]["servers"][0];
     assert_eq!(

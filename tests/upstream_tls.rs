@@ -27,10 +27,16 @@ fn logged() -> &'static Mutex<Vec<String>> {
     lines
 }
 
-/// The log lines that mention `what`.
+/// The log lines that mention `what` (once every line queued so far reached the sink).
 fn lines_about(what: &str) -> Vec<String> {
+    log::flush(std::time::Duration::from_secs(10));
     let all = logged().lock().unwrap();
     all.iter().filter(|l| l.contains(what)).cloned().collect()
+}
+
+/// `text` as the log lines escape it (`"` is `\x22`).
+fn escaped(text: &str) -> String {
+    text.replace('"', "\\x22")
 }
 
 /// A CA, a directory holding its PEM, and a good certificate it signed.
@@ -163,7 +169,7 @@ fn connections_that_are_not_kept_resume_their_sessions() {
 }
 
 /// A certificate the proxy must refuse: 502, the reason (`expect`, in rustls's words) in the
-/// log line and the statistics, a TLS failure counted against the server.
+/// request's failure line and the statistics, a TLS failure counted against the server.
 fn assert_refused(cert: &Issued, ca_dir: &TempDir, extra: &str, expect: &str) {
     logged();
     let origin = TlsOrigin::start(server_config(cert, None));
@@ -174,12 +180,22 @@ fn assert_refused(cert: &Issued, ca_dir: &TempDir, extra: &str, expect: &str) {
     assert_eq!(r.status, 502, "{expect}");
     assert_eq!(origin.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
     let name = origin.addr.to_string();
-    let lines = lines_about(&name);
+    // The line is written as the exchange ends, just after the client got its answer.
+    let reason = format!("reason=\"invalid peer certificate: {}", escaped(expect));
+    let found = |lines: &[String]| {
+        lines.iter().any(|l| {
+            l.contains("failed request status=502 what=tls_handshake") && l.contains(&reason)
+        })
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut lines = lines_about(&format!("server={name} "));
+    while !found(&lines) && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        lines = lines_about(&format!("server={name} "));
+    }
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("TLS handshake failed") && l.contains(expect)),
-        "no log line naming {expect:?} for {name}: {lines:?}"
+        found(&lines),
+        "no failure line naming {expect:?} for {name}: {lines:?}"
     );
     let json = json_stats(&host);
     let server = &json["entries"][0]["servers"][0];

@@ -51,6 +51,8 @@ pub enum KeyId {
     AdminUrl,
     /// `AdminAllow CIDR ...`.
     AdminAllow,
+    /// `AccessLog FILE|off`.
+    AccessLog,
 }
 
 /// Which sections a key may appear in.
@@ -333,6 +335,18 @@ pub static KEYS: &[KeySpec] = &[
         sections: Sections::DefaultsOnly,
         repeatable: true,
         doc: "clients allowed to use the admin endpoint (loopback always is)",
+    },
+    KeySpec {
+        id: KeyId::AccessLog,
+        name: "AccessLog",
+        aliases: &[],
+        value: "FILE|off",
+        default: "(off)",
+        sections: Sections::DefaultsOnly,
+        repeatable: false,
+        doc: "absolute path of the access log: one line per proxied request, nginx's combined \
+              format plus upstream address, status, times, attempts and bytes (docs/logs.md); \
+              written off the workers, reopened by every reload",
     },
 ];
 

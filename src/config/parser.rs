@@ -10,7 +10,7 @@ use super::lexer::{self, Token};
 use super::pem::{self, Holds};
 use super::resolve::Resolver;
 use super::values::{self, Host};
-use super::{Cidr, Config, ConfigError, Entry, MatchRule, PemFile, ServerSpec};
+use super::{AccessLogSpec, Cidr, Config, ConfigError, Entry, MatchRule, PemFile, ServerSpec};
 
 const DEFAULTS: &str = "PROXY_DEFAULTS";
 const ENTRY: &str = "PROXY_ENTRY";
@@ -77,6 +77,8 @@ struct Settings {
     stats_allow: Option<Vec<Cidr>>,
     admin_url: Option<String>,
     admin_allow: Option<Vec<Cidr>>,
+    /// `AccessLog`: `Some(None)` for `off`.
+    access_log: Option<Option<std::path::PathBuf>>,
 }
 
 struct Parser<'a> {
@@ -242,6 +244,7 @@ impl Parser<'_> {
                 s.admin_url = Some(value.trim_end_matches('/').to_string());
             }
             KeyId::AdminAllow => cidrs(value, s.admin_allow.get_or_insert_with(Vec::new))?,
+            KeyId::AccessLog => s.access_log = Some(values::access_log(value)?),
         }
         Ok(())
     }
@@ -414,6 +417,10 @@ impl Parser<'_> {
             statistics_allow: d.stats_allow.clone().unwrap_or_default(),
             admin_url: d.admin_url.clone(),
             admin_allow: d.admin_allow.clone().unwrap_or_default(),
+            access_log: d.access_log.clone().flatten().map(|path| AccessLogSpec {
+                path,
+                line: d.seen.get(&KeyId::AccessLog).copied().unwrap_or(0),
+            }),
             entries,
         }
     }

@@ -209,35 +209,24 @@ impl Counters {
 pub struct ServerStats {
     /// Attempts sent to this server and what came of them.
     pub counters: Counters,
-    /// The last failed TLS handshake with this server: why, and when it was last logged.
-    pub(super) tls_failure: parking_lot::Mutex<(String, Option<Millis>)>,
+    /// Why the last TLS handshake with this server failed ("" if none did).
+    pub(super) tls_failure: parking_lot::Mutex<String>,
 }
-
-/// How often a server's TLS failures are logged while they keep the same reason.
-const TLS_LOG_EVERY: Millis = 10_000;
 
 impl ServerStats {
     /// Why the last TLS handshake with this server failed ("" if none did).
     pub fn last_tls_failure(&self) -> String {
-        self.tls_failure.lock().0.clone()
+        self.tls_failure.lock().clone()
     }
 
-    /// Notes a failed handshake's reason at `now`; true when it deserves a log line (a new
-    /// reason, or the first of a reason for [`TLS_LOG_EVERY`]).
-    pub(super) fn tls_failure(&self, reason: &str, now: Millis) -> bool {
+    /// Notes a failed handshake's reason (failures only: the lock is never on a response's
+    /// path).
+    pub(super) fn tls_failure(&self, reason: &str) {
         let mut last = self.tls_failure.lock();
-        let due = last.0 != reason
-            || match last.1 {
-                None => true,
-                Some(t) => now.saturating_sub(t) >= TLS_LOG_EVERY,
-            };
-        if last.0 != reason {
-            last.0 = reason.to_string();
+        if *last != reason {
+            last.clear();
+            last.push_str(reason);
         }
-        if due {
-            last.1 = Some(now);
-        }
-        due
     }
 }
 
@@ -311,6 +300,10 @@ impl GlobalStats {
             not_found: self.not_found.load(Relaxed),
             statistics: self.statistics.load(Relaxed),
             forbidden: self.forbidden.load(Relaxed),
+            // Kept by the logs, not here: the proxy fills them in (`Proxy::statistics_page`).
+            access_log_lines: 0,
+            access_log_dropped: 0,
+            log_lines_dropped: 0,
         }
     }
 
@@ -449,4 +442,10 @@ pub struct GlobalSnapshot {
     pub statistics: u64,
     /// Statistics requests refused with 403.
     pub forbidden: u64,
+    /// Lines written to the access log (0 while it is off).
+    pub access_log_lines: u64,
+    /// Access log lines lost: dropped because its queue was full, or refused by the file.
+    pub access_log_dropped: u64,
+    /// Lines for Monkey's log dropped because the log queue was full.
+    pub log_lines_dropped: u64,
 }

@@ -206,16 +206,10 @@ impl Stats {
     }
 
     /// A TLS handshake with `server` failed for `reason` (the failure itself is counted by
-    /// [`Stats::record_failure`]): kept as the server's last TLS failure. True when the
-    /// caller should log it (a new reason, or every ten seconds while it repeats).
-    pub fn record_tls_failure(
-        &self,
-        entry: usize,
-        server: usize,
-        reason: &str,
-        now: Millis,
-    ) -> bool {
-        self.entries[entry].servers[server].tls_failure(reason, now)
+    /// [`Stats::record_failure`]): kept as the server's last TLS failure (the request's
+    /// failure line reads it from there).
+    pub fn record_tls_failure(&self, entry: usize, server: usize, reason: &str) {
+        self.entries[entry].servers[server].tls_failure(reason)
     }
 
     /// Bytes moved by an attempt that ended without [`Stats::record_response`] (a failure or
