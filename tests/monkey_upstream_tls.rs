@@ -234,7 +234,10 @@ fn assert_refused(ca: &Ca, cert: &Issued, extra: &str, expect: &str) {
     let echo = Origin::start("echo");
     let nginx = Nginx::start(ca, cert, echo.addr, &[10]);
     let ca_pem = nginx.dir.write("ca.pem", &ca.pem());
-    let mut monkey = Monkey::start(&plugin_conf(nginx.addr, &ca_pem, extra));
+    // High availability off: every request tries the server (none is answered 503).
+    let extra = format!("    OfflineTimeOut 0\n{extra}");
+    let mut monkey = Monkey::start(&plugin_conf(nginx.addr, &ca_pem, &extra));
+    let fds = monkey.fd_count();
     let r = Client::connect(monkey.addr()).get("/f/10");
     assert_eq!(r.status, 502, "{expect}");
     let log = log_with(&monkey, "what=tls_handshake");
@@ -258,6 +261,16 @@ fn assert_refused(ca: &Ca, cert: &Issued, extra: &str, expect: &str) {
         .as_str()
         .unwrap()
         .contains(expect));
+    // Every failed handshake's socket is closed: descriptors come back.
+    for _ in 0..30 {
+        assert_eq!(Client::connect(monkey.addr()).get("/f/10").status, 502);
+    }
+    let left = monkey.wait_fds_at_most(fds + 1, Duration::from_secs(10));
+    assert!(
+        left <= fds + 1,
+        "{left} descriptors open, {fds} before: {:#?}",
+        monkey.fd_targets()
+    );
     monkey.assert_alive();
 }
 
