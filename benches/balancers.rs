@@ -26,6 +26,7 @@ fn upstream(method: &str) -> Upstream {
             name: format!("10.0.0.{}:80", i + 1),
             addr: format!("10.0.0.{}:80", i + 1).parse().unwrap(),
             weight,
+            backup: false,
         })
         .collect();
     Upstream::with_policy(&specs, method, HaPolicy::new(2, Duration::from_secs(10))).unwrap()

@@ -24,6 +24,7 @@ fn specs(weights: &[u32]) -> Vec<ServerSpec> {
                 addr: name.parse().unwrap(),
                 name,
                 weight,
+                backup: false,
             }
         })
         .collect()

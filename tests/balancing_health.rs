@@ -20,6 +20,7 @@ fn upstream(net: u8, n: usize, method: &str, attempts: u32, timeout_ms: u64) -> 
             name: format!("10.{net}.0.{}:80", i + 1),
             addr: format!("10.{net}.0.{}:80", i + 1).parse().unwrap(),
             weight: 1,
+            backup: false,
         })
         .collect();
     let policy = HaPolicy::new(attempts, Duration::from_millis(timeout_ms));

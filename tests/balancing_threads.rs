@@ -23,6 +23,7 @@ fn upstream(method: &str, timeout: Duration) -> Arc<Upstream> {
             name: format!("10.20.0.{}:80", i + 1),
             addr: format!("10.20.0.{}:80", i + 1).parse().unwrap(),
             weight,
+            backup: false,
         })
         .collect();
     Arc::new(Upstream::with_policy(&specs, method, HaPolicy::new(2, timeout)).unwrap())

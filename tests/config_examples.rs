@@ -14,6 +14,7 @@ fn server(name: &str, addr: &str, weight: u32) -> ServerSpec {
         name: name.to_string(),
         addr: addr.parse::<SocketAddr>().unwrap(),
         weight,
+        backup: false,
     }
 }
 

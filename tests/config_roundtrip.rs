@@ -40,7 +40,12 @@ fn servers() -> impl Strategy<Value = Vec<ServerSpec>> {
             let addr = SocketAddr::new(ip, port);
             let name = addr.to_string();
             if out.iter().all(|s| s.name != name) {
-                out.push(ServerSpec { name, addr, weight });
+                out.push(ServerSpec {
+                    name,
+                    addr,
+                    weight,
+                    backup: false,
+                });
             }
         }
         out

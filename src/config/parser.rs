@@ -8,10 +8,14 @@ use std::time::Duration;
 use super::keys::{self, KeyId, KeySpec, Sections};
 use super::lexer::{self, Token};
 use super::resolve::Resolver;
+use super::health;
 use super::values::{self, Host};
-use super::{Cidr, Config, ConfigError, Entry, MatchRule, ServerSpec};
+use super::{Cidr, Config, ConfigError, Entry, Expect, HealthCheck, MatchRule, ProbeKind, ServerSpec};
 
 const DEFAULTS: &str = "PROXY_DEFAULTS";
+
+/// The shortest `HealthCheckInterval`.
+const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 const ENTRY: &str = "PROXY_ENTRY";
 
 /// Parses and validates configuration text; `file` is only used in messages and the model.
@@ -70,6 +74,18 @@ struct Settings {
     stats_allow: Option<Vec<Cidr>>,
     admin_url: Option<String>,
     admin_allow: Option<Vec<Cidr>>,
+    /// `HealthCheck`: `Some(None)` is an explicit `off`.
+    check: Option<Option<ProbeKind>>,
+    check_host: Option<String>,
+    check_expect: Option<Expect>,
+    check_interval: Option<Duration>,
+    check_timeout: Option<Duration>,
+    check_rise: Option<u32>,
+    check_fall: Option<u32>,
+    slow_start: Option<Duration>,
+    outlier_5xx: Option<u32>,
+    outlier_time: Option<Duration>,
+    outlier_percent: Option<u32>,
 }
 
 struct Parser<'a> {
@@ -223,6 +239,35 @@ impl Parser<'_> {
                 s.admin_url = Some(value.trim_end_matches('/').to_string());
             }
             KeyId::AdminAllow => cidrs(value, s.admin_allow.get_or_insert_with(Vec::new))?,
+            KeyId::HealthCheck => s.check = Some(health::probe(value)?),
+            KeyId::HealthCheckHost => s.check_host = Some(health::host(value)?),
+            KeyId::HealthCheckExpect => s.check_expect = Some(health::expect(value)?),
+            KeyId::HealthCheckInterval => {
+                let d = values::seconds(name, value, true)?;
+                if d < MIN_CHECK_INTERVAL {
+                    return Err(format!("{name} must be at least 0.1 seconds, not {value}"));
+                }
+                s.check_interval = Some(d);
+            }
+            KeyId::HealthCheckTimeout => {
+                s.check_timeout = Some(values::seconds(name, value, true)?)
+            }
+            KeyId::HealthCheckRise => s.check_rise = Some(values::number(name, value, 1)?),
+            KeyId::HealthCheckFall => s.check_fall = Some(values::number(name, value, 1)?),
+            KeyId::SlowStart => s.slow_start = Some(values::seconds(name, value, false)?),
+            KeyId::OutlierConsecutive5xx => {
+                s.outlier_5xx = Some(values::number(name, value, 0)?)
+            }
+            KeyId::OutlierEjectionTime => {
+                s.outlier_time = Some(values::seconds(name, value, true)?)
+            }
+            KeyId::OutlierMaxEjectionPercent => {
+                let n = values::number(name, value, 0)?;
+                if n > 100 {
+                    return Err(format!("{name} is a percentage (0 to 100), not {n}"));
+                }
+                s.outlier_percent = Some(n);
+            }
         }
         Ok(())
     }
@@ -242,6 +287,16 @@ impl Parser<'_> {
         }
         let mut last = Last::Nothing;
         for token in value.split_whitespace() {
+            if token.eq_ignore_ascii_case("backup") {
+                match last {
+                    Last::Server(i, _) => list[i].backup = true,
+                    Last::Nothing => {
+                        self.error(line, format!("`{token}` must follow the server it marks"))
+                    }
+                    Last::Bad => {}
+                }
+                continue;
+            }
             if let Some(w) = values::weight(token) {
                 let w = match w {
                     Ok(w) => w,
@@ -297,6 +352,7 @@ impl Parser<'_> {
                         name: server.name,
                         addr,
                         weight: 1,
+                        backup: false,
                     });
                     list.len() - 1
                 }
@@ -423,6 +479,29 @@ fn merge(s: Settings, d: &Settings, servers: Vec<ServerSpec>) -> Entry {
         .unwrap_or(e.keepalive_requests);
     e.trusted_proxies = s.trusted.or_else(|| d.trusted.clone()).unwrap_or_default();
     e.forwarded_header = s.forwarded.or(d.forwarded).unwrap_or(e.forwarded_header);
+    let probe = s.check.clone().or_else(|| d.check.clone()).flatten();
+    e.health_check = probe.map(|probe| {
+        let mut c = HealthCheck::with_defaults(probe);
+        c.host = s.check_host.clone().or_else(|| d.check_host.clone());
+        c.expect = s
+            .check_expect
+            .clone()
+            .or_else(|| d.check_expect.clone())
+            .unwrap_or(c.expect);
+        c.interval = s.check_interval.or(d.check_interval).unwrap_or(c.interval);
+        c.timeout = s.check_timeout.or(d.check_timeout).unwrap_or(c.timeout);
+        c.rise = s.check_rise.or(d.check_rise).unwrap_or(c.rise);
+        c.fall = s.check_fall.or(d.check_fall).unwrap_or(c.fall);
+        c
+    });
+    e.slow_start = s.slow_start.or(d.slow_start).unwrap_or(e.slow_start);
+    let o = &mut e.outlier;
+    o.consecutive_5xx = s.outlier_5xx.or(d.outlier_5xx).unwrap_or(o.consecutive_5xx);
+    o.ejection_time = s.outlier_time.or(d.outlier_time).unwrap_or(o.ejection_time);
+    o.max_ejection_percent = s
+        .outlier_percent
+        .or(d.outlier_percent)
+        .unwrap_or(o.max_ejection_percent);
     e
 }
 

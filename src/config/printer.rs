@@ -2,6 +2,7 @@
 //! numbers aside, which become those of the printed text).
 
 use super::lexer::MAX_LINE;
+use super::health::{format_expect, format_probe};
 use super::values::{format_cidr, format_seconds};
 use super::{Config, Entry};
 
@@ -70,6 +71,26 @@ fn print_entry(out: &mut String, e: &Entry, i: usize) {
         "ForwardedHeader",
         if e.forwarded_header { "on" } else { "off" },
     );
+    match &e.health_check {
+        None => line(out, "HealthCheck", "off"),
+        Some(c) => {
+            line(out, "HealthCheck", &format_probe(&c.probe));
+            if let Some(host) = &c.host {
+                line(out, "HealthCheckHost", host);
+            }
+            line(out, "HealthCheckExpect", &format_expect(&c.expect));
+            line(out, "HealthCheckInterval", &format_seconds(c.interval));
+            line(out, "HealthCheckTimeout", &format_seconds(c.timeout));
+            line(out, "HealthCheckRise", &c.rise.to_string());
+            line(out, "HealthCheckFall", &c.fall.to_string());
+        }
+    }
+    line(out, "SlowStart", &format_seconds(e.slow_start));
+    let o = &e.outlier;
+    line(out, "OutlierConsecutive5xx", &o.consecutive_5xx.to_string());
+    line(out, "OutlierEjectionTime", &format_seconds(o.ejection_time));
+    let percent = o.max_ejection_percent.to_string();
+    line(out, "OutlierMaxEjectionPercent", &percent);
 }
 
 /// `Key Value`, indented when the line stays within the limit.

@@ -21,6 +21,7 @@ use crate::clock::Moment;
 use crate::config;
 use crate::http::status::LocalPage;
 use crate::log;
+use crate::prober::Prober;
 use crate::proxy::{Admission, Current, Proxy};
 use crate::reactor::Token;
 use crate::reload::{Job, Reloader};
@@ -31,6 +32,9 @@ static CURRENT: OnceLock<Arc<Current>> = OnceLock::new();
 
 /// The reload thread (admin reloads and weight changes, `SIGUSR1`).
 static RELOADER: OnceLock<Reloader> = OnceLock::new();
+
+/// The active health checks' thread (`HealthCheck`; it idles without checks).
+static PROBER: OnceLock<Prober> = OnceLock::new();
 
 /// Wrapper that lets the plugin object be a `static` in writable memory: Monkey writes into
 /// it at load time (`api`, `handler`, `path`, list heads, …, §0-4).
@@ -129,7 +133,8 @@ unsafe extern "C" fn init_plugin(plugin: *mut sys::mk_plugin, confdir: *mut c_ch
         Ok(Ok(proxy)) => {
             let current = Arc::new(Current::new(proxy));
             let _ = CURRENT.set(current.clone());
-            start_reloader(current, &path);
+            start_reloader(current.clone(), &path);
+            start_prober(current);
         }
         Ok(Err(problems)) => refuse_to_start(&path, &problems),
         Err(_) => refuse_to_start(
@@ -168,6 +173,20 @@ fn start_reloader(current: Arc<Current>, path: &std::path::Path) {
             }
         }
         Err(e) => log::error(&format!("no reload thread ({e}); reloads are unavailable")),
+    }
+}
+
+/// Starts the thread that runs the active health checks (after `start_reloader`, which blocks
+/// `SIGUSR1` for every thread started later). Without it, servers with checks stay
+/// `checking` and serve as long as none is up.
+fn start_prober(current: Arc<Current>) {
+    match Prober::spawn(current, Arc::new(Moment::now)) {
+        Ok(prober) => {
+            let _ = PROBER.set(prober);
+        }
+        Err(e) => log::error(&format!(
+            "no health check thread ({e}); servers are not probed"
+        )),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::http::intake::{read_request, RawRequest, Unread};
 use crate::http::request::ProxyRequest;
 use crate::http::status::LocalPage;
 use crate::routing::{routing_path, Router};
-use crate::stats::{self, ServerLive, Snapshot, Stats};
+use crate::stats::{self, CheckLive, LastCheck, ServerLive, Snapshot, Stats};
 use crate::upstream::Upstream;
 
 pub mod admin;
@@ -269,17 +269,61 @@ impl Proxy {
 
     /// A server's live state for the statistics page and the admin endpoint.
     pub(crate) fn live(&self, entry: usize, server: usize, now: Millis) -> ServerLive {
-        let s = &self.upstreams[entry].servers()[server];
+        use crate::health::check::{ProbeResult, Status};
+        let up = &self.upstreams[entry];
+        let s = &up.servers()[server];
         let health = s.health.snapshot();
-        let offline_for_secs = (health.state != crate::health::HealthState::Up)
-            .then(|| health.offline_until.saturating_sub(now).div_ceil(1000));
-        ServerLive {
+        let mut live = ServerLive {
             state: health.state.as_str(),
-            offline_for_secs,
+            offline_for_secs: None,
             reason: health.last_reason.to_string(),
             consecutive_failures: health.consecutive_failures,
             in_flight: s.in_flight.load(std::sync::atomic::Ordering::Relaxed),
             admin: s.admin.get().as_str(),
+            backup: s.spec.backup,
+            check: None,
+            ejected_for_secs: None,
+            ejections: s.outlier.ejections(),
+            effective_weight_percent: up.ramp_permille(server, now).div_ceil(10),
+        };
+        if up.checks().is_some() {
+            let c = s.check.snapshot(now);
+            live.state = c.word.status.as_str();
+            live.reason = match c.word.status {
+                Status::Down => c.word.reason.describe(),
+                _ => String::new(),
+            };
+            live.check = Some(CheckLive {
+                last: c.last.map(|last| {
+                    let (result, reason) = match last.result {
+                        ProbeResult::Pass => ("pass", String::new()),
+                        ProbeResult::Fail(f) => ("fail", f.describe()),
+                    };
+                    LastCheck {
+                        result,
+                        reason,
+                        latency_ms: last.latency.as_secs_f64() * 1e3,
+                        secs_ago: now.saturating_sub(last.at) / 1000,
+                    }
+                }),
+                consecutive_passes: c.word.passes,
+                consecutive_fails: c.word.fails,
+                probes: c.probes,
+                changed_secs_ago: (c.changed_at != 0)
+                    .then(|| now.saturating_sub(c.changed_at) / 1000),
+                downtime_secs: c.downtime.as_secs(),
+            });
+        } else if health.state != crate::health::HealthState::Up {
+            live.offline_for_secs = Some(health.offline_until.saturating_sub(now).div_ceil(1000));
         }
+        let healthy = matches!(live.state, "up" | "checking");
+        if healthy && s.outlier.is_ejected(now) {
+            live.state = "ejected";
+            live.reason = format!("{} consecutive 5xx responses", up.outlier_consecutive());
+            live.ejected_for_secs = Some(s.outlier.until().saturating_sub(now).div_ceil(1000));
+        } else if live.state == "up" && up.is_idle_backup(server, now) {
+            live.state = "backup";
+        }
+        live
     }
 }

@@ -172,6 +172,7 @@ mod tests {
             name: "127.0.0.1:1".into(),
             addr: "127.0.0.1:1".parse().unwrap(),
             weight: 1,
+            backup: false,
         };
         Config {
             file: "t.conf".into(),

@@ -14,14 +14,25 @@
 //! // every candidate failed: 503 with `Retry-After: upstream.retry_after_secs(now)`
 //! ```
 //!
-//! Nothing here takes a lock (except the `LockingRoundRobin` balancer, by design).
+//! Nothing here waits for a lock (the `LockingRoundRobin` balancer takes one by design; an
+//! outlier ejection only tries one and gives up when it is taken).
+//!
+//! With active checks (`HealthCheck`), outlier detection, backup servers or slow start, the
+//! same calls also apply those: a server is offered when its check state lets it
+//! ([`crate::health::check`]), it is not ejected, it is a primary or no primary is usable,
+//! and weighted balancers draw it in proportion to its slow-start ramp. Without any of them
+//! planning takes the plain path of passive health alone.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use crate::balancer::{self, Balancer, RequestContext, Servers};
 use crate::clock::Millis;
-use crate::config::{Entry, ServerSpec};
-use crate::health::{FailureKind, HaPolicy, Transition};
+use crate::config::{is_weighted, Entry, ServerSpec};
+use crate::health::check::{Change, Event, ProbeResult, Reason, Status, Thresholds};
+use crate::health::{slow_start, FailureKind, HaPolicy, Transition};
 use crate::log;
 
 mod admin;
@@ -37,27 +48,112 @@ pub const LAST_RESORT: usize = 2;
 /// What balancers read of a group's servers at one moment: their count, requests in flight,
 /// and whether each may take a request now.
 struct View<'a> {
-    servers: &'a [Server],
+    up: &'a Upstream,
     now: Millis,
-    policy: HaPolicy,
+    gate: Gate,
+}
+
+/// What one plan decides once for all servers (only off the plain path).
+#[derive(Debug, Clone, Copy, Default)]
+struct Gate {
+    /// Checks are on and no server is up: servers still `checking` take requests.
+    checking_serves: bool,
+    /// A primary server is usable: backups are not.
+    primary_usable: bool,
+    /// The largest slow-start share (thousandths) among the servers, while any ramps; 0
+    /// when none does.
+    ramp_max: u32,
+}
+
+impl View<'_> {
+    /// Whether server `i` may take a request now, backup or not.
+    #[inline]
+    fn candidate(&self, i: usize) -> bool {
+        let up = self.up;
+        let s = &up.servers[i];
+        if !s.admin.get().takes_requests() {
+            return false;
+        }
+        let healthy = if up.checks.is_some() {
+            match s.check.status() {
+                Status::Up => true,
+                Status::Checking => self.gate.checking_serves,
+                Status::Down => false,
+            }
+        } else {
+            !up.policy.enabled() || s.health.is_available(self.now, up.policy)
+        };
+        healthy && !(up.outlier.consecutive > 0 && s.outlier.is_ejected(self.now))
+    }
+
+    /// Server `i`'s slow-start share now, in thousandths.
+    #[inline]
+    fn permille(&self, i: usize) -> u32 {
+        let since = self.up.servers[i].ramp_since.load(Ordering::Relaxed);
+        slow_start::permille(since, self.up.slow_start, self.now)
+    }
 }
 
 impl Servers for View<'_> {
     fn count(&self) -> usize {
-        self.servers.len()
+        self.up.servers.len()
     }
 
     #[inline]
     fn in_flight(&self, i: usize) -> u32 {
-        self.servers[i].in_flight.load(Ordering::Relaxed)
+        self.up.servers[i].in_flight.load(Ordering::Relaxed)
     }
 
     #[inline]
     fn usable(&self, i: usize) -> bool {
-        let s = &self.servers[i];
-        s.admin.get().takes_requests()
-            && (!self.policy.enabled() || s.health.is_available(self.now, self.policy))
+        let up = self.up;
+        if up.plain {
+            let s = &up.servers[i];
+            return s.admin.get().takes_requests()
+                && (!up.policy.enabled() || s.health.is_available(self.now, up.policy));
+        }
+        self.candidate(i) && !(up.servers[i].spec.backup && self.gate.primary_usable)
     }
+
+    #[inline]
+    fn admits(&self, i: usize) -> bool {
+        if !self.usable(i) {
+            return false;
+        }
+        let max = self.gate.ramp_max;
+        if max == 0 {
+            return true;
+        }
+        let share = self.permille(i);
+        // Drawn in proportion to its share of the largest one (a lone ramping server, or
+        // servers all ramping together, are not held back).
+        share >= max || u64::from(balancer::random()) * u64::from(max) < u64::from(share) << 32
+    }
+
+    #[inline]
+    fn ramping(&self) -> bool {
+        self.gate.ramp_max != 0
+    }
+
+    #[inline]
+    fn ramp(&self, i: usize) -> u32 {
+        if self.gate.ramp_max == 0 {
+            slow_start::FULL
+        } else {
+            self.permille(i)
+        }
+    }
+}
+
+/// Outlier detection of one entry, in the units the request path uses.
+#[derive(Debug, Clone, Copy, Default)]
+struct OutlierPolicy {
+    /// 5xx responses in a row that eject a server (0: off).
+    consecutive: u32,
+    /// The first ejection's length (ms).
+    base: Millis,
+    /// `OutlierMaxEjectionPercent`.
+    max_percent: u32,
 }
 
 /// The servers of one entry and the method that spreads requests over them.
@@ -69,6 +165,21 @@ pub struct Upstream {
     /// Which entry this is, for log lines (a server listed in several entries has a health
     /// state in each): `entry dynamic`, or empty.
     label: String,
+    /// Active checks' thresholds (`None`: no `HealthCheck`).
+    checks: Option<Thresholds>,
+    /// Outlier detection.
+    outlier: OutlierPolicy,
+    /// `SlowStart` in ms, 0 when off or when the balancer is not weighted.
+    slow_start: Millis,
+    /// Some server is a backup.
+    backups: bool,
+    /// None of the above: planning takes the plain path.
+    plain: bool,
+    /// When the last slow-start ramp of a server ends (0: none ever began).
+    ramping_until: AtomicU64,
+    /// Taken (never waited for) while an ejection is decided, so that two workers cannot
+    /// both eject past `OutlierMaxEjectionPercent`.
+    ejecting: Mutex<()>,
 }
 
 impl Upstream {
@@ -80,15 +191,67 @@ impl Upstream {
     /// Like [`Upstream::new`] after a reload: the servers of `previous` (the group of the
     /// entry of the same name in the configuration before) that are listed again, by
     /// `host:port`, keep their state — health, requests in flight, administrative state.
+    ///
+    /// A server that comes with the reload into an entry that had servers ramps up when
+    /// `SlowStart` is set (with checks, from its first passing probe). When checks are turned
+    /// on by the reload, servers already in service start `up` (or `down`, if users' failures
+    /// had taken them offline) rather than `checking`.
     pub fn carried(entry: &Entry, previous: Option<&Upstream>) -> Result<Upstream, String> {
+        Upstream::carried_at(entry, previous, crate::clock::now_ms())
+    }
+
+    /// [`Upstream::carried`] at `now`.
+    pub fn carried_at(
+        entry: &Entry,
+        previous: Option<&Upstream>,
+        now: Millis,
+    ) -> Result<Upstream, String> {
         let mut up =
             Upstream::with_policy(&entry.servers, &entry.balancer, HaPolicy::from_entry(entry))?;
+        up.checks = entry.health_check.as_ref().map(|c| Thresholds {
+            rise: c.rise,
+            fall: c.fall,
+        });
+        let o = &entry.outlier;
+        up.outlier = OutlierPolicy {
+            consecutive: o.consecutive_5xx,
+            base: millis(o.ejection_time).max(1),
+            max_percent: o.max_ejection_percent,
+        };
+        if is_weighted(up.balancer.name()) {
+            up.slow_start = millis(entry.slow_start);
+        }
+        up.plain = up.checks.is_none()
+            && up.outlier.consecutive == 0
+            && !up.backups
+            && up.slow_start == 0;
         if let Some(old) = previous {
+            let checks_turned_on = up.checks.is_some() && old.checks.is_none();
             for server in &mut up.servers {
-                if let Some(o) = old.servers.iter().find(|o| o.spec.name == server.spec.name) {
-                    server.state = o.state.clone();
+                match old.servers.iter().find(|o| o.spec.name == server.spec.name) {
+                    Some(o) => {
+                        server.state = o.state.clone();
+                        if checks_turned_on {
+                            adopt(server, now);
+                        }
+                    }
+                    None if up.checks.is_none() && up.slow_start > 0 => {
+                        server.ramp_since.store(now.max(1), Ordering::Relaxed)
+                    }
+                    None => {}
                 }
             }
+        }
+        if up.slow_start > 0 {
+            let until = up
+                .servers
+                .iter()
+                .map(|s| s.ramp_since.load(Ordering::Relaxed))
+                .filter(|&since| since != 0)
+                .map(|since| since.saturating_add(up.slow_start))
+                .max()
+                .unwrap_or(0);
+            up.ramping_until.store(until, Ordering::Relaxed);
         }
         up.label = format!("entry {}", entry.name);
         Ok(up)
@@ -108,7 +271,82 @@ impl Upstream {
             balancer,
             policy,
             label: String::new(),
+            checks: None,
+            outlier: OutlierPolicy::default(),
+            slow_start: 0,
+            backups: servers.iter().any(|s| s.backup),
+            plain: !servers.iter().any(|s| s.backup),
+            ramping_until: AtomicU64::new(0),
+            ejecting: Mutex::new(()),
         })
+    }
+
+    /// `OutlierConsecutive5xx` (0: no outlier detection).
+    pub fn outlier_consecutive(&self) -> u32 {
+        self.outlier.consecutive
+    }
+
+    /// The active checks' thresholds, if the entry has `HealthCheck`.
+    pub fn checks(&self) -> Option<Thresholds> {
+        self.checks
+    }
+
+    /// Which entry this is in log lines (`entry NAME`; empty for a group built from parts).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Whether server `i` is a backup sitting idle now (usable, but a primary is too).
+    pub fn is_idle_backup(&self, i: usize, now: Millis) -> bool {
+        let s = &self.servers[i];
+        if !s.spec.backup {
+            return false;
+        }
+        let view = self.view(now);
+        view.candidate(i) && view.gate.primary_usable
+    }
+
+    /// Server `i`'s slow-start share now, in thousandths of its weight (1000: all of it).
+    pub fn ramp_permille(&self, i: usize, now: Millis) -> u32 {
+        let since = self.servers[i].ramp_since.load(Ordering::Relaxed);
+        slow_start::permille(since, self.slow_start, now)
+    }
+
+    /// The view balancers read at `now`, with what it decides once per plan.
+    #[inline]
+    fn view(&self, now: Millis) -> View<'_> {
+        let mut view = View {
+            up: self,
+            now,
+            gate: Gate::default(),
+        };
+        if self.plain {
+            return view;
+        }
+        let n = self.servers.len();
+        if self.checks.is_some() {
+            view.gate.checking_serves = !self.servers.iter().any(|s| {
+                s.check.status() == Status::Up
+                    && s.admin.get().takes_requests()
+                    && !(self.outlier.consecutive > 0 && s.outlier.is_ejected(now))
+            });
+        }
+        if self.backups {
+            view.gate.primary_usable =
+                (0..n).any(|i| !self.servers[i].spec.backup && view.candidate(i));
+        }
+        if self.slow_start > 0 && now < self.ramping_until.load(Ordering::Relaxed) {
+            let max = (0..n)
+                .filter(|&i| {
+                    view.candidate(i) && !(self.servers[i].spec.backup && view.gate.primary_usable)
+                })
+                .map(|i| view.permille(i))
+                .max()
+                .unwrap_or(0);
+            // Nobody ramping among the usable servers: no draws.
+            view.gate.ramp_max = if max >= slow_start::FULL { 0 } else { max };
+        }
+        view
     }
 
     /// The servers, in configuration order.
@@ -132,13 +370,24 @@ impl Upstream {
     /// number of servers, planning does not allocate.
     pub fn plan(&self, ctx: &RequestContext<'_>, now: Millis, out: &mut Vec<usize>) {
         out.clear();
-        let view = View {
-            servers: &self.servers,
-            now,
-            policy: self.policy,
-        };
+        let view = self.view(now);
         self.balancer.order(ctx, &view, out);
-        out.retain(|&i| view.usable(i));
+        if self.plain {
+            out.retain(|&i| view.usable(i));
+            return;
+        }
+        // Backups stay candidates (after every primary), so that a request whose primaries
+        // all fail under it moves on to a backup instead of failing.
+        out.retain(|&i| view.candidate(i));
+        if self.backups {
+            let mut primaries = 0;
+            for k in 0..out.len() {
+                if !self.servers[out[k]].spec.backup {
+                    out[primaries..=k].rotate_right(1);
+                    primaries += 1;
+                }
+            }
+        }
     }
 
     /// Appends to `out` (the request's candidates so far, all tried) the [`LAST_RESORT`]
@@ -149,7 +398,8 @@ impl Upstream {
     /// whole timeout, and a pool that is really down costs each request at most that many
     /// more connects. Try them with [`Upstream::acquire_last_resort`].
     pub fn add_last_resorts(&self, out: &mut Vec<usize>) -> usize {
-        if !self.policy.enabled() {
+        // With checks, probes decide: no user request is spent on a server that is down.
+        if !self.policy.enabled() || self.checks.is_some() {
             return 0;
         }
         let tried = out.len();
@@ -228,20 +478,131 @@ impl Upstream {
 
     /// Server `i` answered (a response head arrived): it is healthy.
     #[inline]
-    pub fn record_success(&self, i: usize, _now: Millis) {
+    pub fn record_success(&self, i: usize, now: Millis) {
         if let Some(t) = self.servers[i].health.record_success() {
+            self.log_transition(i, t);
+            self.start_ramp(i, now);
+        }
+    }
+
+    /// Server `i`'s response with `status` is complete: healthy as far as connections go
+    /// ([`Upstream::record_success`]), and counted by outlier detection, which may eject it.
+    #[inline]
+    pub fn record_response(&self, i: usize, status: u16, now: Millis) {
+        self.record_success(i, now);
+        if self.outlier.consecutive > 0
+            && self.servers[i].outlier.record(status) >= self.outlier.consecutive
+        {
+            self.try_eject(i, now);
+        }
+    }
+
+    /// An attempt on server `i` failed before any response byte; may take it offline (with
+    /// checks: down, until probes pass).
+    pub fn record_failure(&self, i: usize, kind: FailureKind, now: Millis) {
+        let server = &self.servers[i];
+        if let Some(t) = self.checks {
+            let failures = server.health.count_failure();
+            if self.policy.enabled() && failures >= self.policy.attempts_count.max(1) {
+                let event = Event::Requests { failures, kind };
+                if let Some(change) = server.check.apply(event, t, now) {
+                    self.log_change(i, change);
+                }
+            }
+            return;
+        }
+        if let Some(t) = server.health.record_failure(kind, now, self.policy) {
             self.log_transition(i, t);
         }
     }
 
-    /// An attempt on server `i` failed before any response byte; may take it offline.
-    pub fn record_failure(&self, i: usize, kind: FailureKind, now: Millis) {
-        if let Some(t) = self.servers[i]
-            .health
-            .record_failure(kind, now, self.policy)
-        {
-            self.log_transition(i, t);
+    /// A probe of server `i` ended at `now` with `result` after `latency` (the prober calls
+    /// this for every entry that lists the server with the same check).
+    pub fn record_probe(&self, i: usize, result: ProbeResult, latency: Duration, now: Millis) {
+        let Some(t) = self.checks else { return };
+        if let Some(change) = self.servers[i].check.probed(result, latency, t, now) {
+            self.log_change(i, change);
+            if let Change::Up { .. } = change {
+                self.start_ramp(i, now);
+            }
         }
+    }
+
+    /// Server `i` is in maintenance (no probes): when it comes back it is `checking` again.
+    pub fn forget_checks(&self, i: usize, now: Millis) {
+        if let Some(t) = self.checks {
+            self.servers[i].check.apply(Event::Recheck, t, now);
+        }
+    }
+
+    /// Logs the end of ejections that are over by `now` (once each); the prober calls it
+    /// now and then. Ejected servers take requests again at the end of their ejection
+    /// whether or not this runs.
+    pub fn notice_returns(&self, now: Millis) {
+        if self.outlier.consecutive == 0 {
+            return;
+        }
+        for s in &self.servers {
+            if s.outlier.notice_return(now).is_some() {
+                self.log(false, &format!("server {} back from ejection", s.spec.name));
+            }
+        }
+    }
+
+    /// Ejects server `i` if the entry allows one more ejection now (see
+    /// [`crate::health::outlier`]); gives up at once if another thread is deciding one.
+    fn try_eject(&self, i: usize, now: Millis) {
+        let Some(_deciding) = self.ejecting.try_lock() else {
+            return;
+        };
+        let n = self.servers.len();
+        let allowed = if self.outlier.max_percent == 0 || n < 2 {
+            0
+        } else {
+            (n * self.outlier.max_percent as usize / 100).max(1)
+        };
+        let ejected = self
+            .servers
+            .iter()
+            .filter(|s| s.outlier.is_ejected(now))
+            .count();
+        if ejected >= allowed {
+            return;
+        }
+        // Never the last usable server.
+        let view = self.view(now);
+        if !(0..n).any(|j| j != i && view.candidate(j)) {
+            return;
+        }
+        let server = &self.servers[i];
+        let Some(e) = server.outlier.eject(now, self.outlier.base) else {
+            return;
+        };
+        self.log(
+            true,
+            &format!(
+                "server {} ejected for {} s: {} consecutive 5xx responses (ejection {})",
+                server.spec.name,
+                e.until.saturating_sub(now).div_ceil(1000),
+                self.outlier.consecutive,
+                server.outlier.ejections()
+            ),
+        );
+        if self.slow_start > 0 {
+            server.ramp_since.store(e.until, Ordering::Relaxed);
+            self.ramping_until
+                .fetch_max(e.until.saturating_add(self.slow_start), Ordering::Relaxed);
+        }
+    }
+
+    /// Starts server `i`'s slow-start ramp at `now` (when slow start applies).
+    fn start_ramp(&self, i: usize, now: Millis) {
+        if self.slow_start == 0 {
+            return;
+        }
+        self.servers[i].ramp_since.store(now.max(1), Ordering::Relaxed);
+        self.ramping_until
+            .fetch_max(now.saturating_add(self.slow_start), Ordering::Relaxed);
     }
 
     /// Seconds a client should wait before retrying when every candidate failed: until the
@@ -258,14 +619,45 @@ impl Upstream {
     }
 
     fn log_transition(&self, i: usize, t: Transition) {
-        let mut message = t.message(&self.servers[i].spec.name);
-        if !self.label.is_empty() {
-            message = format!("{}: {message}", self.label);
-        }
-        if t.is_warning() {
-            log::warn(&message);
+        self.log(t.is_warning(), &t.message(&self.servers[i].spec.name));
+    }
+
+    fn log_change(&self, i: usize, c: Change) {
+        self.log(c.is_warning(), &c.message(&self.servers[i].spec.name));
+    }
+
+    /// Logs `message` about one of the servers, naming the entry.
+    fn log(&self, warning: bool, message: &str) {
+        let line = if self.label.is_empty() {
+            message.to_string()
         } else {
-            log::info(&message);
+            format!("{}: {message}", self.label)
+        };
+        if warning {
+            log::warn(&line);
+        } else {
+            log::info(&line);
         }
     }
+}
+
+/// Checks were turned on by a reload for `server`, which was in service: it starts `up`, or
+/// `down` if users' failures had it offline (then probes must pass to bring it back).
+fn adopt(server: &Server, now: Millis) {
+    let health = &server.health;
+    if health.offline_until() == 0 {
+        server.check.adopt(true, Reason::None, now);
+    } else {
+        let kind = health.last_failure().unwrap_or(FailureKind::ConnectRefused);
+        let failures = health.snapshot().consecutive_failures.max(1);
+        server
+            .check
+            .adopt(false, Reason::Requests { failures, kind }, now);
+        health.clear_offline();
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(d: Duration) -> Millis {
+    d.as_millis().min(u128::from(u64::MAX / 4)) as Millis
 }

@@ -441,6 +441,7 @@ pub fn entry_for(servers: &[SocketAddr]) -> Entry {
             name: a.to_string(),
             addr: *a,
             weight: 1,
+            backup: false,
         })
         .collect();
     Entry::with_defaults(

@@ -16,6 +16,7 @@ pub fn config() -> Config {
         name: name.to_string(),
         addr: name.parse().unwrap(),
         weight,
+        backup: false,
     };
     let rule = |p: &str, line| MatchRule {
         pattern: p.to_string(),
