@@ -37,6 +37,8 @@ impl ParseCallbacks for ConstTypes {
             "MK_PLUGIN_STAGE_40",
             "MK_PLUGIN_STAGE_50",
             "MK_PLUGIN_NETWORK_LAYER",
+            "MK_CAP_SOCK_PLAIN",
+            "MK_CAP_SOCK_TLS",
         ];
         const U8: &[&str] = &["MK_EVENT_NONE", "MK_EVENT_REGISTERED"];
         Some(if U32.contains(&name) {

@@ -192,7 +192,6 @@ struct mk_server;            /* §10.11: 888 bytes, only a few offsets known —
 struct mk_vhost;
 struct mk_vhost_alias;
 struct mk_sched_worker;
-struct mk_server_listen;
 struct mk_net_connection;
 struct mk_server_config;
 struct mk_mimetype;
@@ -366,6 +365,30 @@ struct mk_sched_handler {
     int sched_extra_size;                                         /* 40 */
     char capabilities;                                            /* 44 */
 };
+
+/* struct mk_config_listener — 40 bytes (measured against v1.8.9's mk_config.h): one `Listen`
+ * line; `flags` carries MK_CAP_SOCK_TLS for `Listen PORT tls`. */
+struct mk_config_listener {
+    char *address;             /* 0 */
+    char *port;                /* 8 */
+    uint32_t flags;            /* 16 MK_CAP_* */
+    struct mk_list _head;      /* 24 */
+};
+
+/* struct mk_server_listen — 120 bytes (measured against v1.8.9's mk_server.h): a bound
+ * listener; a connection's `server_listen` (MK_SCHED_CONN_PROP reads listen->flags). */
+struct mk_server_listen {
+    struct mk_event event;                 /* 0 */
+    int server_fd;                         /* 72 */
+    struct mk_plugin_network *network;     /* 80 the transport (TLS on a tls listener) */
+    struct mk_sched_handler *protocol;     /* 88 */
+    struct mk_config_listener *listen;     /* 96 */
+    struct mk_list _head;                  /* 104 */
+};
+
+/* Listener capabilities (mk_config.h). */
+#define MK_CAP_SOCK_PLAIN           4
+#define MK_CAP_SOCK_TLS             8
 
 /* struct mk_sched_conn — 200 bytes (§10.10); the session follows it in the same block. */
 struct mk_sched_conn {

@@ -73,3 +73,10 @@ fn retries_on_fresh_connections_are_attempts() {
     let h = host(&conf(&[origin], ""), None);
     assert_retries_on_fresh_connections_are_attempts(h.addr());
 }
+
+#[test]
+fn clients_that_left_open_no_backend_connection() {
+    let origin = common::Origin::start("a");
+    let h = host(&conf(&[origin.addr], ""), None);
+    assert_clients_that_left_open_no_backend_connection(h.addr(), &origin);
+}

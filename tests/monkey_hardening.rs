@@ -80,3 +80,21 @@ fn a_statistics_read_after_a_response_counts_it() {
     monkey.assert_alive();
     monkey.stop();
 }
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn clients_that_left_open_no_backend_connection() {
+    let origin = Origin::start("a");
+    let mut monkey = Monkey::start(&conf(&[origin.addr], ""));
+    let fds = monkey.fd_count();
+    assert_clients_that_left_open_no_backend_connection(monkey.addr(), &origin);
+    // Every client connection closed (pooled origin connections may stay: at most a few).
+    let now = monkey.wait_fds_at_most(fds + 4, Duration::from_secs(10));
+    assert!(
+        now <= fds + 4,
+        "{now} fds, {fds} before: {:?}",
+        monkey.fd_targets()
+    );
+    monkey.assert_alive();
+    monkey.stop();
+}

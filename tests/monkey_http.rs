@@ -168,3 +168,263 @@ fn slow_origin_gets_504_within_read_timeout() {
     );
     finish(monkey);
 }
+
+// ---- requests behind a head Monkey refused (issue #21, item 4) -----------------------------
+//
+// Monkey answers a head it cannot frame with its own 411 or 400 and then parses the bytes
+// behind it as a pipelined request, which it dispatches to stage 30 before it closes the
+// connection (`src/monkey/guard.rs`). Such a request must reach no origin and get no answer.
+
+/// A keep-alive origin that records the request line of every request it reads (skipping
+/// `Content-Length` bodies) and answers each with `200 ok`. Stops accepting when dropped.
+struct RecordingOrigin {
+    addr: SocketAddr,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RecordingOrigin {
+    fn start() -> RecordingOrigin {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, stopped) = (lines.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(s) = s else { continue };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut out = s.try_clone().unwrap();
+                    let mut reader = BufReader::new(s);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        seen.lock().unwrap().push(line.trim_end().to_string());
+                        let mut length = 0;
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if h == "\r\n" {
+                                break;
+                            }
+                            let h = h.to_ascii_lowercase();
+                            if let Some(v) = h.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0u8; length];
+                        if reader.read_exact(&mut body).is_err()
+                            || out
+                                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                                .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        RecordingOrigin { addr, lines, stop }
+    }
+
+    /// The request lines received so far.
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for RecordingOrigin {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+/// Paths starting with `/n` match no entry: the plugin answers them 404 itself.
+fn conf_with_a_local_404(origin: SocketAddr) -> String {
+    format!("[PROXY_ENTRY]\n    Match ^/[a-m]\n    Match ^/[o-z]\n    ServerList {origin}\n")
+}
+
+/// A client connection with a 5 s read timeout.
+fn client(monkey: &Monkey) -> Client {
+    let mut c = Client::connect(monkey.addr());
+    c.reader
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    c
+}
+
+/// Sends `raw` on `c` and returns everything received until the server closes; panics if it
+/// does not close within the read timeout.
+fn rest_until_closed(c: &mut Client, raw: &[u8]) -> String {
+    use std::io::Read;
+    c.send(raw);
+    let mut rest = Vec::new();
+    let closed = c.reader.read_to_end(&mut rest);
+    let text = String::from_utf8_lossy(&rest).into_owned();
+    assert!(closed.is_ok(), "not closed ({closed:?}); received {text:?}");
+    text
+}
+
+/// Every status line in `text`, in order.
+fn statuses(text: &str) -> Vec<&str> {
+    text.match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..(i + 12).min(text.len())])
+        .collect()
+}
+
+/// Heads Monkey 1.8.9 refuses itself (411 when it sees no length it recognises on a POST,
+/// 400 for a length it cannot read), each followed by the request a client would smuggle.
+const BEHIND_REFUSED_HEADS: [&[u8]; 8] = [
+    b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length : 40\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding : chunked\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length\t: 40\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: t\r\nContent_Length: 40\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: t\r\n Content-Length: 40\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 44\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n",
+];
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn a_request_behind_a_head_monkey_refused_is_neither_forwarded_nor_answered() {
+    let origin = RecordingOrigin::start();
+    let monkey = Monkey::start(&conf_with_a_local_404(origin.addr));
+    let only_monkeys_refusal = |text: &str, case: &[u8]| {
+        let case = String::from_utf8_lossy(case);
+        assert_eq!(statuses(text).len(), 1, "{case:?}: {text:?}");
+        assert!(
+            text.starts_with("HTTP/1.1 411") || text.starts_with("HTTP/1.1 400"),
+            "{case:?}: {text:?}"
+        );
+    };
+    for raw in BEHIND_REFUSED_HEADS {
+        // On a kept-alive connection: a GET answered first, so this worker keeps an idle
+        // origin connection a new request would be written to at once.
+        let mut c = client(&monkey);
+        assert_eq!(c.get("/warm-up").status, 200);
+        only_monkeys_refusal(&rest_until_closed(&mut c, raw), raw);
+        // As the first request of a connection.
+        only_monkeys_refusal(&rest_until_closed(&mut client(&monkey), raw), raw);
+    }
+    // Pipelined behind a proxied request and behind one the plugin answers itself (404):
+    // their answers, Monkey's refusal, the close.
+    for (first, status) in [
+        (&b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n"[..], "200"),
+        (b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n", "404"),
+    ] {
+        for refused in [BEHIND_REFUSED_HEADS[0], BEHIND_REFUSED_HEADS[5]] {
+            let mut c = client(&monkey);
+            assert_eq!(c.get("/warm-up").status, 200);
+            let text = rest_until_closed(&mut c, &[first, refused].concat());
+            let got = statuses(&text);
+            assert_eq!(got.len(), 2, "{text:?}");
+            assert_eq!(got[0], status, "{text:?}");
+            assert!(matches!(got[1], "411" | "400"), "{text:?}");
+        }
+    }
+    // Behind a proxied request, the refused head arriving in two parts: Monkey holds the
+    // first part as an incomplete pipelined request and refuses it when the rest comes.
+    let mut c = client(&monkey);
+    assert_eq!(c.get("/warm-up").status, 200);
+    let (part1, part2) = BEHIND_REFUSED_HEADS[0].split_at(30);
+    c.send(&[&b"GET /first HTTP/1.1\r\nHost: t\r\n\r\n"[..], part1].concat());
+    assert_eq!(c.read_response(false).expect("first answer").status, 200);
+    let text = rest_until_closed(&mut c, part2);
+    only_monkeys_refusal(&text, part2);
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = origin.lines();
+    assert!(
+        !seen.iter().any(|l| l.contains("/smuggled")),
+        "reached the origin: {seen:?}"
+    );
+    assert!(seen.iter().any(|l| l.contains("/first")), "{seen:?}");
+    finish(monkey);
+}
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn pipelined_and_kept_alive_requests_are_served_as_before() {
+    // What the stage-30 guard must leave alone: requests pipelined behind proxied ones,
+    // behind the plugin's own answers and behind Monkey's, bodies, keep-alive, closes.
+    let origin = Origin::start("a");
+    let monkey = Monkey::start(&conf_with_a_local_404(origin.addr));
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes();
+    let post = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello".to_vec();
+    let chunked =
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            .to_vec();
+    let close = b"GET /id HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_vec();
+    let no_host = b"GET /id HTTP/1.1\r\n\r\n".to_vec();
+    // (what the client sends at once, the statuses, whether the server then closes)
+    let cases: Vec<(Vec<u8>, Vec<u16>, bool)> = vec![
+        (
+            [get("/id"), get("/id"), get("/id")].concat(),
+            vec![200; 3],
+            false,
+        ),
+        ([post.clone(), get("/id")].concat(), vec![200, 200], false),
+        ([chunked, get("/id")].concat(), vec![200, 200], false),
+        (
+            [get("/id"), get("/nope"), get("/id")].concat(),
+            vec![200, 404, 200],
+            false,
+        ),
+        (
+            [get("/nope"), get("/id"), get("/nope"), get("/id")].concat(),
+            vec![404, 200, 404, 200],
+            false,
+        ),
+        ([get("/id"), close].concat(), vec![200, 200], true),
+        ([no_host, get("/id")].concat(), vec![400, 200], false),
+        (b"GET /id HTTP/1.0\r\n\r\n".to_vec(), vec![200], true),
+        // Behind Monkey's own refusal of a request that completed parsing (a 403 for `..`)
+        // inside a pipeline behind a proxied request: not forwarded, the connection closes.
+        (
+            [get("/id"), get("/a/../../etc"), get("/id")].concat(),
+            vec![200, 403],
+            true,
+        ),
+    ];
+    for (raw, expected, closes) in &cases {
+        let what = String::from_utf8_lossy(raw).into_owned();
+        let mut c = client(&monkey);
+        // Kept alive first: these run on a connection that already served a request.
+        assert_eq!(c.get("/id").status, 200, "{what:?}");
+        c.send(raw);
+        for (i, status) in expected.iter().enumerate() {
+            let r = c
+                .read_response(false)
+                .unwrap_or_else(|| panic!("{what:?}: answer {i} missing"));
+            assert_eq!(r.status, *status, "{what:?}: answer {i}");
+        }
+        if *closes {
+            assert!(c.read_response(false).is_none(), "{what:?}: not closed");
+        } else {
+            let r = c.get("/echo");
+            assert_eq!(r.status, 200, "{what:?}: the connection is still usable");
+        }
+    }
+    // Kept alive, one request at a time, across the plugin's and the origin's answers.
+    let mut c = client(&monkey);
+    for path in ["/id", "/nope", "/id", "/id", "/nope", "/nope", "/id"] {
+        let r = c.get(path);
+        let expected = if path == "/nope" { 404 } else { 200 };
+        assert_eq!(r.status, expected, "{path}");
+    }
+    finish(monkey);
+}

@@ -90,7 +90,7 @@ fn json_parses_with_the_documented_fields() {
         assert!(v["totals"][k].is_u64(), "totals.{k}");
     }
     let e = &v["entries"][0];
-    for k in ["index", "line", "no_server", "in_flight"] {
+    for k in ["index", "line", "no_server", "left_early", "in_flight"] {
         assert!(e[k].is_u64(), "entry.{k}");
     }
     assert_eq!(e["matches"][1], "\\.php$");
@@ -410,4 +410,33 @@ fn html_client_aborts_have_their_own_column_next_to_the_errors() {
         let aborts = r.find("data-label=\"Client aborts\"").unwrap();
         assert!(errors < aborts);
     }
+}
+
+#[test]
+fn a_client_gone_before_any_attempt_shows_in_every_format() {
+    // #21.6: a request whose client had left when its exchange was to start is the entry's
+    // client abort with no attempt, and `left_early` says so.
+    let config = stats_support::config();
+    let stats = proxy_reverse::stats::Stats::started_at(&config, 1_000);
+    stats.record_request(1);
+    stats.record_left_early(1);
+    let snap = proxy_reverse::stats::Snapshot::collect(&config, &stats, 2_000, &|_, _| {
+        ServerLive::default()
+    });
+    let v: Value = serde_json::from_str(&json(&snap)).expect("valid JSON");
+    let e = &v["entries"][1];
+    assert_eq!(e["left_early"], 1, "{e}");
+    assert_eq!(e["counters"]["requests"], 1, "{e}");
+    assert_eq!(e["counters"]["failures"]["client_abort"], 1, "{e}");
+    for s in e["servers"].as_array().unwrap() {
+        assert_eq!(s["counters"]["requests"], 0, "no attempt: {s}");
+        assert_eq!(s["counters"]["failures"]["client_abort"], 0, "{s}");
+    }
+    assert_eq!(v["entries"][0]["left_early"], 0);
+    let text = prometheus(&snap);
+    assert!(text.contains("# TYPE proxy_reverse_client_left_early_total counter\n"));
+    assert!(text.contains("proxy_reverse_client_left_early_total{entry=\"entry-2\"} 1\n"));
+    check_exposition(&text);
+    let page = html(&snap, None);
+    assert!(page.contains("<span>left early <b>1</b></span>"), "{page}");
 }

@@ -179,6 +179,13 @@ fn channel_stream_iov_layout() {
 
 #[test]
 fn mk_sched_conn_layout() {
+    // Measured against v1.8.9's headers (not in monkey-abi.md): the listener a connection
+    // came through, and its `Listen` line's flags.
+    layout!(mk_server_listen, size 120;
+        event @ 0, server_fd @ 72, network @ 80, protocol @ 88, listen @ 96, _head @ 104,
+    );
+    layout!(mk_config_listener, size 40; address @ 0, port @ 8, flags @ 16, _head @ 24);
+    assert_eq!((MK_CAP_SOCK_PLAIN, MK_CAP_SOCK_TLS), (4, 8));
     // §10.10
     layout!(mk_sched_conn, size 200;
         event @ 0, status @ 72, properties @ 76, is_timeout_on @ 80, arrive_time @ 88,

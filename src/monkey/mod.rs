@@ -10,11 +10,13 @@
 //! the client socket through Monkey's own event loop (`reactor`: registrations by token,
 //! one timer). When an exchange ends, `finish` hands the connection back to Monkey.
 //! Per-worker state lives in `worker`; `hold` keeps Monkey from reading a client
-//! connection while its request is served; `signal` lets `SIGUSR1` ask for a reload. Nothing here decides anything about HTTP or
-//! balancing.
+//! connection while its request is served; `guard` keeps requests Monkey dispatches from
+//! behind its own refusals away from the core; `trim` gives memory back after a burst;
+//! `signal` lets `SIGUSR1` ask for a reload; `tls` carries a TLS listener's client bytes
+//! through Monkey's TLS layer. Nothing here decides anything about HTTP or balancing.
 //!
-//! Arrows: `plugin` → everything; `reactor` → `finish` → `worker` → `session` → `api` →
-//! `sys`; nothing calls back up.
+//! Arrows: `plugin` → everything; `guard` → `session`; `reactor` → `trim`, `finish` →
+//! `worker` → `session` → `api` → `sys`; nothing calls back up.
 
 #![warn(
     clippy::undocumented_unsafe_blocks,
@@ -24,6 +26,7 @@
 mod answer;
 mod api;
 mod finish;
+mod guard;
 mod hold;
 mod plugin;
 mod reactor;
@@ -31,6 +34,8 @@ mod request;
 mod session;
 mod signal;
 pub mod sys;
+mod tls;
+mod trim;
 mod worker;
 
 #[cfg(test)]

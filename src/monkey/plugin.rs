@@ -11,11 +11,13 @@ use std::sync::{Arc, OnceLock};
 
 use super::answer;
 use super::api;
+use super::guard;
 use super::hold;
 use super::reactor::{self, MonkeyReactor};
 use super::request;
 use super::session::Session;
 use super::sys;
+use super::tls::MonkeyTls;
 use super::worker::{self, Served};
 use crate::clock::Moment;
 use crate::config;
@@ -24,6 +26,7 @@ use crate::log;
 use crate::prober::Prober;
 use crate::proxy::{Admission, Current, Proxy};
 use crate::reactor::Token;
+use crate::relay::ClientConn;
 use crate::reload::{Job, Reloader};
 
 /// The proxy in service, set by `init_plugin` (which refuses to let Monkey start without
@@ -58,7 +61,7 @@ static STAGE: StageTable = StageTable(sys::mk_plugin_stage {
     stage30: Some(stage30),
     stage30_thread: None,
     stage30_hangup: Some(stage30_hangup),
-    stage40: None,
+    stage40: Some(guard::stage40),
     stage50: Some(stage50),
     plugin: ptr::null_mut(),
     _head: sys::mk_list {
@@ -294,6 +297,9 @@ fn serve(mut session: Session) -> c_int {
         // Unreachable: `init_plugin` exits when there is no proxy. Answered all the same.
         return answer::send(&mut session, &LocalPage::error(503, false, None));
     };
+    if let Some(ret) = guard::screen(&mut session) {
+        return ret;
+    }
     let proxy = worker::with(|w| w.proxy(current)).unwrap_or_else(|| current.load());
     let (socket, conn) = (session.socket(), session.conn() as usize);
     // The duplicate kept from the connection's previous request, if any, knows the peer.
@@ -338,6 +344,11 @@ fn serve(mut session: Session) -> c_int {
         }
         Admission::Proxy(entry) => entry,
     };
+    if session.client_left_already() {
+        keep_cached(cached);
+        let _ = worker::with(|w| w.core.recycle_request(request));
+        return guard::client_left(&mut session, &proxy, entry);
+    }
     let client = match cached {
         Some((stream, _)) => Some(stream),
         None => duplicate(socket),
@@ -347,6 +358,7 @@ fn serve(mut session: Session) -> c_int {
         return answer::send(&mut session, &page);
     };
     let close = request.client_wants_close;
+    let client = client_conn(&session, client);
     let token = worker::with(|w| {
         let (core, sessions) = w.parts();
         core.start(
@@ -392,6 +404,7 @@ fn defer(
             return answer::send(&mut session, &crate::proxy::admin::unavailable());
         }
     };
+    let client = client_conn(&session, client);
     let token = worker::with(|w| {
         let (core, sessions) = w.parts();
         core.start_deferred(
@@ -406,6 +419,15 @@ fn defer(
     match token {
         Some(token) => hand_over(session, token, peer),
         None => answer::send(&mut session, &LocalPage::error(503, true, Some(1))),
+    }
+}
+
+/// The relay's view of the client connection: its duplicate socket, and on a TLS listener
+/// Monkey's TLS layer for its bytes.
+fn client_conn(session: &Session, stream: mio::net::TcpStream) -> ClientConn {
+    match session.tls_transport() {
+        Some(net) => ClientConn::through(stream, Box::new(MonkeyTls::new(session.socket(), net))),
+        None => ClientConn::plain(stream),
     }
 }
 
@@ -435,7 +457,10 @@ fn hand_over(mut session: Session, token: Token, peer: Option<SocketAddr>) -> c_
 /// Monkey is about to close a client connection: drop our cached duplicate of it, so the
 /// connection really closes.
 unsafe extern "C" fn stage50(socket: c_int) -> c_int {
-    let _ = catch_unwind(|| worker::with(|w| w.forget_client(socket)));
+    let _ = catch_unwind(|| {
+        guard::forget(socket);
+        worker::with(|w| w.forget_client(socket))
+    });
     0
 }
 

@@ -9,7 +9,9 @@
 //! that ends an exchange, the request to [`super::finish`].
 //!
 //! The timer is a `timerfd` armed (one-shot, absolute) for the moment the core asks for, so an
-//! idle worker is never woken (Monkey's own timer API never reaches plugins, §1.8).
+//! idle worker is never woken (Monkey's own timer API never reaches plugins, §1.8); after a
+//! burst, [`super::trim`] may ask for a round sooner, in which the worker gives free memory
+//! back.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
@@ -21,6 +23,7 @@ use std::ptr::{self, addr_of_mut};
 use super::api::{self, ev_add, ev_del, mem_alloc_z};
 use super::finish;
 use super::sys;
+use super::trim;
 use super::worker;
 use crate::clock::Moment;
 use crate::log;
@@ -247,13 +250,19 @@ unsafe extern "C" fn on_event(ev: *mut c_void) -> c_int {
             return;
         }
         let now = Moment::now();
-        let ended = worker::with(|w| {
+        let Some((ended, live)) = worker::with(|w| {
             let (core, sessions) = w.parts();
-            core.on_ready(Token::from_raw(token), now, &mut MonkeyReactor { sessions })
-        })
-        .flatten();
+            let ended = core.on_ready(Token::from_raw(token), now, &mut MonkeyReactor { sessions });
+            (ended, w.core.live_exchanges())
+        }) else {
+            return;
+        };
+        let over = ended.is_some();
         if let Some(ended) = ended {
             finish::finish(ended);
+        }
+        if let Some(at) = trim::after_event(live, over, now) {
+            arm_timer(at);
         }
     }));
     if result.is_err() {
@@ -317,13 +326,16 @@ pub fn init_timer() {
 }
 
 /// Arms this worker's timer for `at` (one-shot, on `CLOCK_MONOTONIC`, which is the clock
-/// [`Moment`] reads), replacing what it was armed for.
+/// [`Moment`] reads) unless it is armed for that moment or sooner already: the core only
+/// ever asks for a wake-up sooner than the one it asked for last, and a sooner one (for
+/// [`trim`]) only runs its round early, which finds nothing due and asks again.
 fn arm_timer(at: Moment) {
     let fd = TIMER_FD.with(Cell::get);
-    if fd < 0 || ARMED.with(Cell::get) == at.nanos() {
+    let nanos = at.nanos().max(1);
+    let armed = ARMED.with(Cell::get);
+    if fd < 0 || (armed != 0 && armed <= nanos) {
         return;
     }
-    let nanos = at.nanos().max(1);
     let spec = libc::itimerspec {
         it_interval: libc::timespec {
             tv_sec: 0,
@@ -362,7 +374,12 @@ unsafe extern "C" fn on_timer(ev: *mut c_void) -> c_int {
         for e in ended.drain(..) {
             finish::finish(e);
         }
-        let _ = worker::with(|w| w.ended = ended);
+        if let Some(live) = worker::with(|w| {
+            w.ended = ended;
+            w.core.live_exchanges()
+        }) {
+            trim::on_timer(live);
+        }
     }));
     if result.is_err() {
         log::error("internal error in the timeout timer");

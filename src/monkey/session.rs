@@ -39,8 +39,9 @@ impl Session {
     /// Wraps the session and request of a stage-30 call; `None` if either is NULL.
     ///
     /// # Safety
-    /// `cs` and `sr` must be the session and request Monkey passed to the current stage-30
-    /// call, and the result must be dropped when the request ends (see the module docs).
+    /// `cs` and `sr` must be the session and request Monkey passed to the current stage call
+    /// (30, 40 or hang-up), and the result must be dropped when the request ends (see the
+    /// module docs).
     pub unsafe fn new(
         cs: *mut sys::mk_http_session,
         sr: *mut sys::mk_http_request,
@@ -87,10 +88,74 @@ impl Session {
         self.cs().conn
     }
 
+    /// The transport of the connection when its listener is a TLS one (`Listen PORT tls`):
+    /// Monkey's TLS layer then carries its bytes, and a write to the socket itself would
+    /// corrupt the TLS stream. `None` on a plain listener.
+    pub fn tls_transport(&self) -> Option<*mut sys::mk_plugin_network> {
+        let conn = self.conn();
+        if conn.is_null() {
+            return None;
+        }
+        // SAFETY: Monkey's live connection object of this session; a plain field read.
+        let listen = unsafe { (*conn).server_listen };
+        if listen.is_null() {
+            return None;
+        }
+        // SAFETY: the listener the connection was accepted on, which lives as long as the
+        // server; a plain field read.
+        let config = unsafe { (*listen).listen };
+        if config.is_null() {
+            return None;
+        }
+        // SAFETY: the listener's `Listen` line, kept for the life of the server.
+        let flags = unsafe { (*config).flags };
+        if flags & sys::MK_CAP_SOCK_TLS == 0 {
+            return None;
+        }
+        // SAFETY: as above, a plain field read of the live connection.
+        let net = unsafe { (*conn).net };
+        (!net.is_null()).then_some(net)
+    }
+
     /// Whether Monkey will close the connection after this request (HTTP/1.0, or a
     /// `Connection: close` it recognised).
     pub fn closes(&self) -> bool {
         self.cs().close_now != 0
+    }
+
+    /// Whether Monkey's read path found the current request complete (`cs->status ==
+    /// MK_REQUEST_STATUS_COMPLETED`, set by `mk_http_sched_read` when its parser returns OK,
+    /// just before it dispatches the request). Monkey sets it back to incomplete when a
+    /// request ends through `mk_http_request_ka_next` or `http_request_end`, nowhere else.
+    pub fn parse_completed(&self) -> bool {
+        self.cs().status == sys::MK_REQUEST_STATUS_COMPLETED
+    }
+
+    /// Whether the connection is in Monkey's timeout queue (`conn->is_timeout_on`): Monkey
+    /// puts it there when it waits for a request (a new connection, or after a request ended
+    /// with nothing behind it) and takes it out once a read completes a request, before it
+    /// dispatches that request.
+    pub fn waiting_for_request(&self) -> bool {
+        let conn = self.conn();
+        // SAFETY: the live session's connection object; a plain load of a byte field.
+        unsafe { (*conn).is_timeout_on != 0 }
+    }
+
+    /// Monkey's count of requests ended on this connection (`counter_connections`): every
+    /// end adds one, before Monkey dispatches the next pipelined request or waits for the
+    /// next one.
+    pub fn requests_ended(&self) -> c_int {
+        self.cs().counter_connections
+    }
+
+    /// Bytes Monkey holds behind the position its parser points at (`parser.i`): what it
+    /// parses as the next request when this one ends (`mk_http_parser_more`).
+    pub fn bytes_behind(&self) -> u32 {
+        let cs = self.cs();
+        match u32::try_from(cs.parser.i) {
+            Ok(i) => cs.body_length.saturating_sub(i.saturating_add(1)),
+            Err(_) => 0,
+        }
     }
 
     /// The request is HTTP/1.0.
@@ -222,6 +287,16 @@ impl Session {
         let conn = self.conn();
         // SAFETY: the live session's connection object; only the field's address is taken.
         unsafe { addr_of_mut!((*conn).event) }
+    }
+
+    /// Whether the event Monkey is dispatching for this connection reported the client's end
+    /// of file, a reset or an error (`EPOLLRDHUP`/`EPOLLHUP`/`EPOLLERR`, which Monkey always
+    /// registers): the client closed, or half-closed, right behind the request it sent. False
+    /// when Monkey is not dispatching the connection's event (a pipelined request started
+    /// from another event) or runs another event backend.
+    pub fn client_left_already(&self) -> bool {
+        let gone = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+        api::fired_events(self.conn_event()).is_some_and(|f| f & gone != 0)
     }
 
     /// Makes sure Monkey watches the connection for reading (stage 30 may run from its

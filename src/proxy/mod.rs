@@ -224,6 +224,14 @@ impl Proxy {
         LocalPage::error(503, close, Some(1))
     }
 
+    /// A request admitted to `entry` whose client had already left when its exchange was to
+    /// start (it closed right behind the request): nothing is sent anywhere; counted as a
+    /// request of the entry and a client abort before any attempt.
+    pub fn client_left_early(&self, entry: usize) {
+        self.stats.record_request(entry);
+        self.stats.record_left_early(entry);
+    }
+
     /// Where a request for `path` (decoded, without query) goes.
     pub fn route(&self, path: &str) -> Route {
         if self.config.statistics_url.as_deref() == Some(path) {

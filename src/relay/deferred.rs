@@ -6,8 +6,7 @@ use std::io::{ErrorKind, Write};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use mio::net::TcpStream;
-
+use super::client::ClientConn;
 use super::exchange::{Finish, Progress};
 use crate::clock::Moment;
 use crate::http::status::{write_page, LocalPage};
@@ -21,7 +20,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub(super) struct Deferred {
     token: Token,
-    client: Option<TcpStream>,
+    client: Option<ClientConn>,
     client_id: u64,
     client_watched: bool,
     waiting: Waiting,
@@ -44,7 +43,7 @@ impl Deferred {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         token: Token,
-        client: TcpStream,
+        client: ClientConn,
         client_id: u64,
         waiting: Waiting,
         waiting_id: u64,
@@ -111,7 +110,7 @@ impl Deferred {
     }
 
     /// Hands the client connection back once over.
-    pub(super) fn take_client(&mut self) -> Option<TcpStream> {
+    pub(super) fn take_client(&mut self) -> Option<ClientConn> {
         self.finish.and(self.client.take())
     }
 

@@ -9,9 +9,8 @@ use std::io::{ErrorKind, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::net::TcpStream;
-
 use super::attempt::{self, Attempts, Step};
+use super::client::ClientConn;
 use super::local::Local;
 use super::response::{BodyRead, Head, ResponseBuffer};
 use super::tokens::idle_token;
@@ -90,7 +89,7 @@ enum End {
 #[derive(Debug)]
 struct Client {
     /// `None` once handed back with [`Exchange::take_client`].
-    stream: Option<TcpStream>,
+    stream: Option<ClientConn>,
     id: u64,
     interest: Option<Interest>,
     /// Whether it was ever watched (then its registration is released at the end).
@@ -134,7 +133,7 @@ impl Exchange {
         proxy: Arc<Proxy>,
         entry: usize,
         request: ProxyRequest,
-        client: TcpStream,
+        client: ClientConn,
         client_id: u64,
         token: Token,
         now: Moment,
@@ -274,7 +273,7 @@ impl Exchange {
 
     /// Hands the client connection back once the exchange is over (`None` before that or if
     /// already taken), so a host can reuse it for the connection's next request.
-    pub(super) fn take_client(&mut self) -> Option<TcpStream> {
+    pub(super) fn take_client(&mut self) -> Option<ClientConn> {
         if self.state == State::Done {
             self.client.stream.take()
         } else {
@@ -320,12 +319,17 @@ impl Exchange {
     }
 
     fn want_client(&mut self, reactor: &mut dyn Reactor, interest: Option<Interest>) {
-        if self.client.interest == interest {
-            return;
-        }
         let Some(c) = &self.client.stream else {
             return;
         };
+        // A TLS layer that must hear from the peer before it can write again.
+        let interest = match interest {
+            Some(Interest::Write) if c.blocked_write_wants_read() => Some(Interest::ReadWrite),
+            other => other,
+        };
+        if self.client.interest == interest {
+            return;
+        }
         let source = Source {
             fd: std::os::fd::AsRawFd::as_raw_fd(c),
             id: self.client.id,

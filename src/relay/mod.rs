@@ -11,6 +11,7 @@
 //! plain TCP.
 
 mod attempt;
+mod client;
 mod deferred;
 mod exchange;
 mod local;
@@ -22,6 +23,7 @@ mod tokens;
 mod tunnel;
 mod worker;
 
+pub use client::{ClientConn, ClientTransport};
 pub use exchange::{Finish, Progress};
 pub use pool::{Limits, Pooled, UpstreamPool};
 pub use spares::BUFFER_SIZE;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use mio::net::TcpStream;
 
+use super::client::ClientConn;
 use super::deferred::Deferred;
 use super::exchange::{Exchange, Finish, Progress};
 use super::local::Local;
@@ -146,7 +147,7 @@ impl Worker {
         proxy: Arc<Proxy>,
         entry: usize,
         request: ProxyRequest,
-        client: TcpStream,
+        client: ClientConn,
         now: Moment,
         reactor: &mut dyn Reactor,
     ) -> Token {
@@ -179,7 +180,7 @@ impl Worker {
     /// as the client asked). Returns the task's token.
     pub fn start_deferred(
         &mut self,
-        client: TcpStream,
+        client: ClientConn,
         waiting: crate::reload::Waiting,
         head_request: bool,
         close: bool,
@@ -402,7 +403,7 @@ impl Worker {
         Ended {
             token,
             finish,
-            client,
+            client: client.map(ClientConn::into_socket),
         }
     }
 
@@ -509,7 +510,14 @@ mod tests {
         let (client, mut peer) = client_pair();
         let t0 = Moment::from_nanos(10_000_000_000);
         let request = get(&mut worker);
-        let token = worker.start(proxy.clone(), 0, request, client, t0, &mut reactor);
+        let token = worker.start(
+            proxy.clone(),
+            0,
+            request,
+            ClientConn::plain(client),
+            t0,
+            &mut reactor,
+        );
         assert_eq!(
             reactor.wakes,
             [t0.after(Duration::from_secs(1))],

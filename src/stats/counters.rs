@@ -205,12 +205,19 @@ pub struct EntryTotals {
     /// to the entry (one request retried on two servers is one entry request, two attempts).
     pub counters: Counters,
     pub(super) no_server: AtomicU64,
+    pub(super) left_early: AtomicU64,
 }
 
 impl EntryTotals {
     /// Requests answered 503 because no server was available.
     pub fn no_server(&self) -> u64 {
         self.no_server.load(Relaxed)
+    }
+
+    /// Requests whose client had left before any server was tried (also counted as the
+    /// entry's client aborts).
+    pub fn left_early(&self) -> u64 {
+        self.left_early.load(Relaxed)
     }
 }
 

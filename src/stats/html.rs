@@ -102,10 +102,12 @@ fn entry(o: &mut String, e: &EntrySnapshot) {
     let _ = write!(
         o,
         "</span><span>requests <b>{}</b></span><span>no server (503) <b>{}</b></span>\
+         <span>left early <b>{}</b></span>\
          <span>in flight <b>{}</b></span><span>retries <b>{}</b></span>\
          <span>failovers <b>{}</b></span><span>latency <b>{}</b></span></div>\n<table><thead><tr>",
         c.requests,
         e.no_server,
+        e.left_early,
         e.in_flight,
         c.retries,
         c.failovers,

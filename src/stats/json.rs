@@ -14,8 +14,9 @@
 //!   "entries": [ {
 //!     "index": 1-based position in the file, "line": u64,
 //!     "matches": [string], "balancer": string,
-//!     "no_server": u64 (503s), "in_flight": u64,
-//!     "counters": Counters (requests = client requests),
+//!     "no_server": u64 (503s), "left_early": u64 (client gone before any attempt),
+//!     "in_flight": u64,
+//!     "counters": Counters (requests = client requests; client_abort includes left_early),
 //!     "servers": [ {
 //!       "name": "host:port", "weight": u32, "share": 0..1 of the entry's attempts,
 //!       "state": "up" | "offline" | "probing",

@@ -163,6 +163,15 @@ impl Stats {
         self.entries[entry].no_server.fetch_add(1, Relaxed);
     }
 
+    /// The client of a request routed to `entry` had left before any server was tried (it
+    /// closed right behind its request): no attempt, counted as the entry's client abort and
+    /// as left early, so that per entry attempts + left early = responses + failures.
+    pub fn record_left_early(&self, entry: usize) {
+        let e = &self.entries[entry];
+        e.counters.failure(Failure::ClientAbort);
+        e.left_early.fetch_add(1, Relaxed);
+    }
+
     /// An attempt on `server` starts (its request is being sent to that server).
     pub fn record_attempt(&self, entry: usize, server: usize) {
         self.pair(entry, server).1.attempt();

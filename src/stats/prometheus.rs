@@ -69,7 +69,7 @@ fn entry_families(w: &mut Writer, snap: &Snapshot) {
         ];
         w.sample("entry_info", &labels, 1);
     }
-    let per_entry: [EntryMetric; 2] = [
+    let per_entry: [EntryMetric; 3] = [
         (
             "entry_requests_total",
             "Client requests routed to the entry (however many attempts each took).",
@@ -79,6 +79,11 @@ fn entry_families(w: &mut Writer, snap: &Snapshot) {
             "no_server_total",
             "Requests answered 503 because no server of the entry was available.",
             |e| e.no_server,
+        ),
+        (
+            "client_left_early_total",
+            "Requests whose client had left before any server of the entry was tried.",
+            |e| e.left_early,
         ),
     ];
     for (name, help, get) in per_entry {

@@ -135,9 +135,13 @@ pub struct EntrySnapshot {
     pub balancer: String,
     /// Requests answered 503 because no server was available.
     pub no_server: u64,
+    /// Requests whose client had left before any server was tried (counted in
+    /// `counters.failures.client_abort` as well, with no attempt).
+    pub left_early: u64,
     /// Sum of the servers' in-flight requests.
     pub in_flight: u64,
-    /// Counters summed over the servers; `requests` counts client requests.
+    /// Counters summed over the servers, plus the client aborts of `left_early`; `requests`
+    /// counts client requests.
     pub counters: CounterSnapshot,
     /// The servers in configuration order.
     pub servers: Vec<ServerSnapshot>,
@@ -210,6 +214,7 @@ impl Snapshot {
                     matches: entry.matches.iter().map(|m| m.pattern.clone()).collect(),
                     balancer: entry.balancer.clone(),
                     no_server: es.no_server(),
+                    left_early: es.left_early(),
                     in_flight: servers.iter().map(|s| u64::from(s.live.in_flight)).sum(),
                     counters: es.counters.snapshot(),
                     servers,

@@ -557,57 +557,63 @@ impl Client {
 
     /// Reads one response; `head` = the request was HEAD.
     pub fn read_response(&mut self, head: bool) -> Option<Response> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line).ok()? == 0 {
-            return None;
+        read_response(&mut self.reader, head)
+    }
+}
+
+/// Reads one response from `reader` (any byte stream: a TCP or a TLS connection); `head` =
+/// the request was HEAD.
+pub fn read_response(reader: &mut impl BufRead, head: bool) -> Option<Response> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).ok()?;
+        if h == "\r\n" || h.is_empty() {
+            break;
         }
-        let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
-        let mut headers = Vec::new();
+        let (n, v) = h.split_once(':')?;
+        headers.push((n.trim().to_string(), v.trim().to_string()));
+    }
+    let mut r = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if head || status == 204 || status == 304 {
+        return Some(r);
+    }
+    if let Some(n) = r.header("content-length") {
+        let mut body = vec![0u8; n.parse().ok()?];
+        reader.read_exact(&mut body).ok()?;
+        r.body = body;
+    } else if r
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
         loop {
-            let mut h = String::new();
-            self.reader.read_line(&mut h).ok()?;
-            if h == "\r\n" || h.is_empty() {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0u8; n + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            // Strict: every chunk (and the last-chunk, no trailers) ends with CRLF.
+            if chunk[n..] != *b"\r\n" {
+                return None;
+            }
+            if n == 0 {
                 break;
             }
-            let (n, v) = h.split_once(':')?;
-            headers.push((n.trim().to_string(), v.trim().to_string()));
+            r.body.extend_from_slice(&chunk[..n]);
         }
-        let mut r = Response {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        if head || status == 204 || status == 304 {
-            return Some(r);
-        }
-        if let Some(n) = r.header("content-length") {
-            let mut body = vec![0u8; n.parse().ok()?];
-            self.reader.read_exact(&mut body).ok()?;
-            r.body = body;
-        } else if r
-            .header("transfer-encoding")
-            .is_some_and(|v| v.contains("chunked"))
-        {
-            loop {
-                let mut size = String::new();
-                self.reader.read_line(&mut size).ok()?;
-                let n = usize::from_str_radix(size.trim(), 16).ok()?;
-                let mut chunk = vec![0u8; n + 2];
-                self.reader.read_exact(&mut chunk).ok()?;
-                // Strict: every chunk (and the last-chunk, no trailers) ends with CRLF.
-                if chunk[n..] != *b"\r\n" {
-                    return None;
-                }
-                if n == 0 {
-                    break;
-                }
-                r.body.extend_from_slice(&chunk[..n]);
-            }
-        } else {
-            self.reader.read_to_end(&mut r.body).ok()?;
-        }
-        Some(r)
+    } else {
+        reader.read_to_end(&mut r.body).ok()?;
     }
+    Some(r)
 }
 
 /// Through the proxy at `proxy` (origin: [`Origin`]): close-delimited bodies of several sizes

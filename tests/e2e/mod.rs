@@ -88,6 +88,8 @@ pub struct Monkey {
     child: Child,
     dir: PathBuf,
     port: u16,
+    /// On a TLS listener: the self-signed certificate it serves (DER), for clients to trust.
+    tls_cert: Option<Vec<u8>>,
 }
 
 impl Monkey {
@@ -104,16 +106,29 @@ impl Monkey {
     }
 
     fn start_with(plugin_conf: &str, fd_limit: Option<u32>) -> Monkey {
-        let mut m = Monkey::spawn(plugin_conf, fd_limit);
+        let mut m = Monkey::spawn(plugin_conf, fd_limit, false);
         m.wait_ready();
         m
+    }
+
+    /// Like [`Monkey::start`] on a TLS listener (`Listen … tls`, Monkey's own TLS layer) with a
+    /// self-signed certificate for 127.0.0.1 made now ([`Monkey::tls_cert`]).
+    pub fn start_tls(plugin_conf: &str) -> Monkey {
+        let mut m = Monkey::spawn(plugin_conf, None, true);
+        m.wait_ready();
+        m
+    }
+
+    /// The certificate a TLS Monkey serves (DER), `None` on a plain listener.
+    pub fn tls_cert(&self) -> Option<&[u8]> {
+        self.tls_cert.as_deref()
     }
 
     /// Starts Monkey with `plugin_conf` and expects it to refuse to start: waits (at most
     /// 10 s) for it to exit, checking all the while that its port never accepts. Returns the
     /// exit code, how long it ran, and its output.
     pub fn start_expecting_refusal(plugin_conf: &str) -> (Option<i32>, Duration, String) {
-        let mut m = Monkey::spawn(plugin_conf, None);
+        let mut m = Monkey::spawn(plugin_conf, None, false);
         let started = Instant::now();
         let deadline = started + Duration::from_secs(10);
         loop {
@@ -136,7 +151,7 @@ impl Monkey {
     }
 
     /// Lays out the scratch configuration and starts `$MONKEY_BIN` on it, without waiting.
-    fn spawn(plugin_conf: &str, fd_limit: Option<u32>) -> Monkey {
+    fn spawn(plugin_conf: &str, fd_limit: Option<u32>, tls: bool) -> Monkey {
         let bin = monkey_bin();
         let dir = scratch_dir();
         let conf = dir.join("conf");
@@ -148,8 +163,28 @@ impl Monkey {
         let port = free_port();
         // Keys must be indented (rconf). No `User` line: the server keeps the caller's
         // identity, so it can read the scratch files whoever runs the tests.
+        let tls_cert = tls.then(|| {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+            let cert = params.self_signed(&key).expect("certificate");
+            fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+            fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+            fs::write(
+                conf.join("tls.conf"),
+                format!(
+                    "[TLS]\n    CertificateFile {d}/cert.pem\n    RSAKeyFile {d}/key.pem\n",
+                    d = dir.display()
+                ),
+            )
+            .unwrap();
+            cert.der().to_vec()
+        });
+        let listen_flags = if tls { " tls" } else { "" };
         let monkey_conf = format!(
-            "[SERVER]\n    Listen 127.0.0.1:{port}\n    Workers 2\n    Timeout 15\n    \
+            "[SERVER]\n    Listen 127.0.0.1:{port}{listen_flags}\n    Workers 2\n    Timeout 15\n    \
              PidFile {d}/monkey.pid\n    UserDir public_html\n    Indexfile index.html\n    \
              HideVersion Off\n    Resume On\n    KeepAlive On\n    KeepAliveTimeout 5\n    \
              MaxKeepAliveRequest 1000\n    MaxRequestSize 32\n    SymLink Off\n    \
@@ -200,7 +235,12 @@ impl Monkey {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-        Monkey { child, dir, port }
+        Monkey {
+            child,
+            dir,
+            port,
+            tls_cert,
+        }
     }
 
     fn wait_ready(&mut self) {

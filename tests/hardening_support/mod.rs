@@ -45,7 +45,8 @@ fn n(v: &serde_json::Value) -> u64 {
 
 /// Checks the books of every server and of the entry: an attempt is one try of a request on
 /// one connection, so attempts = responses + failures (client aborts included), and
-/// connections opened + reused = attempts.
+/// connections opened + reused = attempts; per entry the requests whose client left before
+/// any attempt (`left_early`) are client aborts without an attempt.
 pub fn assert_attempts_balance(json: &serde_json::Value) {
     let entry = &json["entries"][0];
     let sum = |c: &serde_json::Value, key: &str| -> u64 {
@@ -71,9 +72,9 @@ pub fn assert_attempts_balance(json: &serde_json::Value) {
     }
     let c = &entry["counters"];
     assert_eq!(
-        attempts,
+        attempts + n(&entry["left_early"]),
         sum(c, "responses") + sum(c, "failures"),
-        "entry: {c}"
+        "entry: attempts + left early = responses + failures: {entry}"
     );
     assert_eq!(
         attempts,
@@ -212,6 +213,82 @@ pub fn assert_retries_on_fresh_connections_are_attempts(proxy: SocketAddr) {
     assert_eq!(
         json["entries"][0]["counters"]["requests"], 5,
         "client requests"
+    );
+    assert_attempts_balance(&json);
+}
+
+/// Sends `GET /id` on a new connection and shuts its write side, with the request's last
+/// byte and the client's FIN in one segment (the socket is corked until then): a client
+/// that sends a request and leaves, as a busy server sees it. Returns the connection.
+pub fn request_then_leave(proxy: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(proxy).unwrap();
+    rustix::net::sockopt::set_tcp_cork(&s, true).unwrap();
+    s.write_all(b"GET /id HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    s
+}
+
+/// Clients of [`assert_clients_that_left_open_no_backend_connection`].
+pub const LEAVERS: u64 = 200;
+
+/// #21.6: clients that send a request and close right behind it (or half-close and wait)
+/// open no connection to the origin (`origin`: a [`crate::common::Origin`] behind the
+/// proxy), and count as client aborts of the entry before any attempt; a client that
+/// half-closes and waits is closed without an answer. Clients that wait for their answers
+/// reach the origin (the control).
+pub fn assert_clients_that_left_open_no_backend_connection(
+    proxy: SocketAddr,
+    origin: &crate::common::Origin,
+) {
+    let entry_requests = |json: &serde_json::Value| n(&json["entries"][0]["counters"]["requests"]);
+    // The control: each answered, each response body (`/id`: the origin's name) written.
+    let written = origin.written.load(Ordering::SeqCst);
+    for _ in 0..20 {
+        assert_eq!(Client::connect(proxy).get("/id").status, 200);
+    }
+    let name = origin.name.len() as u64;
+    assert_eq!(origin.written.load(Ordering::SeqCst) - written, 20 * name);
+    let (conns, written) = (
+        origin.conns.load(Ordering::SeqCst),
+        origin.written.load(Ordering::SeqCst),
+    );
+    let before = entry_requests(&stats(proxy));
+    for _ in 0..LEAVERS - 1 {
+        drop(request_then_leave(proxy));
+    }
+    // The last one half-closes and waits: the proxy closes it without an answer.
+    let mut waiting = request_then_leave(proxy);
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let closed = waiting.read_to_end(&mut answer);
+    assert!(closed.is_ok(), "not closed: {closed:?}");
+    assert_eq!(String::from_utf8_lossy(&answer), "", "answered");
+    let counted = wait_until(Duration::from_secs(10), || {
+        entry_requests(&stats(proxy)) >= before + LEAVERS
+    });
+    let json = stats(proxy);
+    let entry = &json["entries"][0];
+    assert!(counted, "not all counted: {entry}");
+    // Slack for a client whose end of file would come after its request was dispatched (a
+    // busy machine); with the FIN in the request's segment there is normally none.
+    let slack = LEAVERS / 10;
+    let opened = (origin.conns.load(Ordering::SeqCst) - conns) as u64;
+    let served = (origin.written.load(Ordering::SeqCst) - written) / name;
+    assert!(
+        opened <= slack,
+        "{opened} origin connections for {LEAVERS} clients gone"
+    );
+    assert!(
+        served <= slack,
+        "{served} origin responses for {LEAVERS} clients gone"
+    );
+    let left = n(&entry["left_early"]);
+    assert!(left >= LEAVERS - slack, "left early {left}: {entry}");
+    assert!(
+        n(&entry["counters"]["failures"]["client_abort"]) >= left,
+        "{entry}"
     );
     assert_attempts_balance(&json);
 }

@@ -28,7 +28,9 @@ use crate::http::status::{write_page, LocalPage};
 use crate::prober::Prober;
 use crate::proxy::{Admission, Cached, Current, Proxy};
 use crate::reactor::{Interest, Reactor, Source, Token};
-use crate::relay::{Ended, Worker};
+use crate::relay::{ClientConn, ClientTransport, Ended, Worker};
+
+mod tls;
 use crate::reload::Reloader;
 
 const LISTENER: u64 = Token::HOST_BIT | (1 << 40);
@@ -100,13 +102,20 @@ impl Host {
     /// admin endpoint can change states and weights; a reload is answered 503 (there is no
     /// file: see [`Host::start_from_file`]).
     pub fn start(proxy: Arc<Proxy>) -> io::Result<Host> {
-        Host::start_on(proxy, Clock::System, None)
+        Host::start_on(proxy, Clock::System, None, None)
+    }
+
+    /// Starts a host for `proxy` whose listener speaks TLS with `tls` (as a Monkey `Listen
+    /// PORT tls` does): requests, local pages and everything the relay writes go through
+    /// each connection's TLS state.
+    pub fn start_tls(proxy: Arc<Proxy>, tls: Arc<rustls::ServerConfig>) -> io::Result<Host> {
+        Host::start_on(proxy, Clock::System, None, Some(tls))
     }
 
     /// Starts a host whose time is `clock`: timeouts fire when the test moves it on
     /// ([`Host::advance`]).
     pub fn start_with_clock(proxy: Arc<Proxy>, clock: TestClock) -> io::Result<Host> {
-        Host::start_on(proxy, Clock::Test(clock), None)
+        Host::start_on(proxy, Clock::Test(clock), None, None)
     }
 
     /// Starts a host for the configuration file `path`, which its admin endpoint can reload
@@ -117,13 +126,19 @@ impl Host {
             io::Error::new(ErrorKind::InvalidInput, lines.join("\n"))
         })?;
         let proxy = Proxy::new(config).map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
-        Host::start_on(Arc::new(proxy), Clock::System, Some(path.to_path_buf()))
+        Host::start_on(
+            Arc::new(proxy),
+            Clock::System,
+            Some(path.to_path_buf()),
+            None,
+        )
     }
 
     fn start_on(
         proxy: Arc<Proxy>,
         clock: Clock,
         path: Option<std::path::PathBuf>,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<Host> {
         let current = Arc::new(Current::new(proxy));
         let reloader = Reloader::spawn(current.clone(), path)?;
@@ -147,6 +162,7 @@ impl Host {
             proxy: Cached::new(&current),
             current: current.clone(),
             reloader,
+            tls,
             worker: Worker::new(),
             sources: Sources::default(),
             conns: HashMap::new(),
@@ -232,6 +248,35 @@ struct Conn {
     /// Bytes of a local answer not yet written.
     output: Vec<u8>,
     close_after_output: bool,
+    /// On a TLS listener: the connection's TLS state (its bytes go through it).
+    tls: Option<tls::Tls>,
+}
+
+impl Conn {
+    /// Reads what the client sent (through TLS on a TLS listener).
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => self.stream.read(buf),
+            Some(t) => t.read(buf),
+        }
+    }
+
+    /// Writes to the client (through TLS on a TLS listener).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.tls {
+            None => self.stream.write(buf),
+            Some(t) => t.write(buf),
+        }
+    }
+
+    /// The relay's view of the connection: a duplicate of its socket, and its TLS state.
+    fn for_relay(&self) -> io::Result<ClientConn> {
+        let dup = dup_stream(&self.stream)?;
+        Ok(match &self.tls {
+            None => ClientConn::plain(dup),
+            Some(t) => ClientConn::through(dup, t.transport()),
+        })
+    }
 }
 
 /// What the host knows of a socket the core asked it to watch.
@@ -253,6 +298,8 @@ struct Loop {
     proxy: Cached,
     current: Arc<Current>,
     reloader: Reloader,
+    /// The listener's TLS configuration, if it is a TLS listener.
+    tls: Option<Arc<rustls::ServerConfig>>,
     worker: Worker,
     sources: Sources,
     conns: HashMap<usize, Conn>,
@@ -411,6 +458,13 @@ impl Loop {
             {
                 continue;
             }
+            let tls = match &self.tls {
+                None => None,
+                Some(config) => match tls::Tls::new(config.clone(), &stream) {
+                    Ok(t) => Some(t),
+                    Err(_) => continue,
+                },
+            };
             self.open.fetch_add(1, Ordering::SeqCst);
             self.conns.insert(
                 id,
@@ -420,6 +474,7 @@ impl Loop {
                     exchange: None,
                     output: Vec::new(),
                     close_after_output: false,
+                    tls,
                 },
             );
         }
@@ -461,11 +516,12 @@ impl Loop {
             }
             return;
         }
-        self.serve(id);
+        self.serve(id, hung_up);
     }
 
     /// Reads what the client sent and answers complete requests until one is proxied.
-    fn serve(&mut self, id: usize) {
+    /// `hung_up`: the event that woke the host said the client closed or reset.
+    fn serve(&mut self, id: usize, hung_up: bool) {
         loop {
             let Some(conn) = self.conns.get_mut(&id) else {
                 return;
@@ -485,13 +541,13 @@ impl Loop {
                 self.close(id);
                 return;
             }
-            match self.take_request(id) {
+            match self.take_request(id, hung_up) {
                 Next::Read => {
                     let Some(conn) = self.conns.get_mut(&id) else {
                         return;
                     };
                     let mut chunk = [0u8; 16 * 1024];
-                    match conn.stream.read(&mut chunk) {
+                    match conn.read(&mut chunk) {
                         Ok(0) => {
                             self.close(id);
                             return;
@@ -519,8 +575,8 @@ impl Loop {
     }
 
     /// Frames the request at the start of the connection's input and hands it to the intake:
-    /// answers it, or starts its exchange.
-    fn take_request(&mut self, id: usize) -> Next {
+    /// answers it, or starts its exchange (unless the client is gone: `hung_up`).
+    fn take_request(&mut self, id: usize, hung_up: bool) -> Next {
         let Some(conn) = self.conns.get_mut(&id) else {
             return Next::Served;
         };
@@ -578,7 +634,7 @@ impl Loop {
                 // answer and writes it on its own `dup` of the client socket.
                 let close = request.client_wants_close;
                 self.worker.recycle_request(request);
-                let waiting = match dup_stream(&conn.stream) {
+                let waiting = match conn.for_relay() {
                     Ok(client) => self.reloader.submit(job).map(|w| (client, w)),
                     Err(e) => Err(e),
                 };
@@ -604,8 +660,17 @@ impl Loop {
             }
             Admission::Proxy(entry) => entry,
         };
+        if hung_up {
+            // As the plugin does: the client closed (or half-closed) right behind its request,
+            // so no backend connection is opened for an answer nobody reads.
+            proxy.client_left_early(entry);
+            self.worker.recycle_request(request);
+            conn.input.clear();
+            conn.close_after_output = true;
+            return Next::Served;
+        }
         // The exchange writes to its own `dup` of the client socket, as in the plugin.
-        let client = match dup_stream(&conn.stream) {
+        let client = match conn.for_relay() {
             Ok(s) => s,
             Err(_) => {
                 // Out of descriptors, as the plugin answers it: 503, try again soon.
@@ -637,7 +702,7 @@ impl Loop {
         };
         conn.exchange = None;
         if ended.finish.keep_alive {
-            self.serve(id);
+            self.serve(id, false);
         } else {
             self.close(id);
         }
@@ -714,18 +779,27 @@ fn request_line(input: &[u8]) -> Line {
 
 /// Writes pending local output; false when the client is gone.
 fn flush_output(conn: &mut Conn) -> bool {
-    while !conn.output.is_empty() {
-        match conn.stream.write(&conn.output) {
-            Ok(0) => return false,
-            Ok(n) => {
-                conn.output.drain(..n);
+    let mut output = std::mem::take(&mut conn.output);
+    let mut ok = true;
+    while !output.is_empty() {
+        match conn.write(&output) {
+            Ok(0) => {
+                ok = false;
+                break;
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Ok(n) => {
+                output.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            Err(_) => {
+                ok = false;
+                break;
+            }
         }
     }
-    true
+    conn.output = output;
+    ok
 }
 
 fn dup_stream(stream: &TcpStream) -> io::Result<TcpStream> {
