@@ -67,7 +67,8 @@ impl Balancer for LeastConnections {
             // l / w_i < best_load / w_best, without division.
             match best {
                 Some((b, bl)) if !ramping && l * self.weights[b] >= bl * self.weights[i] => {}
-                Some((b, bl)) if ramping && u128::from(l) * weight(b) >= u128::from(bl) * weight(i) => {}
+                Some((b, bl))
+                    if ramping && u128::from(l) * weight(b) >= u128::from(bl) * weight(i) => {}
                 _ => best = Some((i, l)),
             }
         };

@@ -18,9 +18,7 @@ pub fn probe(text: &str) -> Result<Option<ProbeKind>, String> {
                 "HealthCheck: `{text}`: nothing may follow `{first}`; {usage}"
             ));
         }
-        return Ok(first
-            .eq_ignore_ascii_case("tcp")
-            .then_some(ProbeKind::Tcp));
+        return Ok(first.eq_ignore_ascii_case("tcp").then_some(ProbeKind::Tcp));
     }
     let head = if first.eq_ignore_ascii_case("HEAD") {
         true
@@ -187,7 +185,15 @@ mod tests {
                 path: "/a?b=1".into()
             }))
         );
-        for bad in ["", "POST /x", "GET", "GET healthz", "GET /a /b", "tcp /x", "GET /\u{e9}"] {
+        for bad in [
+            "",
+            "POST /x",
+            "GET",
+            "GET healthz",
+            "GET /a /b",
+            "tcp /x",
+            "GET /\u{e9}",
+        ] {
             assert!(probe(bad).is_err(), "{bad}");
         }
         for p in [
@@ -212,7 +218,17 @@ mod tests {
         let e = expect("BODY ok").unwrap();
         assert_eq!(e.statuses, Expect::default().statuses);
         assert_eq!(e.body.as_deref(), Some("ok"));
-        for bad in ["", "body", "200 body  ", "99", "600", "2000", "399-200", "abc", "200-"] {
+        for bad in [
+            "",
+            "body",
+            "200 body  ",
+            "99",
+            "600",
+            "2000",
+            "399-200",
+            "abc",
+            "200-",
+        ] {
             assert!(expect(bad).is_err(), "{bad}");
         }
         for text in ["200", "200-299,304 body x y", "100-599"] {

@@ -5,12 +5,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use super::health;
 use super::keys::{self, KeyId, KeySpec, Sections};
 use super::lexer::{self, Token};
 use super::resolve::Resolver;
-use super::health;
 use super::values::{self, Host};
-use super::{Cidr, Config, ConfigError, Entry, Expect, HealthCheck, MatchRule, ProbeKind, ServerSpec};
+use super::{
+    Cidr, Config, ConfigError, Entry, Expect, HealthCheck, MatchRule, ProbeKind, ServerSpec,
+};
 
 const DEFAULTS: &str = "PROXY_DEFAULTS";
 
@@ -255,9 +257,7 @@ impl Parser<'_> {
             KeyId::HealthCheckRise => s.check_rise = Some(values::number(name, value, 1)?),
             KeyId::HealthCheckFall => s.check_fall = Some(values::number(name, value, 1)?),
             KeyId::SlowStart => s.slow_start = Some(values::seconds(name, value, false)?),
-            KeyId::OutlierConsecutive5xx => {
-                s.outlier_5xx = Some(values::number(name, value, 0)?)
-            }
+            KeyId::OutlierConsecutive5xx => s.outlier_5xx = Some(values::number(name, value, 0)?),
             KeyId::OutlierEjectionTime => {
                 s.outlier_time = Some(values::seconds(name, value, true)?)
             }

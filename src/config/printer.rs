@@ -1,8 +1,8 @@
 //! The printer: [`Config`] back to configuration text that parses to the same model (line
 //! numbers aside, which become those of the printed text).
 
-use super::lexer::MAX_LINE;
 use super::health::{format_expect, format_probe};
+use super::lexer::MAX_LINE;
 use super::values::{format_cidr, format_seconds};
 use super::{Config, Entry};
 

@@ -336,11 +336,18 @@ impl Word {
             Reason::None => (0, 0),
             Reason::Probe(f) => f.code(),
             Reason::Requests { failures, kind } => {
-                let k = FailureKind::ALL.iter().position(|&x| x == kind).unwrap_or(0) as u64;
+                let k = FailureKind::ALL
+                    .iter()
+                    .position(|&x| x == kind)
+                    .unwrap_or(0) as u64;
                 (8 + k, u64::from(failures))
             }
         };
-        status | u64::from(self.passes) << 2 | u64::from(self.fails) << 18 | kind << 34 | extra << 40
+        status
+            | u64::from(self.passes) << 2
+            | u64::from(self.fails) << 18
+            | kind << 34
+            | extra << 40
     }
 
     fn unpack(v: u64) -> Word {
@@ -542,9 +549,7 @@ impl CheckState {
             word: self.word(),
             last,
             changed_at: self.changed_at.load(Ordering::Relaxed),
-            downtime: Duration::from_millis(
-                self.downtime_ms.load(Ordering::Relaxed) + current,
-            ),
+            downtime: Duration::from_millis(self.downtime_ms.load(Ordering::Relaxed) + current),
             probes: self.probes.load(Ordering::Relaxed),
         }
     }

@@ -176,7 +176,10 @@ mod tests {
         assert_eq!(o.notice_return(first.until + 5), Some(first.until));
         assert_eq!(o.notice_return(first.until + 6), None, "noticed once");
         let second = o.eject(first.until + 3 * BASE, BASE).unwrap();
-        assert_eq!(second.multiplier, 1, "three quiet periods forgive the first");
+        assert_eq!(
+            second.multiplier, 1,
+            "three quiet periods forgive the first"
+        );
     }
 
     #[test]

@@ -188,10 +188,7 @@ impl Checks {
                     probe: s.probe,
                 },
                 None => Slot {
-                    due: now.after(first_delay(
-                        target.spec.interval,
-                        crate::balancer::random(),
-                    )),
+                    due: now.after(first_delay(target.spec.interval, crate::balancer::random())),
                     target,
                     probe: None,
                 },
@@ -219,7 +216,10 @@ impl Checks {
     /// Starts slot `i`'s probe at `now` (not for servers in maintenance in every entry).
     fn start(&mut self, i: usize, now: Moment) {
         let slot = &mut self.slots[i];
-        slot.due = now.after(next_delay(slot.target.spec.interval, crate::balancer::random()));
+        slot.due = now.after(next_delay(
+            slot.target.spec.interval,
+            crate::balancer::random(),
+        ));
         let mut wanted = false;
         for link in &slot.target.links {
             let up = &self.proxy.upstreams[link.entry];

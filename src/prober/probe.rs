@@ -77,8 +77,8 @@ impl Probe {
     /// Starts probing as `spec` says at `now`; a connect that fails at once is the probe's
     /// failure.
     pub fn start(spec: &ProbeSpec, now: Moment) -> Result<Probe, ProbeResult> {
-        let stream = TcpStream::connect(spec.addr)
-            .map_err(|_| ProbeResult::Fail(ProbeFailure::Refused))?;
+        let stream =
+            TcpStream::connect(spec.addr).map_err(|_| ProbeResult::Fail(ProbeFailure::Refused))?;
         let _ = stream.set_nodelay(true);
         Ok(Probe {
             stream,
@@ -258,13 +258,19 @@ mod tests {
     #[test]
     fn statuses_decide_first() {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        assert_eq!(judge_whole(ok, &Expect::default(), false), ProbeResult::Pass);
+        assert_eq!(
+            judge_whole(ok, &Expect::default(), false),
+            ProbeResult::Pass
+        );
         let busy = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(
             judge_whole(busy, &Expect::default(), false),
             ProbeResult::Fail(ProbeFailure::Status(503))
         );
-        assert_eq!(judge_whole(busy, &expect("500-503"), false), ProbeResult::Pass);
+        assert_eq!(
+            judge_whole(busy, &expect("500-503"), false),
+            ProbeResult::Pass
+        );
         // The status is known before the body arrives.
         let head_only = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
         assert_eq!(
@@ -278,7 +284,11 @@ mod tests {
         let e = expect("200 body all good");
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
                         4\r\nall \r\n4\r\ngood\r\n0\r\n\r\n";
-        assert_eq!(judge_whole(chunked, &e, false), ProbeResult::Pass, "de-chunked");
+        assert_eq!(
+            judge_whole(chunked, &e, false),
+            ProbeResult::Pass,
+            "de-chunked"
+        );
         let wrong = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nall bad!";
         assert_eq!(
             judge_whole(wrong, &e, false),
@@ -325,7 +335,10 @@ mod tests {
             timeout: Duration::from_secs(1),
         };
         let r = String::from_utf8(spec.request()).unwrap();
-        assert!(r.starts_with("HEAD /healthz?full=1 HTTP/1.1\r\nHost: api.internal\r\n"), "{r}");
+        assert!(
+            r.starts_with("HEAD /healthz?full=1 HTTP/1.1\r\nHost: api.internal\r\n"),
+            "{r}"
+        );
         assert!(r.contains("\r\nConnection: close\r\n") && r.ends_with("\r\n\r\n"));
         let tcp = ProbeSpec {
             kind: ProbeKind::Tcp,

@@ -251,7 +251,11 @@ fn server_families(w: &mut Writer, snap: &Snapshot) {
     );
     for (idx, s) in servers() {
         for state in STATES {
-            let labels = [("entry", idx.as_str()), ("server", &s.name), ("state", state)];
+            let labels = [
+                ("entry", idx.as_str()),
+                ("server", &s.name),
+                ("state", state),
+            ];
             w.sample("server_state", &labels, u8::from(s.live.state == state));
         }
     }
@@ -278,7 +282,11 @@ fn server_families(w: &mut Writer, snap: &Snapshot) {
     );
     for (idx, s, last) in last_checks() {
         let labels = [("entry", idx.as_str()), ("server", s.name.as_str())];
-        w.sample("server_check_latency_seconds", &labels, last.latency_ms / 1e3);
+        w.sample(
+            "server_check_latency_seconds",
+            &labels,
+            last.latency_ms / 1e3,
+        );
     }
     w.family(
         "server_check_last_seconds",
@@ -296,7 +304,11 @@ fn server_families(w: &mut Writer, snap: &Snapshot) {
     );
     for (idx, s, last) in last_checks() {
         let labels = [("entry", idx.as_str()), ("server", s.name.as_str())];
-        w.sample("server_check_passing", &labels, u8::from(last.result == "pass"));
+        w.sample(
+            "server_check_passing",
+            &labels,
+            u8::from(last.result == "pass"),
+        );
     }
     w.family(
         "server_state_changed_seconds",

@@ -221,10 +221,8 @@ impl Upstream {
         if is_weighted(up.balancer.name()) {
             up.slow_start = millis(entry.slow_start);
         }
-        up.plain = up.checks.is_none()
-            && up.outlier.consecutive == 0
-            && !up.backups
-            && up.slow_start == 0;
+        up.plain =
+            up.checks.is_none() && up.outlier.consecutive == 0 && !up.backups && up.slow_start == 0;
         if let Some(old) = previous {
             let checks_turned_on = up.checks.is_some() && old.checks.is_none();
             for server in &mut up.servers {
@@ -600,7 +598,9 @@ impl Upstream {
         if self.slow_start == 0 {
             return;
         }
-        self.servers[i].ramp_since.store(now.max(1), Ordering::Relaxed);
+        self.servers[i]
+            .ramp_since
+            .store(now.max(1), Ordering::Relaxed);
         self.ramping_until
             .fetch_max(now.saturating_add(self.slow_start), Ordering::Relaxed);
     }

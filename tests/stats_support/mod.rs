@@ -89,6 +89,7 @@ pub fn live(entry: usize, server: usize) -> ServerLive {
             consecutive_failures: 2,
             in_flight: 0,
             admin: "ready",
+            ..ServerLive::default()
         }
     } else if (entry, server) == (0, 1) {
         ServerLive {
