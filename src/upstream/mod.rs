@@ -334,15 +334,16 @@ impl Upstream {
                 (0..n).any(|i| !self.servers[i].spec.backup && view.candidate(i));
         }
         if self.slow_start > 0 && now < self.ramping_until.load(Ordering::Relaxed) {
-            let max = (0..n)
-                .filter(|&i| {
-                    view.candidate(i) && !(self.servers[i].spec.backup && view.gate.primary_usable)
-                })
-                .map(|i| view.permille(i))
-                .max()
-                .unwrap_or(0);
+            let (mut min, mut max) = (slow_start::FULL, 0);
+            for i in 0..n {
+                if view.candidate(i) && !(self.servers[i].spec.backup && view.gate.primary_usable) {
+                    let share = view.permille(i);
+                    min = min.min(share);
+                    max = max.max(share);
+                }
+            }
             // Nobody ramping among the usable servers: no draws.
-            view.gate.ramp_max = if max >= slow_start::FULL { 0 } else { max };
+            view.gate.ramp_max = if min >= slow_start::FULL { 0 } else { max };
         }
         view
     }
@@ -521,6 +522,9 @@ impl Upstream {
         if let Some(change) = self.servers[i].check.probed(result, latency, t, now) {
             self.log_change(i, change);
             if let Change::Up { .. } = change {
+                // Users' failures counted before it went down are history now: the next
+                // `AttemptsCount` failures in a row take it down again, not the first one.
+                self.servers[i].health.record_success();
                 self.start_ramp(i, now);
             }
         }
