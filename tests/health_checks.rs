@@ -83,6 +83,7 @@ fn users_failures_take_a_server_down_until_probes_pass() {
          AttemptsCount 1\n",
     ));
     let host = host_from_conf(&conf);
+    wait_state(host.addr(), "web", a.addr, "up", Duration::from_secs(3));
     wait_state(host.addr(), "web", b.addr, "up", Duration::from_secs(3));
     let name = b.name.clone();
     let b_addr = b.kill();
