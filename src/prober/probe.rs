@@ -79,7 +79,6 @@ impl Probe {
     pub fn start(spec: &ProbeSpec, now: Moment) -> Result<Probe, ProbeResult> {
         let stream =
             TcpStream::connect(spec.addr).map_err(|_| ProbeResult::Fail(ProbeFailure::Refused))?;
-        let _ = stream.set_nodelay(true);
         Ok(Probe {
             stream,
             phase: Phase::Connecting,
@@ -145,39 +144,35 @@ impl Probe {
             self.phase = Phase::Reading;
         }
         let mut chunk = [0u8; 4096];
+        let head_request = matches!(spec.kind, ProbeKind::Http { head: true, .. });
         loop {
             let room = MAX_READ - self.input.len();
             let want = chunk.len().min(room);
-            let closed = match self.stream.read(&mut chunk[..want]) {
-                Ok(0) => true,
+            // Read until the socket has nothing more (edge-triggered), judging as bytes
+            // come: a status is often enough for a verdict before the body ends.
+            let (closed, blocked) = match self.stream.read(&mut chunk[..want]) {
+                Ok(0) => (true, false),
                 Ok(n) => {
                     self.input.extend_from_slice(&chunk[..n]);
-                    self.input.len() >= MAX_READ
+                    (self.input.len() >= MAX_READ, false)
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => (false, true),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => true,
+                Err(_) => (true, false),
             };
-            let head_request = matches!(spec.kind, ProbeKind::Http { head: true, .. });
+            if blocked && self.input.is_empty() {
+                return None;
+            }
             match judge(&self.input, &spec.expect, head_request, closed) {
                 Verdict::More if closed => {
                     return Some(ProbeResult::Fail(ProbeFailure::Reset));
                 }
-                Verdict::More => {
-                    if would_block(&self.stream) {
-                        return None;
-                    }
-                }
+                Verdict::More if blocked => return None,
+                Verdict::More => {}
                 Verdict::Done(result) => return Some(result),
             }
         }
     }
-}
-
-/// Whether the socket has nothing to read now (a peek that would block).
-fn would_block(stream: &TcpStream) -> bool {
-    let mut probe = [0u8; 1];
-    matches!(stream.peek(&mut probe), Err(e) if e.kind() == ErrorKind::WouldBlock)
 }
 
 /// What the bytes received so far say.
