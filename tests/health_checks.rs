@@ -202,11 +202,7 @@ mod reload {
     }
 
     fn conf(servers: &str) -> String {
-        conf_with(&format!(
-            "{}",
-            entry("web", "^/", servers, &checks("0.5", 1, 1))
-        ))
-        .replace(
+        conf_with(&entry("web", "^/", servers, &checks("0.5", 1, 1))).replace(
             "[PROXY_DEFAULTS]\n",
             "[PROXY_DEFAULTS]\n    AdminURL /proxy-admin\n",
         )
@@ -238,7 +234,7 @@ mod reload {
         b.set_health(200);
         wait_state(addr, "web", b.addr, "up", Duration::from_secs(3));
         // A server the reload removes is no longer probed.
-        fh.reload(&conf(&format!("{}", a.addr)));
+        fh.reload(&conf(&a.addr.to_string()));
         std::thread::sleep(Duration::from_millis(700));
         let gone = c.checks();
         std::thread::sleep(Duration::from_millis(1_200));

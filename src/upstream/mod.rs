@@ -665,3 +665,6 @@ fn adopt(server: &Server, now: Millis) {
 fn millis(d: Duration) -> Millis {
     d.as_millis().min(u128::from(u64::MAX / 4)) as Millis
 }
+
+#[cfg(test)]
+mod tests;
