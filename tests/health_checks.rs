@@ -241,3 +241,104 @@ mod reload {
         assert_eq!(c.checks(), gone, "a removed server is not probed");
     }
 }
+
+/// `tcp` only connects, `HEAD` decides on the status, `body TEXT` on the body.
+#[test]
+fn each_kind_of_probe_decides_as_configured() {
+    let (a, b, c) = (
+        HealthOrigin::start("a"),
+        HealthOrigin::start("b"),
+        HealthOrigin::start("c"),
+    );
+    let fast = "    HealthCheckInterval 0.3\n    HealthCheckRise 1\n    HealthCheckFall 1\n";
+    let conf = conf_with(&format!(
+        "{}{}{}",
+        entry(
+            "tcp",
+            "^/t/",
+            &a.addr.to_string(),
+            &format!("    HealthCheck tcp\n{fast}")
+        ),
+        entry(
+            "head",
+            "^/h/",
+            &b.addr.to_string(),
+            &format!("    HealthCheck HEAD /healthz\n{fast}")
+        ),
+        entry(
+            "body",
+            "^/b/",
+            &c.addr.to_string(),
+            &format!(
+                "    HealthCheck GET /healthz\n    HealthCheckExpect 200-299 body all good\n{fast}"
+            )
+        ),
+    ));
+    let host = host_from_conf(&conf);
+    let addr = host.addr();
+    wait_state(addr, "tcp", a.addr, "up", Duration::from_secs(2));
+    wait_state(addr, "head", b.addr, "up", Duration::from_secs(2));
+    wait_state(addr, "body", c.addr, "down", Duration::from_secs(2));
+    assert_eq!(
+        server_in(&stats(addr), "body", c.addr)["reason"],
+        "body mismatch"
+    );
+    // A tcp check passes whatever /healthz says; HEAD sees the status.
+    a.set_health(503);
+    b.set_health(500);
+    wait_state(addr, "head", b.addr, "down", Duration::from_secs(2));
+    assert_eq!(
+        server_in(&stats(addr), "head", b.addr)["reason"],
+        "status 500"
+    );
+    assert_eq!(state_of(addr, "tcp", a.addr), "up");
+    assert_eq!(a.checks(), 0, "tcp sends no request");
+    let a_addr = a.kill();
+    wait_state(addr, "tcp", a_addr, "down", Duration::from_secs(2));
+}
+
+/// A server in maintenance (admin endpoint) is not probed, and is `checking` again when it
+/// is put back, until its next probe; administrative state and health stay apart.
+#[test]
+fn a_server_in_maintenance_is_not_probed() {
+    let (a, b) = (HealthOrigin::start("a"), HealthOrigin::start("b"));
+    let conf = conf_with(&entry(
+        "web",
+        "^/",
+        &format!("{} {}", a.addr, b.addr),
+        &checks("0.3", 1, 1),
+    ))
+    .replace(
+        "[PROXY_DEFAULTS]\n",
+        "[PROXY_DEFAULTS]\n    AdminURL /proxy-admin\n",
+    );
+    let host = host_from_conf(&conf);
+    let addr = host.addr();
+    wait_state(addr, "web", b.addr, "up", Duration::from_secs(2));
+    let set = |state: &str| {
+        let body = format!("state={state}");
+        let mut c = Client::connect(addr);
+        c.send(
+            format!(
+                "POST /proxy-admin/servers/web/{} HTTP/1.1\r\nHost: t\r\nX-Proxy-Admin: 1\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                b.addr,
+                body.len()
+            )
+            .as_bytes(),
+        );
+        let r = c.read_response(false).expect("an answer");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    };
+    set("maint");
+    std::thread::sleep(Duration::from_millis(400));
+    let before = b.checks();
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert_eq!(b.checks(), before, "no probe in maintenance");
+    let doc = stats(addr);
+    assert_eq!(server_in(&doc, "web", b.addr)["admin"], "maint");
+    set("ready");
+    wait_state(addr, "web", b.addr, "up", Duration::from_secs(2));
+    assert!(b.checks() > before);
+}
