@@ -330,3 +330,84 @@ impl Drop for Prober {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::check::Status;
+    use std::net::TcpListener;
+
+    fn current(text: &str) -> Arc<Current> {
+        let config = crate::config::parse_str(
+            text,
+            std::path::Path::new("t.conf"),
+            &crate::config::SystemResolver,
+        )
+        .unwrap();
+        Arc::new(Current::new(Arc::new(Proxy::new(config).unwrap())))
+    }
+
+    /// Drives `checks` over `secs` simulated seconds in 10 ms steps (real sockets, simulated
+    /// time: a probe's answer is waited for at most 2 ms of real time per step).
+    fn run(checks: &mut Checks, from: Moment, secs: u64) -> Moment {
+        let mut events = Events::with_capacity(64);
+        let mut now = from;
+        for _ in 0..secs * 100 {
+            now = now.after(Duration::from_millis(10));
+            checks.turn(now);
+            let t = now;
+            checks.wait(&mut events, Duration::from_millis(2), &move || t);
+        }
+        now
+    }
+
+    #[test]
+    fn one_probe_per_target_per_interval_whatever_the_entries() {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (a, b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let current = current(&format!(
+            "[PROXY_DEFAULTS]\n HealthCheck tcp\n HealthCheckInterval 1\n\
+             [PROXY_ENTRY]\n Match ^/x\n ServerList {a} {b}\n\
+             [PROXY_ENTRY]\n Match ^/y\n ServerList {a}\n"
+        ));
+        let t0 = Moment::from_nanos(1_000_000_000);
+        let mut checks = Checks::new(Poll::new().unwrap(), current.clone(), t0);
+        assert_eq!(checks.targets().count(), 2);
+        run(&mut checks, t0, 10);
+        // Two targets, 0.9-1 s apart after a first probe within 0.5 s: 10 or 11 each.
+        let n = checks.probes_started();
+        assert!((20..=22).contains(&n), "{n} probes of 2 targets in 10 s");
+        let proxy = current.load();
+        for (e, s) in [(0, 0), (0, 1), (1, 0)] {
+            let state = &proxy.upstreams[e].servers()[s].check;
+            assert_eq!(state.status(), Status::Up);
+            assert!(state.snapshot(0).probes >= 10);
+        }
+    }
+
+    #[test]
+    fn a_probe_past_its_timeout_fails_and_the_next_is_on_schedule() {
+        // A listener that is never accepted from answers nothing: HTTP probes time out.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let current = current(&format!(
+            "[PROXY_ENTRY]\n Match ^/\n ServerList {addr}\n HealthCheck GET /h\n \
+             HealthCheckInterval 1\n HealthCheckTimeout 0.3\n HealthCheckFall 2\n"
+        ));
+        let t0 = Moment::from_nanos(1_000_000_000);
+        let mut checks = Checks::new(Poll::new().unwrap(), current.clone(), t0);
+        run(&mut checks, t0, 3);
+        let proxy = current.load();
+        let state = &proxy.upstreams[0].servers()[0].check;
+        assert_eq!(state.status(), Status::Down);
+        let snap = state.snapshot(0);
+        let last = snap.last.unwrap();
+        assert_eq!(
+            last.result,
+            ProbeResult::Fail(crate::health::check::ProbeFailure::Timeout)
+        );
+        assert!(last.latency >= Duration::from_millis(300), "{last:?}");
+        assert!((3..=4).contains(&snap.probes), "{}", snap.probes);
+    }
+}
