@@ -31,12 +31,14 @@ use parking_lot::Mutex;
 use crate::balancer::{self, Balancer, RequestContext, Servers};
 use crate::clock::Millis;
 use crate::config::{is_weighted, Entry, ServerSpec};
-use crate::health::check::{Change, Event, ProbeResult, Reason, Status, Thresholds};
+use crate::health::check::{Change, Event, Thresholds};
 use crate::health::{slow_start, FailureKind, HaPolicy, Transition};
 use crate::log;
 
+mod active;
 mod admin;
 mod server;
+mod view;
 
 pub use admin::{changes, note_change, Admin, AdminState};
 pub use server::{Server, ServerState};
@@ -44,106 +46,6 @@ pub use server::{Server, ServerState};
 /// Servers offline a request tries at most, once its candidates are spent (see
 /// [`Upstream::add_last_resorts`]).
 pub const LAST_RESORT: usize = 2;
-
-/// What balancers read of a group's servers at one moment: their count, requests in flight,
-/// and whether each may take a request now.
-struct View<'a> {
-    up: &'a Upstream,
-    now: Millis,
-    gate: Gate,
-}
-
-/// What one plan decides once for all servers (only off the plain path).
-#[derive(Debug, Clone, Copy, Default)]
-struct Gate {
-    /// Checks are on and no server is up: servers still `checking` take requests.
-    checking_serves: bool,
-    /// A primary server is usable: backups are not.
-    primary_usable: bool,
-    /// The largest slow-start share (thousandths) among the servers, while any ramps; 0
-    /// when none does.
-    ramp_max: u32,
-}
-
-impl View<'_> {
-    /// Whether server `i` may take a request now, backup or not.
-    #[inline]
-    fn candidate(&self, i: usize) -> bool {
-        let up = self.up;
-        let s = &up.servers[i];
-        if !s.admin.get().takes_requests() {
-            return false;
-        }
-        let healthy = if up.checks.is_some() {
-            match s.check.status() {
-                Status::Up => true,
-                Status::Checking => self.gate.checking_serves,
-                Status::Down => false,
-            }
-        } else {
-            !up.policy.enabled() || s.health.is_available(self.now, up.policy)
-        };
-        healthy && !(up.outlier.consecutive > 0 && s.outlier.is_ejected(self.now))
-    }
-
-    /// Server `i`'s slow-start share now, in thousandths.
-    #[inline]
-    fn permille(&self, i: usize) -> u32 {
-        let since = self.up.servers[i].ramp_since.load(Ordering::Relaxed);
-        slow_start::permille(since, self.up.slow_start, self.now)
-    }
-}
-
-impl Servers for View<'_> {
-    fn count(&self) -> usize {
-        self.up.servers.len()
-    }
-
-    #[inline]
-    fn in_flight(&self, i: usize) -> u32 {
-        self.up.servers[i].in_flight.load(Ordering::Relaxed)
-    }
-
-    #[inline]
-    fn usable(&self, i: usize) -> bool {
-        let up = self.up;
-        if up.plain {
-            let s = &up.servers[i];
-            return s.admin.get().takes_requests()
-                && (!up.policy.enabled() || s.health.is_available(self.now, up.policy));
-        }
-        self.candidate(i) && !(up.servers[i].spec.backup && self.gate.primary_usable)
-    }
-
-    #[inline]
-    fn admits(&self, i: usize) -> bool {
-        if !self.usable(i) {
-            return false;
-        }
-        let max = self.gate.ramp_max;
-        if max == 0 {
-            return true;
-        }
-        let share = self.permille(i);
-        // Drawn in proportion to its share of the largest one (a lone ramping server, or
-        // servers all ramping together, are not held back).
-        share >= max || u64::from(balancer::random()) * u64::from(max) < u64::from(share) << 32
-    }
-
-    #[inline]
-    fn ramping(&self) -> bool {
-        self.gate.ramp_max != 0
-    }
-
-    #[inline]
-    fn ramp(&self, i: usize) -> u32 {
-        if self.gate.ramp_max == 0 {
-            slow_start::FULL
-        } else {
-            self.permille(i)
-        }
-    }
-}
 
 /// Outlier detection of one entry, in the units the request path uses.
 #[derive(Debug, Clone, Copy, Default)]
@@ -230,7 +132,7 @@ impl Upstream {
                     Some(o) => {
                         server.state = o.state.clone();
                         if checks_turned_on {
-                            adopt(server, now);
+                            Upstream::adopt_checks(server, now);
                         }
                     }
                     None if up.checks.is_none() && up.slow_start > 0 => {
@@ -301,51 +203,13 @@ impl Upstream {
             return false;
         }
         let view = self.view(now);
-        view.candidate(i) && view.gate.primary_usable
+        view.candidate(i) && view.primary_usable()
     }
 
     /// Server `i`'s slow-start share now, in thousandths of its weight (1000: all of it).
     pub fn ramp_permille(&self, i: usize, now: Millis) -> u32 {
         let since = self.servers[i].ramp_since.load(Ordering::Relaxed);
         slow_start::permille(since, self.slow_start, now)
-    }
-
-    /// The view balancers read at `now`, with what it decides once per plan.
-    #[inline]
-    fn view(&self, now: Millis) -> View<'_> {
-        let mut view = View {
-            up: self,
-            now,
-            gate: Gate::default(),
-        };
-        if self.plain {
-            return view;
-        }
-        let n = self.servers.len();
-        if self.checks.is_some() {
-            view.gate.checking_serves = !self.servers.iter().any(|s| {
-                s.check.status() == Status::Up
-                    && s.admin.get().takes_requests()
-                    && !(self.outlier.consecutive > 0 && s.outlier.is_ejected(now))
-            });
-        }
-        if self.backups {
-            view.gate.primary_usable =
-                (0..n).any(|i| !self.servers[i].spec.backup && view.candidate(i));
-        }
-        if self.slow_start > 0 && now < self.ramping_until.load(Ordering::Relaxed) {
-            let (mut min, mut max) = (slow_start::FULL, 0);
-            for i in 0..n {
-                if view.candidate(i) && !(self.servers[i].spec.backup && view.gate.primary_usable) {
-                    let share = view.permille(i);
-                    min = min.min(share);
-                    max = max.max(share);
-                }
-            }
-            // Nobody ramping among the usable servers: no draws.
-            view.gate.ramp_max = if min >= slow_start::FULL { 0 } else { max };
-        }
-        view
     }
 
     /// The servers, in configuration order.
@@ -515,100 +379,6 @@ impl Upstream {
         }
     }
 
-    /// A probe of server `i` ended at `now` with `result` after `latency` (the prober calls
-    /// this for every entry that lists the server with the same check).
-    pub fn record_probe(&self, i: usize, result: ProbeResult, latency: Duration, now: Millis) {
-        let Some(t) = self.checks else { return };
-        if let Some(change) = self.servers[i].check.probed(result, latency, t, now) {
-            self.log_change(i, change);
-            if let Change::Up { .. } = change {
-                // Users' failures counted before it went down are history now: the next
-                // `AttemptsCount` failures in a row take it down again, not the first one.
-                self.servers[i].health.record_success();
-                self.start_ramp(i, now);
-            }
-        }
-    }
-
-    /// Server `i` is in maintenance (no probes): when it comes back it is `checking` again.
-    pub fn forget_checks(&self, i: usize, now: Millis) {
-        if let Some(t) = self.checks {
-            self.servers[i].check.apply(Event::Recheck, t, now);
-        }
-    }
-
-    /// Logs the end of ejections that are over by `now` (once each); the prober calls it
-    /// now and then. Ejected servers take requests again at the end of their ejection
-    /// whether or not this runs.
-    pub fn notice_returns(&self, now: Millis) {
-        if self.outlier.consecutive == 0 {
-            return;
-        }
-        for s in &self.servers {
-            if s.outlier.notice_return(now).is_some() {
-                self.log(false, &format!("server {} back from ejection", s.spec.name));
-            }
-        }
-    }
-
-    /// Ejects server `i` if the entry allows one more ejection now (see
-    /// [`crate::health::outlier`]); gives up at once if another thread is deciding one.
-    fn try_eject(&self, i: usize, now: Millis) {
-        let Some(_deciding) = self.ejecting.try_lock() else {
-            return;
-        };
-        let n = self.servers.len();
-        let allowed = if self.outlier.max_percent == 0 || n < 2 {
-            0
-        } else {
-            (n * self.outlier.max_percent as usize / 100).max(1)
-        };
-        let ejected = self
-            .servers
-            .iter()
-            .filter(|s| s.outlier.is_ejected(now))
-            .count();
-        if ejected >= allowed {
-            return;
-        }
-        // Never the last usable server.
-        let view = self.view(now);
-        if !(0..n).any(|j| j != i && view.candidate(j)) {
-            return;
-        }
-        let server = &self.servers[i];
-        let Some(e) = server.outlier.eject(now, self.outlier.base) else {
-            return;
-        };
-        self.log(
-            true,
-            &format!(
-                "server {} ejected for {} s: {} consecutive 5xx responses (ejection {})",
-                server.spec.name,
-                e.until.saturating_sub(now).div_ceil(1000),
-                self.outlier.consecutive,
-                server.outlier.ejections()
-            ),
-        );
-        if self.slow_start > 0 {
-            server.ramp_since.store(e.until, Ordering::Relaxed);
-            self.ramping_until
-                .fetch_max(e.until.saturating_add(self.slow_start), Ordering::Relaxed);
-        }
-    }
-
-    /// Starts server `i`'s slow-start ramp at `now` (when slow start applies).
-    fn start_ramp(&self, i: usize, now: Millis) {
-        if self.slow_start == 0 {
-            return;
-        }
-        self.servers[i]
-            .ramp_since
-            .store(now.max(1), Ordering::Relaxed);
-        self.ramping_until
-            .fetch_max(now.saturating_add(self.slow_start), Ordering::Relaxed);
-    }
-
     /// Seconds a client should wait before retrying when every candidate failed: until the
     /// first offline period ends, at least 1.
     pub fn retry_after_secs(&self, now: Millis) -> u64 {
@@ -642,22 +412,6 @@ impl Upstream {
         } else {
             log::info(&line);
         }
-    }
-}
-
-/// Checks were turned on by a reload for `server`, which was in service: it starts `up`, or
-/// `down` if users' failures had it offline (then probes must pass to bring it back).
-fn adopt(server: &Server, now: Millis) {
-    let health = &server.health;
-    if health.offline_until() == 0 {
-        server.check.adopt(true, Reason::None, now);
-    } else {
-        let kind = health.last_failure().unwrap_or(FailureKind::ConnectRefused);
-        let failures = health.snapshot().consecutive_failures.max(1);
-        server
-            .check
-            .adopt(false, Reason::Requests { failures, kind }, now);
-        health.clear_offline();
     }
 }
 

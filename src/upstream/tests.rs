@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::health::check::ProbeFailure;
+use crate::health::check::{ProbeFailure, ProbeResult, Status};
 
 const PASS: ProbeResult = ProbeResult::Pass;
 const FAIL: ProbeResult = ProbeResult::Fail(ProbeFailure::Refused);
