@@ -73,6 +73,27 @@ fn monkey_outliers_are_ejected_and_return_within_the_percentage() {
     monkey.assert_alive();
 }
 
+impl Reloadable for Monkey {
+    fn reload(&self, conf: &str) {
+        std::fs::write(self.plugin_conf(), conf).unwrap();
+        self.signal("USR1");
+    }
+}
+
+/// A reload by `SIGUSR1` keeps the servers' health and the prober follows it.
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn monkey_reload_keeps_health_and_the_prober_follows_it() {
+    let (a, b, c) = (
+        HealthOrigin::start("a"),
+        HealthOrigin::start("b"),
+        HealthOrigin::start("c"),
+    );
+    let mut monkey = Monkey::start(&reload_conf(&[a.addr, b.addr]));
+    assert_reload_keeps_health_and_the_prober_follows_it(&monkey, &a, &b, &c);
+    monkey.assert_alive();
+}
+
 #[test]
 #[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn monkey_slow_start_ramps_a_returning_server() {

@@ -26,6 +26,13 @@ pub trait Target {
     fn addr(&self) -> SocketAddr;
 }
 
+/// A host whose configuration file can be replaced and reloaded.
+pub trait Reloadable: Target {
+    /// Writes `conf` as the configuration file and asks for a reload (the scenarios wait
+    /// until the statistics show it).
+    fn reload(&self, conf: &str);
+}
+
 /// An origin whose answers a test sets: `/healthz` answers `health` (200 at first), every
 /// other path `status` (200 at first) with the origin's name as body. Keep-alive, a thread
 /// per connection; counts health checks and other requests.
@@ -709,4 +716,74 @@ pub fn assert_one_probe_per_server_per_interval(t: &dyn Target, a: &HealthOrigin
     let n = a.checks() - before;
     // 4 s at 0.45–0.5 s apart: 8 or 9 (one more at an edge).
     assert!((7..=10).contains(&n), "{n} probes in 4 s at 0.5 s");
+}
+
+/// The configuration of [`assert_reload_keeps_health_and_the_prober_follows_it`]: entry
+/// `web` on `servers`, checked every 0.5 s (rise 1, fall 1), with the admin endpoint.
+pub fn reload_conf(servers: &[SocketAddr]) -> String {
+    let list: Vec<String> = servers.iter().map(|s| s.to_string()).collect();
+    conf_with(&entry("web", "^/", &list.join(" "), &checks("0.5", 1, 1))).replace(
+        "[PROXY_DEFAULTS]\n",
+        "[PROXY_DEFAULTS]\n    AdminURL /proxy-admin\n",
+    )
+}
+
+/// How many servers entry `web` has in the statistics now.
+fn servers_of_web(addr: SocketAddr) -> usize {
+    let doc = stats(addr);
+    doc["entries"]
+        .as_array()
+        .and_then(|es| es.iter().find(|e| e["name"] == "web"))
+        .and_then(|e| e["servers"].as_array())
+        .map_or(0, Vec::len)
+}
+
+/// Waits (at most 5 s) until entry `web` lists `n` servers: the reload is in service.
+pub fn wait_servers(addr: SocketAddr, n: usize) {
+    let start = Instant::now();
+    while servers_of_web(addr) != n {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no reload to {n} servers"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A reload keeps the health of the servers that stay (a down one is not `checking` again),
+/// and the prober follows the new configuration: a server the reload adds is probed and
+/// comes up, one it removes is probed no more.
+pub fn assert_reload_keeps_health_and_the_prober_follows_it(
+    t: &dyn Reloadable,
+    a: &HealthOrigin,
+    b: &HealthOrigin,
+    c: &HealthOrigin,
+) {
+    let addr = t.addr();
+    wait_state(addr, "web", a.addr, "up", Duration::from_secs(3));
+    b.set_health(503);
+    wait_state(addr, "web", b.addr, "down", Duration::from_secs(3));
+    t.reload(&reload_conf(&[a.addr, b.addr, c.addr]));
+    wait_servers(addr, 3);
+    let doc = stats(addr);
+    assert_eq!(server_in(&doc, "web", b.addr)["state"], "down", "{doc:#}");
+    assert_eq!(
+        server_in(&doc, "web", b.addr)["reason"],
+        "status 503",
+        "{doc:#}"
+    );
+    assert_eq!(server_in(&doc, "web", a.addr)["state"], "up", "{doc:#}");
+    wait_state(addr, "web", c.addr, "up", Duration::from_secs(3));
+    let before = c.checks();
+    thread::sleep(Duration::from_millis(1_200));
+    assert!(c.checks() > before, "the new server is probed");
+    b.set_health(200);
+    wait_state(addr, "web", b.addr, "up", Duration::from_secs(3));
+    // A server the reload removes is no longer probed.
+    t.reload(&reload_conf(&[a.addr]));
+    wait_servers(addr, 1);
+    thread::sleep(Duration::from_millis(700));
+    let gone = c.checks();
+    thread::sleep(Duration::from_millis(1_200));
+    assert_eq!(c.checks(), gone, "a removed server is not probed");
 }
