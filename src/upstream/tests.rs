@@ -198,3 +198,28 @@ fn users_failures_count_again_from_zero_once_probes_bring_a_server_back() {
         "one failure is not two"
     );
 }
+
+#[test]
+fn every_weighted_method_ramps_a_returning_server() {
+    for method in [
+        "RoundRobin",
+        "LockingRoundRobin",
+        "Random",
+        "PowerOfTwo",
+        "LeastConnections",
+    ] {
+        let up = group(&format!(
+            "[PROXY_ENTRY]\n Match ^/\n ServerList 127.0.0.1:81 127.0.0.1:82\n \
+             LoadBalancer {method}\n HealthCheck tcp\n HealthCheckRise 1\n HealthCheckFall 1\n \
+             SlowStart 10\n"
+        ));
+        up.record_probe(0, PASS, Duration::ZERO, 1);
+        up.record_probe(1, PASS, Duration::ZERO, 100_000);
+        let share = |now: Millis| {
+            (0..4000).filter(|_| plan(&up, now)[0] == 1).count() as f64 / 4000.0
+        };
+        let (early, late) = (share(100_000), share(110_000));
+        assert!(early < 0.2, "{method}: {early} at 10 %");
+        assert!(late > 0.4, "{method}: {late} at full weight");
+    }
+}
