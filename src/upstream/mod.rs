@@ -240,14 +240,24 @@ impl Upstream {
             return;
         }
         // Backups stay candidates (after every primary), so that a request whose primaries
-        // all fail under it moves on to a backup instead of failing.
-        out.retain(|&i| view.candidate(i));
+        // all fail under it moves on to a backup instead of failing; servers still
+        // `checking` while another is up come last of all, for the same reason.
+        out.retain(|&i| view.candidate(i) || view.late(i));
         if self.backups {
             let mut primaries = 0;
             for k in 0..out.len() {
                 if !self.servers[out[k]].spec.backup {
                     out[primaries..=k].rotate_right(1);
                     primaries += 1;
+                }
+            }
+        }
+        if self.checks.is_some() {
+            let mut first = 0;
+            for k in 0..out.len() {
+                if !view.late(out[k]) {
+                    out[first..=k].rotate_right(1);
+                    first += 1;
                 }
             }
         }

@@ -74,7 +74,12 @@ fn a_checking_server_serves_only_while_none_is_up() {
     p.sort_unstable();
     assert_eq!(p, [0, 1], "all checking: all serve");
     up.record_probe(1, PASS, Duration::ZERO, 6);
-    assert_eq!(plan(&up, 7), [1]);
+    assert_eq!(
+        plan(&up, 7),
+        [1, 0],
+        "checking: tried only after the up one"
+    );
+    assert_eq!(plan(&up, 7), [1, 0]);
     up.record_probe(0, FAIL, Duration::ZERO, 8);
     assert_eq!(plan(&up, 9), [1]);
     assert_eq!(
@@ -215,9 +220,8 @@ fn every_weighted_method_ramps_a_returning_server() {
         ));
         up.record_probe(0, PASS, Duration::ZERO, 1);
         up.record_probe(1, PASS, Duration::ZERO, 100_000);
-        let share = |now: Millis| {
-            (0..4000).filter(|_| plan(&up, now)[0] == 1).count() as f64 / 4000.0
-        };
+        let share =
+            |now: Millis| (0..4000).filter(|_| plan(&up, now)[0] == 1).count() as f64 / 4000.0;
         let (early, late) = (share(100_000), share(110_000));
         assert!(early < 0.2, "{method}: {early} at 10 %");
         assert!(late > 0.4, "{method}: {late} at full weight");

@@ -50,6 +50,20 @@ impl View<'_> {
         healthy && !(up.outlier.consecutive > 0 && s.outlier.is_ejected(self.now))
     }
 
+    /// Whether server `i` is `checking` while another server is up: never a first choice,
+    /// but tried after every candidate failed (a request that can still be answered is not
+    /// failed for want of a first probe).
+    #[inline]
+    pub(super) fn late(&self, i: usize) -> bool {
+        let up = self.up;
+        let s = &up.servers[i];
+        up.checks.is_some()
+            && !self.gate.checking_serves
+            && s.check.status() == Status::Checking
+            && s.admin.get().takes_requests()
+            && !(up.outlier.consecutive > 0 && s.outlier.is_ejected(self.now))
+    }
+
     /// Whether a primary server is usable (then backups are not).
     pub(super) fn primary_usable(&self) -> bool {
         self.gate.primary_usable
