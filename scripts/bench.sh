@@ -35,6 +35,10 @@
 #   WARMUP [2s] (an unmeasured wrk run per target and cell before round 1; "0": none)
 #   WRK_CPU [0]  SERVER_CPU [1]  KEEP [unset: scratch dir removed; set: kept and printed]
 #   PEER_FORWARDING [0] (1: nginx and haproxy add the X-Forwarded-* headers the plugin adds)
+#   ACCESS_LOG [0] (1: a second Monkey + plugin, `monkey_log`, the same but with `AccessLog`
+#            on (a file in the scratch dir), joins the rounds; the table is followed by the
+#            paired ratio monkey_log / monkey per cell and the log's line count against the
+#            requests it proxied; with INSTRUCTIONS=1, the one Monkey measured writes the log)
 #   INSTRUCTIONS [0] (1: no load rounds; instead, Monkey + plugin alone runs under valgrind's
 #            callgrind and each size is requested for DURATION by wrk with the first CONNS value
 #            while instrumentation is on; prints user-space instructions per proxied request
@@ -58,7 +62,9 @@ WRK_THREADS=${WRK_THREADS:-1}
 WRK_CPU=${WRK_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-1}
 INSTRUCTIONS=${INSTRUCTIONS:-0}
+ACCESS_LOG=${ACCESS_LOG:-0}
 TARGETS=(nginx haproxy monkey)
+if [ "$ACCESS_LOG" = 1 ]; then TARGETS+=(monkey_log); fi
 tools=(wrk nginx haproxy curl taskset cargo awk cmp)
 if [ "$INSTRUCTIONS" = 1 ]; then
     TARGETS=(monkey)
@@ -127,7 +133,7 @@ for c in $CONNS; do [ "$c" -gt "$max_conns" ] && max_conns=$c; done
 
 declare -A PORT PID
 PORT[origin]=$(free_port)
-for t in nginx haproxy monkey; do PORT[$t]=$(free_port); done   # every config is written
+for t in nginx haproxy monkey monkey_log; do PORT[$t]=$(free_port); done   # every config is written
 
 # ---- files ---------------------------------------------------------------------------
 mkdir -p "$S/www" "$S/logs" "$S/tmp" "$S/wrk"
@@ -235,14 +241,17 @@ echo "building the release plugin..." >&2
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$here/Cargo.toml" |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-M="$S/monkey"
-mkdir -p "$M/conf/sites" "$M/conf/plugins/proxy_reverse" "$M/lib" "$M/htdocs"
-install -m 0755 "$target_dir/release/libproxy_reverse.so" "$M/lib/monkey-proxy_reverse.so"
-cp "$MONKEY_CONF/monkey.mime" "$M/conf/"
-# Monkey's keys must be indented. No `User`: the server keeps the caller's identity.
-cat >"$M/conf/monkey.conf" <<EOF
+# monkey_dir DIR PORT DEFAULTS: a Monkey configuration root in DIR listening on PORT, with
+# the plugin's [PROXY_DEFAULTS] lines DEFAULTS.
+monkey_dir() {
+    local M=$1 port=$2 defaults=$3
+    mkdir -p "$M/conf/sites" "$M/conf/plugins/proxy_reverse" "$M/lib" "$M/htdocs"
+    install -m 0755 "$target_dir/release/libproxy_reverse.so" "$M/lib/monkey-proxy_reverse.so"
+    cp "$MONKEY_CONF/monkey.mime" "$M/conf/"
+    # Monkey's keys must be indented. No `User`: the server keeps the caller's identity.
+    cat >"$M/conf/monkey.conf" <<EOF
 [SERVER]
-    Listen 127.0.0.1:${PORT[monkey]}
+    Listen 127.0.0.1:$port
     Workers 1
     Timeout 15
     PidFile $M/monkey.pid
@@ -259,16 +268,31 @@ cat >"$M/conf/monkey.conf" <<EOF
     FDT On
     OverCapacity Resist
 EOF
-printf '[PLUGINS]\n    Load %s\n' "$M/lib/monkey-proxy_reverse.so" >"$M/conf/plugins.load"
-printf '[HOST]\n    ServerName 127.0.0.1\n    DocumentRoot %s\n\n[HANDLERS]\n    Match /.* proxy_reverse\n' \
-    "$M/htdocs" >"$M/conf/sites/default"
-cat >"$M/conf/plugins/proxy_reverse/proxy_reverse.conf" <<EOF
+    printf '[PLUGINS]\n    Load %s\n' "$M/lib/monkey-proxy_reverse.so" >"$M/conf/plugins.load"
+    printf '[HOST]\n    ServerName 127.0.0.1\n    DocumentRoot %s\n\n[HANDLERS]\n    Match /.* proxy_reverse\n' \
+        "$M/htdocs" >"$M/conf/sites/default"
+    cat >"$M/conf/plugins/proxy_reverse/proxy_reverse.conf" <<EOF
+[PROXY_DEFAULTS]
+    StatisticsURL /proxy-bench-stats
+$defaults
 [PROXY_ENTRY]
     Match ^/
     ServerList 127.0.0.1:${PORT[origin]}
     UpstreamKeepAlive $max_conns
     UpstreamKeepAliveRequests 1000000
 EOF
+}
+ACCESS_FILE="$S/logs/access.log"
+M="$S/monkey"
+if [ "$INSTRUCTIONS" = 1 ] && [ "$ACCESS_LOG" = 1 ]; then
+    # Instructions with the access log on: the one Monkey measured writes it.
+    monkey_dir "$M" "${PORT[monkey]}" "    AccessLog $ACCESS_FILE"
+else
+    monkey_dir "$M" "${PORT[monkey]}" ""
+fi
+if [ "$ACCESS_LOG" = 1 ] && [ "$INSTRUCTIONS" != 1 ]; then
+    monkey_dir "$S/monkey_log" "${PORT[monkey_log]}" "    AccessLog $ACCESS_FILE"
+fi
 
 # ---- start ---------------------------------------------------------------------------
 start() {   # start NAME CMD...: pinned to SERVER_CPU, output to logs/NAME.out
@@ -288,6 +312,7 @@ else
     start nginx nginx -p "$S" -e "$S/logs/nginx-error.log" -c "$S/nginx.conf"
     start haproxy haproxy -db -f "$S/haproxy.cfg"
     start monkey "$MONKEY_BIN" -c "$M/conf"
+    if [ "$ACCESS_LOG" = 1 ]; then start monkey_log "$MONKEY_BIN" -c "$S/monkey_log/conf"; fi
 fi
 
 # The pids of a target: the started process and its direct children (nginx's worker).
@@ -489,3 +514,41 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
 echo
 echo "RSS after the run (KiB, the target's processes summed):"
 for t in "${TARGETS[@]}"; do printf '  %-8s %8s\n' "$t" "$(rss_kib "$t")"; done
+
+# ---- the access log's cost (ACCESS_LOG=1) ----------------------------------------------
+if [ "$ACCESS_LOG" = 1 ]; then
+    echo
+    echo "# access log on / off: per round, monkey_log's figure over monkey's; median (min-max) over the rounds"
+    awk -F'\t' '
+        function median(list,    a, k, i, j, t) {
+            k = split(list, a, " ")
+            for (i = 2; i <= k; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            lo = a[1]; hi = a[k]
+            return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+        }
+        $3 == "monkey" || $3 == "monkey_log" {
+            key = $1 SUBSEP $2 SUBSEP $3 SUBSEP $8; rps[key] = $4; cpu[key] = $7
+            if (!(($1 SUBSEP $2) in seen)) { seen[$1 SUBSEP $2] = 1; order[++n] = $1 SUBSEP $2 }
+            if ($8 + 0 > rounds) rounds = $8 + 0
+        }
+        END {
+            for (o = 1; o <= n; o++) {
+                split(order[o], sc, SUBSEP); l = ""; lc = ""
+                for (q = 1; q <= rounds; q++) {
+                    a = rps[order[o] SUBSEP "monkey_log" SUBSEP q]; b = rps[order[o] SUBSEP "monkey" SUBSEP q]
+                    if (a + 0 > 0 && b + 0 > 0) l = l " " (a / b)
+                    a = cpu[order[o] SUBSEP "monkey_log" SUBSEP q]; b = cpu[order[o] SUBSEP "monkey" SUBSEP q]
+                    if (a + 0 > 0 && b + 0 > 0) lc = lc " " (a / b)
+                }
+                m = median(l); mlo = lo; mhi = hi; mc = median(lc); clo = lo; chi = hi
+                printf "%-5s c=%-5s req/s %.3f (%.3f-%.3f)   cpu per request %.3f (%.3f-%.3f)\n", sc[1], sc[2], m, mlo, mhi, mc, clo, chi
+            }
+        }' "$S/raw.tsv"
+    sleep 1   # a worker's last batch reaches the file within 0.1 s
+    lines=$(wc -l <"$ACCESS_FILE")
+    totals=$(curl -sS --max-time 10 "http://127.0.0.1:${PORT[monkey_log]}/proxy-bench-stats?format=json" |
+        tr -d ' \n' | sed -n 's/.*"totals":{\([^}]*\)}.*/\1/p')
+    proxied=$(curl -sS --max-time 10 "http://127.0.0.1:${PORT[monkey_log]}/proxy-bench-stats?format=json" |
+        tr -d ' \n' | sed -n 's/.*"entries":\[{[^{]*"counters":{"requests":\([0-9]*\).*/\1/p')
+    echo "access log: $lines lines for ${proxied:-?} proxied requests; totals: $totals"
+fi

@@ -12,6 +12,7 @@
 
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 
+pub mod access;
 pub mod balancer;
 pub mod clock;
 pub mod config;

@@ -49,8 +49,14 @@ fn logged() -> &'static Mutex<Vec<String>> {
     })
 }
 
+/// The lines logged about subnet `net` so far (lines reach the sink from the log thread:
+/// wait for those queued before).
 fn lines_about(net: u8) -> Vec<String> {
     let tag = format!("10.{net}.0.");
+    assert!(
+        log::flush(Duration::from_secs(10)),
+        "the log thread is stuck"
+    );
     logged()
         .lock()
         .unwrap()

@@ -10,8 +10,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proxy_reverse::config::BALANCERS as REGISTRY;
 use proxy_reverse::config::{
-    self, Cidr, Config, Entry, Expect, HealthCheck, MatchRule, OutlierDetection, ProbeKind,
-    ServerSpec,
+    self, AccessLogSpec, Cidr, Config, Entry, Expect, HealthCheck, MatchRule, OutlierDetection,
+    ProbeKind, ServerSpec,
 };
 
 fn duration(min_nanos: u64) -> impl Strategy<Value = Duration> {
@@ -164,13 +164,18 @@ fn config() -> impl Strategy<Value = Config> {
         prop::option::of("/[a-z0-9_.-]{0,16}"),
         prop::collection::vec(cidr(), 0..10),
         prop::collection::vec((entry(), prop::option::of("[a-z][a-z0-9_.-]{0,8}")), 1..5),
+        prop::option::of("/[a-z0-9_.-]{1,12}(/[a-z0-9_. -]{1,12}){0,2}\\.log"),
     )
-        .prop_map(|(statistics_url, statistics_allow, entries)| Config {
+        .prop_map(|(statistics_url, statistics_allow, entries, log)| Config {
             file: "gen.conf".into(),
             statistics_url,
             statistics_allow,
             admin_url: None,
             admin_allow: Vec::new(),
+            access_log: log.map(|path| AccessLogSpec {
+                path: path.into(),
+                line: 0,
+            }),
             // Named or not (then `entry-N`, as the parser names them); names made unique by
             // their position.
             entries: entries
@@ -189,6 +194,9 @@ fn config() -> impl Strategy<Value = Config> {
 
 /// The model without line numbers (which the printed text decides).
 fn without_lines(mut c: Config) -> Config {
+    if let Some(log) = &mut c.access_log {
+        log.line = 0;
+    }
     for e in &mut c.entries {
         e.line = 0;
         for m in &mut e.matches {
@@ -269,6 +277,7 @@ fn line() -> impl Strategy<Value = String> {
             "Fastest",
             "/stats",
             "10.0.0.0/8",
+            "/var/log/x.log",
             "(",
             "# x"
         ])

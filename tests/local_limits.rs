@@ -40,6 +40,7 @@ fn out_of_descriptors_gets_503_and_takes_no_server_offline() {
             statistics_allow: vec![],
             admin_url: None,
             admin_allow: Vec::new(),
+            access_log: None,
             entries: vec![entry],
         })
         .unwrap(),

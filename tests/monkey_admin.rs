@@ -41,7 +41,7 @@ fn monkey_admin_scenarios() {
     assert_bad_changes_say_why(&monkey, b.addr);
     assert_drain_finishes_in_flight_and_takes_no_new(&monkey, b.addr);
     assert_weight_changes_the_share(&monkey, a.addr);
-    let log = monkey.log();
+    let log = monkey.log_when(|log| log.contains("ready -> drain"));
     assert!(
         log.contains("admin: 127.0.0.1 set entry web server") && log.contains("ready -> drain"),
         "every change is logged with who asked:\n{log}"

@@ -385,7 +385,7 @@ fn wait_for_backend(monkey: &Monkey, name: &str, timeout: Duration) -> Option<Du
 /// Lines of the Monkey log that contain `needle`.
 fn log_lines(monkey: &Monkey, needle: &str) -> Vec<String> {
     monkey
-        .log()
+        .log_when(|log| log.contains(needle))
         .lines()
         .filter(|l| l.contains(needle))
         .map(str::to_string)

@@ -170,6 +170,7 @@ mod tests {
             statistics_allow: Vec::new(),
             admin_url: None,
             admin_allow: Vec::new(),
+            access_log: None,
             entries: vec![Entry::with_defaults(2, matches, Vec::new())],
         }
     }

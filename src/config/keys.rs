@@ -61,6 +61,8 @@ pub enum KeyId {
     OutlierEjectionTime,
     /// `OutlierMaxEjectionPercent PERCENT`.
     OutlierMaxEjectionPercent,
+    /// `AccessLog FILE|off`.
+    AccessLog,
 }
 
 /// Which sections a key may appear in.
@@ -397,6 +399,18 @@ pub static KEYS: &[KeySpec] = &[
         repeatable: false,
         doc: "most of an entry's servers ejected at once, in % (0 to 100; one may always be \
               ejected when there are two or more, never the last usable one)",
+    },
+    KeySpec {
+        id: KeyId::AccessLog,
+        name: "AccessLog",
+        aliases: &[],
+        value: "FILE|off",
+        default: "(off)",
+        sections: Sections::DefaultsOnly,
+        repeatable: false,
+        doc: "absolute path of the access log: one line per proxied request, nginx's combined \
+              format plus upstream address, status, times, attempts and bytes (docs/logs.md); \
+              written off the workers, reopened by every reload",
     },
 ];
 

@@ -81,13 +81,44 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
 }
 
 /// Like [`load`], resolving host names with `resolver`.
+///
+/// Files the configuration names are checked too: the `AccessLog` file must open for
+/// appending (it is created if missing, as `nginx -t` creates its logs), so that a path
+/// that cannot be written is a `FILE:LINE` problem at start-up and on reload, not a line
+/// lost later.
 pub fn load_with(path: &Path, resolver: &dyn Resolver) -> Result<Config, Vec<ConfigError>> {
-    match std::fs::read(path) {
-        Ok(bytes) => parse_bytes(&bytes, path, resolver),
+    let config = match std::fs::read(path) {
+        Ok(bytes) => parse_bytes(&bytes, path, resolver)?,
+        Err(e) => {
+            return Err(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 0,
+                message: format!("cannot read the file: {e}"),
+            }])
+        }
+    };
+    check_access_log(&config)?;
+    Ok(config)
+}
+
+/// The `AccessLog` file opens for appending (see [`load_with`]).
+fn check_access_log(config: &Config) -> Result<(), Vec<ConfigError>> {
+    let Some(log) = &config.access_log else {
+        return Ok(());
+    };
+    match std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&log.path)
+    {
+        Ok(_) => Ok(()),
         Err(e) => Err(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: 0,
-            message: format!("cannot read the file: {e}"),
+            file: config.file.clone(),
+            line: log.line,
+            message: format!(
+                "AccessLog `{}` cannot be opened for appending: {e}",
+                log.path.display()
+            ),
         }]),
     }
 }

@@ -18,6 +18,8 @@ pub struct Config {
     pub admin_url: Option<String>,
     /// `AdminAllow`: clients allowed to use the admin endpoint (loopback is always allowed).
     pub admin_allow: Vec<Cidr>,
+    /// `AccessLog` from `[PROXY_DEFAULTS]`: where the access log goes (off when `None`).
+    pub access_log: Option<AccessLogSpec>,
     /// The `[PROXY_ENTRY]` sections in file order, defaults already applied.
     pub entries: Vec<Entry>,
 }
@@ -38,6 +40,15 @@ impl Config {
             }
         )
     }
+}
+
+/// `AccessLog FILE`: the file, and the line that names it (for messages about it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogSpec {
+    /// The file (an absolute path).
+    pub path: PathBuf,
+    /// The line of the `AccessLog` key.
+    pub line: usize,
 }
 
 /// One `[PROXY_ENTRY]`: which requests it serves and where they go.

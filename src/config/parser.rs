@@ -11,7 +11,8 @@ use super::lexer::{self, Token};
 use super::resolve::Resolver;
 use super::values::{self, Host};
 use super::{
-    Cidr, Config, ConfigError, Entry, Expect, HealthCheck, MatchRule, ProbeKind, ServerSpec,
+    AccessLogSpec, Cidr, Config, ConfigError, Entry, Expect, HealthCheck, MatchRule, ProbeKind,
+    ServerSpec,
 };
 
 const DEFAULTS: &str = "PROXY_DEFAULTS";
@@ -88,6 +89,8 @@ struct Settings {
     outlier_5xx: Option<u32>,
     outlier_time: Option<Duration>,
     outlier_percent: Option<u32>,
+    /// `AccessLog`: `Some(None)` for `off`.
+    access_log: Option<Option<std::path::PathBuf>>,
 }
 
 struct Parser<'a> {
@@ -268,6 +271,7 @@ impl Parser<'_> {
                 }
                 s.outlier_percent = Some(n);
             }
+            KeyId::AccessLog => s.access_log = Some(values::access_log(value)?),
         }
         Ok(())
     }
@@ -437,6 +441,10 @@ impl Parser<'_> {
             statistics_allow: d.stats_allow.clone().unwrap_or_default(),
             admin_url: d.admin_url.clone(),
             admin_allow: d.admin_allow.clone().unwrap_or_default(),
+            access_log: d.access_log.clone().flatten().map(|path| AccessLogSpec {
+                path,
+                line: d.seen.get(&KeyId::AccessLog).copied().unwrap_or(0),
+            }),
             entries,
         }
     }

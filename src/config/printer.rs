@@ -8,7 +8,7 @@ use super::{Config, Entry};
 
 const INDENT: &str = "    ";
 
-/// Prints `config` in canonical form: the defaults section (only the statistics keys), then
+/// Prints `config` in canonical form: the defaults section (only the keys it alone takes), then
 /// every entry with every key spelled out.
 ///
 /// Faithful for any model the parser produced: list keys are split over several lines (they
@@ -20,7 +20,7 @@ pub fn print(config: &Config) -> String {
     out.push_str("# proxy_reverse configuration\n");
     let stats = config.statistics_url.is_some() || !config.statistics_allow.is_empty();
     let admin = config.admin_url.is_some() || !config.admin_allow.is_empty();
-    if stats || admin {
+    if stats || admin || config.access_log.is_some() {
         out.push_str("\n[PROXY_DEFAULTS]\n");
         if let Some(url) = &config.statistics_url {
             line(&mut out, "StatisticsURL", url);
@@ -32,6 +32,9 @@ pub fn print(config: &Config) -> String {
         }
         let allow: Vec<String> = config.admin_allow.iter().map(format_cidr).collect();
         list(&mut out, "AdminAllow", &allow);
+        if let Some(log) = &config.access_log {
+            line(&mut out, "AccessLog", &log.path.to_string_lossy());
+        }
     }
     for (i, entry) in config.entries.iter().enumerate() {
         print_entry(&mut out, entry, i);

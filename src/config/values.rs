@@ -101,6 +101,26 @@ pub fn on_off(key: &str, text: &str) -> Result<bool, String> {
     }
 }
 
+/// `AccessLog`'s value: `off` (`None`), or an absolute path. A relative path would depend on
+/// the directory Monkey was started from.
+pub fn access_log(text: &str) -> Result<Option<std::path::PathBuf>, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let path = std::path::Path::new(text);
+    if !path.is_absolute() {
+        return Err(format!(
+            "AccessLog must be an absolute path (or off), not `{text}`"
+        ));
+    }
+    if text.ends_with('/') {
+        return Err(format!(
+            "AccessLog names a file, not the directory `{text}`"
+        ));
+    }
+    Ok(Some(path.to_path_buf()))
+}
+
 /// An address block `ADDR/PREFIX`, or a single address.
 pub fn cidr(text: &str) -> Result<Cidr, String> {
     let (addr, prefix) = match text.split_once('/') {

@@ -674,7 +674,7 @@ impl Loop {
             Ok(s) => s,
             Err(_) => {
                 // Out of descriptors, as the plugin answers it: 503, try again soon.
-                let page = proxy.out_of_resources(entry, request.client_wants_close);
+                let page = proxy.out_of_resources_for(entry, &request, now);
                 write_page(&mut conn.output, &page, head_request);
                 conn.close_after_output = page.close;
                 self.worker.recycle_request(request);

@@ -130,13 +130,16 @@ unsafe extern "C" fn init_plugin(plugin: *mut sys::mk_plugin, confdir: *mut c_ch
     // SAFETY: Monkey passes our own object, now carrying its API pointer.
     let api_ptr = unsafe { (*plugin).api };
     api::install(plugin, api_ptr);
+    // Before any thread of ours starts (the log thread, an access log's writer, the reload
+    // thread), so that none of them can take the signal.
+    let signal = super::signal::block_sigusr1();
     log::set_sink(api::log);
     let path = config_path(&dir);
     match catch_unwind(|| load(&path)) {
         Ok(Ok(proxy)) => {
             let current = Arc::new(Current::new(proxy));
             let _ = CURRENT.set(current.clone());
-            start_reloader(current.clone(), &path);
+            start_reloader(current.clone(), &path, signal);
             start_prober(current);
         }
         Ok(Err(problems)) => refuse_to_start(&path, &problems),
@@ -158,13 +161,12 @@ fn load(path: &std::path::Path) -> Result<Arc<Proxy>, Vec<String>> {
     Ok(Arc::new(proxy))
 }
 
-/// Starts the reload thread for `path` and lets `SIGUSR1` ask it for a reload. Without it
-/// (no thread could be made) the proxy serves on; admin reloads then get a 503.
-fn start_reloader(current: Arc<Current>, path: &std::path::Path) {
+/// Starts the reload thread for `path` and, when `signal` (SIGUSR1 is blocked in every thread
+/// of the process), lets `SIGUSR1` ask it for a reload. Without the thread (none could be
+/// made) the proxy serves on; admin reloads then get a 503.
+fn start_reloader(current: Arc<Current>, path: &std::path::Path, signal: bool) {
     // Monkey's working directory may change after start-up (it runs as a daemon from `/`).
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    // Before any thread of ours starts, so that none of them can take the signal.
-    let signal = super::signal::block_sigusr1();
     if !signal {
         log::warn("SIGUSR1 cannot be used to reload; use the admin endpoint");
     }
@@ -179,8 +181,8 @@ fn start_reloader(current: Arc<Current>, path: &std::path::Path) {
     }
 }
 
-/// Starts the thread that runs the active health checks (after `start_reloader`, which blocks
-/// `SIGUSR1` for every thread started later). Without it, servers with checks stay
+/// Starts the thread that runs the active health checks (`SIGUSR1` is blocked in it, as in
+/// every thread started after `init_plugin` began). Without it, servers with checks stay
 /// `checking` and serve as long as none is up.
 fn start_prober(current: Arc<Current>) {
     match Prober::spawn(current, Arc::new(Moment::now)) {
@@ -215,6 +217,8 @@ fn refuse_to_start(path: &std::path::Path, problems: &[String]) -> ! {
         }
         log::error(line);
     }
+    // Lines reach Monkey's log from the log thread: let them out before the process goes.
+    log::flush(std::time::Duration::from_secs(2));
     std::process::exit(1)
 }
 
@@ -236,6 +240,16 @@ fn stdout_is_stderr() -> bool {
 }
 
 unsafe extern "C" fn exit_plugin(_plugin: *mut sys::mk_plugin) -> c_int {
+    // What the log threads hold goes out before Monkey exits (bounded waits).
+    let _ = catch_unwind(|| {
+        if let Some(current) = CURRENT.get() {
+            current
+                .load()
+                .access_log
+                .flush(std::time::Duration::from_secs(2));
+        }
+        log::flush(std::time::Duration::from_secs(2));
+    });
     0
 }
 
@@ -354,7 +368,7 @@ fn serve(mut session: Session) -> c_int {
         None => duplicate(socket),
     };
     let Some(client) = client else {
-        let page = proxy.out_of_resources(entry, request.client_wants_close);
+        let page = proxy.out_of_resources_for(entry, &request, now);
         return answer::send(&mut session, &page);
     };
     let close = request.client_wants_close;

@@ -4,12 +4,15 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::time::Duration;
 
-use crate::clock::Millis;
+use crate::access::AccessLog;
+use crate::clock::{Millis, Moment};
 use crate::config::Config;
 use crate::http::intake::{read_request, RawRequest, Unread};
 use crate::http::request::ProxyRequest;
 use crate::http::status::LocalPage;
+use crate::log::failed::{Failed, FailureLog};
 use crate::routing::{routing_path, Router};
 use crate::stats::{self, CheckLive, LastCheck, ServerLive, Snapshot, Stats};
 use crate::upstream::Upstream;
@@ -31,6 +34,10 @@ pub struct Proxy {
     pub upstreams: Vec<Upstream>,
     /// Counters for the statistics page.
     pub stats: Stats,
+    /// `AccessLog`: off, or its writer thread (the same across reloads).
+    pub access_log: AccessLog,
+    /// The per-entry budgets of failed-request lines (kept across reloads by entry name).
+    pub failure_log: FailureLog,
 }
 
 /// Where a request goes.
@@ -78,11 +85,16 @@ impl Proxy {
             .map(Upstream::new)
             .collect::<Result<Vec<_>, _>>()?;
         let stats = Stats::new(&config);
+        let access_log =
+            AccessLog::start(access_log_path(&config)).map_err(|e| access_error(&config, &e))?;
+        let failure_log = FailureLog::new(config.entries.len());
         Ok(Proxy {
             config,
             router,
             upstreams,
             stats,
+            access_log,
+            failure_log,
         })
     }
 
@@ -106,6 +118,22 @@ impl Proxy {
             .map(|e| Upstream::carried(e, old_entry(&e.name)))
             .collect::<Result<Vec<_>, _>>()?;
         let stats = Stats::carried(&config, &previous.stats, &previous.config);
+        // Every reload reopens the access log (a rotated file is let go of).
+        let access_log = previous
+            .access_log
+            .reopened(access_log_path(&config))
+            .map_err(|e| access_error(&config, &e))?;
+        let previous_names: Vec<&str> = previous
+            .config
+            .entries
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        let failure_log = FailureLog::carried(
+            config.entries.iter().map(|e| e.name.as_str()),
+            &previous.failure_log,
+            &previous_names,
+        );
         let kept = |id: u64| {
             upstreams
                 .iter()
@@ -122,6 +150,8 @@ impl Proxy {
             router,
             upstreams,
             stats,
+            access_log,
+            failure_log,
         })
     }
 
@@ -224,6 +254,56 @@ impl Proxy {
         LocalPage::error(503, close, Some(1))
     }
 
+    /// [`Proxy::out_of_resources`] for `request`, written into the logs like any request
+    /// the proxy failed (a `no_server` line, and its access log line) as of `now`.
+    pub fn out_of_resources_for(
+        &self,
+        entry: usize,
+        request: &ProxyRequest,
+        now: Moment,
+    ) -> LocalPage {
+        let page = self.out_of_resources(entry, request.client_wants_close);
+        let e = &self.config.entries[entry];
+        let failed = Failed {
+            entry: &e.name,
+            server: None,
+            method: &request.method,
+            path: &request.path,
+            query: request.query.as_deref(),
+            status: 503,
+            what: "no_server",
+            connect: None,
+            first_byte: None,
+            total: Duration::ZERO,
+            attempts: 0,
+        };
+        self.failure_log.report(entry, now, &failed);
+        if self.access_log.is_on() {
+            let (referer, user_agent) = crate::access::line::referer_and_agent(&request.headers);
+            self.access_log.write_one(&crate::access::Line {
+                client: request.client.map(|a| a.ip()),
+                method: &request.method,
+                path: &request.path,
+                query: request.query.as_deref(),
+                minor_version: request.minor_version,
+                status: 503,
+                body_bytes: page.body.len() as u64,
+                referer,
+                user_agent,
+                upstream: None,
+                upstream_status: None,
+                connect: None,
+                first_byte: None,
+                total: Duration::ZERO,
+                attempts: 0,
+                upstream_sent: 0,
+                upstream_received: 0,
+                entry: &e.name,
+            });
+        }
+        page
+    }
+
     /// A request admitted to `entry` whose client had already left when its exchange was to
     /// start (it closed right behind the request): nothing is sent anywhere; counted as a
     /// request of the entry and a client abort before any attempt.
@@ -263,8 +343,11 @@ impl Proxy {
         }
         self.stats.record_local(200);
         let format = stats::choose_format(query, accept);
-        let snapshot =
+        let mut snapshot =
             Snapshot::collect(&self.config, &self.stats, now, &|e, s| self.live(e, s, now));
+        snapshot.totals.access_log_lines = self.access_log.written();
+        snapshot.totals.access_log_dropped = self.access_log.dropped();
+        snapshot.totals.log_lines_dropped = crate::log::dropped();
         LocalPage {
             status: 200,
             content_type: stats::content_type(format),
@@ -334,4 +417,15 @@ impl Proxy {
         }
         live
     }
+}
+
+/// `AccessLog`'s file, if set.
+fn access_log_path(config: &Config) -> Option<&std::path::Path> {
+    config.access_log.as_ref().map(|a| a.path.as_path())
+}
+
+/// An access log that cannot start, as a problem with the line of its key.
+fn access_error(config: &Config, problem: &str) -> String {
+    let line = config.access_log.as_ref().map_or(0, |a| a.line);
+    format!("line {line}: AccessLog: {problem}")
 }

@@ -78,6 +78,13 @@ pub(super) struct Attempts {
     /// The current try's response is in the books already (with the bytes moved by then):
     /// see [`Attempts::respond`].
     recorded: Option<(u64, u64)>,
+    /// The server of the latest try (kept after the try ended), for the logs.
+    last_server: Option<usize>,
+    /// The latest failure written into the books, for the logs.
+    last_failure: Option<Failure>,
+    /// Bytes sent and received by tries that failed (the current try's are `sent`,
+    /// `received`).
+    moved: (u64, u64),
 }
 
 /// Whether a failed `connect` ran out of something local (descriptors, buffers, memory,
@@ -133,7 +140,33 @@ impl Attempts {
             sent: 0,
             received: 0,
             recorded: None,
+            last_server: None,
+            last_failure: None,
+            moved: (0, 0),
         }
+    }
+
+    /// Tries started so far.
+    pub fn tries(&self) -> u32 {
+        self.tries
+    }
+
+    /// The server of the latest try, if one started.
+    pub fn last_server(&self) -> Option<usize> {
+        self.last_server
+    }
+
+    /// The latest failure recorded (a try's, or the client's abort).
+    pub fn last_failure(&self) -> Option<Failure> {
+        self.last_failure
+    }
+
+    /// Bytes sent to and received from the servers by every try so far.
+    pub fn bytes_moved(&self) -> (u64, u64) {
+        (
+            self.moved.0 + self.sent as u64,
+            self.moved.1 + self.received,
+        )
     }
 
     /// The candidate list, for the worker's spares once the request is over.
@@ -213,6 +246,7 @@ impl Attempts {
             requests: pooled.requests,
             interest: None,
         });
+        self.last_server = Some(server);
         self.sent = 0;
         self.received = 0;
         self.recorded = None;
@@ -244,6 +278,7 @@ impl Attempts {
                     requests: 0,
                     interest: None,
                 });
+                self.last_server = Some(server);
                 self.sent = 0;
                 self.received = 0;
                 self.recorded = None;
@@ -260,6 +295,7 @@ impl Attempts {
                 // The socket was made and its connect failed at once: an attempt on a new
                 // connection, failed.
                 self.only_timeouts = false;
+                self.last_server = Some(server);
                 req.proxy.stats.record_attempt(req.entry, server);
                 req.proxy.stats.record_connection(req.entry, server, false);
                 self.write_failure(req, server, FailureKind::ConnectRefused, true, 0, 0, now);
@@ -339,15 +375,20 @@ impl Attempts {
 
     /// The client left while the current try was under way: counted as a client abort (not
     /// the server's fault) unless its response is in the books already, the server released.
-    pub fn abort(&mut self, req: Request<'_>) {
-        if let Some(b) = self.backend.take() {
-            if self.recorded.is_none() {
-                req.proxy
-                    .stats
-                    .record_failure(req.entry, b.server, Failure::ClientAbort);
-            }
-            req.proxy.upstreams[req.entry].release(b.server);
+    /// True if it was counted.
+    pub fn abort(&mut self, req: Request<'_>) -> bool {
+        let Some(b) = self.backend.take() else {
+            return false;
+        };
+        let counted = self.recorded.is_none();
+        if counted {
+            req.proxy
+                .stats
+                .record_failure(req.entry, b.server, Failure::ClientAbort);
+            self.last_failure = Some(Failure::ClientAbort);
         }
+        req.proxy.upstreams[req.entry].release(b.server);
+        counted
     }
 
     /// Ends the current try without an outcome to record (an exchange dropped by its host
@@ -426,6 +467,7 @@ impl Attempts {
     /// the server.
     fn end_failed(&mut self, req: Request<'_>, b: &Backend, kind: FailureKind, now: Moment) {
         let (sent, received) = (self.sent as u64, self.received);
+        self.moved = (self.moved.0 + sent, self.moved.1 + received);
         self.sent = 0;
         self.received = 0;
         self.write_failure(
@@ -443,7 +485,7 @@ impl Attempts {
     /// Writes one failed try into the books (see [`Attempts::end_failed`]).
     #[allow(clippy::too_many_arguments)]
     fn write_failure(
-        &self,
+        &mut self,
         req: Request<'_>,
         server: usize,
         kind: FailureKind,
@@ -457,6 +499,7 @@ impl Attempts {
         }
         let stats = &req.proxy.stats;
         stats.record_failure(req.entry, server, kind);
+        self.last_failure = Some(Failure::Backend(kind));
         if sent > 0 || received > 0 {
             stats.record_bytes(req.entry, server, sent, received);
         }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::attempt::{self, Attempts, Step};
 use super::client::ClientConn;
 use super::local::Local;
+use super::report::{self, Ending};
 use super::response::{BodyRead, Head, ResponseBuffer};
 use super::tokens::idle_token;
 use super::tunnel::Tunnel;
@@ -23,7 +24,7 @@ use crate::http::request::{is_idempotent, ForwardPolicy, ProxyRequest};
 use crate::http::response::ClientSide;
 use crate::proxy::Proxy;
 use crate::reactor::{Interest, Reactor, Source, Token};
-use crate::stats;
+use crate::stats::{self, Failure};
 
 /// The request's side of the books ([`attempt::Request`]), borrowing only the fields it
 /// names, so that `attempts` stays free to borrow.
@@ -117,7 +118,17 @@ pub struct Exchange {
     local_keep_alive: bool,
     deadline: Option<Moment>,
     began: Moment,
-    head_latency: Duration,
+    /// From `began` to the complete response head, once it came.
+    first_byte: Option<Duration>,
+    /// When the current try began.
+    try_began: Moment,
+    /// How long the current try took to connect, once it did (zero on a pooled connection).
+    connect_time: Option<Duration>,
+    /// The status of the backend's response head, once it came.
+    upstream_status: Option<u16>,
+    /// Why the proxy made an error of the request (the statistics' word for it), once it
+    /// did: the exchange's end writes a line about it.
+    trouble: Option<&'static str>,
     finish: Option<Finish>,
 }
 
@@ -194,7 +205,11 @@ impl Exchange {
             local_keep_alive,
             deadline: None,
             began: now,
-            head_latency: Duration::ZERO,
+            first_byte: None,
+            try_began: now,
+            connect_time: None,
+            upstream_status: None,
+            trouble: None,
             finish: None,
         };
         exchange.proxy.stats.record_request(entry);
@@ -248,9 +263,10 @@ impl Exchange {
             State::Body => {
                 let req = books!(self);
                 if self.response.has_output() {
-                    self.attempts.abort(req);
+                    self.client_left();
                 } else {
                     self.attempts.fail_final(req, FailureKind::BodyTimeout, now);
+                    self.trouble = Some(Failure::from(FailureKind::BodyTimeout).name());
                 }
                 return self.end(End::Abort, local, reactor, now);
             }
@@ -265,10 +281,18 @@ impl Exchange {
     /// The client went away (Monkey's hang-up): releases everything without answering.
     pub(super) fn abort(&mut self, now: Moment, local: &mut Local, reactor: &mut dyn Reactor) {
         if self.state != State::Done {
-            let req = books!(self);
-            self.attempts.abort(req);
+            self.client_left();
         }
         let _ = self.end(End::Abort, local, reactor, now);
+    }
+
+    /// The client is gone while the current try was under way: a client abort in the books
+    /// (unless the response was in them already) and, if it was one, in the logs.
+    fn client_left(&mut self) {
+        let req = books!(self);
+        if self.attempts.abort(req) && self.trouble.is_none() {
+            self.trouble = Some(Failure::ClientAbort.name());
+        }
     }
 
     /// Hands the client connection back once the exchange is over (`None` before that or if
@@ -368,9 +392,15 @@ impl Exchange {
         match step {
             Step::Connecting => {
                 self.state = State::Connecting;
+                self.try_began = now;
+                self.connect_time = None;
                 self.deadline = Some(now.after(self.entry_config().connect_timeout));
             }
-            Step::Send => self.begin_sending(now),
+            Step::Send => {
+                self.try_began = now;
+                self.connect_time = Some(Duration::ZERO);
+                self.begin_sending(now)
+            }
             Step::Answer(status, retry_after) => self.local_error(status, retry_after, now),
         }
     }
@@ -390,7 +420,13 @@ impl Exchange {
     }
 
     /// Queues the proxy's own short error response; the exchange then flushes and finishes.
+    /// It is logged as a failed request: a 503 as `no_server`, others as the failure just
+    /// recorded.
     fn local_error(&mut self, status: u16, retry_after: Option<u64>, now: Moment) {
+        self.trouble = Some(match (status, self.attempts.last_failure()) {
+            (503, _) | (_, None) => "no_server",
+            (_, Some(failure)) => failure.name(),
+        });
         self.status = status;
         self.response
             .error_page(status, !self.local_keep_alive, retry_after);
@@ -442,7 +478,10 @@ impl Exchange {
                         return self.end(End::Abort, local, reactor, now);
                     };
                     match b.stream.poll_connect() {
-                        super::stream::Connect::Done => self.begin_sending(now),
+                        super::stream::Connect::Done => {
+                            self.connect_time = Some(now.since(self.try_began));
+                            self.begin_sending(now)
+                        }
                         super::stream::Connect::InProgress => {
                             self.want_backend(reactor, Some(Interest::Write));
                             return Progress::Pending;
@@ -522,7 +561,8 @@ impl Exchange {
         };
         self.attempts.answered(books!(self), now);
         self.status = head.status;
-        self.head_latency = now.since(self.began);
+        self.upstream_status = Some(head.status);
+        self.first_byte = Some(now.since(self.began));
         self.deadline = Some(now.after(self.read_timeout()));
         // With a response head there is no retry any more: the request's bytes go.
         local
@@ -572,8 +612,7 @@ impl Exchange {
                 return Some(Progress::Pending);
             }
             Err(_) => {
-                let req = books!(self);
-                self.attempts.abort(req);
+                self.client_left();
                 return Some(self.end(End::Abort, local, reactor, now));
             }
         }
@@ -629,6 +668,7 @@ impl Exchange {
         now: Moment,
     ) -> Progress {
         self.attempts.fail_final(books!(self), kind, now);
+        self.trouble = Some(Failure::from(kind).name());
         self.end(End::Abort, local, reactor, now)
     }
 
@@ -638,7 +678,7 @@ impl Exchange {
             status: self.status,
             bytes_to_backend: self.attempts.sent as u64,
             bytes_from_backend: self.attempts.received,
-            head_latency: self.head_latency,
+            head_latency: self.first_byte.unwrap_or_default(),
             total_latency: now.since(self.began),
         }
     }
@@ -737,12 +777,38 @@ impl Exchange {
         local.spares.put_index_vec(self.attempts.take_candidates());
         self.state = State::Done;
         self.deadline = None;
+        if self.trouble.is_some() || self.proxy.access_log.is_on() {
+            self.report(now, local);
+        }
         let finish = Finish {
             keep_alive,
             status: self.status,
         };
         self.finish = Some(finish);
         Progress::Done(finish)
+    }
+}
+
+impl Exchange {
+    /// The exchange's lines in the logs (see [`report`]).
+    #[cold]
+    fn report(&self, now: Moment, local: &mut Local) {
+        let ending = Ending {
+            proxy: &self.proxy,
+            entry: self.entry,
+            request: &self.request,
+            status: self.status,
+            trouble: self.trouble,
+            server: self.attempts.last_server(),
+            upstream_status: self.upstream_status,
+            connect: self.connect_time,
+            first_byte: self.first_byte,
+            total: now.since(self.began),
+            attempts: self.attempts.tries(),
+            upstream_bytes: self.attempts.bytes_moved(),
+            body_bytes: self.response.body_bytes_sent(),
+        };
+        report::report(&ending, now, &mut local.access);
     }
 }
 

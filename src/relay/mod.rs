@@ -16,6 +16,7 @@ mod deferred;
 mod exchange;
 mod local;
 mod pool;
+mod report;
 mod response;
 mod spares;
 mod stream;

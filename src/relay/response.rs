@@ -63,6 +63,10 @@ pub(super) struct ResponseBuffer {
     last_read_full: bool,
     /// The backend connection may carry another request once the body is complete.
     reusable: bool,
+    /// Bytes written to the client, head included (for the access log).
+    sent: u64,
+    /// Bytes of the head the client gets (the backend's rewritten, or the proxy's own).
+    head_bytes: u64,
 }
 
 impl Default for ResponseBuffer {
@@ -78,6 +82,8 @@ impl Default for ResponseBuffer {
             chunk_open: false,
             last_read_full: false,
             reusable: false,
+            sent: 0,
+            head_bytes: 0,
         }
     }
 }
@@ -106,6 +112,12 @@ impl ResponseBuffer {
     /// Whether the backend connection may carry another request.
     pub fn backend_reusable(&self) -> bool {
         self.reusable && self.head.is_some_and(|h| !h.backend_closes)
+    }
+
+    /// Bytes of the response body written to the client so far (what follows the head,
+    /// chunk framing included, as nginx's `$body_bytes_sent` counts).
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.sent.saturating_sub(self.head_bytes)
     }
 
     /// Whether bytes for the client are waiting (head or body).
@@ -173,6 +185,7 @@ impl ResponseBuffer {
             Err(_) => return Head::Unusable,
         };
         self.head = Some(head);
+        self.head_bytes = self.head_out.len() as u64;
         self.body = BodyReader::new(head.framing);
         self.head_sent = 0;
         self.start = head.head_len;
@@ -242,6 +255,11 @@ impl ResponseBuffer {
         self.start = 0;
         self.end = 0;
         write_error_page(&mut self.head_out, status, close, retry_after);
+        self.head_bytes = self
+            .head_out
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |at| at as u64 + 4);
     }
 
     /// Runs `buf[start..end]` through the body reader, leaving in `buf[start..end]` exactly the
@@ -359,6 +377,7 @@ impl ResponseBuffer {
             match result {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(mut n) => {
+                    self.sent += n as u64;
                     let from_head = n.min(head.len());
                     self.head_sent += from_head;
                     n -= from_head;

@@ -271,7 +271,8 @@ impl Worker {
     }
 
     /// The time the host was asked to wake the worker at has come (or passed): expired
-    /// timeouts act, idle connections past their limits close. Exchanges that ended are
+    /// timeouts act, idle connections past their limits close, access log lines gathered
+    /// long enough go to the writer thread. Exchanges that ended are
     /// appended to `ended`.
     pub fn on_timer(&mut self, now: Moment, reactor: &mut dyn Reactor, ended: &mut Vec<Ended>) {
         self.wake = None;
@@ -290,12 +291,16 @@ impl Worker {
         if self.local.pool.due().is_some_and(|d| d <= now) {
             self.local.pool.housekeep(now);
         }
+        if self.local.access.due().is_some_and(|d| d <= now) {
+            self.local.access.send();
+        }
         self.shrink();
         let next = self
             .slots
             .iter()
             .filter_map(|s| s.task.as_ref()?.deadline())
             .chain(self.local.pool.due())
+            .chain(self.local.access.due())
             .min();
         // Never sooner than the resolution: deadlines that move on with every byte would
         // otherwise wake the worker again and again for nothing.
@@ -408,9 +413,13 @@ impl Worker {
     }
 
     /// Asks the host for a wake-up at `at` if that is sooner than the one it was asked for
-    /// (and for the pool's housekeeping, if that is sooner still).
+    /// (and for the pool's housekeeping or the access log batch, if that is sooner still).
     fn arm(&mut self, reactor: &mut dyn Reactor, at: Option<Moment>) {
-        let at = at.into_iter().chain(self.local.pool.due()).min();
+        let at = at
+            .into_iter()
+            .chain(self.local.pool.due())
+            .chain(self.local.access.due())
+            .min();
         let Some(at) = at else { return };
         if self.wake.is_some_and(|w| w <= at) {
             return;

@@ -180,6 +180,7 @@ mod tests {
             statistics_allow: Vec::new(),
             admin_url: None,
             admin_allow: Vec::new(),
+            access_log: None,
             entries: patterns
                 .iter()
                 .enumerate()

@@ -266,6 +266,10 @@ impl GlobalStats {
             not_found: self.not_found.load(Relaxed),
             statistics: self.statistics.load(Relaxed),
             forbidden: self.forbidden.load(Relaxed),
+            // Kept by the logs, not here: the proxy fills them in (`Proxy::statistics_page`).
+            access_log_lines: 0,
+            access_log_dropped: 0,
+            log_lines_dropped: 0,
         }
     }
 
@@ -397,4 +401,10 @@ pub struct GlobalSnapshot {
     pub statistics: u64,
     /// Statistics requests refused with 403.
     pub forbidden: u64,
+    /// Lines written to the access log (0 while it is off).
+    pub access_log_lines: u64,
+    /// Access log lines lost: dropped because its queue was full, or refused by the file.
+    pub access_log_dropped: u64,
+    /// Lines for Monkey's log dropped because the log queue was full.
+    pub log_lines_dropped: u64,
 }

@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use super::counters::GlobalSnapshot;
 use super::histogram::HistogramSnapshot;
 use super::snapshot::{EntrySnapshot, ServerLive, ServerSnapshot};
 use super::Snapshot;
@@ -70,7 +71,7 @@ pub fn html(snap: &Snapshot, refresh: Option<u32>) -> String {
          <h1>proxy_reverse statistics</h1><div class=\"meta\">\
          <span>uptime <b>{}</b></span><span>requests <b>{}</b></span>\
          <span>bad requests (400) <b>{}</b></span><span>no entry (404) <b>{}</b></span>\
-         <span>statistics refused (403) <b>{}</b></span>\
+         <span>statistics refused (403) <b>{}</b></span>{}\
          <span>config <code>{}</code></span>\
          <span><a href=\"?format=json\">JSON</a> · <a href=\"?format=prometheus\">Prometheus</a> · \
          <a href=\"?refresh=5\">auto-refresh</a></span></div>\n",
@@ -79,12 +80,33 @@ pub fn html(snap: &Snapshot, refresh: Option<u32>) -> String {
         snap.totals.bad_requests,
         snap.totals.not_found,
         snap.totals.forbidden,
+        log_counts(&snap.totals),
         escape(&snap.config_file),
     );
     for e in &snap.entries {
         entry(&mut o, e);
     }
     o.push_str("</body></html>\n");
+    o
+}
+
+/// The access log's lines and what the logs dropped, when there is something to say.
+fn log_counts(t: &GlobalSnapshot) -> String {
+    let mut o = String::new();
+    if t.access_log_lines + t.access_log_dropped > 0 {
+        let _ = write!(
+            o,
+            "<span>access log lines <b>{}</b> (dropped <b>{}</b>)</span>",
+            t.access_log_lines, t.access_log_dropped
+        );
+    }
+    if t.log_lines_dropped > 0 {
+        let _ = write!(
+            o,
+            "<span>log lines dropped <b>{}</b></span>",
+            t.log_lines_dropped
+        );
+    }
     o
 }
 

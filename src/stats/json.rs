@@ -10,7 +10,8 @@
 //!   "config_file": string,
 //!   "statistics_url": string | null,
 //!   "latency_bounds_seconds": [f64; 19],        // exported histogram bucket upper bounds
-//!   "totals": { "requests", "bad_requests", "not_found", "statistics", "forbidden": u64 },
+//!   "totals": { "requests", "bad_requests", "not_found", "statistics", "forbidden",
+//!                 "access_log_lines", "access_log_dropped", "log_lines_dropped": u64 },
 //!   "entries": [ {
 //!     "index": 1-based position in the file, "line": u64,
 //!     "matches": [string], "balancer": string,

@@ -48,6 +48,32 @@ pub fn prometheus(snap: &Snapshot) -> String {
         "Requests for the statistics URL, allowed or refused.",
     );
     w.sample("statistics_requests_total", &[], snap.totals.statistics);
+    w.family(
+        "access_log_lines_total",
+        "counter",
+        "Lines written to the access log.",
+    );
+    w.sample("access_log_lines_total", &[], snap.totals.access_log_lines);
+    w.family(
+        "access_log_dropped_lines_total",
+        "counter",
+        "Access log lines lost: its queue was full, or the file refused them.",
+    );
+    w.sample(
+        "access_log_dropped_lines_total",
+        &[],
+        snap.totals.access_log_dropped,
+    );
+    w.family(
+        "log_dropped_lines_total",
+        "counter",
+        "Lines for Monkey's log dropped because the log queue was full.",
+    );
+    w.sample(
+        "log_dropped_lines_total",
+        &[],
+        snap.totals.log_lines_dropped,
+    );
 
     entry_families(&mut w, snap);
     server_families(&mut w, snap);

@@ -495,6 +495,7 @@ pub fn host_for(entries: Vec<Entry>) -> Host {
         statistics_allow: vec![],
         admin_url: None,
         admin_allow: Vec::new(),
+        access_log: None,
         entries,
     };
     Host::start(Arc::new(Proxy::new(config).unwrap())).unwrap()
@@ -778,6 +779,7 @@ pub fn host_on_test_clock(entries: Vec<Entry>) -> (Host, Arc<Proxy>) {
         statistics_allow: vec![],
         admin_url: None,
         admin_allow: Vec::new(),
+        access_log: None,
         entries,
     };
     let proxy = Arc::new(Proxy::new(config).unwrap());

@@ -299,6 +299,24 @@ impl Monkey {
         fs::read_to_string(self.dir.join("monkey.log")).unwrap_or_default()
     }
 
+    /// Monkey's log once `ready` holds for it (the plugin's lines reach the log from its log
+    /// thread, a moment after what caused them), waiting at most 10 s, then 200 ms more so
+    /// that a line written twice by mistake shows up too. Panics with the log if `ready`
+    /// never holds.
+    pub fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !ready(&self.log()) {
+            assert!(
+                Instant::now() < until,
+                "not in Monkey's log within 10 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        self.log()
+    }
+
     /// Open file descriptors of the Monkey process (all its threads share one table).
     pub fn fd_count(&self) -> usize {
         fs::read_dir(format!("/proc/{}/fd", self.pid()))

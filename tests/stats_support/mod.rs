@@ -45,6 +45,7 @@ pub fn config() -> Config {
         statistics_allow: Vec::new(),
         admin_url: None,
         admin_allow: Vec::new(),
+        access_log: None,
         entries: vec![first, second],
     }
 }
