@@ -227,3 +227,41 @@ fn every_weighted_method_ramps_a_returning_server() {
         assert!(late > 0.4, "{method}: {late} at full weight");
     }
 }
+
+fn entry_of(text: &str) -> crate::config::Entry {
+    crate::config::parse_str(
+        text,
+        std::path::Path::new("t.conf"),
+        &crate::config::SystemResolver,
+    )
+    .unwrap()
+    .entries
+    .remove(0)
+}
+
+#[test]
+fn checks_turned_on_by_a_reload_start_from_what_was_known() {
+    let servers = "[PROXY_ENTRY]\n Match ^/\n ServerList 127.0.0.1:81 127.0.0.1:82\n";
+    let old = Upstream::carried_at(&entry_of(servers), None, 1).unwrap();
+    // Server 1 went offline by users' failures (AttemptsCount 2 by default).
+    old.record_failure(1, FailureKind::ConnectRefused, 10);
+    old.record_failure(1, FailureKind::ConnectRefused, 11);
+    assert_ne!(old.servers()[1].health.offline_until(), 0);
+    let with_checks = format!("{servers} HealthCheck tcp\n");
+    let new = Upstream::carried_at(&entry_of(&with_checks), Some(&old), 20).unwrap();
+    assert_eq!(new.servers()[0].check.status(), Status::Up, "serving: up");
+    let w = new.servers()[1].check.word();
+    assert_eq!(w.status, Status::Down, "offline: down until probes pass");
+    assert_eq!(w.reason.describe(), "2 failed requests: connection refused");
+    assert_eq!(plan(&new, 30), [0]);
+    // The same state, not a copy: the old configuration's requests see it too.
+    assert!(std::sync::Arc::ptr_eq(
+        &old.servers()[1].state,
+        &new.servers()[1].state
+    ));
+    // A server the reload adds is checking; a reload that keeps checks keeps the states.
+    let more = format!("{with_checks} ServerList 127.0.0.1:83\n");
+    let next = Upstream::carried_at(&entry_of(&more), Some(&new), 40).unwrap();
+    assert_eq!(next.servers()[2].check.status(), Status::Checking);
+    assert_eq!(next.servers()[1].check.status(), Status::Down);
+}
