@@ -467,6 +467,9 @@ impl CheckState {
                 Ok(_) => {
                     if let Some(change) = change {
                         self.changed(change, now);
+                    } else if event == Event::Recheck {
+                        // Maintenance is no downtime: a down period ends when it begins.
+                        self.end_down(now);
                     }
                     return change;
                 }
@@ -514,13 +517,16 @@ impl CheckState {
         self.changed_at.store(now.max(1), Ordering::Relaxed);
         match change {
             Change::Down { .. } => self.down_since.store(now.max(1), Ordering::Relaxed),
-            Change::Up { .. } => {
-                let since = self.down_since.swap(0, Ordering::Relaxed);
-                if since != 0 {
-                    self.downtime_ms
-                        .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
-                }
-            }
+            Change::Up { .. } => self.end_down(now),
+        }
+    }
+
+    /// Ends the current down period, if any, adding it to the downtime.
+    fn end_down(&self, now: Millis) {
+        let since = self.down_since.swap(0, Ordering::Relaxed);
+        if since != 0 {
+            self.downtime_ms
+                .fetch_add(now.saturating_sub(since), Ordering::Relaxed);
         }
     }
 
@@ -741,6 +747,18 @@ mod tests {
         assert!(s.probed(ProbeResult::Pass, ms(1), T, 8_000).is_some());
         assert_eq!(s.snapshot(20_000).downtime, ms(4_000));
         assert_eq!(s.snapshot(20_000).last.unwrap().result, ProbeResult::Pass);
+        // Down again at 21 s, into maintenance at 22 s: maintenance is no downtime.
+        s.apply(
+            Event::Requests {
+                failures: 2,
+                kind: FailureKind::ConnectRefused,
+            },
+            T,
+            21_000,
+        );
+        s.apply(Event::Recheck, T, 22_000);
+        assert_eq!(s.status(), Status::Checking);
+        assert_eq!(s.snapshot(90_000).downtime, ms(5_000));
     }
 
     #[test]
