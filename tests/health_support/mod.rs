@@ -692,8 +692,11 @@ pub fn assert_slow_start_ramps_a_returning_server(t: &dyn Target, b: &HealthOrig
     assert_eq!(weights.last(), Some(&100), "{weights:?}");
     let early = shares[0];
     let late = *shares.last().unwrap();
-    assert!(early < 0.3, "a small share at first: {shares:.2?}");
+    // Expected about 0.15 at first and 0.5 at the end; the bounds leave room for a busy
+    // machine, where a window holds few requests.
+    assert!(early < 0.35, "a small share at first: {shares:.2?}");
     assert!(late > 0.35, "about half in the end: {shares:.2?}");
+    assert!(late - early > 0.15, "the share grows: {shares:.2?}");
 }
 
 /// Two entries list `a` with the same check: it is probed once per interval, not twice.
