@@ -663,7 +663,7 @@ impl Loop {
         if hung_up {
             // As the plugin does: the client closed (or half-closed) right behind its request,
             // so no backend connection is opened for an answer nobody reads.
-            proxy.client_left_early(entry);
+            proxy.client_left_early(entry, &request);
             self.worker.recycle_request(request);
             conn.input.clear();
             conn.close_after_output = true;

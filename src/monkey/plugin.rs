@@ -360,8 +360,9 @@ fn serve(mut session: Session) -> c_int {
     };
     if session.client_left_already() {
         keep_cached(cached);
+        let ret = guard::client_left(&mut session, &proxy, entry, &request);
         let _ = worker::with(|w| w.core.recycle_request(request));
-        return guard::client_left(&mut session, &proxy, entry);
+        return ret;
     }
     let client = match cached {
         Some((stream, _)) => Some(stream),

@@ -278,38 +278,53 @@ impl Proxy {
             attempts: 0,
         };
         self.failure_log.report(entry, now, &failed);
-        if self.access_log.is_on() {
-            let (referer, user_agent) = crate::access::line::referer_and_agent(&request.headers);
-            self.access_log.write_one(&crate::access::Line {
-                client: request.client.map(|a| a.ip()),
-                method: &request.method,
-                path: &request.path,
-                query: request.query.as_deref(),
-                minor_version: request.minor_version,
-                status: 503,
-                body_bytes: page.body.len() as u64,
-                referer,
-                user_agent,
-                upstream: None,
-                upstream_status: None,
-                connect: None,
-                first_byte: None,
-                total: Duration::ZERO,
-                attempts: 0,
-                upstream_sent: 0,
-                upstream_received: 0,
-                entry: &e.name,
-            });
-        }
+        self.access_without_upstream(entry, request, 503, page.body.len() as u64);
         page
     }
 
     /// A request admitted to `entry` whose client had already left when its exchange was to
     /// start (it closed right behind the request): nothing is sent anywhere; counted as a
-    /// request of the entry and a client abort before any attempt.
-    pub fn client_left_early(&self, entry: usize) {
+    /// request of the entry and a client abort before any attempt, and written to the access
+    /// log as `499` (nginx's "client closed the request").
+    pub fn client_left_early(&self, entry: usize, request: &ProxyRequest) {
         self.stats.record_request(entry);
         self.stats.record_left_early(entry);
+        self.access_without_upstream(entry, request, 499, 0);
+    }
+
+    /// The access log line of a request of `entry` that no server was asked for, answered
+    /// `status` with `body_bytes` (if the access log is on).
+    fn access_without_upstream(
+        &self,
+        entry: usize,
+        request: &ProxyRequest,
+        status: u16,
+        body_bytes: u64,
+    ) {
+        if !self.access_log.is_on() {
+            return;
+        }
+        let (referer, user_agent) = crate::access::line::referer_and_agent(&request.headers);
+        self.access_log.write_one(&crate::access::Line {
+            client: request.client.map(|a| a.ip()),
+            method: &request.method,
+            path: &request.path,
+            query: request.query.as_deref(),
+            minor_version: request.minor_version,
+            status,
+            body_bytes,
+            referer,
+            user_agent,
+            upstream: None,
+            upstream_status: None,
+            connect: None,
+            first_byte: None,
+            total: Duration::ZERO,
+            attempts: 0,
+            upstream_sent: 0,
+            upstream_received: 0,
+            entry: &self.config.entries[entry].name,
+        });
     }
 
     /// Where a request for `path` (decoded, without query) goes.
