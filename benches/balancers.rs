@@ -27,6 +27,7 @@ fn upstream(method: &str) -> Upstream {
             addr: format!("10.0.0.{}:80", i + 1).parse().unwrap(),
             weight,
             tls: false,
+            backup: false,
         })
         .collect();
     Upstream::with_policy(&specs, method, HaPolicy::new(2, Duration::from_secs(10))).unwrap()

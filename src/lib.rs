@@ -21,6 +21,7 @@ pub mod health;
 pub mod host;
 pub mod http;
 pub mod log;
+pub mod prober;
 pub mod proxy;
 pub mod reactor;
 pub mod relay;

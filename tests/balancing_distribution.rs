@@ -25,6 +25,7 @@ fn specs(weights: &[u32]) -> Vec<ServerSpec> {
                 name,
                 weight,
                 tls: false,
+                backup: false,
             }
         })
         .collect()

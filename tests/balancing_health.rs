@@ -21,6 +21,7 @@ fn upstream(net: u8, n: usize, method: &str, attempts: u32, timeout_ms: u64) -> 
             addr: format!("10.{net}.0.{}:80", i + 1).parse().unwrap(),
             weight: 1,
             tls: false,
+            backup: false,
         })
         .collect();
     let policy = HaPolicy::new(attempts, Duration::from_millis(timeout_ms));

@@ -24,6 +24,7 @@ fn upstream(method: &str, timeout: Duration) -> Arc<Upstream> {
             addr: format!("10.20.0.{}:80", i + 1).parse().unwrap(),
             weight,
             tls: false,
+            backup: false,
         })
         .collect();
     Arc::new(Upstream::with_policy(&specs, method, HaPolicy::new(2, timeout)).unwrap())

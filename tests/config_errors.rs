@@ -302,3 +302,37 @@ fn other_schemes_are_refused_clearly() {
         ]
     );
 }
+
+#[test]
+fn health_keys_say_what_is_wrong_at_their_line() {
+    let e = errors(&format!(
+        "{OK_ENTRY}HealthCheck POST /x\nHealthCheckExpect 200-600\nHealthCheckInterval 0.05\n\
+         HealthCheckTimeout 0\nHealthCheckRise 0\nHealthCheckFall x\nSlowStart -1\n\
+         OutlierConsecutive5xx -2\nOutlierEjectionTime 0\nOutlierMaxEjectionPercent 101\n\
+         HealthCheckHost a/b\n"
+    ));
+    let lines: Vec<&str> = e.iter().map(|m| m.split(": ").next().unwrap()).collect();
+    assert_eq!(
+        lines,
+        (4..=14).map(|l| format!("t.conf:{l}")).collect::<Vec<_>>(),
+        "{e:#?}"
+    );
+    assert!(
+        e[0].contains("HealthCheck: `POST /x` is not a probe"),
+        "{}",
+        e[0]
+    );
+    assert!(e[1].contains("`200-600` is not a status code"), "{}", e[1]);
+    assert!(e[2].contains("at least 0.1 seconds"), "{}", e[2]);
+    assert!(e[9].contains("a percentage (0 to 100)"), "{}", e[9]);
+    assert!(e[10].contains("is not a host"), "{}", e[10]);
+}
+
+#[test]
+fn backup_must_follow_a_server() {
+    assert_eq!(
+        one("[PROXY_ENTRY]\nMatch /\nServerList backup 127.0.0.1:1\n"),
+        "t.conf:3: `backup` must follow the server it marks"
+    );
+    ok("[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:1 127.0.0.1:2 weight=3 backup\n");
+}

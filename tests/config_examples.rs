@@ -15,6 +15,7 @@ fn server(name: &str, addr: &str, weight: u32) -> ServerSpec {
         addr: addr.parse::<SocketAddr>().unwrap(),
         weight,
         tls: false,
+        backup: false,
     }
 }
 

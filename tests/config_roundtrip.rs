@@ -10,7 +10,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proxy_reverse::config::BALANCERS as REGISTRY;
 use proxy_reverse::config::{
-    self, AccessLogSpec, Cidr, Config, Entry, MatchRule, PemFile, ServerSpec, TlsSettings,
+    self, AccessLogSpec, Cidr, Config, Entry, Expect, HealthCheck, MatchRule, OutlierDetection,
+    PemFile, ProbeKind, ServerSpec, TlsSettings,
 };
 use std::sync::OnceLock;
 
@@ -93,9 +94,13 @@ fn cidr() -> impl Strategy<Value = Cidr> {
 }
 
 fn servers() -> impl Strategy<Value = Vec<ServerSpec>> {
-    prop::collection::vec((ip(), 1u16..=65535, 1u32..20, any::<bool>()), 1..12).prop_map(|list| {
+    prop::collection::vec(
+        (ip(), 1u16..=65535, 1u32..20, any::<bool>(), any::<bool>()),
+        1..12,
+    )
+    .prop_map(|list| {
         let mut out: Vec<ServerSpec> = Vec::new();
-        for (ip, port, weight, tls) in list {
+        for (ip, port, weight, backup, tls) in list {
             let addr = SocketAddr::new(ip, port);
             let name = addr.to_string();
             if out.iter().all(|s| s.name != name) {
@@ -104,11 +109,61 @@ fn servers() -> impl Strategy<Value = Vec<ServerSpec>> {
                     addr,
                     weight,
                     tls,
+                    backup,
                 });
             }
         }
         out
     })
+}
+
+fn probe() -> impl Strategy<Value = ProbeKind> {
+    prop_oneof![
+        Just(ProbeKind::Tcp),
+        (any::<bool>(), "/[a-zA-Z0-9_./?=&-]{0,20}")
+            .prop_map(|(head, path)| ProbeKind::Http { head, path }),
+    ]
+}
+
+fn expect() -> impl Strategy<Value = Expect> {
+    (
+        prop::collection::vec((100u16..600, 0u16..100), 1..4),
+        prop::option::of("[a-zA-Z0-9:_-]([a-zA-Z0-9 :_-]{0,10}[a-zA-Z0-9:_-])?"),
+    )
+        .prop_map(|(ranges, body)| Expect {
+            statuses: ranges
+                .into_iter()
+                .map(|(lo, span)| (lo, (lo + span).min(599)))
+                .collect(),
+            body,
+        })
+}
+
+/// `HealthCheck` and its keys, `SlowStart`, outlier detection.
+fn health() -> impl Strategy<Value = (Option<HealthCheck>, Duration, OutlierDetection)> {
+    let check = (
+        probe(),
+        prop::option::of("[a-z][a-z0-9.-]{0,12}(:[0-9]{1,5})?"),
+        expect(),
+        (duration(100_000_000), duration(1), 1u32..10, 1u32..10),
+    )
+        .prop_map(
+            |(probe, host, expect, (interval, timeout, rise, fall))| HealthCheck {
+                probe,
+                host,
+                expect,
+                interval,
+                timeout,
+                rise,
+                fall,
+            },
+        );
+    let outlier = (0u32..20, duration(1), 0u32..=100).prop_map(|(n, t, p)| OutlierDetection {
+        consecutive_5xx: n,
+        ejection_time: t,
+        max_ejection_percent: p,
+    });
+    (prop::option::of(check), duration(0), outlier)
 }
 
 fn pattern() -> impl Strategy<Value = String> {
@@ -130,6 +185,7 @@ fn entry() -> impl Strategy<Value = Entry> {
         (any::<u32>(), duration(1), 1u32..5000),
         prop::collection::vec(cidr(), 0..10),
         any::<bool>(),
+        health(),
         tls_settings(),
     )
         .prop_map(
@@ -141,6 +197,7 @@ fn entry() -> impl Strategy<Value = Entry> {
                 (idle, kt, kr),
                 trusted,
                 fwd,
+                (check, slow_start, outlier),
                 tls,
             )| {
                 let matches = patterns
@@ -158,6 +215,9 @@ fn entry() -> impl Strategy<Value = Entry> {
                 e.keepalive_requests = kr;
                 e.trusted_proxies = trusted;
                 e.forwarded_header = fwd;
+                e.health_check = check;
+                e.slow_start = slow_start;
+                e.outlier = outlier;
                 e.tls = tls;
                 // Without a CA file the system's roots would be needed; the test does not
                 // depend on the machine's.

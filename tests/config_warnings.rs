@@ -105,3 +105,23 @@ fn warnings_name_the_file_and_the_example_has_none() {
         .to_string()
         .starts_with("/etc/monkey/my.conf:4: warning: this entry never serves a request"));
 }
+
+#[test]
+fn slow_start_with_a_hash_method_and_an_entry_of_backups_only() {
+    let w = warnings(
+        "[PROXY_ENTRY]\nMatch ^/a/\nServerList 127.0.0.1:1 127.0.0.1:2\nLoadBalancer SourceHash\n\
+         SlowStart 30\n[PROXY_ENTRY]\nMatch ^/b/\nServerList 127.0.0.1:3 backup\n\
+         [PROXY_ENTRY]\nMatch ^/c/\nServerList 127.0.0.1:4\nLoadBalancer RoundRobin\nSlowStart 30\n",
+    );
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert!(
+        w[0].starts_with("t.conf:1: warning: SlowStart has no effect with SourceHash"),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[1].starts_with("t.conf:6: warning: every server of this entry is a backup"),
+        "{}",
+        w[1]
+    );
+}

@@ -4,6 +4,7 @@
 //! real Monkey in `tests/monkey_logs.rs`.
 
 mod common;
+mod hardening_support;
 mod logs_support;
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -360,6 +361,41 @@ fn the_access_log_has_one_line_per_proxied_request_with_its_fields() {
         .all(|l| l["target"] == "/m/site/id" && l["referer"] == "-"));
     assert_eq!(proxy.access_log.written(), 3 + n as u64);
     assert_eq!(proxy.access_log.dropped(), 0);
+    let _ = std::fs::remove_file(&log_file);
+}
+
+/// A client that sends a request and leaves at once (#21.6: no exchange starts for it) still
+/// gets its line, `499` as nginx writes it, so the file has one line per request the entry
+/// counted.
+#[test]
+fn clients_that_left_right_behind_their_requests_are_logged_499() {
+    let log_file = temp_log("left");
+    let origin = Origin::start("o");
+    let conf = access_conf(&log_file, &named_conf("site", &[origin.addr], "")).replace(
+        "[PROXY_DEFAULTS]\n",
+        "[PROXY_DEFAULTS]\n    StatisticsURL /s\n",
+    );
+    let (h, proxy) = host(&conf);
+    let entry = |h: &Host| -> serde_json::Value {
+        let r = Client::connect(h.addr()).get("/s?format=json");
+        serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["entries"][0].clone()
+    };
+    let leavers = 30;
+    for _ in 0..leavers {
+        drop(hardening_support::request_then_leave(h.addr()));
+    }
+    let counted = hardening_support::wait_until(Duration::from_secs(10), || {
+        entry(&h)["counters"]["requests"].as_u64() >= Some(leavers)
+    });
+    assert!(counted, "not every request was counted");
+    let left_early = entry(&h)["left_early"].as_u64().unwrap();
+    stop_and_flush(h, &proxy);
+    let lines = access_lines(&log_file);
+    assert_eq!(lines.len() as u64, leavers, "one line per request");
+    assert!(lines.iter().all(|l| l["status"] == "499"), "{lines:?}");
+    let without_upstream = lines.iter().filter(|l| l["upstream_addr"] == "-").count() as u64;
+    assert_eq!(without_upstream, left_early, "{lines:?}");
+    assert!(left_early > 0, "no client was seen to leave early");
     let _ = std::fs::remove_file(&log_file);
 }
 

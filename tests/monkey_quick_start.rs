@@ -92,8 +92,24 @@ fn quick_start_ends_in_a_working_proxy() {
         }
     }
 
-    // The page names the example where it is, and lists every demo origin up.
-    let stats = statistics(&stats_url);
+    // The page names the example where it is, and lists every demo origin up once its
+    // first health check passed (the example checks every 2 s; the first probe comes within
+    // half a second, servers are `checking` until then).
+    let all_up = |stats: &serde_json::Value| {
+        stats["entries"].as_array().unwrap().iter().all(|e| {
+            e["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s["state"] == "up")
+        })
+    };
+    let started = std::time::Instant::now();
+    let mut stats = statistics(&stats_url);
+    while !all_up(&stats) && started.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stats = statistics(&stats_url);
+    }
     let example = repo().join("conf/proxy_reverse.conf");
     assert_eq!(stats["config_file"], example.display().to_string());
     let entries = stats["entries"].as_array().unwrap();
@@ -101,6 +117,7 @@ fn quick_start_ends_in_a_working_proxy() {
     for e in entries {
         for s in e["servers"].as_array().unwrap() {
             assert_eq!(s["state"], "up", "{s}");
+            assert_eq!(s["check"]["last"]["result"], "pass", "{s}");
         }
     }
 

@@ -291,6 +291,7 @@ fn offline(secs: u64, failures: u32) -> ServerLive {
         consecutive_failures: failures,
         in_flight: 0,
         admin: "ready",
+        ..ServerLive::default()
     }
 }
 
@@ -359,6 +360,7 @@ fn an_offline_server_past_its_retry_time_says_retry_due() {
         consecutive_failures: 3,
         in_flight: 1,
         admin: "ready",
+        ..ServerLive::default()
     };
     let snap = stats_support::snapshot_with(&live_of([offline(0, 2), probing(0), probing(4)]));
     let page = html(&snap, None);

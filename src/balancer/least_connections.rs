@@ -46,12 +46,16 @@ impl Balancer for LeastConnections {
         let (mut start, _) = self.cycle.at(step);
         let draws = MAX_DRAWS.min(self.cycle.len() as u32);
         let mut drawn = 1;
-        while drawn < draws && !servers.usable(start) {
+        while drawn < draws && !servers.admits(start) {
             step = self.next.0.fetch_add(1, Ordering::Relaxed);
             start = self.cycle.at(step).0;
             drawn += 1;
         }
         let load = |i: usize| u64::from(servers.in_flight(i));
+        // Slow start scales a ramping server's weight (its effective weight); otherwise the
+        // configured weights compare as they are.
+        let ramping = servers.ramping();
+        let weight = |i: usize| u128::from(self.weights[i]) * u128::from(servers.ramp(i));
         // Only usable servers compete (an offline server has nothing in flight and would win
         // every time); if none is, the cycle's server stands.
         let mut best: Option<(usize, u64)> = None;
@@ -62,7 +66,9 @@ impl Balancer for LeastConnections {
             let l = load(i);
             // l / w_i < best_load / w_best, without division.
             match best {
-                Some((b, bl)) if l * self.weights[b] >= bl * self.weights[i] => {}
+                Some((b, bl)) if !ramping && l * self.weights[b] >= bl * self.weights[i] => {}
+                Some((b, bl))
+                    if ramping && u128::from(l) * weight(b) >= u128::from(bl) * weight(i) => {}
                 _ => best = Some((i, l)),
             }
         };

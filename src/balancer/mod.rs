@@ -57,6 +57,36 @@ pub trait Servers {
     /// choice to its list neighbour would pile a run of dead servers' shares onto the one
     /// after them.
     fn usable(&self, i: usize) -> bool;
+
+    /// Whether server `i` may be the first choice now: usable and, for a server in slow
+    /// start, drawn in proportion to its effective weight (each call draws anew). Weighted
+    /// methods make their first choice with it; the default is [`Servers::usable`].
+    #[inline]
+    fn admits(&self, i: usize) -> bool {
+        self.usable(i)
+    }
+
+    /// Whether any server is in slow start now: then [`Servers::ramp`] scales weights.
+    #[inline]
+    fn ramping(&self) -> bool {
+        false
+    }
+
+    /// Server `i`'s effective weight now, in thousandths of its configured weight (1000:
+    /// all of it; less while it ramps up after coming back, see `SlowStart`). Methods that
+    /// compare loads per unit of weight scale the weight by it while [`Servers::ramping`].
+    #[inline]
+    fn ramp(&self, i: usize) -> u32 {
+        let _ = i;
+        1000
+    }
+}
+
+/// A random 32-bit word from the calling thread's generator (the one the random methods
+/// use).
+#[inline]
+pub(crate) fn random() -> u32 {
+    rng::next::<1>()[0]
 }
 
 /// Most draws a fair method makes for a usable first choice before it settles for an

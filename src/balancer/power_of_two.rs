@@ -31,7 +31,7 @@ impl PowerOfTwo {
     fn usable_draw(&self, random: u32, servers: &dyn Servers) -> usize {
         let mut i = self.cycle.weighted(random);
         for _ in 1..MAX_DRAWS {
-            if servers.usable(i) {
+            if servers.admits(i) {
                 break;
             }
             let [r] = rng::next::<1>();
@@ -62,7 +62,14 @@ impl Balancer for PowerOfTwo {
             b = self.usable_draw(r3, servers);
         }
         let load = |i: usize| u64::from(servers.in_flight(i));
-        if a != b && load(b) * self.weights[a] < load(a) * self.weights[b] {
+        let lighter = if servers.ramping() {
+            // Per unit of effective weight (slow start scales a ramping server's).
+            let w = |i: usize| u128::from(self.weights[i]) * u128::from(servers.ramp(i));
+            u128::from(load(b)) * w(a) < u128::from(load(a)) * w(b)
+        } else {
+            load(b) * self.weights[a] < load(a) * self.weights[b]
+        };
+        if a != b && lighter {
             std::mem::swap(&mut a, &mut b);
         }
         out.reserve(n);

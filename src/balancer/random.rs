@@ -31,11 +31,11 @@ impl Balancer for Random {
         }
         // High bits choose the server (multiply-shift), low bits the failover rotation. A
         // draw that names an unusable server is drawn again, so its share goes to the
-        // others by weight.
+        // others by weight (and a server in slow start is drawn by its effective weight).
         let [mut r] = rng::next::<1>();
         let mut first = self.cycle.weighted(r);
         for _ in 1..MAX_DRAWS {
-            if servers.usable(first) {
+            if servers.admits(first) {
                 break;
             }
             [r] = rng::next::<1>();

@@ -48,8 +48,9 @@ impl Balancer for RoundRobin {
     }
 }
 
-/// Takes steps of the cycle (from `next_step`) until one names a usable server, writes it
-/// first and then the others. Skipping an unusable server costs a step of the shared
+/// Takes steps of the cycle (from `next_step`) until one names a usable server (admitted:
+/// a server in slow start is taken in proportion to its ramp, so its share of the steps is
+/// its effective weight), writes it first and then the others. Skipping an unusable server costs a step of the shared
 /// counter, so over all requests the cycle is served with the unusable servers left out:
 /// each usable server keeps its exact share, and the others' shares are spread over them by
 /// weight (taking the next server after an unusable one instead would hand a whole run of
@@ -70,7 +71,7 @@ pub(crate) fn write_first_usable(
     let (mut first, _) = cycle.at(step);
     let draws = MAX_DRAWS.min(cycle.len() as u32);
     let mut drawn = 1;
-    while drawn < draws && !servers.usable(first) {
+    while drawn < draws && !servers.admits(first) {
         step = next_step();
         first = cycle.at(step).0;
         drawn += 1;

@@ -71,3 +71,12 @@ pub fn balancer_named(text: &str) -> Option<&'static BalancerName> {
         b.name.eq_ignore_ascii_case(text) || b.aliases.iter().any(|a| a.eq_ignore_ascii_case(text))
     })
 }
+
+/// Whether the method named `canonical` spreads requests by weight, so that `SlowStart` can
+/// ramp a server's share (the hash and list-order methods have no share to ramp).
+pub fn is_weighted(canonical: &str) -> bool {
+    matches!(
+        canonical,
+        "RoundRobin" | "LockingRoundRobin" | "LeastConnections" | "PowerOfTwo" | "Random"
+    )
+}

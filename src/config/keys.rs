@@ -51,6 +51,28 @@ pub enum KeyId {
     AdminUrl,
     /// `AdminAllow CIDR ...`.
     AdminAllow,
+    /// `HealthCheck GET /path | HEAD /path | tcp | off`.
+    HealthCheck,
+    /// `HealthCheckHost HOST`.
+    HealthCheckHost,
+    /// `HealthCheckExpect STATUSES [body TEXT]`.
+    HealthCheckExpect,
+    /// `HealthCheckInterval SECONDS`.
+    HealthCheckInterval,
+    /// `HealthCheckTimeout SECONDS`.
+    HealthCheckTimeout,
+    /// `HealthCheckRise N`.
+    HealthCheckRise,
+    /// `HealthCheckFall N`.
+    HealthCheckFall,
+    /// `SlowStart SECONDS`.
+    SlowStart,
+    /// `OutlierConsecutive5xx N`.
+    OutlierConsecutive5xx,
+    /// `OutlierEjectionTime SECONDS`.
+    OutlierEjectionTime,
+    /// `OutlierMaxEjectionPercent PERCENT`.
+    OutlierMaxEjectionPercent,
     /// `AccessLog FILE|off`.
     AccessLog,
 }
@@ -126,11 +148,12 @@ pub static KEYS: &[KeySpec] = &[
         id: KeyId::ServerList,
         name: "ServerList",
         aliases: &[],
-        value: "HOST:PORT [weight=N] ...",
+        value: "HOST:PORT [weight=N] [backup] ...",
         default: "(required)",
         sections: Sections::Both,
         repeatable: true,
         doc: "backend servers; repeating a server or `weight=N` after it adds weight; \
+              `backup` after it: used only while no other server is usable; \
               more ServerList lines add servers",
     },
     KeySpec {
@@ -335,6 +358,120 @@ pub static KEYS: &[KeySpec] = &[
         sections: Sections::DefaultsOnly,
         repeatable: true,
         doc: "clients allowed to use the admin endpoint (loopback always is)",
+    },
+    KeySpec {
+        id: KeyId::HealthCheck,
+        name: "HealthCheck",
+        aliases: &[],
+        value: "GET /PATH | HEAD /PATH | tcp | off",
+        default: "off",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "active health checks: each server is probed every HealthCheckInterval (one \
+              probe for the whole plugin, never a user request); tcp only connects",
+    },
+    KeySpec {
+        id: KeyId::HealthCheckHost,
+        name: "HealthCheckHost",
+        aliases: &[],
+        value: "HOST",
+        default: "(the server's host:port)",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "Host header of the probe",
+    },
+    KeySpec {
+        id: KeyId::HealthCheckExpect,
+        name: "HealthCheckExpect",
+        aliases: &[],
+        value: "STATUS[-STATUS][,...] [body TEXT]",
+        default: "200-399",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "status codes or ranges that pass, and text the body must contain",
+    },
+    KeySpec {
+        id: KeyId::HealthCheckInterval,
+        name: "HealthCheckInterval",
+        aliases: &[],
+        value: "SECONDS",
+        default: "2",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "time between two probes of one server (>= 0.1; each is up to 10 % earlier, \
+              jittered)",
+    },
+    KeySpec {
+        id: KeyId::HealthCheckTimeout,
+        name: "HealthCheckTimeout",
+        aliases: &[],
+        value: "SECONDS",
+        default: "1",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "connect and response deadline of one probe (> 0)",
+    },
+    KeySpec {
+        id: KeyId::HealthCheckRise,
+        name: "HealthCheckRise",
+        aliases: &[],
+        value: "N",
+        default: "2",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "consecutive passing probes that bring a down server up (>= 1)",
+    },
+    KeySpec {
+        id: KeyId::HealthCheckFall,
+        name: "HealthCheckFall",
+        aliases: &[],
+        value: "N",
+        default: "3",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "consecutive failing probes that take an up server down (>= 1)",
+    },
+    KeySpec {
+        id: KeyId::SlowStart,
+        name: "SlowStart",
+        aliases: &[],
+        value: "SECONDS",
+        default: "0",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "a server that comes back (or is new) ramps from 10 % to its full weight over \
+              this long (0: off); weighted balancers only (not SourceHash, Naive, FirstAlive)",
+    },
+    KeySpec {
+        id: KeyId::OutlierConsecutive5xx,
+        name: "OutlierConsecutive5xx",
+        aliases: &[],
+        value: "N",
+        default: "0",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "consecutive 5xx responses that eject a server for OutlierEjectionTime (0: off)",
+    },
+    KeySpec {
+        id: KeyId::OutlierEjectionTime,
+        name: "OutlierEjectionTime",
+        aliases: &[],
+        value: "SECONDS",
+        default: "30",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "the first ejection; each repeat ejects for one more such period, at most 10 (> 0)",
+    },
+    KeySpec {
+        id: KeyId::OutlierMaxEjectionPercent,
+        name: "OutlierMaxEjectionPercent",
+        aliases: &[],
+        value: "PERCENT",
+        default: "10",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "most of an entry's servers ejected at once, in % (0 to 100; one may always be \
+              ejected when there are two or more, never the last usable one)",
     },
     KeySpec {
         id: KeyId::AccessLog,

@@ -8,6 +8,7 @@
 
 pub mod balancers;
 pub mod handlers;
+pub mod health;
 pub mod keys;
 pub mod lexer;
 pub mod model;
@@ -19,7 +20,7 @@ pub mod tls;
 pub mod values;
 pub mod warnings;
 
-pub use balancers::{balancer_named, BalancerName, BALANCERS};
+pub use balancers::{balancer_named, is_weighted, BalancerName, BALANCERS};
 pub use model::*;
 pub use parser::parse_bytes;
 pub use printer::print;

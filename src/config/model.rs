@@ -83,6 +83,14 @@ pub struct Entry {
     pub trusted_proxies: Vec<Cidr>,
     /// Whether to add an RFC 7239 `Forwarded` header.
     pub forwarded_header: bool,
+    /// `HealthCheck` and the keys that shape it: how the entry's servers are probed
+    /// (`None`: no active checks, only passive health).
+    pub health_check: Option<HealthCheck>,
+    /// `SlowStart`: how long a server that comes back ramps up to its full weight (zero:
+    /// no ramp).
+    pub slow_start: Duration,
+    /// `OutlierConsecutive5xx`, `OutlierEjectionTime`, `OutlierMaxEjectionPercent`.
+    pub outlier: OutlierDetection,
     /// How the entry's TLS servers are spoken to (`UpstreamTls…` keys).
     pub tls: TlsSettings,
 }
@@ -128,6 +136,107 @@ pub struct PemFile {
     pub pem: Vec<u8>,
 }
 
+/// What a health probe does.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProbeKind {
+    /// `tcp`: a connection that completes passes.
+    Tcp,
+    /// `GET /path` or `HEAD /path`: an HTTP/1.1 request whose response must match the
+    /// entry's [`Expect`].
+    Http {
+        /// `HEAD` rather than `GET`.
+        head: bool,
+        /// The request target (starts with `/`).
+        path: String,
+    },
+}
+
+/// `HealthCheckExpect`: what a passing HTTP probe's response looks like.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Expect {
+    /// Status ranges that pass, inclusive (`200-399` is `(200, 399)`).
+    pub statuses: Vec<(u16, u16)>,
+    /// Text the body must contain (`body TEXT`), if any.
+    pub body: Option<String>,
+}
+
+impl Default for Expect {
+    /// `200-399`, any body.
+    fn default() -> Expect {
+        Expect {
+            statuses: vec![(200, 399)],
+            body: None,
+        }
+    }
+}
+
+impl Expect {
+    /// Whether `status` is one that passes.
+    pub fn passes(&self, status: u16) -> bool {
+        self.statuses
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+}
+
+/// Active health checks of an entry's servers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HealthCheck {
+    /// `HealthCheck`: the probe.
+    pub probe: ProbeKind,
+    /// `HealthCheckHost`: the probe's `Host` header (`None`: the server's `host:port`).
+    pub host: Option<String>,
+    /// `HealthCheckExpect`.
+    pub expect: Expect,
+    /// `HealthCheckInterval`: time between two probes of one server (jittered).
+    pub interval: Duration,
+    /// `HealthCheckTimeout`: connect and response deadline of one probe.
+    pub timeout: Duration,
+    /// `HealthCheckRise`: consecutive passes that bring a server up.
+    pub rise: u32,
+    /// `HealthCheckFall`: consecutive failures that take it down.
+    pub fall: u32,
+}
+
+impl HealthCheck {
+    /// A check with `probe` and the documented defaults: expect `200-399`, every 2 s,
+    /// timeout 1 s, rise 2, fall 3, the server's `host:port` as `Host`.
+    pub fn with_defaults(probe: ProbeKind) -> HealthCheck {
+        HealthCheck {
+            probe,
+            host: None,
+            expect: Expect::default(),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            rise: 2,
+            fall: 3,
+        }
+    }
+}
+
+/// Outlier detection (Envoy's consecutive-5xx ejection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutlierDetection {
+    /// `OutlierConsecutive5xx`: consecutive 5xx responses that eject a server (0: off).
+    pub consecutive_5xx: u32,
+    /// `OutlierEjectionTime`: the first ejection's length; each repeat is longer, up to 10x.
+    pub ejection_time: Duration,
+    /// `OutlierMaxEjectionPercent`: the largest share of the entry's servers ejected at once
+    /// (at least one server may always be ejected when the entry has two or more).
+    pub max_ejection_percent: u32,
+}
+
+impl Default for OutlierDetection {
+    /// Off; 30 s ejections; at most 10 % of the servers (at least one).
+    fn default() -> OutlierDetection {
+        OutlierDetection {
+            consecutive_5xx: 0,
+            ejection_time: Duration::from_secs(30),
+            max_ejection_percent: 10,
+        }
+    }
+}
+
 /// One `Match` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchRule {
@@ -147,6 +256,9 @@ pub struct ServerSpec {
     pub addr: SocketAddr,
     /// Relative share of traffic (≥ 1).
     pub weight: u32,
+    /// `backup` after it in `ServerList`: used only while no other server of the entry is
+    /// usable.
+    pub backup: bool,
     /// Written `https://`: spoken to over TLS (see also [`TlsSettings::all_servers`]).
     pub tls: bool,
 }
@@ -192,15 +304,22 @@ impl Cidr {
 }
 
 impl ServerSpec {
-    /// The server as `ServerList` writes it: `host:port` (after `https://` for a TLS
-    /// server), then ` weight=N` when N > 1.
+    /// The server as `ServerList` writes it: `host:port` (after `https://` for a TLS server),
+    /// then ` weight=N` when N > 1, then
+    /// ` backup` for a backup server.
     pub fn list_item(&self) -> String {
-        let scheme = if self.tls { "https://" } else { "" };
-        if self.weight > 1 {
-            format!("{scheme}{} weight={}", self.name, self.weight)
+        let mut item = if self.tls {
+            format!("https://{}", self.name)
         } else {
-            format!("{scheme}{}", self.name)
+            self.name.clone()
+        };
+        if self.weight > 1 {
+            item.push_str(&format!(" weight={}", self.weight));
         }
+        if self.backup {
+            item.push_str(" backup");
+        }
+        item
     }
 
     /// The host as written (`host:port` without the port, brackets off an IPv6 address).
@@ -219,8 +338,8 @@ impl Entry {
     /// (its `name` empty: the parser names every entry):
     /// `FirstAlive`, `AttemptsCount 2`, `OfflineTimeOut 10`, `ConnectTimeout 3`, `ReadTimeout 60`,
     /// 256 idle upstream connections per server and worker kept 60 s for up to 1000 requests,
-    /// no trusted proxies, no `Forwarded` header, TLS only to `https://` servers (verified
-    /// against the system's roots).
+    /// no trusted proxies, no `Forwarded` header, no health checks, no slow start, no outlier
+    /// detection, TLS only to `https://` servers (verified against the system's roots).
     pub fn with_defaults(line: usize, matches: Vec<MatchRule>, servers: Vec<ServerSpec>) -> Entry {
         Entry {
             name: String::new(),
@@ -237,6 +356,9 @@ impl Entry {
             keepalive_requests: 1000,
             trusted_proxies: Vec::new(),
             forwarded_header: false,
+            health_check: None,
+            slow_start: Duration::ZERO,
+            outlier: OutlierDetection::default(),
             tls: TlsSettings::default(),
         }
     }

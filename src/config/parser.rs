@@ -5,14 +5,21 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use super::health;
 use super::keys::{self, KeyId, KeySpec, Sections};
 use super::lexer::{self, Token};
 use super::pem::{self, Holds};
 use super::resolve::Resolver;
 use super::values::{self, Host};
-use super::{AccessLogSpec, Cidr, Config, ConfigError, Entry, MatchRule, PemFile, ServerSpec};
+use super::{
+    AccessLogSpec, Cidr, Config, ConfigError, Entry, Expect, HealthCheck, MatchRule, PemFile,
+    ProbeKind, ServerSpec,
+};
 
 const DEFAULTS: &str = "PROXY_DEFAULTS";
+
+/// The shortest `HealthCheckInterval`.
+const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 const ENTRY: &str = "PROXY_ENTRY";
 
 /// Parses and validates configuration text; `file` is only used in messages and the model.
@@ -77,6 +84,18 @@ struct Settings {
     stats_allow: Option<Vec<Cidr>>,
     admin_url: Option<String>,
     admin_allow: Option<Vec<Cidr>>,
+    /// `HealthCheck`: `Some(None)` is an explicit `off`.
+    check: Option<Option<ProbeKind>>,
+    check_host: Option<String>,
+    check_expect: Option<Expect>,
+    check_interval: Option<Duration>,
+    check_timeout: Option<Duration>,
+    check_rise: Option<u32>,
+    check_fall: Option<u32>,
+    slow_start: Option<Duration>,
+    outlier_5xx: Option<u32>,
+    outlier_time: Option<Duration>,
+    outlier_percent: Option<u32>,
     /// `AccessLog`: `Some(None)` for `off`.
     access_log: Option<Option<std::path::PathBuf>>,
 }
@@ -244,6 +263,33 @@ impl Parser<'_> {
                 s.admin_url = Some(value.trim_end_matches('/').to_string());
             }
             KeyId::AdminAllow => cidrs(value, s.admin_allow.get_or_insert_with(Vec::new))?,
+            KeyId::HealthCheck => s.check = Some(health::probe(value)?),
+            KeyId::HealthCheckHost => s.check_host = Some(health::host(value)?),
+            KeyId::HealthCheckExpect => s.check_expect = Some(health::expect(value)?),
+            KeyId::HealthCheckInterval => {
+                let d = values::seconds(name, value, true)?;
+                if d < MIN_CHECK_INTERVAL {
+                    return Err(format!("{name} must be at least 0.1 seconds, not {value}"));
+                }
+                s.check_interval = Some(d);
+            }
+            KeyId::HealthCheckTimeout => {
+                s.check_timeout = Some(values::seconds(name, value, true)?)
+            }
+            KeyId::HealthCheckRise => s.check_rise = Some(values::number(name, value, 1)?),
+            KeyId::HealthCheckFall => s.check_fall = Some(values::number(name, value, 1)?),
+            KeyId::SlowStart => s.slow_start = Some(values::seconds(name, value, false)?),
+            KeyId::OutlierConsecutive5xx => s.outlier_5xx = Some(values::number(name, value, 0)?),
+            KeyId::OutlierEjectionTime => {
+                s.outlier_time = Some(values::seconds(name, value, true)?)
+            }
+            KeyId::OutlierMaxEjectionPercent => {
+                let n = values::number(name, value, 0)?;
+                if n > 100 {
+                    return Err(format!("{name} is a percentage (0 to 100), not {n}"));
+                }
+                s.outlier_percent = Some(n);
+            }
             KeyId::AccessLog => s.access_log = Some(values::access_log(value)?),
         }
         Ok(())
@@ -264,6 +310,16 @@ impl Parser<'_> {
         }
         let mut last = Last::Nothing;
         for token in value.split_whitespace() {
+            if token.eq_ignore_ascii_case("backup") {
+                match last {
+                    Last::Server(i, _) => list[i].backup = true,
+                    Last::Nothing => {
+                        self.error(line, format!("`{token}` must follow the server it marks"))
+                    }
+                    Last::Bad => {}
+                }
+                continue;
+            }
             if let Some(w) = values::weight(token) {
                 let w = match w {
                     Ok(w) => w,
@@ -331,6 +387,7 @@ impl Parser<'_> {
                         addr,
                         weight: 1,
                         tls,
+                        backup: false,
                     });
                     list.len() - 1
                 }
@@ -502,6 +559,29 @@ fn merge(s: Settings, d: &Settings, servers: Vec<ServerSpec>) -> Entry {
     t.ca_file = s.ca_file.or_else(|| d.ca_file.clone());
     t.cert_file = s.cert_file.or_else(|| d.cert_file.clone());
     t.key_file = s.key_file.or_else(|| d.key_file.clone());
+    let probe = s.check.clone().or_else(|| d.check.clone()).flatten();
+    e.health_check = probe.map(|probe| {
+        let mut c = HealthCheck::with_defaults(probe);
+        c.host = s.check_host.clone().or_else(|| d.check_host.clone());
+        c.expect = s
+            .check_expect
+            .clone()
+            .or_else(|| d.check_expect.clone())
+            .unwrap_or(c.expect);
+        c.interval = s.check_interval.or(d.check_interval).unwrap_or(c.interval);
+        c.timeout = s.check_timeout.or(d.check_timeout).unwrap_or(c.timeout);
+        c.rise = s.check_rise.or(d.check_rise).unwrap_or(c.rise);
+        c.fall = s.check_fall.or(d.check_fall).unwrap_or(c.fall);
+        c
+    });
+    e.slow_start = s.slow_start.or(d.slow_start).unwrap_or(e.slow_start);
+    let o = &mut e.outlier;
+    o.consecutive_5xx = s.outlier_5xx.or(d.outlier_5xx).unwrap_or(o.consecutive_5xx);
+    o.ejection_time = s.outlier_time.or(d.outlier_time).unwrap_or(o.ejection_time);
+    o.max_ejection_percent = s
+        .outlier_percent
+        .or(d.outlier_percent)
+        .unwrap_or(o.max_ejection_percent);
     e
 }
 

@@ -1,6 +1,7 @@
 //! The printer: [`Config`] back to configuration text that parses to the same model (line
 //! numbers aside, which become those of the printed text).
 
+use super::health::{format_expect, format_probe};
 use super::lexer::MAX_LINE;
 use super::values::{format_cidr, format_seconds};
 use super::{Config, Entry};
@@ -68,7 +69,31 @@ fn print_entry(out: &mut String, e: &Entry, i: usize) {
     line(out, "UpstreamKeepAliveRequests", &requests);
     let trusted: Vec<String> = e.trusted_proxies.iter().map(format_cidr).collect();
     list(out, "TrustedProxies", &trusted);
-    line(out, "ForwardedHeader", on_off(e.forwarded_header));
+    line(
+        out,
+        "ForwardedHeader",
+        if e.forwarded_header { "on" } else { "off" },
+    );
+    match &e.health_check {
+        None => line(out, "HealthCheck", "off"),
+        Some(c) => {
+            line(out, "HealthCheck", &format_probe(&c.probe));
+            if let Some(host) = &c.host {
+                line(out, "HealthCheckHost", host);
+            }
+            line(out, "HealthCheckExpect", &format_expect(&c.expect));
+            line(out, "HealthCheckInterval", &format_seconds(c.interval));
+            line(out, "HealthCheckTimeout", &format_seconds(c.timeout));
+            line(out, "HealthCheckRise", &c.rise.to_string());
+            line(out, "HealthCheckFall", &c.fall.to_string());
+        }
+    }
+    line(out, "SlowStart", &format_seconds(e.slow_start));
+    let o = &e.outlier;
+    line(out, "OutlierConsecutive5xx", &o.consecutive_5xx.to_string());
+    line(out, "OutlierEjectionTime", &format_seconds(o.ejection_time));
+    let percent = o.max_ejection_percent.to_string();
+    line(out, "OutlierMaxEjectionPercent", &percent);
     let t = &e.tls;
     line(out, "UpstreamTls", on_off(t.all_servers));
     if let Some(name) = &t.name {

@@ -81,6 +81,7 @@ impl Config {
         for entry in &self.entries {
             self.tls_warnings(entry, &mut out);
         }
+        out.extend(self.health_warnings());
         out.sort_by_key(|w| w.line);
         out
     }
@@ -111,6 +112,30 @@ impl Config {
             );
             out.push(self.warning(entry.line, message));
         }
+    }
+
+    /// Health settings that cannot do what they say: `SlowStart` with a method that has no
+    /// weights to ramp, backups in an entry of backups only.
+    fn health_warnings(&self) -> Vec<ConfigWarning> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            if !e.slow_start.is_zero() && !super::is_weighted(&e.balancer) {
+                let message = format!(
+                    "SlowStart has no effect with {}: only weighted methods ramp a server up \
+                     (RoundRobin, LockingRoundRobin, LeastConnections, PowerOfTwo, Random); \
+                     a hash or list-order method keeps its choice",
+                    e.balancer
+                );
+                out.push(self.warning(e.line, message));
+            }
+            if !e.servers.is_empty() && e.servers.iter().all(|s| s.backup) {
+                let message = "every server of this entry is a backup, so they all serve as \
+                               primaries; mark only the spare ones `backup`"
+                    .to_string();
+                out.push(self.warning(e.line, message));
+            }
+        }
+        out
     }
 
     fn warning(&self, line: usize, message: String) -> ConfigWarning {

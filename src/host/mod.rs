@@ -25,6 +25,7 @@ use mio::{Events, Interest as MioInterest, Poll, Registry, Token as MioToken, Wa
 use crate::clock::Moment;
 use crate::http::intake::RawRequest;
 use crate::http::status::{write_page, LocalPage};
+use crate::prober::Prober;
 use crate::proxy::{Admission, Cached, Current, Proxy};
 use crate::reactor::{Interest, Reactor, Source, Token};
 use crate::relay::{ClientConn, ClientTransport, Ended, Worker};
@@ -92,6 +93,8 @@ pub struct Host {
     buffers: Arc<AtomicUsize>,
     clock: Clock,
     current: Arc<Current>,
+    /// The active health checks' thread (on the host's clock).
+    prober: Option<Prober>,
 }
 
 impl Host {
@@ -174,6 +177,8 @@ impl Host {
         let thread = std::thread::Builder::new()
             .name("proxy-host".into())
             .spawn(move || lp.run())?;
+        let time = clock.clone();
+        let prober = Prober::spawn(current.clone(), Arc::new(move || time.now()))?;
         Ok(Host {
             addr,
             stop,
@@ -183,6 +188,7 @@ impl Host {
             buffers,
             clock,
             current,
+            prober: Some(prober),
         })
     }
 
@@ -215,11 +221,16 @@ impl Host {
             Clock::System => panic!("Host::advance needs a host started with a TestClock"),
         }
         let _ = self.waker.wake();
+        if let Some(p) = &self.prober {
+            p.wake();
+        }
     }
 }
 
 impl Drop for Host {
     fn drop(&mut self) {
+        // Checks first: they report to the proxy the loop serves.
+        drop(self.prober.take());
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.waker.wake();
         if let Some(t) = self.thread.take() {
@@ -652,7 +663,7 @@ impl Loop {
         if hung_up {
             // As the plugin does: the client closed (or half-closed) right behind its request,
             // so no backend connection is opened for an answer nobody reads.
-            proxy.client_left_early(entry);
+            proxy.client_left_early(entry, &request);
             self.worker.recycle_request(request);
             conn.input.clear();
             conn.close_after_output = true;

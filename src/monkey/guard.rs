@@ -49,6 +49,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::session::Session;
 use super::sys;
+use crate::http::request::ProxyRequest;
 use crate::log;
 use crate::proxy::Proxy;
 
@@ -110,8 +111,13 @@ pub fn screen(session: &mut Session) -> Option<c_int> {
 /// The client closed (or half-closed) its connection right behind the request it sent, so
 /// nobody will read an answer: no backend connection is opened for it. Counted in the
 /// entry's statistics as a client abort before any attempt.
-pub fn client_left(session: &mut Session, proxy: &Proxy, entry: usize) -> c_int {
-    proxy.client_left_early(entry);
+pub fn client_left(
+    session: &mut Session,
+    proxy: &Proxy,
+    entry: usize,
+    request: &ProxyRequest,
+) -> c_int {
+    proxy.client_left_early(entry, request);
     answer_nothing(session)
 }
 

@@ -23,6 +23,7 @@ use crate::clock::Moment;
 use crate::config;
 use crate::http::status::LocalPage;
 use crate::log;
+use crate::prober::Prober;
 use crate::proxy::{Admission, Current, Proxy};
 use crate::reactor::Token;
 use crate::relay::ClientConn;
@@ -34,6 +35,9 @@ static CURRENT: OnceLock<Arc<Current>> = OnceLock::new();
 
 /// The reload thread (admin reloads and weight changes, `SIGUSR1`).
 static RELOADER: OnceLock<Reloader> = OnceLock::new();
+
+/// The active health checks' thread (`HealthCheck`; it idles without checks).
+static PROBER: OnceLock<Prober> = OnceLock::new();
 
 /// Wrapper that lets the plugin object be a `static` in writable memory: Monkey writes into
 /// it at load time (`api`, `handler`, `path`, list heads, …, §0-4).
@@ -135,7 +139,8 @@ unsafe extern "C" fn init_plugin(plugin: *mut sys::mk_plugin, confdir: *mut c_ch
         Ok(Ok(proxy)) => {
             let current = Arc::new(Current::new(proxy));
             let _ = CURRENT.set(current.clone());
-            start_reloader(current, &path, signal);
+            start_reloader(current.clone(), &path, signal);
+            start_prober(current);
         }
         Ok(Err(problems)) => refuse_to_start(&path, &problems),
         Err(_) => refuse_to_start(
@@ -178,6 +183,20 @@ fn start_reloader(current: Arc<Current>, path: &std::path::Path, signal: bool) {
             }
         }
         Err(e) => log::error(&format!("no reload thread ({e}); reloads are unavailable")),
+    }
+}
+
+/// Starts the thread that runs the active health checks (`SIGUSR1` is blocked in it, as in
+/// every thread started after `init_plugin` began). Without it, servers with checks stay
+/// `checking` and serve as long as none is up.
+fn start_prober(current: Arc<Current>) {
+    match Prober::spawn(current, Arc::new(Moment::now)) {
+        Ok(prober) => {
+            let _ = PROBER.set(prober);
+        }
+        Err(e) => log::error(&format!(
+            "no health check thread ({e}); servers are not probed"
+        )),
     }
 }
 
@@ -346,8 +365,9 @@ fn serve(mut session: Session) -> c_int {
     };
     if session.client_left_already() {
         keep_cached(cached);
+        let ret = guard::client_left(&mut session, &proxy, entry, &request);
         let _ = worker::with(|w| w.core.recycle_request(request));
-        return guard::client_left(&mut session, &proxy, entry);
+        return ret;
     }
     let client = match cached {
         Some((stream, _)) => Some(stream),

@@ -14,7 +14,7 @@ use crate::http::request::ProxyRequest;
 use crate::http::status::LocalPage;
 use crate::log::failed::{Failed, FailureLog};
 use crate::routing::{routing_path, Router};
-use crate::stats::{self, ServerLive, Snapshot, Stats};
+use crate::stats::{self, CheckLive, LastCheck, ServerLive, Snapshot, Stats};
 use crate::upstream::Upstream;
 
 pub mod admin;
@@ -279,38 +279,53 @@ impl Proxy {
             reason: None,
         };
         self.failure_log.report(entry, now, &failed);
-        if self.access_log.is_on() {
-            let (referer, user_agent) = crate::access::line::referer_and_agent(&request.headers);
-            self.access_log.write_one(&crate::access::Line {
-                client: request.client.map(|a| a.ip()),
-                method: &request.method,
-                path: &request.path,
-                query: request.query.as_deref(),
-                minor_version: request.minor_version,
-                status: 503,
-                body_bytes: page.body.len() as u64,
-                referer,
-                user_agent,
-                upstream: None,
-                upstream_status: None,
-                connect: None,
-                first_byte: None,
-                total: Duration::ZERO,
-                attempts: 0,
-                upstream_sent: 0,
-                upstream_received: 0,
-                entry: &e.name,
-            });
-        }
+        self.access_without_upstream(entry, request, 503, page.body.len() as u64);
         page
     }
 
     /// A request admitted to `entry` whose client had already left when its exchange was to
     /// start (it closed right behind the request): nothing is sent anywhere; counted as a
-    /// request of the entry and a client abort before any attempt.
-    pub fn client_left_early(&self, entry: usize) {
+    /// request of the entry and a client abort before any attempt, and written to the access
+    /// log as `499` (nginx's "client closed the request").
+    pub fn client_left_early(&self, entry: usize, request: &ProxyRequest) {
         self.stats.record_request(entry);
         self.stats.record_left_early(entry);
+        self.access_without_upstream(entry, request, 499, 0);
+    }
+
+    /// The access log line of a request of `entry` that no server was asked for, answered
+    /// `status` with `body_bytes` (if the access log is on).
+    fn access_without_upstream(
+        &self,
+        entry: usize,
+        request: &ProxyRequest,
+        status: u16,
+        body_bytes: u64,
+    ) {
+        if !self.access_log.is_on() {
+            return;
+        }
+        let (referer, user_agent) = crate::access::line::referer_and_agent(&request.headers);
+        self.access_log.write_one(&crate::access::Line {
+            client: request.client.map(|a| a.ip()),
+            method: &request.method,
+            path: &request.path,
+            query: request.query.as_deref(),
+            minor_version: request.minor_version,
+            status,
+            body_bytes,
+            referer,
+            user_agent,
+            upstream: None,
+            upstream_status: None,
+            connect: None,
+            first_byte: None,
+            total: Duration::ZERO,
+            attempts: 0,
+            upstream_sent: 0,
+            upstream_received: 0,
+            entry: &self.config.entries[entry].name,
+        });
     }
 
     /// Where a request for `path` (decoded, without query) goes.
@@ -361,18 +376,62 @@ impl Proxy {
 
     /// A server's live state for the statistics page and the admin endpoint.
     pub(crate) fn live(&self, entry: usize, server: usize, now: Millis) -> ServerLive {
-        let s = &self.upstreams[entry].servers()[server];
+        use crate::health::check::{ProbeResult, Status};
+        let up = &self.upstreams[entry];
+        let s = &up.servers()[server];
         let health = s.health.snapshot();
-        let offline_for_secs = (health.state != crate::health::HealthState::Up)
-            .then(|| health.offline_until.saturating_sub(now).div_ceil(1000));
-        ServerLive {
+        let mut live = ServerLive {
             state: health.state.as_str(),
-            offline_for_secs,
+            offline_for_secs: None,
             reason: health.last_reason.to_string(),
             consecutive_failures: health.consecutive_failures,
             in_flight: s.in_flight.load(std::sync::atomic::Ordering::Relaxed),
             admin: s.admin.get().as_str(),
+            backup: s.spec.backup,
+            check: None,
+            ejected_for_secs: None,
+            ejections: s.outlier.ejections(),
+            effective_weight_percent: up.ramp_permille(server, now).div_ceil(10),
+        };
+        if up.checks().is_some() {
+            let c = s.check.snapshot(now);
+            live.state = c.word.status.as_str();
+            live.reason = match c.word.status {
+                Status::Down => c.word.reason.describe(),
+                _ => String::new(),
+            };
+            live.check = Some(CheckLive {
+                last: c.last.map(|last| {
+                    let (result, reason) = match last.result {
+                        ProbeResult::Pass => ("pass", String::new()),
+                        ProbeResult::Fail(f) => ("fail", f.describe()),
+                    };
+                    LastCheck {
+                        result,
+                        reason,
+                        latency_ms: last.latency.as_secs_f64() * 1e3,
+                        secs_ago: now.saturating_sub(last.at) / 1000,
+                    }
+                }),
+                consecutive_passes: c.word.passes,
+                consecutive_fails: c.word.fails,
+                probes: c.probes,
+                changed_secs_ago: (c.changed_at != 0)
+                    .then(|| now.saturating_sub(c.changed_at) / 1000),
+                downtime_secs: c.downtime.as_secs(),
+            });
+        } else if health.state != crate::health::HealthState::Up {
+            live.offline_for_secs = Some(health.offline_until.saturating_sub(now).div_ceil(1000));
         }
+        let healthy = matches!(live.state, "up" | "checking");
+        if healthy && s.outlier.is_ejected(now) {
+            live.state = "ejected";
+            live.reason = format!("{} consecutive 5xx responses", up.outlier_consecutive());
+            live.ejected_for_secs = Some(s.outlier.until().saturating_sub(now).div_ceil(1000));
+        } else if live.state == "up" && up.is_idle_backup(server, now) {
+            live.state = "backup";
+        }
+        live
     }
 }
 

@@ -411,7 +411,7 @@ impl Attempts {
     pub fn respond(&mut self, req: Request<'_>, figures: &stats::Exchange, now: Moment) {
         let Some(b) = &self.backend else { return };
         if self.recorded.is_none() {
-            req.proxy.upstreams[req.entry].record_success(b.server, now.millis());
+            req.proxy.upstreams[req.entry].record_response(b.server, figures.status, now.millis());
             req.proxy
                 .stats
                 .record_response(req.entry, b.server, figures);

@@ -173,6 +173,7 @@ mod tests {
             addr: "127.0.0.1:1".parse().unwrap(),
             weight: 1,
             tls: false,
+            backup: false,
         };
         Config {
             file: "t.conf".into(),

@@ -28,6 +28,7 @@ th{font-size:.8rem;color:#5b6372;font-weight:600}\
 .badge{display:inline-block;min-width:4.5em;text-align:center;border-radius:1em;padding:.05em .6em;\
 color:#fff;font-size:.85rem;font-weight:600}\
 .up{background:#1e8e3e}.offline{background:#c5221f}.probing{background:#e37400}.other{background:#70757a}\
+.down{background:#c5221f}.checking{background:#e37400}.ejected{background:#8e24aa}.backup{background:#00796b}\
 .drain{background:#1a73e8}.maint{background:#5f6368}\
 .why{display:block;font-size:.75rem;color:#5b6372;white-space:normal}\
 .bar{display:inline-block;width:6rem;height:.6rem;background:#e6e9ee;border-radius:3px;\
@@ -147,7 +148,7 @@ fn entry(o: &mut String, e: &EntrySnapshot) {
 fn server(o: &mut String, s: &ServerSnapshot) {
     let l = &s.live;
     let class = match l.state {
-        "up" | "offline" | "probing" => l.state,
+        "up" | "offline" | "probing" | "down" | "checking" | "ejected" | "backup" => l.state,
         _ => "other",
     };
     let mut why = why(l);
@@ -218,14 +219,19 @@ fn server(o: &mut String, s: &ServerSnapshot) {
 /// The line under a server's state badge, e.g. `retry in 7 s · connect timeout · 2
 /// consecutive failures`: when an offline server is tried again (`retry due` once its period
 /// is over: the next request that picks it probes it; nothing while a probe is under way, the
-/// badge says so), why it went offline (an up server has no reason, see
-/// [`ServerLive::reason`]), and the failures since the last success.
+/// badge says so), or when an ejected one returns; why it is not up (an up server has no
+/// reason, see [`ServerLive::reason`]); the failures since the last success; with checks, the
+/// last probe (`check failed 1 s ago: timeout`, `check passed 0 s ago in 0.4 ms`, `no check
+/// yet`), how long the state has lasted and the downtime so far; a slow start's share.
 fn why(l: &ServerLive) -> String {
     let mut parts: Vec<String> = Vec::with_capacity(3);
     match (l.state, l.offline_for_secs) {
         ("offline", Some(0)) => parts.push("retry due".to_string()),
         ("offline", Some(secs)) => parts.push(format!("retry in {secs} s")),
         _ => {}
+    }
+    if let Some(secs) = l.ejected_for_secs {
+        parts.push(format!("back in {secs} s"));
     }
     if !l.reason.is_empty() {
         parts.push(escape(&l.reason));
@@ -235,6 +241,33 @@ fn why(l: &ServerLive) -> String {
             u64::from(l.consecutive_failures),
             "consecutive failure",
             "consecutive failures",
+        ));
+    }
+    if let Some(c) = &l.check {
+        match &c.last {
+            None => parts.push("no check yet".to_string()),
+            Some(last) if last.result == "pass" => parts.push(format!(
+                "check passed {} s ago in {}",
+                last.secs_ago,
+                seconds(last.latency_ms / 1e3)
+            )),
+            Some(last) => parts.push(format!(
+                "check failed {} s ago: {}",
+                last.secs_ago,
+                escape(&last.reason)
+            )),
+        }
+        if let Some(secs) = c.changed_secs_ago {
+            parts.push(format!("{} for {}", escape(l.state), uptime(secs)));
+        }
+        if c.downtime_secs > 0 {
+            parts.push(format!("down {} in all", uptime(c.downtime_secs)));
+        }
+    }
+    if l.effective_weight_percent < 100 {
+        parts.push(format!(
+            "slow start: {} % of its weight",
+            l.effective_weight_percent
         ));
     }
     parts.join(" · ")

@@ -20,10 +20,15 @@
 //!     "counters": Counters (requests = client requests; client_abort includes left_early),
 //!     "servers": [ {
 //!       "name": "host:port", "weight": u32, "share": 0..1 of the entry's attempts,
-//!       "state": "up" | "offline" | "probing",
+//!       "state": "up" | "offline" | "probing" | "down" | "checking" | "ejected" | "backup",
 //!       "offline_for_secs": u64 | null (null while up, 0 once the retry is due),
-//!       "reason": string (why it went offline; "" while up),
-//!       "consecutive_failures": u32, "in_flight": u32,
+//!       "reason": string (why it is not up; "" while up),
+//!       "consecutive_failures": u32, "in_flight": u32, "admin": string,
+//!       "backup": bool, "ejections": u32, "ejected_for_secs": u64 | null,
+//!       "effective_weight_percent": u32,
+//!       "check": null | { "last": null | { "result", "reason", "latency_ms", "secs_ago" },
+//!                         "consecutive_passes", "consecutive_fails", "probes",
+//!                         "changed_secs_ago", "downtime_secs" },
 //!       "last_tls_failure": string (why the last TLS handshake failed; "" if none did),
 //!       "counters": Counters (requests = attempts)
 //!     } ]

@@ -28,7 +28,9 @@ pub use histogram::{Histogram, HistogramSnapshot};
 pub use html::html;
 pub use json::json;
 pub use prometheus::prometheus;
-pub use snapshot::{EntrySnapshot, ServerLive, ServerSnapshot, Snapshot, SCHEMA_VERSION};
+pub use snapshot::{
+    CheckLive, EntrySnapshot, LastCheck, ServerLive, ServerSnapshot, Snapshot, SCHEMA_VERSION,
+};
 
 use std::sync::atomic::Ordering::Relaxed;
 

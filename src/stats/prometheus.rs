@@ -120,6 +120,11 @@ fn entry_families(w: &mut Writer, snap: &Snapshot) {
     }
 }
 
+/// Every state a server can be in (`server_state`'s `state` label).
+const STATES: [&str; 7] = [
+    "up", "offline", "probing", "down", "checking", "ejected", "backup",
+];
+
 /// An entry-level counter: name, help, value.
 type EntryMetric = (&'static str, &'static str, fn(&EntrySnapshot) -> u64);
 
@@ -138,12 +143,48 @@ type ServerMetric = (
     fn(&ServerSnapshot) -> u64,
 );
 
-const SERVER_METRICS: [ServerMetric; 15] = [
+const SERVER_METRICS: [ServerMetric; 21] = [
     (
         "server_up",
         "gauge",
-        "Whether the server is up (1) or offline/probing (0).",
-        |s| u64::from(s.live.state == "up"),
+        "Whether the server is up (1: up, or an idle backup) or not (0: offline, probing, down, checking, ejected).",
+        |s| u64::from(matches!(s.live.state, "up" | "backup")),
+    ),
+    (
+        "server_ejected_remaining_seconds",
+        "gauge",
+        "Seconds until an ejected server returns (0 when not ejected).",
+        |s| s.live.ejected_for_secs.unwrap_or(0),
+    ),
+    (
+        "server_ejections_total",
+        "counter",
+        "Times outlier detection ejected the server.",
+        |s| u64::from(s.live.ejections),
+    ),
+    (
+        "server_check_consecutive_passes",
+        "gauge",
+        "Health check probes passed in a row (servers with HealthCheck only).",
+        |s| s.live.check.as_ref().map_or(0, |c| u64::from(c.consecutive_passes)),
+    ),
+    (
+        "server_check_consecutive_failures",
+        "gauge",
+        "Health check probes failed in a row (servers with HealthCheck only).",
+        |s| s.live.check.as_ref().map_or(0, |c| u64::from(c.consecutive_fails)),
+    ),
+    (
+        "server_check_probes_total",
+        "counter",
+        "Health check probes of the server (servers with HealthCheck only).",
+        |s| s.live.check.as_ref().map_or(0, |c| c.probes),
+    ),
+    (
+        "server_downtime_seconds_total",
+        "counter",
+        "Seconds the server spent down by its health checks (servers with HealthCheck only).",
+        |s| s.live.check.as_ref().map_or(0, |c| c.downtime_secs),
     ),
     (
         "server_admin_state",
@@ -241,6 +282,83 @@ fn server_families(w: &mut Writer, snap: &Snapshot) {
             .iter()
             .flat_map(|e| e.servers.iter().map(move |s| (e.name.clone(), s)))
     };
+    w.family(
+        "server_state",
+        "gauge",
+        "The server's state: 1 for the one it is in, 0 for the others.",
+    );
+    for (idx, s) in servers() {
+        for state in STATES {
+            let labels = [
+                ("entry", idx.as_str()),
+                ("server", &s.name),
+                ("state", state),
+            ];
+            w.sample("server_state", &labels, u8::from(s.live.state == state));
+        }
+    }
+    w.family(
+        "server_effective_weight_ratio",
+        "gauge",
+        "The server's effective weight over its configured weight (below 1 during a slow start).",
+    );
+    for (idx, s) in servers() {
+        let labels = [("entry", idx.as_str()), ("server", s.name.as_str())];
+        let ratio = f64::from(s.live.effective_weight_percent) / 100.0;
+        w.sample("server_effective_weight_ratio", &labels, ratio);
+    }
+    let last_checks = || {
+        servers().filter_map(|(idx, s)| {
+            let last = s.live.check.as_ref()?.last.as_ref()?;
+            Some((idx, s, last))
+        })
+    };
+    w.family(
+        "server_check_latency_seconds",
+        "gauge",
+        "How long the server's last health check probe took.",
+    );
+    for (idx, s, last) in last_checks() {
+        let labels = [("entry", idx.as_str()), ("server", s.name.as_str())];
+        w.sample(
+            "server_check_latency_seconds",
+            &labels,
+            last.latency_ms / 1e3,
+        );
+    }
+    w.family(
+        "server_check_last_seconds",
+        "gauge",
+        "Seconds since the server's last health check probe ended.",
+    );
+    for (idx, s, last) in last_checks() {
+        let labels = [("entry", idx.as_str()), ("server", s.name.as_str())];
+        w.sample("server_check_last_seconds", &labels, last.secs_ago);
+    }
+    w.family(
+        "server_check_passing",
+        "gauge",
+        "Whether the server's last health check probe passed (1) or failed (0).",
+    );
+    for (idx, s, last) in last_checks() {
+        let labels = [("entry", idx.as_str()), ("server", s.name.as_str())];
+        w.sample(
+            "server_check_passing",
+            &labels,
+            u8::from(last.result == "pass"),
+        );
+    }
+    w.family(
+        "server_state_changed_seconds",
+        "gauge",
+        "Seconds since the server's health check state last changed.",
+    );
+    for (idx, s) in servers() {
+        if let Some(secs) = s.live.check.as_ref().and_then(|c| c.changed_secs_ago) {
+            let labels = [("entry", idx.as_str()), ("server", s.name.as_str())];
+            w.sample("server_state_changed_seconds", &labels, secs);
+        }
+    }
     for (name, kind, help, get) in SERVER_METRICS {
         w.family(name, kind, help);
         for (idx, s) in servers() {

@@ -17,22 +17,68 @@ use crate::config::Config;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// What the health table says about one server right now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServerLive {
-    /// `up`, `offline` or `probing`.
+    /// Without active checks: `up`, `offline` or `probing` (passive health); with
+    /// `HealthCheck`: `up`, `down` or `checking` (configured, no result yet). Either way
+    /// `ejected` while outlier detection keeps it out, and `backup` for a backup server
+    /// that is idle because a primary is usable.
     pub state: &'static str,
     /// While offline or probing: seconds until the offline period ends, 0 once it is over
     /// (the next request that picks the server probes it).
     pub offline_for_secs: Option<u64>,
-    /// For an offline or probing server, why it went offline (the failure, e.g. `connect
-    /// timeout`); empty for an up server ([`Snapshot::collect`] clears it).
+    /// Why the server is not up: the failure that took it offline or down (e.g. `connect
+    /// timeout`, `status 503`, `2 failed requests: connection refused`), or why it was
+    /// ejected; empty for an up server ([`Snapshot::collect`] clears it).
     pub reason: String,
-    /// Failures since the last success.
+    /// Users' failed attempts since the last success.
     pub consecutive_failures: u32,
     /// Requests in flight on the server, across all workers.
     pub in_flight: u32,
     /// What an operator set it to: `ready`, `drain` or `maint` (the admin endpoint).
     pub admin: &'static str,
+    /// Whether it is a backup server (`backup` in `ServerList`).
+    pub backup: bool,
+    /// Its active checks (`null` without `HealthCheck`).
+    pub check: Option<CheckLive>,
+    /// While ejected: seconds until it returns.
+    pub ejected_for_secs: Option<u64>,
+    /// Times outlier detection ejected it.
+    pub ejections: u32,
+    /// Its effective weight in percent of its configured weight: below 100 while it ramps
+    /// up after coming back (`SlowStart`).
+    pub effective_weight_percent: u32,
+}
+
+/// A server's active checks, as the statistics show them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckLive {
+    /// The last probe (`null` before the first one ended).
+    pub last: Option<LastCheck>,
+    /// Probes passed in a row.
+    pub consecutive_passes: u32,
+    /// Probes failed in a row.
+    pub consecutive_fails: u32,
+    /// Probes of the server so far.
+    pub probes: u64,
+    /// Seconds since its state last changed (`null`: not since the plugin started).
+    pub changed_secs_ago: Option<u64>,
+    /// Seconds spent `down` in all, the current period included.
+    pub downtime_secs: u64,
+}
+
+/// The outcome of a server's last probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastCheck {
+    /// `pass` or `fail`.
+    pub result: &'static str,
+    /// For a failure, how (`connection refused`, `timeout`, `status 503`, `body mismatch`,
+    /// …); empty for a pass.
+    pub reason: String,
+    /// How long it took, in milliseconds.
+    pub latency_ms: f64,
+    /// How long ago it ended, in seconds.
+    pub secs_ago: u64,
 }
 
 impl Default for ServerLive {
@@ -45,6 +91,11 @@ impl Default for ServerLive {
             consecutive_failures: 0,
             in_flight: 0,
             admin: "ready",
+            backup: false,
+            check: None,
+            ejected_for_secs: None,
+            ejections: 0,
+            effective_weight_percent: 100,
         }
     }
 }
@@ -119,7 +170,7 @@ pub struct ServerSnapshot {
 /// failure's when read while the server is going offline): an up server is shown without a
 /// reason, rather than with words that read like a fault or a stale "back up".
 fn shown(mut live: ServerLive) -> ServerLive {
-    if live.state == "up" {
+    if live.state == "up" || live.state == "backup" {
         live.reason.clear();
     }
     live

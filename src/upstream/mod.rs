@@ -14,18 +14,31 @@
 //! // every candidate failed: 503 with `Retry-After: upstream.retry_after_secs(now)`
 //! ```
 //!
-//! Nothing here takes a lock (except the `LockingRoundRobin` balancer, by design).
+//! Nothing here waits for a lock (the `LockingRoundRobin` balancer takes one by design; an
+//! outlier ejection only tries one and gives up when it is taken).
+//!
+//! With active checks (`HealthCheck`), outlier detection, backup servers or slow start, the
+//! same calls also apply those: a server is offered when its check state lets it
+//! ([`crate::health::check`]), it is not ejected, it is a primary or no primary is usable,
+//! and weighted balancers draw it in proportion to its slow-start ramp. Without any of them
+//! planning takes the plain path of passive health alone.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use crate::balancer::{self, Balancer, RequestContext, Servers};
 use crate::clock::Millis;
-use crate::config::{Entry, ServerSpec};
-use crate::health::{FailureKind, HaPolicy, Transition};
+use crate::config::{is_weighted, Entry, ServerSpec};
+use crate::health::check::{Change, Event, Thresholds};
+use crate::health::{slow_start, FailureKind, HaPolicy, Transition};
 use crate::log;
 
+mod active;
 mod admin;
 mod server;
+mod view;
 
 pub use admin::{changes, note_change, Admin, AdminState};
 pub use server::{Server, ServerState, ServerTls};
@@ -34,30 +47,15 @@ pub use server::{Server, ServerState, ServerTls};
 /// [`Upstream::add_last_resorts`]).
 pub const LAST_RESORT: usize = 2;
 
-/// What balancers read of a group's servers at one moment: their count, requests in flight,
-/// and whether each may take a request now.
-struct View<'a> {
-    servers: &'a [Server],
-    now: Millis,
-    policy: HaPolicy,
-}
-
-impl Servers for View<'_> {
-    fn count(&self) -> usize {
-        self.servers.len()
-    }
-
-    #[inline]
-    fn in_flight(&self, i: usize) -> u32 {
-        self.servers[i].in_flight.load(Ordering::Relaxed)
-    }
-
-    #[inline]
-    fn usable(&self, i: usize) -> bool {
-        let s = &self.servers[i];
-        s.admin.get().takes_requests()
-            && (!self.policy.enabled() || s.health.is_available(self.now, self.policy))
-    }
+/// Outlier detection of one entry, in the units the request path uses.
+#[derive(Debug, Clone, Copy, Default)]
+struct OutlierPolicy {
+    /// 5xx responses in a row that eject a server (0: off).
+    consecutive: u32,
+    /// The first ejection's length (ms).
+    base: Millis,
+    /// `OutlierMaxEjectionPercent`.
+    max_percent: u32,
 }
 
 /// The servers of one entry and the method that spreads requests over them.
@@ -69,6 +67,21 @@ pub struct Upstream {
     /// Which entry this is, for log lines (a server listed in several entries has a health
     /// state in each): `entry dynamic`, or empty.
     label: String,
+    /// Active checks' thresholds (`None`: no `HealthCheck`).
+    checks: Option<Thresholds>,
+    /// Outlier detection.
+    outlier: OutlierPolicy,
+    /// `SlowStart` in ms, 0 when off or when the balancer is not weighted.
+    slow_start: Millis,
+    /// Some server is a backup.
+    backups: bool,
+    /// None of the above: planning takes the plain path.
+    plain: bool,
+    /// When the last slow-start ramp of a server ends (0: none ever began).
+    ramping_until: AtomicU64,
+    /// Taken (never waited for) while an ejection is decided, so that two workers cannot
+    /// both eject past `OutlierMaxEjectionPercent`.
+    ejecting: Mutex<()>,
 }
 
 impl Upstream {
@@ -80,15 +93,65 @@ impl Upstream {
     /// Like [`Upstream::new`] after a reload: the servers of `previous` (the group of the
     /// entry of the same name in the configuration before) that are listed again, by
     /// `host:port`, keep their state — health, requests in flight, administrative state.
+    ///
+    /// A server that comes with the reload into an entry that had servers ramps up when
+    /// `SlowStart` is set (with checks, from its first passing probe). When checks are turned
+    /// on by the reload, servers already in service start `up` (or `down`, if users' failures
+    /// had taken them offline) rather than `checking`.
     pub fn carried(entry: &Entry, previous: Option<&Upstream>) -> Result<Upstream, String> {
+        Upstream::carried_at(entry, previous, crate::clock::now_ms())
+    }
+
+    /// [`Upstream::carried`] at `now`.
+    pub fn carried_at(
+        entry: &Entry,
+        previous: Option<&Upstream>,
+        now: Millis,
+    ) -> Result<Upstream, String> {
         let mut up =
             Upstream::with_policy(&entry.servers, &entry.balancer, HaPolicy::from_entry(entry))?;
+        up.checks = entry.health_check.as_ref().map(|c| Thresholds {
+            rise: c.rise,
+            fall: c.fall,
+        });
+        let o = &entry.outlier;
+        up.outlier = OutlierPolicy {
+            consecutive: o.consecutive_5xx,
+            base: millis(o.ejection_time).max(1),
+            max_percent: o.max_ejection_percent,
+        };
+        if is_weighted(up.balancer.name()) {
+            up.slow_start = millis(entry.slow_start);
+        }
+        up.plain =
+            up.checks.is_none() && up.outlier.consecutive == 0 && !up.backups && up.slow_start == 0;
         if let Some(old) = previous {
+            let checks_turned_on = up.checks.is_some() && old.checks.is_none();
             for server in &mut up.servers {
-                if let Some(o) = old.servers.iter().find(|o| o.spec.name == server.spec.name) {
-                    server.state = o.state.clone();
+                match old.servers.iter().find(|o| o.spec.name == server.spec.name) {
+                    Some(o) => {
+                        server.state = o.state.clone();
+                        if checks_turned_on {
+                            Upstream::adopt_checks(server, now);
+                        }
+                    }
+                    None if up.checks.is_none() && up.slow_start > 0 => {
+                        server.ramp_since.store(now.max(1), Ordering::Relaxed)
+                    }
+                    None => {}
                 }
             }
+        }
+        if up.slow_start > 0 {
+            let until = up
+                .servers
+                .iter()
+                .map(|s| s.ramp_since.load(Ordering::Relaxed))
+                .filter(|&since| since != 0)
+                .map(|since| since.saturating_add(up.slow_start))
+                .max()
+                .unwrap_or(0);
+            up.ramping_until.store(until, Ordering::Relaxed);
         }
         up.label = format!("entry {}", entry.name);
         up.set_tls(entry)?;
@@ -109,6 +172,13 @@ impl Upstream {
             balancer,
             policy,
             label: String::new(),
+            checks: None,
+            outlier: OutlierPolicy::default(),
+            slow_start: 0,
+            backups: servers.iter().any(|s| s.backup),
+            plain: !servers.iter().any(|s| s.backup),
+            ramping_until: AtomicU64::new(0),
+            ejecting: Mutex::new(()),
         })
     }
 
@@ -132,6 +202,37 @@ impl Upstream {
         Ok(())
     }
 
+    /// `OutlierConsecutive5xx` (0: no outlier detection).
+    pub fn outlier_consecutive(&self) -> u32 {
+        self.outlier.consecutive
+    }
+
+    /// The active checks' thresholds, if the entry has `HealthCheck`.
+    pub fn checks(&self) -> Option<Thresholds> {
+        self.checks
+    }
+
+    /// Which entry this is in log lines (`entry NAME`; empty for a group built from parts).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Whether server `i` is a backup sitting idle now (usable, but a primary is too).
+    pub fn is_idle_backup(&self, i: usize, now: Millis) -> bool {
+        let s = &self.servers[i];
+        if !s.spec.backup {
+            return false;
+        }
+        let view = self.view(now);
+        view.candidate(i) && view.primary_usable()
+    }
+
+    /// Server `i`'s slow-start share now, in thousandths of its weight (1000: all of it).
+    pub fn ramp_permille(&self, i: usize, now: Millis) -> u32 {
+        let since = self.servers[i].ramp_since.load(Ordering::Relaxed);
+        slow_start::permille(since, self.slow_start, now)
+    }
+
     /// The servers, in configuration order.
     pub fn servers(&self) -> &[Server] {
         &self.servers
@@ -153,13 +254,34 @@ impl Upstream {
     /// number of servers, planning does not allocate.
     pub fn plan(&self, ctx: &RequestContext<'_>, now: Millis, out: &mut Vec<usize>) {
         out.clear();
-        let view = View {
-            servers: &self.servers,
-            now,
-            policy: self.policy,
-        };
+        let view = self.view(now);
         self.balancer.order(ctx, &view, out);
-        out.retain(|&i| view.usable(i));
+        if self.plain {
+            out.retain(|&i| view.usable(i));
+            return;
+        }
+        // Backups stay candidates (after every primary), so that a request whose primaries
+        // all fail under it moves on to a backup instead of failing; servers still
+        // `checking` while another is up come last of all, for the same reason.
+        out.retain(|&i| view.candidate(i) || view.late(i));
+        if self.backups {
+            let mut primaries = 0;
+            for k in 0..out.len() {
+                if !self.servers[out[k]].spec.backup {
+                    out[primaries..=k].rotate_right(1);
+                    primaries += 1;
+                }
+            }
+        }
+        if self.checks.is_some() {
+            let mut first = 0;
+            for k in 0..out.len() {
+                if !view.late(out[k]) {
+                    out[first..=k].rotate_right(1);
+                    first += 1;
+                }
+            }
+        }
     }
 
     /// Appends to `out` (the request's candidates so far, all tried) the [`LAST_RESORT`]
@@ -170,7 +292,8 @@ impl Upstream {
     /// whole timeout, and a pool that is really down costs each request at most that many
     /// more connects. Try them with [`Upstream::acquire_last_resort`].
     pub fn add_last_resorts(&self, out: &mut Vec<usize>) -> usize {
-        if !self.policy.enabled() {
+        // With checks, probes decide: no user request is spent on a server that is down.
+        if !self.policy.enabled() || self.checks.is_some() {
             return 0;
         }
         let tried = out.len();
@@ -249,18 +372,40 @@ impl Upstream {
 
     /// Server `i` answered (a response head arrived): it is healthy.
     #[inline]
-    pub fn record_success(&self, i: usize, _now: Millis) {
+    pub fn record_success(&self, i: usize, now: Millis) {
         if let Some(t) = self.servers[i].health.record_success() {
             self.log_transition(i, t);
+            self.start_ramp(i, now);
         }
     }
 
-    /// An attempt on server `i` failed before any response byte; may take it offline.
-    pub fn record_failure(&self, i: usize, kind: FailureKind, now: Millis) {
-        if let Some(t) = self.servers[i]
-            .health
-            .record_failure(kind, now, self.policy)
+    /// Server `i`'s response with `status` is complete: healthy as far as connections go
+    /// ([`Upstream::record_success`]), and counted by outlier detection, which may eject it.
+    #[inline]
+    pub fn record_response(&self, i: usize, status: u16, now: Millis) {
+        self.record_success(i, now);
+        if self.outlier.consecutive > 0
+            && self.servers[i].outlier.record(status) >= self.outlier.consecutive
         {
+            self.try_eject(i, now);
+        }
+    }
+
+    /// An attempt on server `i` failed before any response byte; may take it offline (with
+    /// checks: down, until probes pass).
+    pub fn record_failure(&self, i: usize, kind: FailureKind, now: Millis) {
+        let server = &self.servers[i];
+        if let Some(t) = self.checks {
+            let failures = server.health.count_failure();
+            if self.policy.enabled() && failures >= self.policy.attempts_count.max(1) {
+                let event = Event::Requests { failures, kind };
+                if let Some(change) = server.check.apply(event, t, now) {
+                    self.log_change(i, change);
+                }
+            }
+            return;
+        }
+        if let Some(t) = server.health.record_failure(kind, now, self.policy) {
             self.log_transition(i, t);
         }
     }
@@ -279,14 +424,32 @@ impl Upstream {
     }
 
     fn log_transition(&self, i: usize, t: Transition) {
-        let mut message = t.message(&self.servers[i].spec.name);
-        if !self.label.is_empty() {
-            message = format!("{}: {message}", self.label);
-        }
-        if t.is_warning() {
-            log::warn(&message);
+        self.log(t.is_warning(), &t.message(&self.servers[i].spec.name));
+    }
+
+    fn log_change(&self, i: usize, c: Change) {
+        self.log(c.is_warning(), &c.message(&self.servers[i].spec.name));
+    }
+
+    /// Logs `message` about one of the servers, naming the entry.
+    fn log(&self, warning: bool, message: &str) {
+        let line = if self.label.is_empty() {
+            message.to_string()
         } else {
-            log::info(&message);
+            format!("{}: {message}", self.label)
+        };
+        if warning {
+            log::warn(&line);
+        } else {
+            log::info(&line);
         }
     }
 }
+
+/// A duration in whole milliseconds, saturating.
+fn millis(d: Duration) -> Millis {
+    d.as_millis().min(u128::from(u64::MAX / 4)) as Millis
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,19 +7,27 @@ use std::sync::Arc;
 
 use super::admin::AdminState;
 use crate::config::ServerSpec;
+use crate::health::check::CheckState;
+use crate::health::outlier::OutlierState;
 use crate::health::Health;
 
 /// What the proxy keeps of a server across reloads (a server stays when its entry keeps its
-/// name and the server its `host:port`): its identity, requests in flight, health and
-/// administrative state.
+/// name and the server its `host:port`): its identity, requests in flight, health (passive,
+/// active checks, outlier ejection, slow start) and administrative state.
 #[derive(Debug)]
 pub struct ServerState {
     /// A number no other server of this process had: keys the idle connection pools.
     pub id: u64,
     /// Attempts in progress on it, across all workers (between `acquire` and `release`).
     pub in_flight: AtomicU32,
-    /// Its health record.
+    /// Its passive health record (users' failures).
     pub health: Health,
+    /// Its state as active checks see it (unused without `HealthCheck`).
+    pub check: CheckState,
+    /// Its outlier record (unused without `OutlierConsecutive5xx`).
+    pub outlier: OutlierState,
+    /// When its slow-start ramp began (0: not ramping).
+    pub ramp_since: AtomicU64,
     /// What an operator set it to.
     pub admin: AdminState,
     /// A reload left the server out of the configuration (requests of the older
@@ -35,6 +43,9 @@ impl ServerState {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             in_flight: AtomicU32::new(0),
             health: Health::default(),
+            check: CheckState::default(),
+            outlier: OutlierState::default(),
+            ramp_since: AtomicU64::new(0),
             admin: AdminState::default(),
             removed: AtomicBool::new(false),
         }

@@ -442,6 +442,7 @@ pub fn entry_for(servers: &[SocketAddr]) -> Entry {
             addr: *a,
             weight: 1,
             tls: false,
+            backup: false,
         })
         .collect();
     Entry::with_defaults(

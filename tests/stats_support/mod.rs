@@ -17,6 +17,7 @@ pub fn config() -> Config {
         addr: name.parse().unwrap(),
         weight,
         tls: false,
+        backup: false,
     };
     let rule = |p: &str, line| MatchRule {
         pattern: p.to_string(),
@@ -90,6 +91,7 @@ pub fn live(entry: usize, server: usize) -> ServerLive {
             consecutive_failures: 2,
             in_flight: 0,
             admin: "ready",
+            ..ServerLive::default()
         }
     } else if (entry, server) == (0, 1) {
         ServerLive {

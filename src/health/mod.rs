@@ -16,6 +16,15 @@
 //! `AttemptsCount N` consecutive failures take an up server offline for `OfflineTimeOut`; the
 //! first request after the timeout probes it; success brings it back, failure restarts the
 //! timeout. `OfflineTimeOut 0` disables all of this: servers are never offline.
+//!
+//! With active checks (`HealthCheck`) this record only counts consecutive failures: the
+//! server's state is then [`check::CheckState`], which probes and users' failures feed
+//! together, and no user request is ever sent as a probe. [`outlier`] ejects servers that
+//! answer 5xx too often, [`slow_start`] ramps a server that comes back.
+
+pub mod check;
+pub mod outlier;
+pub mod slow_start;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
@@ -331,6 +340,28 @@ impl Health {
             }
         }
         Some(transition)
+    }
+
+    /// Counts one failed attempt without changing the state (with active checks, which
+    /// decide the state); returns the failures now in a row.
+    pub fn count_failure(&self) -> u32 {
+        self.failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+    }
+
+    /// The failure that last took the server offline (or failed its probe), if any.
+    pub fn last_failure(&self) -> Option<FailureKind> {
+        let code = self.last_reason.load(Ordering::Relaxed);
+        (code != REASON_RECOVERED && code != 0)
+            .then(|| FailureKind::ALL.get(usize::from(code) - 1).copied())
+            .flatten()
+    }
+
+    /// Forgets an offline period (active checks take over the server's state).
+    pub fn clear_offline(&self) {
+        self.offline_until.store(0, Ordering::Release);
+        self.probe_since.store(0, Ordering::Release);
     }
 
     /// A read-only copy for statistics (fields are read one by one, not as one atomic unit).
