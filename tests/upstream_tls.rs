@@ -8,6 +8,7 @@ mod common;
 mod upstream_tls_support;
 
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use common::*;
 use proxy_reverse::host::Host;
@@ -445,4 +446,52 @@ fn a_tunnel_to_an_https_backend_echoes_large_messages_both_ways() {
         writer.join().unwrap();
         assert!(back == msg, "round {round}: the echo differs");
     }
+}
+
+/// Waits (at most 10 s) until the only server's JSON state is `state`; returns its JSON.
+fn wait_for_state(host: &Host, state: &str) -> serde_json::Value {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let doc = json_stats(host);
+        let server = doc["entries"][0]["servers"][0].clone();
+        if server["state"] == state {
+            return server;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "not {state} within 10 s: {server:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Active checks reach an `https://` server over TLS with the entry's settings: a good
+/// server is `up` from its probes alone (a plaintext probe would fail its handshake), and
+/// one whose certificate the entry cannot verify is `down` with the reason.
+#[test]
+fn health_checks_probe_an_https_server_over_tls_with_the_entry_s_settings() {
+    let (_ca, dir, good) = pki();
+    let origin = TlsOrigin::start(server_config(&good, None));
+    let checks = "    HealthCheck GET /headers\n    HealthCheckInterval 0.2\n    \
+                  HealthCheckRise 1\n    HealthCheckFall 1\n";
+    let host = host_from_conf(&conf_https(
+        origin.addr,
+        &format!("{}{checks}", ca_line(&dir)),
+    ));
+    let server = wait_for_state(&host, "up");
+    assert_eq!(server["check"]["last"]["result"], "pass", "{server:#}");
+    assert!(
+        origin.requests.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "no probe reached the origin as a request"
+    );
+    drop(host);
+
+    let other = TempDir::new("other-ca");
+    other.write("ca.pem", &Ca::new("another CA").pem());
+    let host = host_from_conf(&conf_https(
+        origin.addr,
+        &format!("{}{checks}", ca_line(&other)),
+    ));
+    let server = wait_for_state(&host, "down");
+    assert_eq!(server["reason"], "TLS handshake failed", "{server:#}");
 }

@@ -61,7 +61,12 @@ pub enum ProbeFailure {
     Status(u16),
     /// The body does not contain `HealthCheckExpect`'s text.
     BodyMismatch,
+    /// An `https://` server's TLS handshake failed (its certificate, name or protocol).
+    Tls,
 }
+
+/// Where the packed codes of users' failures start (see `Word::pack`).
+const REQUESTS_BASE: u64 = 16;
 
 impl ProbeFailure {
     /// A short text for logs and statistics: `connection refused`, `status 503`, ….
@@ -74,6 +79,7 @@ impl ProbeFailure {
             ProbeFailure::BadResponse => "bad response".into(),
             ProbeFailure::Status(code) => format!("status {code}"),
             ProbeFailure::BodyMismatch => "body mismatch".into(),
+            ProbeFailure::Tls => "TLS handshake failed".into(),
         }
     }
 
@@ -86,6 +92,7 @@ impl ProbeFailure {
             ProbeFailure::BadResponse => (5, 0),
             ProbeFailure::Status(s) => (6, u64::from(s)),
             ProbeFailure::BodyMismatch => (7, 0),
+            ProbeFailure::Tls => (8, 0),
         }
     }
 
@@ -98,6 +105,7 @@ impl ProbeFailure {
             5 => ProbeFailure::BadResponse,
             6 => ProbeFailure::Status(extra as u16),
             7 => ProbeFailure::BodyMismatch,
+            8 => ProbeFailure::Tls,
             _ => return None,
         })
     }
@@ -326,6 +334,8 @@ impl Word {
         (w, change)
     }
 
+    /// The packed reason kind of users' failures: `REQUESTS_BASE` + the failure kind's index
+    /// (a 6-bit field, so up to 48 kinds); below it, a probe failure's code.
     fn pack(self) -> u64 {
         let status = match self.status {
             Status::Checking => 0,
@@ -340,7 +350,8 @@ impl Word {
                     .iter()
                     .position(|&x| x == kind)
                     .unwrap_or(0) as u64;
-                (8 + k, u64::from(failures))
+                // Above every probe failure's code (1..=15 kept for them).
+                (REQUESTS_BASE + k, u64::from(failures))
             }
         };
         status
@@ -359,9 +370,10 @@ impl Word {
         let (kind, extra) = (v >> 34 & 0x3f, v >> 40 & 0xffff);
         let reason = match kind {
             0 => Reason::None,
-            k if k >= 8 => Reason::Requests {
+            k if k >= REQUESTS_BASE => Reason::Requests {
                 failures: extra as u32,
-                kind: FailureKind::ALL[((k - 8) as usize).min(FailureKind::ALL.len() - 1)],
+                kind: FailureKind::ALL
+                    [((k - REQUESTS_BASE) as usize).min(FailureKind::ALL.len() - 1)],
             },
             k => ProbeFailure::from_code(k, extra).map_or(Reason::None, Reason::Probe),
         };
@@ -717,6 +729,24 @@ mod tests {
                 ..Word::CHECKING
             };
             assert_eq!(Word::unpack(w.pack()), w);
+        }
+        // Every probe failure keeps its own reason (a TLS failure once read back as "0
+        // failed requests").
+        for f in [
+            ProbeFailure::Refused,
+            ProbeFailure::ConnectTimeout,
+            ProbeFailure::Timeout,
+            ProbeFailure::Reset,
+            ProbeFailure::BadResponse,
+            ProbeFailure::Status(503),
+            ProbeFailure::BodyMismatch,
+            ProbeFailure::Tls,
+        ] {
+            let w = Word {
+                reason: Reason::Probe(f),
+                ..Word::CHECKING
+            };
+            assert_eq!(Word::unpack(w.pack()), w, "{f:?}");
         }
     }
 

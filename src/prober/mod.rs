@@ -27,9 +27,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-pub use probe::{judge, judge_whole, Probe, ProbeSpec, Verdict, MAX_READ};
+pub use probe::{judge, judge_whole, Probe, ProbeSpec, ProbeTls, Verdict, MAX_READ};
 pub use targets::{targets, Link, Target};
 
 use crate::clock::Moment;
@@ -203,14 +204,14 @@ impl Checks {
         }
         for mut gone in old {
             if let Some(p) = gone.probe.as_mut() {
-                let _ = self.poll.registry().deregister(p.stream());
+                let _ = self.poll.registry().deregister(&mut SourceFd(&p.fd()));
             }
         }
         // Probes carried over are watched under their new index.
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some(p) = slot.probe.as_mut() {
                 let _ = self.poll.registry().reregister(
-                    p.stream(),
+                    &mut SourceFd(&p.fd()),
                     Token(i),
                     Interest::READABLE | Interest::WRITABLE,
                 );
@@ -244,7 +245,7 @@ impl Checks {
             Err(result) => return self.report(i, result, Duration::ZERO, now),
         };
         let registered = self.poll.registry().register(
-            p.stream(),
+            &mut SourceFd(&p.fd()),
             Token(i),
             Interest::READABLE | Interest::WRITABLE,
         );
@@ -260,8 +261,8 @@ impl Checks {
     }
 
     /// Probe `p` of slot `i` ended with `result`.
-    fn finish(&mut self, i: usize, mut p: Probe, result: ProbeResult, now: Moment) {
-        let _ = self.poll.registry().deregister(p.stream());
+    fn finish(&mut self, i: usize, p: Probe, result: ProbeResult, now: Moment) {
+        let _ = self.poll.registry().deregister(&mut SourceFd(&p.fd()));
         let latency = now.since(p.started());
         drop(p);
         self.report(i, result, latency, now);

@@ -1,18 +1,22 @@
 //! One probe: a non-blocking connection to one server, the check's request, and the verdict
 //! on its answer. Probe connections are the prober's own: they never enter the upstream pool
-//! and close when the verdict is in.
+//! and close when the verdict is in. They are [`BackendStream`]s, so an `https://` server is
+//! probed over TLS with its entry's settings (name, roots, client certificate), as requests
+//! reach it.
 
+use std::hash::{Hash, Hasher};
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
-
-use mio::net::TcpStream;
 
 use crate::clock::Moment;
 use crate::config::{Expect, ProbeKind};
 use crate::health::check::{ProbeFailure, ProbeResult};
 use crate::http::framing::{BodyReader, Framing};
 use crate::http::response::{parse_head, ClientSide, ResponseError};
+use crate::relay::{BackendStream, Connect};
+use crate::upstream::ServerTls;
 
 /// Most response bytes a probe reads (head and body); a body that has not shown the expected
 /// text by then does not match.
@@ -35,6 +39,29 @@ pub struct ProbeSpec {
     pub interval: Duration,
     /// `HealthCheckTimeout`.
     pub timeout: Duration,
+    /// For an `https://` server: how it is spoken to.
+    pub tls: Option<ProbeTls>,
+}
+
+/// An `https://` server's TLS settings as a probe uses them. Two probes are the same when
+/// they use the same client configuration (an entry's, built once per configuration) and
+/// name.
+#[derive(Debug, Clone)]
+pub struct ProbeTls(pub ServerTls);
+
+impl PartialEq for ProbeTls {
+    fn eq(&self, other: &ProbeTls) -> bool {
+        Arc::ptr_eq(&self.0.config, &other.0.config) && self.0.name == other.0.name
+    }
+}
+
+impl Eq for ProbeTls {}
+
+impl Hash for ProbeTls {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0.config), state);
+        self.0.name.hash(state);
+    }
 }
 
 impl ProbeSpec {
@@ -64,7 +91,7 @@ enum Phase {
 /// One probe in progress.
 #[derive(Debug)]
 pub struct Probe {
-    stream: TcpStream,
+    stream: BackendStream,
     phase: Phase,
     request: Vec<u8>,
     sent: usize,
@@ -77,8 +104,8 @@ impl Probe {
     /// Starts probing as `spec` says at `now`; a connect that fails at once is the probe's
     /// failure.
     pub fn start(spec: &ProbeSpec, now: Moment) -> Result<Probe, ProbeResult> {
-        let stream =
-            TcpStream::connect(spec.addr).map_err(|_| ProbeResult::Fail(ProbeFailure::Refused))?;
+        let stream = BackendStream::connect(spec.addr, spec.tls.as_ref().map(|t| &t.0))
+            .map_err(|_| ProbeResult::Fail(ProbeFailure::Refused))?;
         Ok(Probe {
             stream,
             phase: Phase::Connecting,
@@ -90,9 +117,9 @@ impl Probe {
         })
     }
 
-    /// The socket, for the prober's poll.
-    pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
+    /// The socket's descriptor, for the prober's poll.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.stream.fd()
     }
 
     /// When the probe started.
@@ -118,13 +145,13 @@ impl Probe {
     /// verdict, once there is one.
     pub fn advance(&mut self, spec: &ProbeSpec) -> Option<ProbeResult> {
         if self.phase == Phase::Connecting {
-            if !matches!(self.stream.take_error(), Ok(None)) {
-                return Some(ProbeResult::Fail(ProbeFailure::Refused));
-            }
-            match self.stream.peer_addr() {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::NotConnected => return None,
-                Err(_) => return Some(ProbeResult::Fail(ProbeFailure::Refused)),
+            // For an `https://` server the connect includes the TLS handshake (also for a
+            // `tcp` check: a server that cannot complete it serves no request).
+            match self.stream.poll_connect() {
+                Connect::Done => {}
+                Connect::InProgress => return None,
+                Connect::Failed => return Some(ProbeResult::Fail(ProbeFailure::Refused)),
+                Connect::TlsFailed => return Some(ProbeResult::Fail(ProbeFailure::Tls)),
             }
             if spec.kind == ProbeKind::Tcp {
                 return Some(ProbeResult::Pass);
@@ -328,6 +355,7 @@ mod tests {
             expect: Expect::default(),
             interval: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
+            tls: None,
         };
         let r = String::from_utf8(spec.request()).unwrap();
         assert!(
@@ -352,6 +380,7 @@ mod tests {
             expect: Expect::default(),
             interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
+            tls: None,
         };
         let outcome = |spec: &ProbeSpec| -> io::Result<ProbeResult> {
             let mut p = match Probe::start(spec, Moment::now()) {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::probe::ProbeSpec;
+use super::probe::{ProbeSpec, ProbeTls};
 use crate::proxy::Proxy;
 
 /// One server of one entry that a target's probes report to.
@@ -29,6 +29,9 @@ pub struct Target {
 /// once), in configuration order.
 pub fn targets(proxy: &Proxy) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
+    // `ProbeTls` hashes and compares its client configuration by address, never by the
+    // session cache inside it, so the key cannot change while it is in the map.
+    #[allow(clippy::mutable_key_type)]
     let mut seen: HashMap<ProbeSpec, usize> = HashMap::new();
     for (e, entry) in proxy.config.entries.iter().enumerate() {
         let Some(check) = &entry.health_check else {
@@ -42,6 +45,7 @@ pub fn targets(proxy: &Proxy) -> Vec<Target> {
                 expect: check.expect.clone(),
                 interval: check.interval,
                 timeout: check.timeout,
+                tls: proxy.upstreams[e].servers()[s].tls.clone().map(ProbeTls),
             };
             let link = Link {
                 entry: e,
