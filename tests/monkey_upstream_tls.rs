@@ -6,6 +6,8 @@
 
 mod common;
 mod e2e;
+#[allow(dead_code)]
+mod tls_support;
 mod upstream_tls_support;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -345,4 +347,91 @@ fn a_client_certificate_is_presented_to_nginx() {
     let r = Client::connect(plain.addr()).get("/f/10");
     assert_eq!(r.header("x-client-verify"), Some("NONE"));
     plain.assert_alive();
+}
+
+/// Both sides at once: a client on Monkey's TLS listener, an HTTPS backend (nginx) behind it,
+/// checked by active probes over TLS. Exact bodies both ways encrypted, and the server `up`
+/// from its probes.
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn a_tls_listener_in_front_of_an_https_backend_checked_over_tls() {
+    let ca = Ca::new("monkey test CA");
+    let echo = Origin::start("echo");
+    let sizes = [1024, 10 * 1024 * 1024];
+    let nginx = Nginx::start(&ca, &ca.issue(Kind::Good), echo.addr, &sizes);
+    let ca_pem = nginx.dir.write("ca.pem", &ca.pem());
+    let checks =
+        "    HealthCheck GET /f/1024\n    HealthCheckInterval 0.2\n    HealthCheckRise 1\n";
+    let mut monkey = Monkey::start_tls(&plugin_conf(nginx.addr, &ca_pem, checks));
+    let config = tls_support::trusting(monkey.tls_cert().expect("a TLS listener"));
+    let mut c = tls_support::TlsClient::connect(monkey.addr(), &config);
+    for n in sizes {
+        let r = c.get(&format!("/f/{n}"));
+        assert_eq!(r.status, 200, "{n} bytes");
+        assert!(r.body == body_of(n), "body of {n} bytes differs");
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    let server = loop {
+        let r = c.get("/proxy-stats?format=json");
+        assert_eq!(r.status, 200);
+        let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let server = doc["entries"][0]["servers"][0].clone();
+        if server["check"]["probes"].as_u64().unwrap_or(0) >= 3 {
+            break server;
+        }
+        assert!(
+            Instant::now() < until,
+            "fewer than 3 probes in 10 s: {server:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(server["state"], "up", "{server:#}");
+    assert_eq!(server["check"]["consecutive_fails"], 0, "{server:#}");
+    assert_eq!(server["check"]["last"]["result"], "pass", "{server:#}");
+    monkey.assert_alive();
+}
+
+/// A `101` tunnel to an HTTPS backend through a real Monkey: the test's own rustls origin
+/// answers `/ws` with `101` and echoes; large messages both ways come back whole.
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn a_tunnel_to_an_https_backend_echoes_through_monkey() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let ca = Ca::new("monkey test CA");
+    let dir = TempDir::new("tunnel");
+    let ca_pem = dir.write("ca.pem", &ca.pem());
+    let origin = upstream_tls_support::TlsOrigin::start(upstream_tls_support::server_config(
+        &ca.issue(Kind::Good),
+        None,
+    ));
+    let mut monkey = Monkey::start(&plugin_conf(origin.addr, &ca_pem, ""));
+    let s = TcpStream::connect(monkey.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    w.write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+        .unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 101"), "{line:?}");
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+    }
+    for n in [5, 300_000, 1] {
+        let msg = body_of(n);
+        let writer = {
+            let mut w = w.try_clone().unwrap();
+            let msg = msg.clone();
+            std::thread::spawn(move || w.write_all(&msg).unwrap())
+        };
+        let mut back = vec![0u8; n];
+        r.read_exact(&mut back).unwrap();
+        writer.join().unwrap();
+        assert!(back == msg, "a message of {n} bytes came back different");
+    }
+    monkey.assert_alive();
 }
