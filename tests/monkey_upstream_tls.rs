@@ -6,7 +6,6 @@
 
 mod common;
 mod e2e;
-#[allow(dead_code)]
 mod tls_support;
 mod upstream_tls_support;
 
