@@ -156,39 +156,7 @@ fn the_page_and_prometheus_show_check_states() {
         prom.contains("proxy_reverse_server_check_latency_seconds"),
         "{prom}"
     );
-    promtool_accepts(&prom);
-}
-
-/// `promtool check metrics` finds nothing to say about `text` (skipped without promtool).
-fn promtool_accepts(text: &str) {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let Ok(mut child) = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    else {
-        eprintln!("SKIPPED: promtool not installed");
-        return;
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let findings = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && findings.trim().is_empty(),
-        "promtool: {findings}"
-    );
+    assert_promtool_accepts(&prom);
 }
 
 mod reload {

@@ -10,7 +10,6 @@ mod common;
 mod e2e;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -151,33 +150,6 @@ fn sample(samples: &Samples, name: &str, want: &[(&str, &str)]) -> f64 {
         .collect();
     assert_eq!(found.len(), 1, "{name}{want:?} matched {found:?}");
     found[0]
-}
-
-/// `promtool check metrics` on `text`; `None` when promtool is not installed.
-fn promtool_check(text: &str) -> Option<(bool, String)> {
-    let mut child = match Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(_) => return None,
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some((out.status.success(), report))
 }
 
 /// `target/test-artifacts/` (the test binary lives in `target/<profile>/deps/`).

@@ -1,9 +1,7 @@
 //! The three renderers: HTML for people, JSON and Prometheus for machines.
 
+mod common;
 mod stats_support;
-
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use proxy_reverse::stats::{html, json, prometheus, render, Format, ServerLive};
 use serde_json::Value;
@@ -222,37 +220,7 @@ fn prometheus_label_values_are_escaped() {
 
 #[test]
 fn promtool_accepts_the_metrics() {
-    let Ok(mut child) = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    else {
-        eprintln!("SKIPPED: promtool not installed (Debian package `prometheus` provides it)");
-        return;
-    };
-    let text = prometheus(&stats_support::snapshot());
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool rejected the metrics:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // promtool prints lint findings even when it exits 0; we want none.
-    let findings = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(findings.trim().is_empty(), "promtool lint: {findings}");
+    common::assert_promtool_accepts(&prometheus(&stats_support::snapshot()));
 }
 
 /// Writes the three renderings to `$STATS_DUMP_DIR` when set (for looking at them by hand).

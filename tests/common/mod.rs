@@ -965,3 +965,42 @@ pub fn assert_source_hash_follows_the_forwarded_client(proxy: SocketAddr) {
     let servers: std::collections::HashSet<&String> = seen.values().collect();
     assert!(servers.len() > 1, "every client on one server: {seen:?}");
 }
+
+/// `promtool check metrics` on `text`: whether it passed, and what it printed (lint findings
+/// come even with a zero exit); `None` when promtool is not installed (Debian package
+/// `prometheus`).
+pub fn promtool_check(text: &str) -> Option<(bool, String)> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), report))
+}
+
+/// promtool accepts `text` and has nothing to say about it (skipped, saying so, without
+/// promtool).
+pub fn assert_promtool_accepts(text: &str) {
+    match promtool_check(text) {
+        Some((ok, report)) => assert!(
+            ok && report.trim().is_empty(),
+            "promtool check metrics:\n{report}\n{text}"
+        ),
+        None => eprintln!("SKIPPED: promtool not installed (Debian package `prometheus`)"),
+    }
+}
