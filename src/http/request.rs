@@ -66,11 +66,28 @@ pub struct HeaderList {
     bytes: Vec<u8>,
     /// Name start, name end (= value start), value end in `bytes`, and what the name denotes.
     fields: Vec<(u32, u32, u32, Field)>,
+    /// Some field came in through [`HeaderList::push`], whose bytes nothing checked yet:
+    /// [`ProxyRequest::validate`] then checks every name and value byte by byte.
+    unchecked: bool,
 }
 
 impl HeaderList {
-    /// Appends a field (`value` already trimmed).
+    /// Appends a field (`value` already trimmed). Its bytes are judged by
+    /// [`ProxyRequest::validate`].
     pub fn push(&mut self, name: &str, value: &[u8]) {
+        self.unchecked = true;
+        self.push_field(name, value);
+    }
+
+    /// Appends a field the intake's parser read (`value` already trimmed): httparse admits
+    /// only `tchar` in a name and no CR, LF or NUL in a value (its `TOKEN_MAP` and
+    /// `HEADER_VALUE_MAP`), the same bytes [`ProxyRequest::validate`] refuses, so validation
+    /// does not walk them a second time.
+    pub(crate) fn push_parsed(&mut self, name: &str, value: &[u8]) {
+        self.push_field(name, value);
+    }
+
+    fn push_field(&mut self, name: &str, value: &[u8]) {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(name.as_bytes());
         let middle = self.bytes.len() as u32;
@@ -111,6 +128,7 @@ impl HeaderList {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.fields.clear();
+        self.unchecked = false;
     }
 
     /// Bytes of buffer capacity held (to decide whether a recycled list is worth keeping).
@@ -333,11 +351,15 @@ impl ProxyRequest {
         let mut length_value: &[u8] = &[];
         let mut has_codings = false;
         let mut hosts = 0;
+        // Fields the intake's parser read were checked byte for byte there.
+        let check_bytes = self.headers.unchecked;
         for (field, name, value) in self.headers.fields() {
-            let bad_name = name.is_empty() || !name.iter().copied().all(is_token_byte);
-            let bad_value = value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
-            if bad_name || bad_value {
-                return Err(RequestError::InvalidHeader);
+            if check_bytes {
+                let bad_name = name.is_empty() || !name.iter().copied().all(is_token_byte);
+                let bad_value = value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
+                if bad_name || bad_value {
+                    return Err(RequestError::InvalidHeader);
+                }
             }
             match field {
                 Field::ContentLength => {
