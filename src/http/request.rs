@@ -298,13 +298,17 @@ impl ProxyRequest {
         } = self;
         method.clear();
         path.clear();
-        // The two optional strings keep their buffers, emptied, in the spare list.
-        for text in [query.take(), host.take()].into_iter().flatten() {
-            if spare_text.len() < 2 {
-                spare_text.push(text);
+        // The two optional strings keep their buffers, emptied, in the spare list (each is
+        // emptied as it goes in, so a request cleared twice — put back, then refilled by the
+        // intake — finds nothing to do the second time).
+        for text in [query, host] {
+            if let Some(mut text) = text.take() {
+                if spare_text.len() < 2 {
+                    text.clear();
+                    spare_text.push(text);
+                }
             }
         }
-        spare_text.iter_mut().for_each(String::clear);
         *minor_version = 0;
         headers.clear();
         body.clear();
