@@ -1,5 +1,7 @@
 //! Strict parsing of a backend's response head and the head the client receives instead.
 
+use std::mem::MaybeUninit;
+
 use super::framing::Framing;
 use super::headers::{
     named_in_connection, parse_decimal, push_decimal, trim, ConnectionOptions, Field,
@@ -72,11 +74,12 @@ pub fn parse_head(
     client: ClientSide,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseHead>, ResponseError> {
-    // Most heads have a few fields: a small array first spares initialising the large one.
-    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    // Most heads have a few fields: a small array first, for the rare head with more the
+    // large one. Neither is initialised: httparse writes the fields it returns.
+    let mut few = [MaybeUninit::uninit(); FEW_HEADERS];
     match parse_with(buf, client, out, &mut few) {
         Err(Oversized::TooManyFields) => {
-            let mut many = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut many = [MaybeUninit::uninit(); MAX_HEADERS];
             parse_with(buf, client, out, &mut many).map_err(|_| ResponseError::Malformed)
         }
         Err(Oversized::Refused(e)) => Err(e),
@@ -100,12 +103,17 @@ fn parse_with<'b>(
     buf: &'b [u8],
     client: ClientSide,
     out: &mut Vec<u8>,
-    fields: &mut [httparse::Header<'b>],
+    fields: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Option<ResponseHead>, Oversized> {
     let mut skipped = 0;
+    let config = httparse::ParserConfig::default();
     loop {
-        let mut resp = httparse::Response::new(fields);
-        let len = match resp.parse(&buf[skipped..]) {
+        let mut resp = httparse::Response::new(&mut []);
+        let len = match config.parse_response_with_uninit_headers(
+            &mut resp,
+            &buf[skipped..],
+            &mut *fields,
+        ) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err(Oversized::TooManyFields),
