@@ -162,16 +162,21 @@ impl ConnectionOptions {
     pub fn of<'a>(connection: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut options = ConnectionOptions::default();
         for value in connection {
-            for token in tokens(value) {
-                if eq_lowercase(token, b"keep-alive") {
-                    options.keep_alive = true;
-                } else if !eq_lowercase(token, b"upgrade") {
-                    options.names_fields = true;
-                    options.close |= eq_lowercase(token, b"close");
-                }
-            }
+            options.add(value);
         }
         options
+    }
+
+    /// Reads one more `Connection` value of the message, in received order.
+    pub fn add(&mut self, value: &[u8]) {
+        for token in tokens(value) {
+            if eq_lowercase(token, b"keep-alive") {
+                self.keep_alive = true;
+            } else if !eq_lowercase(token, b"upgrade") {
+                self.names_fields = true;
+                self.close |= eq_lowercase(token, b"close");
+            }
+        }
     }
 }
 

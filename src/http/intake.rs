@@ -113,7 +113,7 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usi
             push_text(&mut authority, value);
             request.host = Some(authority);
         }
-        request.headers.push(h.name, value);
+        request.headers.push_parsed(h.name, value);
     }
 
     let body_bytes = &raw.rest[head_len..];
@@ -212,6 +212,38 @@ mod tests {
         ];
         for (rest, expected) in cases {
             assert_eq!(read_request(&raw(rest), &mut r), Err(expected), "{rest:?}");
+        }
+    }
+
+    #[test]
+    fn fields_the_parser_reads_have_no_byte_validation_would_refuse() {
+        // `validate` skips its byte checks for fields read here: every byte, in a name and
+        // in a value, is either refused by the parser or one those checks accept.
+        let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        let mut r = ProxyRequest::default();
+        for b in 0..=255u8 {
+            let mut name = b"Host: h\r\nX-A".to_vec();
+            name.push(b);
+            name.extend_from_slice(b"b: 1\r\n\r\n");
+            let mut value = b"Host: h\r\nX-A: 1".to_vec();
+            value.push(b);
+            value.extend_from_slice(b"2\r\n\r\n");
+            for rest in [name, value] {
+                if read_request(&raw(&rest), &mut r).is_err() {
+                    continue;
+                }
+                for (_, name, value) in r.headers.fields() {
+                    assert!(!name.is_empty() && name.iter().all(|&c| tchar(c)), "{b:#x}");
+                    assert!(
+                        !value.iter().any(|&c| c == b'\r' || c == b'\n' || c == 0),
+                        "{b:#x}"
+                    );
+                }
+                // The same request with its fields checked byte by byte is judged the same.
+                let mut by_hand = r.clone();
+                by_hand.headers = r.headers.iter().collect();
+                assert_eq!(r.validate(), by_hand.validate(), "{b:#x}");
+            }
         }
     }
 

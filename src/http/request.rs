@@ -64,13 +64,28 @@ pub struct ProxyRequest {
 #[derive(Debug, Clone, Default)]
 pub struct HeaderList {
     bytes: Vec<u8>,
-    /// Name start, name end (= value start), value end in `bytes`, and what the name denotes.
-    fields: Vec<(u32, u32, u32, Field)>,
+    /// Name start, name end (= value start), value end in `bytes`, what the name denotes,
+    /// and whether the intake's parser checked the field's bytes already (in the entry's
+    /// padding: the list, and every request and exchange that holds one, keep their size).
+    fields: Vec<(u32, u32, u32, Field, bool)>,
 }
 
 impl HeaderList {
-    /// Appends a field (`value` already trimmed).
+    /// Appends a field (`value` already trimmed). Its bytes are judged by
+    /// [`ProxyRequest::validate`].
     pub fn push(&mut self, name: &str, value: &[u8]) {
+        self.push_field(name, value, false);
+    }
+
+    /// Appends a field the intake's parser read (`value` already trimmed): httparse admits
+    /// only `tchar` in a name and no CR, LF or NUL in a value (its `TOKEN_MAP` and
+    /// `HEADER_VALUE_MAP`), the same bytes [`ProxyRequest::validate`] refuses, so validation
+    /// does not walk them a second time.
+    pub(crate) fn push_parsed(&mut self, name: &str, value: &[u8]) {
+        self.push_field(name, value, true);
+    }
+
+    fn push_field(&mut self, name: &str, value: &[u8], parsed: bool) {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(name.as_bytes());
         let middle = self.bytes.len() as u32;
@@ -80,6 +95,7 @@ impl HeaderList {
             middle,
             self.bytes.len() as u32,
             Field::of(name.as_bytes()),
+            parsed,
         ));
     }
 
@@ -91,11 +107,18 @@ impl HeaderList {
 
     /// The fields as (what the name denotes, name bytes, value), in received order.
     pub fn fields(&self) -> impl Iterator<Item = (Field, &[u8], &[u8])> + Clone + '_ {
-        self.fields.iter().map(|&(a, b, c, field)| {
+        self.checked_fields()
+            .map(|(field, name, value, _)| (field, name, value))
+    }
+
+    /// [`HeaderList::fields`] with, for each, whether the intake's parser checked its bytes.
+    fn checked_fields(&self) -> impl Iterator<Item = (Field, &[u8], &[u8], bool)> + Clone + '_ {
+        self.fields.iter().map(|&(a, b, c, field, parsed)| {
             (
                 field,
                 &self.bytes[a as usize..b as usize],
                 &self.bytes[b as usize..c as usize],
+                parsed,
             )
         })
     }
@@ -116,7 +139,7 @@ impl HeaderList {
     /// Bytes of buffer capacity held (to decide whether a recycled list is worth keeping).
     pub fn capacity_bytes(&self) -> usize {
         self.bytes.capacity()
-            + self.fields.capacity() * std::mem::size_of::<(u32, u32, u32, Field)>()
+            + self.fields.capacity() * std::mem::size_of::<(u32, u32, u32, Field, bool)>()
     }
 
     /// Number of fields.
@@ -211,9 +234,7 @@ fn is_authority(value: &[u8]) -> bool {
             None => (value, &[][..]),
         },
     };
-    let host_ok = host
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+=".contains(&b));
+    let host_ok = host.iter().all(|&b| HOST_BYTES[usize::from(b)]);
     let port_ok = match port.split_first() {
         None => true,
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
@@ -221,6 +242,24 @@ fn is_authority(value: &[u8]) -> bool {
     };
     host_ok && port_ok
 }
+
+/// The bytes of a reg-name or IPv4 address in `Host` (see [`is_authority`]): letters, digits
+/// and `-._~%!$&'()*+=`, one lookup per byte on every request.
+const HOST_BYTES: [bool; 256] = {
+    let mut set = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        set[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~%!$&'()*+=";
+    let mut i = 0;
+    while i < others.len() {
+        set[others[i] as usize] = true;
+        i += 1;
+    }
+    set
+};
 
 /// An address of an `X-Forwarded-For` chain: `192.0.2.7`, `2001:db8::7`, or either with a
 /// port (`192.0.2.7:5555`, `[2001:db8::7]:5555`), as some proxies write them.
@@ -280,13 +319,17 @@ impl ProxyRequest {
         } = self;
         method.clear();
         path.clear();
-        // The two optional strings keep their buffers, emptied, in the spare list.
-        for text in [query.take(), host.take()].into_iter().flatten() {
-            if spare_text.len() < 2 {
-                spare_text.push(text);
+        // The two optional strings keep their buffers, emptied, in the spare list (each is
+        // emptied as it goes in, so a request cleared twice — put back, then refilled by the
+        // intake — finds nothing to do the second time).
+        for text in [query, host] {
+            if let Some(mut text) = text.take() {
+                if spare_text.len() < 2 {
+                    text.clear();
+                    spare_text.push(text);
+                }
             }
         }
-        spare_text.iter_mut().for_each(String::clear);
         *minor_version = 0;
         headers.clear();
         body.clear();
@@ -333,11 +376,14 @@ impl ProxyRequest {
         let mut length_value: &[u8] = &[];
         let mut has_codings = false;
         let mut hosts = 0;
-        for (field, name, value) in self.headers.fields() {
-            let bad_name = name.is_empty() || !name.iter().copied().all(is_token_byte);
-            let bad_value = value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
-            if bad_name || bad_value {
-                return Err(RequestError::InvalidHeader);
+        // Fields the intake's parser read were checked byte for byte there.
+        for (field, name, value, parsed) in self.headers.checked_fields() {
+            if !parsed {
+                let bad_name = name.is_empty() || !name.iter().copied().all(is_token_byte);
+                let bad_value = value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
+                if bad_name || bad_value {
+                    return Err(RequestError::InvalidHeader);
+                }
             }
             match field {
                 Field::ContentLength => {
@@ -607,6 +653,24 @@ fn is_token_byte(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_s_parser_flag_costs_no_room() {
+        // Requests and exchanges are moved whole (stage 30, the spare list): a larger
+        // request took `memcpy` past a size class and cost more than the flag saved.
+        assert_eq!(
+            std::mem::size_of::<(u32, u32, u32, Field, bool)>(),
+            std::mem::size_of::<(u32, u32, u32, Field)>()
+        );
+    }
+
+    #[test]
+    fn host_bytes_are_the_reg_name_set() {
+        for b in 0..=255u8 {
+            let listed = b.is_ascii_alphanumeric() || b"-._~%!$&'()*+=".contains(&b);
+            assert_eq!(HOST_BYTES[usize::from(b)], listed, "{b:#x}");
+        }
+    }
 
     fn req(headers: &[(&str, &str)]) -> ProxyRequest {
         ProxyRequest {

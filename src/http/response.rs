@@ -1,5 +1,7 @@
 //! Strict parsing of a backend's response head and the head the client receives instead.
 
+use std::mem::MaybeUninit;
+
 use super::framing::Framing;
 use super::headers::{
     named_in_connection, parse_decimal, push_decimal, trim, ConnectionOptions, Field,
@@ -72,11 +74,12 @@ pub fn parse_head(
     client: ClientSide,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseHead>, ResponseError> {
-    // Most heads have a few fields: a small array first spares initialising the large one.
-    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    // Most heads have a few fields: a small array first, for the rare head with more the
+    // large one. Neither is initialised: httparse writes the fields it returns.
+    let mut few = [MaybeUninit::uninit(); FEW_HEADERS];
     match parse_with(buf, client, out, &mut few) {
         Err(Oversized::TooManyFields) => {
-            let mut many = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut many = [MaybeUninit::uninit(); MAX_HEADERS];
             parse_with(buf, client, out, &mut many).map_err(|_| ResponseError::Malformed)
         }
         Err(Oversized::Refused(e)) => Err(e),
@@ -100,12 +103,17 @@ fn parse_with<'b>(
     buf: &'b [u8],
     client: ClientSide,
     out: &mut Vec<u8>,
-    fields: &mut [httparse::Header<'b>],
+    fields: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Option<ResponseHead>, Oversized> {
     let mut skipped = 0;
+    let config = httparse::ParserConfig::default();
     loop {
-        let mut resp = httparse::Response::new(fields);
-        let len = match resp.parse(&buf[skipped..]) {
+        let mut resp = httparse::Response::new(&mut []);
+        let len = match config.parse_response_with_uninit_headers(
+            &mut resp,
+            &buf[skipped..],
+            &mut *fields,
+        ) {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(httparse::Error::TooManyHeaders) => return Err(Oversized::TooManyFields),
@@ -123,19 +131,32 @@ fn parse_with<'b>(
             continue;
         }
         let headers = resp.headers;
-        // Each name recognised once; the passes below use the kinds.
+        // One pass: each name recognised once (the passes below use the kinds), and what
+        // the framing rules need gathered on the way.
         let mut kinds = [Field::Other; MAX_HEADERS];
+        let mut framing = FramingFields::default();
+        let mut connection = ConnectionOptions::default();
         for (kind, h) in kinds.iter_mut().zip(headers.iter()) {
             *kind = Field::of(h.name.as_bytes());
+            match *kind {
+                Field::Connection => connection.add(h.value),
+                Field::ContentLength if framing.first_length.is_some() => {
+                    framing.more_lengths = true
+                }
+                Field::ContentLength => framing.first_length = Some(h.value),
+                Field::TransferEncoding => framing.has_codings = true,
+                Field::Upgrade => framing.has_upgrade = true,
+                _ => {}
+            }
         }
         let kinds = &kinds[..headers.len()];
         let fields = Fields {
             raw: &buf[skipped..skipped + len],
             headers,
             kinds,
-            connection: ConnectionOptions::of(values_of(headers, kinds, Field::Connection)),
+            connection,
         };
-        let head = decide(status, minor, &fields, client).map_err(Oversized::Refused)?;
+        let head = decide(status, minor, &fields, &framing, client).map_err(Oversized::Refused)?;
         write_client_head(
             status,
             resp.reason.unwrap_or(""),
@@ -160,11 +181,25 @@ struct Fields<'h, 'b> {
     connection: ConnectionOptions,
 }
 
+/// What the framing rules read from a head's fields, gathered while they are recognised.
+#[derive(Clone, Copy, Default)]
+struct FramingFields<'b> {
+    /// The first `Content-Length` value.
+    first_length: Option<&'b [u8]>,
+    /// More than one `Content-Length`.
+    more_lengths: bool,
+    /// A `Transfer-Encoding` field.
+    has_codings: bool,
+    /// An `Upgrade` field.
+    has_upgrade: bool,
+}
+
 /// RFC 9112 §6.3: the message-length rules, in their order.
 fn decide(
     status: u16,
     minor: u8,
     fields: &Fields<'_, '_>,
+    framing_fields: &FramingFields<'_>,
     client: ClientSide,
 ) -> Result<ResponseHead, ResponseError> {
     let Fields {
@@ -173,20 +208,12 @@ fn decide(
         connection,
         ..
     } = *fields;
-    // One pass over the fields.
-    let mut first_length: Option<&[u8]> = None;
-    let mut more_lengths = false;
-    let mut has_codings = false;
-    let mut has_upgrade = false;
-    for (h, kind) in headers.iter().zip(kinds) {
-        match kind {
-            Field::ContentLength if first_length.is_some() => more_lengths = true,
-            Field::ContentLength => first_length = Some(h.value),
-            Field::TransferEncoding => has_codings = true,
-            Field::Upgrade => has_upgrade = true,
-            _ => {}
-        }
-    }
+    let FramingFields {
+        first_length,
+        more_lengths,
+        has_codings,
+        has_upgrade,
+    } = *framing_fields;
     let codings = values_of(headers, kinds, Field::TransferEncoding);
 
     // Strictness before the rules: a response with conflicting framing is refused even when
@@ -298,13 +325,12 @@ fn write_client_head(
     // Where the field lines end: before the empty line (CRLF, or a bare LF httparse accepts).
     let fields_end = raw.len() - if raw.ends_with(b"\r\n\r\n") { 2 } else { 1 };
     let mut pending = 0..0;
+    // A response without a body keeps its length (HEAD, 304: the length a GET would have
+    // had), except where none may be sent (RFC 9110 §8.6: 1xx, 204).
+    let keep_lengths =
+        head.framing == Framing::None && status != 204 && !(100..200).contains(&status);
     for (i, (h, &field)) in headers.iter().zip(kinds).enumerate() {
-        // A response without a body keeps its length (HEAD, 304: the length a GET would
-        // have had), except where none may be sent (RFC 9110 §8.6: 1xx, 204).
-        let keep_length = field == Field::ContentLength
-            && head.framing == Framing::None
-            && status != 204
-            && !(100..200).contains(&status);
+        let keep_length = keep_lengths && field == Field::ContentLength;
         if (!keep_length && field.is_hop_by_hop())
             || (check_connection && named_in_connection(connection.clone(), h.name.as_bytes()))
         {

@@ -48,11 +48,22 @@ pub fn log(level: Level, message: &str) {
     }
 }
 
-thread_local! {
+/// What a worker keeps about its loop: one thread-local, so that an event's lookups cost
+/// one access to it (each thread-local of a shared library is a `__tls_get_addr` call).
+struct LoopState {
     /// This worker's epoll loop, looked up once.
-    static EPOLL: std::cell::Cell<Epoll> = const { std::cell::Cell::new(Epoll::Unknown) };
+    epoll: std::cell::Cell<Epoll>,
     /// Where [`fired_events`] found the previous event in the loop's batch (+1).
-    static FIRED_HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    fired_hint: std::cell::Cell<usize>,
+}
+
+thread_local! {
+    static LOOP: LoopState = const {
+        LoopState {
+            epoll: std::cell::Cell::new(Epoll::Unknown),
+            fired_hint: std::cell::Cell::new(0),
+        }
+    };
 }
 
 /// What a worker knows about its loop's epoll backend.
@@ -71,10 +82,15 @@ enum Epoll {
 
 /// This worker's epoll loop (descriptor and loop), when Monkey runs its epoll backend.
 fn epoll() -> Option<(c_int, *mut sys::mk_event_loop)> {
-    let mut known = EPOLL.with(|c| c.get());
+    LOOP.with(epoll_in)
+}
+
+/// [`epoll`] with this worker's [`LoopState`] at hand.
+fn epoll_in(state: &LoopState) -> Option<(c_int, *mut sys::mk_event_loop)> {
+    let mut known = state.epoll.get();
     if let Epoll::Unknown = known {
         known = lookup_epoll().map_or(Epoll::Absent, |(efd, lp)| Epoll::Present { efd, lp });
-        EPOLL.with(|c| c.set(known));
+        state.epoll.set(known);
     }
     match known {
         Epoll::Present { efd, lp } => Some((efd, lp)),
@@ -122,7 +138,22 @@ fn lookup_epoll() -> Option<(c_int, *mut sys::mk_event_loop)> {
 /// its `events` hold `queue_size` entries, of which the first `n_events` were filled by the
 /// `epoll_wait` whose batch is being dispatched on this thread now.
 pub fn fired_events(ev: *const sys::mk_event) -> Option<u32> {
-    let (_, lp) = epoll()?;
+    LOOP.with(|state| fired_in(state, ev))
+}
+
+/// [`fired_events`] for a handler that needs to know whether the epoll backend runs at all:
+/// `None` without it, `Some(None)` when `ev` is not in the batch. One access to the worker's
+/// loop state for both answers.
+pub fn fired_on_epoll(ev: *const sys::mk_event) -> Option<Option<u32>> {
+    LOOP.with(|state| {
+        epoll_in(state)?;
+        Some(fired_in(state, ev))
+    })
+}
+
+/// [`fired_events`] with this worker's [`LoopState`] at hand.
+fn fired_in(state: &LoopState, ev: *const sys::mk_event) -> Option<u32> {
+    let (_, lp) = epoll_in(state)?;
     // SAFETY: `lp` is this worker's live loop (`epoll` found it on this thread); a plain load.
     let ctx = unsafe { (*lp).data }.cast::<sys::mk_event_ctx>();
     // SAFETY: with the epoll backend the loop's `data` is its live `mk_event_ctx` (layout checked
@@ -135,7 +166,7 @@ pub fn fired_events(ev: *const sys::mk_event) -> Option<u32> {
     if events.is_null() || n == 0 {
         return None;
     }
-    let hint = FIRED_HINT.with(|h| h.get());
+    let hint = state.fired_hint.get();
     let hint = if hint < n { hint } else { 0 };
     for i in (hint..n).chain(0..hint) {
         // SAFETY: `i < n <= queue`: inside the array.
@@ -144,7 +175,7 @@ pub fn fired_events(ev: *const sys::mk_event) -> Option<u32> {
         // `epoll_event` is packed on x86-64.
         let e = unsafe { entry.read_unaligned() };
         if e.u64 == ev as u64 {
-            FIRED_HINT.with(|h| h.set(i + 1));
+            state.fired_hint.set(i + 1);
             return Some(e.events);
         }
     }

@@ -232,11 +232,11 @@ impl Reactor for MonkeyReactor<'_> {
 unsafe extern "C" fn on_event(ev: *mut c_void) -> c_int {
     let result = catch_unwind(AssertUnwindSafe(|| {
         let reg = ev.cast::<Reg>();
-        if api::epoll_fd().is_some() {
+        if let Some(fired) = api::fired_on_epoll(ev.cast::<sys::mk_event>()) {
             // Edge-triggered (see `arm`): a hang-up that came with data must not be lost once
             // the owner has read the data. Unknown flags count as a hang-up.
             let hang_up = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
-            let fired = api::fired_events(ev.cast::<sys::mk_event>()).unwrap_or(hang_up);
+            let fired = fired.unwrap_or(hang_up);
             if fired & hang_up != 0 {
                 // SAFETY: `ev` is the first member of a never-freed registration; only this
                 // thread touches it.

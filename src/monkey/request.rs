@@ -2,7 +2,7 @@
 //! the raw bytes behind it ([`crate::http::intake::RawRequest`]).
 //!
 //! The method and the path come from Monkey's parsed fields, since Monkey writes a NUL into
-//! the request line; the query is read from the line itself (see [`query_from_line`]);
+//! the request line; the query is read from the line itself (see [`query_in_line`]);
 //! everything after the line — fields, body, pipelined requests — is the core's to read.
 
 use std::net::SocketAddr;
@@ -16,12 +16,19 @@ use crate::http::intake::RawRequest;
 pub fn raw_request(session: &Session, peer: Option<SocketAddr>) -> Option<(RawRequest<'_>, usize)> {
     let raw = session.raw();
     // Header fields start after the request line's CRLF (the line itself has Monkey's NUL).
-    let line_end = raw.windows(2).position(|w| w == b"\r\n")? + 2;
+    // The first LF ends the line for the query too: found once for both.
+    let first_lf = raw.iter().position(|&b| b == b'\n')?;
+    let line_end = if first_lf > 0 && raw[first_lf - 1] == b'\r' {
+        first_lf + 1
+    } else {
+        // A bare LF comes first: the fields start after the first CRLF all the same.
+        raw.windows(2).position(|w| w == b"\r\n")? + 2
+    };
     Some((
         RawRequest {
             method: session.method(),
             path: session.uri(),
-            query: query_from_line(raw),
+            query: query_in_line(&raw[..first_lf]),
             minor_version: session.minor_version(),
             rest: &raw[line_end..],
             peer,
@@ -31,18 +38,23 @@ pub fn raw_request(session: &Session, peer: Option<SocketAddr>) -> Option<(RawRe
     ))
 }
 
+/// [`query_in_line`] for the request line at the start of `raw`.
+#[cfg(test)]
+fn query_from_line(raw: &[u8]) -> Option<&[u8]> {
+    query_in_line(&raw[..raw.iter().position(|&b| b == b'\n')?])
+}
+
 /// The request's query (without `?`; empty for a target ending in `?`), `None` when the
-/// target has none, read from the request line in `raw` rather than from Monkey's
-/// `query_string`, which is not reset between the requests of a connection (a request
-/// without a query carried the previous one's, or whatever bytes sat where it was:
-/// `GET /b HTTP/1.1` after `GET /a?x=1` gave `/b?HTT`) and which keeps pointing into
-/// Monkey's first read buffer when a request outgrows it.
+/// target has none, read from the request line `line` (up to its LF; a CR before the LF
+/// is cut) rather than from Monkey's `query_string`, which is not reset between the
+/// requests of a connection (a request without a query carried the previous one's, or
+/// whatever bytes sat where it was: `GET /b HTTP/1.1` after `GET /a?x=1` gave `/b?HTT`) and
+/// which keeps pointing into Monkey's first read buffer when a request outgrows it.
 ///
 /// The line is `METHOD SP target SP HTTP/1.x`; Monkey has written a NUL at the end of the
 /// path before stage 30, over the `?` or, without a query, over the space before the
 /// protocol, so both count as separators.
-fn query_from_line(raw: &[u8]) -> Option<&[u8]> {
-    let line = &raw[..raw.iter().position(|&b| b == b'\n')?];
+fn query_in_line(line: &[u8]) -> Option<&[u8]> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     // `HTTP/1.x` and the separator before it.
     let target_end = line.len().checked_sub(9)?;
