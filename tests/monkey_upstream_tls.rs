@@ -164,13 +164,7 @@ fn exact_bodies_a_post_and_keep_alive_through_an_nginx_https_origin() {
     }
     // (Monkey 1.8.9 takes request bodies up to its own limit: 32 KiB by default.)
     let body = body_of(12_000);
-    let mut req = format!(
-        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&body);
-    c.send(&req);
+    c.send(&post_echo(&body));
     let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 200);
     assert!(r.body == body, "the POST body came back different");
@@ -395,7 +389,7 @@ fn a_tls_listener_in_front_of_an_https_backend_checked_over_tls() {
 #[test]
 #[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn a_tunnel_to_an_https_backend_echoes_through_monkey() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Read, Write};
     let ca = Ca::new("monkey test CA");
     let dir = TempDir::new("tunnel");
     let ca_pem = dir.write("ca.pem", &ca.pem());
@@ -410,16 +404,7 @@ fn a_tunnel_to_an_https_backend_echoes_through_monkey() {
     w.write_all(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
         .unwrap();
     let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line).unwrap();
-    assert!(line.starts_with("HTTP/1.1 101"), "{line:?}");
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).unwrap();
-        if h == "\r\n" || h.is_empty() {
-            break;
-        }
-    }
+    read_switching_head(&mut r);
     for n in [5, 300_000, 1] {
         let msg = body_of(n);
         let writer = {

@@ -76,13 +76,7 @@ fn exact_bodies_and_a_post_reach_the_client_through_an_https_origin_on_one_conne
         assert!(r.body == body_of(n), "body of {n} bytes differs");
     }
     let body = body_of(300_000);
-    let mut req = format!(
-        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&body);
-    c.send(&req);
+    c.send(&post_echo(&body));
     let r = c.read_response(false).unwrap();
     assert_eq!(r.status, 200);
     assert!(r.body == body, "the POST body came back different");
@@ -413,22 +407,13 @@ impl AdminReload for Client {
 
 #[test]
 fn a_tunnel_to_an_https_backend_echoes_large_messages_both_ways() {
-    use std::io::{BufRead, Read};
+    use std::io::Read;
     let (_ca, dir, good) = pki();
     let origin = TlsOrigin::start(server_config(&good, None));
     let host = host_from_conf(&conf_https(origin.addr, &ca_line(&dir)));
     let mut c = Client::connect(host.addr());
     c.send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly\n");
-    let mut status = String::new();
-    c.reader.read_line(&mut status).unwrap();
-    assert!(status.starts_with("HTTP/1.1 101"), "{status:?}");
-    loop {
-        let mut line = String::new();
-        c.reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-    }
+    read_switching_head(&mut c.reader);
     let mut early = [0u8; 6];
     c.reader.read_exact(&mut early).unwrap();
     assert_eq!(&early, b"early\n");

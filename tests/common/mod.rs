@@ -1004,3 +1004,30 @@ pub fn assert_promtool_accepts(text: &str) {
         None => eprintln!("SKIPPED: promtool not installed (Debian package `prometheus`)"),
     }
 }
+
+/// `POST /echo` carrying `body` with a `Content-Length`, as raw bytes (the origins under test
+/// send the body back).
+pub fn post_echo(body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}
+
+/// Reads a `101` response's head from `reader` (panics on another status), leaving the
+/// tunnel's first bytes unread.
+pub fn read_switching_head(reader: &mut impl BufRead) {
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.starts_with("HTTP/1.1 101"), "{status:?}");
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use crate::common::{body_of, read_response, Response};
+use crate::common::{body_of, post_echo, read_response, read_switching_head, Response};
 
 /// A rustls client configuration trusting only `cert` (DER), offering `http/1.1`.
 pub fn trusting(cert: &[u8]) -> Arc<ClientConfig> {
@@ -88,13 +88,7 @@ pub fn assert_exact_bodies_keep_alive_and_pipelining(
     // A POST body reaches the origin and comes back. (Monkey 1.8.9 itself answers 400 to a
     // request over 16 KiB on a TLS listener, for its own pages too: README's limits.)
     let body = body_of(12_000);
-    let mut req = format!(
-        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&body);
-    c.send(&req);
+    c.send(&post_echo(&body));
     let r = c.read_response(false).unwrap();
     assert_eq!((r.status, r.body == body), (200, true));
     // Pipelined: two requests in one write, answered in order.
@@ -115,16 +109,7 @@ pub fn assert_tunnel_echoes(addr: SocketAddr, config: &Arc<ClientConfig>) {
     let mut c = TlsClient::connect(addr, config);
     // The first bytes ride behind the upgrade request, in the same TLS record.
     c.send(b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly\n");
-    let mut status = String::new();
-    c.reader.read_line(&mut status).unwrap();
-    assert!(status.starts_with("HTTP/1.1 101"), "{status:?}");
-    loop {
-        let mut line = String::new();
-        c.reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-    }
+    read_switching_head(&mut c.reader);
     let mut early = [0u8; 6];
     c.reader.read_exact(&mut early).unwrap();
     assert_eq!(&early, b"early\n");
