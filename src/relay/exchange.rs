@@ -9,6 +9,7 @@ use std::io::{ErrorKind, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::affinity;
 use super::attempt::{self, Attempts, Step};
 use super::client::ClientConn;
 use super::local::Local;
@@ -131,6 +132,9 @@ pub struct Exchange {
     /// did: the exchange's end writes a line about it.
     trouble: Option<&'static str>,
     finish: Option<Finish>,
+    /// The server the request's sticky cookie names (when the entry has one and the
+    /// cookie is valid): a response from another server sets the cookie anew.
+    sticky: Option<u32>,
 }
 
 impl Exchange {
@@ -154,6 +158,7 @@ impl Exchange {
     ) -> Exchange {
         let candidates = local.spares.take_index_vec();
         let mut request_bytes = local.spares.take_vec();
+        let sticky;
         let attempts = {
             let e = &proxy.config.entries[entry];
             let policy = ForwardPolicy {
@@ -163,6 +168,8 @@ impl Exchange {
                 default_host: e.servers.first().map_or("", |s| s.name.as_str()),
             };
             request.write_upstream(&policy, &mut request_bytes);
+            let upstream = &proxy.upstreams[entry];
+            sticky = affinity::sticky_server(upstream, &request);
             let ctx = RequestContext {
                 client_ip: request
                     .original_client(&e.trusted_proxies)
@@ -172,6 +179,8 @@ impl Exchange {
                 // that reconnects would always get the same number, so the same server).
                 connection_id: request.client.map_or(client_id, |a| u64::from(a.port())),
                 path: &request.path,
+                key: affinity::key(upstream, &request),
+                sticky: sticky.map(|i| i as usize),
             };
             let req = attempt::Request {
                 proxy: &proxy,
@@ -212,6 +221,7 @@ impl Exchange {
             upstream_status: None,
             trouble: None,
             finish: None,
+            sticky,
         };
         exchange.proxy.stats.record_request(entry);
         let step = exchange.next_try(local, now);
@@ -576,9 +586,10 @@ impl Exchange {
         let Some(b) = &mut self.attempts.backend else {
             return;
         };
+        let cookie = affinity::set_cookie(&self.proxy.upstreams[self.entry], self.sticky, b.server);
         let head = match self
             .response
-            .parse(client, &mut local.spares, &mut b.stream)
+            .parse(client, cookie, &mut local.spares, &mut b.stream)
         {
             Head::Incomplete => return,
             Head::Unusable => return self.bad_response(now),

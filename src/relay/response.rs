@@ -88,6 +88,16 @@ impl Default for ResponseBuffer {
     }
 }
 
+/// Adds `line` (a whole field line with its CRLF) at the end of the client's response head
+/// `head` (which ends with the empty line).
+fn add_field(head: &mut Vec<u8>, line: &[u8]) {
+    if head.ends_with(b"\r\n\r\n") {
+        head.truncate(head.len() - 2);
+        head.extend_from_slice(line);
+        head.extend_from_slice(b"\r\n");
+    }
+}
+
 impl ResponseBuffer {
     /// The backend's parsed head, once it arrived.
     pub fn head(&self) -> Option<ResponseHead> {
@@ -165,12 +175,14 @@ impl ResponseBuffer {
         Ok(n)
     }
 
-    /// Parses what was read of the head. On a usable head, the client's head is ready, the
+    /// Parses what was read of the head. On a usable head, the client's head is ready (with
+    /// `cookie`, a `Set-Cookie` line or nothing, added to it), the
     /// first body bytes are framed for the client, and `backend` was asked, if needed,
     /// whether it holds more than the response (then its connection is not reused).
     pub fn parse(
         &mut self,
         client: ClientSide,
+        cookie: &[u8],
         spares: &mut Spares,
         backend: &mut BackendStream,
     ) -> Head {
@@ -184,6 +196,9 @@ impl ResponseBuffer {
             Ok(None) => return Head::Incomplete,
             Err(_) => return Head::Unusable,
         };
+        if !cookie.is_empty() {
+            add_field(&mut self.head_out, cookie);
+        }
         self.head = Some(head);
         self.head_bytes = self.head_out.len() as u64;
         self.body = BodyReader::new(head.framing);

@@ -25,6 +25,8 @@ fn ctx() -> RequestContext<'static> {
         client_ip: "127.0.0.1".parse().unwrap(),
         connection_id: 1,
         path: "/",
+        key: None,
+        sticky: None,
     }
 }
 

@@ -1,0 +1,38 @@
+//! The request's affinity, read once when its exchange starts: the hash of its `HashKey` and
+//! the server its sticky cookie names; and the `Set-Cookie` line its response carries.
+//!
+//! An entry without `HashKey` (or with a method that does not hash) and without
+//! `StickyCookie` pays one test of each here and nothing else.
+
+use crate::balancer::key_hash;
+use crate::http::affinity::{cookies, hash_key_parts};
+use crate::http::request::ProxyRequest;
+use crate::upstream::Upstream;
+
+/// The hash of the request's `HashKey`, when the entry hashes on one and the request has it
+/// (else the hash method uses the client address).
+#[inline]
+pub(super) fn key(upstream: &Upstream, request: &ProxyRequest) -> Option<u64> {
+    let key = upstream.hash_key()?;
+    hash_key_parts(request, key).map(|parts| key_hash(&parts))
+}
+
+/// The server the request's sticky cookie names, when the entry has one and a cookie of
+/// that name is some server's value.
+#[inline]
+pub(super) fn sticky_server(upstream: &Upstream, request: &ProxyRequest) -> Option<u32> {
+    let sticky = upstream.sticky()?;
+    sticky
+        .server_in(cookies(request, sticky.name()))
+        .map(|i| i as u32)
+}
+
+/// The `Set-Cookie` line for a response from server `served`: nothing when the entry has no
+/// sticky cookie or the request's cookie already names that server.
+#[inline]
+pub(super) fn set_cookie(upstream: &Upstream, cookie: Option<u32>, served: usize) -> &[u8] {
+    match upstream.sticky() {
+        Some(sticky) if cookie != Some(served as u32) => sticky.line(served),
+        _ => &[],
+    }
+}
