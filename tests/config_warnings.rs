@@ -125,3 +125,23 @@ fn slow_start_with_a_hash_method_and_an_entry_of_backups_only() {
         w[1]
     );
 }
+
+#[test]
+fn hash_settings_with_a_method_that_does_not_hash() {
+    let w = warnings(
+        "[PROXY_ENTRY]\nMatch ^/a/\nServerList 127.0.0.1:1\nLoadBalancer RoundRobin\n\
+         HashKey header X-User\nHashBalanceFactor 125\n\
+         [PROXY_ENTRY]\nMatch ^/b/\nServerList 127.0.0.1:2\nLoadBalancer SourceHash\n\
+         HashKey cookie sid\nHashBalanceFactor 150\n\
+         [PROXY_ENTRY]\nMatch ^/c/\nServerList 127.0.0.1:3\nHashKey source\n",
+    );
+    assert_eq!(
+        w,
+        vec![
+            "t.conf:1: warning: HashKey has no effect with RoundRobin: only LoadBalancer \
+             SourceHash hashes",
+            "t.conf:1: warning: HashBalanceFactor has no effect with RoundRobin: only \
+             LoadBalancer SourceHash hashes",
+        ]
+    );
+}
