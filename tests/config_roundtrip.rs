@@ -10,8 +10,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proxy_reverse::config::BALANCERS as REGISTRY;
 use proxy_reverse::config::{
-    self, AccessLogSpec, Affinity, Cidr, HashKey, SameSite, StickyCookie, Config, Entry, Expect, HealthCheck, MatchRule, OutlierDetection,
-    PemFile, ProbeKind, ServerSpec, TlsSettings,
+    self, AccessLogSpec, Affinity, Cidr, Config, Entry, Expect, HashKey, HealthCheck, MatchRule,
+    OutlierDetection, PemFile, ProbeKind, SameSite, ServerSpec, StickyCookie, TlsSettings,
 };
 use std::sync::OnceLock;
 
