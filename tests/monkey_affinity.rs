@@ -1,0 +1,74 @@
+//! Hash keys, bounded loads and sticky sessions (#19) in a real Monkey: the scenarios of
+//! `tests/affinity.rs`, with two Monkey processes of the same configuration for the
+//! "every instance maps a key the same way" checks.
+
+mod admin_support;
+mod affinity_support;
+mod common;
+mod e2e;
+
+use std::net::SocketAddr;
+
+use affinity_support::*;
+use common::*;
+use e2e::Monkey;
+
+fn origins(n: usize) -> Vec<Origin> {
+    (0..n).map(|i| Origin::start(&format!("o{i}"))).collect()
+}
+
+fn addrs(origins: &[Origin]) -> Vec<SocketAddr> {
+    origins.iter().map(|o| o.addr).collect()
+}
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn monkey_header_keys_map_identically_on_two_instances_and_removal_moves_few() {
+    let os = origins(10);
+    let all = addrs(&os);
+    let conf = hash_conf(&all, 0);
+    let (mut a, mut b) = (Monkey::start(&conf), Monkey::start(&conf));
+    assert_keys_map_identically(a.addr(), b.addr(), 10);
+    let ten = owners(a.addr(), 1000);
+    let mut nine = Monkey::start(&hash_conf(&all[..9], 0));
+    assert_removal_moves_few(&ten, &owners(nine.addr(), 1000), &os[9].name);
+    for m in [&mut a, &mut b, &mut nine] {
+        m.assert_alive();
+    }
+}
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn monkey_bounded_loads_hold_a_hot_key_to_its_share() {
+    let os = origins(4);
+    let mut bounded = Monkey::start(&hash_conf(&addrs(&os), 125));
+    let mut unbounded = Monkey::start(&hash_conf(&addrs(&os), 0));
+    assert_bounded_loads(bounded.addr(), unbounded.addr(), 40);
+    bounded.assert_alive();
+    unbounded.assert_alive();
+}
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn monkey_sticky_clients_keep_their_server_and_move_when_it_goes() {
+    let mut os = origins(3);
+    let conf = sticky_conf(&addrs(&os));
+    let mut monkey = Monkey::start(&conf);
+    let (value, server) = assert_sticky_client_keeps_its_server(monkey.addr());
+    // A second instance with the same secret routes the cookie the same way.
+    let mut twin = Monkey::start(&conf);
+    for _ in 0..10 {
+        let r = get_id(twin.addr(), Some(&value));
+        assert_eq!(body(&r), server);
+        assert_eq!(r.header("Set-Cookie"), None);
+    }
+    assert_forged_cookies_are_ignored(monkey.addr());
+    let at = os.iter().position(|o| o.name == server).unwrap();
+    let (other_value, other) =
+        assert_drained_server_clients_move(monkey.addr(), &value, &server, os[at].addr);
+    let dead = os.iter().position(|o| o.name == other).unwrap();
+    os.remove(dead).kill();
+    assert_dead_server_clients_move(monkey.addr(), &other_value, &other);
+    monkey.assert_alive();
+    twin.assert_alive();
+}
