@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use affinity_support::*;
 use common::*;
-use e2e::Monkey;
+use e2e::{parse_wrk, wrk_available, Monkey};
 
 fn origins(n: usize) -> Vec<Origin> {
     (0..n).map(|i| Origin::start(&format!("o{i}"))).collect()
@@ -71,4 +71,40 @@ fn monkey_sticky_clients_keep_their_server_and_move_when_it_goes() {
     assert_dead_server_clients_move(monkey.addr(), &other_value, &other);
     monkey.assert_alive();
     twin.assert_alive();
+}
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn monkey_bounded_loads_under_wrk() {
+    if !wrk_available() {
+        return;
+    }
+    let os = origins(4);
+    let mut monkey = Monkey::start(&hash_conf(&addrs(&os), 125));
+    let script = monkey.dir().join("hot-key.lua");
+    std::fs::write(&script, WRK_HOT_KEY).unwrap();
+    let wrk = std::process::Command::new("wrk")
+        .args(["-t2", "-c80", "-d6s", "--timeout", "10s", "-s"])
+        .arg(&script)
+        .arg(monkey.url("/"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("wrk");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let (samples, worst_ratio, worst_excess) = sample_in_flight(monkey.addr(), 40, 4);
+    let out = wrk.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = parse_wrk(&text);
+    eprintln!(
+        "wrk -c80, 4 servers, HashBalanceFactor 125: {samples} samples, max/mean in flight \
+         {worst_ratio:.3}, excess over the cap {worst_excess}; {summary:?}"
+    );
+    assert!(summary.requests > 100, "{text}");
+    assert_eq!((summary.non_2xx, summary.socket_errors), (0, 0), "{text}");
+    assert!(samples >= 10, "too few samples under load");
+    assert!(
+        worst_excess <= 1 && worst_ratio <= 1.5,
+        "{worst_ratio} {worst_excess}"
+    );
+    monkey.assert_alive();
 }

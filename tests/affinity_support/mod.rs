@@ -190,23 +190,9 @@ pub fn load_with_a_hot_key(proxy: SocketAddr, clients: usize, secs: u64) -> Load
             })
         })
         .collect();
-    let end = Instant::now() + Duration::from_secs(secs);
-    let (mut samples, mut worst_ratio, mut worst_excess) = (0, 0.0f64, 0u64);
     // Let every client get its first request in before sampling.
     thread::sleep(Duration::from_millis(300));
-    while Instant::now() < end {
-        let f = in_flight(proxy);
-        let total: u64 = f.iter().sum();
-        if total as usize >= clients / 2 {
-            samples += 1;
-            let n = f.len() as u64;
-            let max = *f.iter().max().unwrap();
-            worst_ratio = worst_ratio.max(max as f64 / (total as f64 / n as f64));
-            let cap = (125 * (total + 1)).div_ceil(100 * n);
-            worst_excess = worst_excess.max(max.saturating_sub(cap));
-        }
-        thread::sleep(Duration::from_millis(40));
-    }
+    let (samples, worst_ratio, worst_excess) = sample_in_flight(proxy, clients / 2, secs);
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
@@ -219,6 +205,40 @@ pub fn load_with_a_hot_key(proxy: SocketAddr, clients: usize, secs: u64) -> Load
         failed: failed.load(Ordering::Relaxed),
     }
 }
+
+/// Samples the requests in flight per server every 40 ms for `secs` seconds: how many
+/// samples had at least `min_total` in flight, the largest `max / mean` among them and the
+/// largest excess over `ceil(1.25 (m + 1) / n)`.
+pub fn sample_in_flight(proxy: SocketAddr, min_total: usize, secs: u64) -> (usize, f64, u64) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let (mut samples, mut worst_ratio, mut worst_excess) = (0, 0.0f64, 0u64);
+    while Instant::now() < end {
+        let f = in_flight(proxy);
+        let total: u64 = f.iter().sum();
+        if total as usize >= min_total.max(1) {
+            samples += 1;
+            let n = f.len() as u64;
+            let max = *f.iter().max().unwrap();
+            worst_ratio = worst_ratio.max(max as f64 / (total as f64 / n as f64));
+            let cap = (125 * (total + 1)).div_ceil(100 * n);
+            worst_excess = worst_excess.max(max.saturating_sub(cap));
+        }
+        thread::sleep(Duration::from_millis(40));
+    }
+    (samples, worst_ratio, worst_excess)
+}
+
+/// The wrk script of a hot key: every other request of a connection carries `X-User: hot`,
+/// the others a random key.
+pub const WRK_HOT_KEY: &str = r#"
+local n = 0
+request = function()
+  n = n + 1
+  local key = "hot"
+  if n % 2 == 1 then key = "cold-" .. math.random(1, 1000000000) end
+  return wrk.format("GET", "/slow", { ["X-User"] = key, ["Host"] = "test" })
+end
+"#;
 
 /// With `HashBalanceFactor 125` (`bounded`) no server holds more than 1.25 × the mean of the
 /// requests in flight, rounded up to whole requests, while a hot key sends half the
