@@ -71,3 +71,25 @@ fn sticky_cookies_survive_reordering_and_new_servers() {
     let other = host_from_conf(&sticky_conf(&addrs(&os)).replace(SECRET, &SECRET.repeat(2)));
     assert!(set_value(&get_id(other.addr(), Some(&value))).is_some());
 }
+
+#[test]
+fn every_key_kind_picks_the_same_server_for_one_value() {
+    let os = origins(5);
+    let servers = addrs(&os);
+    let host = |key: &str| {
+        host_from_conf(&conf(
+            &servers,
+            &format!("    LoadBalancer SourceHash\n    HashKey {key}\n"),
+        ))
+    };
+    let hosts = [
+        host("header X-User"),
+        host("cookie sid"),
+        host("query user"),
+        host("path"),
+        host("uri"),
+        host("source"),
+    ];
+    let [h, c, q, p, u, s] = hosts.each_ref().map(|h| h.addr());
+    assert_every_key_kind_picks_the_same_server(h, c, q, p, u, s);
+}

@@ -108,3 +108,29 @@ fn monkey_bounded_loads_under_wrk() {
     );
     monkey.assert_alive();
 }
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn monkey_every_key_kind_picks_the_same_server_for_one_value() {
+    let os = origins(5);
+    let servers = addrs(&os);
+    let start = |key: &str| {
+        Monkey::start(&conf(
+            &servers,
+            &format!("    LoadBalancer SourceHash\n    HashKey {key}\n"),
+        ))
+    };
+    let mut monkeys = [
+        start("header X-User"),
+        start("cookie sid"),
+        start("query user"),
+        start("path"),
+        start("uri"),
+        start("source"),
+    ];
+    let [h, c, q, p, u, s] = monkeys.each_ref().map(|m| m.addr());
+    assert_every_key_kind_picks_the_same_server(h, c, q, p, u, s);
+    for m in &mut monkeys {
+        m.assert_alive();
+    }
+}

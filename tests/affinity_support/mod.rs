@@ -391,3 +391,61 @@ pub fn assert_dead_server_clients_move(proxy: SocketAddr, value: &str, dead: &st
         );
     }
 }
+
+/// The origin that answers `GET target` with the extra header lines `fields` (one
+/// keep-alive connection per call).
+pub fn owner_of(proxy: SocketAddr, target: &str, fields: &str) -> String {
+    let mut c = Client::connect(proxy);
+    c.send(format!("GET {target} HTTP/1.1\r\nHost: test\r\n{fields}\r\n").as_bytes());
+    let r = c.read_response(false).expect("a response");
+    assert_eq!(r.status, 200, "GET {target}");
+    body(&r)
+}
+
+/// Every kind of key hashes the value alone, so one value picks one server whichever part
+/// of the request carries it: `by_header` hashes `X-User`, `by_cookie` cookie `sid`,
+/// `by_query` parameter `user`, `by_path` the path, `by_uri` the target, `by_source` the
+/// client address. A request without its key hashes on the client address.
+pub fn assert_every_key_kind_picks_the_same_server(
+    by_header: SocketAddr,
+    by_cookie: SocketAddr,
+    by_query: SocketAddr,
+    by_path: SocketAddr,
+    by_uri: SocketAddr,
+    by_source: SocketAddr,
+) {
+    let mut servers = BTreeSet::new();
+    for k in 0..100 {
+        let key = format!("k{k}");
+        let want = owner_of(by_header, "/id", &format!("X-User: {key}\r\n"));
+        servers.insert(want.clone());
+        let cookie = format!("Cookie: a=1; sid={key}; b=2\r\n");
+        assert_eq!(owner_of(by_cookie, "/id", &cookie), want, "cookie {key}");
+        let target = format!("/id?x=1&user={key}&user=other");
+        assert_eq!(owner_of(by_query, &target, ""), want, "query {key}");
+        let path = format!("/m/{key}/id");
+        let by_value = owner_of(by_header, "/id", &format!("X-User: {path}\r\n"));
+        assert_eq!(
+            owner_of(by_path, &format!("{path}?q={k}"), ""),
+            by_value,
+            "path"
+        );
+        let target = format!("{path}?q=1");
+        let by_value = owner_of(by_header, "/id", &format!("X-User: {target}\r\n"));
+        assert_eq!(owner_of(by_uri, &target, ""), by_value, "uri {target}");
+    }
+    assert!(servers.len() >= 3, "keys spread: {servers:?}");
+    let by_address = owner_of(by_source, "/id", "X-User: k1\r\n");
+    for (proxy, target, fields) in [
+        (by_header, "/id", "X-User: \r\n"),
+        (by_cookie, "/id", "Cookie: other=1\r\n"),
+        (by_query, "/id?user=", ""),
+        (by_query, "/id", ""),
+    ] {
+        assert_eq!(
+            owner_of(proxy, target, fields),
+            by_address,
+            "{target} {fields}: without the key, the client address decides"
+        );
+    }
+}
