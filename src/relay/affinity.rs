@@ -20,19 +20,21 @@ pub(super) fn key(upstream: &Upstream, request: &ProxyRequest) -> Option<u64> {
 /// The server the request's sticky cookie names, when the entry has one and a cookie of
 /// that name is some server's value.
 #[inline]
-pub(super) fn sticky_server(upstream: &Upstream, request: &ProxyRequest) -> Option<u32> {
+pub(super) fn sticky_server(upstream: &Upstream, request: &ProxyRequest) -> Option<usize> {
     let sticky = upstream.sticky()?;
-    sticky
-        .server_in(cookies(request, sticky.name()))
-        .map(|i| i as u32)
+    sticky.server_in(cookies(request, sticky.name()))
 }
 
-/// The `Set-Cookie` line for a response from server `served`: nothing when the entry has no
-/// sticky cookie or the request's cookie already names that server.
+/// The `Set-Cookie` line for a response from server `served` to `request`: nothing when the
+/// entry has no sticky cookie or the request's cookie already names that server.
 #[inline]
-pub(super) fn set_cookie(upstream: &Upstream, cookie: Option<u32>, served: usize) -> &[u8] {
+pub(super) fn set_cookie<'u>(
+    upstream: &'u Upstream,
+    request: &ProxyRequest,
+    served: usize,
+) -> &'u [u8] {
     match upstream.sticky() {
-        Some(sticky) if cookie != Some(served as u32) => sticky.line(served),
+        Some(sticky) if sticky_server(upstream, request) != Some(served) => sticky.line(served),
         _ => &[],
     }
 }

@@ -132,9 +132,6 @@ pub struct Exchange {
     /// did: the exchange's end writes a line about it.
     trouble: Option<&'static str>,
     finish: Option<Finish>,
-    /// The server the request's sticky cookie names (when the entry has one and the
-    /// cookie is valid): a response from another server sets the cookie anew.
-    sticky: Option<u32>,
 }
 
 impl Exchange {
@@ -158,7 +155,6 @@ impl Exchange {
     ) -> Exchange {
         let candidates = local.spares.take_index_vec();
         let mut request_bytes = local.spares.take_vec();
-        let sticky;
         let attempts = {
             let e = &proxy.config.entries[entry];
             let policy = ForwardPolicy {
@@ -169,7 +165,6 @@ impl Exchange {
             };
             request.write_upstream(&policy, &mut request_bytes);
             let upstream = &proxy.upstreams[entry];
-            sticky = affinity::sticky_server(upstream, &request);
             let ctx = RequestContext {
                 client_ip: request
                     .original_client(&e.trusted_proxies)
@@ -180,7 +175,7 @@ impl Exchange {
                 connection_id: request.client.map_or(client_id, |a| u64::from(a.port())),
                 path: &request.path,
                 key: affinity::key(upstream, &request),
-                sticky: sticky.map(|i| i as usize),
+                sticky: affinity::sticky_server(upstream, &request),
             };
             let req = attempt::Request {
                 proxy: &proxy,
@@ -221,7 +216,6 @@ impl Exchange {
             upstream_status: None,
             trouble: None,
             finish: None,
-            sticky,
         };
         exchange.proxy.stats.record_request(entry);
         let step = exchange.next_try(local, now);
@@ -586,7 +580,10 @@ impl Exchange {
         let Some(b) = &mut self.attempts.backend else {
             return;
         };
-        let cookie = affinity::set_cookie(&self.proxy.upstreams[self.entry], self.sticky, b.server);
+        // The cookie is looked up again rather than kept from the start: an exchange one
+        // field longer costs every request more in moves than a sticky entry's second look.
+        let cookie =
+            affinity::set_cookie(&self.proxy.upstreams[self.entry], &self.request, b.server);
         let head = match self
             .response
             .parse(client, cookie, &mut local.spares, &mut b.stream)
