@@ -311,6 +311,40 @@ impl StickyCookie {
     }
 }
 
+/// Entries that would overwrite each other's sticky cookie: the same name, path and domain
+/// over different servers (a client of both would move on every request that changes
+/// entry). Each as the later entry's line and the message.
+pub fn cookie_clashes(entries: &[super::Entry]) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (j, later) in entries.iter().enumerate() {
+        let Some(b) = &later.affinity.sticky else {
+            continue;
+        };
+        let clash = entries[..j].iter().find(|e| {
+            e.affinity
+                .sticky
+                .as_ref()
+                .is_some_and(|a| a.name == b.name && a.path == b.path && a.domain == b.domain)
+                && e.servers
+                    .iter()
+                    .map(|s| &s.name)
+                    .ne(later.servers.iter().map(|s| &s.name))
+        });
+        if let Some(first) = clash {
+            out.push((
+                later.line,
+                format!(
+                    "this entry's StickyCookie {} has the name, Path and Domain of the entry at \
+                     line {} over other servers: a client of both gets its cookie replaced \
+                     by each; give one another name or Path",
+                    b.name, first.line
+                ),
+            ));
+        }
+    }
+    out
+}
+
 /// What `--explain` says of an entry's affinity, one line each (nothing for the defaults).
 pub fn describe(a: &Affinity) -> Vec<String> {
     let mut out = Vec::new();

@@ -82,6 +82,9 @@ impl Config {
             self.tls_warnings(entry, &mut out);
         }
         out.extend(self.health_warnings());
+        for (line, message) in super::affinity::cookie_clashes(&self.entries) {
+            out.push(self.warning(line, message));
+        }
         out.sort_by_key(|w| w.line);
         out
     }
