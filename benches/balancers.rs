@@ -40,6 +40,8 @@ fn plans(up: &Upstream, iters: u64) {
             client_ip: IpAddr::V4(Ipv4Addr::from(k as u32)),
             connection_id: k,
             path: "/",
+            key: None,
+            sticky: None,
         };
         up.plan(black_box(&ctx), 1, &mut out);
         black_box(&out);

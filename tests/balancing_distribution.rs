@@ -41,6 +41,8 @@ fn ctx(ip: IpAddr, connection_id: u64) -> RequestContext<'static> {
         client_ip: ip,
         connection_id,
         path: "/",
+        key: None,
+        sticky: None,
     }
 }
 

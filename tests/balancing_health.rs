@@ -33,6 +33,8 @@ fn ctx() -> RequestContext<'static> {
         client_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         connection_id: 1,
         path: "/",
+        key: None,
+        sticky: None,
     }
 }
 

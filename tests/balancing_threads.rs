@@ -74,6 +74,8 @@ fn ctx(t: usize, step: usize) -> RequestContext<'static> {
         client_ip: IpAddr::V4(Ipv4Addr::new(192, 0, (t % 256) as u8, (step % 256) as u8)),
         connection_id: (t * PICKS + step) as u64,
         path: "/",
+        key: None,
+        sticky: None,
     }
 }
 

@@ -67,11 +67,17 @@ fn shipped_example_passes_and_uses_every_key() {
     assert_eq!(err, "", "the example has no warnings");
     let text = std::fs::read_to_string(&file).unwrap();
     // These need an HTTPS backend and the operator's own files: shown in a commented example.
+    // So do the hash keys (they need SourceHash) and the sticky cookie (its secret must be
+    // the operator's own, never one shipped).
     let example_only = [
         "UpstreamTlsName",
         "UpstreamCaFile",
         "UpstreamCertFile",
         "UpstreamKeyFile",
+        "HashKey",
+        "HashBalanceFactor",
+        "StickyCookie",
+        "StickySecret",
     ];
     for key in proxy_reverse::config::keys::KEYS {
         let used = text.lines().any(|l| {
@@ -153,6 +159,35 @@ fn explain_shows_weights() {
     assert!(out.starts_with(
         "entry 1: RoundRobin 127.0.0.1:80 weight=3 127.0.0.1:81 weight=2 127.0.0.1:82\n"
     ));
+}
+
+#[test]
+fn explain_shows_the_hash_key_and_the_sticky_cookie() {
+    let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("check_cli_affinity.conf");
+    std::fs::write(
+        &file,
+        "[PROXY_ENTRY]\nMatch ^/\nServerList 127.0.0.1:80 127.0.0.1:81\nLoadBalancer SourceHash\n\
+         HashKey cookie sid\nHashBalanceFactor 125\nStickyCookie SRV Secure Max-Age=60\n\
+         StickySecret 0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    let (code, out, err) = check(&[file.to_str().unwrap(), "--explain", "/"]);
+    assert_eq!((code, err.as_str()), (0, ""), "{out}");
+    assert!(
+        out.contains(
+            "  hash key: cookie sid (a request without it hashes on the client address); \
+             bounded loads: at most 125% of the mean in flight per server\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("  sticky cookie: SRV Path=/ Max-Age=60 Secure (set when"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("0123456789abcdef"),
+        "the secret is not shown: {out}"
+    );
 }
 
 #[test]

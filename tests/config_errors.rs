@@ -336,3 +336,45 @@ fn backup_must_follow_a_server() {
     );
     ok("[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:1 127.0.0.1:2 weight=3 backup\n");
 }
+
+#[test]
+fn affinity_keys() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let e = errors(&format!(
+        "{OK_ENTRY}HashKey header\nHashBalanceFactor 100\nStickyCookie SRV SameSite=None\n\
+         StickySecret short\n[PROXY_ENTRY]\nMatch /b\nServerList 127.0.0.1:2\n\
+         HashKey host\nHashBalanceFactor x\nStickyCookie SRV Max-Age=0\nStickySecret {secret}\n\
+         [PROXY_ENTRY]\nMatch /c\nServerList 127.0.0.1:3\nStickyCookie SRV Secure\n"
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "t.conf:4: HashKey header needs the header name (e.g. HashKey header X)".to_string(),
+            "t.conf:5: HashBalanceFactor is a percentage of the mean load above 100 (e.g. \
+             125), or 0 for off; 100 would leave no server room for a request"
+                .to_string(),
+            "t.conf:6: StickyCookie: SameSite=None needs Secure (browsers reject such a \
+             cookie, so no client would stay)"
+                .to_string(),
+            "t.conf:7: StickySecret must be at least 32 characters (it keys the cookie \
+             values), not 5"
+                .to_string(),
+            "t.conf:11: HashKey: `host` is not a key; use source, path, uri, header NAME, \
+             cookie NAME or query NAME"
+                .to_string(),
+            "t.conf:12: HashBalanceFactor: `x` is not a whole number".to_string(),
+            "t.conf:13: StickyCookie: Max-Age is a whole number of seconds above 0, not `0`"
+                .to_string(),
+            "t.conf:18: StickyCookie needs a StickySecret (one word of at least 32 \
+             characters) to key its values"
+                .to_string(),
+        ]
+    );
+    // The defaults' secret serves every entry; an entry's cookie needs no secret of its own.
+    let c = ok(&format!(
+        "[PROXY_DEFAULTS]\nStickySecret {secret}\n{OK_ENTRY}StickyCookie SRV HttpOnly\n"
+    ));
+    let sticky = c.entries[0].affinity.sticky.as_ref().unwrap();
+    assert_eq!(sticky.secret, secret);
+    assert!(sticky.http_only && sticky.path == "/");
+}

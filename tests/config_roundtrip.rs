@@ -10,8 +10,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proxy_reverse::config::BALANCERS as REGISTRY;
 use proxy_reverse::config::{
-    self, AccessLogSpec, Cidr, Config, Entry, Expect, HealthCheck, MatchRule, OutlierDetection,
-    PemFile, ProbeKind, ServerSpec, TlsSettings,
+    self, AccessLogSpec, Affinity, Cidr, Config, Entry, Expect, HashKey, HealthCheck, MatchRule,
+    OutlierDetection, PemFile, ProbeKind, SameSite, ServerSpec, StickyCookie, TlsSettings,
 };
 use std::sync::OnceLock;
 
@@ -166,6 +166,54 @@ fn health() -> impl Strategy<Value = (Option<HealthCheck>, Duration, OutlierDete
     (prop::option::of(check), duration(0), outlier)
 }
 
+/// `HashKey`, `HashBalanceFactor`, `StickyCookie` and `StickySecret`.
+fn affinity() -> impl Strategy<Value = Affinity> {
+    let name = "[A-Za-z0-9_-][A-Za-z0-9!#$%&'*+.^_`|~-]{0,12}";
+    let hash_key = prop_oneof![
+        Just(HashKey::Source),
+        Just(HashKey::Path),
+        Just(HashKey::Uri),
+        name.prop_map(HashKey::Header),
+        name.prop_map(HashKey::Cookie),
+        "[a-zA-Z0-9_.%+-]{1,12}".prop_map(HashKey::Query),
+    ];
+    let factor = prop_oneof![Just(0u32), 101u32..100_000];
+    let same_site = prop::option::of(prop_oneof![
+        Just(SameSite::Lax),
+        Just(SameSite::Strict),
+        Just(SameSite::None),
+    ]);
+    let sticky = (
+        name,
+        (any::<bool>(), any::<bool>(), same_site),
+        prop::option::of(1u64..10_000_000),
+        "/[a-zA-Z0-9_./-]{0,12}",
+        prop::option::of("[a-z0-9]([a-z0-9.-]{0,12}[a-z0-9])?"),
+        // No `#` after a blank: the lexer takes that for a comment.
+        "[!-\"$-~][!-~]{31,47}",
+    )
+        .prop_map(
+            |(name, (secure, http_only, same_site), max_age, path, domain, secret)| StickyCookie {
+                name,
+                // SameSite=None needs Secure.
+                secure: secure || same_site == Some(SameSite::None),
+                http_only,
+                same_site,
+                max_age,
+                path,
+                domain,
+                secret,
+            },
+        );
+    (hash_key, factor, prop::option::of(sticky)).prop_map(|(hash_key, balance_factor, sticky)| {
+        Affinity {
+            hash_key,
+            balance_factor,
+            sticky,
+        }
+    })
+}
+
 fn pattern() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("/*.php".to_string()),
@@ -187,6 +235,7 @@ fn entry() -> impl Strategy<Value = Entry> {
         any::<bool>(),
         health(),
         tls_settings(),
+        affinity(),
     )
         .prop_map(
             |(
@@ -199,6 +248,7 @@ fn entry() -> impl Strategy<Value = Entry> {
                 fwd,
                 (check, slow_start, outlier),
                 tls,
+                affinity,
             )| {
                 let matches = patterns
                     .into_iter()
@@ -219,6 +269,7 @@ fn entry() -> impl Strategy<Value = Entry> {
                 e.slow_start = slow_start;
                 e.outlier = outlier;
                 e.tls = tls;
+                e.affinity = affinity;
                 // Without a CA file the system's roots would be needed; the test does not
                 // depend on the machine's.
                 if e.tls.verify && e.servers.iter().any(|s| e.server_tls(s)) {
@@ -348,6 +399,10 @@ fn line() -> impl Strategy<Value = String> {
             "/stats",
             "10.0.0.0/8",
             "/var/log/x.log",
+            "header X-User",
+            "cookie",
+            "SRV Secure HttpOnly SameSite=Lax Max-Age=60 Path=/",
+            "0123456789abcdef0123456789abcdef",
             "(",
             "# x"
         ])

@@ -125,3 +125,44 @@ fn slow_start_with_a_hash_method_and_an_entry_of_backups_only() {
         w[1]
     );
 }
+
+#[test]
+fn hash_settings_with_a_method_that_does_not_hash() {
+    let w = warnings(
+        "[PROXY_ENTRY]\nMatch ^/a/\nServerList 127.0.0.1:1\nLoadBalancer RoundRobin\n\
+         HashKey header X-User\nHashBalanceFactor 125\n\
+         [PROXY_ENTRY]\nMatch ^/b/\nServerList 127.0.0.1:2\nLoadBalancer SourceHash\n\
+         HashKey cookie sid\nHashBalanceFactor 150\n\
+         [PROXY_ENTRY]\nMatch ^/c/\nServerList 127.0.0.1:3\nHashKey source\n",
+    );
+    assert_eq!(
+        w,
+        vec![
+            "t.conf:1: warning: HashKey has no effect with RoundRobin: only LoadBalancer \
+             SourceHash hashes",
+            "t.conf:1: warning: HashBalanceFactor has no effect with RoundRobin: only \
+             LoadBalancer SourceHash hashes",
+        ]
+    );
+}
+
+#[test]
+fn entries_sharing_a_sticky_cookie_over_other_servers() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let w = warnings(&format!(
+        "[PROXY_DEFAULTS]\nStickySecret {secret}\nStickyCookie SRV\n\
+         [PROXY_ENTRY]\nMatch ^/a/\nServerList 127.0.0.1:1\n\
+         [PROXY_ENTRY]\nMatch ^/b/\nServerList 127.0.0.1:1\n\
+         [PROXY_ENTRY]\nMatch ^/c/\nServerList 127.0.0.1:2\n\
+         [PROXY_ENTRY]\nMatch ^/d/\nServerList 127.0.0.1:3\nStickyCookie SRV Path=/d/\n"
+    ));
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(
+        w[0].starts_with(
+            "t.conf:10: warning: this entry's StickyCookie SRV has the name, Path and Domain \
+             of the entry at line 4 over other servers"
+        ),
+        "{}",
+        w[0]
+    );
+}

@@ -29,7 +29,7 @@ pub use power_of_two::PowerOfTwo;
 pub use random::Random;
 pub use rng::seed_thread_rng;
 pub use round_robin::RoundRobin;
-pub use source_hash::SourceHash;
+pub use source_hash::{key_hash, SourceHash};
 
 /// What a balancer may know about the request it places.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +41,13 @@ pub struct RequestContext<'a> {
     pub connection_id: u64,
     /// The request path (without query).
     pub path: &'a str,
+    /// The hash of the request's `HashKey` ([`key_hash`]), when the entry hashes on
+    /// something else than the client address and the request has it; `SourceHash` hashes
+    /// the client address otherwise.
+    pub key: Option<u64>,
+    /// The server the request's sticky cookie names, when it is valid: planning puts it
+    /// first while it is usable ([`crate::upstream::Upstream::plan`]).
+    pub sticky: Option<usize>,
 }
 
 /// What a balancer may read of the servers it orders, at the moment it orders them. The
@@ -114,6 +121,16 @@ pub(crate) struct CachePadded<T>(pub(crate) T);
 /// servers later passed to [`Balancer::order`] must be the same list. `None` for a name no
 /// method has.
 pub fn build(name: &str, servers: &[ServerSpec]) -> Option<Box<dyn Balancer>> {
+    build_with(name, servers, 0)
+}
+
+/// [`build`] with `HashBalanceFactor` (percent of the mean load; 0: off), which only the
+/// hash method uses.
+pub fn build_with(
+    name: &str,
+    servers: &[ServerSpec],
+    balance_factor: u32,
+) -> Option<Box<dyn Balancer>> {
     let weights = || servers.iter().map(|s| s.weight).collect::<Vec<u32>>();
     let balancer: Box<dyn Balancer> = match balancer_named(name)?.name {
         "Naive" => Box::new(Naive::new(servers.len())),
@@ -123,7 +140,7 @@ pub fn build(name: &str, servers: &[ServerSpec]) -> Option<Box<dyn Balancer>> {
         "LeastConnections" => Box::new(LeastConnections::new(&weights())),
         "PowerOfTwo" => Box::new(PowerOfTwo::new(&weights())),
         "Random" => Box::new(Random::new(&weights())),
-        "SourceHash" => Box::new(SourceHash::new(servers)),
+        "SourceHash" => Box::new(SourceHash::new(servers).bounded(balance_factor)),
         _ => return None,
     };
     Some(balancer)

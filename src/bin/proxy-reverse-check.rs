@@ -186,6 +186,9 @@ fn explain(c: &Config, path: &str) -> ExitCode {
         "  matched by line {}: Match {} (entry at line {})",
         rule.line, rule.pattern, entry.line
     );
+    for line in config::affinity::describe(&entry.affinity) {
+        println!("  {line}");
+    }
     match m.entry {
         0 => {}
         1 => println!("  entry 1 did not match"),

@@ -75,6 +75,14 @@ pub enum KeyId {
     OutlierMaxEjectionPercent,
     /// `AccessLog FILE|off`.
     AccessLog,
+    /// `HashKey source|path|uri|header NAME|cookie NAME|query NAME`.
+    HashKey,
+    /// `HashBalanceFactor PERCENT`.
+    HashBalanceFactor,
+    /// `StickyCookie NAME [attributes]`.
+    StickyCookie,
+    /// `StickySecret SECRET`.
+    StickySecret,
 }
 
 /// Which sections a key may appear in.
@@ -484,6 +492,53 @@ pub static KEYS: &[KeySpec] = &[
         doc: "absolute path of the access log: one line per proxied request, nginx's combined \
               format plus upstream address, status, times, attempts and bytes (docs/logs.md); \
               written off the workers, reopened by every reload",
+    },
+    KeySpec {
+        id: KeyId::HashKey,
+        name: "HashKey",
+        aliases: &[],
+        value: "source | path | uri | header NAME | cookie NAME | query NAME",
+        default: "source",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "what SourceHash maps to a server: the client address, the path (no query), \
+              the whole target, or the first header, cookie or query parameter of that name \
+              (as sent); a request without it (or with it empty) hashes on the client address",
+    },
+    KeySpec {
+        id: KeyId::HashBalanceFactor,
+        name: "HashBalanceFactor",
+        aliases: &[],
+        value: "PERCENT",
+        default: "0",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "SourceHash with bounded loads: a server takes a request only while its requests \
+              in flight stay within PERCENT of the mean (by weight); a key whose server is \
+              full goes to the next server of its own hash sequence (0: off, else > 100)",
+    },
+    KeySpec {
+        id: KeyId::StickyCookie,
+        name: "StickyCookie",
+        aliases: &[],
+        value: "NAME [Secure] [HttpOnly] [SameSite=Lax|Strict|None] [Max-Age=N] [Path=/P] [Domain=D]",
+        default: "(off)",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "sticky sessions: the proxy sets cookie NAME naming the server that answered (a \
+              MAC keyed with StickySecret of its host:port), and a request carrying it goes \
+              to that server while it is usable; Path defaults to /; needs StickySecret",
+    },
+    KeySpec {
+        id: KeyId::StickySecret,
+        name: "StickySecret",
+        aliases: &[],
+        value: "SECRET",
+        default: "(none)",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "the key of StickyCookie values (one word of at least 32 characters); every \
+              instance with the same secret and servers reads the others' cookies",
     },
 ];
 

@@ -6,6 +6,7 @@
 //! that work as written but were most likely not meant, such as an entry that never serves a
 //! request.
 
+pub mod affinity;
 pub mod balancers;
 pub mod handlers;
 pub mod health;
@@ -20,6 +21,7 @@ pub mod tls;
 pub mod values;
 pub mod warnings;
 
+pub use affinity::{Affinity, HashKey, SameSite, StickyCookie};
 pub use balancers::{balancer_named, is_weighted, BalancerName, BALANCERS};
 pub use model::*;
 pub use parser::parse_bytes;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use super::affinity;
 use super::health;
 use super::keys::{self, KeyId, KeySpec, Sections};
 use super::lexer::{self, Token};
@@ -98,6 +99,11 @@ struct Settings {
     outlier_percent: Option<u32>,
     /// `AccessLog`: `Some(None)` for `off`.
     access_log: Option<Option<std::path::PathBuf>>,
+    hash_key: Option<super::HashKey>,
+    balance_factor: Option<u32>,
+    /// `StickyCookie` (its `secret` empty: `StickySecret` fills it in when merged).
+    sticky: Option<super::StickyCookie>,
+    sticky_secret: Option<String>,
 }
 
 struct Parser<'a> {
@@ -291,6 +297,10 @@ impl Parser<'_> {
                 s.outlier_percent = Some(n);
             }
             KeyId::AccessLog => s.access_log = Some(values::access_log(value)?),
+            KeyId::HashKey => s.hash_key = Some(affinity::hash_key(value)?),
+            KeyId::HashBalanceFactor => s.balance_factor = Some(affinity::balance_factor(value)?),
+            KeyId::StickyCookie => s.sticky = Some(affinity::sticky_cookie(value)?),
+            KeyId::StickySecret => s.sticky_secret = Some(affinity::sticky_secret(value)?),
         }
         Ok(())
     }
@@ -460,6 +470,7 @@ impl Parser<'_> {
                 );
             }
             self.check_client_certificate(&s, &d);
+            self.check_sticky(&s, &d);
             let mut e = merge(s, &d, servers.unwrap_or_default());
             e.name = name;
             self.check_tls(&e);
@@ -494,6 +505,19 @@ impl Parser<'_> {
                 self.error(l, "UpstreamKeyFile needs an UpstreamCertFile".to_string())
             }
             _ => {}
+        }
+    }
+
+    /// `StickyCookie` needs a `StickySecret` (given in the entry or in the defaults).
+    fn check_sticky(&mut self, s: &Settings, d: &Settings) {
+        let line = |id: KeyId| s.seen.get(&id).or_else(|| d.seen.get(&id)).copied();
+        if let (Some(l), None) = (line(KeyId::StickyCookie), line(KeyId::StickySecret)) {
+            let msg = format!(
+                "StickyCookie needs a StickySecret (one word of at least {} characters) to key \
+                 its values",
+                affinity::MIN_SECRET
+            );
+            self.error(l, msg);
         }
     }
 
@@ -582,6 +606,17 @@ fn merge(s: Settings, d: &Settings, servers: Vec<ServerSpec>) -> Entry {
         .outlier_percent
         .or(d.outlier_percent)
         .unwrap_or(o.max_ejection_percent);
+    let a = &mut e.affinity;
+    a.hash_key = s
+        .hash_key
+        .or_else(|| d.hash_key.clone())
+        .unwrap_or_default();
+    a.balance_factor = s.balance_factor.or(d.balance_factor).unwrap_or(0);
+    let secret = s.sticky_secret.or_else(|| d.sticky_secret.clone());
+    a.sticky = s.sticky.or_else(|| d.sticky.clone()).map(|mut c| {
+        c.secret = secret.unwrap_or_default();
+        c
+    });
     e
 }
 

@@ -109,6 +109,25 @@ fn print_entry(out: &mut String, e: &Entry, i: usize) {
             line(out, key, &f.path.display().to_string());
         }
     }
+    print_affinity(out, &e.affinity);
+}
+
+/// `HashKey`, `HashBalanceFactor`, and the sticky cookie with its secret when there is one.
+fn print_affinity(out: &mut String, a: &super::Affinity) {
+    line(
+        out,
+        "HashKey",
+        &super::affinity::format_hash_key(&a.hash_key),
+    );
+    line(out, "HashBalanceFactor", &a.balance_factor.to_string());
+    if let Some(c) = &a.sticky {
+        line(
+            out,
+            "StickyCookie",
+            &super::affinity::format_sticky_cookie(c),
+        );
+        line(out, "StickySecret", &c.secret);
+    }
 }
 
 fn on_off(on: bool) -> &'static str {

@@ -82,6 +82,9 @@ impl Config {
             self.tls_warnings(entry, &mut out);
         }
         out.extend(self.health_warnings());
+        for (line, message) in super::affinity::cookie_clashes(&self.entries) {
+            out.push(self.warning(line, message));
+        }
         out.sort_by_key(|w| w.line);
         out
     }
@@ -115,7 +118,8 @@ impl Config {
     }
 
     /// Health settings that cannot do what they say: `SlowStart` with a method that has no
-    /// weights to ramp, backups in an entry of backups only.
+    /// weights to ramp, `HashKey` or `HashBalanceFactor` with a method that does not hash,
+    /// backups in an entry of backups only.
     fn health_warnings(&self) -> Vec<ConfigWarning> {
         let mut out = Vec::new();
         for e in &self.entries {
@@ -127,6 +131,20 @@ impl Config {
                     e.balancer
                 );
                 out.push(self.warning(e.line, message));
+            }
+            if e.balancer != "SourceHash" {
+                let a = &e.affinity;
+                let set = [
+                    ("HashKey", a.hash_key != super::HashKey::Source),
+                    ("HashBalanceFactor", a.balance_factor != 0),
+                ];
+                for (key, _) in set.iter().filter(|(_, on)| *on) {
+                    let message = format!(
+                        "{key} has no effect with {}: only LoadBalancer SourceHash hashes",
+                        e.balancer
+                    );
+                    out.push(self.warning(e.line, message));
+                }
             }
             if !e.servers.is_empty() && e.servers.iter().all(|s| s.backup) {
                 let message = "every server of this entry is a backup, so they all serve as \

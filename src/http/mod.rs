@@ -3,6 +3,7 @@
 //! client ([`response`]), and the response body is delimited as RFC 9112 §6 says
 //! ([`framing`], [`chunked`]).
 
+pub mod affinity;
 pub mod chunked;
 pub mod date;
 pub mod framing;

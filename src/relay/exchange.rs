@@ -9,6 +9,7 @@ use std::io::{ErrorKind, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::affinity;
 use super::attempt::{self, Attempts, Step};
 use super::client::ClientConn;
 use super::local::Local;
@@ -163,6 +164,7 @@ impl Exchange {
                 default_host: e.servers.first().map_or("", |s| s.name.as_str()),
             };
             request.write_upstream(&policy, &mut request_bytes);
+            let upstream = &proxy.upstreams[entry];
             let ctx = RequestContext {
                 client_ip: request
                     .original_client(&e.trusted_proxies)
@@ -172,6 +174,8 @@ impl Exchange {
                 // that reconnects would always get the same number, so the same server).
                 connection_id: request.client.map_or(client_id, |a| u64::from(a.port())),
                 path: &request.path,
+                key: affinity::key(upstream, &request),
+                sticky: affinity::sticky_server(upstream, &request),
             };
             let req = attempt::Request {
                 proxy: &proxy,
@@ -576,9 +580,13 @@ impl Exchange {
         let Some(b) = &mut self.attempts.backend else {
             return;
         };
+        // The cookie is looked up again rather than kept from the start: an exchange one
+        // field longer costs every request more in moves than a sticky entry's second look.
+        let cookie =
+            affinity::set_cookie(&self.proxy.upstreams[self.entry], &self.request, b.server);
         let head = match self
             .response
-            .parse(client, &mut local.spares, &mut b.stream)
+            .parse(client, cookie, &mut local.spares, &mut b.stream)
         {
             Head::Incomplete => return,
             Head::Unusable => return self.bad_response(now),

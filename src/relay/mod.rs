@@ -10,6 +10,7 @@
 //! connections are [`BackendStream`]s, so neither the exchange nor the `pool` assumes
 //! plain TCP.
 
+mod affinity;
 mod attempt;
 mod client;
 mod deferred;

@@ -88,6 +88,16 @@ impl Default for ResponseBuffer {
     }
 }
 
+/// Adds `lines` (whole field lines, each with its CRLF) at the end of the client's response
+/// head `head` (which ends with the empty line).
+fn add_fields(head: &mut Vec<u8>, lines: &[u8]) {
+    if head.ends_with(b"\r\n\r\n") {
+        head.truncate(head.len() - 2);
+        head.extend_from_slice(lines);
+        head.extend_from_slice(b"\r\n");
+    }
+}
+
 impl ResponseBuffer {
     /// The backend's parsed head, once it arrived.
     pub fn head(&self) -> Option<ResponseHead> {
@@ -165,12 +175,15 @@ impl ResponseBuffer {
         Ok(n)
     }
 
-    /// Parses what was read of the head. On a usable head, the client's head is ready, the
+    /// Parses what was read of the head. On a usable head, the client's head is ready (with
+    /// `extra` added to it: whole field lines of the proxy's own, such as the sticky
+    /// cookie's `Set-Cookie`, or nothing), the
     /// first body bytes are framed for the client, and `backend` was asked, if needed,
     /// whether it holds more than the response (then its connection is not reused).
     pub fn parse(
         &mut self,
         client: ClientSide,
+        extra: &[u8],
         spares: &mut Spares,
         backend: &mut BackendStream,
     ) -> Head {
@@ -184,6 +197,9 @@ impl ResponseBuffer {
             Ok(None) => return Head::Incomplete,
             Err(_) => return Head::Unusable,
         };
+        if !extra.is_empty() {
+            add_fields(&mut self.head_out, extra);
+        }
         self.head = Some(head);
         self.head_bytes = self.head_out.len() as u64;
         self.body = BodyReader::new(head.framing);
@@ -413,5 +429,24 @@ impl ResponseBuffer {
         self.start = 0;
         self.end = 0;
         self.head_sent = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_fields_go_before_the_empty_line() {
+        let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec();
+        add_fields(&mut head, b"Set-Cookie: S=v; Path=/\r\n");
+        assert_eq!(
+            head,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nSet-Cookie: S=v; Path=/\r\n\r\n"
+        );
+        // Not a complete head: left alone rather than corrupted.
+        let mut partial = b"HTTP/1.1 200 OK\r\n".to_vec();
+        add_fields(&mut partial, b"X: y\r\n");
+        assert_eq!(partial, b"HTTP/1.1 200 OK\r\n");
     }
 }

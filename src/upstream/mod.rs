@@ -38,10 +38,12 @@ use crate::log;
 mod active;
 mod admin;
 mod server;
+mod sticky;
 mod view;
 
 pub use admin::{changes, note_change, Admin, AdminState};
 pub use server::{Server, ServerState, ServerTls};
+pub use sticky::Sticky;
 
 /// Servers offline a request tries at most, once its candidates are spent (see
 /// [`Upstream::add_last_resorts`]).
@@ -82,6 +84,11 @@ pub struct Upstream {
     /// Taken (never waited for) while an ejection is decided, so that two workers cannot
     /// both eject past `OutlierMaxEjectionPercent`.
     ejecting: Mutex<()>,
+    /// `HashKey`, when the balancer hashes and the key is not the client address (the
+    /// request path reads nothing for it otherwise).
+    hash_key: Option<crate::config::HashKey>,
+    /// `StickyCookie`: each server's value and `Set-Cookie` line.
+    sticky: Option<Sticky>,
 }
 
 impl Upstream {
@@ -108,8 +115,22 @@ impl Upstream {
         previous: Option<&Upstream>,
         now: Millis,
     ) -> Result<Upstream, String> {
-        let mut up =
-            Upstream::with_policy(&entry.servers, &entry.balancer, HaPolicy::from_entry(entry))?;
+        let mut up = Upstream::with_parts(
+            &entry.servers,
+            &entry.balancer,
+            HaPolicy::from_entry(entry),
+            entry.affinity.balance_factor,
+        )?;
+        if up.balancer.name() == "SourceHash"
+            && entry.affinity.hash_key != crate::config::HashKey::Source
+        {
+            up.hash_key = Some(entry.affinity.hash_key.clone());
+        }
+        up.sticky = entry
+            .affinity
+            .sticky
+            .as_ref()
+            .map(|c| Sticky::new(c, &entry.servers));
         up.checks = entry.health_check.as_ref().map(|c| Thresholds {
             rise: c.rise,
             fall: c.fall,
@@ -165,7 +186,17 @@ impl Upstream {
         balancer_name: &str,
         policy: HaPolicy,
     ) -> Result<Upstream, String> {
-        let balancer = balancer::build(balancer_name, servers)
+        Upstream::with_parts(servers, balancer_name, policy, 0)
+    }
+
+    /// [`Upstream::with_policy`] with the hash method's `HashBalanceFactor`.
+    fn with_parts(
+        servers: &[ServerSpec],
+        balancer_name: &str,
+        policy: HaPolicy,
+        balance_factor: u32,
+    ) -> Result<Upstream, String> {
+        let balancer = balancer::build_with(balancer_name, servers, balance_factor)
             .ok_or_else(|| format!("unknown load balancer {balancer_name:?}"))?;
         Ok(Upstream {
             servers: servers.iter().cloned().map(Server::new).collect(),
@@ -179,6 +210,8 @@ impl Upstream {
             plain: !servers.iter().any(|s| s.backup),
             ramping_until: AtomicU64::new(0),
             ejecting: Mutex::new(()),
+            hash_key: None,
+            sticky: None,
         })
     }
 
@@ -248,6 +281,19 @@ impl Upstream {
         self.policy
     }
 
+    /// What the request's key is, when the balancer hashes on something else than the
+    /// client address (`None`: nothing to extract for it).
+    #[inline]
+    pub fn hash_key(&self) -> Option<&crate::config::HashKey> {
+        self.hash_key.as_ref()
+    }
+
+    /// The entry's sticky cookie, if it has one.
+    #[inline]
+    pub fn sticky(&self) -> Option<&Sticky> {
+        self.sticky.as_ref()
+    }
+
     /// Fills `out` (cleared first) with the servers to try for this request, most preferred
     /// first: the balancer's order, keeping servers that are up or due for a probe (it may be
     /// empty: see [`Upstream::add_last_resorts`]). `out` is reused: once it has grown to the
@@ -258,6 +304,7 @@ impl Upstream {
         self.balancer.order(ctx, &view, out);
         if self.plain {
             out.retain(|&i| view.usable(i));
+            Upstream::stick(ctx, &view, out);
             return;
         }
         // Backups stay candidates (after every primary), so that a request whose primaries
@@ -281,6 +328,22 @@ impl Upstream {
                     first += 1;
                 }
             }
+        }
+        Upstream::stick(ctx, &view, out);
+    }
+
+    /// The server the request's sticky cookie names goes first while it is usable (up, ready,
+    /// not ejected, not a backup idle behind a usable primary); the balancer's order follows
+    /// as its failover.
+    #[inline]
+    fn stick(ctx: &RequestContext<'_>, view: &view::View<'_>, out: &mut Vec<usize>) {
+        let Some(i) = ctx.sticky else { return };
+        if i >= view.count() || !view.usable(i) {
+            return;
+        }
+        match out.iter().position(|&s| s == i) {
+            Some(k) => out[..=k].rotate_right(1),
+            None => out.insert(0, i),
         }
     }
 

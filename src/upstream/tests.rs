@@ -25,6 +25,8 @@ fn ctx() -> RequestContext<'static> {
         client_ip: "127.0.0.1".parse().unwrap(),
         connection_id: 1,
         path: "/",
+        key: None,
+        sticky: None,
     }
 }
 
@@ -264,4 +266,79 @@ fn checks_turned_on_by_a_reload_start_from_what_was_known() {
     let next = Upstream::carried_at(&entry_of(&more), Some(&new), 40).unwrap();
     assert_eq!(next.servers()[2].check.status(), Status::Checking);
     assert_eq!(next.servers()[1].check.status(), Status::Down);
+}
+
+/// `plan` for a request whose sticky cookie names server `sticky`.
+fn plan_sticky(up: &Upstream, sticky: usize, now: Millis) -> Vec<usize> {
+    let mut out = Vec::new();
+    let ctx = RequestContext {
+        sticky: Some(sticky),
+        ..ctx()
+    };
+    up.plan(&ctx, now, &mut out);
+    out
+}
+
+#[test]
+fn the_sticky_server_goes_first_while_it_is_usable() {
+    let secret = "s".repeat(32);
+    let up = group(&format!(
+        "[PROXY_ENTRY]\n Match ^/\n ServerList 127.0.0.1:81 127.0.0.1:82 127.0.0.1:83\n \
+         LoadBalancer RoundRobin\n StickyCookie SRV\n StickySecret {secret}\n"
+    ));
+    assert_eq!(up.sticky().map(Sticky::name), Some("SRV"));
+    for _ in 0..6 {
+        let p = plan_sticky(&up, 2, 1);
+        assert_eq!(p[0], 2, "{p:?}");
+        let mut sorted = p.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [0, 1, 2], "the balancer's order follows: {p:?}");
+    }
+    up.servers()[2].admin.set(Admin::Drain);
+    for _ in 0..6 {
+        assert!(!plan_sticky(&up, 2, 1).contains(&2), "drained");
+    }
+    up.servers()[2].admin.set(Admin::Ready);
+    assert_eq!(plan_sticky(&up, 2, 1)[0], 2);
+    // An index out of range (a value of another list) changes nothing.
+    assert_eq!(plan_sticky(&up, 7, 1).len(), 3);
+}
+
+#[test]
+fn a_sticky_backup_gives_way_to_a_usable_primary() {
+    let secret = "s".repeat(32);
+    let up = group(&format!(
+        "[PROXY_ENTRY]\n Match ^/\n ServerList 127.0.0.1:81 127.0.0.1:82 backup\n \
+         LoadBalancer RoundRobin\n HealthCheck tcp\n HealthCheckRise 1\n HealthCheckFall 1\n \
+         StickyCookie SRV\n StickySecret {secret}\n"
+    ));
+    probe_all(&up, PASS, 10);
+    assert_eq!(plan_sticky(&up, 1, 20), [0, 1], "the backup stays last");
+    up.record_probe(0, FAIL, Duration::ZERO, 30);
+    assert_eq!(plan_sticky(&up, 1, 40), [1]);
+    assert_eq!(
+        plan_sticky(&up, 0, 40),
+        [1],
+        "a sticky server that is down is skipped"
+    );
+}
+
+#[test]
+fn only_a_hash_method_reads_a_hash_key() {
+    let up = group(
+        "[PROXY_ENTRY]\n Match ^/\n ServerList 127.0.0.1:81\n LoadBalancer RoundRobin\n \
+         HashKey header X-User\n",
+    );
+    assert!(up.hash_key().is_none() && up.sticky().is_none());
+    let up = group(
+        "[PROXY_ENTRY]\n Match ^/\n ServerList 127.0.0.1:81\n LoadBalancer SourceHash\n \
+         HashKey header X-User\n",
+    );
+    assert!(up.hash_key().is_some());
+    let up =
+        group("[PROXY_ENTRY]\n Match ^/\n ServerList 127.0.0.1:81\n LoadBalancer SourceHash\n");
+    assert!(
+        up.hash_key().is_none(),
+        "source: the client address, nothing to read"
+    );
 }
