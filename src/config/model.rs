@@ -93,6 +93,8 @@ pub struct Entry {
     pub outlier: OutlierDetection,
     /// How the entry's TLS servers are spoken to (`UpstreamTls…` keys).
     pub tls: TlsSettings,
+    /// `MaxConnections`, `QueueSize`, `QueueTimeout`, `RetryOn`, `RetryBudget`.
+    pub limits: super::limits::Limits,
 }
 
 /// The `UpstreamTls…` keys of an entry: which of its servers speak TLS, and how they are
@@ -339,7 +341,8 @@ impl Entry {
     /// `FirstAlive`, `AttemptsCount 2`, `OfflineTimeOut 10`, `ConnectTimeout 3`, `ReadTimeout 60`,
     /// 256 idle upstream connections per server and worker kept 60 s for up to 1000 requests,
     /// no trusted proxies, no `Forwarded` header, no health checks, no slow start, no outlier
-    /// detection, TLS only to `https://` servers (verified against the system's roots).
+    /// detection, TLS only to `https://` servers (verified against the system's roots), no
+    /// per-server limit, retries of connect failures and resets within a 20 % budget.
     pub fn with_defaults(line: usize, matches: Vec<MatchRule>, servers: Vec<ServerSpec>) -> Entry {
         Entry {
             name: String::new(),
@@ -360,6 +363,7 @@ impl Entry {
             slow_start: Duration::ZERO,
             outlier: OutlierDetection::default(),
             tls: TlsSettings::default(),
+            limits: super::limits::Limits::default(),
         }
     }
 }

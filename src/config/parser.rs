@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::health;
 use super::keys::{self, KeyId, KeySpec, Sections};
 use super::lexer::{self, Token};
+use super::limits;
 use super::pem::{self, Holds};
 use super::resolve::Resolver;
 use super::values::{self, Host};
@@ -98,6 +99,8 @@ struct Settings {
     outlier_percent: Option<u32>,
     /// `AccessLog`: `Some(None)` for `off`.
     access_log: Option<Option<std::path::PathBuf>>,
+    /// `MaxConnections`, `QueueSize`, `QueueTimeout`, `RetryOn`, `RetryBudget`.
+    limits: limits::Given,
 }
 
 struct Parser<'a> {
@@ -291,6 +294,11 @@ impl Parser<'_> {
                 s.outlier_percent = Some(n);
             }
             KeyId::AccessLog => s.access_log = Some(values::access_log(value)?),
+            KeyId::MaxConnections
+            | KeyId::QueueSize
+            | KeyId::QueueTimeout
+            | KeyId::RetryOn
+            | KeyId::RetryBudget => limits::value(spec.id, name, value, line, &mut s.limits)?,
         }
         Ok(())
     }
@@ -460,7 +468,12 @@ impl Parser<'_> {
                 );
             }
             self.check_client_certificate(&s, &d);
+            let entry_limits = limits::merge(&s.limits, &d.limits);
             let mut e = merge(s, &d, servers.unwrap_or_default());
+            match entry_limits {
+                Ok(l) => e.limits = l,
+                Err((line, message)) => self.error(line, message),
+            }
             e.name = name;
             self.check_tls(&e);
             entries.push(e);
