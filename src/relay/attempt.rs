@@ -17,6 +17,7 @@ use super::pool::{Limits, Pooled, UpstreamPool};
 use super::stream::BackendStream;
 use crate::balancer::RequestContext;
 use crate::clock::Moment;
+use crate::config::limits::RetryOn;
 use crate::health::FailureKind;
 use crate::proxy::Proxy;
 use crate::reactor::Interest;
@@ -51,6 +52,9 @@ pub(super) enum Step {
     Send,
     /// No try is left: answer the client with this status (and `Retry-After` seconds).
     Answer(u16, Option<u64>),
+    /// Every candidate is at the entry's `MaxConnections` (or requests wait for them
+    /// already): the request waits for a slot, if the queue has room.
+    Queue,
 }
 
 /// The attempts of one request. See the [module docs](self).
@@ -85,6 +89,16 @@ pub(super) struct Attempts {
     /// Bytes sent and received by tries that failed (the current try's are `sent`,
     /// `received`).
     moved: (u64, u64),
+    /// Some candidate was passed over for being at the entry's `MaxConnections`.
+    limited: bool,
+    /// The next try is a retry the policy already allowed ([`Attempts::allow_retry`]).
+    approved: bool,
+    /// The request is counted in the entry's retry budget (from its first retry to its
+    /// end: [`Attempts::finish`]).
+    retrying: bool,
+    /// The request waited in the queue: it takes the next free slot even though others
+    /// still wait.
+    dequeued: bool,
 }
 
 /// Whether a failed `connect` ran out of something local (descriptors, buffers, memory,
@@ -143,7 +157,70 @@ impl Attempts {
             last_server: None,
             last_failure: None,
             moved: (0, 0),
+            limited: false,
+            approved: false,
+            retrying: false,
+            dequeued: false,
         }
+    }
+
+    /// The request comes out of the queue (a slot may have freed): its candidates are
+    /// walked again from the first, with a fresh time budget for retries.
+    pub fn from_queue(&mut self, req: Request<'_>, now: Moment) {
+        if self.last_resorts_from != usize::MAX {
+            self.candidates.truncate(self.last_resorts_from);
+            self.last_resorts_from = usize::MAX;
+        }
+        self.next = 0;
+        self.limited = false;
+        self.dequeued = true;
+        self.retry_until = now.after(req.connect_timeout() * RETRY_BUDGET_CONNECT_TIMEOUTS);
+    }
+
+    /// Whether the policy lets this request try again after a failure the entry's `RetryOn`
+    /// names: the retry budget has room (see [`crate::upstream::Limiter::allow_retry`]). A
+    /// refusal is counted. On `true` the next try is the retry.
+    pub fn allow_retry(&mut self, req: Request<'_>) -> bool {
+        let upstream = &req.proxy.upstreams[req.entry];
+        if upstream
+            .limiter()
+            .allow_retry(self.retrying, upstream.servers())
+        {
+            self.retrying = true;
+            self.approved = true;
+            true
+        } else {
+            req.proxy.stats.record_retry_refused(req.entry);
+            false
+        }
+    }
+
+    /// The request is over: its place in the retry budget is given back.
+    pub fn finish(&mut self, req: Request<'_>) {
+        if std::mem::take(&mut self.retrying) {
+            req.proxy.upstreams[req.entry].limiter().end_retrying();
+        }
+    }
+
+    /// A response with `status` came on the current try: whether it is thrown away and the
+    /// request tried again (`RetryOn` names the status, the method is idempotent, fewer than
+    /// `AttemptsCount` tries were made, and the budget allows it). Called before anything of
+    /// the response went to the client.
+    pub fn retry_status(&mut self, req: Request<'_>, status: u16) -> bool {
+        let e = &req.proxy.config.entries[req.entry];
+        if !(req.idempotent
+            && e.limits.retry_on.has_status(status)
+            && self.tries < e.attempts_count.max(1))
+        {
+            return false;
+        }
+        if !self.allow_retry(req) {
+            return false;
+        }
+        if let Some(b) = &self.backend {
+            self.failed_from = Some(b.server);
+        }
+        true
     }
 
     /// Tries started so far.
@@ -185,7 +262,18 @@ impl Attempts {
     ) -> Step {
         let upstream = &req.proxy.upstreams[req.entry];
         let stats = &req.proxy.stats;
+        if self.tries == 0 && !self.dequeued && upstream.limiter().others_wait() {
+            // Requests wait for these servers already: this one queues behind them.
+            return Step::Queue;
+        }
         loop {
+            if self.tries > 0 && !self.approved {
+                // A connect that failed at once, moving on to the next candidate.
+                let retry_on = req.proxy.config.entries[req.entry].limits.retry_on;
+                if !(retry_on.has(RetryOn::CONNECT) && self.allow_retry(req)) {
+                    break;
+                }
+            }
             if self.next == self.candidates.len() {
                 // Every candidate failed or was taken: the servers offline longest next, once
                 // per request, while the retry budget lasts.
@@ -199,12 +287,17 @@ impl Attempts {
             }
             let server = self.candidates[self.next];
             self.next += 1;
-            if self.next > self.last_resorts_from {
-                upstream.acquire_last_resort(server, now.millis());
-            } else if !upstream.acquire(server, now.millis()) {
+            let acquired = if self.next > self.last_resorts_from {
+                upstream.acquire_last_resort(server, now.millis())
+            } else {
+                upstream.acquire(server, now.millis())
+            };
+            if !acquired {
+                self.limited |= upstream.at_limit(server);
                 continue;
             }
             self.tries += 1;
+            self.approved = false;
             // A failover is counted only when another server really takes the request over.
             if let Some(failed) = self.failed_from.take() {
                 stats.record_retry(req.entry, failed, true);
@@ -222,6 +315,9 @@ impl Attempts {
             if let Some(step) = self.connect(req, server, new_id, now) {
                 return step;
             }
+        }
+        if self.tries == 0 && self.limited {
+            return Step::Queue;
         }
         let now_ms = now.millis();
         let policy = upstream.policy();
@@ -343,7 +439,12 @@ impl Attempts {
                 return step;
             }
         }
-        if now >= self.retry_until {
+        let retry_on = req.proxy.config.entries[req.entry].limits.retry_on;
+        let retried = match kind {
+            FailureKind::ResetBeforeResponse => retry_on.has(RetryOn::RESET),
+            _ => retry_on.has(RetryOn::CONNECT),
+        };
+        if now >= self.retry_until || !retried || !self.allow_retry(req) {
             return Step::Answer(
                 if kind == FailureKind::ConnectTimeout {
                     504

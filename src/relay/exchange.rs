@@ -25,7 +25,7 @@ use crate::http::request::{is_idempotent, ForwardPolicy, ProxyRequest};
 use crate::http::response::ClientSide;
 use crate::proxy::Proxy;
 use crate::reactor::{Interest, Reactor, Source, Token};
-use crate::stats::{self, Failure};
+use crate::stats::{self, Failure, Waited};
 
 /// The request's side of the books ([`attempt::Request`]), borrowing only the fields it
 /// names, so that `attempts` stays free to borrow.
@@ -61,6 +61,9 @@ pub struct Finish {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// Waiting in the entry's queue for a server under its `MaxConnections` (holding only
+    /// the client connection and the request), until the queue's deadline.
+    Queued,
     /// Waiting for a backend connect to complete.
     Connecting,
     /// Writing the request to the backend.
@@ -131,6 +134,8 @@ pub struct Exchange {
     /// did: the exchange's end writes a line about it.
     trouble: Option<&'static str>,
     finish: Option<Finish>,
+    /// When the request entered the queue, while it waits there.
+    queued_at: Option<Moment>,
 }
 
 impl Exchange {
@@ -212,6 +217,7 @@ impl Exchange {
             upstream_status: None,
             trouble: None,
             finish: None,
+            queued_at: None,
         };
         exchange.proxy.stats.record_request(entry);
         let step = exchange.next_try(local, now);
@@ -250,6 +256,12 @@ impl Exchange {
         }
         self.deadline = None;
         match self.state {
+            State::Queued => {
+                self.leave_queue(Waited::TimedOut, now);
+                let retry_after = self.entry_config().limits.retry_after_secs();
+                self.local_error(503, Some(retry_after), now);
+                self.trouble = Some("queue_timeout");
+            }
             State::Connecting => self.try_failed(FailureKind::ConnectTimeout, local, now),
             State::Sending | State::AwaitHead => {
                 // RFC 9110 §15.6.5: the backend did not answer in time. Not retried: a slow
@@ -417,6 +429,65 @@ impl Exchange {
                 self.begin_sending(now)
             }
             Step::Answer(status, retry_after) => self.local_error(status, retry_after, now),
+            Step::Queue => self.enqueue(now),
+        }
+    }
+
+    /// Every server is at its limit: the request waits in the queue if it has room, or gets
+    /// 503 with `Retry-After` (the queue's timeout, rounded up).
+    #[cold]
+    fn enqueue(&mut self, now: Moment) {
+        let limits = self.entry_config().limits;
+        if self.proxy.upstreams[self.entry].limiter().enter_queue() {
+            self.proxy.stats.record_queued(self.entry);
+            self.state = State::Queued;
+            self.queued_at = Some(now);
+            self.deadline = Some(now.after(limits.queue_timeout));
+        } else {
+            self.proxy.stats.record_queue_full(self.entry);
+            self.local_error(503, Some(limits.retry_after_secs()), now);
+            self.trouble = Some("queue_full");
+        }
+    }
+
+    /// Whether the request waits in the queue.
+    pub(super) fn is_queued(&self) -> bool {
+        self.state == State::Queued
+    }
+
+    /// A slot may have freed: a queued request tries its servers again, and leaves the queue
+    /// when one takes it (or when its answer is decided otherwise).
+    pub(super) fn retry_queued(
+        &mut self,
+        now: Moment,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+    ) -> Progress {
+        if self.state != State::Queued {
+            return self.progress();
+        }
+        self.attempts.from_queue(books!(self), now);
+        let step = self.next_try(local, now);
+        if step == Step::Queue {
+            return Progress::Pending;
+        }
+        self.leave_queue(Waited::Served, now);
+        self.take_step(step, now);
+        self.run(local, reactor, now, false)
+    }
+
+    /// The request leaves the queue (once: the state moves on from `Queued` right after).
+    fn leave_queue(&mut self, how: Waited, now: Moment) {
+        let Some(since) = self.queued_at.take() else {
+            return;
+        };
+        self.proxy.upstreams[self.entry].limiter().leave_queue();
+        let stats = &self.proxy.stats;
+        stats.record_queue_wait(self.entry, now.since(since), how);
+        if how == Waited::Left {
+            // Gone before any server was tried.
+            stats.record_left_early(self.entry);
+            self.trouble = Some(Failure::ClientAbort.name());
         }
     }
 
@@ -424,6 +495,25 @@ impl Exchange {
         self.state = State::Sending;
         self.attempts.sent = 0;
         self.deadline = Some(now.after(self.read_timeout()));
+    }
+
+    /// The backend answered `status`, which `RetryOn` retries (see
+    /// [`Attempts::retry_status`]): the response is in the books, its connection closes
+    /// unread, and the next server gets the request. With none left the client gets the
+    /// same status, as the proxy's own page.
+    #[cold]
+    fn retry_after_status(&mut self, status: u16, local: &mut Local, now: Moment) {
+        let req = books!(self);
+        let mut figures = self.figures(now);
+        figures.status = status;
+        let _ = self.attempts.complete(req, Some(&figures), false, now);
+        self.response.forget_head();
+        self.response.restart();
+        let step = match self.next_try(local, now) {
+            Step::Answer(..) | Step::Queue => Step::Answer(status, None),
+            step => step,
+        };
+        self.take_step(step, now);
     }
 
     /// The response is unusable (malformed, truncated head): 502, backend discarded.
@@ -488,6 +578,8 @@ impl Exchange {
                 }
             }
             match self.state {
+                // Only the queue's deadline or a freed slot moves it on.
+                State::Queued => return Progress::Pending,
                 State::Connecting => {
                     let Some(b) = &mut self.attempts.backend else {
                         return self.end(End::Abort, local, reactor, now);
@@ -584,6 +676,12 @@ impl Exchange {
             Head::Unusable => return self.bad_response(now),
             Head::Parsed(head) => head,
         };
+        if self.entry_config().limits.retry_on.any_status()
+            && !head.upgrade
+            && self.attempts.retry_status(books!(self), head.status)
+        {
+            return self.retry_after_status(head.status, local, now);
+        }
         self.attempts.answered(books!(self), now);
         self.status = head.status;
         self.upstream_status = Some(head.status);
@@ -755,7 +853,11 @@ impl Exchange {
         if let Some(f) = self.finish {
             return Progress::Done(f);
         }
+        if self.state == State::Queued {
+            self.leave_queue(Waited::Left, now);
+        }
         let req = books!(self);
+        self.attempts.finish(req);
         match how {
             End::Complete => {
                 let figures = self.response.head().map(|_| self.figures(now));
@@ -845,5 +947,10 @@ impl Drop for Exchange {
             let req = books!(self);
             self.attempts.drop_try(req);
         }
+        if self.queued_at.take().is_some() {
+            self.proxy.upstreams[self.entry].limiter().leave_queue();
+        }
+        let req = books!(self);
+        self.attempts.finish(req);
     }
 }

@@ -1,0 +1,223 @@
+//! An entry's per-server limit, its queue and its retry budget at run time, shared by every
+//! worker through relaxed atomics (nothing waits: a full limit, queue or budget is an answer).
+//!
+//! * **The limit** (`MaxConnections`) is the servers' own in-flight count
+//!   ([`super::ServerState::in_flight`]), taken by compare-and-increment
+//!   ([`Limiter::take_slot`]) so that two workers cannot both take a server's last slot.
+//! * **The queue** is a count of the requests waiting for a slot, across workers; the
+//!   waiting exchanges themselves stay on their workers (`relay::Worker` keeps them in order
+//!   and tries them again when a slot may have freed). A place is taken by
+//!   compare-and-increment too ([`Limiter::enter_queue`]).
+//! * **The retry budget** counts the entry's requests that are retrying (from their first
+//!   retry to their end): one more is allowed while that count stays within `RetryBudget` % of
+//!   the entry's attempts in flight, or [`RETRY_FLOOR`].
+
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+use super::Server;
+use crate::config::limits::{Limits, RETRY_FLOOR};
+
+/// See the [module docs](self).
+#[derive(Debug, Default)]
+pub struct Limiter {
+    /// `MaxConnections` (0: unlimited).
+    max: u32,
+    /// `QueueSize`.
+    queue_size: u32,
+    /// Requests waiting now.
+    queued: AtomicU32,
+    /// `RetryBudget` (percent).
+    budget: u32,
+    /// Requests retrying now.
+    retrying: AtomicU32,
+}
+
+/// Increments `counter` if it is below `limit`; false when it is not.
+fn increment_below(counter: &AtomicU32, limit: u32) -> bool {
+    let mut cur = counter.load(Relaxed);
+    loop {
+        if cur >= limit {
+            return false;
+        }
+        match counter.compare_exchange_weak(cur, cur + 1, Relaxed, Relaxed) {
+            Ok(_) => return true,
+            Err(now) => cur = now,
+        }
+    }
+}
+
+impl Limiter {
+    /// The run-time side of an entry's `limits`.
+    pub fn new(limits: &Limits) -> Limiter {
+        Limiter {
+            max: limits.max_connections,
+            queue_size: limits.queue_size,
+            queued: AtomicU32::new(0),
+            budget: limits.retry_budget,
+            retrying: AtomicU32::new(0),
+        }
+    }
+
+    /// `MaxConnections` (0: unlimited).
+    #[inline]
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// Counts one more attempt in flight on `server` unless it is at the limit (then false).
+    /// Only for a limited entry.
+    pub fn take_slot(&self, server: &Server) -> bool {
+        increment_below(&server.in_flight, self.max)
+    }
+
+    /// Whether `server` is at the limit now.
+    pub fn at_limit(&self, server: &Server) -> bool {
+        self.max > 0 && server.in_flight.load(Relaxed) >= self.max
+    }
+
+    /// Requests waiting now (on every worker).
+    pub fn queued(&self) -> u32 {
+        self.queued.load(Relaxed)
+    }
+
+    /// Whether requests wait, so that a new one must queue behind them rather than take a
+    /// slot that freed for them (roughly first come, first served across workers).
+    #[inline]
+    pub fn others_wait(&self) -> bool {
+        self.max > 0 && self.queued.load(Relaxed) > 0
+    }
+
+    /// Takes a place in the queue; false when it is full (or there is none).
+    pub fn enter_queue(&self) -> bool {
+        increment_below(&self.queued, self.queue_size)
+    }
+
+    /// Gives back a place taken with [`Limiter::enter_queue`].
+    pub fn leave_queue(&self) {
+        self.queued.fetch_sub(1, Relaxed);
+    }
+
+    /// Whether a request may retry now: `holding` says it is counted as retrying already
+    /// (from an earlier retry); if not and the retry is allowed, it is counted from now on,
+    /// until [`Limiter::end_retrying`]. `servers` are the entry's: their attempts in flight
+    /// are the requests in flight the budget is a share of.
+    pub fn allow_retry(&self, holding: bool, servers: &[Server]) -> bool {
+        if self.budget >= 100 {
+            if !holding {
+                self.retrying.fetch_add(1, Relaxed);
+            }
+            return true;
+        }
+        let in_flight: u64 = servers
+            .iter()
+            .map(|s| u64::from(s.in_flight.load(Relaxed)))
+            .sum();
+        let share = (in_flight * u64::from(self.budget) / 100).min(u64::from(u32::MAX)) as u32;
+        let allowed = share.max(RETRY_FLOOR);
+        if holding {
+            self.retrying.load(Relaxed) <= allowed
+        } else {
+            increment_below(&self.retrying, allowed)
+        }
+    }
+
+    /// A request counted by [`Limiter::allow_retry`] is over.
+    pub fn end_retrying(&self) {
+        self.retrying.fetch_sub(1, Relaxed);
+    }
+
+    /// Requests retrying now.
+    pub fn retrying(&self) -> u32 {
+        self.retrying.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerSpec;
+
+    fn servers(n: usize) -> Vec<Server> {
+        (0..n)
+            .map(|i| {
+                Server::new(ServerSpec {
+                    name: format!("127.0.0.1:{}", 1000 + i),
+                    addr: format!("127.0.0.1:{}", 1000 + i).parse().unwrap(),
+                    weight: 1,
+                    tls: false,
+                    backup: false,
+                })
+            })
+            .collect()
+    }
+
+    fn limiter(max: u32, queue: u32, budget: u32) -> Limiter {
+        Limiter::new(&Limits {
+            max_connections: max,
+            queue_size: queue,
+            retry_budget: budget,
+            ..Limits::default()
+        })
+    }
+
+    #[test]
+    fn slots_are_taken_up_to_the_limit_from_many_threads_at_once() {
+        let l = limiter(4, 0, 20);
+        let s = &servers(1)[0];
+        let taken = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        if l.take_slot(s) {
+                            taken.fetch_add(1, Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(taken.load(Relaxed), 4);
+        assert_eq!(s.in_flight.load(Relaxed), 4);
+        assert!(l.at_limit(s));
+    }
+
+    #[test]
+    fn the_queue_holds_queue_size_requests() {
+        let l = limiter(1, 2, 20);
+        assert!(!l.others_wait());
+        assert!(l.enter_queue() && l.enter_queue());
+        assert!(!l.enter_queue(), "full");
+        assert!(l.others_wait());
+        l.leave_queue();
+        assert!(l.enter_queue());
+        assert_eq!(l.queued(), 2);
+    }
+
+    #[test]
+    fn the_budget_is_a_share_of_requests_in_flight_with_a_floor() {
+        let l = limiter(0, 0, 20);
+        let s = servers(2);
+        // Nothing in flight: the floor.
+        for _ in 0..RETRY_FLOOR {
+            assert!(l.allow_retry(false, &s));
+        }
+        assert!(!l.allow_retry(false, &s));
+        // A request already retrying may go on while the count is within the budget.
+        assert!(l.allow_retry(true, &s));
+        // 50 attempts in flight: 10 retrying requests.
+        s[0].in_flight.store(25, Relaxed);
+        s[1].in_flight.store(25, Relaxed);
+        for _ in RETRY_FLOOR..10 {
+            assert!(l.allow_retry(false, &s));
+        }
+        assert!(!l.allow_retry(false, &s));
+        assert_eq!(l.retrying(), 10);
+        l.end_retrying();
+        assert!(l.allow_retry(false, &s));
+        // 100 %: never refused.
+        let open = limiter(0, 0, 100);
+        for _ in 0..100 {
+            assert!(open.allow_retry(false, &s));
+        }
+    }
+}
