@@ -93,12 +93,14 @@ pub(super) struct Attempts {
     limited: bool,
     /// The next try is a retry the policy already allowed ([`Attempts::allow_retry`]).
     approved: bool,
-    /// The request is counted in the entry's retry budget (from its first retry to its
-    /// end: [`Attempts::finish`]).
-    retrying: bool,
+    /// Retries the entry's retry budget counts for this request (until its end:
+    /// [`Attempts::finish`]).
+    retries: u32,
     /// The request waited in the queue: it takes the next free slot even though others
     /// still wait.
     dequeued: bool,
+    /// The request is counted in its entry's requests in flight (until [`Attempts::finish`]).
+    counted: bool,
 }
 
 /// Whether a failed `connect` ran out of something local (descriptors, buffers, memory,
@@ -141,7 +143,9 @@ impl Attempts {
         mut candidates: Vec<usize>,
         now: Moment,
     ) -> Attempts {
-        req.proxy.upstreams[req.entry].plan(ctx, now.millis(), &mut candidates);
+        let upstream = &req.proxy.upstreams[req.entry];
+        upstream.plan(ctx, now.millis(), &mut candidates);
+        upstream.limiter().request_began();
         Attempts {
             candidates,
             next: 0,
@@ -159,8 +163,9 @@ impl Attempts {
             moved: (0, 0),
             limited: false,
             approved: false,
-            retrying: false,
+            retries: 0,
             dequeued: false,
+            counted: true,
         }
     }
 
@@ -182,11 +187,8 @@ impl Attempts {
     /// refusal is counted. On `true` the next try is the retry.
     pub fn allow_retry(&mut self, req: Request<'_>) -> bool {
         let upstream = &req.proxy.upstreams[req.entry];
-        if upstream
-            .limiter()
-            .allow_retry(self.retrying, upstream.servers())
-        {
-            self.retrying = true;
+        if upstream.limiter().allow_retry() {
+            self.retries += 1;
             self.approved = true;
             true
         } else {
@@ -195,10 +197,15 @@ impl Attempts {
         }
     }
 
-    /// The request is over: its place in the retry budget is given back.
+    /// The request is over: it leaves the retry budget's counts (once).
     pub fn finish(&mut self, req: Request<'_>) {
-        if std::mem::take(&mut self.retrying) {
-            req.proxy.upstreams[req.entry].limiter().end_retrying();
+        let limiter = req.proxy.upstreams[req.entry].limiter();
+        if std::mem::take(&mut self.counted) {
+            limiter.request_ended();
+        }
+        let retries = std::mem::take(&mut self.retries);
+        if retries > 0 {
+            limiter.end_retries(retries);
         }
     }
 

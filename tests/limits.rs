@@ -1,0 +1,56 @@
+//! Per-server limits, the queue and the retry policy (#19) through the stand-in host: the
+//! scenarios of `tests/limits_support` (also run through a real Monkey by
+//! `tests/monkey_limits.rs`), and what needs the stand-in host's injected clock.
+
+mod common;
+mod limits_support;
+
+use std::time::Duration;
+
+use common::host_from_conf;
+use limits_support::*;
+
+#[test]
+fn the_limit_holds_the_queue_waits_and_the_excess_gets_503_with_retry_after() {
+    let origin = CountingOrigin::start(Duration::from_secs(1), 200);
+    let host = host_from_conf(&limited_conf(origin.addr, 2));
+    let f = assert_limit_queue_and_refusals(host.addr(), &origin);
+    println!("stand-in: {f:?}");
+}
+
+#[test]
+fn a_queued_client_that_leaves_frees_its_place() {
+    let origin = CountingOrigin::start(Duration::from_secs(2), 200);
+    let host = host_from_conf(&limited_conf(origin.addr, 10));
+    assert_leaving_client_frees_its_place(host.addr(), &origin);
+}
+
+#[test]
+fn queued_keep_alive_clients_are_served_in_turn() {
+    let origin = CountingOrigin::start(Duration::from_secs(1), 200);
+    let host = host_from_conf(&limited_conf(origin.addr, 10));
+    assert_keep_alive_clients_queue(host.addr(), &origin);
+}
+
+#[test]
+fn a_failing_pool_is_retried_within_the_budget() {
+    let origins: Vec<_> = (0..3)
+        .map(|_| CountingOrigin::start(Duration::from_millis(20), 503))
+        .collect();
+    let addrs: Vec<_> = origins.iter().map(|o| o.addr).collect();
+    let host = host_from_conf(&failing_pool_conf(&addrs));
+    assert_sequential_retries_within_the_floor(host.addr(), &origins);
+    let before: u64 = origins.iter().map(CountingOrigin::requests).sum();
+    let base: Vec<_> = origins.iter().map(CountingOrigin::requests).collect();
+    let sent = hammer(host.addr(), 50, 3);
+    let received: u64 = origins.iter().map(CountingOrigin::requests).sum::<u64>() - before;
+    println!(
+        "stand-in: {sent} requests, {received} at the origins ({:.3} x), {:?} before",
+        received as f64 / sent as f64,
+        base
+    );
+    assert!(
+        received as f64 <= 1.2 * sent as f64,
+        "{received} for {sent}"
+    );
+}
