@@ -54,3 +54,13 @@ fn a_failing_pool_is_retried_within_the_budget() {
         "{received} for {sent}"
     );
 }
+
+#[test]
+fn abandoned_requests_keep_their_slots_until_the_server_is_done() {
+    let origin = CountingOrigin::start(Duration::from_secs(1), 200);
+    let host = host_from_conf(&limited_conf(origin.addr, 10));
+    assert_abandoned_requests_keep_their_slots(host.addr(), &origin);
+    common::wait_until("the host is back to no exchange", || {
+        host.open_connections() == 0
+    });
+}

@@ -504,6 +504,23 @@ impl Attempts {
         counted
     }
 
+    /// The client left while the current try was under way, and the server keeps working on
+    /// it: counted as a client abort like [`Attempts::abort`], but the try goes on holding
+    /// its server (until [`Attempts::drop_try`]). True if it was counted.
+    pub fn abort_keeping_server(&mut self, req: Request<'_>) -> bool {
+        let Some(b) = &self.backend else {
+            return false;
+        };
+        let counted = self.recorded.is_none();
+        if counted {
+            req.proxy
+                .stats
+                .record_failure(req.entry, b.server, Failure::ClientAbort);
+            self.last_failure = Some(Failure::ClientAbort);
+        }
+        counted
+    }
+
     /// Ends the current try without an outcome to record (an exchange dropped by its host
     /// before its end, which hosts do not do): the connection closes, the server is released.
     pub fn drop_try(&mut self, req: Request<'_>) {

@@ -76,6 +76,10 @@ enum State {
     Flush,
     /// After `101 Switching Protocols`: bytes flow both ways until either side closes.
     Tunnel,
+    /// The client left while its request was at a server under `MaxConnections`: the
+    /// server's slot stays taken until it answers (its first byte), closes, or `ReadTimeout`
+    /// passes, since it is still working on the request; the client is gone already.
+    Lingering,
     /// Over.
     Done,
 }
@@ -286,17 +290,57 @@ impl Exchange {
             State::Flush => return self.end(End::Abort, local, reactor, now),
             // A tunnel idle for ReadTimeout in both directions is closed.
             State::Tunnel => return self.end(End::Complete, local, reactor, now),
+            State::Lingering => return self.end(End::Abort, local, reactor, now),
             State::Done => return self.progress(),
         }
         self.run(local, reactor, now, true)
     }
 
     /// The client went away (Monkey's hang-up): releases everything without answering.
-    pub(super) fn abort(&mut self, now: Moment, local: &mut Local, reactor: &mut dyn Reactor) {
+    /// True when the exchange lingers instead (see `State::Lingering`): the client's side
+    /// is let go of now, the server's slot when the server is done; the exchange then ends
+    /// without an end for its host.
+    pub(super) fn abort(
+        &mut self,
+        now: Moment,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+    ) -> bool {
+        let limited = self.proxy.upstreams[self.entry].limiter().max() > 0;
+        if limited
+            && matches!(self.state, State::Sending | State::AwaitHead)
+            && self.attempts.backend.is_some()
+        {
+            self.linger(now, reactor);
+            return true;
+        }
         if self.state != State::Done {
             self.client_left();
         }
         let _ = self.end(End::Abort, local, reactor, now);
+        false
+    }
+
+    /// See `State::Lingering`.
+    #[cold]
+    fn linger(&mut self, now: Moment, reactor: &mut dyn Reactor) {
+        if self.attempts.abort_keeping_server(books!(self)) && self.trouble.is_none() {
+            self.trouble = Some(Failure::ClientAbort.name());
+        }
+        self.local_keep_alive = false;
+        self.want_client(reactor, None);
+        if let Some(c) = self.client.stream.take() {
+            if self.client.watched {
+                reactor.release(Source {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(&c),
+                    id: self.client.id,
+                });
+            }
+        }
+        self.client.watched = false;
+        self.state = State::Lingering;
+        self.deadline = Some(now.after(self.read_timeout()));
+        self.want_backend(reactor, Some(Interest::Read));
     }
 
     /// The client is gone while the current try was under way: a client abort in the books
@@ -580,6 +624,21 @@ impl Exchange {
             match self.state {
                 // Only the queue's deadline or a freed slot moves it on.
                 State::Queued => return Progress::Pending,
+                State::Lingering => {
+                    let Some(b) = &mut self.attempts.backend else {
+                        return self.end(End::Abort, local, reactor, now);
+                    };
+                    let mut probe = [0u8; 1];
+                    match std::io::Read::read(&mut b.stream, &mut probe) {
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            self.want_backend(reactor, Some(Interest::Read));
+                            return Progress::Pending;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        // The server answers, closes or fails: it is done with the request.
+                        _ => return self.end(End::Abort, local, reactor, now),
+                    }
+                }
                 State::Connecting => {
                     let Some(b) = &mut self.attempts.backend else {
                         return self.end(End::Abort, local, reactor, now);

@@ -70,10 +70,14 @@ impl Task {
         }
     }
 
-    fn abort(&mut self, now: Moment, local: &mut Local, reactor: &mut dyn Reactor) {
+    /// True when the task lingers on after its client left (see `Exchange::abort`).
+    fn abort(&mut self, now: Moment, local: &mut Local, reactor: &mut dyn Reactor) -> bool {
         match self {
             Task::Exchange(x) => x.abort(now, local, reactor),
-            Task::Deferred(d) => d.abort(reactor),
+            Task::Deferred(d) => {
+                d.abort(reactor);
+                false
+            }
         }
     }
 
@@ -87,6 +91,9 @@ impl Task {
 struct Slot {
     /// The occupant's serial number (0 while free).
     serial: u32,
+    /// The occupant's host was told it is over (its client left) while it lingers on: its
+    /// end is not handed to the host.
+    orphan: bool,
     task: Option<Task>,
 }
 
@@ -184,6 +191,7 @@ impl Worker {
         let queued = exchange.is_queued();
         self.slots[slot] = Slot {
             serial,
+            orphan: false,
             task: Some(Task::Exchange(Box::new(exchange))),
         };
         self.live += 1;
@@ -224,6 +232,7 @@ impl Worker {
         let deadline = task.deadline();
         self.slots[slot] = Slot {
             serial,
+            orphan: false,
             task: Some(Task::Deferred(task)),
         };
         self.live += 1;
@@ -275,10 +284,18 @@ impl Worker {
         let Owner::Exchange { slot, serial } = owner(token) else {
             return false;
         };
+        if self.slots[slot].orphan {
+            return false;
+        }
         let Some(task) = task_in(&mut self.slots, slot, serial) else {
             return false;
         };
-        task.abort(now, &mut self.local, reactor);
+        if task.abort(now, &mut self.local, reactor) {
+            let deadline = task.deadline();
+            self.slots[slot].orphan = true;
+            self.arm(reactor, deadline);
+            return true;
+        }
         let _ = self.remove(
             slot,
             Finish {
@@ -306,7 +323,11 @@ impl Worker {
                 continue;
             }
             if let Progress::Done(finish) = task.on_timeout(now, &mut self.local, reactor) {
-                ended.push(self.remove(slot, finish));
+                let orphan = self.slots[slot].orphan;
+                let e = self.remove(slot, finish);
+                if !orphan {
+                    ended.push(e);
+                }
             }
         }
         if self.local.pool.due().is_some_and(|d| d <= now) {
@@ -416,9 +437,10 @@ impl Worker {
                 None
             }
             Progress::Done(finish) => {
+                let orphan = self.slots[slot].orphan;
                 let ended = self.remove(slot, finish);
                 self.after_end(now, reactor);
-                Some(ended)
+                (!orphan).then_some(ended)
             }
         }
     }
@@ -463,6 +485,7 @@ impl Worker {
         let s = &mut self.slots[slot];
         let token = exchange_token(slot, s.serial);
         s.serial = 0;
+        s.orphan = false;
         let client = match s.task.take().expect("a live task") {
             Task::Exchange(mut exchange) => {
                 let client = exchange.take_client();

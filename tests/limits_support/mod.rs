@@ -402,3 +402,40 @@ pub fn drain(s: &mut TcpStream) {
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
     while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
 }
+
+/// A client that leaves while its request is at a limited server does not free the server's
+/// slot before the server is done with the request: 4 requests take the 4 slots of a 1 s
+/// backend and their clients leave at once; 4 more then wait in the queue until the
+/// backend answered the abandoned ones, so it never works on more than 4.
+pub fn assert_abandoned_requests_keep_their_slots(proxy: SocketAddr, origin: &CountingOrigin) {
+    let leavers: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(proxy).unwrap();
+            s.write_all(b"GET /abandoned HTTP/1.1\r\nHost: test\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    crate::common::wait_until("4 requests at the origin", || origin.in_flight() == 4);
+    drop(leavers);
+    let next: Vec<_> = (0..4)
+        .map(|_| thread::spawn(move || get_timed(proxy, "/next")))
+        .collect();
+    for n in next {
+        let (r, _) = n.join().unwrap();
+        assert_eq!(r.expect("an answer").status, 200);
+    }
+    assert!(origin.max_in_flight() <= 4, "{}", origin.max_in_flight());
+    let e = entry_stats(proxy);
+    let q = &e["queue"];
+    assert!(
+        q["waits"].as_u64().unwrap() >= 4,
+        "the newcomers waited: {q}"
+    );
+    assert!(q["wait_max_seconds"].as_f64().unwrap() > 0.2, "{q}");
+    assert_eq!(
+        e["counters"]["failures"]["client_abort"], 4,
+        "{}",
+        e["counters"]
+    );
+}
