@@ -134,6 +134,54 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// What these settings do, for the checker's `--explain` (`attempts`: the entry's
+    /// `AttemptsCount`); `None` when they are all the defaults.
+    pub fn describe(&self, attempts: u32) -> Option<String> {
+        if *self == Limits::default() {
+            return None;
+        }
+        let mut out = String::new();
+        if self.max_connections == 0 {
+            out.push_str("no limit per server");
+        } else {
+            out.push_str(&format!(
+                "at most {} requests in flight per server (all workers); ",
+                self.max_connections
+            ));
+            if self.queue_size == 0 {
+                out.push_str("beyond, 503 at once");
+            } else {
+                out.push_str(&format!(
+                    "beyond, up to {} wait at most {} s",
+                    self.queue_size,
+                    format_seconds(self.queue_timeout)
+                ));
+            }
+            out.push_str(&format!(
+                ", then 503 with Retry-After: {}",
+                self.retry_after_secs()
+            ));
+        }
+        out.push_str(&format!("; retries on {}", self.retry_on.format()));
+        if self.retry_on.any_status() {
+            out.push_str(&format!(
+                " (statuses: idempotent requests, at most {} tries)",
+                attempts.max(1)
+            ));
+        }
+        if self.retry_budget >= 100 {
+            out.push_str(", no budget");
+        } else {
+            out.push_str(&format!(
+                ", within {} % of the requests in flight (at least {RETRY_FLOOR})",
+                self.retry_budget
+            ));
+        }
+        Some(out)
+    }
+}
+
 /// What one section gave of these keys (`None`: not given there), with the line of each.
 #[derive(Debug, Default, Clone)]
 pub struct Given {
