@@ -275,9 +275,10 @@ impl Attempts {
         }
         loop {
             if self.tries > 0 && !self.approved {
-                // A connect that failed at once, moving on to the next candidate.
+                // A connect that failed at once, moving on to the next candidate (outside
+                // the budget, as every connect failure: see `fail`).
                 let retry_on = req.proxy.config.entries[req.entry].limits.retry_on;
-                if !(retry_on.has(RetryOn::CONNECT) && self.allow_retry(req)) {
+                if !retry_on.has(RetryOn::CONNECT) {
                     break;
                 }
             }
@@ -446,12 +447,17 @@ impl Attempts {
                 return step;
             }
         }
+        // A connect that failed (refused, timed out, TLS handshake) never reached the server:
+        // trying the next one puts no load on the pool, so it is outside the retry budget
+        // (failing over from a dead server costs no client an error). A reset came after
+        // the request reached the server, which may have worked on it: budgeted.
         let retry_on = req.proxy.config.entries[req.entry].limits.retry_on;
-        let retried = match kind {
-            FailureKind::ResetBeforeResponse => retry_on.has(RetryOn::RESET),
-            _ => retry_on.has(RetryOn::CONNECT),
+        let (retried, budgeted) = match kind {
+            FailureKind::ResetBeforeResponse => (retry_on.has(RetryOn::RESET), true),
+            _ => (retry_on.has(RetryOn::CONNECT), false),
         };
-        if now >= self.retry_until || !retried || !self.allow_retry(req) {
+        self.approved = true;
+        if now >= self.retry_until || !retried || (budgeted && !self.allow_retry(req)) {
             return Step::Answer(
                 if kind == FailureKind::ConnectTimeout {
                     504
