@@ -337,8 +337,10 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_the_timeout_up() {
-        let mut l = Limits::default();
-        l.queue_timeout = Duration::from_millis(1500);
+        let mut l = Limits {
+            queue_timeout: Duration::from_millis(1500),
+            ..Limits::default()
+        };
         assert_eq!(l.retry_after_secs(), 2);
         l.queue_timeout = Duration::from_millis(100);
         assert_eq!(l.retry_after_secs(), 1);

@@ -171,7 +171,7 @@ impl Attempts {
 
     /// The request comes out of the queue (a slot may have freed): its candidates are
     /// walked again from the first, with a fresh time budget for retries.
-    pub fn from_queue(&mut self, req: Request<'_>, now: Moment) {
+    pub fn restart_from_queue(&mut self, req: Request<'_>, now: Moment) {
         if self.last_resorts_from != usize::MAX {
             self.candidates.truncate(self.last_resorts_from);
             self.last_resorts_from = usize::MAX;

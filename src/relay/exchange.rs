@@ -510,7 +510,7 @@ impl Exchange {
         if self.state != State::Queued {
             return self.progress();
         }
-        self.attempts.from_queue(books!(self), now);
+        self.attempts.restart_from_queue(books!(self), now);
         let step = self.next_try(local, now);
         if step == Step::Queue {
             return Progress::Pending;

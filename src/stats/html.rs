@@ -126,7 +126,7 @@ fn entry(o: &mut String, e: &EntrySnapshot) {
         "</span><span>requests <b>{}</b></span><span>no server (503) <b>{}</b></span>\
          <span>left early <b>{}</b></span>\
          <span>in flight <b>{}</b></span><span>retries <b>{}</b></span>\
-         <span>failovers <b>{}</b></span><span>latency <b>{}</b></span></div>\n",
+         <span>failovers <b>{}</b></span><span>latency <b>{}</b></span></div>",
         c.requests,
         e.no_server,
         e.left_early,
@@ -135,6 +135,7 @@ fn entry(o: &mut String, e: &EntrySnapshot) {
         c.failovers,
         latency(&c.total_latency),
     );
+    o.push('\n');
     queue(o, &e.queue);
     o.push_str("<table><thead><tr>");
     for col in COLUMNS {
@@ -157,7 +158,7 @@ fn queue(o: &mut String, q: &crate::stats::QueueSnapshot) {
         "<div class=\"meta\"><span>queue: waiting <b>{}</b></span><span>waited <b>{}</b></span>\
          <span>served <b>{}</b></span><span>timed out <b>{}</b></span>\
          <span>left <b>{}</b></span><span>queue full (503) <b>{}</b></span>\
-         <span>longest wait <b>{:.3} s</b></span><span>retries refused by the budget <b>{}</b></span></div>\n",
+         <span>longest wait <b>{:.3} s</b></span><span>retries refused by the budget <b>{}</b></span></div>",
         q.waiting,
         q.waits,
         q.served,
@@ -167,6 +168,7 @@ fn queue(o: &mut String, q: &crate::stats::QueueSnapshot) {
         q.wait_max_seconds,
         q.retries_refused,
     );
+    o.push('\n');
 }
 
 fn server(o: &mut String, s: &ServerSnapshot) {

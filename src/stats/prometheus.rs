@@ -122,9 +122,17 @@ fn entry_families(w: &mut Writer, snap: &Snapshot) {
     queue_families(w, snap);
 }
 
+/// A queue metric: name, type, help, value.
+type QueueMetric<T> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&QueueSnapshot) -> T,
+);
+
 /// The queue and the retry budget of each entry.
 fn queue_families(w: &mut Writer, snap: &Snapshot) {
-    let counts: [(&str, &str, &str, fn(&QueueSnapshot) -> u64); 7] = [
+    let counts: [QueueMetric<u64>; 7] = [
         (
             "queue_waiting",
             "gauge",
@@ -174,7 +182,7 @@ fn queue_families(w: &mut Writer, snap: &Snapshot) {
             w.sample(name, &[("entry", e.name.as_str())], get(&e.queue));
         }
     }
-    let times: [(&str, &str, &str, fn(&QueueSnapshot) -> f64); 2] = [
+    let times: [QueueMetric<f64>; 2] = [
         (
             "queue_wait_seconds_total",
             "counter",
