@@ -145,7 +145,7 @@ impl Attempts {
     ) -> Attempts {
         let upstream = &req.proxy.upstreams[req.entry];
         upstream.plan(ctx, now.millis(), &mut candidates);
-        upstream.limiter().request_began();
+        let counted = upstream.limiter().request_began();
         Attempts {
             candidates,
             next: 0,
@@ -165,7 +165,7 @@ impl Attempts {
             approved: false,
             retries: 0,
             dequeued: false,
-            counted: true,
+            counted,
         }
     }
 
@@ -187,7 +187,7 @@ impl Attempts {
     /// refusal is counted. On `true` the next try is the retry.
     pub fn allow_retry(&mut self, req: Request<'_>) -> bool {
         let upstream = &req.proxy.upstreams[req.entry];
-        if upstream.limiter().allow_retry() {
+        if upstream.limiter().allow_retry(upstream.servers()) {
             self.retries += 1;
             self.approved = true;
             true
