@@ -64,3 +64,13 @@ fn abandoned_requests_keep_their_slots_until_the_server_is_done() {
         host.open_connections() == 0
     });
 }
+
+#[test]
+fn a_freed_slot_reaches_the_next_waiter_at_once() {
+    let origin = CountingOrigin::start(Duration::from_millis(100), 200);
+    let host = host_from_conf(&one_slot_conf(origin.addr));
+    let hand_over = measure_hand_over(host.addr(), &origin);
+    println!("stand-in: mean hand-over {hand_over:?}");
+    let q = &entry_stats(host.addr())["queue"];
+    assert!(q["waits"].as_u64().unwrap() >= 10, "{q}");
+}

@@ -49,6 +49,21 @@ fn monkey_abandoned_requests_keep_their_slots_until_the_server_is_done() {
     monkey.assert_alive();
 }
 
+/// The hand-over of a slot between Monkey's 2 workers: measured and printed (the figure
+/// docs/limits.md gives); the queue was used.
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn monkey_a_freed_slot_reaches_a_waiter_on_either_worker() {
+    let origin = CountingOrigin::start(Duration::from_millis(100), 200);
+    let mut monkey = Monkey::start(&one_slot_conf(origin.addr));
+    let hand_over = measure_hand_over(monkey.addr(), &origin);
+    let q = &entry_stats(monkey.addr())["queue"];
+    println!("monkey: mean hand-over {hand_over:?}; queue {q}");
+    assert!(q["waits"].as_u64().unwrap() >= 10, "{q}");
+    assert_eq!(q["timeouts"], 0, "{q}");
+    monkey.assert_alive();
+}
+
 /// The item: `MaxConnections 4`, `QueueSize 8`, `QueueTimeout 2`, a backend taking
 /// 1 s per request and `wrk -c20` for 6 s: the backend never sees more than 4 at once, the
 /// excess gets 503 (non-2xx), no request takes longer than the queue timeout and one request

@@ -439,3 +439,37 @@ pub fn assert_abandoned_requests_keep_their_slots(proxy: SocketAddr, origin: &Co
         e["counters"]
     );
 }
+
+/// An entry with one slot (`MaxConnections 1`, `QueueSize 8`, `QueueTimeout 10`) for `server`.
+pub fn one_slot_conf(server: SocketAddr) -> String {
+    format!(
+        "[PROXY_DEFAULTS]\n    StatisticsURL {STATS}\n\n[PROXY_ENTRY]\n    Name one\n    \
+         Match ^/\n    ServerList {server}\n    MaxConnections 1\n    QueueSize 8\n    \
+         QueueTimeout 10\n"
+    )
+}
+
+/// How long a freed slot takes to reach a waiter: 4 keep-alive clients send 5 requests each
+/// through one slot to a backend taking 100 ms; the backend then works 2 s in all, and the
+/// rest of the elapsed time, per request, is the hand-over (the slot going back, the waiter
+/// woken — on another worker, when the host has several — and its request reaching the
+/// backend). Returns that mean hand-over; asserts only that every request was served with
+/// the slot held by one at a time.
+pub fn measure_hand_over(proxy: SocketAddr, origin: &CountingOrigin) -> Duration {
+    let began = Instant::now();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut c = Client::connect(proxy);
+                (0..5).map(|_| c.get("/h").status).collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), [200; 5]);
+    }
+    let elapsed = began.elapsed();
+    assert_eq!(origin.max_in_flight(), 1);
+    let busy = Duration::from_millis(100) * 20;
+    elapsed.saturating_sub(busy) / 20
+}
