@@ -16,6 +16,27 @@ fn the_limit_holds_the_queue_waits_and_the_excess_gets_503_with_retry_after() {
     let host = host_from_conf(&limited_conf(origin.addr, 2));
     let f = assert_limit_queue_and_refusals(host.addr(), &origin);
     println!("stand-in: {f:?}");
+    // The same figures in the other renderings.
+    let prom = common::Client::connect(host.addr()).get(&format!("{STATS}?format=prometheus"));
+    let text = String::from_utf8_lossy(&prom.body);
+    let waits = text
+        .lines()
+        .find_map(|l| l.strip_prefix("proxy_reverse_queue_waits_total{entry=\"limited\"} "))
+        .expect("queue_waits_total");
+    assert!(waits.parse::<u64>().unwrap() >= 4, "{waits}");
+    for name in [
+        "queue_waiting",
+        "queue_full_total",
+        "queue_wait_max_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("proxy_reverse_{name}{{entry=\"limited\"}}")),
+            "{name}"
+        );
+    }
+    common::assert_promtool_accepts(&text);
+    let html = common::Client::connect(host.addr()).get(STATS);
+    assert!(String::from_utf8_lossy(&html.body).contains("queue: waiting"));
 }
 
 #[test]

@@ -547,10 +547,9 @@ pub static KEYS: &[KeySpec] = &[
         default: "20",
         sections: Sections::Both,
         repeatable: false,
-        doc: "retries (after a reset or a 502/503/504) in flight at most this % of the entry's \
+        doc: "retries of a 502/503/504 (RetryOn) in flight at most this % of the entry's \
               requests in flight, 3 always allowed (0 to 100; 100: no budget); a refused retry \
-              gives the client the failure; connect failures never reached a server and are \
-              not counted",
+              passes the answer on; connection failures fail over outside the budget",
     },
 ];
 

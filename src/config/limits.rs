@@ -166,17 +166,17 @@ impl Limits {
         out.push_str(&format!("; retries on {}", self.retry_on.format()));
         if self.retry_on.any_status() {
             out.push_str(&format!(
-                " (statuses: idempotent requests, at most {} tries)",
+                " (statuses: idempotent requests, at most {} tries, ",
                 attempts.max(1)
             ));
-        }
-        if self.retry_budget >= 100 {
-            out.push_str(", no budget");
-        } else {
-            out.push_str(&format!(
-                ", within {} % of the requests in flight (at least {RETRY_FLOOR})",
-                self.retry_budget
-            ));
+            if self.retry_budget >= 100 {
+                out.push_str("no budget)");
+            } else {
+                out.push_str(&format!(
+                    "within {} % of the requests in flight, at least {RETRY_FLOOR})",
+                    self.retry_budget
+                ));
+            }
         }
         Some(out)
     }

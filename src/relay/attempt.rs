@@ -182,12 +182,12 @@ impl Attempts {
         self.retry_until = now.after(req.connect_timeout() * RETRY_BUDGET_CONNECT_TIMEOUTS);
     }
 
-    /// Whether the policy lets this request try again after a failure the entry's `RetryOn`
-    /// names: the retry budget has room (see [`crate::upstream::Limiter::allow_retry`]). A
-    /// refusal is counted. On `true` the next try is the retry.
+    /// Whether the retry budget lets this request try again after a status the entry's
+    /// `RetryOn` names (see [`crate::upstream::Limiter::allow_retry`]). A refusal is counted.
+    /// On `true` the next try is the retry.
     pub fn allow_retry(&mut self, req: Request<'_>) -> bool {
         let upstream = &req.proxy.upstreams[req.entry];
-        if upstream.limiter().allow_retry(upstream.servers()) {
+        if upstream.limiter().allow_retry() {
             self.retries += 1;
             self.approved = true;
             true
@@ -276,7 +276,7 @@ impl Attempts {
         loop {
             if self.tries > 0 && !self.approved {
                 // A connect that failed at once, moving on to the next candidate (outside
-                // the budget, as every connect failure: see `fail`).
+                // the budget, as every connection failure: see `fail`).
                 let retry_on = req.proxy.config.entries[req.entry].limits.retry_on;
                 if !retry_on.has(RetryOn::CONNECT) {
                     break;
@@ -447,17 +447,16 @@ impl Attempts {
                 return step;
             }
         }
-        // A connect that failed (refused, timed out, TLS handshake) never reached the server:
-        // trying the next one puts no load on the pool, so it is outside the retry budget
-        // (failing over from a dead server costs no client an error). A reset came after
-        // the request reached the server, which may have worked on it: budgeted.
+        // Connection failures are outside the retry budget: failing over from a server that
+        // died (connections refused, or reset under the requests it held) must cost clients
+        // nothing, as it always did; the budget is for answers that multiply a pool's load.
         let retry_on = req.proxy.config.entries[req.entry].limits.retry_on;
-        let (retried, budgeted) = match kind {
-            FailureKind::ResetBeforeResponse => (retry_on.has(RetryOn::RESET), true),
-            _ => (retry_on.has(RetryOn::CONNECT), false),
+        let retried = match kind {
+            FailureKind::ResetBeforeResponse => retry_on.has(RetryOn::RESET),
+            _ => retry_on.has(RetryOn::CONNECT),
         };
         self.approved = true;
-        if now >= self.retry_until || !retried || (budgeted && !self.allow_retry(req)) {
+        if now >= self.retry_until || !retried {
             return Step::Answer(
                 if kind == FailureKind::ConnectTimeout {
                     504

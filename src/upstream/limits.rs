@@ -8,16 +8,15 @@
 //!   waiting exchanges themselves stay on their workers (`relay::Worker` keeps them in order
 //!   and tries them again when a slot may have freed). A place is taken by
 //!   compare-and-increment too ([`Limiter::enter_queue`]).
-//! * **The retry budget** counts the retries made by the entry's requests in flight (each
-//!   from the retry to its request's end): one more is allowed while that count stays
-//!   within `RetryBudget` % of the requests in flight, or [`RETRY_FLOOR`]. When `RetryOn`
-//!   names a status, the entry counts its requests in flight (from their plan to their end,
-//!   on every worker): the servers' attempts in flight miss a request between two tries and
-//!   while its response goes to the client, so against a pool that answers 503 at once they
-//!   are a fraction of the requests (the budget let 1.37 × reach such a pool; counted, the
-//!   same test sees 1.19 ×). Otherwise only resets are budgeted, and the servers' attempts
-//!   in flight stand for the requests: they cost the request path nothing, and a reset
-//!   before a response comes from a server that held the request.
+//! * **The retry budget** (for retries of a 502/503/504 answer: connection failures fail
+//!   over outside it) counts the retries made by the entry's requests in flight (each from
+//!   the retry to its request's end): one more is allowed while that count stays within
+//!   `RetryBudget` % of the requests in flight, or [`RETRY_FLOOR`]. An entry whose `RetryOn`
+//!   names a status counts its requests in flight (from their plan to their end, on every
+//!   worker); others pay nothing for it. (The servers' attempts in flight would cost nothing
+//!   either, but they miss a request between two tries and while its response goes to the
+//!   client: against a pool that answers 503 at once they are a fraction of the requests,
+//!   and the budget let 1.37 × reach such a pool; counted, the same test sees 1.19 ×.)
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
@@ -129,21 +128,14 @@ impl Limiter {
     }
 
     /// Whether a request may retry once more now; if so, the retry is counted until the
-    /// request ends ([`Limiter::end_retries`]). `servers`: the entry's, whose attempts in
-    /// flight stand for its requests when those are not counted.
-    pub fn allow_retry(&self, servers: &[Server]) -> bool {
-        if self.budget >= 100 {
+    /// request ends ([`Limiter::end_retries`]). Only for an entry that counts its requests
+    /// (its `RetryOn` names a status); for others every retry is allowed.
+    pub fn allow_retry(&self) -> bool {
+        if self.budget >= 100 || !self.count_requests {
             self.retrying.fetch_add(1, Relaxed);
             return true;
         }
-        let in_flight: u64 = if self.count_requests {
-            u64::from(self.requests.load(Relaxed))
-        } else {
-            servers
-                .iter()
-                .map(|s| u64::from(s.in_flight.load(Relaxed)))
-                .sum()
-        };
+        let in_flight = u64::from(self.requests.load(Relaxed));
         let share = (in_flight * u64::from(self.budget) / 100).min(u64::from(u32::MAX)) as u32;
         increment_below(&self.retrying, share.max(RETRY_FLOOR))
     }
@@ -222,49 +214,41 @@ mod tests {
 
     #[test]
     fn the_budget_is_a_share_of_requests_in_flight_with_a_floor() {
-        let s = servers(2);
         let l = Limiter::new(&Limits {
             retry_on: RetryOn::default().with(RetryOn::S503),
             ..Limits::default()
         });
         // Nothing in flight: the floor.
         for _ in 0..RETRY_FLOOR {
-            assert!(l.allow_retry(&s));
+            assert!(l.allow_retry());
         }
-        assert!(!l.allow_retry(&s));
+        assert!(!l.allow_retry());
         // 50 requests in flight: 10 retries.
         for _ in 0..50 {
             assert!(l.request_began());
         }
         for _ in RETRY_FLOOR..10 {
-            assert!(l.allow_retry(&s));
+            assert!(l.allow_retry());
         }
-        assert!(!l.allow_retry(&s));
+        assert!(!l.allow_retry());
         assert_eq!(l.retrying(), 10);
         l.end_retries(2);
-        assert!(l.allow_retry(&s) && l.allow_retry(&s));
-        assert!(!l.allow_retry(&s));
+        assert!(l.allow_retry() && l.allow_retry());
+        assert!(!l.allow_retry());
         l.request_ended();
         // 100 %: never refused.
         let open = limiter(0, 0, 100);
         for _ in 0..100 {
-            assert!(open.allow_retry(&s));
+            assert!(open.allow_retry());
         }
     }
 
     #[test]
-    fn without_status_retries_requests_are_not_counted_and_attempts_stand_for_them() {
+    fn without_status_retries_requests_are_not_counted() {
         let l = limiter(0, 0, 20);
         assert!(
             !l.request_began(),
             "the default costs the request path nothing"
         );
-        let s = servers(2);
-        s[0].in_flight.store(30, Relaxed);
-        s[1].in_flight.store(20, Relaxed);
-        for _ in 0..10 {
-            assert!(l.allow_retry(&s));
-        }
-        assert!(!l.allow_retry(&s));
     }
 }
