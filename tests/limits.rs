@@ -95,3 +95,12 @@ fn a_freed_slot_reaches_the_next_waiter_at_once() {
     let q = &entry_stats(host.addr())["queue"];
     assert!(q["waits"].as_u64().unwrap() >= 10, "{q}");
 }
+
+#[test]
+fn statuses_are_retried_only_for_idempotent_requests_that_ask_for_it() {
+    let bad = CountingOrigin::start(Duration::ZERO, 503);
+    let good = CountingOrigin::start(Duration::ZERO, 200);
+    let with_503 = host_from_conf(&retry_conf(&[bad.addr, good.addr], "RetryOn connect 503"));
+    let default = host_from_conf(&retry_conf(&[bad.addr, good.addr], "RetryBudget 20"));
+    assert_status_retries_only_where_allowed(with_503.addr(), default.addr(), &bad, &good);
+}

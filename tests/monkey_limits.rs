@@ -64,6 +64,18 @@ fn monkey_a_freed_slot_reaches_a_waiter_on_either_worker() {
     monkey.assert_alive();
 }
 
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn monkey_statuses_are_retried_only_for_idempotent_requests_that_ask_for_it() {
+    let bad = CountingOrigin::start(Duration::ZERO, 503);
+    let good = CountingOrigin::start(Duration::ZERO, 200);
+    let mut with_503 = Monkey::start(&retry_conf(&[bad.addr, good.addr], "RetryOn connect 503"));
+    let mut default = Monkey::start(&retry_conf(&[bad.addr, good.addr], "RetryBudget 20"));
+    assert_status_retries_only_where_allowed(with_503.addr(), default.addr(), &bad, &good);
+    with_503.assert_alive();
+    default.assert_alive();
+}
+
 /// The item: `MaxConnections 4`, `QueueSize 8`, `QueueTimeout 2`, a backend taking
 /// 1 s per request and `wrk -c20` for 6 s: the backend never sees more than 4 at once, the
 /// excess gets 503 (non-2xx), no request takes longer than the queue timeout and one request

@@ -473,3 +473,53 @@ pub fn measure_hand_over(proxy: SocketAddr, origin: &CountingOrigin) -> Duration
     let busy = Duration::from_millis(100) * 20;
     elapsed.saturating_sub(busy) / 20
 }
+
+/// An entry of `servers` retrying what `retry_on` says, `AttemptsCount 3`, round robin.
+pub fn retry_conf(servers: &[SocketAddr], retry_on: &str) -> String {
+    let list: Vec<String> = servers.iter().map(|a| a.to_string()).collect();
+    format!(
+        "[PROXY_DEFAULTS]\n    StatisticsURL {STATS}\n\n[PROXY_ENTRY]\n    Name pool\n    \
+         Match ^/\n    ServerList {}\n    LoadBalancer RoundRobin\n    {retry_on}\n    \
+         AttemptsCount 3\n    OfflineTimeOut 0\n",
+        list.join(" ")
+    )
+}
+
+/// What is retried on a status and what is not: with a server answering 503 and one
+/// answering 200 and `RetryOn 503`, every GET gets 200 (the 503 is thrown away and the other
+/// server asked); a POST is not retried (its 503 reaches the client); without 503 in
+/// `RetryOn` (the default) a GET's 503 reaches the client too.
+pub fn assert_status_retries_only_where_allowed(
+    proxy_with_503: SocketAddr,
+    proxy_default: SocketAddr,
+    bad: &CountingOrigin,
+    good: &CountingOrigin,
+) {
+    let mut c = Client::connect(proxy_with_503);
+    for _ in 0..10 {
+        assert_eq!(
+            c.get("/x").status,
+            200,
+            "the 503 is retried on the other server"
+        );
+    }
+    assert!(
+        bad.requests() >= 5,
+        "round robin asked the failing server too"
+    );
+    let bad_before = bad.requests();
+    let good_before = good.requests();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        c.send(b"POST /x HTTP/1.1\r\nHost: test\r\nContent-Length: 1\r\n\r\nx");
+        statuses.push(c.read_response(false).expect("answer").status);
+    }
+    let posts = (bad.requests() - bad_before) + (good.requests() - good_before);
+    assert_eq!(posts, 10, "a POST is never sent twice: {statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
+    let mut d = Client::connect(proxy_default);
+    let before = bad.requests() + good.requests();
+    let got: Vec<u16> = (0..10).map(|_| d.get("/x").status).collect();
+    assert_eq!(bad.requests() + good.requests() - before, 10, "{got:?}");
+    assert!(got.contains(&503), "the default retries no status: {got:?}");
+}
