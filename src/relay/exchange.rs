@@ -138,8 +138,6 @@ pub struct Exchange {
     /// did: the exchange's end writes a line about it.
     trouble: Option<&'static str>,
     finish: Option<Finish>,
-    /// When the request entered the queue, while it waits there.
-    queued_at: Option<Moment>,
 }
 
 impl Exchange {
@@ -221,7 +219,6 @@ impl Exchange {
             upstream_status: None,
             trouble: None,
             finish: None,
-            queued_at: None,
         };
         exchange.proxy.stats.record_request(entry);
         let step = exchange.next_try(local, now);
@@ -485,7 +482,9 @@ impl Exchange {
         if self.proxy.upstreams[self.entry].limiter().enter_queue() {
             self.proxy.stats.record_queued(self.entry);
             self.state = State::Queued;
-            self.queued_at = Some(now);
+            // No try began yet: the field keeps when the wait did (the exchange stays as
+            // small as it was; a memcpy size class is worth instructions per request).
+            self.try_began = now;
             self.deadline = Some(now.after(limits.queue_timeout));
         } else {
             self.proxy.stats.record_queue_full(self.entry);
@@ -520,11 +519,13 @@ impl Exchange {
         self.run(local, reactor, now, false)
     }
 
-    /// The request leaves the queue (once: the state moves on from `Queued` right after).
+    /// The request leaves the queue (once: every caller moves the state on from `Queued`
+    /// right after).
     fn leave_queue(&mut self, how: Waited, now: Moment) {
-        let Some(since) = self.queued_at.take() else {
+        if self.state != State::Queued {
             return;
-        };
+        }
+        let since = self.try_began;
         self.proxy.upstreams[self.entry].limiter().leave_queue();
         let stats = &self.proxy.stats;
         stats.record_queue_wait(self.entry, now.since(since), how);
@@ -1006,7 +1007,7 @@ impl Drop for Exchange {
             let req = books!(self);
             self.attempts.drop_try(req);
         }
-        if self.queued_at.take().is_some() {
+        if self.state == State::Queued {
             self.proxy.upstreams[self.entry].limiter().leave_queue();
         }
         let req = books!(self);
