@@ -342,7 +342,7 @@ impl Entry {
     /// 256 idle upstream connections per server and worker kept 60 s for up to 1000 requests,
     /// no trusted proxies, no `Forwarded` header, no health checks, no slow start, no outlier
     /// detection, TLS only to `https://` servers (verified against the system's roots), no
-    /// per-server limit, retries of connect failures and resets within a 20 % budget.
+    /// per-server limit, retries of connect failures and resets (no status), a 20 % budget.
     pub fn with_defaults(line: usize, matches: Vec<MatchRule>, servers: Vec<ServerSpec>) -> Entry {
         Entry {
             name: String::new(),
