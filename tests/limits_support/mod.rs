@@ -351,6 +351,11 @@ pub fn assert_sequential_retries_within_the_floor(proxy: SocketAddr, origins: &[
     }
     let after: u64 = origins.iter().map(CountingOrigin::requests).sum();
     assert_eq!(after - before, 30, "3 tries for each of 10 requests");
+    let e = entry_stats(proxy);
+    let c = &e["counters"];
+    assert!(c["retries"].as_u64().unwrap() >= 20, "retries counted: {c}");
+    assert!(c["failovers"].as_u64().unwrap() >= 20, "{c}");
+    assert_eq!(e["queue"]["retries_refused"], 0, "{}", e["queue"]);
 }
 
 /// `clients` threads, each sending requests one after another for `secs` seconds on its own
