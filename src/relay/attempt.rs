@@ -198,7 +198,11 @@ impl Attempts {
     }
 
     /// The request is over: it leaves the retry budget's counts (once).
+    #[inline]
     pub fn finish(&mut self, req: Request<'_>) {
+        if !self.counted && self.retries == 0 {
+            return;
+        }
         let limiter = req.proxy.upstreams[req.entry].limiter();
         if std::mem::take(&mut self.counted) {
             limiter.request_ended();

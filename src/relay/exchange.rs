@@ -1001,8 +1001,11 @@ impl Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        // Every path ends through `end`, which releases the server; this only guards against
-        // a host that drops an exchange early.
+        // Every path ends through `end`, which releases the server, the queue place and the
+        // budget's counts; this only guards against a host that drops an exchange early.
+        if self.finish.is_some() {
+            return;
+        }
         if self.attempts.backend.is_some() {
             let req = books!(self);
             self.attempts.drop_try(req);

@@ -533,6 +533,11 @@ mod tests {
         // README states the figure: a proxied request holds one slot of the worker's slab.
         let size = std::mem::size_of::<Slot>();
         println!("slot: {size} bytes");
+        println!(
+            "exchange: {} bytes, attempts: {} bytes",
+            std::mem::size_of::<Exchange>(),
+            std::mem::size_of::<crate::relay::attempt::Attempts>()
+        );
         assert!(size <= 736, "an exchange slot grew to {size} bytes");
     }
 
