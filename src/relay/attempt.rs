@@ -553,6 +553,16 @@ impl Attempts {
         }
     }
 
+    /// The current try's response (with `figures`) is thrown away for a retry: in the
+    /// books as the server's response, the server released, the connection closed unread.
+    #[cold]
+    pub fn discard(&mut self, req: Request<'_>, figures: &stats::Exchange, now: Moment) {
+        self.respond(req, figures, now);
+        if let Some(b) = self.backend.take() {
+            req.proxy.upstreams[req.entry].release(b.server);
+        }
+    }
+
     /// The current try is over with its response delivered: its response recorded if
     /// [`Attempts::respond`] did not (with `figures`), the server released, and the
     /// connection handed back for the pool when `reusable` and its entry's request limit

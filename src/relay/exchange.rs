@@ -551,7 +551,7 @@ impl Exchange {
         let req = books!(self);
         let mut figures = self.figures(now);
         figures.status = status;
-        let _ = self.attempts.complete(req, Some(&figures), false, now);
+        self.attempts.discard(req, &figures, now);
         self.response.forget_head();
         self.response.restart();
         let step = match self.next_try(local, now) {

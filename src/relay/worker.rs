@@ -362,6 +362,7 @@ impl Worker {
     /// exchange ends here (a try only starts); one that did would be handed over at the next
     /// timer round.
     #[cold]
+    #[inline(never)]
     fn serve_queue(&mut self, now: Moment, reactor: &mut dyn Reactor) {
         let mut kept = 0;
         for k in 0..self.waiting.len() {
@@ -457,6 +458,7 @@ impl Worker {
     /// After an exchange ended: the pool may have taken its backend connection (a wake-up for
     /// the pool's housekeeping), and a slab a burst left mostly empty is shrunk on a later
     /// timer round.
+    #[inline]
     fn after_end(&mut self, now: Moment, reactor: &mut dyn Reactor) {
         if !self.waiting.is_empty() {
             // The exchange that ended may have freed a slot its neighbours wait for.
