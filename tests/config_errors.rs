@@ -378,3 +378,60 @@ fn affinity_keys() {
     assert_eq!(sticky.secret, secret);
     assert!(sticky.http_only && sticky.path == "/");
 }
+
+#[test]
+fn limit_and_retry_keys_say_what_is_wrong_at_their_line() {
+    let e = errors(&format!(
+        "{OK_ENTRY}MaxConnections many\nQueueSize -1\nQueueTimeout 0\nRetryOn 500\nRetryBudget 101\n"
+    ));
+    assert_eq!(
+        e,
+        [
+            "t.conf:4: MaxConnections: `many` is not a whole number",
+            "t.conf:5: QueueSize: `-1` is not a whole number",
+            "t.conf:6: QueueTimeout must be greater than 0",
+            "t.conf:7: RetryOn: `500` is not a failure kind; write none, or some of connect, \
+             reset-before-response, 502, 503, 504 (of the statuses only 502, 503 and 504 are \
+             retried: others are the backend's answer)",
+            "t.conf:8: RetryBudget is a percentage (0 to 100), not 101",
+        ]
+    );
+    assert_eq!(
+        one(&format!("{OK_ENTRY}RetryOn connect timeout\n")),
+        "t.conf:4: RetryOn: `timeout` is not a failure kind; write none, or some of connect, \
+         reset-before-response, 502, 503, 504"
+    );
+    assert_eq!(
+        one(&format!("{OK_ENTRY}RetryOn 503 503\n")),
+        "t.conf:4: RetryOn: `503` is given twice"
+    );
+}
+
+#[test]
+fn a_queue_needs_a_limit() {
+    assert_eq!(
+        one(&format!("{OK_ENTRY}QueueSize 8\n")),
+        "t.conf:4: QueueSize needs MaxConnections (in the entry or in [PROXY_DEFAULTS]): \
+         without a limit no request ever waits"
+    );
+    // From the defaults: reported at the defaults' line for an entry without a limit; an
+    // entry with one is fine.
+    let e = errors(
+        "[PROXY_DEFAULTS]\nQueueSize 8\n[PROXY_ENTRY]\nMatch /a\nServerList 127.0.0.1:1\n\
+         MaxConnections 2\n[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:1\n",
+    );
+    assert_eq!(
+        e,
+        [
+            "t.conf:2: QueueSize needs MaxConnections (in the entry or in [PROXY_DEFAULTS]): \
+          without a limit no request ever waits"
+        ]
+    );
+    let c = ok(&format!("{OK_ENTRY}MaxConnections 4\nQueueSize 0\n"));
+    assert_eq!(c.entries[0].limits.max_connections, 4);
+    let c = ok(&format!(
+        "{OK_ENTRY}MaxConnections 4\nQueueSize 8\nQueueTimeout 0.5\n"
+    ));
+    assert_eq!(c.entries[0].limits.queue_size, 8);
+    assert_eq!(c.entries[0].limits.retry_after_secs(), 1);
+}

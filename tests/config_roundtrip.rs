@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use proxy_reverse::config::limits::{Limits, RetryOn};
 use proxy_reverse::config::BALANCERS as REGISTRY;
 use proxy_reverse::config::{
     self, AccessLogSpec, Affinity, Cidr, Config, Entry, Expect, HashKey, HealthCheck, MatchRule,
@@ -280,11 +281,60 @@ fn entry() -> impl Strategy<Value = Entry> {
         )
 }
 
+/// `MaxConnections`, `QueueSize` (only with a limit, as the parser requires), `QueueTimeout`,
+/// `RetryOn` (any set, `none` included) and `RetryBudget`.
+fn limits() -> impl Strategy<Value = Limits> {
+    (
+        prop_oneof![Just(0u32), 1u32..10_000],
+        0u32..1000,
+        duration(1),
+        0u8..32,
+        0u32..=100,
+    )
+        .prop_map(|(max, queue, timeout, bits, budget)| {
+            let mut retry_on = RetryOn::NONE;
+            for (i, flag) in [
+                RetryOn::CONNECT,
+                RetryOn::RESET,
+                RetryOn::S502,
+                RetryOn::S503,
+                RetryOn::S504,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if bits & (1 << i) != 0 {
+                    retry_on = retry_on.with(flag);
+                }
+            }
+            Limits {
+                max_connections: max,
+                queue_size: if max == 0 { 0 } else { queue },
+                queue_timeout: timeout,
+                retry_on,
+                retry_budget: budget,
+            }
+        })
+}
+
+fn entry_with_limits() -> impl Strategy<Value = Entry> {
+    (entry(), limits()).prop_map(|(mut e, limits)| {
+        e.limits = limits;
+        e
+    })
+}
+
 fn config() -> impl Strategy<Value = Config> {
     (
         prop::option::of("/[a-z0-9_.-]{0,16}"),
         prop::collection::vec(cidr(), 0..10),
-        prop::collection::vec((entry(), prop::option::of("[a-z][a-z0-9_.-]{0,8}")), 1..5),
+        prop::collection::vec(
+            (
+                entry_with_limits(),
+                prop::option::of("[a-z][a-z0-9_.-]{0,8}"),
+            ),
+            1..5,
+        ),
         prop::option::of("/[a-z0-9_.-]{1,12}(/[a-z0-9_. -]{1,12}){0,2}\\.log"),
     )
         .prop_map(|(statistics_url, statistics_allow, entries, log)| Config {

@@ -194,6 +194,9 @@ fn explain(c: &Config, path: &str) -> ExitCode {
         1 => println!("  entry 1 did not match"),
         n => println!("  entries 1 to {n} did not match"),
     }
+    if let Some(limits) = entry.limits.describe(entry.attempts_count) {
+        println!("  limits: {limits}");
+    }
     ExitCode::SUCCESS
 }
 

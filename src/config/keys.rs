@@ -83,6 +83,16 @@ pub enum KeyId {
     StickyCookie,
     /// `StickySecret SECRET`.
     StickySecret,
+    /// `MaxConnections N`.
+    MaxConnections,
+    /// `QueueSize N`.
+    QueueSize,
+    /// `QueueTimeout SECONDS`.
+    QueueTimeout,
+    /// `RetryOn KIND ...`.
+    RetryOn,
+    /// `RetryBudget PERCENT`.
+    RetryBudget,
 }
 
 /// Which sections a key may appear in.
@@ -539,6 +549,62 @@ pub static KEYS: &[KeySpec] = &[
         repeatable: false,
         doc: "the key of StickyCookie values (one word of at least 32 characters); every \
               instance with the same secret and servers reads the others' cookies",
+    },
+    KeySpec {
+        id: KeyId::MaxConnections,
+        name: "MaxConnections",
+        aliases: &[],
+        value: "N",
+        default: "0",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "requests in flight per server, across all workers (0: unlimited); when every \
+              server is at it, requests wait in the queue (QueueSize) or get 503 with Retry-After",
+    },
+    KeySpec {
+        id: KeyId::QueueSize,
+        name: "QueueSize",
+        aliases: &[],
+        value: "N",
+        default: "0",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "requests of the entry that may wait for a server under MaxConnections (needs \
+              it); beyond, 503 with Retry-After (the QueueTimeout rounded up)",
+    },
+    KeySpec {
+        id: KeyId::QueueTimeout,
+        name: "QueueTimeout",
+        aliases: &[],
+        value: "SECONDS",
+        default: "5",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "longest wait in the queue (> 0, decimals allowed); then 503 with Retry-After",
+    },
+    KeySpec {
+        id: KeyId::RetryOn,
+        name: "RetryOn",
+        aliases: &[],
+        value: "none | connect reset-before-response 502 503 504",
+        default: "connect reset-before-response",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "failures tried again on another server: connect (refused, timed out, TLS), \
+              reset-before-response, and for idempotent methods a 502/503/504 from the backend \
+              (at most AttemptsCount tries then); none: no retry",
+    },
+    KeySpec {
+        id: KeyId::RetryBudget,
+        name: "RetryBudget",
+        aliases: &[],
+        value: "PERCENT",
+        default: "20",
+        sections: Sections::Both,
+        repeatable: false,
+        doc: "retries of a 502/503/504 (RetryOn) in flight at most this % of the entry's \
+              requests in flight, 3 always allowed (0 to 100; 100: no budget); a refused retry \
+              passes the answer on; connection failures fail over outside the budget",
     },
 ];
 

@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod health;
 pub mod keys;
 pub mod lexer;
+pub mod limits;
 pub mod model;
 mod parser;
 pub mod pem;

@@ -95,6 +95,8 @@ pub struct Entry {
     pub tls: TlsSettings,
     /// `HashKey`, `HashBalanceFactor`, `StickyCookie` and `StickySecret`.
     pub affinity: super::Affinity,
+    /// `MaxConnections`, `QueueSize`, `QueueTimeout`, `RetryOn`, `RetryBudget`.
+    pub limits: super::limits::Limits,
 }
 
 /// The `UpstreamTls…` keys of an entry: which of its servers speak TLS, and how they are
@@ -342,7 +344,8 @@ impl Entry {
     /// 256 idle upstream connections per server and worker kept 60 s for up to 1000 requests,
     /// no trusted proxies, no `Forwarded` header, no health checks, no slow start, no outlier
     /// detection, TLS only to `https://` servers (verified against the system's roots), hashing
-    /// on the client address, no bounded loads, no sticky cookie.
+    /// on the client address, no bounded loads, no sticky cookie, no per-server limit,
+    /// retries of connect failures and resets (no status), a 20 % budget.
     pub fn with_defaults(line: usize, matches: Vec<MatchRule>, servers: Vec<ServerSpec>) -> Entry {
         Entry {
             name: String::new(),
@@ -364,6 +367,7 @@ impl Entry {
             outlier: OutlierDetection::default(),
             tls: TlsSettings::default(),
             affinity: super::Affinity::default(),
+            limits: super::limits::Limits::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ use super::affinity;
 use super::health;
 use super::keys::{self, KeyId, KeySpec, Sections};
 use super::lexer::{self, Token};
+use super::limits;
 use super::pem::{self, Holds};
 use super::resolve::Resolver;
 use super::values::{self, Host};
@@ -104,6 +105,8 @@ struct Settings {
     /// `StickyCookie` (its `secret` empty: `StickySecret` fills it in when merged).
     sticky: Option<super::StickyCookie>,
     sticky_secret: Option<String>,
+    /// `MaxConnections`, `QueueSize`, `QueueTimeout`, `RetryOn`, `RetryBudget`.
+    limits: limits::Given,
 }
 
 struct Parser<'a> {
@@ -301,6 +304,11 @@ impl Parser<'_> {
             KeyId::HashBalanceFactor => s.balance_factor = Some(affinity::balance_factor(value)?),
             KeyId::StickyCookie => s.sticky = Some(affinity::sticky_cookie(value)?),
             KeyId::StickySecret => s.sticky_secret = Some(affinity::sticky_secret(value)?),
+            KeyId::MaxConnections
+            | KeyId::QueueSize
+            | KeyId::QueueTimeout
+            | KeyId::RetryOn
+            | KeyId::RetryBudget => limits::value(spec.id, name, value, line, &mut s.limits)?,
         }
         Ok(())
     }
@@ -471,7 +479,12 @@ impl Parser<'_> {
             }
             self.check_client_certificate(&s, &d);
             self.check_sticky(&s, &d);
+            let entry_limits = limits::merge(&s.limits, &d.limits);
             let mut e = merge(s, &d, servers.unwrap_or_default());
+            match entry_limits {
+                Ok(l) => e.limits = l,
+                Err((line, message)) => self.error(line, message),
+            }
             e.name = name;
             self.check_tls(&e);
             entries.push(e);

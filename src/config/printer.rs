@@ -109,6 +109,9 @@ fn print_entry(out: &mut String, e: &Entry, i: usize) {
             line(out, key, &f.path.display().to_string());
         }
     }
+    for (key, value) in super::limits::lines(&e.limits) {
+        line(out, key, &value);
+    }
     print_affinity(out, &e.affinity);
 }
 

@@ -17,6 +17,7 @@ use super::pool::{Limits, Pooled, UpstreamPool};
 use super::stream::BackendStream;
 use crate::balancer::RequestContext;
 use crate::clock::Moment;
+use crate::config::limits::RetryOn;
 use crate::health::FailureKind;
 use crate::proxy::Proxy;
 use crate::reactor::Interest;
@@ -51,6 +52,9 @@ pub(super) enum Step {
     Send,
     /// No try is left: answer the client with this status (and `Retry-After` seconds).
     Answer(u16, Option<u64>),
+    /// Every candidate is at the entry's `MaxConnections` (or requests wait for them
+    /// already): the request waits for a slot, if the queue has room.
+    Queue,
 }
 
 /// The attempts of one request. See the [module docs](self).
@@ -85,6 +89,18 @@ pub(super) struct Attempts {
     /// Bytes sent and received by tries that failed (the current try's are `sent`,
     /// `received`).
     moved: (u64, u64),
+    /// Some candidate was passed over for being at the entry's `MaxConnections`.
+    limited: bool,
+    /// The next try is a retry the policy already allowed ([`Attempts::allow_retry`]).
+    approved: bool,
+    /// Retries the entry's retry budget counts for this request (until its end:
+    /// [`Attempts::finish`]).
+    retries: u32,
+    /// The request waited in the queue: it takes the next free slot even though others
+    /// still wait.
+    dequeued: bool,
+    /// The request is counted in its entry's requests in flight (until [`Attempts::finish`]).
+    counted: bool,
 }
 
 /// Whether a failed `connect` ran out of something local (descriptors, buffers, memory,
@@ -127,7 +143,9 @@ impl Attempts {
         mut candidates: Vec<usize>,
         now: Moment,
     ) -> Attempts {
-        req.proxy.upstreams[req.entry].plan(ctx, now.millis(), &mut candidates);
+        let upstream = &req.proxy.upstreams[req.entry];
+        upstream.plan(ctx, now.millis(), &mut candidates);
+        let counted = upstream.limiter().request_began();
         Attempts {
             candidates,
             next: 0,
@@ -143,7 +161,77 @@ impl Attempts {
             last_server: None,
             last_failure: None,
             moved: (0, 0),
+            limited: false,
+            approved: false,
+            retries: 0,
+            dequeued: false,
+            counted,
         }
+    }
+
+    /// The request comes out of the queue (a slot may have freed): its candidates are
+    /// walked again from the first, with a fresh time budget for retries.
+    pub fn restart_from_queue(&mut self, req: Request<'_>, now: Moment) {
+        if self.last_resorts_from != usize::MAX {
+            self.candidates.truncate(self.last_resorts_from);
+            self.last_resorts_from = usize::MAX;
+        }
+        self.next = 0;
+        self.limited = false;
+        self.dequeued = true;
+        self.retry_until = now.after(req.connect_timeout() * RETRY_BUDGET_CONNECT_TIMEOUTS);
+    }
+
+    /// Whether the retry budget lets this request try again after a status the entry's
+    /// `RetryOn` names (see [`crate::upstream::Limiter::allow_retry`]). A refusal is counted.
+    /// On `true` the next try is the retry.
+    pub fn allow_retry(&mut self, req: Request<'_>) -> bool {
+        let upstream = &req.proxy.upstreams[req.entry];
+        if upstream.limiter().allow_retry() {
+            self.retries += 1;
+            self.approved = true;
+            true
+        } else {
+            req.proxy.stats.record_retry_refused(req.entry);
+            false
+        }
+    }
+
+    /// The request is over: it leaves the retry budget's counts (once).
+    #[inline]
+    pub fn finish(&mut self, req: Request<'_>) {
+        if !self.counted && self.retries == 0 {
+            return;
+        }
+        let limiter = req.proxy.upstreams[req.entry].limiter();
+        if std::mem::take(&mut self.counted) {
+            limiter.request_ended();
+        }
+        let retries = std::mem::take(&mut self.retries);
+        if retries > 0 {
+            limiter.end_retries(retries);
+        }
+    }
+
+    /// A response with `status` came on the current try: whether it is thrown away and the
+    /// request tried again (`RetryOn` names the status, the method is idempotent, fewer than
+    /// `AttemptsCount` tries were made, and the budget allows it). Called before anything of
+    /// the response went to the client.
+    pub fn retry_status(&mut self, req: Request<'_>, status: u16) -> bool {
+        let e = &req.proxy.config.entries[req.entry];
+        if !(req.idempotent
+            && e.limits.retry_on.has_status(status)
+            && self.tries < e.attempts_count.max(1))
+        {
+            return false;
+        }
+        if !self.allow_retry(req) {
+            return false;
+        }
+        if let Some(b) = &self.backend {
+            self.failed_from = Some(b.server);
+        }
+        true
     }
 
     /// Tries started so far.
@@ -185,7 +273,19 @@ impl Attempts {
     ) -> Step {
         let upstream = &req.proxy.upstreams[req.entry];
         let stats = &req.proxy.stats;
+        if self.tries == 0 && !self.dequeued && upstream.limiter().others_wait() {
+            // Requests wait for these servers already: this one queues behind them.
+            return Step::Queue;
+        }
         loop {
+            if self.tries > 0 && !self.approved {
+                // A connect that failed at once, moving on to the next candidate (outside
+                // the budget, as every connection failure: see `fail`).
+                let retry_on = req.proxy.config.entries[req.entry].limits.retry_on;
+                if !retry_on.has(RetryOn::CONNECT) {
+                    break;
+                }
+            }
             if self.next == self.candidates.len() {
                 // Every candidate failed or was taken: the servers offline longest next, once
                 // per request, while the retry budget lasts.
@@ -199,12 +299,17 @@ impl Attempts {
             }
             let server = self.candidates[self.next];
             self.next += 1;
-            if self.next > self.last_resorts_from {
-                upstream.acquire_last_resort(server, now.millis());
-            } else if !upstream.acquire(server, now.millis()) {
+            let acquired = if self.next > self.last_resorts_from {
+                upstream.acquire_last_resort(server, now.millis())
+            } else {
+                upstream.acquire(server, now.millis())
+            };
+            if !acquired {
+                self.limited |= upstream.at_limit(server);
                 continue;
             }
             self.tries += 1;
+            self.approved = false;
             // A failover is counted only when another server really takes the request over.
             if let Some(failed) = self.failed_from.take() {
                 stats.record_retry(req.entry, failed, true);
@@ -222,6 +327,9 @@ impl Attempts {
             if let Some(step) = self.connect(req, server, new_id, now) {
                 return step;
             }
+        }
+        if self.tries == 0 && self.limited {
+            return Step::Queue;
         }
         let now_ms = now.millis();
         let policy = upstream.policy();
@@ -343,7 +451,16 @@ impl Attempts {
                 return step;
             }
         }
-        if now >= self.retry_until {
+        // Connection failures are outside the retry budget: failing over from a server that
+        // died (connections refused, or reset under the requests it held) must cost clients
+        // nothing, as it always did; the budget is for answers that multiply a pool's load.
+        let retry_on = req.proxy.config.entries[req.entry].limits.retry_on;
+        let retried = match kind {
+            FailureKind::ResetBeforeResponse => retry_on.has(RetryOn::RESET),
+            _ => retry_on.has(RetryOn::CONNECT),
+        };
+        self.approved = true;
+        if now >= self.retry_until || !retried {
             return Step::Answer(
                 if kind == FailureKind::ConnectTimeout {
                     504
@@ -396,6 +513,23 @@ impl Attempts {
         counted
     }
 
+    /// The client left while the current try was under way, and the server keeps working on
+    /// it: counted as a client abort like [`Attempts::abort`], but the try goes on holding
+    /// its server (until [`Attempts::drop_try`]). True if it was counted.
+    pub fn abort_keeping_server(&mut self, req: Request<'_>) -> bool {
+        let Some(b) = &self.backend else {
+            return false;
+        };
+        let counted = self.recorded.is_none();
+        if counted {
+            req.proxy
+                .stats
+                .record_failure(req.entry, b.server, Failure::ClientAbort);
+            self.last_failure = Some(Failure::ClientAbort);
+        }
+        counted
+    }
+
     /// Ends the current try without an outcome to record (an exchange dropped by its host
     /// before its end, which hosts do not do): the connection closes, the server is released.
     pub fn drop_try(&mut self, req: Request<'_>) {
@@ -416,6 +550,16 @@ impl Attempts {
                 .stats
                 .record_response(req.entry, b.server, figures);
             self.recorded = Some((figures.bytes_to_backend, figures.bytes_from_backend));
+        }
+    }
+
+    /// The current try's response (with `figures`) is thrown away for a retry: in the
+    /// books as the server's response, the server released, the connection closed unread.
+    #[cold]
+    pub fn discard(&mut self, req: Request<'_>, figures: &stats::Exchange, now: Moment) {
+        self.respond(req, figures, now);
+        if let Some(b) = self.backend.take() {
+            req.proxy.upstreams[req.entry].release(b.server);
         }
     }
 

@@ -26,7 +26,7 @@ use crate::http::request::{is_idempotent, ForwardPolicy, ProxyRequest};
 use crate::http::response::ClientSide;
 use crate::proxy::Proxy;
 use crate::reactor::{Interest, Reactor, Source, Token};
-use crate::stats::{self, Failure};
+use crate::stats::{self, Failure, Waited};
 
 /// The request's side of the books ([`attempt::Request`]), borrowing only the fields it
 /// names, so that `attempts` stays free to borrow.
@@ -62,6 +62,9 @@ pub struct Finish {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// Waiting in the entry's queue for a server under its `MaxConnections` (holding only
+    /// the client connection and the request), until the queue's deadline.
+    Queued,
     /// Waiting for a backend connect to complete.
     Connecting,
     /// Writing the request to the backend.
@@ -74,6 +77,10 @@ enum State {
     Flush,
     /// After `101 Switching Protocols`: bytes flow both ways until either side closes.
     Tunnel,
+    /// The client left while its request was at a server under `MaxConnections`: the
+    /// server's slot stays taken until it answers (its first byte), closes, or `ReadTimeout`
+    /// passes, since it is still working on the request; the client is gone already.
+    Lingering,
     /// Over.
     Done,
 }
@@ -254,6 +261,12 @@ impl Exchange {
         }
         self.deadline = None;
         match self.state {
+            State::Queued => {
+                self.leave_queue(Waited::TimedOut, now);
+                let retry_after = self.entry_config().limits.retry_after_secs();
+                self.local_error(503, Some(retry_after), now);
+                self.trouble = Some("queue_timeout");
+            }
             State::Connecting => self.try_failed(FailureKind::ConnectTimeout, local, now),
             State::Sending | State::AwaitHead => {
                 // RFC 9110 §15.6.5: the backend did not answer in time. Not retried: a slow
@@ -278,17 +291,57 @@ impl Exchange {
             State::Flush => return self.end(End::Abort, local, reactor, now),
             // A tunnel idle for ReadTimeout in both directions is closed.
             State::Tunnel => return self.end(End::Complete, local, reactor, now),
+            State::Lingering => return self.end(End::Abort, local, reactor, now),
             State::Done => return self.progress(),
         }
         self.run(local, reactor, now, true)
     }
 
     /// The client went away (Monkey's hang-up): releases everything without answering.
-    pub(super) fn abort(&mut self, now: Moment, local: &mut Local, reactor: &mut dyn Reactor) {
+    /// True when the exchange lingers instead (see `State::Lingering`): the client's side
+    /// is let go of now, the server's slot when the server is done; the exchange then ends
+    /// without an end for its host.
+    pub(super) fn abort(
+        &mut self,
+        now: Moment,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+    ) -> bool {
+        let limited = self.proxy.upstreams[self.entry].limiter().max() > 0;
+        if limited
+            && matches!(self.state, State::Sending | State::AwaitHead)
+            && self.attempts.backend.is_some()
+        {
+            self.linger(now, reactor);
+            return true;
+        }
         if self.state != State::Done {
             self.client_left();
         }
         let _ = self.end(End::Abort, local, reactor, now);
+        false
+    }
+
+    /// See `State::Lingering`.
+    #[cold]
+    fn linger(&mut self, now: Moment, reactor: &mut dyn Reactor) {
+        if self.attempts.abort_keeping_server(books!(self)) && self.trouble.is_none() {
+            self.trouble = Some(Failure::ClientAbort.name());
+        }
+        self.local_keep_alive = false;
+        self.want_client(reactor, None);
+        if let Some(c) = self.client.stream.take() {
+            if self.client.watched {
+                reactor.release(Source {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(&c),
+                    id: self.client.id,
+                });
+            }
+        }
+        self.client.watched = false;
+        self.state = State::Lingering;
+        self.deadline = Some(now.after(self.read_timeout()));
+        self.want_backend(reactor, Some(Interest::Read));
     }
 
     /// The client is gone while the current try was under way: a client abort in the books
@@ -421,6 +474,69 @@ impl Exchange {
                 self.begin_sending(now)
             }
             Step::Answer(status, retry_after) => self.local_error(status, retry_after, now),
+            Step::Queue => self.enqueue(now),
+        }
+    }
+
+    /// Every server is at its limit: the request waits in the queue if it has room, or gets
+    /// 503 with `Retry-After` (the queue's timeout, rounded up).
+    #[cold]
+    fn enqueue(&mut self, now: Moment) {
+        let limits = self.entry_config().limits;
+        if self.proxy.upstreams[self.entry].limiter().enter_queue() {
+            self.proxy.stats.record_queued(self.entry);
+            self.state = State::Queued;
+            // No try began yet: the field keeps when the wait did (the exchange stays as
+            // small as it was; a memcpy size class is worth instructions per request).
+            self.try_began = now;
+            self.deadline = Some(now.after(limits.queue_timeout));
+        } else {
+            self.proxy.stats.record_queue_full(self.entry);
+            self.local_error(503, Some(limits.retry_after_secs()), now);
+            self.trouble = Some("queue_full");
+        }
+    }
+
+    /// Whether the request waits in the queue.
+    pub(super) fn is_queued(&self) -> bool {
+        self.state == State::Queued
+    }
+
+    /// A slot may have freed: a queued request tries its servers again, and leaves the queue
+    /// when one takes it (or when its answer is decided otherwise).
+    pub(super) fn retry_queued(
+        &mut self,
+        now: Moment,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+    ) -> Progress {
+        if self.state != State::Queued {
+            return self.progress();
+        }
+        self.attempts.restart_from_queue(books!(self), now);
+        let step = self.next_try(local, now);
+        if step == Step::Queue {
+            return Progress::Pending;
+        }
+        self.leave_queue(Waited::Served, now);
+        self.take_step(step, now);
+        self.run(local, reactor, now, false)
+    }
+
+    /// The request leaves the queue (once: every caller moves the state on from `Queued`
+    /// right after).
+    fn leave_queue(&mut self, how: Waited, now: Moment) {
+        if self.state != State::Queued {
+            return;
+        }
+        let since = self.try_began;
+        self.proxy.upstreams[self.entry].limiter().leave_queue();
+        let stats = &self.proxy.stats;
+        stats.record_queue_wait(self.entry, now.since(since), how);
+        if how == Waited::Left {
+            // Gone before any server was tried.
+            stats.record_left_early(self.entry);
+            self.trouble = Some(Failure::ClientAbort.name());
         }
     }
 
@@ -428,6 +544,25 @@ impl Exchange {
         self.state = State::Sending;
         self.attempts.sent = 0;
         self.deadline = Some(now.after(self.read_timeout()));
+    }
+
+    /// The backend answered `status`, which `RetryOn` retries (see
+    /// [`Attempts::retry_status`]): the response is in the books, its connection closes
+    /// unread, and the next server gets the request. With none left the client gets the
+    /// same status, as the proxy's own page.
+    #[cold]
+    fn retry_after_status(&mut self, status: u16, local: &mut Local, now: Moment) {
+        let req = books!(self);
+        let mut figures = self.figures(now);
+        figures.status = status;
+        self.attempts.discard(req, &figures, now);
+        self.response.forget_head();
+        self.response.restart();
+        let step = match self.next_try(local, now) {
+            Step::Answer(..) | Step::Queue => Step::Answer(status, None),
+            step => step,
+        };
+        self.take_step(step, now);
     }
 
     /// The response is unusable (malformed, truncated head): 502, backend discarded.
@@ -492,6 +627,23 @@ impl Exchange {
                 }
             }
             match self.state {
+                // Only the queue's deadline or a freed slot moves it on.
+                State::Queued => return Progress::Pending,
+                State::Lingering => {
+                    let Some(b) = &mut self.attempts.backend else {
+                        return self.end(End::Abort, local, reactor, now);
+                    };
+                    let mut probe = [0u8; 1];
+                    match std::io::Read::read(&mut b.stream, &mut probe) {
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                            self.want_backend(reactor, Some(Interest::Read));
+                            return Progress::Pending;
+                        }
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        // The server answers, closes or fails: it is done with the request.
+                        _ => return self.end(End::Abort, local, reactor, now),
+                    }
+                }
                 State::Connecting => {
                     let Some(b) = &mut self.attempts.backend else {
                         return self.end(End::Abort, local, reactor, now);
@@ -592,6 +744,12 @@ impl Exchange {
             Head::Unusable => return self.bad_response(now),
             Head::Parsed(head) => head,
         };
+        if self.entry_config().limits.retry_on.any_status()
+            && !head.upgrade
+            && self.attempts.retry_status(books!(self), head.status)
+        {
+            return self.retry_after_status(head.status, local, now);
+        }
         self.attempts.answered(books!(self), now);
         self.status = head.status;
         self.upstream_status = Some(head.status);
@@ -763,7 +921,11 @@ impl Exchange {
         if let Some(f) = self.finish {
             return Progress::Done(f);
         }
+        if self.state == State::Queued {
+            self.leave_queue(Waited::Left, now);
+        }
         let req = books!(self);
+        self.attempts.finish(req);
         match how {
             End::Complete => {
                 let figures = self.response.head().map(|_| self.figures(now));
@@ -847,11 +1009,19 @@ impl Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        // Every path ends through `end`, which releases the server; this only guards against
-        // a host that drops an exchange early.
+        // Every path ends through `end`, which releases the server, the queue place and the
+        // budget's counts; this only guards against a host that drops an exchange early.
+        if self.finish.is_some() {
+            return;
+        }
         if self.attempts.backend.is_some() {
             let req = books!(self);
             self.attempts.drop_try(req);
         }
+        if self.state == State::Queued {
+            self.proxy.upstreams[self.entry].limiter().leave_queue();
+        }
+        let req = books!(self);
+        self.attempts.finish(req);
     }
 }

@@ -70,11 +70,19 @@ impl Task {
         }
     }
 
-    fn abort(&mut self, now: Moment, local: &mut Local, reactor: &mut dyn Reactor) {
+    /// True when the task lingers on after its client left (see `Exchange::abort`).
+    fn abort(&mut self, now: Moment, local: &mut Local, reactor: &mut dyn Reactor) -> bool {
         match self {
             Task::Exchange(x) => x.abort(now, local, reactor),
-            Task::Deferred(d) => d.abort(reactor),
+            Task::Deferred(d) => {
+                d.abort(reactor);
+                false
+            }
         }
+    }
+
+    fn is_queued(&self) -> bool {
+        matches!(self, Task::Exchange(x) if x.is_queued())
     }
 }
 
@@ -83,6 +91,9 @@ impl Task {
 struct Slot {
     /// The occupant's serial number (0 while free).
     serial: u32,
+    /// The occupant's host was told it is over (its client left) while it lingers on: its
+    /// end is not handed to the host.
+    orphan: bool,
     task: Option<Task>,
 }
 
@@ -104,6 +115,10 @@ const SHRINK_AFTER: Duration = Duration::from_secs(1);
 /// How late a timeout may fire, and how often at most a worker is woken for timers.
 const RESOLUTION: Duration = Duration::from_millis(50);
 
+/// How often a worker with requests in a queue looks for a slot another worker freed (a slot
+/// this worker frees is offered to its own waiters at once).
+const QUEUE_TICK: Duration = Duration::from_millis(10);
+
 /// The per-thread core. See the module docs.
 #[derive(Debug)]
 pub struct Worker {
@@ -117,6 +132,11 @@ pub struct Worker {
     wake: Option<Moment>,
     /// The administrative changes and reloads seen (see [`crate::upstream::changes`]).
     seen_changes: u64,
+    /// Exchanges waiting in their entry's queue, oldest first, by slot and serial (one that
+    /// left the queue meanwhile is dropped from here when met).
+    waiting: std::collections::VecDeque<(usize, u32)>,
+    /// Exchanges that ended while the worker served its queue, for the next timer round.
+    late: Vec<Ended>,
 }
 
 impl Default for Worker {
@@ -136,6 +156,8 @@ impl Worker {
             local: Local::default(),
             wake: None,
             seen_changes: crate::upstream::changes(),
+            waiting: std::collections::VecDeque::new(),
+            late: Vec::new(),
         }
     }
 
@@ -166,12 +188,18 @@ impl Worker {
             reactor,
         );
         let deadline = exchange.deadline();
+        let queued = exchange.is_queued();
         self.slots[slot] = Slot {
             serial,
+            orphan: false,
             task: Some(Task::Exchange(Box::new(exchange))),
         };
         self.live += 1;
         self.arm(reactor, deadline);
+        if queued {
+            self.waiting.push_back((slot, serial));
+            self.arm(reactor, Some(now.after(QUEUE_TICK)));
+        }
         token
     }
 
@@ -204,6 +232,7 @@ impl Worker {
         let deadline = task.deadline();
         self.slots[slot] = Slot {
             serial,
+            orphan: false,
             task: Some(Task::Deferred(task)),
         };
         self.live += 1;
@@ -255,10 +284,18 @@ impl Worker {
         let Owner::Exchange { slot, serial } = owner(token) else {
             return false;
         };
+        if self.slots[slot].orphan {
+            return false;
+        }
         let Some(task) = task_in(&mut self.slots, slot, serial) else {
             return false;
         };
-        task.abort(now, &mut self.local, reactor);
+        if task.abort(now, &mut self.local, reactor) {
+            let deadline = task.deadline();
+            self.slots[slot].orphan = true;
+            self.arm(reactor, deadline);
+            return true;
+        }
         let _ = self.remove(
             slot,
             Finish {
@@ -277,6 +314,7 @@ impl Worker {
     pub fn on_timer(&mut self, now: Moment, reactor: &mut dyn Reactor, ended: &mut Vec<Ended>) {
         self.wake = None;
         self.follow_changes();
+        ended.append(&mut self.late);
         for slot in 0..self.slots.len() {
             let Some(task) = self.slots[slot].task.as_mut() else {
                 continue;
@@ -285,7 +323,11 @@ impl Worker {
                 continue;
             }
             if let Progress::Done(finish) = task.on_timeout(now, &mut self.local, reactor) {
-                ended.push(self.remove(slot, finish));
+                let orphan = self.slots[slot].orphan;
+                let e = self.remove(slot, finish);
+                if !orphan {
+                    ended.push(e);
+                }
             }
         }
         if self.local.pool.due().is_some_and(|d| d <= now) {
@@ -293,6 +335,9 @@ impl Worker {
         }
         if self.local.access.due().is_some_and(|d| d <= now) {
             self.local.access.send();
+        }
+        if !self.waiting.is_empty() {
+            self.serve_queue(now, reactor);
         }
         self.shrink();
         let next = self
@@ -304,7 +349,48 @@ impl Worker {
             .min();
         // Never sooner than the resolution: deadlines that move on with every byte would
         // otherwise wake the worker again and again for nothing.
-        self.arm(reactor, next.map(|n| n.max(now.after(RESOLUTION))));
+        let mut next = next.map(|n| n.max(now.after(RESOLUTION)));
+        if !self.waiting.is_empty() || !self.late.is_empty() {
+            let tick = now.after(QUEUE_TICK);
+            next = Some(next.map_or(tick, |n| n.min(tick)));
+        }
+        self.arm(reactor, next);
+    }
+
+    /// Offers free slots to the exchanges waiting in a queue, oldest first: each tries its
+    /// servers again and leaves the queue when one takes it (or its answer is decided). No
+    /// exchange ends here (a try only starts); one that did would be handed over at the next
+    /// timer round.
+    #[cold]
+    #[inline(never)]
+    fn serve_queue(&mut self, now: Moment, reactor: &mut dyn Reactor) {
+        let mut kept = 0;
+        for k in 0..self.waiting.len() {
+            let (slot, serial) = self.waiting[k];
+            let Some(task) = task_in(&mut self.slots, slot, serial) else {
+                continue;
+            };
+            if !task.is_queued() {
+                continue;
+            }
+            let Task::Exchange(x) = task else { continue };
+            match x.retry_queued(now, &mut self.local, reactor) {
+                Progress::Pending if x.is_queued() => {
+                    self.waiting[kept] = (slot, serial);
+                    kept += 1;
+                }
+                Progress::Pending => {
+                    let deadline = x.deadline();
+                    self.arm(reactor, deadline);
+                }
+                Progress::Done(finish) => {
+                    let ended = self.remove(slot, finish);
+                    self.late.push(ended);
+                    self.arm(reactor, Some(now));
+                }
+            }
+        }
+        self.waiting.truncate(kept);
     }
 
     /// When the worker wants [`Worker::on_timer`] next, as last told to the host.
@@ -352,9 +438,10 @@ impl Worker {
                 None
             }
             Progress::Done(finish) => {
+                let orphan = self.slots[slot].orphan;
                 let ended = self.remove(slot, finish);
                 self.after_end(now, reactor);
-                Some(ended)
+                (!orphan).then_some(ended)
             }
         }
     }
@@ -371,7 +458,12 @@ impl Worker {
     /// After an exchange ended: the pool may have taken its backend connection (a wake-up for
     /// the pool's housekeeping), and a slab a burst left mostly empty is shrunk on a later
     /// timer round.
+    #[inline]
     fn after_end(&mut self, now: Moment, reactor: &mut dyn Reactor) {
+        if !self.waiting.is_empty() {
+            // The exchange that ended may have freed a slot its neighbours wait for.
+            self.serve_queue(now, reactor);
+        }
         let oversized = self.slots.len() > KEEP_SLOTS && self.live * 2 < self.slots.len();
         self.arm(reactor, oversized.then(|| now.after(SHRINK_AFTER)));
     }
@@ -395,6 +487,7 @@ impl Worker {
         let s = &mut self.slots[slot];
         let token = exchange_token(slot, s.serial);
         s.serial = 0;
+        s.orphan = false;
         let client = match s.task.take().expect("a live task") {
             Task::Exchange(mut exchange) => {
                 let client = exchange.take_client();
@@ -442,6 +535,11 @@ mod tests {
         // README states the figure: a proxied request holds one slot of the worker's slab.
         let size = std::mem::size_of::<Slot>();
         println!("slot: {size} bytes");
+        println!(
+            "exchange: {} bytes, attempts: {} bytes",
+            std::mem::size_of::<Exchange>(),
+            std::mem::size_of::<crate::relay::attempt::Attempts>()
+        );
         assert!(size <= 736, "an exchange slot grew to {size} bytes");
     }
 

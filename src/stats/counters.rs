@@ -240,6 +240,8 @@ pub struct EntryTotals {
     pub counters: Counters,
     pub(super) no_server: AtomicU64,
     pub(super) left_early: AtomicU64,
+    /// The queue and the retry budget.
+    pub(super) queue: super::queue::QueueCounters,
 }
 
 impl EntryTotals {
@@ -252,6 +254,11 @@ impl EntryTotals {
     /// entry's client aborts).
     pub fn left_early(&self) -> u64 {
         self.left_early.load(Relaxed)
+    }
+
+    /// The queue and retry budget counters.
+    pub fn queue(&self) -> super::QueueSnapshot {
+        self.queue.snapshot()
     }
 }
 

@@ -126,7 +126,7 @@ fn entry(o: &mut String, e: &EntrySnapshot) {
         "</span><span>requests <b>{}</b></span><span>no server (503) <b>{}</b></span>\
          <span>left early <b>{}</b></span>\
          <span>in flight <b>{}</b></span><span>retries <b>{}</b></span>\
-         <span>failovers <b>{}</b></span><span>latency <b>{}</b></span></div>\n<table><thead><tr>",
+         <span>failovers <b>{}</b></span><span>latency <b>{}</b></span></div>",
         c.requests,
         e.no_server,
         e.left_early,
@@ -135,6 +135,9 @@ fn entry(o: &mut String, e: &EntrySnapshot) {
         c.failovers,
         latency(&c.total_latency),
     );
+    o.push('\n');
+    queue(o, &e.queue);
+    o.push_str("<table><thead><tr>");
     for col in COLUMNS {
         let _ = write!(o, "<th>{col}</th>");
     }
@@ -143,6 +146,29 @@ fn entry(o: &mut String, e: &EntrySnapshot) {
         server(o, s);
     }
     o.push_str("</tbody></table></section>\n");
+}
+
+/// The entry's queue and retry budget, once either was used.
+fn queue(o: &mut String, q: &crate::stats::QueueSnapshot) {
+    if q.waits == 0 && q.full == 0 && q.retries_refused == 0 {
+        return;
+    }
+    let _ = write!(
+        o,
+        "<div class=\"meta\"><span>queue: waiting <b>{}</b></span><span>waited <b>{}</b></span>\
+         <span>served <b>{}</b></span><span>timed out <b>{}</b></span>\
+         <span>left <b>{}</b></span><span>queue full (503) <b>{}</b></span>\
+         <span>longest wait <b>{:.3} s</b></span><span>retries refused by the budget <b>{}</b></span></div>",
+        q.waiting,
+        q.waits,
+        q.served,
+        q.timeouts,
+        q.left,
+        q.full,
+        q.wait_max_seconds,
+        q.retries_refused,
+    );
+    o.push('\n');
 }
 
 fn server(o: &mut String, s: &ServerSnapshot) {

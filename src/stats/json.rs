@@ -17,6 +17,8 @@
 //!     "matches": [string], "balancer": string,
 //!     "no_server": u64 (503s), "left_early": u64 (client gone before any attempt),
 //!     "in_flight": u64,
+//!     "queue": { "waiting" (now), "waits", "served", "timeouts", "left", "full",
+//!                "retries_refused": u64, "wait_seconds_total", "wait_max_seconds": f64 },
 //!     "counters": Counters (requests = client requests; client_abort includes left_early),
 //!     "servers": [ {
 //!       "name": "host:port", "weight": u32, "share": 0..1 of the entry's attempts,

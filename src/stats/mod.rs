@@ -16,6 +16,7 @@ pub mod histogram;
 mod html;
 mod json;
 mod prometheus;
+mod queue;
 mod snapshot;
 
 pub use access::allowed;
@@ -28,6 +29,7 @@ pub use histogram::{Histogram, HistogramSnapshot};
 pub use html::html;
 pub use json::json;
 pub use prometheus::prometheus;
+pub use queue::{QueueSnapshot, Waited};
 pub use snapshot::{
     CheckLive, EntrySnapshot, LastCheck, ServerLive, ServerSnapshot, Snapshot, SCHEMA_VERSION,
 };
@@ -220,6 +222,27 @@ impl Stats {
         let (e, s) = self.pair(entry, server);
         e.bytes(to_backend, from_backend);
         s.bytes(to_backend, from_backend);
+    }
+
+    /// A request of `entry` found every server at its `MaxConnections` and waits in the
+    /// queue.
+    pub fn record_queued(&self, entry: usize) {
+        self.entries[entry].queue.queued();
+    }
+
+    /// A request of `entry` found every server at its limit and the queue full: 503.
+    pub fn record_queue_full(&self, entry: usize) {
+        self.entries[entry].queue.full();
+    }
+
+    /// A request of `entry` left the queue after `wait`, as `how` says.
+    pub fn record_queue_wait(&self, entry: usize, wait: std::time::Duration, how: Waited) {
+        self.entries[entry].queue.waited(wait, how);
+    }
+
+    /// `RetryBudget` refused a retry of a request of `entry`.
+    pub fn record_retry_refused(&self, entry: usize) {
+        self.entries[entry].queue.retry_refused();
     }
 
     /// The failed attempt on `from` is being retried; `failover` when the next attempt goes

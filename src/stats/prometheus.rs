@@ -10,6 +10,7 @@ use std::fmt::{Display, Write};
 use super::counters::CounterSnapshot;
 use super::histogram::{HistogramSnapshot, BOUNDS_MICROS, BUCKETS};
 use super::snapshot::{EntrySnapshot, ServerSnapshot};
+use super::QueueSnapshot;
 use super::Snapshot;
 
 const P: &str = "proxy_reverse_";
@@ -116,6 +117,89 @@ fn entry_families(w: &mut Writer, snap: &Snapshot) {
         w.family(name, "counter", help);
         for e in &snap.entries {
             w.sample(name, &[("entry", e.name.as_str())], get(e));
+        }
+    }
+    queue_families(w, snap);
+}
+
+/// A queue metric: name, type, help, value.
+type QueueMetric<T> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&QueueSnapshot) -> T,
+);
+
+/// The queue and the retry budget of each entry.
+fn queue_families(w: &mut Writer, snap: &Snapshot) {
+    let counts: [QueueMetric<u64>; 7] = [
+        (
+            "queue_waiting",
+            "gauge",
+            "Requests waiting now for a server under MaxConnections.",
+            |q| q.waiting,
+        ),
+        (
+            "queue_waits_total",
+            "counter",
+            "Requests that waited in the entry's queue.",
+            |q| q.waits,
+        ),
+        (
+            "queue_served_total",
+            "counter",
+            "Waits that ended with a server taking the request.",
+            |q| q.served,
+        ),
+        (
+            "queue_timeouts_total",
+            "counter",
+            "Waits that ran out (QueueTimeout), answered 503.",
+            |q| q.timeouts,
+        ),
+        (
+            "queue_left_total",
+            "counter",
+            "Waits that ended with the client leaving.",
+            |q| q.left,
+        ),
+        (
+            "queue_full_total",
+            "counter",
+            "Requests answered 503 at once: every server at MaxConnections, the queue full.",
+            |q| q.full,
+        ),
+        (
+            "retry_budget_refused_total",
+            "counter",
+            "Retries RetryBudget refused (the client got the failure).",
+            |q| q.retries_refused,
+        ),
+    ];
+    for (name, kind, help, get) in counts {
+        w.family(name, kind, help);
+        for e in &snap.entries {
+            w.sample(name, &[("entry", e.name.as_str())], get(&e.queue));
+        }
+    }
+    let times: [QueueMetric<f64>; 2] = [
+        (
+            "queue_wait_seconds_total",
+            "counter",
+            "Time spent in the queue by the waits that ended.",
+            |q| q.wait_seconds_total,
+        ),
+        (
+            "queue_wait_max_seconds",
+            "gauge",
+            "The longest wait in the queue so far.",
+            |q| q.wait_max_seconds,
+        ),
+    ];
+    for (name, kind, help, get) in times {
+        w.family(name, kind, help);
+        for e in &snap.entries {
+            w.sample(name, &[("entry", e.name.as_str())], get(&e.queue));
         }
     }
 }

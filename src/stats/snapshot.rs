@@ -140,6 +140,8 @@ pub struct EntrySnapshot {
     pub left_early: u64,
     /// Sum of the servers' in-flight requests.
     pub in_flight: u64,
+    /// The queue (`MaxConnections`, `QueueSize`) and the retries `RetryBudget` refused.
+    pub queue: super::QueueSnapshot,
     /// Counters summed over the servers, plus the client aborts of `left_early`; `requests`
     /// counts client requests.
     pub counters: CounterSnapshot,
@@ -218,6 +220,7 @@ impl Snapshot {
                     balancer: entry.balancer.clone(),
                     no_server: es.no_server(),
                     left_early: es.left_early(),
+                    queue: es.queue(),
                     in_flight: servers.iter().map(|s| u64::from(s.live.in_flight)).sum(),
                     counters: es.counters.snapshot(),
                     servers,

@@ -37,11 +37,13 @@ use crate::log;
 
 mod active;
 mod admin;
+mod limits;
 mod server;
 mod sticky;
 mod view;
 
 pub use admin::{changes, note_change, Admin, AdminState};
+pub use limits::Limiter;
 pub use server::{Server, ServerState, ServerTls};
 pub use sticky::Sticky;
 
@@ -89,6 +91,8 @@ pub struct Upstream {
     hash_key: Option<crate::config::HashKey>,
     /// `StickyCookie`: each server's value and `Set-Cookie` line.
     sticky: Option<Sticky>,
+    /// `MaxConnections`, the queue and the retry budget.
+    limiter: Limiter,
 }
 
 impl Upstream {
@@ -174,6 +178,7 @@ impl Upstream {
                 .unwrap_or(0);
             up.ramping_until.store(until, Ordering::Relaxed);
         }
+        up.limiter = Limiter::new(&entry.limits);
         up.label = format!("entry {}", entry.name);
         up.set_tls(entry)?;
         Ok(up)
@@ -212,6 +217,7 @@ impl Upstream {
             ejecting: Mutex::new(()),
             hash_key: None,
             sticky: None,
+            limiter: Limiter::default(),
         })
     }
 
@@ -380,23 +386,50 @@ impl Upstream {
 
     /// Starts a last-resort attempt on server `i` (see [`Upstream::add_last_resorts`]):
     /// counted in flight, and taking the server's probe over whoever holds it, so that its
-    /// outcome counts (an answer brings the server back). Match it with one
-    /// [`Upstream::release`].
-    pub fn acquire_last_resort(&self, i: usize, now: Millis) {
+    /// outcome counts (an answer brings the server back). False when the server is at its
+    /// `MaxConnections`. Match every `true` with one [`Upstream::release`].
+    pub fn acquire_last_resort(&self, i: usize, now: Millis) -> bool {
         let server = &self.servers[i];
-        server.in_flight.fetch_add(1, Ordering::Relaxed);
+        if !self.count_in(server) {
+            return false;
+        }
         server.health.take_probe(now);
+        true
+    }
+
+    /// Counts one more attempt in flight on `server`; false when it is at its limit.
+    #[inline]
+    fn count_in(&self, server: &Server) -> bool {
+        if self.limiter.max() == 0 {
+            server.in_flight.fetch_add(1, Ordering::Relaxed);
+            true
+        } else {
+            self.limiter.take_slot(server)
+        }
+    }
+
+    /// The entry's limit, queue and retry budget.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    /// Whether server `i` is at the entry's `MaxConnections` now.
+    pub fn at_limit(&self, i: usize) -> bool {
+        self.limiter.at_limit(&self.servers[i])
     }
 
     /// Starts an attempt on server `i` if it may be used now, counting it in flight; false when
-    /// it is offline and another request already holds its single probe slot. Every `true` must
-    /// be matched by one [`Upstream::release`].
+    /// it is offline and another request already holds its single probe slot, or when it is
+    /// at the entry's `MaxConnections` ([`Upstream::at_limit`] tells). Every `true` must be
+    /// matched by one [`Upstream::release`].
     #[inline]
     pub fn acquire(&self, i: usize, now: Millis) -> bool {
         let server = &self.servers[i];
         // Counted before the probe claim, so `release` never sees 0 in flight while a fresh
         // claim is being taken (see `Health::release_idle`).
-        server.in_flight.fetch_add(1, Ordering::Relaxed);
+        if !self.count_in(server) {
+            return false;
+        }
         if self.too_early(i, now) {
             self.release(i);
             return false;
