@@ -35,8 +35,11 @@ pub fn handler_lines(config: &Config) -> Vec<String> {
         .flat_map(|e| e.matches.iter())
         .find_map(|m| monkey_regex(&m.pattern).err().map(|why| (m, why)));
     let stats_regex = stats.map(exact_path);
+    // An entry with MatchHost and no Match serves every path of its hosts: the plugin must
+    // see every request.
+    let every_path = config.entries.iter().find(|e| e.matches.is_empty());
     match (blocker, stats_regex) {
-        (None, None | Some(Ok(_))) => {
+        (None, None | Some(Ok(_))) if every_path.is_none() => {
             lines.push(
                 "# Every Match regex means the same in Monkey's handler engine, so Monkey hands"
                     .to_string(),
@@ -58,6 +61,10 @@ pub fn handler_lines(config: &Config) -> Vec<String> {
         }
         (blocker, stats_regex) => {
             let why = match (blocker, stats_regex) {
+                _ if every_path.is_some() => format!(
+                    "# The entry at line {} has MatchHost and no Match (every path), which Monkey's",
+                    every_path.map_or(0, |e| e.line)
+                ),
                 (Some((m, why)), _) => {
                     format!("# Line {}: `{}` {why}, which Monkey's", m.line, m.pattern)
                 }

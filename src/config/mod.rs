@@ -16,6 +16,7 @@ mod parser;
 pub mod pem;
 mod printer;
 pub mod resolve;
+pub mod route_rules;
 pub mod tls;
 pub mod values;
 pub mod warnings;
@@ -25,6 +26,7 @@ pub use model::*;
 pub use parser::parse_bytes;
 pub use printer::print;
 pub use resolve::{Resolver, SystemResolver};
+pub use route_rules::{HostPattern, HostRule, PathRewrite, RewriteRule, RouteRules};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
