@@ -188,7 +188,8 @@ fn explain(c: &Config, target: &str, host: Option<&str>, method: &str) -> ExitCo
     };
     let request = match host {
         Some(h) => format!("{method} {path} (Host {h})"),
-        None => format!("{method} {path} (no Host)"),
+        None if method == "GET" => path.to_string(),
+        None => format!("{method} {path}"),
     };
     let Some(m) = router.explain(&c.entries, path, host, method) else {
         println!("no entry matches {request}");
@@ -275,6 +276,11 @@ fn urls(c: &Config) -> ExitCode {
             entry.balancer,
             servers.join(" ")
         );
+        let what = match proxy_reverse::routing::samples::sample_request(entry) {
+            Some((Some(host), method)) => format!("{what} (with Host: {host}, {method})"),
+            Some((None, method)) if method != "GET" => format!("{what} ({method})"),
+            _ => what,
+        };
         match sample {
             Some(path) => rows.push((path, what)),
             None => eprintln!(
