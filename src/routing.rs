@@ -85,40 +85,59 @@ fn anchored_literal(pattern: &str) -> Option<&str> {
     plain.then_some(literal)
 }
 
-/// A byte trie of literal prefixes; each node knows the entries whose literal ends there.
+/// A byte trie of literal prefixes, each node knowing the entries whose literal ends at it;
+/// built as nested lists, then packed into three flat arrays so that a walk touches one
+/// small record per byte of the path.
 #[derive(Debug)]
 struct Trie {
-    /// Node 0 is the root. Per node: children sorted by byte, and the entries (ascending,
-    /// each once) whose literal ends at it.
-    nodes: Vec<(Vec<(u8, u32)>, Vec<u32>)>,
+    /// Per node: its first edge and edge count in `edges`, its first entry and entry count
+    /// in `entries`. Node 0 is the root.
+    nodes: Vec<[u32; 4]>,
+    /// Edges (byte, child node), each node's sorted by byte.
+    edges: Vec<(u8, u32)>,
+    /// Entries whose literal ends at a node, ascending, each once per node.
+    entries: Vec<u32>,
 }
 
 impl Trie {
-    fn new() -> Trie {
-        Trie {
-            nodes: vec![(Vec::new(), Vec::new())],
+    /// The trie of `literals` (entry, literal), given in file order.
+    fn new<'a>(literals: impl Iterator<Item = (u32, &'a str)>) -> Trie {
+        // Building form: children (byte, node) sorted, entries.
+        let mut build: Vec<(Vec<(u8, u32)>, Vec<u32>)> = vec![(Vec::new(), Vec::new())];
+        for (entry, literal) in literals {
+            let mut node = 0usize;
+            for &b in literal.as_bytes() {
+                node = match build[node].0.binary_search_by_key(&b, |&(c, _)| c) {
+                    Ok(i) => build[node].0[i].1 as usize,
+                    Err(i) => {
+                        let id = build.len();
+                        build.push((Vec::new(), Vec::new()));
+                        build[node].0.insert(i, (b, id as u32));
+                        id
+                    }
+                };
+            }
+            let entries = &mut build[node].1;
+            if entries.last() != Some(&entry) {
+                entries.push(entry);
+            }
         }
-    }
-
-    fn insert(&mut self, literal: &str, entry: u32) {
-        let mut node = 0usize;
-        for &b in literal.as_bytes() {
-            let next = match self.nodes[node].0.binary_search_by_key(&b, |&(c, _)| c) {
-                Ok(i) => self.nodes[node].0[i].1 as usize,
-                Err(i) => {
-                    let id = self.nodes.len();
-                    self.nodes.push((Vec::new(), Vec::new()));
-                    self.nodes[node].0.insert(i, (b, id as u32));
-                    id
-                }
-            };
-            node = next;
+        let mut trie = Trie {
+            nodes: Vec::with_capacity(build.len()),
+            edges: Vec::new(),
+            entries: Vec::new(),
+        };
+        for (children, entries) in &build {
+            trie.nodes.push([
+                trie.edges.len() as u32,
+                children.len() as u32,
+                trie.entries.len() as u32,
+                entries.len() as u32,
+            ]);
+            trie.edges.extend_from_slice(children);
+            trie.entries.extend_from_slice(entries);
         }
-        // Entries are inserted in file order.
-        let entries = &mut self.nodes[node].1;
-        if entries.last() != Some(&entry) {
-            entries.push(entry);
-        }
+        trie
     }
 
     /// Calls `found` with the entries of every literal that starts `path`, shortest
@@ -127,13 +146,14 @@ impl Trie {
         let mut node = 0usize;
         let mut bytes = path.as_bytes().iter();
         loop {
-            let (children, entries) = &self.nodes[node];
-            if !entries.is_empty() {
-                found(entries);
+            let [edge, edge_count, entry, entry_count] = self.nodes[node];
+            if entry_count > 0 {
+                found(&self.entries[entry as usize..(entry + entry_count) as usize]);
             }
             let Some(&b) = bytes.next() else { return };
-            match children.binary_search_by_key(&b, |&(c, _)| c) {
-                Ok(i) => node = children[i].1 as usize,
+            let edges = &self.edges[edge as usize..(edge + edge_count) as usize];
+            match edges.binary_search_by_key(&b, |&(c, _)| c) {
+                Ok(i) => node = edges[i].1 as usize,
                 Err(_) => return,
             }
         }
@@ -163,13 +183,13 @@ struct PathIndex {
 
 impl PathIndex {
     fn new<'a>(rules: impl Iterator<Item = (u32, &'a str)>) -> Result<PathIndex, String> {
-        let mut trie = Trie::new();
+        let mut literals = Vec::new();
         let mut patterns = Vec::new();
         let mut written = Vec::new();
         let mut pattern_entry = Vec::new();
         for (entry, pattern) in rules {
             match anchored_literal(pattern) {
-                Some(literal) => trie.insert(literal, entry),
+                Some(literal) => literals.push((entry, literal)),
                 None => {
                     patterns.push(format!("(?s:.)*?(?:{pattern})"));
                     written.push(pattern);
@@ -186,6 +206,7 @@ impl PathIndex {
                 .map_err(|e| e.to_string())?;
             Some(re)
         };
+        let trie = Trie::new(literals.into_iter());
         let every = if written.is_empty() {
             None
         } else {
@@ -267,6 +288,16 @@ impl HostIndex {
 /// The host as `MatchHost` rules see it: without the port and one trailing dot, in lower
 /// case (borrowed when it already is).
 pub fn routing_host(authority: &str) -> Cow<'_, str> {
+    let host = host_part(authority);
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
+}
+
+/// The host of an authority without its port and one trailing dot.
+fn host_part(authority: &str) -> &str {
     let host = if authority.starts_with('[') {
         match authority.find(']') {
             Some(end) => &authority[..=end],
@@ -275,11 +306,25 @@ pub fn routing_host(authority: &str) -> Cow<'_, str> {
     } else {
         authority.split(':').next().unwrap_or(authority)
     };
-    let host = host.strip_suffix('.').unwrap_or(host);
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(host)
+    host.strip_suffix('.').unwrap_or(host)
+}
+
+/// [`routing_host`], lower-casing into `buf` when the host is not lower case already and
+/// fits (a DNS name does: 253 bytes at most), so that routing by host allocates nothing.
+fn routing_host_in<'a>(authority: &'a str, buf: &'a mut [u8; 255]) -> Cow<'a, str> {
+    let host = host_part(authority);
+    if !host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Cow::Borrowed(host);
+    }
+    match buf.get_mut(..host.len()) {
+        Some(out) => {
+            for (o, b) in out.iter_mut().zip(host.bytes()) {
+                *o = b.to_ascii_lowercase();
+            }
+            // ASCII case changes keep UTF-8 valid.
+            Cow::Borrowed(std::str::from_utf8(out).unwrap_or(host))
+        }
+        None => Cow::Owned(host.to_ascii_lowercase()),
     }
 }
 
@@ -496,7 +541,9 @@ impl Router {
             return best;
         }
         let Some(host) = host else { return best };
-        let host = routing_host(host);
+        // Lower case on the stack: no allocation for a host of up to 255 bytes.
+        let mut lower = [0u8; 255];
+        let host = routing_host_in(host, &mut lower);
         self.hosts
             .candidates(&host, &mut |list: &mut dyn Iterator<Item = u32>| {
                 for e in list.map(|e| e as usize) {
