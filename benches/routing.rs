@@ -38,8 +38,10 @@ impl PerEntry {
                     let set = RegexSet::new(e.matches.iter().map(|m| m.pattern.as_str())).unwrap();
                     let literal = |p: &str| {
                         let l = p.strip_prefix('^')?;
-                        (!l.contains(['\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$']))
-                            .then(|| l.to_string())
+                        (!l.contains([
+                            '\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$',
+                        ]))
+                        .then(|| l.to_string())
                     };
                     let prefixes = e.matches.iter().map(|m| literal(&m.pattern)).collect();
                     (set, prefixes)
@@ -69,9 +71,11 @@ fn bench(c: &mut Criterion) {
         });
         let before = PerEntry::new(&literals);
         assert_eq!(before.route(&path), Some(last));
-        g.bench_with_input(BenchmarkId::new("literal-per-entry", n), &path, |b, path| {
-            b.iter(|| before.route(black_box(path)))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("literal-per-entry", n),
+            &path,
+            |b, path| b.iter(|| before.route(black_box(path))),
+        );
 
         let regexes = entries(n, |i| format!(r"^/svc{i:04}/[0-9]+\.json$"));
         let regex = Router::new(&regexes).unwrap();
@@ -95,15 +99,43 @@ fn bench(c: &mut Criterion) {
         }
         let hosts = Router::new(&hosted).unwrap();
         let host = format!("H{last:04}.example.com:8080");
-        assert_eq!(
-            hosts.route_request("/x", Some(&host), "GET"),
-            Some(last)
-        );
+        assert_eq!(hosts.route_request("/x", Some(&host), "GET"), Some(last));
         g.bench_with_input(BenchmarkId::new("host", n), &host, |b, host| {
             b.iter(|| hosts.route_request(black_box("/x"), Some(black_box(host)), "GET"))
         });
     }
     g.finish();
+
+    // The shipped example's rules (conf/proxy_reverse.conf): what most requests cost.
+    let mut g = c.benchmark_group("route-shipped");
+    let mut shipped = entries(3, |_| String::new());
+    shipped[0].matches = vec![rule(r"\.php$"), rule("^/api/")];
+    shipped[1].matches = vec![rule(r"\.(jpg|png|gif|css|js|html)$")];
+    shipped[2].matches = vec![rule("^/")];
+    let router = Router::new(&shipped).unwrap();
+    let before = PerEntry::new(&shipped);
+    for (name, path) in [
+        ("php", "/index.php"),
+        ("api", "/api/v1/users"),
+        ("png", "/img/logo.png"),
+        ("other", "/readme.txt"),
+    ] {
+        assert_eq!(router.route(path), before.route(path));
+        g.bench_function(BenchmarkId::new("combined", name), |b| {
+            b.iter(|| router.route(black_box(path)))
+        });
+        g.bench_function(BenchmarkId::new("per-entry", name), |b| {
+            b.iter(|| before.route(black_box(path)))
+        });
+    }
+    g.finish();
+}
+
+fn rule(pattern: &str) -> MatchRule {
+    MatchRule {
+        pattern: pattern.to_string(),
+        line: 1,
+    }
 }
 
 criterion_group!(benches, bench);

@@ -5,8 +5,9 @@
 //! answer without trying the entries one by one, so that its cost does not grow with their
 //! number (issue #19):
 //!
-//! * the entries without `MatchHost` are one [`PathIndex`]: their `^literal` rules in a byte
-//!   trie (a walk along the path finds every literal that starts it), every other rule in one
+//! * the entries without `MatchHost` are one [`PathIndex`]: their `^literal` rules in a hash
+//!   map by literal (one lookup of the path's first bytes per distinct literal length),
+//!   every other rule in one
 //!   multi-pattern regex searched leftmost-first and anchored, each pattern `.*?(RULE)` — so
 //!   the pattern that wins is the lowest-numbered one that matches anywhere, i.e. the first
 //!   entry in file order. The lower of the two answers is the entry, unless its `MatchMethod`
@@ -17,8 +18,9 @@
 //!   those entries' path and method rules are then tried, and only while they come before the
 //!   answer of the first part.
 //!
-//! A configuration without host and method rules costs one trie walk and one regex search
-//! per request, whatever the number of entries. The property test in `tests` compares the
+//! A configuration without host and method rules costs a few hash lookups and one regex search
+//! per request, whatever the number of entries (up to [`SEQUENTIAL_MAX`] entries are tried
+//! one by one instead, as before: cheaper for so few). The property test in `tests` compares the
 //! answer with the one-by-one definition over random configurations.
 
 use std::borrow::Cow;
@@ -33,7 +35,12 @@ use crate::config::{Entry, HostPattern, PathRewrite};
 
 pub mod samples;
 
-/// "No entry" while the trie's walk looks for the lowest.
+/// Up to this many entries without host rules are tried one by one (the shipped example
+/// has 3): below it, one regex set per entry costs less than the combined search (see
+/// BENCHMARKS.md, "Routing cost").
+const SEQUENTIAL_MAX: usize = 4;
+
+/// "No entry" while the literals' walk looks for the lowest.
 const NONE: u32 = u32::MAX;
 
 /// Compiled routing rules of every entry, and their rewrites.
@@ -44,6 +51,9 @@ pub struct Router {
     entries: Vec<EntryRules>,
     /// The entries without host rules.
     any_host: PathIndex,
+    /// The same entries when they are at most [`SEQUENTIAL_MAX`]: tried one by one, which
+    /// costs less than the combined search for so few.
+    sequential: Option<Vec<u32>>,
     /// The entries with host rules, by host.
     hosts: HostIndex,
     /// Per entry: how the backend's target is made, if it is rewritten.
@@ -85,76 +95,68 @@ fn anchored_literal(pattern: &str) -> Option<&str> {
     plain.then_some(literal)
 }
 
-/// A byte trie of literal prefixes, each node knowing the entries whose literal ends at it;
-/// built as nested lists, then packed into three flat arrays so that a walk touches one
-/// small record per byte of the path.
-#[derive(Debug)]
-struct Trie {
-    /// Per node: its first edge and edge count in `edges`, its first entry and entry count
-    /// in `entries`. Node 0 is the root.
-    nodes: Vec<[u32; 4]>,
-    /// Edges (byte, child node), each node's sorted by byte.
-    edges: Vec<(u8, u32)>,
-    /// Entries whose literal ends at a node, ascending, each once per node.
-    entries: Vec<u32>,
+/// The `^literal` rules of a group of entries, by length: for each length some literal
+/// has, one hash lookup of the path's first bytes. The cost grows with the number of
+/// distinct lengths (a handful in practice), not with the number of literals, and has no
+/// data-dependent branching per entry (a trie's child search grew with the fan-out).
+#[derive(Debug, Default)]
+struct Literals {
+    /// The distinct literal lengths, ascending.
+    lengths: Vec<usize>,
+    /// Literal → the entries that have it, ascending.
+    map: HashMap<Box<[u8]>, Vec<u32>, Fnv>,
 }
 
-impl Trie {
-    /// The trie of `literals` (entry, literal), given in file order.
-    fn new<'a>(literals: impl Iterator<Item = (u32, &'a str)>) -> Trie {
-        // Building form: children (byte, node) sorted, entries.
-        let mut build: Vec<(Vec<(u8, u32)>, Vec<u32>)> = vec![(Vec::new(), Vec::new())];
+/// FNV-1a: short keys hashed in a few instructions (SipHash costs more than the lookup it
+/// serves; no key here comes from a client, only from the configuration's rules).
+#[derive(Debug, Default, Clone, Copy)]
+struct Fnv;
+
+/// The state of [`Fnv`].
+struct FnvHasher(u64);
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+impl Literals {
+    /// The literals (entry, literal), given in file order.
+    fn new<'a>(literals: impl Iterator<Item = (u32, &'a str)>) -> Literals {
+        let mut out = Literals::default();
         for (entry, literal) in literals {
-            let mut node = 0usize;
-            for &b in literal.as_bytes() {
-                node = match build[node].0.binary_search_by_key(&b, |&(c, _)| c) {
-                    Ok(i) => build[node].0[i].1 as usize,
-                    Err(i) => {
-                        let id = build.len();
-                        build.push((Vec::new(), Vec::new()));
-                        build[node].0.insert(i, (b, id as u32));
-                        id
-                    }
-                };
+            let list = out.map.entry(literal.as_bytes().into()).or_default();
+            if list.last() != Some(&entry) {
+                list.push(entry);
             }
-            let entries = &mut build[node].1;
-            if entries.last() != Some(&entry) {
-                entries.push(entry);
+            if let Err(i) = out.lengths.binary_search(&literal.len()) {
+                out.lengths.insert(i, literal.len());
             }
         }
-        let mut trie = Trie {
-            nodes: Vec::with_capacity(build.len()),
-            edges: Vec::new(),
-            entries: Vec::new(),
-        };
-        for (children, entries) in &build {
-            trie.nodes.push([
-                trie.edges.len() as u32,
-                children.len() as u32,
-                trie.entries.len() as u32,
-                entries.len() as u32,
-            ]);
-            trie.edges.extend_from_slice(children);
-            trie.entries.extend_from_slice(entries);
-        }
-        trie
+        out
     }
 
     /// Calls `found` with the entries of every literal that starts `path`, shortest
     /// literal first.
     fn walk(&self, path: &str, mut found: impl FnMut(&[u32])) {
-        let mut node = 0usize;
-        let mut bytes = path.as_bytes().iter();
-        loop {
-            let [edge, edge_count, entry, entry_count] = self.nodes[node];
-            if entry_count > 0 {
-                found(&self.entries[entry as usize..(entry + entry_count) as usize]);
-            }
-            let Some(&b) = bytes.next() else { return };
-            let edges = &self.edges[edge as usize..(edge + edge_count) as usize];
-            match edges.binary_search_by_key(&b, |&(c, _)| c) {
-                Ok(i) => node = edges[i].1 as usize,
-                Err(_) => return,
+        let path = path.as_bytes();
+        for &len in &self.lengths {
+            let Some(start) = path.get(..len) else { return };
+            if let Some(entries) = self.map.get(start) {
+                found(entries);
             }
         }
     }
@@ -170,7 +172,8 @@ impl Trie {
 /// The `Match` rules of a group of entries, searched together.
 #[derive(Debug)]
 struct PathIndex {
-    trie: Trie,
+    /// The `^literal` rules.
+    literals: Literals,
     /// Every rule that is not a `^literal`, as `(?s:.)*?(?:RULE)` (leftmost-first, anchored:
     /// the lowest pattern that matches anywhere wins).
     combined: Option<meta::Regex>,
@@ -206,14 +209,14 @@ impl PathIndex {
                 .map_err(|e| e.to_string())?;
             Some(re)
         };
-        let trie = Trie::new(literals.into_iter());
+        let literals = Literals::new(literals.into_iter());
         let every = if written.is_empty() {
             None
         } else {
             Some(RegexSet::new(&written).map_err(|e| e.to_string())?)
         };
         Ok(PathIndex {
-            trie,
+            literals,
             combined,
             pattern_entry,
             every,
@@ -222,7 +225,12 @@ impl PathIndex {
 
     /// The lowest entry with a rule that matches `path`.
     fn first(&self, path: &str) -> Option<u32> {
-        let literal = self.trie.first(path);
+        let literal = self.literals.first(path);
+        // No regex rule comes before the literal that matched: the search cannot change
+        // the answer (the common `^/api/` before a catch-all costs no regex search).
+        if literal.is_some_and(|l| self.pattern_entry.first().is_none_or(|&r| r >= l)) {
+            return literal;
+        }
         let regex = self.combined.as_ref().and_then(|re| {
             let input = Input::new(path).anchored(Anchored::Yes);
             re.search(&input)
@@ -237,7 +245,7 @@ impl PathIndex {
     /// Every entry with a rule that matches `path`, ascending, each once.
     fn all(&self, path: &str) -> Vec<u32> {
         let mut out = Vec::new();
-        self.trie.walk(path, |e| out.extend_from_slice(e));
+        self.literals.walk(path, |e| out.extend_from_slice(e));
         if let Some(set) = &self.every {
             out.extend(set.matches(path).iter().map(|p| self.pattern_entry[p]));
         }
@@ -445,6 +453,11 @@ pub fn routing_path(raw: &str) -> Cow<'_, str> {
 impl Router {
     /// Compiles every entry's rules once; fails with the first invalid regex's message.
     pub fn new(entries: &[Entry]) -> Result<Router, String> {
+        Router::build(entries, SEQUENTIAL_MAX)
+    }
+
+    /// [`Router::new`], trying up to `sequential_max` entries without host rules one by one.
+    fn build(entries: &[Entry], sequential_max: usize) -> Result<Router, String> {
         let mut rules = Vec::with_capacity(entries.len());
         let mut hosts = HostIndex::default();
         let mut host_regexes = Vec::new();
@@ -508,9 +521,14 @@ impl Router {
                         .map(move |m| (i as u32, m.pattern.as_str()))
                 }),
         )?;
+        let plain: Vec<u32> = (0..entries.len() as u32)
+            .filter(|&i| entries[i as usize].route.hosts.is_empty())
+            .collect();
+        let sequential = (plain.len() <= sequential_max).then_some(plain);
         Ok(Router {
             entries: rules,
             any_host,
+            sequential,
             hosts,
             rewrites,
         })
@@ -526,8 +544,14 @@ impl Router {
     /// authority `host` (the `Host` header as received, port and case included; `None`: the
     /// request has none, so no host rule accepts it) and `method`.
     pub fn route_request(&self, path: &str, host: Option<&str>, method: &str) -> Option<usize> {
-        let mut best = self.any_host.first(path).map(|e| e as usize);
-        if let Some(e) = best {
+        let mut best = match &self.sequential {
+            Some(list) => list.iter().map(|&e| e as usize).find(|&e| {
+                let rules = &self.entries[e];
+                rules.path_ok(path) && rules.method_ok(method)
+            }),
+            None => self.any_host.first(path).map(|e| e as usize),
+        };
+        if let (Some(e), None) = (best, &self.sequential) {
             if !self.entries[e].method_ok(method) {
                 best = self
                     .any_host
@@ -905,14 +929,18 @@ mod tests {
                 1..24,
             ),
         ) {
+            let combined = Router::build(&entries, 0).unwrap();
+            let sequential = Router::build(&entries, usize::MAX).unwrap();
             let router = Router::new(&entries).unwrap();
             for (path, host, method) in requests {
                 let expected = reference(&entries, path, host, method);
-                prop_assert_eq!(
-                    router.route_request(path, host, method),
-                    expected,
-                    "{} {:?} {}", path, host, method
-                );
+                for (how, router) in [("combined", &combined), ("one by one", &sequential)] {
+                    prop_assert_eq!(
+                        router.route_request(path, host, method),
+                        expected,
+                        "{} {} {:?} {}", how, path, host, method
+                    );
+                }
                 prop_assert_eq!(
                     router.explain(&entries, path, host, method).map(|m| m.entry),
                     expected

@@ -379,9 +379,18 @@ fn explain_takes_a_host_and_a_method_and_shows_the_rewritten_target() {
     };
     let (code, out, err) = explain(&["/api/v1/x?q=1", "--host", "API.Example.com:8080"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.starts_with("entry 1: FirstAlive 127.0.0.1:1\n"), "{out}");
-    assert!(out.contains("  host accepted by line 2: MatchHost api.example.com\n"), "{out}");
-    assert!(out.contains("  method GET accepted by MatchMethod GET HEAD\n"), "{out}");
+    assert!(
+        out.starts_with("entry 1: FirstAlive 127.0.0.1:1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  host accepted by line 2: MatchHost api.example.com\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  method GET accepted by MatchMethod GET HEAD\n"),
+        "{out}"
+    );
     assert!(
         out.contains("  the backend receives /v2/x?q=1 (PathRewrite ^/api/v1/(.*) /v2/$1)\n"),
         "{out}"
@@ -391,16 +400,31 @@ fn explain_takes_a_host_and_a_method_and_shows_the_rewritten_target() {
     assert!(out.starts_with("entry 3: "), "{out}");
     let (_, out, _) = explain(&["/app?x", "--host", "www.example.org"]);
     assert!(out.starts_with("entry 2: "), "{out}");
-    assert!(out.contains("  every path: the entry has no Match (entry at line 7)\n"), "{out}");
-    assert!(out.contains("  the backend receives /?x (PathStripPrefix /app)\n"), "{out}");
+    assert!(
+        out.contains("  every path: the entry has no Match (entry at line 7)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  the backend receives /?x (PathStripPrefix /app)\n"),
+        "{out}"
+    );
     let (_, out, _) = explain(&["/x", "--host", "example.org"]);
     assert!(out.starts_with("entry 3: "), "{out}");
-    assert!(out.contains("  the backend receives /x (as sent)\n"), "{out}");
+    assert!(
+        out.contains("  the backend receives /x (as sent)\n"),
+        "{out}"
+    );
     let (code, _, err) = check(&[&file, "--host", "a"]);
     assert_eq!(code, 2, "{err}");
     let (code, out, _) = check(&[&file, "--help"]);
     assert_eq!(code, 0);
-    for key in ["MatchHost", "MatchMethod", "PathRewrite", "PathStripPrefix", "--host HOST"] {
+    for key in [
+        "MatchHost",
+        "MatchMethod",
+        "PathRewrite",
+        "PathStripPrefix",
+        "--host HOST",
+    ] {
         assert!(out.contains(key), "{key}");
     }
 }

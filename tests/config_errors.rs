@@ -377,7 +377,9 @@ fn rewrites_name_existing_groups_and_come_one_per_entry() {
          `#` (the query is kept as the client sent it)"
     );
     assert_eq!(
-        one(&format!("{OK_ENTRY}PathStripPrefix /api\nPathRewrite ^/a /b\n")),
+        one(&format!(
+            "{OK_ENTRY}PathStripPrefix /api\nPathRewrite ^/a /b\n"
+        )),
         "t.conf:5: PathRewrite and PathStripPrefix (line 4) both rewrite the path; keep one"
     );
     assert_eq!(
@@ -386,7 +388,9 @@ fn rewrites_name_existing_groups_and_come_one_per_entry() {
          (not `/` alone), not `/`"
     );
     assert_eq!(
-        one(&format!("{OK_ENTRY}PathStripPrefix /a\nPathStripPrefix /b\n")),
+        one(&format!(
+            "{OK_ENTRY}PathStripPrefix /a\nPathStripPrefix /b\n"
+        )),
         "t.conf:5: PathStripPrefix is given twice in this section (lines 4 and 5); keep one"
     );
     assert_eq!(

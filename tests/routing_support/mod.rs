@@ -37,7 +37,9 @@ pub fn request(proxy: SocketAddr, method: &str, target: &str, host: Option<&str>
     } else {
         "\r\n"
     };
-    c.send(format!("{method} {target} HTTP/{version}\r\n{host}Connection: close\r\n{body}").as_bytes());
+    c.send(
+        format!("{method} {target} HTTP/{version}\r\n{host}Connection: close\r\n{body}").as_bytes(),
+    );
     c.read_response(method == "HEAD").expect("a response")
 }
 
@@ -98,7 +100,11 @@ pub fn assert_rewrites_reach_the_origin_exactly(proxy: SocketAddr) {
         ("strip.test", "/api/m/a%20b/headers?", "/m/a%20b/headers?"),
         // Not at a segment boundary: sent as it came.
         ("strip.test", "/apim/x/headers", "/apim/x/headers"),
-        ("rewrite.test", "/v1/headers/x%20y?q=a%2Fb&r", "/m/x%20y/headers?q=a%2Fb&r"),
+        (
+            "rewrite.test",
+            "/v1/headers/x%20y?q=a%2Fb&r",
+            "/m/x%20y/headers?q=a%2Fb&r",
+        ),
         // The regex does not match: sent as it came.
         ("rewrite.test", "/m/z/headers?k", "/m/z/headers?k"),
     ] {
