@@ -228,7 +228,7 @@ impl PathIndex {
         let literal = self.literals.first(path);
         // No regex rule comes before the literal that matched: the search cannot change
         // the answer (the common `^/api/` before a catch-all costs no regex search).
-        if literal.is_some_and(|l| self.pattern_entry.first().is_none_or(|&r| r >= l)) {
+        if literal.is_some_and(|l| self.pattern_entry.first().map_or(true, |&r| r >= l)) {
             return literal;
         }
         let regex = self.combined.as_ref().and_then(|re| {

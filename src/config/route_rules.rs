@@ -137,9 +137,9 @@ pub fn template(replacement: &str) -> Result<Vec<Piece>, String> {
                 .find('}')
                 .ok_or_else(|| format!("`${{` without a closing `}}` in `{replacement}`"))?;
             (&braced[..end], end + 2)
-        } else if after.starts_with('$') {
+        } else if let Some(after_dollar) = after.strip_prefix('$') {
             text.push('$');
-            rest = &after[1..];
+            rest = after_dollar;
             continue;
         } else {
             let digits = after.bytes().take_while(u8::is_ascii_digit).count();
