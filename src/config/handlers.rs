@@ -235,4 +235,23 @@ mod tests {
             .any(|l| l.contains("Line 4") && l.contains("group")));
         assert!(lines.iter().any(|l| l.contains("404")));
     }
+
+    #[test]
+    fn an_entry_with_match_host_and_no_match_needs_the_catch_all() {
+        let mut c = config(&[r"\.php$"], None);
+        let mut host_only = crate::config::Entry::with_defaults(9, Vec::new(), Vec::new());
+        host_only.route.hosts.push(crate::config::HostRule {
+            pattern: crate::config::HostPattern::Exact("a.test".into()),
+            line: 10,
+        });
+        c.entries.push(host_only);
+        let lines = handler_lines(&c);
+        assert_eq!(lines.last().unwrap(), "    Match /.* proxy_reverse");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("line 9 has MatchHost and no Match")),
+            "{lines:?}"
+        );
+    }
 }
