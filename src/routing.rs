@@ -54,6 +54,10 @@ pub struct Router {
     /// The same entries when they are at most [`SEQUENTIAL_MAX`]: tried one by one, which
     /// costs less than the combined search for so few.
     sequential: Option<Vec<u32>>,
+    /// No entry has host or method rules and they are few: routing is the walk over
+    /// `entries` that it was before #19, with nothing else to look at (the common case,
+    /// kept as cheap as it was: the plugin's instructions per request are tracked).
+    simple: bool,
     /// The entries with host rules, by host.
     hosts: HostIndex,
     /// Per entry: how the backend's target is made, if it is rewritten.
@@ -73,6 +77,7 @@ struct EntryRules {
 }
 
 impl EntryRules {
+    #[inline]
     fn path_ok(&self, path: &str) -> bool {
         match (&self.prefixes, &self.set) {
             (_, None) => true,
@@ -524,11 +529,15 @@ impl Router {
         let plain: Vec<u32> = (0..entries.len() as u32)
             .filter(|&i| entries[i as usize].route.hosts.is_empty())
             .collect();
+        let simple = plain.len() == entries.len()
+            && plain.len() <= sequential_max
+            && entries.iter().all(|e| e.route.methods.is_empty());
         let sequential = (plain.len() <= sequential_max).then_some(plain);
         Ok(Router {
             entries: rules,
             any_host,
             sequential,
+            simple,
             hosts,
             rewrites,
         })
@@ -543,7 +552,17 @@ impl Router {
     /// The entry that serves a request for `path` (decoded, see [`routing_path`]) with the
     /// authority `host` (the `Host` header as received, port and case included; `None`: the
     /// request has none, so no host rule accepts it) and `method`.
+    #[inline]
     pub fn route_request(&self, path: &str, host: Option<&str>, method: &str) -> Option<usize> {
+        if self.simple {
+            return self.entries.iter().position(|r| r.path_ok(path));
+        }
+        self.route_full(path, host, method)
+    }
+
+    /// [`Router::route_request`] with host or method rules, or many entries.
+    #[inline(never)]
+    fn route_full(&self, path: &str, host: Option<&str>, method: &str) -> Option<usize> {
         let mut best = match &self.sequential {
             Some(list) => list.iter().map(|&e| e as usize).find(|&e| {
                 let rules = &self.entries[e];
