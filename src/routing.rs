@@ -40,6 +40,16 @@ pub mod samples;
 /// BENCHMARKS.md, "Routing cost").
 const SEQUENTIAL_MAX: usize = 4;
 
+/// Size limit of the combined regexes. Each entry's rules passed the regex crate's own
+/// limit (10 MiB) when the file was read, so the combined ones get the room of many entries:
+/// a file the parser accepted does not fail here in practice.
+const COMBINED_LIMIT: usize = 256 << 20;
+
+/// The message of a combined regex that cannot be built.
+fn together(e: &dyn std::fmt::Display) -> String {
+    format!("the Match rules of all entries cannot be compiled together: {e}")
+}
+
 /// "No entry" while the literals' walk looks for the lowest.
 const NONE: u32 = u32::MAX;
 
@@ -208,17 +218,25 @@ impl PathIndex {
         let combined = if patterns.is_empty() {
             None
         } else {
+            let config = meta::Config::new()
+                .match_kind(regex_automata::MatchKind::LeftmostFirst)
+                .nfa_size_limit(Some(COMBINED_LIMIT));
             let re = meta::Builder::new()
-                .configure(meta::Config::new().match_kind(regex_automata::MatchKind::LeftmostFirst))
+                .configure(config)
                 .build_many(&patterns)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| together(&e))?;
             Some(re)
         };
         let literals = Literals::new(literals.into_iter());
         let every = if written.is_empty() {
             None
         } else {
-            Some(RegexSet::new(&written).map_err(|e| e.to_string())?)
+            Some(
+                regex::RegexSetBuilder::new(&written)
+                    .size_limit(COMBINED_LIMIT)
+                    .build()
+                    .map_err(|e| together(&e))?,
+            )
         };
         Ok(PathIndex {
             literals,
