@@ -78,6 +78,12 @@ fn shipped_example_passes_and_uses_every_key() {
         "HashBalanceFactor",
         "StickyCookie",
         "StickySecret",
+        // Host and method routing and rewrites would change what the quick start's URLs
+        // reach: shown in a commented example of the first entry.
+        "MatchHost",
+        "MatchMethod",
+        "PathStripPrefix",
+        "PathRewrite",
     ];
     for key in proxy_reverse::config::keys::KEYS {
         let used = text.lines().any(|l| {
@@ -386,4 +392,74 @@ fn a_shadowed_entry_is_a_warning_and_urls_says_it_has_no_path() {
         err,
         format!("{warning}{name}:5: no path found that reaches this entry (see the warnings above, or try --explain PATH)\n")
     );
+}
+
+#[test]
+fn explain_takes_a_host_and_a_method_and_shows_the_rewritten_target() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let file = dir.join("check_cli_routing.conf");
+    std::fs::write(
+        &file,
+        "[PROXY_ENTRY]\nMatchHost api.example.com\nMatch ^/api/\nMatchMethod GET HEAD\n\
+         PathRewrite ^/api/v1/(.*) /v2/$1\nServerList 127.0.0.1:1\n\
+         [PROXY_ENTRY]\nMatchHost *.example.org\nPathStripPrefix /app\nServerList 127.0.0.1:2\n\
+         [PROXY_ENTRY]\nMatch ^/\nServerList 127.0.0.1:3\n",
+    )
+    .unwrap();
+    let file = file.to_string_lossy().to_string();
+    let explain = |args: &[&str]| {
+        let mut all = vec![file.as_str(), "--explain"];
+        all.extend_from_slice(args);
+        check(&all)
+    };
+    let (code, out, err) = explain(&["/api/v1/x?q=1", "--host", "API.Example.com:8080"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("entry 1: FirstAlive 127.0.0.1:1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  host accepted by line 2: MatchHost api.example.com\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  method GET accepted by MatchMethod GET HEAD\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  the backend receives /v2/x?q=1 (PathRewrite ^/api/v1/(.*) /v2/$1)\n"),
+        "{out}"
+    );
+    // The same path with another method, or another host, goes on to the later entries.
+    let (_, out, _) = explain(&["/api/v1/x", "--host", "api.example.com", "--method", "POST"]);
+    assert!(out.starts_with("entry 3: "), "{out}");
+    let (_, out, _) = explain(&["/app?x", "--host", "www.example.org"]);
+    assert!(out.starts_with("entry 2: "), "{out}");
+    assert!(
+        out.contains("  every path: the entry has no Match (entry at line 7)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  the backend receives /?x (PathStripPrefix /app)\n"),
+        "{out}"
+    );
+    let (_, out, _) = explain(&["/x", "--host", "example.org"]);
+    assert!(out.starts_with("entry 3: "), "{out}");
+    assert!(
+        out.contains("  the backend receives /x (as sent)\n"),
+        "{out}"
+    );
+    let (code, _, err) = check(&[&file, "--host", "a"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, out, _) = check(&[&file, "--help"]);
+    assert_eq!(code, 0);
+    for key in [
+        "MatchHost",
+        "MatchMethod",
+        "PathRewrite",
+        "PathStripPrefix",
+        "--host HOST",
+    ] {
+        assert!(out.contains(key), "{key}");
+    }
 }

@@ -121,7 +121,7 @@ fn entry_without_match_or_servers() {
     assert_eq!(
         e,
         [
-            "t.conf:4: [PROXY_ENTRY] has no Match line",
+            "t.conf:4: [PROXY_ENTRY] has no Match (or MatchHost) line",
             "t.conf:6: [PROXY_ENTRY] has no ServerList, and [PROXY_DEFAULTS] gives none",
         ]
     );
@@ -434,4 +434,80 @@ fn a_queue_needs_a_limit() {
     ));
     assert_eq!(c.entries[0].limits.queue_size, 8);
     assert_eq!(c.entries[0].limits.retry_after_secs(), 1);
+}
+
+#[test]
+fn routing_keys_bad_values() {
+    let e = errors(&format!(
+        "{OK_ENTRY}MatchHost api.example.com ~(open\nMatchHost a:8080\nMatchHost *\nMatchMethod GET G(T\nMatchMethod get\nPathRewrite ^/api/(.*) /$2\n"
+    ));
+    assert_eq!(
+        e,
+        [
+            "t.conf:4: invalid MatchHost regex `(open`: unclosed group",
+            "t.conf:5: MatchHost `a:8080`: write the host without a port (the port is not compared)",
+            "t.conf:6: MatchHost `*` is not a host name; a wildcard is `*.` followed by a domain (`*.example.org`)",
+            "t.conf:7: MatchMethod `G(T` is not a method token (letters, digits, `-`, ...)",
+            "t.conf:8: MatchMethod `get`: methods are case-sensitive; write `GET`",
+            "t.conf:9: PathRewrite replacement uses `$2`, but `^/api/(.*)` has 1 capture group",
+        ]
+    );
+}
+
+#[test]
+fn rewrites_name_existing_groups_and_come_one_per_entry() {
+    assert_eq!(
+        one(&format!("{OK_ENTRY}PathRewrite ^/(?P<rest>.*) /${{rst}}\n")),
+        "t.conf:4: PathRewrite replacement uses `${rst}`, but `^/(?P<rest>.*)` has no group of \
+         that name (named groups: rest)"
+    );
+    assert_eq!(
+        one(&format!("{OK_ENTRY}PathRewrite ^/(.* /$1\n")),
+        "t.conf:4: invalid PathRewrite regex `^/(.*`: unclosed group"
+    );
+    assert_eq!(
+        one(&format!("{OK_ENTRY}PathRewrite ^/a\n")),
+        "t.conf:4: PathRewrite takes a regex and a replacement (`PathRewrite ^/api/(.*) /$1`), \
+         not `^/a`"
+    );
+    assert_eq!(
+        one(&format!("{OK_ENTRY}PathRewrite ^/a /b?x=1\n")),
+        "t.conf:4: PathRewrite replacement `/b?x=1` must be visible characters without `?` or \
+         `#` (the query is kept as the client sent it)"
+    );
+    assert_eq!(
+        one(&format!(
+            "{OK_ENTRY}PathStripPrefix /api\nPathRewrite ^/a /b\n"
+        )),
+        "t.conf:5: PathRewrite and PathStripPrefix (line 4) both rewrite the path; keep one"
+    );
+    assert_eq!(
+        one(&format!("{OK_ENTRY}PathStripPrefix /\n")),
+        "t.conf:4: PathStripPrefix must be one path of visible characters starting with `/` \
+         (not `/` alone), not `/`"
+    );
+    assert_eq!(
+        one(&format!(
+            "{OK_ENTRY}PathStripPrefix /a\nPathStripPrefix /b\n"
+        )),
+        "t.conf:5: PathStripPrefix is given twice in this section (lines 4 and 5); keep one"
+    );
+    assert_eq!(
+        one("[PROXY_DEFAULTS]\nMatchHost a.test\n[PROXY_ENTRY]\nMatch /\nServerList 127.0.0.1:1\n"),
+        "t.conf:2: MatchHost is only allowed in [PROXY_ENTRY]"
+    );
+}
+
+#[test]
+fn an_entry_needs_match_or_match_host() {
+    assert_eq!(
+        one("[PROXY_ENTRY]\nMatchMethod GET\nServerList 127.0.0.1:1\n"),
+        "t.conf:1: [PROXY_ENTRY] has no Match (or MatchHost) line"
+    );
+    let c = ok("[PROXY_ENTRY]\nMatchHost API.test.\nServerList 127.0.0.1:1\n");
+    assert!(c.entries[0].matches.is_empty());
+    assert_eq!(
+        c.entries[0].route.hosts[0].pattern,
+        proxy_reverse::config::HostPattern::Exact("api.test".into())
+    );
 }

@@ -14,6 +14,7 @@ use proxy_reverse::config::{
     self, AccessLogSpec, Affinity, Cidr, Config, Entry, Expect, HashKey, HealthCheck, MatchRule,
     OutlierDetection, PemFile, ProbeKind, SameSite, ServerSpec, StickyCookie, TlsSettings,
 };
+use proxy_reverse::config::{HostPattern, HostRule, PathRewrite, RewriteRule, RouteRules};
 use std::sync::OnceLock;
 
 /// PEM files for the TLS keys, made once per run: a CA, and a client certificate and key.
@@ -225,6 +226,44 @@ fn pattern() -> impl Strategy<Value = String> {
     ]
 }
 
+/// `MatchHost`, `MatchMethod` and a rewrite, in the forms the parser stores (lower case,
+/// no trailing dot or `/`).
+fn route_rules() -> impl Strategy<Value = RouteRules> {
+    let host = prop_oneof![
+        "[a-z0-9]{1,8}(\\.[a-z0-9-]{1,6}){0,2}".prop_map(HostPattern::Exact),
+        "[a-z0-9]{1,8}\\.[a-z]{2,4}".prop_map(HostPattern::Wildcard),
+        Just(HostPattern::Regex(r"^img[0-9]+\.example\.net$".to_string())),
+        Just(HostPattern::Exact("[::1]".to_string())),
+    ];
+    let rewrite = prop_oneof![
+        "(/[a-z0-9_.-]{1,8}){1,3}".prop_map(PathRewrite::StripPrefix),
+        Just(PathRewrite::Replace {
+            pattern: "^/api/(.*)".to_string(),
+            replacement: "/$1".to_string(),
+        }),
+        Just(PathRewrite::Replace {
+            pattern: "^/u/(?P<id>[0-9]+)".to_string(),
+            replacement: "/users/${id}$$".to_string(),
+        }),
+    ];
+    (
+        prop::collection::vec(host, 0..4),
+        prop::collection::vec(
+            prop_oneof![Just("GET"), Just("HEAD"), Just("POST"), Just("PROPFIND")],
+            0..3,
+        ),
+        prop::option::of(rewrite),
+    )
+        .prop_map(|(hosts, methods, rewrite)| RouteRules {
+            hosts: hosts
+                .into_iter()
+                .map(|pattern| HostRule { pattern, line: 0 })
+                .collect(),
+            methods: methods.into_iter().map(str::to_string).collect(),
+            rewrite: rewrite.map(|rewrite| RewriteRule { rewrite, line: 0 }),
+        })
+}
+
 fn entry() -> impl Strategy<Value = Entry> {
     (
         prop::collection::vec(pattern(), 1..4),
@@ -237,6 +276,7 @@ fn entry() -> impl Strategy<Value = Entry> {
         health(),
         tls_settings(),
         affinity(),
+        route_rules(),
     )
         .prop_map(
             |(
@@ -250,6 +290,7 @@ fn entry() -> impl Strategy<Value = Entry> {
                 (check, slow_start, outlier),
                 tls,
                 affinity,
+                route,
             )| {
                 let matches = patterns
                     .into_iter()
@@ -271,6 +312,7 @@ fn entry() -> impl Strategy<Value = Entry> {
                 e.outlier = outlier;
                 e.tls = tls;
                 e.affinity = affinity;
+                e.route = route;
                 // Without a CA file the system's roots would be needed; the test does not
                 // depend on the machine's.
                 if e.tls.verify && e.servers.iter().any(|s| e.server_tls(s)) {
@@ -372,6 +414,12 @@ fn without_lines(mut c: Config) -> Config {
         e.line = 0;
         for m in &mut e.matches {
             m.line = 0;
+        }
+        for h in &mut e.route.hosts {
+            h.line = 0;
+        }
+        if let Some(r) = &mut e.route.rewrite {
+            r.line = 0;
         }
     }
     c

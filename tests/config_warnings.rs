@@ -166,3 +166,23 @@ fn entries_sharing_a_sticky_cookie_over_other_servers() {
         w[0]
     );
 }
+
+#[test]
+fn an_entry_with_host_or_method_rules_shadows_nothing() {
+    // A catch-all limited to one host or one method leaves the other requests to later
+    // entries; without those rules it would take them all.
+    for limit in ["MatchHost a.test", "MatchMethod POST"] {
+        let text = format!(
+            "[PROXY_ENTRY]\nMatch ^/\n{limit}\nServerList 127.0.0.1:1\n\n[PROXY_ENTRY]\nMatch \\.php$\nServerList 127.0.0.1:2\n"
+        );
+        assert_eq!(warnings(&text), Vec::<String>::new(), "{limit}");
+    }
+    // A later entry with a host is still shadowed by an earlier catch-all for every host.
+    let w = warnings(
+        "[PROXY_ENTRY]\nMatch ^/\nServerList 127.0.0.1:1\n[PROXY_ENTRY]\nMatchHost a.test\nMatch ^/x\nServerList 127.0.0.1:2\n",
+    );
+    assert_eq!(
+        w,
+        ["t.conf:4: warning: this entry never serves a request: the entry at line 1 matches every path first (line 2: Match ^/)"]
+    );
+}

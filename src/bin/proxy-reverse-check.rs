@@ -18,6 +18,7 @@ use proxy_reverse::routing::Router;
 #[derive(Debug)]
 enum Mode {
     Summary,
+    /// `--explain PATH [--host HOST] [--method METHOD]`.
     Explain(String),
     Handlers,
     Urls,
@@ -28,10 +29,14 @@ struct Args {
     file: PathBuf,
     mode: Mode,
     hosts: HashMap<String, IpAddr>,
+    /// `--host`: the `Host` of the request `--explain` routes.
+    host: Option<String>,
+    /// `--method`: its method (default `GET`).
+    method: Option<String>,
 }
 
 const USAGE: &str =
-    "usage: proxy-reverse-check [--explain PATH | --urls | --handlers] [--resolve HOST=IP]... FILE";
+    "usage: proxy-reverse-check [--explain PATH [--host HOST] [--method METHOD] | --urls | --handlers] [--resolve HOST=IP]... FILE";
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -70,7 +75,12 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Mode::Explain(path) => explain(&config, &path),
+        Mode::Explain(path) => explain(
+            &config,
+            &path,
+            args.host.as_deref(),
+            args.method.as_deref().unwrap_or("GET"),
+        ),
         Mode::Urls => urls(&config),
     }
 }
@@ -89,6 +99,8 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
     let mut file = None;
     let mut mode = Mode::Summary;
     let mut hosts = HashMap::new();
+    let mut host = None;
+    let mut method = None;
     let mut it = argv.into_iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -96,6 +108,8 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
                 let path = it.next().ok_or("--explain needs a PATH")?;
                 set_mode(&mut mode, Mode::Explain(path))?;
             }
+            "--host" => host = Some(it.next().ok_or("--host needs a HOST")?),
+            "--method" => method = Some(it.next().ok_or("--method needs a METHOD")?),
             "--handlers" => set_mode(&mut mode, Mode::Handlers)?,
             "--urls" => set_mode(&mut mode, Mode::Urls)?,
             "--resolve" => {
@@ -124,7 +138,16 @@ fn parse_args(argv: Vec<String>) -> Result<Args, String> {
         }
     }
     let file = file.ok_or("no FILE given")?;
-    Ok(Args { file, mode, hosts })
+    if (host.is_some() || method.is_some()) && !matches!(mode, Mode::Explain(_)) {
+        return Err("--host and --method go with --explain".into());
+    }
+    Ok(Args {
+        file,
+        mode,
+        hosts,
+        host,
+        method,
+    })
 }
 
 /// `--resolve` answers first, then the system resolver.
@@ -141,9 +164,12 @@ impl Resolver for Overrides<'_> {
     }
 }
 
-fn explain(c: &Config, path: &str) -> ExitCode {
+fn explain(c: &Config, target: &str, host: Option<&str>, method: &str) -> ExitCode {
     // Entries see the path without its query string, percent-decoded as Monkey decodes it.
-    let raw = path.split('?').next().unwrap_or(path);
+    let (raw, query) = match target.split_once('?') {
+        Some((raw, query)) => (raw, Some(query)),
+        None => (target, None),
+    };
     let decoded = proxy_reverse::routing::routing_path(raw);
     if decoded != raw {
         println!("routing by the decoded path {decoded}");
@@ -160,15 +186,17 @@ fn explain(c: &Config, path: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let Some(m) = router.explain(path) else {
-        println!("no entry matches {path}");
+    let request = match host {
+        Some(h) => format!("{method} {path} (Host {h})"),
+        None if method == "GET" => path.to_string(),
+        None => format!("{method} {path}"),
+    };
+    let Some(m) = router.explain(&c.entries, path, host, method) else {
+        println!("no entry matches {request}");
         return ExitCode::from(3);
     };
-    let (Some(entry), Some(rule)) = (
-        c.entries.get(m.entry),
-        c.entries.get(m.entry).and_then(|e| e.matches.get(m.rule)),
-    ) else {
-        println!("no entry matches {path}");
+    let Some(entry) = c.entries.get(m.entry) else {
+        println!("no entry matches {request}");
         return ExitCode::from(3);
     };
     let servers: Vec<String> = entry
@@ -182,10 +210,46 @@ fn explain(c: &Config, path: &str) -> ExitCode {
         entry.balancer,
         servers.join(" ")
     );
-    println!(
-        "  matched by line {}: Match {} (entry at line {})",
-        rule.line, rule.pattern, entry.line
-    );
+    match m.rule.and_then(|r| entry.matches.get(r)) {
+        Some(rule) => println!(
+            "  matched by line {}: Match {} (entry at line {})",
+            rule.line, rule.pattern, entry.line
+        ),
+        None => println!(
+            "  every path: the entry has no Match (entry at line {})",
+            entry.line
+        ),
+    }
+    if let Some(h) = m.host.and_then(|i| entry.route.hosts.get(i)) {
+        println!(
+            "  host accepted by line {}: MatchHost {}",
+            h.line,
+            h.pattern.written()
+        );
+    }
+    if !entry.route.methods.is_empty() {
+        println!(
+            "  method {method} accepted by MatchMethod {}",
+            entry.route.methods.join(" ")
+        );
+    }
+    match router.rewriter(m.entry) {
+        Some(rw) => {
+            let mut sent = rw.rewrite(raw);
+            if let Some(q) = query {
+                sent.push('?');
+                sent.push_str(q);
+            }
+            let (key, value) = entry
+                .route
+                .rewrite
+                .as_ref()
+                .map(|r| r.rewrite.written())
+                .unwrap_or_default();
+            println!("  the backend receives {sent} ({key} {value})");
+        }
+        None => println!("  the backend receives {target} (as sent)"),
+    }
     for line in config::affinity::describe(&entry.affinity) {
         println!("  {line}");
     }
@@ -218,6 +282,11 @@ fn urls(c: &Config) -> ExitCode {
             entry.balancer,
             servers.join(" ")
         );
+        let what = match proxy_reverse::routing::samples::sample_request(entry) {
+            Some((Some(host), method)) => format!("{what} (with Host: {host}, {method})"),
+            Some((None, method)) if method != "GET" => format!("{what} ({method})"),
+            _ => what,
+        };
         match sample {
             Some(path) => rows.push((path, what)),
             None => eprintln!(
@@ -253,8 +322,13 @@ Checks a proxy_reverse configuration file without Monkey.
                      FILE:LINE: warning: lines on stderr, e.g. an entry that earlier
                      entries leave no request to);
                      invalid: exit 1 and one FILE:LINE: message per problem on stderr
-  --explain PATH     print the entry that serves PATH (`entry N: BALANCER servers...`)
-                     and the Match rule that chose it; exit 3 if no entry matches
+  --explain PATH     print the entry that serves PATH (`entry N: BALANCER servers...`),
+                     the Match (and MatchHost) rule that chose it and the target its
+                     backend receives (after PathRewrite / PathStripPrefix, the query
+                     kept); exit 3 if no entry matches
+    --host HOST      ... for a request with this Host (port and case as a client
+                     sends them; without it, no MatchHost rule accepts)
+    --method METHOD  ... for a request with this method (default GET)
   --urls             print one path per entry that reaches it (derived from its Match
                      rules and checked as --explain would), then the StatisticsURL
   --handlers         print the Match lines for [HANDLERS] in Monkey's sites/default

@@ -35,8 +35,11 @@ pub fn handler_lines(config: &Config) -> Vec<String> {
         .flat_map(|e| e.matches.iter())
         .find_map(|m| monkey_regex(&m.pattern).err().map(|why| (m, why)));
     let stats_regex = stats.map(exact_path);
+    // An entry with MatchHost and no Match serves every path of its hosts: the plugin must
+    // see every request.
+    let every_path = config.entries.iter().find(|e| e.matches.is_empty());
     match (blocker, stats_regex) {
-        (None, None | Some(Ok(_))) => {
+        (None, None | Some(Ok(_))) if every_path.is_none() => {
             lines.push(
                 "# Every Match regex means the same in Monkey's handler engine, so Monkey hands"
                     .to_string(),
@@ -58,6 +61,10 @@ pub fn handler_lines(config: &Config) -> Vec<String> {
         }
         (blocker, stats_regex) => {
             let why = match (blocker, stats_regex) {
+                _ if every_path.is_some() => format!(
+                    "# The entry at line {} has MatchHost and no Match (every path), which Monkey's",
+                    every_path.map_or(0, |e| e.line)
+                ),
                 (Some((m, why)), _) => {
                     format!("# Line {}: `{}` {why}, which Monkey's", m.line, m.pattern)
                 }
@@ -227,5 +234,24 @@ mod tests {
             .iter()
             .any(|l| l.contains("Line 4") && l.contains("group")));
         assert!(lines.iter().any(|l| l.contains("404")));
+    }
+
+    #[test]
+    fn an_entry_with_match_host_and_no_match_needs_the_catch_all() {
+        let mut c = config(&[r"\.php$"], None);
+        let mut host_only = crate::config::Entry::with_defaults(9, Vec::new(), Vec::new());
+        host_only.route.hosts.push(crate::config::HostRule {
+            pattern: crate::config::HostPattern::Exact("a.test".into()),
+            line: 10,
+        });
+        c.entries.push(host_only);
+        let lines = handler_lines(&c);
+        assert_eq!(lines.last().unwrap(), "    Match /.* proxy_reverse");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("line 9 has MatchHost and no Match")),
+            "{lines:?}"
+        );
     }
 }

@@ -9,6 +9,14 @@ pub enum KeyId {
     Name,
     /// `Match REGEX`.
     Match,
+    /// `MatchHost HOST|*.DOMAIN|~REGEX ...`.
+    MatchHost,
+    /// `MatchMethod METHOD ...`.
+    MatchMethod,
+    /// `PathRewrite REGEX REPLACEMENT`.
+    PathRewrite,
+    /// `PathStripPrefix /PREFIX`.
+    PathStripPrefix,
     /// `ServerList host:port [weight=N] ...`.
     ServerList,
     /// `LoadBalancer NAME` (alias `LoadBalance`).
@@ -161,6 +169,57 @@ pub static KEYS: &[KeySpec] = &[
         sections: Sections::EntryOnly,
         repeatable: true,
         doc: "request paths (decoded, without query) this entry serves; the first entry that matches wins",
+    },
+    KeySpec {
+        id: KeyId::MatchHost,
+        name: "MatchHost",
+        aliases: &[],
+        value: "HOST|*.DOMAIN|~REGEX ...",
+        default: "(any host)",
+        sections: Sections::EntryOnly,
+        repeatable: true,
+        doc: "hosts this entry serves, from the Host header without its port or a trailing dot, \
+              case-insensitive: `api.example.com` exactly, `*.example.org` any subdomain (not \
+              example.org itself), `~REGEX` a regex; an entry serves a request only when its \
+              MatchHost (if any), MatchMethod (if any) and Match rules all accept it; with \
+              MatchHost and no Match, every path of those hosts",
+    },
+    KeySpec {
+        id: KeyId::MatchMethod,
+        name: "MatchMethod",
+        aliases: &[],
+        value: "METHOD ...",
+        default: "(any method)",
+        sections: Sections::EntryOnly,
+        repeatable: true,
+        doc: "request methods this entry serves (`GET HEAD`), compared exactly (methods are \
+              case-sensitive)",
+    },
+    KeySpec {
+        id: KeyId::PathRewrite,
+        name: "PathRewrite",
+        aliases: &[],
+        value: "REGEX REPLACEMENT",
+        default: "(none)",
+        sections: Sections::EntryOnly,
+        repeatable: false,
+        doc: "the target sent to the backend: the first match of REGEX in the path as the \
+              client sent it (percent-encoded) replaced by REPLACEMENT, where $1, ${1}, $name, \
+              ${name} insert a capture group (each must exist) and $$ is `$`; the query is \
+              kept, a result without a leading `/` gets one, routing still uses the original \
+              path; not with PathStripPrefix",
+    },
+    KeySpec {
+        id: KeyId::PathStripPrefix,
+        name: "PathStripPrefix",
+        aliases: &[],
+        value: "/PREFIX",
+        default: "(none)",
+        sections: Sections::EntryOnly,
+        repeatable: false,
+        doc: "the target sent to the backend loses this literal prefix at a segment boundary: \
+              with /api, /api/x is sent as /x and /api as /, /apix as it came; the query is \
+              kept; not with PathRewrite",
     },
     KeySpec {
         id: KeyId::ServerList,

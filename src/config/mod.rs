@@ -18,6 +18,7 @@ mod parser;
 pub mod pem;
 mod printer;
 pub mod resolve;
+pub mod route_rules;
 pub mod tls;
 pub mod values;
 pub mod warnings;
@@ -28,6 +29,7 @@ pub use model::*;
 pub use parser::parse_bytes;
 pub use printer::print;
 pub use resolve::{Resolver, SystemResolver};
+pub use route_rules::{HostPattern, HostRule, PathRewrite, RewriteRule, RouteRules};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -61,6 +61,8 @@ pub struct Entry {
     pub line: usize,
     /// `Match` regexes, tested against the request path (first entry with any match wins).
     pub matches: Vec<MatchRule>,
+    /// `MatchHost`, `MatchMethod`, `PathRewrite` / `PathStripPrefix` (all empty by default).
+    pub route: super::route_rules::RouteRules,
     /// The servers, each once, with its weight (repetition in `ServerList` adds weight).
     pub servers: Vec<ServerSpec>,
     /// Canonical balancer name from the balancer registry (e.g. `RoundRobin`).
@@ -351,6 +353,7 @@ impl Entry {
             name: String::new(),
             line,
             matches,
+            route: super::route_rules::RouteRules::default(),
             servers,
             balancer: "FirstAlive".to_string(),
             attempts_count: 2,

@@ -65,6 +65,8 @@ struct Settings {
     seen: HashMap<KeyId, usize>,
     name: Option<String>,
     matches: Vec<MatchRule>,
+    /// `MatchHost`, `MatchMethod`, `PathRewrite` / `PathStripPrefix` (entries only).
+    route: super::RouteRules,
     servers: Option<Vec<ServerSpec>>,
     balancer: Option<String>,
     attempts: Option<u32>,
@@ -218,6 +220,9 @@ impl Parser<'_> {
                     pattern: value.to_string(),
                     line,
                 });
+            }
+            KeyId::MatchHost | KeyId::MatchMethod | KeyId::PathRewrite | KeyId::PathStripPrefix => {
+                route_rule(spec.id, &mut s.route, &s.seen, value, line)?
             }
             KeyId::ServerList => {
                 let list = s.servers.get_or_insert_with(Vec::new);
@@ -465,8 +470,14 @@ impl Parser<'_> {
         }
         for (i, s) in entries_raw.into_iter().enumerate() {
             let name = s.name.clone().unwrap_or_else(|| format!("entry-{}", i + 1));
-            if s.matches.is_empty() && !s.seen.contains_key(&KeyId::Match) {
-                self.error(s.line, format!("[{ENTRY}] has no Match line"));
+            // An entry with MatchHost and no Match serves every path of its hosts.
+            let routed =
+                s.seen.contains_key(&KeyId::Match) || s.seen.contains_key(&KeyId::MatchHost);
+            if s.matches.is_empty() && !routed {
+                self.error(
+                    s.line,
+                    format!("[{ENTRY}] has no Match (or MatchHost) line"),
+                );
             }
             let servers = s.servers.clone().or_else(|| d.servers.clone());
             let server_lines =
@@ -568,6 +579,7 @@ impl Parser<'_> {
 /// Builds the entry: its own value, else the defaults' value, else the built-in default.
 fn merge(s: Settings, d: &Settings, servers: Vec<ServerSpec>) -> Entry {
     let mut e = Entry::with_defaults(s.line, s.matches, servers);
+    e.route = s.route;
     if let Some(b) = s.balancer.or_else(|| d.balancer.clone()) {
         e.balancer = b;
     }
@@ -636,6 +648,56 @@ fn merge(s: Settings, d: &Settings, servers: Vec<ServerSpec>) -> Entry {
 fn cidrs(value: &str, out: &mut Vec<Cidr>) -> Result<(), String> {
     for token in value.split_whitespace() {
         out.push(values::cidr(token)?);
+    }
+    Ok(())
+}
+
+/// Stores a `MatchHost`, `MatchMethod`, `PathRewrite` or `PathStripPrefix` value
+/// (`seen` already holds this line: an entry takes one of the two rewrite keys).
+fn route_rule(
+    id: KeyId,
+    route: &mut super::RouteRules,
+    seen: &HashMap<KeyId, usize>,
+    value: &str,
+    line: usize,
+) -> Result<(), String> {
+    use super::route_rules as r;
+    let name = keys::spec(id).name;
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if words.is_empty() {
+        return Err(format!("{name} needs a value"));
+    }
+    match id {
+        KeyId::MatchHost => {
+            for word in words {
+                let pattern = r::host_pattern(word)?;
+                route.hosts.push(super::HostRule { pattern, line });
+            }
+        }
+        KeyId::MatchMethod => {
+            for word in words {
+                route.methods.push(r::method(word)?);
+            }
+        }
+        _ => {
+            let other = if id == KeyId::PathRewrite {
+                KeyId::PathStripPrefix
+            } else {
+                KeyId::PathRewrite
+            };
+            if let Some(first) = seen.get(&other) {
+                return Err(format!(
+                    "{name} and {} (line {first}) both rewrite the path; keep one",
+                    keys::spec(other).name
+                ));
+            }
+            let rewrite = if id == KeyId::PathRewrite {
+                r::path_rewrite(value)?
+            } else {
+                r::strip_prefix(value)?
+            };
+            route.rewrite = Some(super::RewriteRule { rewrite, line });
+        }
     }
     Ok(())
 }

@@ -51,6 +51,13 @@ fn print_entry(out: &mut String, e: &Entry, i: usize) {
     for m in &e.matches {
         line(out, "Match", &m.pattern);
     }
+    let hosts: Vec<String> = e.route.hosts.iter().map(|h| h.pattern.written()).collect();
+    list(out, "MatchHost", &hosts);
+    list(out, "MatchMethod", &e.route.methods);
+    if let Some(r) = &e.route.rewrite {
+        let (key, value) = r.rewrite.written();
+        line(out, key, &value);
+    }
     let servers: Vec<String> = e
         .servers
         .iter()

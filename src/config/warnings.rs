@@ -176,6 +176,9 @@ impl Config {
             self.entries[..j]
                 .iter()
                 .enumerate()
+                // An earlier entry with MatchHost or MatchMethod takes only some requests of
+                // its paths, so it never shadows a later entry here (sound, not complete).
+                .filter(|(_, e)| e.route.matches_any_request())
                 .flat_map(move |(i, e)| {
                     e.matches
                         .iter()

@@ -295,6 +295,10 @@ pub struct ForwardPolicy<'a> {
     /// upstream must have one, or strict backends answer 400): the entry's first server,
     /// as nginx sends its upstream's name.
     pub default_host: &'a str,
+    /// The path to send instead of the client's (an entry's `PathRewrite` or
+    /// `PathStripPrefix` applied: starts with `/`, visible ASCII); the query follows it as
+    /// the client sent it. `None`: the path as received.
+    pub target: Option<&'a str>,
 }
 
 impl ProxyRequest {
@@ -463,8 +467,8 @@ impl ProxyRequest {
 
     /// Appends the upstream request (head and body) to `out`.
     ///
-    /// The request line keeps the method and the target exactly as received and speaks
-    /// HTTP/1.1. Hop-by-hop headers, every header the client's `Connection` names, and the
+    /// The request line keeps the method and the target exactly as received (the path
+    /// replaced by [`ForwardPolicy::target`] when the entry rewrites it) and speaks HTTP/1.1. Hop-by-hop headers, every header the client's `Connection` names, and the
     /// client's framing headers are dropped; the body is re-framed with `Content-Length` or
     /// passed as raw `chunked` bytes. `Host` is preserved. `X-Forwarded-For` carries the client
     /// address (replacing a client-supplied value unless the client is a trusted proxy, then
@@ -473,7 +477,7 @@ impl ProxyRequest {
     pub fn write_upstream(&self, policy: &ForwardPolicy<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
-        out.extend_from_slice(self.path.as_bytes());
+        out.extend_from_slice(policy.target.unwrap_or(&self.path).as_bytes());
         if let Some(q) = &self.query {
             out.push(b'?');
             out.extend_from_slice(q.as_bytes());
@@ -990,5 +994,16 @@ mod tests {
         };
         assert!(upstream(&r, &policy)
             .contains("Forwarded: for=192.0.2.7;host=\"example.com:8080\";proto=http\r\n"));
+    }
+
+    #[test]
+    fn a_rewritten_target_keeps_the_query() {
+        let r = req(&[("Host", "h")]);
+        let policy = ForwardPolicy {
+            target: Some("/b"),
+            ..Default::default()
+        };
+        assert!(upstream(&r, &policy).starts_with("GET /b?x=1&y=%2F HTTP/1.1\r\n"));
+        assert!(upstream(&r, &ForwardPolicy::default()).starts_with("GET /a%20b?x=1&y=%2F "));
     }
 }

@@ -78,7 +78,7 @@ pub struct Admitted {
 impl Proxy {
     /// Compiles routes and builds the server groups of a validated configuration.
     pub fn new(config: Config) -> Result<Proxy, String> {
-        let router = Router::new(&config.entries).map_err(|e| e.to_string())?;
+        let router = Router::new(&config.entries)?;
         let upstreams = config
             .entries
             .iter()
@@ -103,7 +103,7 @@ impl Proxy {
     /// administrative state and statistics. Servers `previous` had and `config` drops are
     /// marked removed (their idle connections close; requests in flight finish).
     pub fn reloaded(config: Config, previous: &Proxy) -> Result<Proxy, String> {
-        let router = Router::new(&config.entries).map_err(|e| e.to_string())?;
+        let router = Router::new(&config.entries)?;
         let old_entry = |name: &str| {
             let i = previous
                 .config
@@ -187,7 +187,7 @@ impl Proxy {
         }
         let close = request.client_wants_close;
         let path = routing_path(&request.path);
-        let admission = match self.route(&path) {
+        let admission = match self.route_request(&path, request.host.as_deref(), &request.method) {
             Route::Entry(i) => Admission::Proxy(i),
             Route::NotFound => {
                 self.stats.record_local(404);
@@ -328,8 +328,15 @@ impl Proxy {
         });
     }
 
-    /// Where a request for `path` (decoded, without query) goes.
+    /// Where a request for `path` (decoded, without query) goes, for any host and method.
     pub fn route(&self, path: &str) -> Route {
+        self.route_request(path, None, "GET")
+    }
+
+    /// Where a request for `path` (decoded, without query) with the `Host` authority `host`
+    /// (as received) and `method` goes: the statistics page and the admin endpoint first,
+    /// whatever the host, then the first entry whose rules accept it.
+    pub fn route_request(&self, path: &str, host: Option<&str>, method: &str) -> Route {
         if self.config.statistics_url.as_deref() == Some(path) {
             return Route::Statistics;
         }
@@ -338,7 +345,7 @@ impl Proxy {
                 return Route::Admin;
             }
         }
-        match self.router.route(path) {
+        match self.router.route_request(path, host, method) {
             Some(i) => Route::Entry(i),
             None => Route::NotFound,
         }

@@ -164,14 +164,26 @@ impl Exchange {
         let mut request_bytes = local.spares.take_vec();
         let attempts = {
             let e = &proxy.config.entries[entry];
+            // An entry's PathRewrite / PathStripPrefix: the target is written into a spare
+            // buffer (only for such entries; every other request costs one lookup).
+            let target = proxy.router.rewriter(entry).map(|rewriter| {
+                let mut target = local.spares.take_vec();
+                rewriter.write(&request.path, &mut target);
+                target
+            });
             let policy = ForwardPolicy {
                 trusted_proxies: &e.trusted_proxies,
                 forwarded_header: e.forwarded_header,
                 close: e.keepalive_idle == 0,
                 default_host: e.servers.first().map_or("", |s| s.name.as_str()),
+                // Made of the path's visible ASCII and the checked replacement: UTF-8.
+                target: target.as_deref().and_then(|t| std::str::from_utf8(t).ok()),
             };
             request.write_upstream(&policy, &mut request_bytes);
             let upstream = &proxy.upstreams[entry];
+            if let Some(target) = target {
+                local.spares.put_vec(target);
+            }
             let ctx = RequestContext {
                 client_ip: request
                     .original_client(&e.trusted_proxies)

@@ -11,7 +11,7 @@
 use regex_syntax::hir::{Class, Hir, HirKind};
 
 use super::{routing_path, Router};
-use crate::config::Config;
+use crate::config::{Config, Entry, HostPattern};
 
 /// Longest repetition count written out (`a{1000}` gets no sample).
 const MAX_REPEAT: u32 = 64;
@@ -20,7 +20,9 @@ const MAX_REPEAT: u32 = 64;
 const CHOICES: usize = 4;
 
 /// For each entry in file order: a request target (percent-encoded where needed, e.g.
-/// `/index.php`) that the plugin routes to that entry, or `None` if none was found.
+/// `/index.php`) that the plugin routes to that entry, or `None` if none was found. An
+/// entry with `MatchHost` or `MatchMethod` is reached with the request
+/// [`sample_request`] names.
 pub fn sample_targets(config: &Config) -> Vec<Option<String>> {
     let Ok(router) = Router::new(&config.entries) else {
         return vec![None; config.entries.len()];
@@ -30,6 +32,15 @@ pub fn sample_targets(config: &Config) -> Vec<Option<String>> {
         .iter()
         .enumerate()
         .map(|(i, entry)| {
+            let (host, method) = sample_request(entry)?;
+            let reaches = |path: &str| {
+                config.statistics_url.as_deref() != Some(path)
+                    && router.route_request(path, host.as_deref(), method) == Some(i)
+            };
+            if entry.matches.is_empty() {
+                // MatchHost alone: every path of its hosts.
+                return reaches("/").then(|| "/".to_string());
+            }
             entry.matches.iter().find_map(|rule| {
                 let hir = regex_syntax::Parser::new().parse(&rule.pattern).ok()?;
                 let mut ways = [true, false]
@@ -43,15 +54,33 @@ pub fn sample_targets(config: &Config) -> Vec<Option<String>> {
                     candidates(&text).into_iter().find_map(|path| {
                         let target = encode(&path);
                         let routed = routing_path(&target);
-                        let reaches = routed == path
-                            && config.statistics_url.as_deref() != Some(path.as_str())
-                            && router.route(&path) == Some(i);
-                        reaches.then_some(target)
+                        (routed == path && reaches(&path)).then_some(target)
                     })
                 })
             })
         })
         .collect()
+}
+
+/// The `Host` (`None`: any, the entry has no `MatchHost`) and method a sample request to
+/// `entry` is sent with: its first exact host, else `www.` and its first wildcard's domain,
+/// and its first `MatchMethod` (else `GET`). `None` when only regexes name its hosts.
+pub fn sample_request(entry: &Entry) -> Option<(Option<String>, &str)> {
+    let method = entry.route.methods.first().map_or("GET", String::as_str);
+    if entry.route.hosts.is_empty() {
+        return Some((None, method));
+    }
+    let exact = entry.route.hosts.iter().find_map(|h| match &h.pattern {
+        HostPattern::Exact(name) => Some(name.clone()),
+        _ => None,
+    });
+    let host = exact.or_else(|| {
+        entry.route.hosts.iter().find_map(|h| match &h.pattern {
+            HostPattern::Wildcard(domain) => Some(format!("www.{domain}")),
+            _ => None,
+        })
+    })?;
+    Some((Some(host), method))
 }
 
 /// Paths to try for a regex sample: itself if it is a path, else after `/index` (for
