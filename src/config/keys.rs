@@ -75,6 +75,10 @@ pub enum KeyId {
     OutlierMaxEjectionPercent,
     /// `AccessLog FILE|off`.
     AccessLog,
+    /// `RequestHeader set|add|remove NAME [VALUE]`.
+    RequestHeader,
+    /// `ResponseHeader set|add|remove NAME [VALUE]`.
+    ResponseHeader,
 }
 
 /// Which sections a key may appear in.
@@ -484,6 +488,32 @@ pub static KEYS: &[KeySpec] = &[
         doc: "absolute path of the access log: one line per proxied request, nginx's combined \
               format plus upstream address, status, times, attempts and bytes (docs/logs.md); \
               written off the workers, reopened by every reload",
+    },
+    KeySpec {
+        id: KeyId::RequestHeader,
+        name: "RequestHeader",
+        aliases: &[],
+        value: "set|add|remove NAME [VALUE]",
+        default: "(none)",
+        sections: Sections::Both,
+        repeatable: true,
+        doc: "header rules for the request the backend gets, applied in file order after the \
+              proxy's own rewrite: set replaces every field of NAME, add appends one, remove \
+              drops them all; VALUE may use $client_addr $entry $server $request_id ($$ for \
+              $); an entry's lines replace the defaults' lines; hop-by-hop, framing, \
+              forwarding headers and Expect are refused, Host may only be set",
+    },
+    KeySpec {
+        id: KeyId::ResponseHeader,
+        name: "ResponseHeader",
+        aliases: &[],
+        value: "set|add|remove NAME [VALUE]",
+        default: "(none)",
+        sections: Sections::Both,
+        repeatable: true,
+        doc: "header rules for the backend's response the client gets (not the proxy's own \
+              error pages), as RequestHeader: e.g. `remove Server`; hop-by-hop and framing \
+              headers are refused",
     },
 ];
 

@@ -8,6 +8,7 @@
 
 pub mod balancers;
 pub mod handlers;
+pub mod headers;
 pub mod health;
 pub mod keys;
 pub mod lexer;

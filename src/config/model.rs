@@ -93,6 +93,10 @@ pub struct Entry {
     pub outlier: OutlierDetection,
     /// How the entry's TLS servers are spoken to (`UpstreamTls…` keys).
     pub tls: TlsSettings,
+    /// `RequestHeader` rules: fields of the request the backend gets.
+    pub request_headers: super::headers::HeaderRules,
+    /// `ResponseHeader` rules: fields of the backend's response the client gets.
+    pub response_headers: super::headers::HeaderRules,
 }
 
 /// The `UpstreamTls…` keys of an entry: which of its servers speak TLS, and how they are
@@ -339,7 +343,8 @@ impl Entry {
     /// `FirstAlive`, `AttemptsCount 2`, `OfflineTimeOut 10`, `ConnectTimeout 3`, `ReadTimeout 60`,
     /// 256 idle upstream connections per server and worker kept 60 s for up to 1000 requests,
     /// no trusted proxies, no `Forwarded` header, no health checks, no slow start, no outlier
-    /// detection, TLS only to `https://` servers (verified against the system's roots).
+    /// detection, TLS only to `https://` servers (verified against the system's roots), no
+    /// header rules.
     pub fn with_defaults(line: usize, matches: Vec<MatchRule>, servers: Vec<ServerSpec>) -> Entry {
         Entry {
             name: String::new(),
@@ -360,6 +365,8 @@ impl Entry {
             slow_start: Duration::ZERO,
             outlier: OutlierDetection::default(),
             tls: TlsSettings::default(),
+            request_headers: super::headers::HeaderRules::default(),
+            response_headers: super::headers::HeaderRules::default(),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use super::headers::{self, Direction, HeaderRule, HeaderRules};
 use super::health;
 use super::keys::{self, KeyId, KeySpec, Sections};
 use super::lexer::{self, Token};
@@ -98,6 +99,10 @@ struct Settings {
     outlier_percent: Option<u32>,
     /// `AccessLog`: `Some(None)` for `off`.
     access_log: Option<Option<std::path::PathBuf>>,
+    /// `RequestHeader` lines, in order (`None`: none here).
+    request_headers: Option<Vec<HeaderRule>>,
+    /// `ResponseHeader` lines, in order.
+    response_headers: Option<Vec<HeaderRule>>,
 }
 
 struct Parser<'a> {
@@ -291,6 +296,14 @@ impl Parser<'_> {
                 s.outlier_percent = Some(n);
             }
             KeyId::AccessLog => s.access_log = Some(values::access_log(value)?),
+            KeyId::RequestHeader => {
+                let rule = headers::rule(name, Direction::Request, value)?;
+                s.request_headers.get_or_insert_with(Vec::new).push(rule);
+            }
+            KeyId::ResponseHeader => {
+                let rule = headers::rule(name, Direction::Response, value)?;
+                s.response_headers.get_or_insert_with(Vec::new).push(rule);
+            }
         }
         Ok(())
     }
@@ -582,6 +595,13 @@ fn merge(s: Settings, d: &Settings, servers: Vec<ServerSpec>) -> Entry {
         .outlier_percent
         .or(d.outlier_percent)
         .unwrap_or(o.max_ejection_percent);
+    // An entry's own header rules replace the defaults' (of the same direction), as every
+    // other key given in both places does.
+    let rules = |own: Option<Vec<HeaderRule>>, default: &Option<Vec<HeaderRule>>| {
+        HeaderRules::new(own.or_else(|| default.clone()).unwrap_or_default())
+    };
+    e.request_headers = rules(s.request_headers, &d.request_headers);
+    e.response_headers = rules(s.response_headers, &d.response_headers);
     e
 }
 

@@ -11,6 +11,7 @@ use super::headers::{
     connection_names_fields, has_token, named_in_connection, only_chunked, push_decimal, push_ip,
     tokens, trim, Field,
 };
+use super::rules::Applied;
 use crate::config::Cidr;
 
 /// How the request body was framed by the client.
@@ -295,6 +296,9 @@ pub struct ForwardPolicy<'a> {
     /// upstream must have one, or strict backends answer 400): the entry's first server,
     /// as nginx sends its upstream's name.
     pub default_host: &'a str,
+    /// The entry's `RequestHeader` rules with this request's values (`None` when it has
+    /// none: then the writer does nothing more than without rules).
+    pub headers: Option<Applied<'a>>,
 }
 
 impl ProxyRequest {
@@ -469,7 +473,9 @@ impl ProxyRequest {
     /// passed as raw `chunked` bytes. `Host` is preserved. `X-Forwarded-For` carries the client
     /// address (replacing a client-supplied value unless the client is a trusted proxy, then
     /// appended), with `X-Forwarded-Proto` and `X-Forwarded-Host`; `Expect` is dropped because
-    /// the whole body is already here.
+    /// the whole body is already here. Then the entry's header rules (`policy.headers`):
+    /// received fields a `set` or `remove` names are left out, a `set Host` takes the Host
+    /// line's place, and the rules' lines follow the proxy's forwarding headers.
     pub fn write_upstream(&self, policy: &ForwardPolicy<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
@@ -486,6 +492,10 @@ impl ProxyRequest {
         let trusted =
             client_ip.is_some_and(|ip| policy.trusted_proxies.iter().any(|c| c.contains(ip)));
         let mut wrote_host = false;
+        // Header rules run after the proxy's own rewrite: their `set` and `remove` take the
+        // fields of their names that survived it away, their lines come after the proxy's.
+        let rules = policy.headers.as_ref();
+        let rule_drops = rules.filter(|r| r.rules.drops_any());
         for (field, name, value) in self.headers.fields() {
             if field.is_hop_by_hop()
                 || (check_connection && named_in_connection(connection.clone(), name))
@@ -501,6 +511,9 @@ impl ProxyRequest {
                 | Field::Forwarded
                 | Field::XForwardedFor => continue,
                 _ => {}
+            }
+            if rule_drops.is_some_and(|r| r.drops(name)) {
+                continue;
             }
             if field == Field::Host {
                 if wrote_host {
@@ -520,7 +533,7 @@ impl ProxyRequest {
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
-        if !wrote_host {
+        if !wrote_host && !rules.is_some_and(|r| r.write_host(out)) {
             let host = self.host.as_deref().unwrap_or(policy.default_host);
             if !host.is_empty() {
                 out.extend_from_slice(b"Host: ");
@@ -599,6 +612,9 @@ impl ProxyRequest {
                 out.extend_from_slice(b"\";");
             }
             out.extend_from_slice(b"proto=http\r\n");
+        }
+        if let Some(rules) = rules {
+            rules.write_lines(out);
         }
         match self.body_kind {
             BodyKind::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),

@@ -3,6 +3,7 @@
 use std::mem::MaybeUninit;
 
 use super::framing::Framing;
+use super::rules::Applied;
 use super::headers::{
     named_in_connection, parse_decimal, push_decimal, trim, ConnectionOptions, Field,
 };
@@ -63,24 +64,38 @@ pub struct ClientSide {
     pub upgrade: bool,
 }
 
+/// What the proxy changes in a backend's response head besides the framing and hop-by-hop
+/// fields it owns: the entry's `ResponseHeader` rules, and complete field lines the exchange
+/// adds (such as a `Set-Cookie` of its own). The default changes nothing. Both kinds are
+/// written after the backend's kept fields, rules first, before the proxy's framing lines.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadEdits<'a> {
+    /// The entry's response rules with the exchange's values (`None`: no rules).
+    pub rules: Option<Applied<'a>>,
+    /// More field lines, each `Name: value\r\n`, appended as they are (empty: none).
+    pub extra_lines: &'a [u8],
+}
+
 /// Parses a response head at the start of `buf`.
 ///
 /// Returns `Ok(None)` while the head is incomplete; interim 1xx responses (other than 101) are
 /// skipped (`head_len` then covers them too). On success the head the client should receive is
 /// appended to `out`: status line and end-to-end headers, without hop-by-hop fields and
-/// without the fields the backend's `Connection` names, re-framed for the client.
+/// without the fields the backend's `Connection` names, re-framed for the client, with
+/// `edits` made.
 pub fn parse_head(
     buf: &[u8],
     client: ClientSide,
+    edits: &HeadEdits<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseHead>, ResponseError> {
     // Most heads have a few fields: a small array first, for the rare head with more the
     // large one. Neither is initialised: httparse writes the fields it returns.
     let mut few = [MaybeUninit::uninit(); FEW_HEADERS];
-    match parse_with(buf, client, out, &mut few) {
+    match parse_with(buf, client, edits, out, &mut few) {
         Err(Oversized::TooManyFields) => {
             let mut many = [MaybeUninit::uninit(); MAX_HEADERS];
-            parse_with(buf, client, out, &mut many).map_err(|_| ResponseError::Malformed)
+            parse_with(buf, client, edits, out, &mut many).map_err(|_| ResponseError::Malformed)
         }
         Err(Oversized::Refused(e)) => Err(e),
         Ok(head) => Ok(head),
@@ -102,6 +117,7 @@ enum Oversized {
 fn parse_with<'b>(
     buf: &'b [u8],
     client: ClientSide,
+    edits: &HeadEdits<'_>,
     out: &mut Vec<u8>,
     fields: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Option<ResponseHead>, Oversized> {
@@ -163,6 +179,7 @@ fn parse_with<'b>(
             &fields,
             &head,
             client,
+            edits,
             out,
         );
         return Ok(Some(ResponseHead {
@@ -303,6 +320,7 @@ fn write_client_head(
     fields: &Fields<'_, '_>,
     head: &ResponseHead,
     client: ClientSide,
+    edits: &HeadEdits<'_>,
     out: &mut Vec<u8>,
 ) {
     let Fields {
@@ -329,10 +347,13 @@ fn write_client_head(
     // had), except where none may be sent (RFC 9110 §8.6: 1xx, 204).
     let keep_lengths =
         head.framing == Framing::None && status != 204 && !(100..200).contains(&status);
+    // Fields a `set` or `remove` rule names end a run like the hop-by-hop ones.
+    let rule_drops = edits.rules.filter(|r| r.rules.drops_any());
     for (i, (h, &field)) in headers.iter().zip(kinds).enumerate() {
         let keep_length = keep_lengths && field == Field::ContentLength;
         if (!keep_length && field.is_hop_by_hop())
             || (check_connection && named_in_connection(connection.clone(), h.name.as_bytes()))
+            || rule_drops.is_some_and(|r| r.drops(h.name.as_bytes()))
         {
             continue;
         }
@@ -357,6 +378,10 @@ fn write_client_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(&raw[pending]);
+    if let Some(rules) = &edits.rules {
+        rules.write_lines(out);
+    }
+    out.extend_from_slice(edits.extra_lines);
     if head.upgrade {
         // The tunnel's own hop-by-hop pair, which the loop above left out.
         for value in values_of(headers, kinds, Field::Upgrade) {
@@ -405,7 +430,7 @@ mod tests {
         client: ClientSide,
     ) -> Result<Option<(ResponseHead, String)>, ResponseError> {
         let mut out = Vec::new();
-        Ok(parse_head(raw.as_bytes(), client, &mut out)?
+        Ok(parse_head(raw.as_bytes(), client, &HeadEdits::default(), &mut out)?
             .map(|h| (h, String::from_utf8(out).unwrap())))
     }
 

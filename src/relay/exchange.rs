@@ -22,7 +22,8 @@ use crate::clock::Moment;
 use crate::config::Entry;
 use crate::health::FailureKind;
 use crate::http::request::{is_idempotent, ForwardPolicy, ProxyRequest};
-use crate::http::response::ClientSide;
+use crate::http::response::{ClientSide, HeadEdits};
+use crate::http::rules::{Applied, RequestId, Vars};
 use crate::proxy::Proxy;
 use crate::reactor::{Interest, Reactor, Source, Token};
 use crate::stats::{self, Failure};
@@ -131,6 +132,8 @@ pub struct Exchange {
     /// did: the exchange's end writes a line about it.
     trouble: Option<&'static str>,
     finish: Option<Finish>,
+    /// `$request_id` of the header rules (zero when they use none).
+    request_id: RequestId,
 }
 
 impl Exchange {
@@ -154,15 +157,16 @@ impl Exchange {
     ) -> Exchange {
         let candidates = local.spares.take_index_vec();
         let mut request_bytes = local.spares.take_vec();
+        let mut request_id = RequestId::default();
         let attempts = {
             let e = &proxy.config.entries[entry];
-            let policy = ForwardPolicy {
-                trusted_proxies: &e.trusted_proxies,
-                forwarded_header: e.forwarded_header,
-                close: e.keepalive_idle == 0,
-                default_host: e.servers.first().map_or("", |s| s.name.as_str()),
-            };
-            request.write_upstream(&policy, &mut request_bytes);
+            if e.request_headers.uses_request_id() || e.response_headers.uses_request_id() {
+                request_id = local.next_request_id();
+            }
+            // Rules that name `$server` write the request per try (`write_for_try`).
+            if !e.request_headers.uses_server() {
+                write_request(e, &request, "", request_id, &mut request_bytes);
+            }
             let ctx = RequestContext {
                 client_ip: request
                     .original_client(&e.trusted_proxies)
@@ -212,6 +216,7 @@ impl Exchange {
             upstream_status: None,
             trouble: None,
             finish: None,
+            request_id,
         };
         exchange.proxy.stats.record_request(entry);
         let step = exchange.next_try(local, now);
@@ -404,6 +409,9 @@ impl Exchange {
     }
 
     fn take_step(&mut self, step: Step, now: Moment) {
+        if !matches!(step, Step::Answer(..)) {
+            self.write_for_try();
+        }
         match step {
             Step::Connecting => {
                 self.state = State::Connecting;
@@ -418,6 +426,27 @@ impl Exchange {
             }
             Step::Answer(status, retry_after) => self.local_error(status, retry_after, now),
         }
+    }
+
+    /// For request rules that name `$server`: the request written again for the server of
+    /// the try just started (other entries' requests were written once, at the start).
+    fn write_for_try(&mut self) {
+        let e = &self.proxy.config.entries[self.entry];
+        if !e.request_headers.uses_server() {
+            return;
+        }
+        let Some(b) = &self.attempts.backend else {
+            return;
+        };
+        let server = &self.proxy.upstreams[self.entry].servers()[b.server].spec.name;
+        self.request_bytes.clear();
+        write_request(
+            e,
+            &self.request,
+            server,
+            self.request_id,
+            &mut self.request_bytes,
+        );
     }
 
     fn begin_sending(&mut self, now: Moment) {
@@ -576,9 +605,25 @@ impl Exchange {
         let Some(b) = &mut self.attempts.backend else {
             return;
         };
+        let e = &self.proxy.config.entries[self.entry];
+        let rules = &e.response_headers;
+        let edits = HeadEdits {
+            rules: (!rules.is_empty()).then(|| Applied {
+                rules,
+                vars: Vars {
+                    client: self.request.client.map(|a| a.ip()),
+                    entry: &e.name,
+                    server: &self.proxy.upstreams[self.entry].servers()[b.server]
+                        .spec
+                        .name,
+                    request_id: self.request_id,
+                },
+            }),
+            extra_lines: &[],
+        };
         let head = match self
             .response
-            .parse(client, &mut local.spares, &mut b.stream)
+            .parse(client, &edits, &mut local.spares, &mut b.stream)
         {
             Head::Incomplete => return,
             Head::Unusable => return self.bad_response(now),
@@ -812,6 +857,34 @@ impl Exchange {
         self.finish = Some(finish);
         Progress::Done(finish)
     }
+}
+
+/// Writes `request` as the backend gets it, for the entry `e` and, when its rules name
+/// `$server`, the server `server` of the try.
+fn write_request(
+    e: &Entry,
+    request: &ProxyRequest,
+    server: &str,
+    request_id: RequestId,
+    out: &mut Vec<u8>,
+) {
+    let rules = &e.request_headers;
+    let policy = ForwardPolicy {
+        trusted_proxies: &e.trusted_proxies,
+        forwarded_header: e.forwarded_header,
+        close: e.keepalive_idle == 0,
+        default_host: e.servers.first().map_or("", |s| s.name.as_str()),
+        headers: (!rules.is_empty()).then(|| Applied {
+            rules,
+            vars: Vars {
+                client: request.client.map(|a| a.ip()),
+                entry: &e.name,
+                server,
+                request_id,
+            },
+        }),
+    };
+    request.write_upstream(&policy, out);
 }
 
 impl Exchange {

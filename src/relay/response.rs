@@ -12,7 +12,7 @@ use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use super::spares::Spares;
 use super::stream::BackendStream;
 use crate::http::framing::{BodyReader, Framing};
-use crate::http::response::{parse_head, ClientSide, ResponseHead};
+use crate::http::response::{parse_head, ClientSide, HeadEdits, ResponseHead};
 use crate::http::status::write_error_page;
 
 /// Room left in front of the bytes read for a body re-framed as chunked: the CRLF that ends
@@ -165,12 +165,14 @@ impl ResponseBuffer {
         Ok(n)
     }
 
-    /// Parses what was read of the head. On a usable head, the client's head is ready, the
+    /// Parses what was read of the head (`edits`: see [`HeadEdits`]). On a usable head, the
+    /// client's head is ready, the
     /// first body bytes are framed for the client, and `backend` was asked, if needed,
     /// whether it holds more than the response (then its connection is not reused).
     pub fn parse(
         &mut self,
         client: ClientSide,
+        edits: &HeadEdits<'_>,
         spares: &mut Spares,
         backend: &mut BackendStream,
     ) -> Head {
@@ -178,7 +180,7 @@ impl ResponseBuffer {
             self.head_out = spares.take_vec();
         }
         self.head_out.clear();
-        let head = match parse_head(&self.buf[..self.end], client, &mut self.head_out) {
+        let head = match parse_head(&self.buf[..self.end], client, edits, &mut self.head_out) {
             Ok(Some(head)) => head,
             Ok(None) if self.end == self.buf.len() => return Head::Unusable,
             Ok(None) => return Head::Incomplete,
