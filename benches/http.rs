@@ -48,7 +48,9 @@ fn bench(c: &mut Criterion) {
         heads.bench_function(name, |b| {
             b.iter(|| {
                 out.clear();
-                black_box(parse_head(black_box(head), GET11, &HeadEdits::default(), &mut out).unwrap());
+                black_box(
+                    parse_head(black_box(head), GET11, &HeadEdits::default(), &mut out).unwrap(),
+                );
             })
         });
     }

@@ -149,7 +149,9 @@ impl HeaderRules {
 
     /// Whether a received field named `name` is dropped (a `set` or `remove` names it).
     pub fn drops(&self, name: &[u8]) -> bool {
-        self.dropped.iter().any(|d| name.eq_ignore_ascii_case(d.as_bytes()))
+        self.dropped
+            .iter()
+            .any(|d| name.eq_ignore_ascii_case(d.as_bytes()))
     }
 
     /// Whether some received field may be dropped at all.
@@ -244,13 +246,12 @@ pub fn rule(key: &str, direction: Direction, text: &str) -> Result<HeaderRule, S
     }
     match (action, value.is_empty()) {
         (HeaderAction::Remove, false) => {
-            return Err(format!("`{key} remove {name}` takes no value, not `{value}`"))
+            return Err(format!(
+                "`{key} remove {name}` takes no value, not `{value}`"
+            ))
         }
         (HeaderAction::Set | HeaderAction::Add, true) => {
-            return Err(format!(
-                "`{key} {} {name}` needs a value",
-                action.word()
-            ))
+            return Err(format!("`{key} {} {name}` needs a value", action.word()))
         }
         _ => {}
     }
@@ -318,7 +319,10 @@ fn is_token_byte(b: u8) -> bool {
 
 /// Reads a value: text (no control character but tab) and variables.
 fn template(name: &str, text: &str) -> Result<Vec<ValuePart>, String> {
-    if let Some(b) = text.bytes().find(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+    if let Some(b) = text
+        .bytes()
+        .find(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    {
         return Err(format!(
             "the value of {name} has the control byte {b:#04x}, which no header value may \
              contain"
@@ -390,9 +394,11 @@ fn check_host(value: &[ValuePart]) -> Result<(), String> {
             ValuePart::Var(Variable::Entry) => sample.push_str("entry"),
             ValuePart::Var(Variable::RequestId) => sample.push_str("0123abcd"),
             ValuePart::Var(Variable::ClientAddr) => {
-                return Err("Host cannot be set to $client_addr (an IPv6 address is no host \
+                return Err(
+                    "Host cannot be set to $client_addr (an IPv6 address is no host \
                             name)"
-                    .to_string())
+                        .to_string(),
+                )
             }
         }
     }
@@ -413,7 +419,10 @@ fn is_authority(text: &str) -> bool {
         Some(literal) => match literal.find(']') {
             Some(end) if end > 0 => {
                 let inside = &literal[..end];
-                if !inside.bytes().all(|b| b.is_ascii_hexdigit() || b":.".contains(&b)) {
+                if !inside
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b":.".contains(&b))
+                {
                     return false;
                 }
                 ("x", &literal[end + 1..])
@@ -488,7 +497,13 @@ mod tests {
 
     #[test]
     fn rules_run_in_order() {
-        let r = compiled(&["add X-A 1", "set X-A 2", "add X-A 3", "remove X-B", "add X-B 4"]);
+        let r = compiled(&[
+            "add X-A 1",
+            "set X-A 2",
+            "add X-A 3",
+            "remove X-B",
+            "add X-B 4",
+        ]);
         let lines: Vec<String> = r.lines().map(format_rule).collect();
         assert_eq!(lines, ["set X-A 2", "add X-A 3", "add X-B 4"]);
         assert!(r.drops(b"x-a") && r.drops(b"X-B") && !r.drops(b"X-C"));
@@ -507,7 +522,12 @@ mod tests {
         assert!(r.uses_server() && !r.uses_request_id());
         assert!(req("set Host api.internal:8080").is_ok());
         assert!(req("set Host [::1]:80").is_ok());
-        for bad in ["set Host a b", "set Host $server:81", "set Host a/b", "set Host $client_addr"] {
+        for bad in [
+            "set Host a b",
+            "set Host $server:81",
+            "set Host a/b",
+            "set Host $client_addr",
+        ] {
             assert!(req(bad).is_err(), "{bad}");
         }
         assert!(req("add Host x").unwrap_err().contains("only set it"));
@@ -528,7 +548,9 @@ mod tests {
             ]
         );
         assert_eq!(format_rule(&r), "set X-Id ${request_id}x-$$-$entry $server");
-        assert!(req("set X-A $nope").unwrap_err().contains("unknown variable `$nope`"));
+        assert!(req("set X-A $nope")
+            .unwrap_err()
+            .contains("unknown variable `$nope`"));
         assert!(req("set X-A a$").unwrap_err().contains("a lone `$`"));
         assert!(req("set X-A ${entry").unwrap_err().contains("without its"));
     }
@@ -541,12 +563,19 @@ mod tests {
         assert!(req("set content-length 5").unwrap_err().contains("framing"));
         let resp = |t| rule("ResponseHeader", Direction::Response, t);
         assert!(resp("remove Transfer-Encoding").is_err());
-        assert!(resp("remove X-Forwarded-For").is_ok(), "only requests carry them");
+        assert!(
+            resp("remove X-Forwarded-For").is_ok(),
+            "only requests carry them"
+        );
         assert!(req("set X-A").unwrap_err().contains("needs a value"));
         assert!(req("remove X-A 1").unwrap_err().contains("takes no value"));
         assert!(req("set X(A) 1").unwrap_err().contains("not a header name"));
-        assert!(req("replace X-A 1").unwrap_err().contains("takes `set NAME VALUE`"));
-        assert!(req("set X-A a\0b").unwrap_err().contains("control byte 0x00"));
+        assert!(req("replace X-A 1")
+            .unwrap_err()
+            .contains("takes `set NAME VALUE`"));
+        assert!(req("set X-A a\0b")
+            .unwrap_err()
+            .contains("control byte 0x00"));
         assert!(req("set X-A a\tb").is_ok());
     }
 }

@@ -474,8 +474,8 @@ impl ProxyRequest {
     /// address (replacing a client-supplied value unless the client is a trusted proxy, then
     /// appended), with `X-Forwarded-Proto` and `X-Forwarded-Host`; `Expect` is dropped because
     /// the whole body is already here. Then the entry's header rules (`policy.headers`):
-    /// received fields a `set` or `remove` names are left out, a `set Host` takes the Host
-    /// line's place, and the rules' lines follow the proxy's forwarding headers.
+    /// received fields a `set` or `remove` names are left out, a `set Host` is the one Host
+    /// line, and the rules' lines follow the proxy's forwarding headers.
     pub fn write_upstream(&self, policy: &ForwardPolicy<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
@@ -994,6 +994,69 @@ mod tests {
             text.contains("host=\"a\\\", for=6.6.6.6;by=\\\"x\";proto=http\r\n"),
             "{text}"
         );
+    }
+
+    fn request_rules(lines: &[&str]) -> crate::config::headers::HeaderRules {
+        use crate::config::headers::{rule, Direction, HeaderRules};
+        HeaderRules::new(
+            lines
+                .iter()
+                .map(|l| rule("RequestHeader", Direction::Request, l).unwrap())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn header_rules_apply_after_the_proxys_rewrite() {
+        use super::super::rules::Vars;
+        let rules = request_rules(&[
+            "set X-Env prod",
+            "add X-Tag $entry",
+            "remove X-Secret",
+            "set Host $server",
+        ]);
+        // A client naming X-Env in Connection (the Traefik trick) loses its own X-Env to
+        // the hop-by-hop rule; the rule's line is the proxy's own and goes all the same.
+        let r = req(&[
+            ("Host", "example.com:8080"),
+            ("Connection", "X-Env"),
+            ("X-Env", "dev"),
+            ("x-env", "dev2"),
+            ("X-Tag", "client"),
+            ("X-Secret", "s"),
+        ]);
+        let policy = ForwardPolicy {
+            headers: Some(Applied {
+                rules: &rules,
+                vars: Vars {
+                    entry: "api",
+                    server: "10.0.0.1:80",
+                    ..Vars::default()
+                },
+            }),
+            ..Default::default()
+        };
+        let text = upstream(&r, &policy);
+        assert!(text.contains("\r\nHost: 10.0.0.1:80\r\n"), "{text}");
+        assert_eq!(text.matches("\r\nHost:").count(), 1, "{text}");
+        assert!(
+            !text.contains("dev") && !text.contains("X-Secret"),
+            "{text}"
+        );
+        assert!(
+            text.contains("X-Tag: client\r\n") && text.contains("X-Tag: api\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("X-Env: prod\r\n"), "{text}");
+        // The client's original host still goes as X-Forwarded-Host.
+        assert!(
+            text.contains("X-Forwarded-Host: example.com:8080\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("X-Forwarded-For: 192.0.2.7\r\n"), "{text}");
+        // Without rules, the same request is written as before.
+        let plain = upstream(&r, &ForwardPolicy::default());
+        assert!(plain.contains("X-Secret: s\r\n") && plain.contains("Host: example.com:8080"));
     }
 
     #[test]

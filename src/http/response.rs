@@ -3,10 +3,10 @@
 use std::mem::MaybeUninit;
 
 use super::framing::Framing;
-use super::rules::Applied;
 use super::headers::{
     named_in_connection, parse_decimal, push_decimal, trim, ConnectionOptions, Field,
 };
+use super::rules::Applied;
 
 /// Most header fields accepted in one response head.
 const MAX_HEADERS: usize = 100;
@@ -430,8 +430,80 @@ mod tests {
         client: ClientSide,
     ) -> Result<Option<(ResponseHead, String)>, ResponseError> {
         let mut out = Vec::new();
-        Ok(parse_head(raw.as_bytes(), client, &HeadEdits::default(), &mut out)?
-            .map(|h| (h, String::from_utf8(out).unwrap())))
+        Ok(
+            parse_head(raw.as_bytes(), client, &HeadEdits::default(), &mut out)?
+                .map(|h| (h, String::from_utf8(out).unwrap())),
+        )
+    }
+
+    fn parse_with_rules(raw: &str, lines: &[&str], extra: &[u8]) -> String {
+        use super::super::rules::Vars;
+        use crate::config::headers::{rule, Direction, HeaderRules};
+        let rules = HeaderRules::new(
+            lines
+                .iter()
+                .map(|l| rule("ResponseHeader", Direction::Response, l).unwrap())
+                .collect(),
+        );
+        let edits = HeadEdits {
+            rules: Some(Applied {
+                rules: &rules,
+                vars: Vars {
+                    server: "10.0.0.1:80",
+                    ..Vars::default()
+                },
+            }),
+            extra_lines: extra,
+        };
+        let mut out = Vec::new();
+        parse_head(raw.as_bytes(), GET11, &edits, &mut out)
+            .unwrap()
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn response_rules_cut_runs_and_append_before_the_framing() {
+        let raw = "HTTP/1.1 200 OK\r\nServer: nginx\r\nA: 1\r\nX-Twice: 1\r\nB:  2\r\nx-twice: 2\nC: 3\r\nContent-Length: 0\r\n\r\n";
+        let out = parse_with_rules(
+            raw,
+            &["remove Server", "set X-Twice once", "add X-From $server"],
+            b"Set-Cookie: s=1\r\n",
+        );
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nA: 1\r\nB:  2\r\nC: 3\r\nX-Twice: once\r\nX-From: 10.0.0.1:80\r\n\
+             Set-Cookie: s=1\r\nContent-Length: 0\r\n\r\n"
+        );
+        // A 101's rules and extra lines come before its Upgrade pair.
+        let raw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nServer: x\r\n\r\n";
+        let asked = ClientSide {
+            upgrade: true,
+            ..GET11
+        };
+        use super::super::rules::Vars;
+        use crate::config::headers::{rule, Direction, HeaderRules};
+        let rules = HeaderRules::new(vec![rule(
+            "ResponseHeader",
+            Direction::Response,
+            "remove server",
+        )
+        .unwrap()]);
+        let edits = HeadEdits {
+            rules: Some(Applied {
+                rules: &rules,
+                vars: Vars::default(),
+            }),
+            extra_lines: b"",
+        };
+        let mut out = Vec::new();
+        parse_head(raw.as_bytes(), asked, &edits, &mut out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        );
     }
 
     #[test]

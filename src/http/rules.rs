@@ -87,7 +87,9 @@ impl Applied<'_> {
                         push_ip(out, ip);
                     }
                 }
-                ValuePart::Var(Variable::Entry) => out.extend_from_slice(self.vars.entry.as_bytes()),
+                ValuePart::Var(Variable::Entry) => {
+                    out.extend_from_slice(self.vars.entry.as_bytes())
+                }
                 ValuePart::Var(Variable::Server) => {
                     out.extend_from_slice(self.vars.server.as_bytes())
                 }

@@ -438,7 +438,9 @@ impl Exchange {
         let Some(b) = &self.attempts.backend else {
             return;
         };
-        let server = &self.proxy.upstreams[self.entry].servers()[b.server].spec.name;
+        let server = &self.proxy.upstreams[self.entry].servers()[b.server]
+            .spec
+            .name;
         self.request_bytes.clear();
         write_request(
             e,
