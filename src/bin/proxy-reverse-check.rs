@@ -191,6 +191,15 @@ fn explain(c: &Config, path: &str) -> ExitCode {
         1 => println!("  entry 1 did not match"),
         n => println!("  entries 1 to {n} did not match"),
     }
+    // Header rules, in the order they run (after the proxy's own rewrite).
+    for (key, rules) in [
+        ("RequestHeader", &entry.request_headers),
+        ("ResponseHeader", &entry.response_headers),
+    ] {
+        for rule in rules.rules() {
+            println!("  {key} {}", config::headers::format_rule(rule));
+        }
+    }
     ExitCode::SUCCESS
 }
 
@@ -235,6 +244,23 @@ fn urls(c: &Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What `RequestHeader` and `ResponseHeader` may name and insert.
+fn header_rules_help() -> String {
+    use config::headers::{protected, Direction, VARIABLES};
+    let vars: Vec<String> = VARIABLES.iter().map(|(n, _)| format!("${n}")).collect();
+    format!(
+        "\nHeader rules (RequestHeader, ResponseHeader; docs/headers.md):\n\
+         \x20 variables: {} (write ${{name}} when letters follow, $$ for a $)\n\
+         \x20 RequestHeader cannot touch (Host may only be set, to one host[:port]):\n\
+         \x20     {}\n\
+         \x20 ResponseHeader cannot touch:\n\
+         \x20     {}\n",
+        vars.join(" "),
+        protected(Direction::Request).join(" "),
+        protected(Direction::Response).join(" "),
+    )
+}
+
 fn help() -> String {
     let mut h = String::new();
     h.push_str(USAGE);
@@ -247,8 +273,9 @@ Checks a proxy_reverse configuration file without Monkey.
                      FILE:LINE: warning: lines on stderr, e.g. an entry that earlier
                      entries leave no request to);
                      invalid: exit 1 and one FILE:LINE: message per problem on stderr
-  --explain PATH     print the entry that serves PATH (`entry N: BALANCER servers...`)
-                     and the Match rule that chose it; exit 3 if no entry matches
+  --explain PATH     print the entry that serves PATH (`entry N: BALANCER servers...`),
+                     the Match rule that chose it and the entry's header rules; exit 3
+                     if no entry matches
   --urls             print one path per entry that reaches it (derived from its Match
                      rules and checked as --explain would), then the StatisticsURL
   --handlers         print the Match lines for [HANDLERS] in Monkey's sites/default
@@ -266,6 +293,7 @@ Keys:
 ",
     );
     h.push_str(&keys::help_text());
+    h.push_str(&header_rules_help());
     h.push_str("\nLoad balancers (names are case-insensitive):\n");
     for r in config::BALANCERS {
         let aliases = if r.aliases.is_empty() {
