@@ -159,16 +159,21 @@ impl HeaderRules {
         !self.dropped.is_empty()
     }
 
-    /// The fields appended, in order, but a request's `Host` (see [`HeaderRules::host`]).
+    /// The fields appended, in order.
     pub fn lines(&self) -> impl Iterator<Item = &HeaderRule> + '_ {
+        self.lines.iter().map(move |&i| &self.rules[i])
+    }
+
+    /// [`HeaderRules::lines`] but `Host` (a request writes it apart: [`HeaderRules::host`]).
+    pub fn lines_but_host(&self) -> impl Iterator<Item = &HeaderRule> + '_ {
         self.lines
             .iter()
             .filter(move |&&i| Some(i) != self.host)
             .map(move |&i| &self.rules[i])
     }
 
-    /// The `set Host` rule, if one is in effect: a request's `Host` is written where the
-    /// proxy writes it, once.
+    /// The `set Host` rule, if one is in effect: a request writes its one `Host` line where
+    /// the proxy writes it.
     pub fn host(&self) -> Option<&HeaderRule> {
         self.host.map(|i| &self.rules[i])
     }
@@ -518,7 +523,8 @@ mod tests {
     fn host_is_set_once_in_place() {
         let r = compiled(&["set Host $server", "set X-A b"]);
         assert_eq!(r.host().map(|h| h.name.as_str()), Some("Host"));
-        assert_eq!(r.lines().count(), 1);
+        assert_eq!(r.lines_but_host().count(), 1);
+        assert_eq!(r.lines().count(), 2, "a response writes every line");
         assert!(r.uses_server() && !r.uses_request_id());
         assert!(req("set Host api.internal:8080").is_ok());
         assert!(req("set Host [::1]:80").is_ok());

@@ -614,7 +614,7 @@ impl ProxyRequest {
             out.extend_from_slice(b"proto=http\r\n");
         }
         if let Some(rules) = rules {
-            rules.write_lines(out);
+            rules.write_request_lines(out);
         }
         match self.body_kind {
             BodyKind::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),

@@ -467,12 +467,17 @@ mod tests {
         let raw = "HTTP/1.1 200 OK\r\nServer: nginx\r\nA: 1\r\nX-Twice: 1\r\nB:  2\r\nx-twice: 2\nC: 3\r\nContent-Length: 0\r\n\r\n";
         let out = parse_with_rules(
             raw,
-            &["remove Server", "set X-Twice once", "add X-From $server"],
+            &[
+                "remove Server",
+                "set X-Twice once",
+                "add X-From $server",
+                "set Host h",
+            ],
             b"Set-Cookie: s=1\r\n",
         );
         assert_eq!(
             out,
-            "HTTP/1.1 200 OK\r\nA: 1\r\nB:  2\r\nC: 3\r\nX-Twice: once\r\nX-From: 10.0.0.1:80\r\n\
+            "HTTP/1.1 200 OK\r\nA: 1\r\nB:  2\r\nC: 3\r\nX-Twice: once\r\nX-From: 10.0.0.1:80\r\nHost: h\r\n\
              Set-Cookie: s=1\r\nContent-Length: 0\r\n\r\n"
         );
         // A 101's rules and extra lines come before its Upgrade pair.

@@ -58,9 +58,17 @@ impl Applied<'_> {
         self.rules.drops(name)
     }
 
-    /// Appends the rules' field lines (but a request's `Host`: [`Applied::write_host`]).
+    /// Appends the rules' field lines (a response's).
     pub fn write_lines(&self, out: &mut Vec<u8>) {
         for rule in self.rules.lines() {
+            self.write_line(rule, out);
+        }
+    }
+
+    /// Appends the rules' field lines but `Host`, which a request writes apart
+    /// ([`Applied::write_host`]).
+    pub fn write_request_lines(&self, out: &mut Vec<u8>) {
+        for rule in self.rules.lines_but_host() {
             self.write_line(rule, out);
         }
     }
@@ -130,7 +138,7 @@ mod tests {
             },
         };
         let mut out = Vec::new();
-        applied.write_lines(&mut out);
+        applied.write_request_lines(&mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "X-Who: 2001:db8::7 via api to 10.0.0.1:80\r\n\
