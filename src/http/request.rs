@@ -1028,7 +1028,7 @@ mod tests {
         let policy = ForwardPolicy {
             headers: Some(Applied {
                 rules: &rules,
-                vars: Vars {
+                vars: &Vars {
                     entry: "api",
                     server: "10.0.0.1:80",
                     ..Vars::default()

@@ -348,7 +348,7 @@ fn write_client_head(
     let keep_lengths =
         head.framing == Framing::None && status != 204 && !(100..200).contains(&status);
     // Fields a `set` or `remove` rule names end a run like the hop-by-hop ones.
-    let rule_drops = edits.rules.filter(|r| r.rules.drops_any());
+    let rule_drops = edits.rules.as_ref().filter(|r| r.rules.drops_any());
     for (i, (h, &field)) in headers.iter().zip(kinds).enumerate() {
         let keep_length = keep_lengths && field == Field::ContentLength;
         if (!keep_length && field.is_hop_by_hop())
@@ -381,7 +381,9 @@ fn write_client_head(
     if let Some(rules) = &edits.rules {
         rules.write_lines(out);
     }
-    out.extend_from_slice(edits.extra_lines);
+    if !edits.extra_lines.is_empty() {
+        out.extend_from_slice(edits.extra_lines);
+    }
     if head.upgrade {
         // The tunnel's own hop-by-hop pair, which the loop above left out.
         for value in values_of(headers, kinds, Field::Upgrade) {
@@ -448,7 +450,7 @@ mod tests {
         let edits = HeadEdits {
             rules: Some(Applied {
                 rules: &rules,
-                vars: Vars {
+                vars: &Vars {
                     server: "10.0.0.1:80",
                     ..Vars::default()
                 },
@@ -497,7 +499,7 @@ mod tests {
         let edits = HeadEdits {
             rules: Some(Applied {
                 rules: &rules,
-                vars: Vars::default(),
+                vars: &Vars::default(),
             }),
             extra_lines: b"",
         };

@@ -609,19 +609,22 @@ impl Exchange {
         };
         let e = &self.proxy.config.entries[self.entry];
         let rules = &e.response_headers;
-        let edits = HeadEdits {
-            rules: (!rules.is_empty()).then(|| Applied {
-                rules,
-                vars: Vars {
-                    client: self.request.client.map(|a| a.ip()),
-                    entry: &e.name,
-                    server: &self.proxy.upstreams[self.entry].servers()[b.server]
-                        .spec
-                        .name,
-                    request_id: self.request_id,
-                },
-            }),
-            extra_lines: &[],
+        let vars;
+        let edits = if rules.is_empty() {
+            HeadEdits::default()
+        } else {
+            vars = Vars {
+                client: self.request.client.map(|a| a.ip()),
+                entry: &e.name,
+                server: &self.proxy.upstreams[self.entry].servers()[b.server]
+                    .spec
+                    .name,
+                request_id: self.request_id,
+            };
+            HeadEdits {
+                rules: Some(Applied { rules, vars: &vars }),
+                extra_lines: &[],
+            }
         };
         let head = match self
             .response
@@ -871,20 +874,24 @@ fn write_request(
     out: &mut Vec<u8>,
 ) {
     let rules = &e.request_headers;
+    let vars;
+    let headers = if rules.is_empty() {
+        None
+    } else {
+        vars = Vars {
+            client: request.client.map(|a| a.ip()),
+            entry: &e.name,
+            server,
+            request_id,
+        };
+        Some(Applied { rules, vars: &vars })
+    };
     let policy = ForwardPolicy {
         trusted_proxies: &e.trusted_proxies,
         forwarded_header: e.forwarded_header,
         close: e.keepalive_idle == 0,
         default_host: e.servers.first().map_or("", |s| s.name.as_str()),
-        headers: (!rules.is_empty()).then(|| Applied {
-            rules,
-            vars: Vars {
-                client: request.client.map(|a| a.ip()),
-                entry: &e.name,
-                server,
-                request_id,
-            },
-        }),
+        headers,
     };
     request.write_upstream(&policy, out);
 }
