@@ -496,9 +496,13 @@ impl ProxyRequest {
         // fields of their names that survived it away, their lines come after the proxy's.
         let rules = policy.headers.as_ref();
         let rule_drops = rules.filter(|r| r.rules.drops_any());
+        // One test per field for both kinds of names (the common request has neither).
+        let check_names = check_connection || rule_drops.is_some();
         for (field, name, value) in self.headers.fields() {
             if field.is_hop_by_hop()
-                || (check_connection && named_in_connection(connection.clone(), name))
+                || (check_names
+                    && ((check_connection && named_in_connection(connection.clone(), name))
+                        || rule_drops.is_some_and(|r| r.drops(name))))
             {
                 continue;
             }
@@ -511,9 +515,6 @@ impl ProxyRequest {
                 | Field::Forwarded
                 | Field::XForwardedFor => continue,
                 _ => {}
-            }
-            if rule_drops.is_some_and(|r| r.drops(name)) {
-                continue;
             }
             if field == Field::Host {
                 if wrote_host {

