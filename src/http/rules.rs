@@ -22,17 +22,32 @@ pub struct RequestId {
 impl RequestId {
     /// Appends the id as 32 lowercase hex digits.
     pub fn push(self, out: &mut Vec<u8>) {
-        // Built on the stack and appended once: a push per digit checked the capacity 32
-        // times (about 700 instructions for the two ids of a request, measured).
+        // Built on the stack, a byte at a time, and appended once: a push per digit checked
+        // the capacity 32 times (about 700 instructions for a request's two ids, measured
+        // under callgrind; a digit at a time from the stack still 465).
         let mut text = [0u8; 32];
-        for (half, word) in text.chunks_exact_mut(16).zip([self.prefix, self.serial]) {
-            for (i, digit) in half.iter_mut().enumerate() {
-                *digit = b"0123456789abcdef"[((word >> ((15 - i) * 4)) & 15) as usize];
-            }
+        let bytes = self.prefix.to_be_bytes().into_iter();
+        for (pair, byte) in text
+            .chunks_exact_mut(2)
+            .zip(bytes.chain(self.serial.to_be_bytes()))
+        {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
         out.extend_from_slice(&text);
     }
 }
+
+/// Every byte as two lowercase hex digits: one lookup per byte of an id.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let digits = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        pairs[b] = [digits[b >> 4], digits[b & 15]];
+        b += 1;
+    }
+    pairs
+};
 
 /// The values the variables stand for in one request.
 #[derive(Debug, Clone, Copy, Default)]
