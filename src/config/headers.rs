@@ -282,11 +282,7 @@ fn split_word(text: &str) -> (&str, &str) {
 
 /// Refuses a rule on a field the proxy owns, saying why.
 fn check_protected(direction: Direction, action: HeaderAction, name: &str) -> Result<(), String> {
-    let verb = match action {
-        HeaderAction::Set => "set",
-        HeaderAction::Add => "add",
-        HeaderAction::Remove => "remove",
-    };
+    let verb = action.word();
     let find = |list: &[&'static str]| list.iter().find(|n| n.eq_ignore_ascii_case(name)).copied();
     if let Some(canonical) = find(FRAMING) {
         return Err(format!(
