@@ -610,8 +610,8 @@ impl Exchange {
         let e = &self.proxy.config.entries[self.entry];
         let rules = &e.response_headers;
         let vars;
-        let edits = if rules.is_empty() {
-            HeadEdits::default()
+        let rules = if rules.is_empty() {
+            None
         } else {
             vars = Vars {
                 client: self.request.client.map(|a| a.ip()),
@@ -621,10 +621,12 @@ impl Exchange {
                     .name,
                 request_id: self.request_id,
             };
-            HeadEdits {
-                rules: Some(Applied { rules, vars: &vars }),
-                extra_lines: &[],
-            }
+            Some(Applied { rules, vars: &vars })
+        };
+        // Field lines the exchange adds itself go in `extra_lines` (none yet).
+        let edits = HeadEdits {
+            rules,
+            extra_lines: &[],
         };
         let head = match self
             .response
