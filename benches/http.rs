@@ -11,7 +11,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use proxy_reverse::http::request::{ForwardPolicy, ProxyRequest};
-use proxy_reverse::http::response::{parse_head, ClientSide};
+use proxy_reverse::http::response::{parse_head, ClientSide, HeadEdits};
 
 /// The response head nginx sends for a static 1 KiB file, keep-alive.
 const NGINX_1K: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Fri, 27 Nov 2026 19:36:03 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\nLast-Modified: Fri, 27 Nov 2026 11:25:20 GMT\r\nConnection: keep-alive\r\nETag: \"6b0968a0-400\"\r\nAccept-Ranges: bytes\r\n\r\n";
@@ -48,7 +48,9 @@ fn bench(c: &mut Criterion) {
         heads.bench_function(name, |b| {
             b.iter(|| {
                 out.clear();
-                black_box(parse_head(black_box(head), GET11, &mut out).unwrap());
+                black_box(
+                    parse_head(black_box(head), GET11, &HeadEdits::default(), &mut out).unwrap(),
+                );
             })
         });
     }

@@ -197,6 +197,48 @@ fn explain_shows_the_hash_key_and_the_sticky_cookie() {
 }
 
 #[test]
+fn explain_shows_the_header_rules_and_help_their_limits() {
+    let (code, out, err) = check(&[&path("conf/proxy_reverse.conf"), "--explain", "/api/x"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "  RequestHeader set X-Request-Id $request_id\n  \
+             ResponseHeader set X-Request-Id $request_id\n  ResponseHeader remove Server\n"
+        ),
+        "{out}"
+    );
+    let (_, help, _) = check(&["--help"]);
+    assert!(
+        help.contains("$client_addr $entry $server $request_id"),
+        "{help}"
+    );
+    assert!(help.contains("X-Forwarded-For X-Forwarded-Proto X-Forwarded-Host Forwarded"));
+}
+
+#[test]
+fn a_rule_removing_x_forwarded_for_is_refused_by_the_checker() {
+    let dir = std::env::temp_dir().join(format!("check-headers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("p.conf");
+    std::fs::write(
+        &file,
+        "[PROXY_ENTRY]\nMatch ^/\nServerList 127.0.0.1:1\nRequestHeader remove X-Forwarded-For\n",
+    )
+    .unwrap();
+    let (code, out, err) = check(&[&file.display().to_string()]);
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert_eq!(
+        err,
+        format!(
+            "{}:4: X-Forwarded-For is set by the proxy (a client's is replaced, a trusted \
+             proxy's kept); a rule cannot remove it\n",
+            file.display()
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn explain_without_a_match_exits_3() {
     let (code, out, _) = seed(&["--explain", "/readme.txt"]);
     assert_eq!(code, 3);

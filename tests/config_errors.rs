@@ -511,3 +511,134 @@ fn an_entry_needs_match_or_match_host() {
         proxy_reverse::config::HostPattern::Exact("api.test".into())
     );
 }
+
+#[test]
+fn header_rules_on_protected_headers_are_refused_with_the_reason() {
+    assert_eq!(
+        one(&format!("{OK_ENTRY}RequestHeader remove X-Forwarded-For\n")),
+        "t.conf:4: X-Forwarded-For is set by the proxy (a client's is replaced, a trusted \
+         proxy's kept); a rule cannot remove it"
+    );
+    for (line, name) in [
+        (
+            "RequestHeader set x-forwarded-proto https",
+            "X-Forwarded-Proto",
+        ),
+        ("RequestHeader add Forwarded for=1.2.3.4", "Forwarded"),
+        (
+            "RequestHeader set X-Forwarded-Host evil",
+            "X-Forwarded-Host",
+        ),
+    ] {
+        let e = one(&format!("{OK_ENTRY}{line}\n"));
+        assert!(
+            e.starts_with(&format!("t.conf:4: {name} is set by the proxy")),
+            "{e}"
+        );
+    }
+    for side in ["RequestHeader", "ResponseHeader"] {
+        for name in [
+            "Content-Length",
+            "transfer-encoding",
+            "Connection",
+            "Keep-Alive",
+            "Upgrade",
+            "TE",
+            "Trailer",
+            "Proxy-Connection",
+        ] {
+            let e = one(&format!("{OK_ENTRY}{side} remove {name}\n"));
+            assert!(e.starts_with("t.conf:4: "), "{e}");
+            assert!(
+                e.contains("is a hop-by-hop or framing header") && e.ends_with("cannot remove it"),
+                "{e}"
+            );
+        }
+    }
+    let e = one(&format!(
+        "{OK_ENTRY}RequestHeader set Expect 100-continue\n"
+    ));
+    assert!(e.contains("Expect is dropped by the proxy"), "{e}");
+    let e = one(&format!("{OK_ENTRY}RequestHeader remove Host\n"));
+    assert_eq!(
+        e,
+        "t.conf:4: a request has exactly one Host; a rule can only set it, not remove it"
+    );
+    let e = one(&format!("{OK_ENTRY}RequestHeader set Host a b\n"));
+    assert_eq!(
+        e,
+        "t.conf:4: Host must be set to one host[:port], not `a b`"
+    );
+    // In the defaults too, at their line.
+    let e = one(&format!(
+        "[PROXY_DEFAULTS]\nResponseHeader set Content-Length 1\n{OK_ENTRY}"
+    ));
+    assert!(
+        e.starts_with("t.conf:2: Content-Length is a hop-by-hop"),
+        "{e}"
+    );
+}
+
+#[test]
+fn malformed_header_rules_are_refused() {
+    let cases = [
+        (
+            "RequestHeader set X-Env",
+            "t.conf:4: `RequestHeader set X-Env` needs a value",
+        ),
+        (
+            "ResponseHeader add X-Env",
+            "t.conf:4: `ResponseHeader add X-Env` needs a value",
+        ),
+        (
+            "ResponseHeader remove Server now",
+            "t.conf:4: `ResponseHeader remove Server` takes no value, not `now`",
+        ),
+        (
+            "RequestHeader replace X-Env prod",
+            "t.conf:4: RequestHeader takes `set NAME VALUE`, `add NAME VALUE` or `remove NAME`, \
+             not `replace X-Env prod`",
+        ),
+        (
+            "RequestHeader set",
+            "t.conf:4: RequestHeader takes `set NAME VALUE`, `add NAME VALUE` or `remove NAME`: \
+             the field name is missing",
+        ),
+        (
+            "RequestHeader set X:Env prod",
+            "t.conf:4: `X:Env` is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)",
+        ),
+        (
+            "RequestHeader set X-Env pr\u{1}od",
+            "t.conf:4: the value of X-Env has the control byte 0x01, which no header value may \
+             contain",
+        ),
+        (
+            "RequestHeader set X-Env a\0b",
+            "t.conf:4: the value of X-Env has the control byte 0x00, which no header value may \
+             contain",
+        ),
+        (
+            "RequestHeader set X-User $user",
+            "t.conf:4: unknown variable `$user` in the value of X-User; the variables are \
+             $client_addr, $entry, $server, $request_id (write $$ for a $)",
+        ),
+        (
+            "ResponseHeader set X-Price 5$",
+            "t.conf:4: a lone `$` in the value of X-Price; the variables are $client_addr, \
+             $entry, $server, $request_id (write $$ for a $)",
+        ),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(one(&format!("{OK_ENTRY}{line}\n")), expected, "{line}");
+    }
+    // Every bad rule of a file is reported, each at its line.
+    let e = errors(&format!(
+        "{OK_ENTRY}RequestHeader set X-A $nope\nRequestHeader set X-B ok\nResponseHeader remove Connection\n"
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(
+        e[0].starts_with("t.conf:4: ") && e[1].starts_with("t.conf:6: "),
+        "{e:?}"
+    );
+}

@@ -8,6 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use proxy_reverse::config::headers::{
+    HeaderAction, HeaderRule, HeaderRules, ValuePart, Variable, VARIABLES,
+};
 use proxy_reverse::config::limits::{Limits, RetryOn};
 use proxy_reverse::config::BALANCERS as REGISTRY;
 use proxy_reverse::config::{
@@ -264,6 +267,66 @@ fn route_rules() -> impl Strategy<Value = RouteRules> {
         })
 }
 
+/// A piece of a header rule's value: text (no `#`, braces or control bytes) or a variable.
+fn value_part() -> impl Strategy<Value = ValuePart> {
+    prop_oneof![
+        "[a-zA-Z0-9 $.:/=;,_\"'()*+-]{1,10}".prop_map(ValuePart::Text),
+        prop::sample::select(VARIABLES.iter().map(|(_, v)| *v).collect::<Vec<_>>())
+            .prop_map(ValuePart::Var),
+    ]
+}
+
+/// A value as the parser makes it: texts merged, no blank at either end, never empty.
+fn rule_value() -> impl Strategy<Value = Vec<ValuePart>> {
+    prop::collection::vec(value_part(), 1..5).prop_map(|parts| {
+        let mut out: Vec<ValuePart> = Vec::new();
+        for part in parts {
+            match (out.last_mut(), part) {
+                (Some(ValuePart::Text(t)), ValuePart::Text(more)) => t.push_str(&more),
+                (_, part) => out.push(part),
+            }
+        }
+        if let Some(ValuePart::Text(t)) = out.first_mut() {
+            *t = t.trim_start().to_string();
+        }
+        if let Some(ValuePart::Text(t)) = out.last_mut() {
+            *t = t.trim_end().to_string();
+        }
+        out.retain(|p| *p != ValuePart::Text(String::new()));
+        if out.is_empty() {
+            out.push(ValuePart::Var(Variable::Entry));
+        }
+        out
+    })
+}
+
+/// `RequestHeader` or `ResponseHeader` rules (none protected), compiled.
+fn header_rules() -> impl Strategy<Value = HeaderRules> {
+    let rule = (
+        prop::sample::select(vec![
+            HeaderAction::Set,
+            HeaderAction::Add,
+            HeaderAction::Remove,
+        ]),
+        prop_oneof![
+            "X-[A-Za-z0-9_-]{1,8}",
+            Just("Server".to_string()),
+            Just("cache-control".to_string()),
+        ],
+        rule_value(),
+    )
+        .prop_map(|(action, name, value)| HeaderRule {
+            action,
+            name,
+            value: if action == HeaderAction::Remove {
+                Vec::new()
+            } else {
+                value
+            },
+        });
+    prop::collection::vec(rule, 0..4).prop_map(HeaderRules::new)
+}
+
 fn entry() -> impl Strategy<Value = Entry> {
     (
         prop::collection::vec(pattern(), 1..4),
@@ -277,6 +340,7 @@ fn entry() -> impl Strategy<Value = Entry> {
         tls_settings(),
         affinity(),
         route_rules(),
+        (header_rules(), header_rules()),
     )
         .prop_map(
             |(
@@ -291,6 +355,7 @@ fn entry() -> impl Strategy<Value = Entry> {
                 tls,
                 affinity,
                 route,
+                (request_headers, response_headers),
             )| {
                 let matches = patterns
                     .into_iter()
@@ -313,6 +378,8 @@ fn entry() -> impl Strategy<Value = Entry> {
                 e.tls = tls;
                 e.affinity = affinity;
                 e.route = route;
+                e.request_headers = request_headers;
+                e.response_headers = response_headers;
                 // Without a CA file the system's roots would be needed; the test does not
                 // depend on the machine's.
                 if e.tls.verify && e.servers.iter().any(|s| e.server_tls(s)) {
@@ -502,7 +569,12 @@ fn line() -> impl Strategy<Value = String> {
             "SRV Secure HttpOnly SameSite=Lax Max-Age=60 Path=/",
             "0123456789abcdef0123456789abcdef",
             "(",
-            "# x"
+            "# x",
+            "set X-A $entry",
+            "add Host $server",
+            "remove X-Forwarded-For",
+            "set X-B ${request_id}-$$",
+            "set X-C $nope"
         ])
         .prop_map(str::to_string),
     ];

@@ -233,3 +233,32 @@ fn a_server_list_of_a_thousand_servers_fits_one_line() {
     assert_eq!(c.entries[0].servers.len(), 999);
     assert_eq!(c.entries[0].servers[998].addr.port(), 8998);
 }
+
+#[test]
+fn header_rules_keep_file_order_and_an_entrys_own_replace_the_defaults() {
+    let c = ok(
+        "[PROXY_DEFAULTS]\nServerList 127.0.0.1:1\nResponseHeader remove Server\n\
+                RequestHeader set X-Env prod\n\
+                [PROXY_ENTRY]\nMatch /a\n\
+                [PROXY_ENTRY]\nMatch /b\nRequestHeader add X-A 1\nrequestheader SET x-b $entry\n",
+    );
+    let text = |rules: &proxy_reverse::config::headers::HeaderRules| -> Vec<String> {
+        rules
+            .rules()
+            .iter()
+            .map(proxy_reverse::config::headers::format_rule)
+            .collect()
+    };
+    // The first entry inherits both directions.
+    assert_eq!(text(&c.entries[0].request_headers), ["set X-Env prod"]);
+    assert_eq!(text(&c.entries[0].response_headers), ["remove Server"]);
+    // The second has request rules of its own: they replace the defaults' (the response
+    // rules, which it does not give, are still inherited).
+    assert_eq!(
+        text(&c.entries[1].request_headers),
+        ["add X-A 1", "set x-b $entry"]
+    );
+    assert_eq!(text(&c.entries[1].response_headers), ["remove Server"]);
+    assert!(c.entries[1].request_headers.drops(b"X-B"));
+    assert!(!c.entries[1].request_headers.drops(b"X-Env"));
+}

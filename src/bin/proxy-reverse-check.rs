@@ -261,6 +261,15 @@ fn explain(c: &Config, target: &str, host: Option<&str>, method: &str) -> ExitCo
     if let Some(limits) = entry.limits.describe(entry.attempts_count) {
         println!("  limits: {limits}");
     }
+    // Header rules, in the order they run (after the proxy's own rewrite).
+    for (key, rules) in [
+        ("RequestHeader", &entry.request_headers),
+        ("ResponseHeader", &entry.response_headers),
+    ] {
+        for rule in rules.rules() {
+            println!("  {key} {}", config::headers::format_rule(rule));
+        }
+    }
     ExitCode::SUCCESS
 }
 
@@ -310,6 +319,23 @@ fn urls(c: &Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What `RequestHeader` and `ResponseHeader` may name and insert.
+fn header_rules_help() -> String {
+    use config::headers::{protected, Direction, VARIABLES};
+    let vars: Vec<String> = VARIABLES.iter().map(|(n, _)| format!("${n}")).collect();
+    format!(
+        "\nHeader rules (RequestHeader, ResponseHeader; docs/headers.md):\n\
+         \x20 variables: {} (write ${{name}} when letters follow, $$ for a $)\n\
+         \x20 RequestHeader cannot touch (Host may only be set, to one host[:port]):\n\
+         \x20     {}\n\
+         \x20 ResponseHeader cannot touch:\n\
+         \x20     {}\n",
+        vars.join(" "),
+        protected(Direction::Request).join(" "),
+        protected(Direction::Response).join(" "),
+    )
+}
+
 fn help() -> String {
     let mut h = String::new();
     h.push_str(USAGE);
@@ -323,9 +349,9 @@ Checks a proxy_reverse configuration file without Monkey.
                      entries leave no request to);
                      invalid: exit 1 and one FILE:LINE: message per problem on stderr
   --explain PATH     print the entry that serves PATH (`entry N: BALANCER servers...`),
-                     the Match (and MatchHost) rule that chose it and the target its
+                     the Match (and MatchHost) rule that chose it, the target its
                      backend receives (after PathRewrite / PathStripPrefix, the query
-                     kept); exit 3 if no entry matches
+                     kept) and the entry's header rules; exit 3 if no entry matches
     --host HOST      ... for a request with this Host (port and case as a client
                      sends them; without it, no MatchHost rule accepts)
     --method METHOD  ... for a request with this method (default GET)
@@ -346,6 +372,7 @@ Keys:
 ",
     );
     h.push_str(&keys::help_text());
+    h.push_str(&header_rules_help());
     h.push_str("\nLoad balancers (names are case-insensitive):\n");
     for r in config::BALANCERS {
         let aliases = if r.aliases.is_empty() {

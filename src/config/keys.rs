@@ -101,6 +101,10 @@ pub enum KeyId {
     RetryOn,
     /// `RetryBudget PERCENT`.
     RetryBudget,
+    /// `RequestHeader set|add|remove NAME [VALUE]`.
+    RequestHeader,
+    /// `ResponseHeader set|add|remove NAME [VALUE]`.
+    ResponseHeader,
 }
 
 /// Which sections a key may appear in.
@@ -664,6 +668,32 @@ pub static KEYS: &[KeySpec] = &[
         doc: "retries of a 502/503/504 (RetryOn) in flight at most this % of the entry's \
               requests in flight, 3 always allowed (0 to 100; 100: no budget); a refused retry \
               passes the answer on; connection failures fail over outside the budget",
+    },
+    KeySpec {
+        id: KeyId::RequestHeader,
+        name: "RequestHeader",
+        aliases: &[],
+        value: "set|add|remove NAME [VALUE]",
+        default: "(none)",
+        sections: Sections::Both,
+        repeatable: true,
+        doc: "header rules for the request the backend gets, applied in file order after the \
+              proxy's own rewrite: set replaces every field of NAME, add appends one, remove \
+              drops them all; VALUE may use $client_addr $entry $server $request_id ($$ for \
+              $); an entry's lines replace the defaults' lines; hop-by-hop, framing, \
+              forwarding headers and Expect are refused, Host may only be set",
+    },
+    KeySpec {
+        id: KeyId::ResponseHeader,
+        name: "ResponseHeader",
+        aliases: &[],
+        value: "set|add|remove NAME [VALUE]",
+        default: "(none)",
+        sections: Sections::Both,
+        repeatable: true,
+        doc: "header rules for the backend's response the client gets (not the proxy's own \
+              error pages), as RequestHeader: e.g. `remove Server`; hop-by-hop and framing \
+              headers are refused",
     },
 ];
 

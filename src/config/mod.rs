@@ -9,6 +9,7 @@
 pub mod affinity;
 pub mod balancers;
 pub mod handlers;
+pub mod headers;
 pub mod health;
 pub mod keys;
 pub mod lexer;

@@ -99,6 +99,10 @@ pub struct Entry {
     pub affinity: super::Affinity,
     /// `MaxConnections`, `QueueSize`, `QueueTimeout`, `RetryOn`, `RetryBudget`.
     pub limits: super::limits::Limits,
+    /// `RequestHeader` rules: fields of the request the backend gets.
+    pub request_headers: super::headers::HeaderRules,
+    /// `ResponseHeader` rules: fields of the backend's response the client gets.
+    pub response_headers: super::headers::HeaderRules,
 }
 
 /// The `UpstreamTls…` keys of an entry: which of its servers speak TLS, and how they are
@@ -347,7 +351,7 @@ impl Entry {
     /// no trusted proxies, no `Forwarded` header, no health checks, no slow start, no outlier
     /// detection, TLS only to `https://` servers (verified against the system's roots), hashing
     /// on the client address, no bounded loads, no sticky cookie, no per-server limit,
-    /// retries of connect failures and resets (no status), a 20 % budget.
+    /// retries of connect failures and resets (no status), a 20 % budget, no header rules.
     pub fn with_defaults(line: usize, matches: Vec<MatchRule>, servers: Vec<ServerSpec>) -> Entry {
         Entry {
             name: String::new(),
@@ -371,6 +375,8 @@ impl Entry {
             tls: TlsSettings::default(),
             affinity: super::Affinity::default(),
             limits: super::limits::Limits::default(),
+            request_headers: super::headers::HeaderRules::default(),
+            response_headers: super::headers::HeaderRules::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::affinity;
+use super::headers::{self, Direction, HeaderRule, HeaderRules};
 use super::health;
 use super::keys::{self, KeyId, KeySpec, Sections};
 use super::lexer::{self, Token};
@@ -109,6 +110,10 @@ struct Settings {
     sticky_secret: Option<String>,
     /// `MaxConnections`, `QueueSize`, `QueueTimeout`, `RetryOn`, `RetryBudget`.
     limits: limits::Given,
+    /// `RequestHeader` lines, in order (`None`: none here).
+    request_headers: Option<Vec<HeaderRule>>,
+    /// `ResponseHeader` lines, in order.
+    response_headers: Option<Vec<HeaderRule>>,
 }
 
 struct Parser<'a> {
@@ -314,6 +319,14 @@ impl Parser<'_> {
             | KeyId::QueueTimeout
             | KeyId::RetryOn
             | KeyId::RetryBudget => limits::value(spec.id, name, value, line, &mut s.limits)?,
+            KeyId::RequestHeader => {
+                let rule = headers::rule(name, Direction::Request, value)?;
+                s.request_headers.get_or_insert_with(Vec::new).push(rule);
+            }
+            KeyId::ResponseHeader => {
+                let rule = headers::rule(name, Direction::Response, value)?;
+                s.response_headers.get_or_insert_with(Vec::new).push(rule);
+            }
         }
         Ok(())
     }
@@ -642,6 +655,13 @@ fn merge(s: Settings, d: &Settings, servers: Vec<ServerSpec>) -> Entry {
         c.secret = secret.unwrap_or_default();
         c
     });
+    // An entry's own header rules replace the defaults' (of the same direction), as every
+    // other key given in both places does.
+    let rules = |own: Option<Vec<HeaderRule>>, default: &Option<Vec<HeaderRule>>| {
+        HeaderRules::new(own.or_else(|| default.clone()).unwrap_or_default())
+    };
+    e.request_headers = rules(s.request_headers, &d.request_headers);
+    e.response_headers = rules(s.response_headers, &d.response_headers);
     e
 }
 

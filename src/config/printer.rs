@@ -1,6 +1,7 @@
 //! The printer: [`Config`] back to configuration text that parses to the same model (line
 //! numbers aside, which become those of the printed text).
 
+use super::headers::format_rule;
 use super::health::{format_expect, format_probe};
 use super::lexer::MAX_LINE;
 use super::values::{format_cidr, format_seconds};
@@ -118,6 +119,14 @@ fn print_entry(out: &mut String, e: &Entry, i: usize) {
     }
     for (key, value) in super::limits::lines(&e.limits) {
         line(out, key, &value);
+    }
+    for (key, rules) in [
+        ("RequestHeader", &e.request_headers),
+        ("ResponseHeader", &e.response_headers),
+    ] {
+        for rule in rules.rules() {
+            line(out, key, &format_rule(rule));
+        }
     }
     print_affinity(out, &e.affinity);
 }

@@ -11,6 +11,7 @@ use super::headers::{
     connection_names_fields, has_token, named_in_connection, only_chunked, push_decimal, push_ip,
     tokens, trim, Field,
 };
+use super::rules::Applied;
 use crate::config::Cidr;
 
 /// How the request body was framed by the client.
@@ -299,6 +300,9 @@ pub struct ForwardPolicy<'a> {
     /// `PathStripPrefix` applied: starts with `/`, visible ASCII); the query follows it as
     /// the client sent it. `None`: the path as received.
     pub target: Option<&'a str>,
+    /// The entry's `RequestHeader` rules with this request's values (`None` when it has
+    /// none: then the writer does nothing more than without rules).
+    pub headers: Option<Applied<'a>>,
 }
 
 impl ProxyRequest {
@@ -473,7 +477,9 @@ impl ProxyRequest {
     /// passed as raw `chunked` bytes. `Host` is preserved. `X-Forwarded-For` carries the client
     /// address (replacing a client-supplied value unless the client is a trusted proxy, then
     /// appended), with `X-Forwarded-Proto` and `X-Forwarded-Host`; `Expect` is dropped because
-    /// the whole body is already here.
+    /// the whole body is already here. Then the entry's header rules (`policy.headers`):
+    /// received fields a `set` or `remove` names are left out, a `set Host` is the one Host
+    /// line, and the rules' lines follow the proxy's forwarding headers.
     pub fn write_upstream(&self, policy: &ForwardPolicy<'_>, out: &mut Vec<u8>) {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
@@ -490,9 +496,17 @@ impl ProxyRequest {
         let trusted =
             client_ip.is_some_and(|ip| policy.trusted_proxies.iter().any(|c| c.contains(ip)));
         let mut wrote_host = false;
+        // Header rules run after the proxy's own rewrite: their `set` and `remove` take the
+        // fields of their names that survived it away, their lines come after the proxy's.
+        let rules = policy.headers.as_ref();
+        let rule_drops = rules.filter(|r| r.rules.drops_any());
+        // One test per field for both kinds of names (the common request has neither).
+        let check_names = check_connection || rule_drops.is_some();
         for (field, name, value) in self.headers.fields() {
             if field.is_hop_by_hop()
-                || (check_connection && named_in_connection(connection.clone(), name))
+                || (check_names
+                    && ((check_connection && named_in_connection(connection.clone(), name))
+                        || rule_drops.is_some_and(|r| r.drops(name))))
             {
                 continue;
             }
@@ -524,7 +538,7 @@ impl ProxyRequest {
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
-        if !wrote_host {
+        if !wrote_host && !rules.is_some_and(|r| r.write_host(out)) {
             let host = self.host.as_deref().unwrap_or(policy.default_host);
             if !host.is_empty() {
                 out.extend_from_slice(b"Host: ");
@@ -603,6 +617,9 @@ impl ProxyRequest {
                 out.extend_from_slice(b"\";");
             }
             out.extend_from_slice(b"proto=http\r\n");
+        }
+        if let Some(rules) = rules {
+            rules.write_request_lines(out);
         }
         match self.body_kind {
             BodyKind::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
@@ -982,6 +999,69 @@ mod tests {
             text.contains("host=\"a\\\", for=6.6.6.6;by=\\\"x\";proto=http\r\n"),
             "{text}"
         );
+    }
+
+    fn request_rules(lines: &[&str]) -> crate::config::headers::HeaderRules {
+        use crate::config::headers::{rule, Direction, HeaderRules};
+        HeaderRules::new(
+            lines
+                .iter()
+                .map(|l| rule("RequestHeader", Direction::Request, l).unwrap())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn header_rules_apply_after_the_proxys_rewrite() {
+        use super::super::rules::Vars;
+        let rules = request_rules(&[
+            "set X-Env prod",
+            "add X-Tag $entry",
+            "remove X-Secret",
+            "set Host $server",
+        ]);
+        // A client naming X-Env in Connection (the Traefik trick) loses its own X-Env to
+        // the hop-by-hop rule; the rule's line is the proxy's own and goes all the same.
+        let r = req(&[
+            ("Host", "example.com:8080"),
+            ("Connection", "X-Env"),
+            ("X-Env", "dev"),
+            ("x-env", "dev2"),
+            ("X-Tag", "client"),
+            ("X-Secret", "s"),
+        ]);
+        let policy = ForwardPolicy {
+            headers: Some(Applied {
+                rules: &rules,
+                vars: &Vars {
+                    entry: "api",
+                    server: "10.0.0.1:80",
+                    ..Vars::default()
+                },
+            }),
+            ..Default::default()
+        };
+        let text = upstream(&r, &policy);
+        assert!(text.contains("\r\nHost: 10.0.0.1:80\r\n"), "{text}");
+        assert_eq!(text.matches("\r\nHost:").count(), 1, "{text}");
+        assert!(
+            !text.contains("dev") && !text.contains("X-Secret"),
+            "{text}"
+        );
+        assert!(
+            text.contains("X-Tag: client\r\n") && text.contains("X-Tag: api\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("X-Env: prod\r\n"), "{text}");
+        // The client's original host still goes as X-Forwarded-Host.
+        assert!(
+            text.contains("X-Forwarded-Host: example.com:8080\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("X-Forwarded-For: 192.0.2.7\r\n"), "{text}");
+        // Without rules, the same request is written as before.
+        let plain = upstream(&r, &ForwardPolicy::default());
+        assert!(plain.contains("X-Secret: s\r\n") && plain.contains("Host: example.com:8080"));
     }
 
     #[test]

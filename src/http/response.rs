@@ -6,6 +6,7 @@ use super::framing::Framing;
 use super::headers::{
     named_in_connection, parse_decimal, push_decimal, trim, ConnectionOptions, Field,
 };
+use super::rules::Applied;
 
 /// Most header fields accepted in one response head.
 const MAX_HEADERS: usize = 100;
@@ -63,24 +64,38 @@ pub struct ClientSide {
     pub upgrade: bool,
 }
 
+/// What the proxy changes in a backend's response head besides the framing and hop-by-hop
+/// fields it owns: the entry's `ResponseHeader` rules, and complete field lines the exchange
+/// adds (such as a `Set-Cookie` of its own). The default changes nothing. Both kinds are
+/// written after the backend's kept fields, rules first, before the proxy's framing lines.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeadEdits<'a> {
+    /// The entry's response rules with the exchange's values (`None`: no rules).
+    pub rules: Option<Applied<'a>>,
+    /// More field lines, each `Name: value\r\n`, appended as they are (empty: none).
+    pub extra_lines: &'a [u8],
+}
+
 /// Parses a response head at the start of `buf`.
 ///
 /// Returns `Ok(None)` while the head is incomplete; interim 1xx responses (other than 101) are
 /// skipped (`head_len` then covers them too). On success the head the client should receive is
 /// appended to `out`: status line and end-to-end headers, without hop-by-hop fields and
-/// without the fields the backend's `Connection` names, re-framed for the client.
+/// without the fields the backend's `Connection` names, re-framed for the client, with
+/// `edits` made.
 pub fn parse_head(
     buf: &[u8],
     client: ClientSide,
+    edits: &HeadEdits<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseHead>, ResponseError> {
     // Most heads have a few fields: a small array first, for the rare head with more the
     // large one. Neither is initialised: httparse writes the fields it returns.
     let mut few = [MaybeUninit::uninit(); FEW_HEADERS];
-    match parse_with(buf, client, out, &mut few) {
+    match parse_with(buf, client, edits, out, &mut few) {
         Err(Oversized::TooManyFields) => {
             let mut many = [MaybeUninit::uninit(); MAX_HEADERS];
-            parse_with(buf, client, out, &mut many).map_err(|_| ResponseError::Malformed)
+            parse_with(buf, client, edits, out, &mut many).map_err(|_| ResponseError::Malformed)
         }
         Err(Oversized::Refused(e)) => Err(e),
         Ok(head) => Ok(head),
@@ -102,6 +117,7 @@ enum Oversized {
 fn parse_with<'b>(
     buf: &'b [u8],
     client: ClientSide,
+    edits: &HeadEdits<'_>,
     out: &mut Vec<u8>,
     fields: &mut [MaybeUninit<httparse::Header<'b>>],
 ) -> Result<Option<ResponseHead>, Oversized> {
@@ -163,6 +179,7 @@ fn parse_with<'b>(
             &fields,
             &head,
             client,
+            edits,
             out,
         );
         return Ok(Some(ResponseHead {
@@ -303,6 +320,7 @@ fn write_client_head(
     fields: &Fields<'_, '_>,
     head: &ResponseHead,
     client: ClientSide,
+    edits: &HeadEdits<'_>,
     out: &mut Vec<u8>,
 ) {
     let Fields {
@@ -329,10 +347,17 @@ fn write_client_head(
     // had), except where none may be sent (RFC 9110 §8.6: 1xx, 204).
     let keep_lengths =
         head.framing == Framing::None && status != 204 && !(100..200).contains(&status);
+    // Fields a `set` or `remove` rule names end a run like the hop-by-hop ones.
+    let rule_drops = edits.rules.as_ref().filter(|r| r.rules.drops_any());
+    // One test per field for both kinds of names (the common head has neither).
+    let check_names = check_connection || rule_drops.is_some();
     for (i, (h, &field)) in headers.iter().zip(kinds).enumerate() {
         let keep_length = keep_lengths && field == Field::ContentLength;
+        let name = h.name.as_bytes();
         if (!keep_length && field.is_hop_by_hop())
-            || (check_connection && named_in_connection(connection.clone(), h.name.as_bytes()))
+            || (check_names
+                && ((check_connection && named_in_connection(connection.clone(), name))
+                    || rule_drops.is_some_and(|r| r.drops(name))))
         {
             continue;
         }
@@ -357,6 +382,12 @@ fn write_client_head(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(&raw[pending]);
+    if let Some(rules) = &edits.rules {
+        rules.write_lines(out);
+    }
+    if !edits.extra_lines.is_empty() {
+        out.extend_from_slice(edits.extra_lines);
+    }
     if head.upgrade {
         // The tunnel's own hop-by-hop pair, which the loop above left out.
         for value in values_of(headers, kinds, Field::Upgrade) {
@@ -405,8 +436,85 @@ mod tests {
         client: ClientSide,
     ) -> Result<Option<(ResponseHead, String)>, ResponseError> {
         let mut out = Vec::new();
-        Ok(parse_head(raw.as_bytes(), client, &mut out)?
-            .map(|h| (h, String::from_utf8(out).unwrap())))
+        Ok(
+            parse_head(raw.as_bytes(), client, &HeadEdits::default(), &mut out)?
+                .map(|h| (h, String::from_utf8(out).unwrap())),
+        )
+    }
+
+    fn parse_with_rules(raw: &str, lines: &[&str], extra: &[u8]) -> String {
+        use super::super::rules::Vars;
+        use crate::config::headers::{rule, Direction, HeaderRules};
+        let rules = HeaderRules::new(
+            lines
+                .iter()
+                .map(|l| rule("ResponseHeader", Direction::Response, l).unwrap())
+                .collect(),
+        );
+        let edits = HeadEdits {
+            rules: Some(Applied {
+                rules: &rules,
+                vars: &Vars {
+                    server: "10.0.0.1:80",
+                    ..Vars::default()
+                },
+            }),
+            extra_lines: extra,
+        };
+        let mut out = Vec::new();
+        parse_head(raw.as_bytes(), GET11, &edits, &mut out)
+            .unwrap()
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn response_rules_cut_runs_and_append_before_the_framing() {
+        let raw = "HTTP/1.1 200 OK\r\nServer: nginx\r\nA: 1\r\nX-Twice: 1\r\nB:  2\r\nx-twice: 2\nC: 3\r\nContent-Length: 0\r\n\r\n";
+        let out = parse_with_rules(
+            raw,
+            &[
+                "remove Server",
+                "set X-Twice once",
+                "add X-From $server",
+                "set Host h",
+            ],
+            b"Set-Cookie: s=1\r\n",
+        );
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nA: 1\r\nB:  2\r\nC: 3\r\nX-Twice: once\r\nX-From: 10.0.0.1:80\r\nHost: h\r\n\
+             Set-Cookie: s=1\r\nContent-Length: 0\r\n\r\n"
+        );
+        // A 101's rules and extra lines come before its Upgrade pair.
+        let raw = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nServer: x\r\n\r\n";
+        let asked = ClientSide {
+            upgrade: true,
+            ..GET11
+        };
+        use super::super::rules::Vars;
+        use crate::config::headers::{rule, Direction, HeaderRules};
+        let rules = HeaderRules::new(vec![rule(
+            "ResponseHeader",
+            Direction::Response,
+            "remove server",
+        )
+        .unwrap()]);
+        let edits = HeadEdits {
+            rules: Some(Applied {
+                rules: &rules,
+                vars: &Vars::default(),
+            }),
+            extra_lines: b"",
+        };
+        let mut out = Vec::new();
+        parse_head(raw.as_bytes(), asked, &edits, &mut out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::clock::Moment;
 use crate::config::{Expect, ProbeKind};
 use crate::health::check::{ProbeFailure, ProbeResult};
 use crate::http::framing::{BodyReader, Framing};
-use crate::http::response::{parse_head, ClientSide, ResponseError};
+use crate::http::response::{parse_head, ClientSide, HeadEdits, ResponseError};
 use crate::relay::{BackendStream, Connect};
 use crate::upstream::ServerTls;
 
@@ -222,7 +222,7 @@ pub fn judge(input: &[u8], expect: &Expect, head_request: bool, ended: bool) -> 
         upgrade: false,
     };
     let mut scratch = Vec::new();
-    let head = match parse_head(input, client, &mut scratch) {
+    let head = match parse_head(input, client, &HeadEdits::default(), &mut scratch) {
         Ok(Some(head)) => head,
         Ok(None) if ended && input.is_empty() => {
             return Verdict::Done(ProbeResult::Fail(ProbeFailure::Reset))

@@ -23,7 +23,8 @@ use crate::clock::Moment;
 use crate::config::Entry;
 use crate::health::FailureKind;
 use crate::http::request::{is_idempotent, ForwardPolicy, ProxyRequest};
-use crate::http::response::ClientSide;
+use crate::http::response::{ClientSide, HeadEdits};
+use crate::http::rules::{Applied, RequestId, Vars};
 use crate::proxy::Proxy;
 use crate::reactor::{Interest, Reactor, Source, Token};
 use crate::stats::{self, Failure, Waited};
@@ -139,6 +140,8 @@ pub struct Exchange {
     /// did: the exchange's end writes a line about it.
     trouble: Option<&'static str>,
     finish: Option<Finish>,
+    /// `$request_id` of the header rules (zero when they use none).
+    request_id: RequestId,
 }
 
 impl Exchange {
@@ -162,28 +165,32 @@ impl Exchange {
     ) -> Exchange {
         let candidates = local.spares.take_index_vec();
         let mut request_bytes = local.spares.take_vec();
+        let mut request_id = RequestId::default();
         let attempts = {
             let e = &proxy.config.entries[entry];
-            // An entry's PathRewrite / PathStripPrefix: the target is written into a spare
-            // buffer (only for such entries; every other request costs one lookup).
-            let target = proxy.router.rewriter(entry).map(|rewriter| {
-                let mut target = local.spares.take_vec();
-                rewriter.write(&request.path, &mut target);
-                target
-            });
-            let policy = ForwardPolicy {
-                trusted_proxies: &e.trusted_proxies,
-                forwarded_header: e.forwarded_header,
-                close: e.keepalive_idle == 0,
-                default_host: e.servers.first().map_or("", |s| s.name.as_str()),
-                // Made of the path's visible ASCII and the checked replacement: UTF-8.
-                target: target.as_deref().and_then(|t| std::str::from_utf8(t).ok()),
-            };
-            request.write_upstream(&policy, &mut request_bytes);
-            let upstream = &proxy.upstreams[entry];
-            if let Some(target) = target {
-                local.spares.put_vec(target);
+            if e.request_headers.uses_request_id() || e.response_headers.uses_request_id() {
+                request_id = local.next_request_id();
             }
+            // Rules that name `$server` write the request per try (`write_for_try`).
+            if !e.request_headers.uses_server() {
+                // An entry's PathRewrite / PathStripPrefix: the target is written into a
+                // spare buffer (only for such entries; every other request costs one lookup).
+                let target = proxy.router.rewriter(entry).map(|rewriter| {
+                    let mut target = local.spares.take_vec();
+                    rewriter.write(&request.path, &mut target);
+                    target
+                });
+                let sent = Sent {
+                    target: target.as_deref(),
+                    server: "",
+                    request_id,
+                };
+                write_request(e, &request, &sent, &mut request_bytes);
+                if let Some(target) = target {
+                    local.spares.put_vec(target);
+                }
+            }
+            let upstream = &proxy.upstreams[entry];
             let ctx = RequestContext {
                 client_ip: request
                     .original_client(&e.trusted_proxies)
@@ -235,6 +242,7 @@ impl Exchange {
             upstream_status: None,
             trouble: None,
             finish: None,
+            request_id,
         };
         exchange.proxy.stats.record_request(entry);
         let step = exchange.next_try(local, now);
@@ -473,6 +481,9 @@ impl Exchange {
     }
 
     fn take_step(&mut self, step: Step, now: Moment) {
+        if !matches!(step, Step::Answer(..)) {
+            self.write_for_try();
+        }
         match step {
             Step::Connecting => {
                 self.state = State::Connecting;
@@ -550,6 +561,34 @@ impl Exchange {
             stats.record_left_early(self.entry);
             self.trouble = Some(Failure::ClientAbort.name());
         }
+    }
+
+    /// For request rules that name `$server`: the request written again for the server of
+    /// the try just started (other entries' requests were written once, at the start).
+    fn write_for_try(&mut self) {
+        let e = &self.proxy.config.entries[self.entry];
+        if !e.request_headers.uses_server() {
+            return;
+        }
+        let Some(b) = &self.attempts.backend else {
+            return;
+        };
+        let server = &self.proxy.upstreams[self.entry].servers()[b.server]
+            .spec
+            .name;
+        // Rare (a rewrite and a `$server` rule in one entry): the target in a buffer of its own.
+        let target = self.proxy.router.rewriter(self.entry).map(|rewriter| {
+            let mut target = Vec::new();
+            rewriter.write(&self.request.path, &mut target);
+            target
+        });
+        let sent = Sent {
+            target: target.as_deref(),
+            server,
+            request_id: self.request_id,
+        };
+        self.request_bytes.clear();
+        write_request(e, &self.request, &sent, &mut self.request_bytes);
     }
 
     fn begin_sending(&mut self, now: Moment) {
@@ -744,13 +783,35 @@ impl Exchange {
         let Some(b) = &mut self.attempts.backend else {
             return;
         };
+        let e = &self.proxy.config.entries[self.entry];
+        let rules = &e.response_headers;
+        let vars;
+        let rules = if rules.is_empty() {
+            None
+        } else {
+            vars = Vars {
+                client: self.request.client.map(|a| a.ip()),
+                entry: &e.name,
+                server: &self.proxy.upstreams[self.entry].servers()[b.server]
+                    .spec
+                    .name,
+                request_id: self.request_id,
+            };
+            Some(Applied { rules, vars: &vars })
+        };
         // The cookie is looked up again rather than kept from the start: an exchange one
         // field longer costs every request more in moves than a sticky entry's second look.
-        let cookie =
-            affinity::set_cookie(&self.proxy.upstreams[self.entry], &self.request, b.server);
+        let edits = HeadEdits {
+            rules,
+            extra_lines: affinity::set_cookie(
+                &self.proxy.upstreams[self.entry],
+                &self.request,
+                b.server,
+            ),
+        };
         let head = match self
             .response
-            .parse(client, cookie, &mut local.spares, &mut b.stream)
+            .parse(client, &edits, &mut local.spares, &mut b.stream)
         {
             Head::Incomplete => return,
             Head::Unusable => return self.bad_response(now),
@@ -994,6 +1055,43 @@ impl Exchange {
         self.finish = Some(finish);
         Progress::Done(finish)
     }
+}
+
+/// Writes `request` as the backend gets it, for the entry `e` and, when its rules name
+/// `$server`, the server `server` of the try.
+fn write_request(e: &Entry, request: &ProxyRequest, sent: &Sent<'_>, out: &mut Vec<u8>) {
+    let rules = &e.request_headers;
+    let vars;
+    let headers = if rules.is_empty() {
+        None
+    } else {
+        vars = Vars {
+            client: request.client.map(|a| a.ip()),
+            entry: &e.name,
+            server: sent.server,
+            request_id: sent.request_id,
+        };
+        Some(Applied { rules, vars: &vars })
+    };
+    let policy = ForwardPolicy {
+        trusted_proxies: &e.trusted_proxies,
+        forwarded_header: e.forwarded_header,
+        close: e.keepalive_idle == 0,
+        default_host: e.servers.first().map_or("", |s| s.name.as_str()),
+        // Made of the path's visible ASCII and the checked replacement: UTF-8.
+        target: sent.target.and_then(|t| std::str::from_utf8(t).ok()),
+        headers,
+    };
+    request.write_upstream(&policy, out);
+}
+
+/// What of an upstream request depends on the exchange rather than the entry: the rewritten
+/// path (`PathRewrite` / `PathStripPrefix`; `None`: the client's), the server of the try
+/// (for `$server`; empty when no rule names it) and the request id (for `$request_id`).
+struct Sent<'a> {
+    target: Option<&'a [u8]>,
+    server: &'a str,
+    request_id: RequestId,
 }
 
 impl Exchange {

@@ -2,7 +2,11 @@
 //! memory, socket identities and the access log lines gathering for the writer thread.
 
 use super::pool::UpstreamPool;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+
 use super::spares::Spares;
+use crate::http::rules::RequestId;
 
 /// What a worker lends its exchanges: the idle pool, spare memory, socket identities, the
 /// access log batch.
@@ -16,9 +20,27 @@ pub(super) struct Local {
     pub last_id: u64,
     /// Access log lines not yet handed to the writer thread.
     pub access: crate::access::Batch,
+    /// The last `$request_id` made (its serial), and the worker's random prefix (0 until
+    /// the first is made).
+    request_ids: RequestId,
 }
 
 impl Local {
+    /// A new `$request_id` (only for entries whose header rules use it): the worker's
+    /// random prefix, drawn once, and the next serial number; no shared counter, no
+    /// allocation.
+    pub fn next_request_id(&mut self) -> RequestId {
+        let ids = &mut self.request_ids;
+        if ids.prefix == 0 {
+            // std's hasher keys are random per process and thread: a prefix no other worker
+            // (nor another run) is likely to share.
+            let random = RandomState::new().hash_one(std::thread::current().id());
+            ids.prefix = random.max(1);
+        }
+        ids.serial += 1;
+        *ids
+    }
+
     pub fn new_id(&mut self) -> u64 {
         self.last_id += 1;
         self.last_id

@@ -12,7 +12,7 @@ use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use super::spares::Spares;
 use super::stream::BackendStream;
 use crate::http::framing::{BodyReader, Framing};
-use crate::http::response::{parse_head, ClientSide, ResponseHead};
+use crate::http::response::{parse_head, ClientSide, HeadEdits, ResponseHead};
 use crate::http::status::write_error_page;
 
 /// Room left in front of the bytes read for a body re-framed as chunked: the CRLF that ends
@@ -85,16 +85,6 @@ impl Default for ResponseBuffer {
             sent: 0,
             head_bytes: 0,
         }
-    }
-}
-
-/// Adds `lines` (whole field lines, each with its CRLF) at the end of the client's response
-/// head `head` (which ends with the empty line).
-fn add_fields(head: &mut Vec<u8>, lines: &[u8]) {
-    if head.ends_with(b"\r\n\r\n") {
-        head.truncate(head.len() - 2);
-        head.extend_from_slice(lines);
-        head.extend_from_slice(b"\r\n");
     }
 }
 
@@ -175,15 +165,14 @@ impl ResponseBuffer {
         Ok(n)
     }
 
-    /// Parses what was read of the head. On a usable head, the client's head is ready (with
-    /// `extra` added to it: whole field lines of the proxy's own, such as the sticky
-    /// cookie's `Set-Cookie`, or nothing), the
+    /// Parses what was read of the head (`edits`: see [`HeadEdits`]). On a usable head, the
+    /// client's head is ready, the
     /// first body bytes are framed for the client, and `backend` was asked, if needed,
     /// whether it holds more than the response (then its connection is not reused).
     pub fn parse(
         &mut self,
         client: ClientSide,
-        extra: &[u8],
+        edits: &HeadEdits<'_>,
         spares: &mut Spares,
         backend: &mut BackendStream,
     ) -> Head {
@@ -191,15 +180,12 @@ impl ResponseBuffer {
             self.head_out = spares.take_vec();
         }
         self.head_out.clear();
-        let head = match parse_head(&self.buf[..self.end], client, &mut self.head_out) {
+        let head = match parse_head(&self.buf[..self.end], client, edits, &mut self.head_out) {
             Ok(Some(head)) => head,
             Ok(None) if self.end == self.buf.len() => return Head::Unusable,
             Ok(None) => return Head::Incomplete,
             Err(_) => return Head::Unusable,
         };
-        if !extra.is_empty() {
-            add_fields(&mut self.head_out, extra);
-        }
         self.head = Some(head);
         self.head_bytes = self.head_out.len() as u64;
         self.body = BodyReader::new(head.framing);
@@ -429,24 +415,5 @@ impl ResponseBuffer {
         self.start = 0;
         self.end = 0;
         self.head_sent = 0;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn extra_fields_go_before_the_empty_line() {
-        let mut head = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec();
-        add_fields(&mut head, b"Set-Cookie: S=v; Path=/\r\n");
-        assert_eq!(
-            head,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nSet-Cookie: S=v; Path=/\r\n\r\n"
-        );
-        // Not a complete head: left alone rather than corrupted.
-        let mut partial = b"HTTP/1.1 200 OK\r\n".to_vec();
-        add_fields(&mut partial, b"X: y\r\n");
-        assert_eq!(partial, b"HTTP/1.1 200 OK\r\n");
     }
 }
