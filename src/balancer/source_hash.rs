@@ -116,11 +116,16 @@ impl SourceHash {
 /// Thorup & Zadimoghaddam, 2018), as HAProxy's `hash-balance-factor` and Envoy's
 /// `hash_balance_factor` apply it to requests in flight: with `m` requests in flight on the
 /// usable servers, counting the one being placed, server `i` of weight `w` among usable
-/// servers weighing `W` in all may take it while `in_flight(i) + 1 ≤ ⌈c·m·w/W⌉`. The
-/// capacities add up to more than `m`, so some usable server always has room.
+/// servers weighing `W` in all may take it while `in_flight(i) + 1 ≤ max(⌊c·m·w/W⌋,
+/// ⌈m·w/W⌉)`. The paper rounds `c·m·w/W` up, which lets a server reach 13 where the mean
+/// is 10 under `c = 1.25`; rounding it down keeps every server within `c` times its share
+/// once that share is a few requests, and the second term (its share itself, rounded up)
+/// keeps the capacities adding up to at least `m`, so some usable server always has room.
 struct Bound {
     /// `c · m` scaled by 100 (c in percent): `factor · (in flight + 1)`.
     scaled_load: u128,
+    /// `m` scaled by 100: `100 · (in flight + 1)`.
+    fair_load: u128,
     /// `100 · W`.
     scaled_weight: u128,
 }
@@ -137,15 +142,20 @@ impl Bound {
         }
         (weight > 0).then(|| Bound {
             scaled_load: u128::from(factor) * u128::from(in_flight + 1),
+            fair_load: 100 * u128::from(in_flight + 1),
             scaled_weight: 100 * u128::from(weight),
         })
     }
 
-    /// Whether a server of weight `w` with `in_flight` requests may take one more:
-    /// `in_flight + 1 ≤ ⌈L/D⌉` is `in_flight · D < L` for whole numbers.
+    /// Whether a server of weight `w` with `in_flight` requests may take one more: for
+    /// whole numbers, `in_flight + 1 ≤ ⌊L/D⌋` is `(in_flight + 1) · D ≤ L`, and
+    /// `in_flight + 1 ≤ ⌈F/D⌉` is `in_flight · D < F`.
     #[inline]
     fn has_room(&self, w: u32, in_flight: u32) -> bool {
-        u128::from(in_flight) * self.scaled_weight < self.scaled_load * u128::from(w)
+        let w = u128::from(w);
+        let f = u128::from(in_flight);
+        (f + 1) * self.scaled_weight <= self.scaled_load * w
+            || f * self.scaled_weight < self.fair_load * w
     }
 }
 
@@ -429,7 +439,8 @@ mod tests {
         let servers = fake(n);
         let hot = key_hash(&[b"hot"]);
         // Requests arrive and complete in a fixed pseudo-random pattern; half carry the hot
-        // key. Every placement must fit the bound of the paper, ceil(1.25 (m + 1) / n).
+        // key. Every placement must fit the bound, max(floor(1.25 (m + 1) / n),
+        // ceil((m + 1) / n)).
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         let mut rand = move || {
             x ^= x << 13;
@@ -459,7 +470,8 @@ mod tests {
             }
             let key = if step % 2 == 0 { hot } else { rand() };
             let i = first(&b, &servers, key);
-            let cap = (125 * (u64::from(total) + 1)).div_ceil(100 * n as u64);
+            let m = u64::from(total) + 1;
+            let cap = ((125 * m) / (100 * n as u64)).max(m.div_ceil(n as u64));
             let mut f = servers.in_flight.borrow_mut();
             assert!(
                 u64::from(f[i]) < cap,

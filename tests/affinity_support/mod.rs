@@ -146,7 +146,8 @@ pub struct LoadFigures {
     pub samples: usize,
     /// The largest `max / mean` of requests in flight per server among them.
     pub worst_ratio: f64,
-    /// The largest amount by which a server exceeded `ceil(1.25 (m + 1) / n)` (0: never).
+    /// The largest amount by which a server exceeded the cap, `max(floor(1.25 (m + 1) / n),
+    /// ceil((m + 1) / n))` (0: never).
     pub worst_excess: u64,
     /// Requests answered, and those that failed.
     pub answered: usize,
@@ -208,7 +209,7 @@ pub fn load_with_a_hot_key(proxy: SocketAddr, clients: usize, secs: u64) -> Load
 
 /// Samples the requests in flight per server every 40 ms for `secs` seconds: how many
 /// samples had at least `min_total` in flight, the largest `max / mean` among them and the
-/// largest excess over `ceil(1.25 (m + 1) / n)`.
+/// largest excess over the cap, `max(floor(1.25 (m + 1) / n), ceil((m + 1) / n))`.
 pub fn sample_in_flight(proxy: SocketAddr, min_total: usize, secs: u64) -> (usize, f64, u64) {
     let end = Instant::now() + Duration::from_secs(secs);
     let (mut samples, mut worst_ratio, mut worst_excess) = (0, 0.0f64, 0u64);
@@ -220,7 +221,7 @@ pub fn sample_in_flight(proxy: SocketAddr, min_total: usize, secs: u64) -> (usiz
             let n = f.len() as u64;
             let max = *f.iter().max().unwrap();
             worst_ratio = worst_ratio.max(max as f64 / (total as f64 / n as f64));
-            let cap = (125 * (total + 1)).div_ceil(100 * n);
+            let cap = (125 * (total + 1) / (100 * n)).max((total + 1).div_ceil(n));
             worst_excess = worst_excess.max(max.saturating_sub(cap));
         }
         thread::sleep(Duration::from_millis(40));
@@ -241,7 +242,7 @@ end
 "#;
 
 /// With `HashBalanceFactor 125` (`bounded`) no server holds more than 1.25 × the mean of the
-/// requests in flight, rounded up to whole requests, while a hot key sends half the
+/// requests in flight (in whole requests, at least its share rounded up), while a hot key sends half the
 /// traffic; without it (`unbounded`, the same load) the hot key's server holds far more.
 pub fn assert_bounded_loads(bounded: SocketAddr, unbounded: SocketAddr, clients: usize) {
     let with = load_with_a_hot_key(bounded, clients, 4);
@@ -254,8 +255,9 @@ pub fn assert_bounded_loads(bounded: SocketAddr, unbounded: SocketAddr, clients:
     }
     // Slack for what a sample cannot see exactly: it reads the servers' counts one after the
     // other while requests come and go, and two workers placing at the same moment may both
-    // take a server's last room. The ratio is reported, not asserted: with the rounding up
-    // to whole requests it depends on the total in flight at each sample.
+    // take a server's last room. The ratio is reported, not asserted: with whole requests it
+    // depends on the total in flight at each sample (and requests ending elsewhere after a
+    // placement can leave a server above it for a while).
     assert!(with.worst_excess <= 2, "{with:?}");
     assert!(
         without.worst_ratio >= 1.6,
