@@ -68,3 +68,31 @@ fn a_rule_removing_x_forwarded_for_is_refused() {
     let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(lines, [format!("proxy_reverse.conf{REFUSAL}")]);
 }
+
+#[test]
+fn a_request_written_again_for_its_try_keeps_its_rewritten_target() {
+    // Rules naming `$server` write the request once per try; the entry's path rewrite must
+    // be in every copy, the query kept, on the retried try as on the first.
+    let origin = Origin::start("a");
+    let conf = format!(
+        "{}    PathStripPrefix /api\n",
+        retried_conf(closing_backend(), origin.addr)
+    );
+    let host = host_from_conf(&conf);
+    let mut c = Client::connect(host.addr());
+    for i in 0..2 {
+        let r = c.get("/api/headers?x=1");
+        assert_eq!(r.status, 200, "request {i}");
+        let head = String::from_utf8(r.body.clone()).unwrap();
+        assert!(
+            head.starts_with("GET /headers?x=1 HTTP/1.1\r\n"),
+            "request {i}: {head}"
+        );
+        assert_eq!(
+            r.header("X-Served-By"),
+            Some(origin.addr.to_string().as_str()),
+            "{:?}",
+            r.headers
+        );
+    }
+}
