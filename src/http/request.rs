@@ -82,22 +82,22 @@ impl HeaderList {
     /// only `tchar` in a name and no CR, LF or NUL in a value (its `TOKEN_MAP` and
     /// `HEADER_VALUE_MAP`), the same bytes [`ProxyRequest::validate`] refuses, so validation
     /// does not walk them a second time.
-    pub(crate) fn push_parsed(&mut self, name: &str, value: &[u8]) {
-        self.push_field(name, value, true);
+    /// `field` is what `name` denotes (the intake recognised it to read framing fields).
+    pub(crate) fn push_parsed(&mut self, field: Field, name: &str, value: &[u8]) {
+        self.push_known(field, name, value, true);
     }
 
     fn push_field(&mut self, name: &str, value: &[u8], parsed: bool) {
+        self.push_known(Field::of(name.as_bytes()), name, value, parsed);
+    }
+
+    fn push_known(&mut self, field: Field, name: &str, value: &[u8], parsed: bool) {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(name.as_bytes());
         let middle = self.bytes.len() as u32;
         self.bytes.extend_from_slice(value);
-        self.fields.push((
-            start,
-            middle,
-            self.bytes.len() as u32,
-            Field::of(name.as_bytes()),
-            parsed,
-        ));
+        self.fields
+            .push((start, middle, self.bytes.len() as u32, field, parsed));
     }
 
     /// The fields as (name, value), in received order.
