@@ -192,7 +192,7 @@ impl Worker {
         self.slots[slot] = Slot {
             serial,
             orphan: false,
-            task: Some(Task::Exchange(Box::new(exchange))),
+            task: Some(Task::Exchange(exchange)),
         };
         self.live += 1;
         self.arm(reactor, deadline);
