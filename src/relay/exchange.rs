@@ -386,8 +386,8 @@ impl Exchange {
     }
 
     /// The request, for the worker's spares once the exchange is over.
-    pub(super) fn take_request(&mut self) -> ProxyRequest {
-        std::mem::take(&mut self.request)
+    pub(super) fn request_mut(&mut self) -> &mut ProxyRequest {
+        &mut self.request
     }
 
     fn progress(&self) -> Progress {

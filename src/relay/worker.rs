@@ -491,7 +491,7 @@ impl Worker {
         let client = match s.task.take().expect("a live task") {
             Task::Exchange(mut exchange) => {
                 let client = exchange.take_client();
-                self.local.spares.put_request(exchange.take_request());
+                self.local.spares.keep_request(exchange.request_mut());
                 client
             }
             Task::Deferred(mut deferred) => deferred.take_client(),
