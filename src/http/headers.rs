@@ -162,6 +162,16 @@ impl ConnectionOptions {
 
     /// Reads one more `Connection` value of the message, in received order.
     pub fn add(&mut self, value: &[u8]) {
+        // Nearly every message has exactly `keep-alive` or `close`: no list to split.
+        if eq_lowercase(value, b"keep-alive") {
+            self.keep_alive = true;
+            return;
+        }
+        if eq_lowercase(value, b"close") {
+            self.names_fields = true;
+            self.close = true;
+            return;
+        }
         for token in tokens(value) {
             if eq_lowercase(token, b"keep-alive") {
                 self.keep_alive = true;

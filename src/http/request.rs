@@ -218,33 +218,32 @@ pub fn push_target(to: &mut String, raw: &[u8]) {
 /// `:port` of digits. Empty is allowed (a target without authority). Spaces, quotes, `@`,
 /// `/` and the like are not.
 fn is_authority(value: &[u8]) -> bool {
-    let (host, port) = match value.strip_prefix(b"[") {
-        Some(literal) => match literal.iter().position(|&b| b == b']') {
-            Some(end) => {
-                let inside = &literal[..end];
-                let ok = !inside.is_empty()
-                    && inside
-                        .iter()
-                        .all(|&b| b.is_ascii_hexdigit() || b":.vV".contains(&b));
-                if !ok {
-                    return false;
-                }
-                (&[][..], &literal[end + 1..])
+    let Some(literal) = value.strip_prefix(b"[") else {
+        // A name or IPv4 address and its port in one pass (every request's Host).
+        let mut bytes = value.iter();
+        for &b in bytes.by_ref() {
+            if b == b':' {
+                return bytes.all(u8::is_ascii_digit);
             }
-            None => return false,
-        },
-        None => match value.iter().position(|&b| b == b':') {
-            Some(colon) => (&value[..colon], &value[colon..]),
-            None => (value, &[][..]),
-        },
+            if !HOST_BYTES[usize::from(b)] {
+                return false;
+            }
+        }
+        return true;
     };
-    let host_ok = host.iter().all(|&b| HOST_BYTES[usize::from(b)]);
-    let port_ok = match port.split_first() {
+    let Some(end) = literal.iter().position(|&b| b == b']') else {
+        return false;
+    };
+    let inside = &literal[..end];
+    let ok = !inside.is_empty()
+        && inside
+            .iter()
+            .all(|&b| b.is_ascii_hexdigit() || b":.vV".contains(&b));
+    ok && match literal[end + 1..].split_first() {
         None => true,
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
-    };
-    host_ok && port_ok
+    }
 }
 
 /// The bytes of a reg-name or IPv4 address in `Host` (see [`is_authority`]): letters, digits
