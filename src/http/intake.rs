@@ -66,7 +66,13 @@ fn push_text(to: &mut String, bytes: &[u8]) {
 pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usize, Unread> {
     let request = into;
     request.clear();
-    push_text(&mut request.method, raw.method);
+    // The common methods need no UTF-8 check.
+    match raw.method {
+        b"GET" => request.method.push_str("GET"),
+        b"HEAD" => request.method.push_str("HEAD"),
+        b"POST" => request.method.push_str("POST"),
+        other => push_text(&mut request.method, other),
+    }
     push_target(&mut request.path, raw.path);
     if let Some(query) = raw.query {
         let mut text = request.text_buffer();
