@@ -569,12 +569,16 @@ impl ProxyRequest {
         // the host it was asked for): its X-Forwarded-Proto and -Host are kept, and its
         // Forwarded elements start the list. From anyone else they are replaced.
         let connection = &connection;
+        // From anyone else (the rule) the fields are not walked at all.
+        let walked = if trusted { self.headers.len() } else { 0 };
         let from_trusted = |kind: Field| {
-            self.headers.fields().filter(move |&(field, name, _)| {
-                trusted
-                    && field == kind
-                    && !(check_connection && named_in_connection(connection.clone(), name))
-            })
+            self.headers
+                .fields()
+                .take(walked)
+                .filter(move |&(field, name, _)| {
+                    field == kind
+                        && !(check_connection && named_in_connection(connection.clone(), name))
+                })
         };
         out.extend_from_slice(b"X-Forwarded-Proto: ");
         match from_trusted(Field::XForwardedProto).next() {
