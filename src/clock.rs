@@ -43,10 +43,13 @@ impl Moment {
     /// `d` later (saturating).
     #[inline]
     pub fn after(self, d: Duration) -> Moment {
-        Moment(
-            self.0
-                .saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as u64),
-        )
+        // In u64 arithmetic, the same saturation as `as_nanos()` capped to u64 (a deadline
+        // is set several times per request; the u128 product cost more).
+        let nanos = d
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()));
+        Moment(self.0.saturating_add(nanos))
     }
 
     /// How long after `earlier` this is (zero if it is not later).

@@ -54,33 +54,26 @@ pub enum Field {
 impl Field {
     /// The field a header name denotes (case-insensitive).
     pub fn of(name: &[u8]) -> Field {
-        // The length picks at most two candidates, so most names cost one comparison.
-        let candidates: &[(&[u8], Field)] = match name.len() {
-            2 => &[(b"te", Field::Te)],
-            4 => &[(b"host", Field::Host)],
-            6 => &[(b"expect", Field::Expect)],
-            7 => &[(b"trailer", Field::Trailer), (b"upgrade", Field::Upgrade)],
-            9 => &[(b"forwarded", Field::Forwarded)],
-            10 => &[
-                (b"connection", Field::Connection),
-                (b"keep-alive", Field::KeepAlive),
-            ],
-            14 => &[(b"content-length", Field::ContentLength)],
-            15 => &[(b"x-forwarded-for", Field::XForwardedFor)],
-            16 => &[
-                (b"proxy-connection", Field::ProxyConnection),
-                (b"x-forwarded-host", Field::XForwardedHost),
-            ],
-            17 => &[
-                (b"transfer-encoding", Field::TransferEncoding),
-                (b"x-forwarded-proto", Field::XForwardedProto),
-            ],
-            _ => &[],
-        };
-        candidates
-            .iter()
-            .find(|(n, _)| eq_lowercase(name, n))
-            .map_or(Field::Other, |&(_, f)| f)
+        // The length picks at most two candidates, so most names cost one comparison, of a
+        // length known in each arm (the comparison unrolls to a word or two, or a few bytes).
+        let is = |lower: &[u8]| eq_lowercase(name, lower);
+        match name.len() {
+            2 if is(b"te") => Field::Te,
+            4 if is(b"host") => Field::Host,
+            6 if is(b"expect") => Field::Expect,
+            7 if is(b"trailer") => Field::Trailer,
+            7 if is(b"upgrade") => Field::Upgrade,
+            9 if is(b"forwarded") => Field::Forwarded,
+            10 if is(b"connection") => Field::Connection,
+            10 if is(b"keep-alive") => Field::KeepAlive,
+            14 if is(b"content-length") => Field::ContentLength,
+            15 if is(b"x-forwarded-for") => Field::XForwardedFor,
+            16 if is(b"proxy-connection") => Field::ProxyConnection,
+            16 if is(b"x-forwarded-host") => Field::XForwardedHost,
+            17 if is(b"transfer-encoding") => Field::TransferEncoding,
+            17 if is(b"x-forwarded-proto") => Field::XForwardedProto,
+            _ => Field::Other,
+        }
     }
 
     /// Whether the field is hop-by-hop or framing (see [`HOP_BY_HOP`]).
@@ -169,6 +162,16 @@ impl ConnectionOptions {
 
     /// Reads one more `Connection` value of the message, in received order.
     pub fn add(&mut self, value: &[u8]) {
+        // Nearly every message has exactly `keep-alive` or `close`: no list to split.
+        if eq_lowercase(value, b"keep-alive") {
+            self.keep_alive = true;
+            return;
+        }
+        if eq_lowercase(value, b"close") {
+            self.names_fields = true;
+            self.close = true;
+            return;
+        }
         for token in tokens(value) {
             if eq_lowercase(token, b"keep-alive") {
                 self.keep_alive = true;

@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 
 use super::chunked::ChunkedDecoder;
-use super::headers::{has_token, parse_decimal, trim};
+use super::headers::{has_token, parse_decimal, trim, Field};
 use super::request::{push_target, BodyKind, ProxyRequest};
 
 /// Header fields parsed without the fallback array.
@@ -66,9 +66,13 @@ fn push_text(to: &mut String, bytes: &[u8]) {
 pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usize, Unread> {
     let request = into;
     request.clear();
-    request
-        .method
-        .push_str(&String::from_utf8_lossy(raw.method));
+    // The common methods need no UTF-8 check.
+    match raw.method {
+        b"GET" => request.method.push_str("GET"),
+        b"HEAD" => request.method.push_str("HEAD"),
+        b"POST" => request.method.push_str("POST"),
+        other => push_text(&mut request.method, other),
+    }
     push_target(&mut request.path, raw.path);
     if let Some(query) = raw.query {
         let mut text = request.text_buffer();
@@ -98,22 +102,26 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usi
     let mut chunked = false;
     for h in fields {
         let value = trim(h.value);
-        if h.name.eq_ignore_ascii_case("content-length") {
-            // An unreadable length is refused by `validate`; here it frames no body.
-            length = parse_decimal(value).and_then(|n| usize::try_from(n).ok());
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked |= has_token(value, "chunked");
-        } else if h.name.eq_ignore_ascii_case("connection") && has_token(value, "close") {
+        // Recognised once: the same answer serves the framing here and the list's entry.
+        let field = Field::of(h.name.as_bytes());
+        match field {
+            Field::ContentLength => {
+                // An unreadable length is refused by `validate`; here it frames no body.
+                length = parse_decimal(value).and_then(|n| usize::try_from(n).ok());
+            }
+            Field::TransferEncoding => chunked |= has_token(value, "chunked"),
             // `close` may be one token of a list (Monkey recognises only the whole value).
-            request.client_wants_close = true;
-        } else if h.name.eq_ignore_ascii_case("host") && request.host.is_none() {
-            // The authority exactly as sent (Monkey's own parse loses a port it cannot
-            // read). A second Host is refused by `validate`.
-            let mut authority = request.text_buffer();
-            push_text(&mut authority, value);
-            request.host = Some(authority);
+            Field::Connection if has_token(value, "close") => request.client_wants_close = true,
+            Field::Host if request.host.is_none() => {
+                // The authority exactly as sent (Monkey's own parse loses a port it cannot
+                // read). A second Host is refused by `validate`.
+                let mut authority = request.text_buffer();
+                push_text(&mut authority, value);
+                request.host = Some(authority);
+            }
+            _ => {}
         }
-        request.headers.push_parsed(h.name, value);
+        request.headers.push_parsed(field, h.name, value);
     }
 
     let body_bytes = &raw.rest[head_len..];

@@ -82,22 +82,22 @@ impl HeaderList {
     /// only `tchar` in a name and no CR, LF or NUL in a value (its `TOKEN_MAP` and
     /// `HEADER_VALUE_MAP`), the same bytes [`ProxyRequest::validate`] refuses, so validation
     /// does not walk them a second time.
-    pub(crate) fn push_parsed(&mut self, name: &str, value: &[u8]) {
-        self.push_field(name, value, true);
+    /// `field` is what `name` denotes (the intake recognised it to read framing fields).
+    pub(crate) fn push_parsed(&mut self, field: Field, name: &str, value: &[u8]) {
+        self.push_known(field, name, value, true);
     }
 
     fn push_field(&mut self, name: &str, value: &[u8], parsed: bool) {
+        self.push_known(Field::of(name.as_bytes()), name, value, parsed);
+    }
+
+    fn push_known(&mut self, field: Field, name: &str, value: &[u8], parsed: bool) {
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(name.as_bytes());
         let middle = self.bytes.len() as u32;
         self.bytes.extend_from_slice(value);
-        self.fields.push((
-            start,
-            middle,
-            self.bytes.len() as u32,
-            Field::of(name.as_bytes()),
-            parsed,
-        ));
+        self.fields
+            .push((start, middle, self.bytes.len() as u32, field, parsed));
     }
 
     /// The fields as (name, value), in received order.
@@ -126,9 +126,12 @@ impl HeaderList {
 
     /// The values of the fields of one kind, in received order.
     pub fn values_of(&self, kind: Field) -> impl Iterator<Item = &[u8]> + Clone + '_ {
-        self.fields()
-            .filter(move |&(f, _, _)| f == kind)
-            .map(|(_, _, v)| v)
+        // Filtered on the entry before any slice is cut: the fields of other kinds (nearly
+        // all of them) cost one comparison each.
+        self.fields
+            .iter()
+            .filter(move |entry| entry.3 == kind)
+            .map(|&(_, b, c, _, _)| &self.bytes[b as usize..c as usize])
     }
 
     /// Removes every field, keeping the buffers' capacity.
@@ -215,33 +218,32 @@ pub fn push_target(to: &mut String, raw: &[u8]) {
 /// `:port` of digits. Empty is allowed (a target without authority). Spaces, quotes, `@`,
 /// `/` and the like are not.
 fn is_authority(value: &[u8]) -> bool {
-    let (host, port) = match value.strip_prefix(b"[") {
-        Some(literal) => match literal.iter().position(|&b| b == b']') {
-            Some(end) => {
-                let inside = &literal[..end];
-                let ok = !inside.is_empty()
-                    && inside
-                        .iter()
-                        .all(|&b| b.is_ascii_hexdigit() || b":.vV".contains(&b));
-                if !ok {
-                    return false;
-                }
-                (&[][..], &literal[end + 1..])
+    let Some(literal) = value.strip_prefix(b"[") else {
+        // A name or IPv4 address and its port in one pass (every request's Host).
+        let mut bytes = value.iter();
+        for &b in bytes.by_ref() {
+            if b == b':' {
+                return bytes.all(u8::is_ascii_digit);
             }
-            None => return false,
-        },
-        None => match value.iter().position(|&b| b == b':') {
-            Some(colon) => (&value[..colon], &value[colon..]),
-            None => (value, &[][..]),
-        },
+            if !HOST_BYTES[usize::from(b)] {
+                return false;
+            }
+        }
+        return true;
     };
-    let host_ok = host.iter().all(|&b| HOST_BYTES[usize::from(b)]);
-    let port_ok = match port.split_first() {
+    let Some(end) = literal.iter().position(|&b| b == b']') else {
+        return false;
+    };
+    let inside = &literal[..end];
+    let ok = !inside.is_empty()
+        && inside
+            .iter()
+            .all(|&b| b.is_ascii_hexdigit() || b":.vV".contains(&b));
+    ok && match literal[end + 1..].split_first() {
         None => true,
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
-    };
-    host_ok && port_ok
+    }
 }
 
 /// The bytes of a reg-name or IPv4 address in `Host` (see [`is_authority`]): letters, digits
@@ -567,12 +569,16 @@ impl ProxyRequest {
         // the host it was asked for): its X-Forwarded-Proto and -Host are kept, and its
         // Forwarded elements start the list. From anyone else they are replaced.
         let connection = &connection;
+        // From anyone else (the rule) the fields are not walked at all.
+        let walked = if trusted { self.headers.len() } else { 0 };
         let from_trusted = |kind: Field| {
-            self.headers.fields().filter(move |&(field, name, _)| {
-                trusted
-                    && field == kind
-                    && !(check_connection && named_in_connection(connection.clone(), name))
-            })
+            self.headers
+                .fields()
+                .take(walked)
+                .filter(move |&(field, name, _)| {
+                    field == kind
+                        && !(check_connection && named_in_connection(connection.clone(), name))
+                })
         };
         out.extend_from_slice(b"X-Forwarded-Proto: ");
         match from_trusted(Field::XForwardedProto).next() {

@@ -45,6 +45,12 @@ impl Spares {
     /// Keeps a finished request's buffers for [`Spares::take_request`] (cleared here; a
     /// request with a large body is dropped instead, so its memory is not pinned).
     pub fn put_request(&mut self, mut request: ProxyRequest) {
+        self.keep_request(&mut request);
+    }
+
+    /// [`Spares::put_request`] for a request still in its holder (a finished exchange),
+    /// which is left with an empty one: cleared where it is and moved once, into the list.
+    pub fn keep_request(&mut self, request: &mut ProxyRequest) {
         if self.requests.len() >= KEEP_SPARES
             || request.headers.capacity_bytes() > KEEP_HEADER_BYTES
         {
@@ -58,7 +64,7 @@ impl Spares {
             request.early = Vec::new();
         }
         request.clear();
-        self.requests.push(request);
+        self.requests.push(std::mem::take(request));
     }
 
     /// A read buffer of [`BUFFER_SIZE`] bytes: the most recently returned one, which is the

@@ -192,7 +192,7 @@ impl Worker {
         self.slots[slot] = Slot {
             serial,
             orphan: false,
-            task: Some(Task::Exchange(Box::new(exchange))),
+            task: Some(Task::Exchange(exchange)),
         };
         self.live += 1;
         self.arm(reactor, deadline);
@@ -491,7 +491,7 @@ impl Worker {
         let client = match s.task.take().expect("a live task") {
             Task::Exchange(mut exchange) => {
                 let client = exchange.take_client();
-                self.local.spares.put_request(exchange.take_request());
+                self.local.spares.keep_request(exchange.request_mut());
                 client
             }
             Task::Deferred(mut deferred) => deferred.take_client(),

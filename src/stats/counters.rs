@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::histogram::{Histogram, HistogramSnapshot};
+use super::histogram::{Histogram, HistogramSnapshot, Sample};
 use crate::clock::Millis;
 use crate::health::FailureKind;
 
@@ -94,6 +94,29 @@ pub struct Exchange {
     pub total_latency: std::time::Duration,
 }
 
+/// An [`Exchange`] with what its counters need worked out once, for the server's and the
+/// entry's counters alike (the status class, the latencies' histogram buckets).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Observed {
+    class: Option<usize>,
+    bytes_to_backend: u64,
+    bytes_from_backend: u64,
+    head: Sample,
+    total: Sample,
+}
+
+impl Observed {
+    pub(super) fn of(x: &Exchange) -> Observed {
+        Observed {
+            class: (x.status / 100).checked_sub(1).map(usize::from),
+            bytes_to_backend: x.bytes_to_backend,
+            bytes_from_backend: x.bytes_from_backend,
+            head: Sample::of(x.head_latency),
+            total: Sample::of(x.total_latency),
+        }
+    }
+}
+
 /// The counters kept for each server and, summed, for each entry.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -117,15 +140,13 @@ impl Counters {
         self.requests.fetch_add(1, Relaxed);
     }
 
-    pub(super) fn response(&self, x: &Exchange) {
-        if let Some(class) = (x.status / 100).checked_sub(1) {
-            if let Some(c) = self.responses.get(usize::from(class)) {
-                c.fetch_add(1, Relaxed);
-            }
+    pub(super) fn response(&self, x: &Observed) {
+        if let Some(c) = x.class.and_then(|class| self.responses.get(class)) {
+            c.fetch_add(1, Relaxed);
         }
         self.bytes(x.bytes_to_backend, x.bytes_from_backend);
-        self.head_latency.record(x.head_latency);
-        self.total_latency.record(x.total_latency);
+        self.head_latency.add(x.head);
+        self.total_latency.add(x.total);
     }
 
     pub(super) fn bytes(&self, to_backend: u64, from_backend: u64) {

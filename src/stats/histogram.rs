@@ -194,13 +194,38 @@ impl Default for Histogram {
     }
 }
 
+/// One observation with its fine bucket found: recorded into several histograms (a server's
+/// and its entry's) the bucket search runs once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    index: usize,
+    micros: u64,
+}
+
+impl Sample {
+    /// The observation `latency`, in whole microseconds.
+    #[inline]
+    pub fn of(latency: Duration) -> Sample {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        Sample {
+            index: fine_index(micros),
+            micros,
+        }
+    }
+}
+
 impl Histogram {
     /// Counts one observation.
     #[inline]
     pub fn record(&self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.counts[fine_index(micros)].fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add(micros, Relaxed);
+        self.add(Sample::of(latency));
+    }
+
+    /// Counts one observation whose bucket is known.
+    #[inline]
+    pub fn add(&self, sample: Sample) {
+        self.counts[sample.index].fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(sample.micros, Relaxed);
     }
 
     /// A plain copy of the current counts (each read is relaxed, so under load the copy may be

@@ -189,8 +189,9 @@ impl Stats {
     /// The attempt on `server` completed with a response; see [`Exchange`].
     pub fn record_response(&self, entry: usize, server: usize, exchange: &Exchange) {
         let (e, s) = self.pair(entry, server);
-        e.response(exchange);
-        s.response(exchange);
+        let observed = counters::Observed::of(exchange);
+        e.response(&observed);
+        s.response(&observed);
     }
 
     /// The attempt on `server` failed (`FailureKind` converts into [`Failure`]).
