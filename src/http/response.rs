@@ -223,19 +223,24 @@ fn status_line(buf: &[u8], mut at: usize) -> Result<StatusLine, Stop> {
         at = end;
     }
     let start = at;
-    for (i, &want) in b"HTTP/1.".iter().enumerate() {
-        if byte(buf, at + i)? != want {
+    let minor = match buf.get(at..at + 9) {
+        Some(b"HTTP/1.1 ") => 1,
+        Some(b"HTTP/1.0 ") => 0,
+        _ => {
+            // Byte by byte, to tell a prefix that may still become a version (incomplete)
+            // from one that cannot (refused); nine bytes that got here are refused.
+            for (i, &want) in b"HTTP/1.".iter().enumerate() {
+                if byte(buf, at + i)? != want {
+                    return Err(MALFORMED);
+                }
+            }
+            if !matches!(byte(buf, at + 7)?, b'0' | b'1') {
+                return Err(MALFORMED);
+            }
+            byte(buf, at + 8)?;
             return Err(MALFORMED);
         }
-    }
-    let minor = match byte(buf, at + 7)? {
-        b'0' => 0,
-        b'1' => 1,
-        _ => return Err(MALFORMED),
     };
-    if byte(buf, at + 8)? != b' ' {
-        return Err(MALFORMED);
-    }
     let mut status = 0u16;
     for i in 9..12 {
         let d = byte(buf, at + i)?;
@@ -247,25 +252,14 @@ fn status_line(buf: &[u8], mut at: usize) -> Result<StatusLine, Stop> {
     at += 12;
     let (reason, crlf, next) = if byte(buf, at)? == b' ' {
         let from = at + 1;
-        let mut i = from;
-        let mut high = 0u8;
-        let next = loop {
-            if let Some(end) = line_end(buf, i)? {
-                break end;
-            }
-            let b = buf[i];
-            if !text_byte(b) {
-                return Err(MALFORMED);
-            }
-            high |= b;
-            i += 1;
+        let i = skip_text(buf, from);
+        let Some(next) = line_end(buf, i)? else {
+            return Err(MALFORMED);
         };
-        let reason = if high & 0x80 == 0 {
-            from..i
-        } else {
-            from..from
-        };
-        (reason, next == i + 2 && high & 0x80 == 0, next)
+        // A reason with obs-text goes empty (httparse gave no text for it).
+        let plain = buf[from..i].is_ascii();
+        let reason = if plain { from..i } else { from..from };
+        (reason, next == i + 2 && plain, next)
     } else {
         match line_end(buf, at)? {
             Some(end) => (at..at, false, end),
@@ -298,14 +292,15 @@ struct FieldLine {
 }
 
 /// Reads the field line at `at`: `Ok(Err(end))` at the empty line that ends the head.
+#[inline]
 fn field_line(buf: &[u8], at: usize) -> Result<Result<FieldLine, usize>, Stop> {
     if let Some(end) = line_end(buf, at)? {
         return Ok(Err(end));
     }
-    let mut i = at;
-    while i < buf.len() && TOKEN[usize::from(buf[i])] {
-        i += 1;
-    }
+    let mut i = buf[at..]
+        .iter()
+        .position(|&b| !TOKEN[usize::from(b)])
+        .map_or(buf.len(), |n| at + n);
     // An empty name (a line starting with whitespace: obs-fold) or a byte other than the
     // colon after it (whitespace included) is refused.
     if byte(buf, i)? != b':' || i == at {

@@ -130,9 +130,13 @@ const VALUES: &[&str] = &[
 ];
 
 const SEPARATORS: &[&str] = &[":", ": ", ":\t", ":  ", " :", ":\t \t"];
+/// Mostly valid line ends, and the invalid ones: obs-fold, a lone CR, LF then CR.
 const LINE_ENDS: &[&str] = &[
-    "\r\n", "\r\n", "\r\n", "\n", "\r\n ", "\r\n\t", "\r", "\n\r",
+    "\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\n", "\n", "\r\n ", "\r\n\t",
+    "\r", "\n\r",
 ];
+const VALID_SEPARATORS: &[&str] = &[":", ": ", ":\t", ":  ", ":\t \t"];
+const VALID_LINE_ENDS: &[&str] = &["\r\n", "\r\n", "\r\n", "\n"];
 const STATUSES: &[&str] = &[
     "200", "200", "204", "304", "101", "100", "103", "404", "502", "099", "000", "999", "2000",
     "20", "2x0",
@@ -173,6 +177,34 @@ prop_compose! {
         end in prop::sample::select(LINE_ENDS),
     ) -> String {
         format!("{name}{sep}{value}{end}")
+    }
+}
+
+prop_compose! {
+    /// A field line of valid pieces only (whatever its meaning).
+    fn valid_field()(
+        name in prop::sample::select(NAMES),
+        sep in prop::sample::select(VALID_SEPARATORS),
+        value in prop::sample::select(VALUES),
+        end in prop::sample::select(VALID_LINE_ENDS),
+    ) -> String {
+        format!("{name}{sep}{value}{end}")
+    }
+}
+
+prop_compose! {
+    /// A head of valid syntax: every decision then rests on the fields' meaning.
+    fn valid_head()(
+        interim in prop::sample::select(&INTERIMS[..6]),
+        version in prop::sample::select(&VERSIONS[..3]),
+        status in prop::sample::select(&STATUSES[..9]),
+        reason in prop::sample::select(&REASONS[..9]),
+        status_end in prop::sample::select(VALID_LINE_ENDS),
+        fields in prop::collection::vec(valid_field(), 0..12),
+        end in prop::sample::select(VALID_LINE_ENDS),
+    ) -> Vec<u8> {
+        format!("{interim}{version} {status}{reason}{status_end}{}{end}", fields.concat())
+            .into_bytes()
     }
 }
 
@@ -232,6 +264,17 @@ proptest! {
         for m in mutations {
             mutate(&mut raw, m);
         }
+        let rules = rules();
+        with_edits(edits, &rules, |edits| agree_on_prefixes(&raw, client, edits));
+    }
+
+    /// Heads of valid syntax, unmutated: framing, `Connection`, rules and bare LFs decide.
+    #[test]
+    fn same_decisions_and_bytes_on_valid_heads(
+        raw in valid_head(),
+        client in client(),
+        edits in 0u8..3,
+    ) {
         let rules = rules();
         with_edits(edits, &rules, |edits| agree_on_prefixes(&raw, client, edits));
     }
