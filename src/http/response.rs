@@ -2,7 +2,8 @@
 
 use super::framing::Framing;
 use super::headers::{
-    named_in_connection, parse_decimal, push_decimal, tokens, trim, ConnectionOptions, Field,
+    eq_lowercase, named_in_connection, parse_decimal, push_decimal, tokens, trim,
+    ConnectionOptions, Field,
 };
 use super::rules::Applied;
 
@@ -292,36 +293,55 @@ struct FieldLine {
 }
 
 /// Reads the field line at `at`: `Ok(Err(end))` at the empty line that ends the head.
-#[inline]
+// Inlined: the hot loop of [`final_head`] then keeps the line in registers.
+#[inline(always)]
 fn field_line(buf: &[u8], at: usize) -> Result<Result<FieldLine, usize>, Stop> {
-    if let Some(end) = line_end(buf, at)? {
-        return Ok(Err(end));
+    let rest = &buf[at..];
+    let first = *rest.first().ok_or(Stop::Incomplete)?;
+    if !TOKEN[usize::from(first)] {
+        // The empty line, or a line without a name (obs-fold's leading whitespace
+        // included): refused.
+        return match line_end(buf, at)? {
+            Some(end) => Ok(Err(end)),
+            None => Err(MALFORMED),
+        };
     }
-    let mut i = buf[at..]
+    let name_len = rest
         .iter()
         .position(|&b| !TOKEN[usize::from(b)])
-        .map_or(buf.len(), |n| at + n);
-    // An empty name (a line starting with whitespace: obs-fold) or a byte other than the
-    // colon after it (whitespace included) is refused.
-    if byte(buf, i)? != b':' || i == at {
+        .ok_or(Stop::Incomplete)?;
+    // No whitespace between the name and the colon.
+    if rest[name_len] != b':' {
         return Err(MALFORMED);
     }
-    let name_end = i;
-    i += 1;
-    while matches!(byte(buf, i)?, b' ' | b'\t') {
-        i += 1;
-    }
-    let from = i;
-    let to = skip_text(buf, i);
-    let (end, crlf) = match byte(buf, to)? {
-        b'\n' => (to + 1, false),
-        b'\r' if byte(buf, to + 1)? == b'\n' => (to + 2, true),
-        _ => return Err(MALFORMED),
+    let name_end = at + name_len;
+    let from = name_end
+        + 1
+        + buf[name_end + 1..]
+            .iter()
+            .position(|&b| b != b' ' && b != b'\t')
+            .ok_or(Stop::Incomplete)?;
+    let to = skip_text(buf, from);
+    let (end, crlf) = match buf.get(to) {
+        Some(b'\n') => (to + 1, false),
+        Some(b'\r') => match buf.get(to + 1) {
+            Some(b'\n') => (to + 2, true),
+            Some(_) => return Err(MALFORMED),
+            None => return Err(Stop::Incomplete),
+        },
+        Some(_) => return Err(MALFORMED),
+        None => return Err(Stop::Incomplete),
     };
-    let mut last = to;
-    while last > from && matches!(buf[last - 1], b' ' | b'\t') {
-        last -= 1;
-    }
+    // The value starts with a byte other than whitespace (when it is not empty), so
+    // trimming its end stops there.
+    let last = if to > from && matches!(buf[to - 1], b' ' | b'\t') {
+        buf[from..to]
+            .iter()
+            .rposition(|&b| b != b' ' && b != b'\t')
+            .map_or(from, |p| from + p + 1)
+    } else {
+        to
+    };
     Ok(Ok(FieldLine {
         start: at,
         name_end,
@@ -329,6 +349,29 @@ fn field_line(buf: &[u8], at: usize) -> Result<Result<FieldLine, usize>, Stop> {
         end,
         crlf,
     }))
+}
+
+/// The hop-by-hop or framing field a response's field name denotes, or [`Field::Other`]: the
+/// only kinds a response head's rules tell apart (`Host` and the like pass as any other).
+/// The length and the first letter leave at most one name to compare.
+#[inline(always)]
+fn hop_field(name: &[u8]) -> Field {
+    let (lower, field): (&[u8], Field) = match (name.len(), name.first().map_or(0, |b| b | 0x20)) {
+        (2, b't') => (b"te", Field::Te),
+        (7, b't') => (b"trailer", Field::Trailer),
+        (7, b'u') => (b"upgrade", Field::Upgrade),
+        (10, b'c') => (b"connection", Field::Connection),
+        (10, b'k') => (b"keep-alive", Field::KeepAlive),
+        (14, b'c') => (b"content-length", Field::ContentLength),
+        (16, b'p') => (b"proxy-connection", Field::ProxyConnection),
+        (17, b't') => (b"transfer-encoding", Field::TransferEncoding),
+        _ => return Field::Other,
+    };
+    if eq_lowercase(name, lower) {
+        field
+    } else {
+        Field::Other
+    }
 }
 
 /// Checks the field lines from `at` (at most [`MAX_HEADERS`]); returns the head's end.
@@ -430,9 +473,17 @@ fn final_head(
         at = field.end;
         let name = &buf[field.start..field.name_end];
         let value = &buf[field.value.clone()];
-        let kind = Field::of(name);
+        let kind = hop_field(name);
         match kind {
             Field::Other => {}
+            // The usual values at once, any other list token by token.
+            Field::Connection if eq_lowercase(value, b"keep-alive") => {
+                facts.connection.keep_alive = true
+            }
+            Field::Connection if eq_lowercase(value, b"close") => {
+                facts.connection.close = true;
+                facts.connection.names_fields = true;
+            }
             Field::Connection => facts.connection.add(value),
             Field::ContentLength if facts.first_length.is_some() => facts.more_lengths = true,
             Field::ContentLength => facts.first_length = Some(value),
@@ -464,7 +515,7 @@ fn final_head(
         // is written again, now checking each name against them.
         out.truncate(mark);
         let connection: Vec<&[u8]> = Lines { buf, at: line.next }
-            .filter(|f| Field::of(&buf[f.start..f.name_end]) == Field::Connection)
+            .filter(|f| hop_field(&buf[f.start..f.name_end]) == Field::Connection)
             .map(|f| &buf[f.value])
             .collect();
         pending = if line.verbatim {
@@ -475,7 +526,7 @@ fn final_head(
         };
         for field in (Lines { buf, at: line.next }) {
             let name = &buf[field.start..field.name_end];
-            let kind = Field::of(name);
+            let kind = hop_field(name);
             if (kind.is_hop_by_hop() && !(keep_lengths && kind == Field::ContentLength))
                 || named_in_connection(connection.iter().copied(), name)
                 || rule_drops.is_some_and(|r| r.drops(name))
@@ -487,7 +538,7 @@ fn final_head(
     }
     out.extend_from_slice(&buf[pending]);
     let upgrades = Lines { buf, at: line.next }
-        .filter(|f| Field::of(&buf[f.start..f.name_end]) == Field::Upgrade)
+        .filter(|f| hop_field(&buf[f.start..f.name_end]) == Field::Upgrade)
         .map(|f| &buf[f.value]);
     write_tail(&head, client, edits, upgrades, out);
     Ok(ResponseHead {
@@ -507,6 +558,7 @@ fn write_status_line(buf: &[u8], line: &StatusLine, out: &mut Vec<u8>) {
 
 /// Passes a kept field line on: added to the run of lines to copy when it ends in CRLF,
 /// rewritten with CRLF otherwise (a bare LF never reaches the client).
+#[inline(always)]
 fn push_kept(
     buf: &[u8],
     field: &FieldLine,
