@@ -306,10 +306,7 @@ fn field_line(buf: &[u8], at: usize) -> Result<Result<FieldLine, usize>, Stop> {
             None => Err(MALFORMED),
         };
     }
-    let name_len = rest
-        .iter()
-        .position(|&b| !TOKEN[usize::from(b)])
-        .ok_or(Stop::Incomplete)?;
+    let name_len = token_len(rest).ok_or(Stop::Incomplete)?;
     // No whitespace between the name and the colon.
     if rest[name_len] != b':' {
         return Err(MALFORMED);
@@ -349,6 +346,47 @@ fn field_line(buf: &[u8], at: usize) -> Result<Result<FieldLine, usize>, Stop> {
         end,
         crlf,
     }))
+}
+
+/// The index of the first byte of `rest` that is no token character, `None` when all are.
+/// Eight bytes at a time while they are letters, digits and `-` (nearly every name's bytes),
+/// the other token characters one by one.
+#[inline(always)]
+fn token_len(rest: &[u8]) -> Option<usize> {
+    const fn each(b: u8) -> u64 {
+        u64::from_le_bytes([b; 8])
+    }
+    // The high bit of each byte of `x` that lies strictly between `m` and `n` (both below
+    // 0x80): the sums stay inside each byte, so every byte's answer is exact.
+    fn between(x: u64, m: u8, n: u8) -> u64 {
+        let low = x & each(0x7f);
+        (each(127 + n) - low) & !x & (low + each(127 - m)) & each(0x80)
+    }
+    let mut at = 0;
+    while let Some(word) = rest.get(at..at + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        // Letters of either case (setting 0x20 maps only letters onto `a`..=`z`), digits,
+        // `-`.
+        let good = between(w | each(0x20), b'a' - 1, b'z' + 1)
+            | between(w, b'0' - 1, b'9' + 1)
+            | between(w, b'-' - 1, b'-' + 1);
+        let other = !good & each(0x80);
+        if other == 0 {
+            at += 8;
+            continue;
+        }
+        at += (other.trailing_zeros() / 8) as usize;
+        if !TOKEN[usize::from(rest[at])] {
+            return Some(at);
+        }
+        at += 1;
+    }
+    rest[at..]
+        .iter()
+        .position(|&b| !TOKEN[usize::from(b)])
+        .map(|n| at + n)
 }
 
 /// The hop-by-hop or framing field a response's field name denotes, or [`Field::Other`]: the
@@ -832,6 +870,24 @@ mod tests {
             .collect();
         let raw = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nok");
         assert_eq!(parse(&raw, GET11), Err(ResponseError::Malformed));
+    }
+
+    #[test]
+    fn token_and_text_scans_match_byte_by_byte_ones() {
+        // Every byte at every place of a name or value long enough for whole words.
+        for b in 0..=255u8 {
+            for at in 0..20 {
+                let mut name = b"Abc-Def_9.xYz-Content-Length".to_vec();
+                name[at] = b;
+                let naive = name.iter().position(|&c| !TOKEN[usize::from(c)]);
+                assert_eq!(token_len(&name), naive, "{b:#x} at {at}");
+                let naive = name
+                    .iter()
+                    .position(|&c| !text_byte(c))
+                    .unwrap_or(name.len());
+                assert_eq!(skip_text(&name, 0), naive, "{b:#x} at {at}");
+            }
+        }
     }
 
     #[test]
