@@ -1,10 +1,9 @@
 //! Strict parsing of a backend's response head and the head the client receives instead.
 
-use std::mem::MaybeUninit;
-
 use super::framing::Framing;
 use super::headers::{
-    named_in_connection, parse_decimal, push_decimal, trim, ConnectionOptions, Field,
+    eq_lowercase, named_in_connection, parse_decimal, push_decimal, tokens, trim,
+    ConnectionOptions, Field,
 };
 use super::rules::Applied;
 
@@ -82,156 +81,560 @@ pub struct HeadEdits<'a> {
 /// skipped (`head_len` then covers them too). On success the head the client should receive is
 /// appended to `out`: status line and end-to-end headers, without hop-by-hop fields and
 /// without the fields the backend's `Connection` names, re-framed for the client, with
-/// `edits` made.
+/// `edits` made. Otherwise `out` is left as it was.
+///
+/// One pass reads, checks and classifies each field line and copies the kept ones as it
+/// goes. The grammar is httparse's (the parser this replaced, kept as the tests' reference):
+/// `HTTP/1.0` or `HTTP/1.1`, a space, three digits, then a space and a reason of HTAB, SP,
+/// VCHAR and obs-text, or the line's end; field names of token characters followed at once
+/// by `:`; values of HTAB, SP, VCHAR and obs-text; lines ending in CRLF or a bare LF; empty
+/// lines before the status line skipped; no obs-fold (a line starting with whitespace is no
+/// field name); at most [`MAX_HEADERS`] fields a head.
 pub fn parse_head(
     buf: &[u8],
     client: ClientSide,
     edits: &HeadEdits<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseHead>, ResponseError> {
-    // Most heads have a few fields: a small array first, for the rare head with more the
-    // large one. Neither is initialised: httparse writes the fields it returns.
-    let mut few = [MaybeUninit::uninit(); FEW_HEADERS];
-    match parse_with(buf, client, edits, out, &mut few) {
-        Err(Oversized::TooManyFields) => {
-            let mut many = [MaybeUninit::uninit(); MAX_HEADERS];
-            parse_with(buf, client, edits, out, &mut many).map_err(|_| ResponseError::Malformed)
+    let mark = out.len();
+    let mut start = 0;
+    let stop = loop {
+        let line = match status_line(buf, start) {
+            Ok(line) => line,
+            Err(stop) => break stop,
+        };
+        if (100..200).contains(&line.status) && line.status != 101 {
+            // Interim responses (100 Continue, 103 Early Hints) are dropped: the client's whole
+            // request was already received by the server in front of us.
+            match skip_fields(buf, line.next) {
+                Ok(end) => start = end,
+                Err(stop) => break stop,
+            }
+            continue;
         }
-        Err(Oversized::Refused(e)) => Err(e),
-        Ok(head) => Ok(head),
+        match final_head(buf, &line, client, edits, out) {
+            Ok(head) => return Ok(Some(head)),
+            Err(stop) => break stop,
+        }
+    };
+    out.truncate(mark);
+    match stop {
+        Stop::Incomplete => Ok(None),
+        Stop::Refused(e) => Err(e),
     }
 }
 
-/// Fields parsed without the fallback array.
-const FEW_HEADERS: usize = 24;
-
-/// Why [`parse_with`] failed.
-enum Oversized {
-    /// More fields than the array given holds.
-    TooManyFields,
+/// Why reading a head stopped short of a result.
+enum Stop {
+    /// More bytes are needed.
+    Incomplete,
     /// The head is refused.
     Refused(ResponseError),
 }
 
-/// [`parse_head`] with `fields` as room for the header fields.
-fn parse_with<'b>(
-    buf: &'b [u8],
-    client: ClientSide,
-    edits: &HeadEdits<'_>,
-    out: &mut Vec<u8>,
-    fields: &mut [MaybeUninit<httparse::Header<'b>>],
-) -> Result<Option<ResponseHead>, Oversized> {
-    let mut skipped = 0;
-    let config = httparse::ParserConfig::default();
-    loop {
-        let mut resp = httparse::Response::new(&mut []);
-        let len = match config.parse_response_with_uninit_headers(
-            &mut resp,
-            &buf[skipped..],
-            &mut *fields,
-        ) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(Oversized::TooManyFields),
-            Err(_) => return Err(Oversized::Refused(ResponseError::Malformed)),
-        };
-        let status = resp.code.unwrap_or(0);
-        let minor = resp.version.unwrap_or(0);
-        if !(100..=999).contains(&status) {
-            return Err(Oversized::Refused(ResponseError::Malformed));
-        }
-        if (100..200).contains(&status) && status != 101 {
-            // Interim responses (100 Continue, 103 Early Hints) are dropped: the client's whole
-            // request was already received by the server in front of us.
-            skipped += len;
+const MALFORMED: Stop = Stop::Refused(ResponseError::Malformed);
+
+/// The byte at `at`, or [`Stop::Incomplete`] past the end.
+fn byte(buf: &[u8], at: usize) -> Result<u8, Stop> {
+    buf.get(at).copied().ok_or(Stop::Incomplete)
+}
+
+/// Token characters (RFC 9110 §5.6.2), the bytes of a field name.
+static TOKEN: [bool; 256] = {
+    let mut map = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        map[b] = matches!(b as u8,
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\''
+            | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+        b += 1;
+    }
+    map
+};
+
+/// Whether `b` may stand in a field value or a reason phrase: HTAB, SP, VCHAR, obs-text
+/// (RFC 9110 §5.5, RFC 9112 §4). CR, LF, NUL, the other controls and DEL may not.
+fn text_byte(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
+}
+
+/// The first index from `at` whose byte is no [`text_byte`], or `buf.len()`. Eight bytes at a
+/// time: values are most of a head's bytes.
+fn skip_text(buf: &[u8], mut at: usize) -> usize {
+    const LOW: u64 = 0x2020_2020_2020_2020;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const DEL: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(word) = buf.get(at..at + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        // A byte's high bit is set in `ctl` when it is below 0x20, in `del` when it is 0x7f;
+        // a borrow can set bits only above the first such byte, so the lowest is exact.
+        let ctl = w.wrapping_sub(LOW) & !w;
+        let d = w ^ DEL;
+        let del = d.wrapping_sub(ONES) & !d;
+        let stops = (ctl | del) & HIGH;
+        if stops == 0 {
+            at += 8;
             continue;
         }
-        let headers = resp.headers;
-        // One pass: each name recognised once (the passes below use the kinds), and what
-        // the framing rules need gathered on the way.
-        let mut kinds = [Field::Other; MAX_HEADERS];
-        let mut framing = FramingFields::default();
-        let mut connection = ConnectionOptions::default();
-        for (kind, h) in kinds.iter_mut().zip(headers.iter()) {
-            *kind = Field::of(h.name.as_bytes());
-            match *kind {
-                Field::Connection => connection.add(h.value),
-                Field::ContentLength if framing.first_length.is_some() => {
-                    framing.more_lengths = true
-                }
-                Field::ContentLength => framing.first_length = Some(h.value),
-                Field::TransferEncoding => framing.has_codings = true,
-                Field::Upgrade => framing.has_upgrade = true,
-                _ => {}
-            }
+        at += (stops.trailing_zeros() / 8) as usize;
+        if buf[at] != b'\t' {
+            return at;
         }
-        let kinds = &kinds[..headers.len()];
-        let fields = Fields {
-            raw: &buf[skipped..skipped + len],
-            headers,
-            kinds,
-            connection,
-        };
-        let head = decide(status, minor, &fields, &framing, client).map_err(Oversized::Refused)?;
-        write_client_head(
-            status,
-            resp.reason.unwrap_or(""),
-            &fields,
-            &head,
-            client,
-            edits,
-            out,
-        );
-        return Ok(Some(ResponseHead {
-            head_len: skipped + len,
-            ..head
-        }));
+        at += 1;
+    }
+    while at < buf.len() && text_byte(buf[at]) {
+        at += 1;
+    }
+    at
+}
+
+/// The end of the line terminator at `at` (CRLF or a bare LF; a CR without LF is refused), or
+/// `None` when no terminator starts there.
+fn line_end(buf: &[u8], at: usize) -> Result<Option<usize>, Stop> {
+    match byte(buf, at)? {
+        b'\n' => Ok(Some(at + 1)),
+        b'\r' => match byte(buf, at + 1)? {
+            b'\n' => Ok(Some(at + 2)),
+            _ => Err(MALFORMED),
+        },
+        _ => Ok(None),
     }
 }
 
-/// A response head's fields, each name recognised once, and its `Connection` options.
-struct Fields<'h, 'b> {
-    /// The whole head as received (status line to the empty line); `headers` point into it.
-    raw: &'b [u8],
-    headers: &'h [httparse::Header<'b>],
-    kinds: &'h [Field],
-    connection: ConnectionOptions,
+/// A parsed status line.
+struct StatusLine {
+    /// Where the head starts (after skipped empty lines).
+    start: usize,
+    minor: u8,
+    status: u16,
+    /// The reason phrase, empty when it holds obs-text (as httparse gave it).
+    reason: std::ops::Range<usize>,
+    /// Whether the line is exactly `HTTP/1.1 ddd reason\r\n` and can go as received.
+    verbatim: bool,
+    /// Where the field lines start.
+    next: usize,
 }
 
-/// What the framing rules read from a head's fields, gathered while they are recognised.
+/// Reads the status line of the head at `at`, after any empty lines.
+fn status_line(buf: &[u8], mut at: usize) -> Result<StatusLine, Stop> {
+    while let Some(end) = line_end(buf, at)? {
+        at = end;
+    }
+    let start = at;
+    let minor = match buf.get(at..at + 9) {
+        Some(b"HTTP/1.1 ") => 1,
+        Some(b"HTTP/1.0 ") => 0,
+        _ => {
+            // Byte by byte, to tell a prefix that may still become a version (incomplete)
+            // from one that cannot (refused); nine bytes that got here are refused.
+            for (i, &want) in b"HTTP/1.".iter().enumerate() {
+                if byte(buf, at + i)? != want {
+                    return Err(MALFORMED);
+                }
+            }
+            if !matches!(byte(buf, at + 7)?, b'0' | b'1') {
+                return Err(MALFORMED);
+            }
+            byte(buf, at + 8)?;
+            return Err(MALFORMED);
+        }
+    };
+    let mut status = 0u16;
+    for i in 9..12 {
+        let d = byte(buf, at + i)?;
+        if !d.is_ascii_digit() {
+            return Err(MALFORMED);
+        }
+        status = status * 10 + u16::from(d - b'0');
+    }
+    at += 12;
+    let (reason, crlf, next) = if byte(buf, at)? == b' ' {
+        let from = at + 1;
+        let i = skip_text(buf, from);
+        let Some(next) = line_end(buf, i)? else {
+            return Err(MALFORMED);
+        };
+        // A reason with obs-text goes empty (httparse gave no text for it).
+        let plain = buf[from..i].is_ascii();
+        let reason = if plain { from..i } else { from..from };
+        (reason, next == i + 2 && plain, next)
+    } else {
+        match line_end(buf, at)? {
+            Some(end) => (at..at, false, end),
+            None => return Err(MALFORMED),
+        }
+    };
+    Ok(StatusLine {
+        start,
+        minor,
+        status,
+        reason,
+        verbatim: crlf && minor == 1,
+        next,
+    })
+}
+
+/// One field line, checked.
+#[derive(Clone)]
+struct FieldLine {
+    /// Where the line (its name) starts.
+    start: usize,
+    /// The name's end (the colon).
+    name_end: usize,
+    /// The value without the whitespace around it.
+    value: std::ops::Range<usize>,
+    /// Where the line ends, after its terminator.
+    end: usize,
+    /// The line ends in CRLF (not a bare LF), so it can go as received.
+    crlf: bool,
+}
+
+/// Reads the field line at `at`: `Ok(Err(end))` at the empty line that ends the head.
+// Inlined: the hot loop of [`final_head`] then keeps the line in registers.
+#[inline(always)]
+fn field_line(buf: &[u8], at: usize) -> Result<Result<FieldLine, usize>, Stop> {
+    let rest = &buf[at..];
+    let first = *rest.first().ok_or(Stop::Incomplete)?;
+    if !TOKEN[usize::from(first)] {
+        // The empty line, or a line without a name (obs-fold's leading whitespace
+        // included): refused.
+        return match line_end(buf, at)? {
+            Some(end) => Ok(Err(end)),
+            None => Err(MALFORMED),
+        };
+    }
+    let name_len = token_len(rest).ok_or(Stop::Incomplete)?;
+    // No whitespace between the name and the colon.
+    if rest[name_len] != b':' {
+        return Err(MALFORMED);
+    }
+    let name_end = at + name_len;
+    let from = name_end
+        + 1
+        + buf[name_end + 1..]
+            .iter()
+            .position(|&b| b != b' ' && b != b'\t')
+            .ok_or(Stop::Incomplete)?;
+    let to = skip_text(buf, from);
+    let (end, crlf) = match buf.get(to) {
+        Some(b'\n') => (to + 1, false),
+        Some(b'\r') => match buf.get(to + 1) {
+            Some(b'\n') => (to + 2, true),
+            Some(_) => return Err(MALFORMED),
+            None => return Err(Stop::Incomplete),
+        },
+        Some(_) => return Err(MALFORMED),
+        None => return Err(Stop::Incomplete),
+    };
+    // The value starts with a byte other than whitespace (when it is not empty), so
+    // trimming its end stops there.
+    let last = if to > from && matches!(buf[to - 1], b' ' | b'\t') {
+        buf[from..to]
+            .iter()
+            .rposition(|&b| b != b' ' && b != b'\t')
+            .map_or(from, |p| from + p + 1)
+    } else {
+        to
+    };
+    Ok(Ok(FieldLine {
+        start: at,
+        name_end,
+        value: from..last,
+        end,
+        crlf,
+    }))
+}
+
+/// The index of the first byte of `rest` that is no token character, `None` when all are.
+/// Eight bytes at a time while they are letters, digits and `-` (nearly every name's bytes),
+/// the other token characters one by one.
+#[inline(always)]
+fn token_len(rest: &[u8]) -> Option<usize> {
+    const fn each(b: u8) -> u64 {
+        u64::from_le_bytes([b; 8])
+    }
+    // The high bit of each byte of `x` that lies strictly between `m` and `n` (both below
+    // 0x80): the sums stay inside each byte, so every byte's answer is exact.
+    fn between(x: u64, m: u8, n: u8) -> u64 {
+        let low = x & each(0x7f);
+        (each(127 + n) - low) & !x & (low + each(127 - m)) & each(0x80)
+    }
+    let mut at = 0;
+    while let Some(word) = rest.get(at..at + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        // Letters of either case (setting 0x20 maps only letters onto `a`..=`z`), digits,
+        // `-`.
+        let good = between(w | each(0x20), b'a' - 1, b'z' + 1)
+            | between(w, b'0' - 1, b'9' + 1)
+            | between(w, b'-' - 1, b'-' + 1);
+        let other = !good & each(0x80);
+        if other == 0 {
+            at += 8;
+            continue;
+        }
+        at += (other.trailing_zeros() / 8) as usize;
+        if !TOKEN[usize::from(rest[at])] {
+            return Some(at);
+        }
+        at += 1;
+    }
+    rest[at..]
+        .iter()
+        .position(|&b| !TOKEN[usize::from(b)])
+        .map(|n| at + n)
+}
+
+/// The hop-by-hop or framing field a response's field name denotes, or [`Field::Other`]: the
+/// only kinds a response head's rules tell apart (`Host` and the like pass as any other).
+/// The length and the first letter leave at most one name to compare.
+#[inline(always)]
+fn hop_field(name: &[u8]) -> Field {
+    let (lower, field): (&[u8], Field) = match (name.len(), name.first().map_or(0, |b| b | 0x20)) {
+        (2, b't') => (b"te", Field::Te),
+        (7, b't') => (b"trailer", Field::Trailer),
+        (7, b'u') => (b"upgrade", Field::Upgrade),
+        (10, b'c') => (b"connection", Field::Connection),
+        (10, b'k') => (b"keep-alive", Field::KeepAlive),
+        (14, b'c') => (b"content-length", Field::ContentLength),
+        (16, b'p') => (b"proxy-connection", Field::ProxyConnection),
+        (17, b't') => (b"transfer-encoding", Field::TransferEncoding),
+        _ => return Field::Other,
+    };
+    if eq_lowercase(name, lower) {
+        field
+    } else {
+        Field::Other
+    }
+}
+
+/// Checks the field lines from `at` (at most [`MAX_HEADERS`]); returns the head's end.
+fn skip_fields(buf: &[u8], mut at: usize) -> Result<usize, Stop> {
+    let mut count = 0;
+    loop {
+        match field_line(buf, at)? {
+            Ok(line) => {
+                count += 1;
+                if count > MAX_HEADERS {
+                    return Err(MALFORMED);
+                }
+                at = line.end;
+            }
+            Err(end) => return Ok(end),
+        }
+    }
+}
+
+/// The field lines of a head already checked, from `at`.
+#[derive(Clone)]
+struct Lines<'b> {
+    buf: &'b [u8],
+    at: usize,
+}
+
+impl Iterator for Lines<'_> {
+    type Item = FieldLine;
+
+    fn next(&mut self) -> Option<FieldLine> {
+        match field_line(self.buf, self.at) {
+            Ok(Ok(line)) => {
+                self.at = line.end;
+                Some(line)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What the framing and connection rules read from a head's fields, gathered while they are
+/// read.
 #[derive(Clone, Copy, Default)]
-struct FramingFields<'b> {
+struct Facts<'b> {
     /// The first `Content-Length` value.
     first_length: Option<&'b [u8]>,
     /// More than one `Content-Length`.
     more_lengths: bool,
     /// A `Transfer-Encoding` field.
     has_codings: bool,
+    /// Transfer codings listed, counted up to 2.
+    codings: u8,
+    /// The first transfer coding is `chunked`.
+    first_chunked: bool,
     /// An `Upgrade` field.
     has_upgrade: bool,
+    /// The `Connection` values.
+    connection: ConnectionOptions,
+}
+
+/// Reads, checks and writes the fields of a final (or 101) head whose status line is `line`.
+fn final_head(
+    buf: &[u8],
+    line: &StatusLine,
+    client: ClientSide,
+    edits: &HeadEdits<'_>,
+    out: &mut Vec<u8>,
+) -> Result<ResponseHead, Stop> {
+    let status = line.status;
+    let mark = out.len();
+    // A response without a body keeps its length (HEAD, 304: the length a GET would have
+    // had), except where none may be sent (RFC 9110 §8.6: 1xx, 204). These are the heads
+    // [`decide`] gives no body, known from the status line already.
+    let keep_lengths =
+        (client.head_request || status == 304) && status != 204 && !(100..200).contains(&status);
+    // Fields a `set` or `remove` rule names end a run like the hop-by-hop ones.
+    let rule_drops = edits.rules.as_ref().filter(|r| r.rules.drops_any());
+    // Kept lines are copied as received, runs of neighbouring lines at once (most heads lose
+    // only their framing and `Connection` lines). `pending` is the run not copied yet; the
+    // status line starts it when it can go as it is.
+    let mut pending = if line.verbatim {
+        line.start..line.next
+    } else {
+        write_status_line(buf, line, out);
+        line.next..line.next
+    };
+    let mut facts = Facts::default();
+    let mut count = 0;
+    let mut at = line.next;
+    let head_end = loop {
+        let field = match field_line(buf, at)? {
+            Ok(field) => field,
+            Err(end) => break end,
+        };
+        count += 1;
+        if count > MAX_HEADERS {
+            return Err(MALFORMED);
+        }
+        at = field.end;
+        let name = &buf[field.start..field.name_end];
+        let value = &buf[field.value.clone()];
+        let kind = hop_field(name);
+        match kind {
+            Field::Other => {}
+            // The usual values at once, any other list token by token.
+            Field::Connection if eq_lowercase(value, b"keep-alive") => {
+                facts.connection.keep_alive = true
+            }
+            Field::Connection if eq_lowercase(value, b"close") => {
+                facts.connection.close = true;
+                facts.connection.names_fields = true;
+            }
+            Field::Connection => facts.connection.add(value),
+            Field::ContentLength if facts.first_length.is_some() => facts.more_lengths = true,
+            Field::ContentLength => facts.first_length = Some(value),
+            Field::TransferEncoding => {
+                facts.has_codings = true;
+                for coding in tokens(value) {
+                    if facts.codings == 0 {
+                        facts.first_chunked = coding.eq_ignore_ascii_case(b"chunked");
+                    }
+                    facts.codings = (facts.codings + 1).min(2);
+                }
+            }
+            Field::Upgrade => facts.has_upgrade = true,
+            _ => {}
+        }
+        if (kind.is_hop_by_hop() && !(keep_lengths && kind == Field::ContentLength))
+            || rule_drops.is_some_and(|r| r.drops(name))
+        {
+            continue;
+        }
+        push_kept(buf, &field, &mut pending, out);
+    };
+    if status < 100 {
+        return Err(MALFORMED);
+    }
+    let head = decide(status, line.minor, &facts, client).map_err(Stop::Refused)?;
+    if facts.connection.names_fields {
+        // The `Connection` values name fields to drop, earlier ones included: the rare head
+        // is written again, now checking each name against them.
+        out.truncate(mark);
+        let connection: Vec<&[u8]> = Lines { buf, at: line.next }
+            .filter(|f| hop_field(&buf[f.start..f.name_end]) == Field::Connection)
+            .map(|f| &buf[f.value])
+            .collect();
+        pending = if line.verbatim {
+            line.start..line.next
+        } else {
+            write_status_line(buf, line, out);
+            line.next..line.next
+        };
+        for field in (Lines { buf, at: line.next }) {
+            let name = &buf[field.start..field.name_end];
+            let kind = hop_field(name);
+            if (kind.is_hop_by_hop() && !(keep_lengths && kind == Field::ContentLength))
+                || named_in_connection(connection.iter().copied(), name)
+                || rule_drops.is_some_and(|r| r.drops(name))
+            {
+                continue;
+            }
+            push_kept(buf, &field, &mut pending, out);
+        }
+    }
+    out.extend_from_slice(&buf[pending]);
+    let upgrades = Lines { buf, at: line.next }
+        .filter(|f| hop_field(&buf[f.start..f.name_end]) == Field::Upgrade)
+        .map(|f| &buf[f.value]);
+    write_tail(&head, client, edits, upgrades, out);
+    Ok(ResponseHead {
+        head_len: head_end,
+        ..head
+    })
+}
+
+/// Writes `HTTP/1.1`, the status and the reason (a status line that cannot go as received).
+fn write_status_line(buf: &[u8], line: &StatusLine, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(line.status));
+    out.push(b' ');
+    out.extend_from_slice(&buf[line.reason.clone()]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Passes a kept field line on: added to the run of lines to copy when it ends in CRLF,
+/// rewritten with CRLF otherwise (a bare LF never reaches the client).
+#[inline(always)]
+fn push_kept(
+    buf: &[u8],
+    field: &FieldLine,
+    pending: &mut std::ops::Range<usize>,
+    out: &mut Vec<u8>,
+) {
+    if field.crlf {
+        if pending.end != field.start {
+            out.extend_from_slice(&buf[pending.clone()]);
+            pending.start = field.start;
+        }
+        pending.end = field.end;
+        return;
+    }
+    out.extend_from_slice(&buf[pending.clone()]);
+    *pending = field.end..field.end;
+    out.extend_from_slice(&buf[field.start..field.name_end]);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(&buf[field.value.clone()]);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// RFC 9112 §6.3: the message-length rules, in their order.
 fn decide(
     status: u16,
     minor: u8,
-    fields: &Fields<'_, '_>,
-    framing_fields: &FramingFields<'_>,
+    facts: &Facts<'_>,
     client: ClientSide,
 ) -> Result<ResponseHead, ResponseError> {
-    let Fields {
-        headers,
-        kinds,
-        connection,
-        ..
-    } = *fields;
-    let FramingFields {
+    let Facts {
         first_length,
         more_lengths,
         has_codings,
+        codings,
+        first_chunked,
         has_upgrade,
-    } = *framing_fields;
-    let codings = values_of(headers, kinds, Field::TransferEncoding);
+        connection,
+    } = *facts;
 
     // Strictness before the rules: a response with conflicting framing is refused even when
     // its status says no body follows, since the backend connection is in an unknown state.
@@ -241,7 +644,8 @@ fn decide(
     if more_lengths {
         return Err(ResponseError::BadContentLength);
     }
-    if has_codings && !super::headers::only_chunked(codings) {
+    // A lone `chunked` is the only coding accepted.
+    if has_codings && !(codings == 1 && first_chunked) {
         return Err(ResponseError::UnsupportedTransferEncoding);
     }
     let length = match first_length {
@@ -301,87 +705,15 @@ fn decide(
     })
 }
 
-/// The values of the fields of one kind, in received order.
-fn values_of<'h>(
-    headers: &'h [httparse::Header<'_>],
-    kinds: &'h [Field],
-    kind: Field,
-) -> impl Iterator<Item = &'h [u8]> + Clone + 'h {
-    headers
-        .iter()
-        .zip(kinds)
-        .filter(move |(_, k)| **k == kind)
-        .map(|(h, _)| h.value)
-}
-
-fn write_client_head(
-    status: u16,
-    reason: &str,
-    fields: &Fields<'_, '_>,
+/// Writes what follows the backend's kept fields: the edits' lines, then the proxy's own
+/// framing and connection lines, then the empty line.
+fn write_tail<'b>(
     head: &ResponseHead,
     client: ClientSide,
     edits: &HeadEdits<'_>,
+    upgrades: impl Iterator<Item = &'b [u8]>,
     out: &mut Vec<u8>,
 ) {
-    let Fields {
-        raw,
-        headers,
-        kinds,
-        connection: options,
-    } = *fields;
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_decimal(out, u64::from(status));
-    out.push(b' ');
-    out.extend_from_slice(reason.as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let connection = values_of(headers, kinds, Field::Connection);
-    let check_connection = options.names_fields;
-    // Kept fields are copied as received, runs of neighbouring lines at once (most heads
-    // lose only their `Connection` line): a handful of copies instead of four per field.
-    // `pending` is the run of raw bytes not copied yet.
-    let offset = |name: &str| name.as_ptr() as usize - raw.as_ptr() as usize;
-    // Where the field lines end: before the empty line (CRLF, or a bare LF httparse accepts).
-    let fields_end = raw.len() - if raw.ends_with(b"\r\n\r\n") { 2 } else { 1 };
-    let mut pending = 0..0;
-    // A response without a body keeps its length (HEAD, 304: the length a GET would have
-    // had), except where none may be sent (RFC 9110 §8.6: 1xx, 204).
-    let keep_lengths =
-        head.framing == Framing::None && status != 204 && !(100..200).contains(&status);
-    // Fields a `set` or `remove` rule names end a run like the hop-by-hop ones.
-    let rule_drops = edits.rules.as_ref().filter(|r| r.rules.drops_any());
-    // One test per field for both kinds of names (the common head has neither).
-    let check_names = check_connection || rule_drops.is_some();
-    for (i, (h, &field)) in headers.iter().zip(kinds).enumerate() {
-        let keep_length = keep_lengths && field == Field::ContentLength;
-        let name = h.name.as_bytes();
-        if (!keep_length && field.is_hop_by_hop())
-            || (check_names
-                && ((check_connection && named_in_connection(connection.clone(), name))
-                    || rule_drops.is_some_and(|r| r.drops(name))))
-        {
-            continue;
-        }
-        let start = offset(h.name);
-        let end = headers
-            .get(i + 1)
-            .map_or(fields_end, |next| offset(next.name));
-        // Only lines ending in CRLF go as received; one ending in a bare LF is rewritten.
-        if raw[start..end].ends_with(b"\r\n") {
-            if pending.end != start {
-                out.extend_from_slice(&raw[pending]);
-                pending = start..start;
-            }
-            pending.end = end;
-            continue;
-        }
-        out.extend_from_slice(&raw[pending]);
-        pending = 0..0;
-        out.extend_from_slice(h.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(&raw[pending]);
     if let Some(rules) = &edits.rules {
         rules.write_lines(out);
     }
@@ -389,8 +721,8 @@ fn write_client_head(
         out.extend_from_slice(edits.extra_lines);
     }
     if head.upgrade {
-        // The tunnel's own hop-by-hop pair, which the loop above left out.
-        for value in values_of(headers, kinds, Field::Upgrade) {
+        // The tunnel's own hop-by-hop pair, which the fields' pass left out.
+        for value in upgrades {
             out.extend_from_slice(b"Upgrade: ");
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
@@ -419,6 +751,12 @@ fn write_client_head(
     }
     out.extend_from_slice(b"\r\n");
 }
+
+#[cfg(test)]
+mod reference;
+
+#[cfg(test)]
+mod equivalence;
 
 #[cfg(test)]
 mod tests {
@@ -532,6 +870,24 @@ mod tests {
             .collect();
         let raw = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nok");
         assert_eq!(parse(&raw, GET11), Err(ResponseError::Malformed));
+    }
+
+    #[test]
+    fn token_and_text_scans_match_byte_by_byte_ones() {
+        // Every byte at every place of a name or value long enough for whole words.
+        for b in 0..=255u8 {
+            for at in 0..20 {
+                let mut name = b"Abc-Def_9.xYz-Content-Length".to_vec();
+                name[at] = b;
+                let naive = name.iter().position(|&c| !TOKEN[usize::from(c)]);
+                assert_eq!(token_len(&name), naive, "{b:#x} at {at}");
+                let naive = name
+                    .iter()
+                    .position(|&c| !text_byte(c))
+                    .unwrap_or(name.len());
+                assert_eq!(skip_text(&name, 0), naive, "{b:#x} at {at}");
+            }
+        }
     }
 
     #[test]
