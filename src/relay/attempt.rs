@@ -499,17 +499,8 @@ impl Attempts {
     /// the server's fault) unless its response is in the books already, the server released.
     /// True if it was counted.
     pub fn abort(&mut self, req: Request<'_>) -> bool {
-        let Some(b) = self.backend.take() else {
-            return false;
-        };
-        let counted = self.recorded.is_none();
-        if counted {
-            req.proxy
-                .stats
-                .record_failure(req.entry, b.server, Failure::ClientAbort);
-            self.last_failure = Some(Failure::ClientAbort);
-        }
-        req.proxy.upstreams[req.entry].release(b.server);
+        let counted = self.abort_keeping_server(req);
+        self.drop_try(req);
         counted
     }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{Client, Response};
+use crate::common::{read_switching_head, Client, Response};
 
 /// The admin prefix every scenario configures.
 pub const ADMIN: &str = "/proxy-admin";
@@ -363,16 +363,7 @@ impl Tunnel {
             )
             .unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut status = String::new();
-        reader.read_line(&mut status).unwrap();
-        assert!(status.starts_with("HTTP/1.1 101"), "{status:?}");
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-        }
+        read_switching_head(&mut reader);
         Tunnel { stream, reader }
     }
 
