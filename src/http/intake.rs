@@ -11,11 +11,10 @@
 use std::net::SocketAddr;
 
 use super::chunked::ChunkedDecoder;
-use super::headers::{has_token, parse_decimal, trim, Field};
-use super::request::{push_target, BodyKind, ProxyRequest};
+use super::headers::{parse_decimal, tokens, Field};
+use super::request::{is_authority, push_target, BodyKind, ProxyRequest, RequestError};
+use super::response::{field_line, Stop};
 
-/// Header fields parsed without the fallback array.
-const FEW_FIELDS: usize = 24;
 /// Most header fields a request may have (more: 400).
 pub const MAX_FIELDS: usize = 128;
 
@@ -50,20 +49,118 @@ pub enum Unread {
     Malformed,
 }
 
+/// A request [`read_request`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Read {
+    /// How many bytes of `raw.rest` the request took (anything after them belongs to
+    /// requests pipelined behind it).
+    pub consumed: usize,
+    /// What [`ProxyRequest::validate`] says of the request, found while it was read (the
+    /// intake sees every byte once; validating walked the fields a second time).
+    pub verdict: Result<(), RequestError>,
+}
+
 /// Appends `bytes` as text, invalid UTF-8 replaced. Valid text, the rule, takes
 /// `from_utf8`'s quick check rather than `from_utf8_lossy`'s chunk walk (measurable per
 /// request).
-fn push_text(to: &mut String, bytes: &[u8]) {
+pub(super) fn push_text(to: &mut String, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {
         Ok(text) => to.push_str(text),
         Err(_) => to.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 
-/// Reads `raw` into `into` (cleared first; its buffers are reused) and returns how many bytes
-/// of `raw.rest` the request took (anything after them belongs to requests pipelined behind
-/// it). The request is not validated yet ([`ProxyRequest::validate`]).
-pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usize, Unread> {
+/// Whether a target part as received becomes visible ASCII without `#` once
+/// [`push_target`] has percent-encoded its bytes of 0x80 and above: no byte below 0x21, DEL
+/// or `#` (what [`ProxyRequest::validate`] checks of the path and the query). Eight bytes at
+/// a time.
+fn target_is_visible(part: &[u8]) -> bool {
+    const fn each(b: u8) -> u64 {
+        u64::from_le_bytes([b; 8])
+    }
+    // The high bit of a byte that is zero in `x` (or above one: only "any" is asked).
+    fn zero(x: u64) -> u64 {
+        x.wrapping_sub(each(1)) & !x & each(0x80)
+    }
+    let mut words = part.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        // Below 0x21: the subtraction borrows into the high bit of a byte under 0x80.
+        let low = w.wrapping_sub(each(0x21)) & !w & each(0x80);
+        if low | zero(w ^ each(0x7f)) | zero(w ^ each(b'#')) != 0 {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|&b| b > 0x20 && b != 0x7f && b != b'#')
+}
+
+/// What the intake's one pass over the fields gathers for the framing and for the verdict.
+#[derive(Default)]
+struct Gathered<'b> {
+    /// `Content-Length` fields, and the last one's value.
+    lengths: u32,
+    length_value: &'b [u8],
+    /// A `Transfer-Encoding` field was seen; the codings all of them list, and whether
+    /// the first is `chunked`.
+    codings: bool,
+    coding_count: u32,
+    first_chunked: bool,
+    /// `chunked` is one of the codings (the body is framed by chunks).
+    chunked: bool,
+    /// `Host` fields, and whether one is no authority.
+    hosts: u32,
+    bad_host: bool,
+    /// `Connection` lists `upgrade`; the first `Upgrade` value.
+    connection_upgrade: bool,
+    upgrade: Option<&'b [u8]>,
+}
+
+impl Gathered<'_> {
+    /// [`ProxyRequest::validate`]'s verdict, its checks in its order (the target's first).
+    fn verdict(&self, target_ok: bool, minor_version: u8) -> Result<(), RequestError> {
+        if !target_ok {
+            return Err(RequestError::BadTarget);
+        }
+        // Field by field, a bad `Host` value was the first refusal validation could meet.
+        if self.bad_host {
+            return Err(RequestError::BadHost);
+        }
+        if self.codings && self.lengths > 0 {
+            return Err(RequestError::LengthAndTransferEncoding);
+        }
+        // Exactly one coding, `chunked` (RFC 9112 §6.3 (4)).
+        if self.codings && !(self.coding_count == 1 && self.first_chunked) {
+            return Err(RequestError::UnsupportedTransferEncoding);
+        }
+        if self.lengths > 1 {
+            return Err(RequestError::BadContentLength);
+        }
+        if self.lengths == 1
+            && (self.length_value.is_empty() || !self.length_value.iter().all(u8::is_ascii_digit))
+        {
+            return Err(RequestError::BadContentLength);
+        }
+        if self.hosts > 1 || (self.hosts == 0 && minor_version >= 1) {
+            return Err(RequestError::BadHost);
+        }
+        Ok(())
+    }
+}
+
+/// Reads `raw` into `into` (cleared first; its buffers are reused) and, in the same pass,
+/// judges it as [`ProxyRequest::validate`] would.
+///
+/// The fields are read with the response head's field-line reader
+/// ([`super::response::field_line`]: httparse's grammar, which read them before; the
+/// equivalence tests hold this intake to the httparse-based one): names of token
+/// characters followed at once by `:`, values of HTAB, SP, VCHAR and obs-text, CRLF or a
+/// bare LF, no obs-fold, at most [`MAX_FIELDS`] fields.
+pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<Read, Unread> {
     let request = into;
     request.clear();
     // The common methods need no UTF-8 check.
@@ -74,57 +171,88 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usi
         other => push_text(&mut request.method, other),
     }
     push_target(&mut request.path, raw.path);
+    let mut target_ok = raw.path.first() == Some(&b'/') && target_is_visible(raw.path);
     if let Some(query) = raw.query {
         let mut text = request.text_buffer();
         push_target(&mut text, query);
         request.query = Some(text);
+        target_ok &= target_is_visible(query);
     }
     request.minor_version = raw.minor_version;
     request.client = raw.peer;
     request.client_wants_close = raw.host_closes;
 
-    // Most requests have a few fields: a small array first spares initialising the large one.
-    let mut few = [httparse::EMPTY_HEADER; FEW_FIELDS];
-    let mut many;
-    let parsed = match httparse::parse_headers(raw.rest, &mut few) {
-        Err(httparse::Error::TooManyHeaders) => {
-            many = [httparse::EMPTY_HEADER; MAX_FIELDS];
-            httparse::parse_headers(raw.rest, &mut many)
-        }
-        other => other,
-    };
-    let (head_len, fields) = match parsed {
-        Ok(httparse::Status::Complete(done)) => done,
-        Ok(httparse::Status::Partial) => return Err(Unread::Incomplete),
-        Err(_) => return Err(Unread::Malformed),
-    };
+    let buf = raw.rest;
+    let mut seen = Gathered::default();
     let mut length: Option<usize> = None;
-    let mut chunked = false;
-    for h in fields {
-        let value = trim(h.value);
-        // Recognised once: the same answer serves the framing here and the list's entry.
-        let field = Field::of(h.name.as_bytes());
+    let mut count = 0;
+    let mut at = 0;
+    let head_len = loop {
+        let line = match field_line(buf, at) {
+            Ok(Ok(line)) => line,
+            Ok(Err(end)) => break end,
+            Err(Stop::Incomplete) => return Err(Unread::Incomplete),
+            Err(Stop::Refused(_)) => return Err(Unread::Malformed),
+        };
+        count += 1;
+        if count > MAX_FIELDS {
+            return Err(Unread::Malformed);
+        }
+        at = line.end;
+        let name = &buf[line.start..line.name_end];
+        // Trimmed by the reader.
+        let value = &buf[line.value];
+        // Recognised once: the same answer serves the framing, the verdict and the list.
+        let field = Field::of(name);
         match field {
             Field::ContentLength => {
-                // An unreadable length is refused by `validate`; here it frames no body.
+                seen.lengths += 1;
+                seen.length_value = value;
+                // An unreadable length frames no body; the verdict refuses it.
                 length = parse_decimal(value).and_then(|n| usize::try_from(n).ok());
             }
-            Field::TransferEncoding => chunked |= has_token(value, "chunked"),
-            // `close` may be one token of a list (Monkey recognises only the whole value).
-            Field::Connection if has_token(value, "close") => request.client_wants_close = true,
-            Field::Host if request.host.is_none() => {
-                // The authority exactly as sent (Monkey's own parse loses a port it cannot
-                // read). A second Host is refused by `validate`.
-                let mut authority = request.text_buffer();
-                push_text(&mut authority, value);
-                request.host = Some(authority);
+            Field::TransferEncoding => {
+                seen.codings = true;
+                for coding in tokens(value) {
+                    let chunked = coding.eq_ignore_ascii_case(b"chunked");
+                    if seen.coding_count == 0 {
+                        seen.first_chunked = chunked;
+                    }
+                    seen.coding_count += 1;
+                    seen.chunked |= chunked;
+                }
+            }
+            Field::Connection => {
+                // `close` may be one token of a list (Monkey recognises only the whole
+                // value).
+                for option in tokens(value) {
+                    if option.eq_ignore_ascii_case(b"close") {
+                        request.client_wants_close = true;
+                    } else if option.eq_ignore_ascii_case(b"upgrade") {
+                        seen.connection_upgrade = true;
+                    }
+                }
+            }
+            Field::Upgrade if seen.upgrade.is_none() => seen.upgrade = Some(value),
+            Field::Host => {
+                seen.hosts += 1;
+                seen.bad_host |= !is_authority(value);
+                if request.host.is_none() {
+                    // The authority exactly as sent (Monkey's own parse loses a port it
+                    // cannot read). A second Host is refused by the verdict.
+                    let mut authority = request.text_buffer();
+                    push_text(&mut authority, value);
+                    request.host = Some(authority);
+                }
             }
             _ => {}
         }
-        request.headers.push_parsed(field, h.name, value);
-    }
+        request.headers.push_parsed(field, name, value);
+    };
+    let verdict = seen.verdict(target_ok, raw.minor_version);
 
-    let body_bytes = &raw.rest[head_len..];
+    let body_bytes = &buf[head_len..];
+    let chunked = seen.chunked;
     let body: &[u8] = if chunked {
         // The chunks are forwarded as they are; only the message's end is found here (a
         // pipelined request may follow).
@@ -147,14 +275,24 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usi
         (false, false) => BodyKind::Length,
     };
     let consumed = head_len + body.len();
-    if request.upgrade_protocol().is_some() {
+    // [`ProxyRequest::upgrade_protocol`], from what the pass saw.
+    let upgrade = raw.minor_version != 0
+        && seen.connection_upgrade
+        && seen.upgrade.is_some_and(|v| !v.is_empty());
+    if upgrade {
         // What follows an upgrade request is no pipelined request but, if the backend
         // switches, the new protocol's first bytes: kept for the tunnel (nginx and haproxy
         // carry them too). If it does not switch, they are read as the next request.
-        request.early.extend_from_slice(&raw.rest[consumed..]);
+        request.early.extend_from_slice(&buf[consumed..]);
     }
-    Ok(consumed)
+    Ok(Read { consumed, verdict })
 }
+
+#[cfg(test)]
+mod reference;
+
+#[cfg(test)]
+mod equivalence;
 
 #[cfg(test)]
 mod tests {
@@ -176,7 +314,7 @@ mod tests {
     fn fields_body_and_the_pipelined_rest_are_told_apart() {
         let mut r = ProxyRequest::default();
         let rest = b"Host: h:81\r\nContent-Length: 3\r\nConnection: x, close\r\n\r\nabcGET /next";
-        let used = read_request(&raw(rest), &mut r).unwrap();
+        let used = read_request(&raw(rest), &mut r).unwrap().consumed;
         assert_eq!(&rest[used..], b"GET /next");
         assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/a"));
         assert_eq!(r.query.as_deref(), Some("x=1"));
@@ -193,7 +331,7 @@ mod tests {
     fn a_chunked_body_ends_at_its_last_chunk() {
         let mut r = ProxyRequest::default();
         let rest = b"Host: h\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nNEXT";
-        let used = read_request(&raw(rest), &mut r).unwrap();
+        let used = read_request(&raw(rest), &mut r).unwrap().consumed;
         assert_eq!(&rest[used..], b"NEXT");
         assert_eq!(r.body_kind, BodyKind::Chunked);
         assert_eq!(r.body, b"3\r\nabc\r\n0\r\n\r\n");
@@ -260,11 +398,10 @@ mod tests {
         let mut r = ProxyRequest::default();
         for value in ["+5", "5, 44", "-1"] {
             let rest = format!("Host: h\r\nContent-Length: {value}\r\n\r\nhello");
-            assert_eq!(
-                read_request(&raw(rest.as_bytes()), &mut r),
-                Ok(rest.len() - 5)
-            );
-            assert!(r.validate().is_err(), "{value}");
+            let read = read_request(&raw(rest.as_bytes()), &mut r).unwrap();
+            assert_eq!(read.consumed, rest.len() - 5);
+            assert_eq!(read.verdict, Err(RequestError::BadContentLength), "{value}");
+            assert_eq!(r.validate(), read.verdict, "{value}");
         }
     }
 }

@@ -83,17 +83,18 @@ impl HeaderList {
     /// `HEADER_VALUE_MAP`), the same bytes [`ProxyRequest::validate`] refuses, so validation
     /// does not walk them a second time.
     /// `field` is what `name` denotes (the intake recognised it to read framing fields).
-    pub(crate) fn push_parsed(&mut self, field: Field, name: &str, value: &[u8]) {
+    /// `name` is made of token characters (ASCII).
+    pub(crate) fn push_parsed(&mut self, field: Field, name: &[u8], value: &[u8]) {
         self.push_known(field, name, value, true);
     }
 
     fn push_field(&mut self, name: &str, value: &[u8], parsed: bool) {
-        self.push_known(Field::of(name.as_bytes()), name, value, parsed);
+        self.push_known(Field::of(name.as_bytes()), name.as_bytes(), value, parsed);
     }
 
-    fn push_known(&mut self, field: Field, name: &str, value: &[u8], parsed: bool) {
+    fn push_known(&mut self, field: Field, name: &[u8], value: &[u8], parsed: bool) {
         let start = self.bytes.len() as u32;
-        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes.extend_from_slice(name);
         let middle = self.bytes.len() as u32;
         self.bytes.extend_from_slice(value);
         self.fields
@@ -217,7 +218,7 @@ pub fn push_target(to: &mut String, raw: &[u8]) {
 /// in `X-Forwarded-Host` and `Forwarded`), or an IP literal in brackets, then an optional
 /// `:port` of digits. Empty is allowed (a target without authority). Spaces, quotes, `@`,
 /// `/` and the like are not.
-fn is_authority(value: &[u8]) -> bool {
+pub(super) fn is_authority(value: &[u8]) -> bool {
     let Some(literal) = value.strip_prefix(b"[") else {
         // A name or IPv4 address and its port in one pass (every request's Host).
         let mut bytes = value.iter();

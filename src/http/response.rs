@@ -125,7 +125,7 @@ pub fn parse_head(
 }
 
 /// Why reading a head stopped short of a result.
-enum Stop {
+pub(super) enum Stop {
     /// More bytes are needed.
     Incomplete,
     /// The head is refused.
@@ -279,15 +279,15 @@ fn status_line(buf: &[u8], mut at: usize) -> Result<StatusLine, Stop> {
 
 /// One field line, checked.
 #[derive(Clone)]
-struct FieldLine {
+pub(super) struct FieldLine {
     /// Where the line (its name) starts.
-    start: usize,
+    pub(super) start: usize,
     /// The name's end (the colon).
-    name_end: usize,
+    pub(super) name_end: usize,
     /// The value without the whitespace around it.
-    value: std::ops::Range<usize>,
+    pub(super) value: std::ops::Range<usize>,
     /// Where the line ends, after its terminator.
-    end: usize,
+    pub(super) end: usize,
     /// The line ends in CRLF (not a bare LF), so it can go as received.
     crlf: bool,
 }
@@ -295,7 +295,7 @@ struct FieldLine {
 /// Reads the field line at `at`: `Ok(Err(end))` at the empty line that ends the head.
 // Inlined: the hot loop of [`final_head`] then keeps the line in registers.
 #[inline(always)]
-fn field_line(buf: &[u8], at: usize) -> Result<Result<FieldLine, usize>, Stop> {
+pub(super) fn field_line(buf: &[u8], at: usize) -> Result<Result<FieldLine, usize>, Stop> {
     let rest = &buf[at..];
     let first = *rest.first().ok_or(Stop::Incomplete)?;
     if !TOKEN[usize::from(first)] {

@@ -177,14 +177,13 @@ impl Proxy {
         request: &mut ProxyRequest,
         now: Millis,
     ) -> Result<Admitted, Unread> {
+        // The intake validates as it reads (the verdict of `ProxyRequest::validate`).
         let consumed = match read_request(raw, request) {
-            Ok(n) => n,
+            Ok(read) if read.verdict.is_ok() => read.consumed,
+            Ok(read) => return Ok(self.refuse(read.consumed)),
             Err(Unread::Incomplete) => return Err(Unread::Incomplete),
             Err(Unread::Malformed) => return Ok(self.refuse(0)),
         };
-        if request.validate().is_err() {
-            return Ok(self.refuse(consumed));
-        }
         let close = request.client_wants_close;
         let path = routing_path(&request.path);
         let admission = match self.route_request(&path, request.host.as_deref(), &request.method) {
