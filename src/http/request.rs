@@ -219,18 +219,15 @@ pub fn push_target(to: &mut String, raw: &[u8]) {
 /// `:port` of digits. Empty is allowed (a target without authority). Spaces, quotes, `@`,
 /// `/` and the like are not.
 pub(super) fn is_authority(value: &[u8]) -> bool {
-    let Some(literal) = value.strip_prefix(b"[") else {
-        // A name or IPv4 address and its port in one pass (every request's Host).
-        let mut bytes = value.iter();
-        for &b in bytes.by_ref() {
-            if b == b':' {
-                return bytes.all(u8::is_ascii_digit);
-            }
-            if !HOST_BYTES[usize::from(b)] {
-                return false;
-            }
-        }
+    // A name or IPv4 address and its port (every request's Host): the name's bytes one table
+    // lookup each, then the port's digits.
+    let Some(end) = value.iter().position(|&b| !HOST_BYTES[usize::from(b)]) else {
         return true;
+    };
+    let literal = match value[end] {
+        b':' => return value[end + 1..].iter().all(u8::is_ascii_digit),
+        b'[' if end == 0 => &value[1..],
+        _ => return false,
     };
     let Some(end) = literal.iter().position(|&b| b == b']') else {
         return false;
@@ -484,9 +481,11 @@ impl ProxyRequest {
     /// received fields a `set` or `remove` names are left out, a `set Host` is the one Host
     /// line, and the rules' lines follow the proxy's forwarding headers.
     pub fn write_upstream(&self, policy: &ForwardPolicy<'_>, out: &mut Vec<u8>) {
+        let target = policy.target.unwrap_or(&self.path);
+        out.reserve(self.upstream_len_bound(target, policy));
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
-        out.extend_from_slice(policy.target.unwrap_or(&self.path).as_bytes());
+        out.extend_from_slice(target.as_bytes());
         if let Some(q) = &self.query {
             out.push(b'?');
             out.extend_from_slice(q.as_bytes());
@@ -581,16 +580,22 @@ impl ProxyRequest {
                         && !(check_connection && named_in_connection(connection.clone(), name))
                 })
         };
-        out.extend_from_slice(b"X-Forwarded-Proto: ");
-        match from_trusted(Field::XForwardedProto).next() {
-            Some((_, _, proto)) => out.extend_from_slice(proto),
-            None => out.extend_from_slice(b"http"),
-        }
-        out.extend_from_slice(b"\r\n");
-        let forwarded_host = from_trusted(Field::XForwardedHost)
-            .next()
-            .map(|(_, _, v)| v)
-            .or(self.host.as_deref().map(str::as_bytes));
+        let forwarded_host = if trusted {
+            out.extend_from_slice(b"X-Forwarded-Proto: ");
+            match from_trusted(Field::XForwardedProto).next() {
+                Some((_, _, proto)) => out.extend_from_slice(proto),
+                None => out.extend_from_slice(b"http"),
+            }
+            out.extend_from_slice(b"\r\n");
+            from_trusted(Field::XForwardedHost)
+                .next()
+                .map(|(_, _, v)| v)
+                .or(self.host.as_deref().map(str::as_bytes))
+        } else {
+            // One line of one piece: every request from an untrusted client.
+            out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
+            self.host.as_deref().map(str::as_bytes)
+        };
         if let Some(h) = forwarded_host {
             out.extend_from_slice(b"X-Forwarded-Host: ");
             out.extend_from_slice(h);
@@ -654,6 +659,24 @@ impl ProxyRequest {
         out.extend_from_slice(&self.body);
     }
 
+    /// An upper bound of the bytes [`ProxyRequest::write_upstream`] appends (the header
+    /// rules' own lines aside), so that the buffer is reserved once rather than grown line
+    /// by line: the received fields at most once each with their separators (or, from a
+    /// trusted client, kept in the forwarding lines too), the proxy's own lines at their
+    /// longest, the body.
+    fn upstream_len_bound(&self, target: &str, policy: &ForwardPolicy<'_>) -> usize {
+        // Forwarding lines, framing, `Upgrade`/`Connection` and the request line's fixed
+        // parts, with IPv6 addresses and 20 digits of length: under 256 bytes.
+        const FIXED: usize = 256;
+        let fields = self.headers.bytes.len() + 4 * self.headers.len();
+        let host = self.host.as_ref().map_or(0, String::len) + policy.default_host.len();
+        let query = self.query.as_ref().map_or(0, String::len);
+        // Each field goes once at most: as received, or its value in a forwarding line (a
+        // trusted client's) or in `Upgrade`. Host goes in `Host`, `X-Forwarded-Host` and,
+        // escaped (twice its length at most), in `Forwarded`.
+        FIXED + self.method.len() + target.len() + query + 4 * host + fields + self.body.len()
+    }
+
     /// The protocol the client asks to switch to (`Upgrade` listed in `Connection` and an
     /// `Upgrade` header present), e.g. `websocket`. HTTP/1.0 requests have none: a server
     /// must ignore `Upgrade` in them (RFC 9110 §7.8).
@@ -690,6 +713,69 @@ mod tests {
             std::mem::size_of::<(u32, u32, u32, Field, bool)>(),
             std::mem::size_of::<(u32, u32, u32, Field)>()
         );
+    }
+
+    /// The former [`is_authority`], byte by byte: the reference of the table scan.
+    fn is_authority_by_bytes(value: &[u8]) -> bool {
+        let Some(literal) = value.strip_prefix(b"[") else {
+            let mut bytes = value.iter();
+            for &b in bytes.by_ref() {
+                if b == b':' {
+                    return bytes.all(u8::is_ascii_digit);
+                }
+                if !HOST_BYTES[usize::from(b)] {
+                    return false;
+                }
+            }
+            return true;
+        };
+        let Some(end) = literal.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inside = &literal[..end];
+        let ok = !inside.is_empty()
+            && inside
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b":.vV".contains(&b));
+        ok && match literal[end + 1..].split_first() {
+            None => true,
+            Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+            Some(_) => false,
+        }
+    }
+
+    #[test]
+    fn authority_scan_agrees_with_the_byte_walk() {
+        // Every string of up to four bytes over an alphabet of each kind of byte the check
+        // tells apart, and each with every byte value in front, inside and behind.
+        let alphabet = b"a9:[]-.@ /\x00\xff%";
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<u8>> = cases
+                .iter()
+                .filter(|c| c.len() == cases.last().map_or(0, Vec::len))
+                .flat_map(|c| alphabet.iter().map(move |&b| [&c[..], &[b]].concat()))
+                .collect();
+            cases.extend(longer);
+        }
+        for base in [
+            &b"example.com:80"[..],
+            b"[::1]:8080",
+            b"10.0.0.1",
+            b"[v1.x]",
+        ] {
+            for at in 0..=base.len() {
+                for b in 0..=255u8 {
+                    cases.push([&base[..at], &[b], &base[at..]].concat());
+                    if at < base.len() {
+                        cases.push([&base[..at], &[b], &base[at + 1..]].concat());
+                    }
+                }
+            }
+        }
+        for case in &cases {
+            assert_eq!(is_authority(case), is_authority_by_bytes(case), "{case:?}");
+        }
     }
 
     #[test]
