@@ -219,15 +219,12 @@ pub fn push_target(to: &mut String, raw: &[u8]) {
 /// `:port` of digits. Empty is allowed (a target without authority). Spaces, quotes, `@`,
 /// `/` and the like are not.
 pub(super) fn is_authority(value: &[u8]) -> bool {
-    // A name or IPv4 address and its port (every request's Host): the name's bytes one table
-    // lookup each, then the port's digits.
-    let Some(end) = value.iter().position(|&b| !HOST_BYTES[usize::from(b)]) else {
-        return true;
-    };
-    let literal = match value[end] {
-        b':' => return value[end + 1..].iter().all(u8::is_ascii_digit),
-        b'[' if end == 0 => &value[1..],
-        _ => return false,
+    let literal = match name_end(value) {
+        None => return true,
+        // A name or IPv4 address and its port (every request's Host).
+        Some(end) if value[end] == b':' => return value[end + 1..].iter().all(u8::is_ascii_digit),
+        Some(0) if value[0] == b'[' => &value[1..],
+        Some(_) => return false,
     };
     let Some(end) = literal.iter().position(|&b| b == b']') else {
         return false;
@@ -242,6 +239,46 @@ pub(super) fn is_authority(value: &[u8]) -> bool {
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
     }
+}
+
+/// The index of the first byte of `value` that is not one of [`HOST_BYTES`], `None` when all
+/// are. Eight bytes at a time while they are letters, digits, `-` and `.` (nearly every
+/// host's bytes), the other bytes by the table.
+fn name_end(value: &[u8]) -> Option<usize> {
+    const fn each(b: u8) -> u64 {
+        u64::from_le_bytes([b; 8])
+    }
+    // The high bit of each byte of `x` that lies strictly between `m` and `n` (both below
+    // 0x80): the sums stay inside each byte, so every byte's answer is exact.
+    fn between(x: u64, m: u8, n: u8) -> u64 {
+        let low = x & each(0x7f);
+        (each(127 + n) - low) & !x & (low + each(127 - m)) & each(0x80)
+    }
+    let mut at = 0;
+    while let Some(word) = value.get(at..at + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        // Letters of either case (setting 0x20 maps only letters onto `a`..=`z`), digits,
+        // `-` and `.`.
+        let good = between(w | each(0x20), b'a' - 1, b'z' + 1)
+            | between(w, b'0' - 1, b'9' + 1)
+            | between(w, b'-' - 1, b'.' + 1);
+        let other = !good & each(0x80);
+        if other == 0 {
+            at += 8;
+            continue;
+        }
+        at += (other.trailing_zeros() / 8) as usize;
+        if !HOST_BYTES[usize::from(value[at])] {
+            return Some(at);
+        }
+        at += 1;
+    }
+    value[at..]
+        .iter()
+        .position(|&b| !HOST_BYTES[usize::from(b)])
+        .map(|n| at + n)
 }
 
 /// The bytes of a reg-name or IPv4 address in `Host` (see [`is_authority`]): letters, digits
@@ -680,6 +717,9 @@ impl ProxyRequest {
     /// The protocol the client asks to switch to (`Upgrade` listed in `Connection` and an
     /// `Upgrade` header present), e.g. `websocket`. HTTP/1.0 requests have none: a server
     /// must ignore `Upgrade` in them (RFC 9110 §7.8).
+    // Inlined: asked several times per request, and the common answer (no `Connection`
+    // field, or one without `upgrade`) is a short walk of the list.
+    #[inline]
     pub fn upgrade_protocol(&self) -> Option<&[u8]> {
         if self.minor_version == 0
             || !self
