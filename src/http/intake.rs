@@ -140,8 +140,12 @@ impl Gathered<'_> {
         if self.lengths > 1 {
             return Err(RequestError::BadContentLength);
         }
+        // Digits only, and a value that fits: a length too large to hold would frame no body
+        // and let the body be read as the next request.
         if self.lengths == 1
-            && (self.length_value.is_empty() || !self.length_value.iter().all(u8::is_ascii_digit))
+            && parse_decimal(self.length_value)
+                .and_then(|n| usize::try_from(n).ok())
+                .is_none()
         {
             return Err(RequestError::BadContentLength);
         }
