@@ -151,8 +151,12 @@ impl Exchange {
     /// a pooled connection): the response is read and written from the host's next event. A
     /// host must not see a complete response before it can end the request: in Monkey, bytes
     /// a client sends between the end of a response and `http_request_end` are lost.
+    /// `spare` is the allocation of an exchange that is over ([`Exchange::retirable`]), to
+    /// be written over in place (no `malloc` and `free` per request, and no copy of a whole
+    /// exchange from the stack); `None` allocates a new one.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
+        spare: Option<Box<Exchange>>,
         proxy: Arc<Proxy>,
         entry: usize,
         request: ProxyRequest,
@@ -210,47 +214,115 @@ impl Exchange {
             };
             Attempts::plan(req, &ctx, candidates, now)
         };
-        let idempotent = is_idempotent(&request.method);
-        let local_keep_alive = !request.client_wants_close;
-        // Boxed where it is made: the worker's slot holds it boxed, and an exchange returned
-        // by value was copied twice more (about 840 bytes each, `memcpy`).
-        let mut exchange = Box::new(Exchange {
-            proxy,
-            entry,
-            token,
-            request,
+        let mut exchange = spare.unwrap_or_else(|| Box::new(Exchange::vacant(proxy.clone())));
+        // Every field written where it is (the pattern names them all, so a field added
+        // later cannot be left with a finished exchange's value).
+        let Exchange {
+            proxy: x_proxy,
+            entry: x_entry,
+            token: x_token,
+            request: x_request,
             idempotent,
-            client: Client {
-                stream: Some(client),
-                id: client_id,
-                interest: None,
-                watched: false,
-            },
-            attempts,
-            // The response buffer takes a read buffer only when response bytes arrive and
-            // returns it while the exchange only waits, so that waiting exchanges hold none
-            // and the few in use stay in the cache.
-            response: ResponseBuffer::default(),
-            tunnel: None,
-            state: State::Connecting,
-            request_bytes,
-            status: 0,
+            client: x_client,
+            attempts: x_attempts,
+            response,
+            tunnel,
+            state,
+            request_bytes: x_request_bytes,
+            status,
             local_keep_alive,
-            deadline: None,
-            began: now,
-            first_byte: None,
-            try_began: now,
-            connect_time: None,
-            upstream_status: None,
-            trouble: None,
-            finish: None,
-            request_id,
-        });
+            deadline,
+            began,
+            first_byte,
+            try_began,
+            connect_time,
+            upstream_status,
+            trouble,
+            finish,
+            request_id: x_request_id,
+        } = &mut *exchange;
+        *idempotent = is_idempotent(&request.method);
+        *local_keep_alive = !request.client_wants_close;
+        *x_proxy = proxy;
+        *x_entry = entry;
+        *x_token = token;
+        *x_request = request;
+        *x_client = Client {
+            stream: Some(client),
+            id: client_id,
+            interest: None,
+            watched: false,
+        };
+        *x_attempts = attempts;
+        // The response buffer takes a read buffer only when response bytes arrive and
+        // returns it while the exchange only waits, so that waiting exchanges hold none and
+        // the few in use stay in the cache.
+        *response = ResponseBuffer::default();
+        *tunnel = None;
+        *state = State::Connecting;
+        *x_request_bytes = request_bytes;
+        *status = 0;
+        *deadline = None;
+        *began = now;
+        *first_byte = None;
+        *try_began = now;
+        *connect_time = None;
+        *upstream_status = None;
+        *trouble = None;
+        *finish = None;
+        *x_request_id = request_id;
         exchange.proxy.stats.record_request(entry);
         let step = exchange.next_try(local, now);
         exchange.take_step(step, now);
         let _ = exchange.run(local, reactor, now, false);
         exchange
+    }
+
+    /// An exchange that is over and holds nothing but `proxy`: the allocation
+    /// [`Exchange::start`] writes a new exchange into when the worker has no spare one.
+    #[cold]
+    fn vacant(proxy: Arc<Proxy>) -> Exchange {
+        let over = Finish {
+            keep_alive: false,
+            status: 0,
+        };
+        Exchange {
+            proxy,
+            entry: 0,
+            token: Token::from_raw(0),
+            request: ProxyRequest::default(),
+            idempotent: false,
+            client: Client {
+                stream: None,
+                id: 0,
+                interest: None,
+                watched: false,
+            },
+            attempts: Attempts::default(),
+            response: ResponseBuffer::default(),
+            tunnel: None,
+            state: State::Done,
+            request_bytes: Vec::new(),
+            status: 0,
+            local_keep_alive: false,
+            deadline: None,
+            began: Moment::default(),
+            first_byte: None,
+            try_began: Moment::default(),
+            connect_time: None,
+            upstream_status: None,
+            trouble: None,
+            finish: Some(over),
+            request_id: RequestId::default(),
+        }
+    }
+
+    /// Whether the exchange is over and holds no socket or buffer of its own (its client
+    /// and request taken back, its memory given back by `end`), so that its allocation may
+    /// serve a later exchange ([`Exchange::start`]'s `spare`). Until then it keeps only its
+    /// proxy (as the host's cached copy of the proxy does until the next request).
+    pub(super) fn retirable(&self) -> bool {
+        self.finish.is_some() && self.client.stream.is_none() && self.tunnel.is_none()
     }
 
     /// A watched socket may have progressed: continue as far as possible without blocking.

@@ -54,6 +54,8 @@ impl Spares {
         if self.requests.len() >= KEEP_SPARES
             || request.headers.capacity_bytes() > KEEP_HEADER_BYTES
         {
+            // Freed, not left in a holder that may be kept (a spare exchange).
+            *request = ProxyRequest::default();
             return;
         }
         if request.body.capacity() > KEEP_BODY_BYTES {

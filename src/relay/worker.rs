@@ -137,6 +137,10 @@ pub struct Worker {
     waiting: std::collections::VecDeque<(usize, u32)>,
     /// Exchanges that ended while the worker served its queue, for the next timer round.
     late: Vec<Ended>,
+    /// Allocations of exchanges that are over, for the next ones (see `Exchange::start`);
+    /// boxes, because the allocation itself is what is reused.
+    #[allow(clippy::vec_box)]
+    spare_exchanges: Vec<Box<Exchange>>,
 }
 
 impl Default for Worker {
@@ -158,6 +162,7 @@ impl Worker {
             seen_changes: crate::upstream::changes(),
             waiting: std::collections::VecDeque::new(),
             late: Vec::new(),
+            spare_exchanges: Vec::new(),
         }
     }
 
@@ -177,6 +182,7 @@ impl Worker {
         let (slot, serial, token) = self.take_slot();
         let client_id = self.local.new_id();
         let exchange = Exchange::start(
+            self.spare_exchanges.pop(),
             proxy,
             entry,
             request,
@@ -189,11 +195,11 @@ impl Worker {
         );
         let deadline = exchange.deadline();
         let queued = exchange.is_queued();
-        self.slots[slot] = Slot {
-            serial,
-            orphan: false,
-            task: Some(Task::Exchange(exchange)),
-        };
+        // Field by field: a whole `Slot` written at once is built on the stack and copied.
+        let s = &mut self.slots[slot];
+        s.serial = serial;
+        s.orphan = false;
+        s.task = Some(Task::Exchange(exchange));
         self.live += 1;
         self.arm(reactor, deadline);
         if queued {
@@ -452,6 +458,8 @@ impl Worker {
         if changes != self.seen_changes {
             self.seen_changes = changes;
             self.local.pool.prune();
+            // Spare exchanges hold the proxy they served: after a reload, let it go.
+            self.spare_exchanges.clear();
         }
     }
 
@@ -492,6 +500,9 @@ impl Worker {
             Task::Exchange(mut exchange) => {
                 let client = exchange.take_client();
                 self.local.spares.keep_request(exchange.request_mut());
+                if exchange.retirable() && self.spare_exchanges.len() < KEEP_SLOTS {
+                    self.spare_exchanges.push(exchange);
+                }
                 client
             }
             Task::Deferred(mut deferred) => deferred.take_client(),
