@@ -113,7 +113,9 @@ pub struct Exchange {
     proxy: Arc<Proxy>,
     entry: usize,
     token: Token,
-    request: ProxyRequest,
+    /// Boxed so that it changes places with the host's next request by pointer (see
+    /// [`Worker::start_next`](super::worker::Worker::start_next)).
+    request: Box<ProxyRequest>,
     /// RFC 9110 §9.2.2: the request may be sent twice.
     idempotent: bool,
     client: Client,
@@ -159,7 +161,7 @@ impl Exchange {
         spare: Option<Box<Exchange>>,
         proxy: Arc<Proxy>,
         entry: usize,
-        request: ProxyRequest,
+        request: &mut Box<ProxyRequest>,
         client: ClientConn,
         client_id: u64,
         token: Token,
@@ -167,53 +169,6 @@ impl Exchange {
         local: &mut Local,
         reactor: &mut dyn Reactor,
     ) -> Box<Exchange> {
-        let candidates = local.spares.take_index_vec();
-        let mut request_bytes = local.spares.take_vec();
-        let mut request_id = RequestId::default();
-        let attempts = {
-            let e = &proxy.config.entries[entry];
-            if e.request_headers.uses_request_id() || e.response_headers.uses_request_id() {
-                request_id = local.next_request_id();
-            }
-            // Rules that name `$server` write the request per try (`write_for_try`).
-            if !e.request_headers.uses_server() {
-                // An entry's PathRewrite / PathStripPrefix: the target is written into a
-                // spare buffer (only for such entries; every other request costs one lookup).
-                let target = proxy.router.rewriter(entry).map(|rewriter| {
-                    let mut target = local.spares.take_vec();
-                    rewriter.write(&request.path, &mut target);
-                    target
-                });
-                let sent = Sent {
-                    target: target.as_deref(),
-                    server: "",
-                    request_id,
-                };
-                write_request(e, &request, &sent, &mut request_bytes);
-                if let Some(target) = target {
-                    local.spares.put_vec(target);
-                }
-            }
-            let upstream = &proxy.upstreams[entry];
-            let ctx = RequestContext {
-                client_ip: request
-                    .original_client(&e.trusted_proxies)
-                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
-                // The client's source port (the seed's "sport"): stable for a connection,
-                // different for each new one, where descriptor numbers come back (a client
-                // that reconnects would always get the same number, so the same server).
-                connection_id: request.client.map_or(client_id, |a| u64::from(a.port())),
-                path: &request.path,
-                key: affinity::key(upstream, &request),
-                sticky: affinity::sticky_server(upstream, &request),
-            };
-            let req = attempt::Request {
-                proxy: &proxy,
-                entry,
-                idempotent: is_idempotent(&request.method),
-            };
-            Attempts::plan(req, &ctx, candidates, now)
-        };
         let mut exchange = spare.unwrap_or_else(|| Box::new(Exchange::vacant(proxy.clone())));
         // Every field written where it is (the pattern names them all, so a field added
         // later cannot be left with a finished exchange's value).
@@ -241,12 +196,62 @@ impl Exchange {
             finish,
             request_id: x_request_id,
         } = &mut *exchange;
+        // The request changes places with the finished exchange's, which the host fills
+        // next: neither is copied.
+        std::mem::swap(x_request, request);
+        let request = &*x_request;
+        let candidates = local.spares.take_index_vec();
+        let mut request_bytes = local.spares.take_vec();
+        let mut request_id = RequestId::default();
+        let attempts = {
+            let e = &proxy.config.entries[entry];
+            if e.request_headers.uses_request_id() || e.response_headers.uses_request_id() {
+                request_id = local.next_request_id();
+            }
+            // Rules that name `$server` write the request per try (`write_for_try`).
+            if !e.request_headers.uses_server() {
+                // An entry's PathRewrite / PathStripPrefix: the target is written into a
+                // spare buffer (only for such entries; every other request costs one lookup).
+                let target = proxy.router.rewriter(entry).map(|rewriter| {
+                    let mut target = local.spares.take_vec();
+                    rewriter.write(&request.path, &mut target);
+                    target
+                });
+                let sent = Sent {
+                    target: target.as_deref(),
+                    server: "",
+                    request_id,
+                };
+                write_request(e, request, &sent, &mut request_bytes);
+                if let Some(target) = target {
+                    local.spares.put_vec(target);
+                }
+            }
+            let upstream = &proxy.upstreams[entry];
+            let ctx = RequestContext {
+                client_ip: request
+                    .original_client(&e.trusted_proxies)
+                    .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
+                // The client's source port (the seed's "sport"): stable for a connection,
+                // different for each new one, where descriptor numbers come back (a client
+                // that reconnects would always get the same number, so the same server).
+                connection_id: request.client.map_or(client_id, |a| u64::from(a.port())),
+                path: &request.path,
+                key: affinity::key(upstream, request),
+                sticky: affinity::sticky_server(upstream, request),
+            };
+            let req = attempt::Request {
+                proxy: &proxy,
+                entry,
+                idempotent: is_idempotent(&request.method),
+            };
+            Attempts::plan(req, &ctx, candidates, now)
+        };
         *idempotent = is_idempotent(&request.method);
         *local_keep_alive = !request.client_wants_close;
         *x_proxy = proxy;
         *x_entry = entry;
         *x_token = token;
-        *x_request = request;
         *x_client = Client {
             stream: Some(client),
             id: client_id,
@@ -290,7 +295,7 @@ impl Exchange {
             proxy,
             entry: 0,
             token: Token::from_raw(0),
-            request: ProxyRequest::default(),
+            request: Box::default(),
             idempotent: false,
             client: Client {
                 stream: None,
@@ -457,7 +462,8 @@ impl Exchange {
         }
     }
 
-    /// The request, for the worker's spares once the exchange is over.
+    /// The request, for the worker's spares (or the host's next request) once the exchange
+    /// is over.
     pub(super) fn request_mut(&mut self) -> &mut ProxyRequest {
         &mut self.request
     }

@@ -69,6 +69,21 @@ impl Spares {
         self.requests.push(std::mem::take(request));
     }
 
+    /// Frees what of `request` is too large to keep (see [`Spares::keep_request`]) where it
+    /// is: for a request that stays in a spare exchange until the host fills it again.
+    pub fn trim_request(request: &mut ProxyRequest) {
+        if request.headers.capacity_bytes() > KEEP_HEADER_BYTES {
+            *request = ProxyRequest::default();
+            return;
+        }
+        if request.body.capacity() > KEEP_BODY_BYTES {
+            request.body = Vec::new();
+        }
+        if request.early.capacity() > KEEP_BODY_BYTES {
+            request.early = Vec::new();
+        }
+    }
+
     /// A read buffer of [`BUFFER_SIZE`] bytes: the most recently returned one, which is the
     /// likeliest to still be in the CPU cache.
     pub fn take_buffer(&mut self) -> Box<[u8]> {

@@ -17,6 +17,7 @@ use super::client::ClientConn;
 use super::deferred::Deferred;
 use super::exchange::{Exchange, Finish, Progress};
 use super::local::Local;
+use super::spares::Spares;
 use super::tokens::{exchange_token, owner, Owner, SERIAL_LIMIT};
 use crate::clock::Moment;
 use crate::http::request::ProxyRequest;
@@ -141,6 +142,9 @@ pub struct Worker {
     /// boxes, because the allocation itself is what is reused.
     #[allow(clippy::vec_box)]
     spare_exchanges: Vec<Box<Exchange>>,
+    /// The request [`Worker::start_next`] proxies, filled by the host in place (boxed: it
+    /// changes places with a finished exchange's by pointer).
+    next: Box<ProxyRequest>,
 }
 
 impl Default for Worker {
@@ -163,6 +167,7 @@ impl Worker {
             waiting: std::collections::VecDeque::new(),
             late: Vec::new(),
             spare_exchanges: Vec::new(),
+            next: Box::default(),
         }
     }
 
@@ -178,6 +183,29 @@ impl Worker {
         now: Moment,
         reactor: &mut dyn Reactor,
     ) -> Token {
+        let earlier = std::mem::replace(&mut *self.next, request);
+        self.local.spares.put_request(earlier);
+        self.start_next(proxy, entry, client, now, reactor)
+    }
+
+    /// The request [`Worker::start_next`] proxies, for the host to fill in place: it still
+    /// holds an earlier request (its buffers are what is reused), which the intake clears
+    /// (`http::intake::read_request`). A request the host answers without an exchange just
+    /// stays here, to be filled again.
+    pub fn next_request(&mut self) -> &mut ProxyRequest {
+        &mut self.next
+    }
+
+    /// [`Worker::start`] for the request the host filled in [`Worker::next_request`]: it
+    /// changes places with a finished exchange's, so that a request is never copied.
+    pub fn start_next(
+        &mut self,
+        proxy: Arc<Proxy>,
+        entry: usize,
+        client: ClientConn,
+        now: Moment,
+        reactor: &mut dyn Reactor,
+    ) -> Token {
         self.follow_changes();
         let (slot, serial, token) = self.take_slot();
         let client_id = self.local.new_id();
@@ -185,7 +213,7 @@ impl Worker {
             self.spare_exchanges.pop(),
             proxy,
             entry,
-            request,
+            &mut self.next,
             client,
             client_id,
             token,
@@ -499,9 +527,12 @@ impl Worker {
         let client = match s.task.take().expect("a live task") {
             Task::Exchange(mut exchange) => {
                 let client = exchange.take_client();
-                self.local.spares.keep_request(exchange.request_mut());
                 if exchange.retirable() && self.spare_exchanges.len() < KEEP_SLOTS {
+                    // Its request stays with it: the next exchange hands it to the host.
+                    Spares::trim_request(exchange.request_mut());
                     self.spare_exchanges.push(exchange);
+                } else {
+                    self.local.spares.keep_request(exchange.request_mut());
                 }
                 client
             }
