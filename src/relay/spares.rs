@@ -58,13 +58,7 @@ impl Spares {
             *request = ProxyRequest::default();
             return;
         }
-        if request.body.capacity() > KEEP_BODY_BYTES {
-            // Uploads must not pin their memory in the spare list.
-            request.body = Vec::new();
-        }
-        if request.early.capacity() > KEEP_BODY_BYTES {
-            request.early = Vec::new();
-        }
+        Spares::trim_request(request);
         request.clear();
         self.requests.push(std::mem::take(request));
     }
@@ -77,6 +71,7 @@ impl Spares {
             return;
         }
         if request.body.capacity() > KEEP_BODY_BYTES {
+            // Uploads must not pin their memory where requests are kept.
             request.body = Vec::new();
         }
         if request.early.capacity() > KEEP_BODY_BYTES {

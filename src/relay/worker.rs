@@ -640,6 +640,61 @@ mod tests {
     }
 
     #[test]
+    fn a_finished_exchange_s_allocation_and_request_serve_the_next_one_as_new() {
+        // A backend that takes requests and never answers.
+        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = proxy_for(backend.local_addr().unwrap(), 1, 2);
+        let mut worker = Worker::new();
+        let mut reactor = Recorder::default();
+        let t0 = Moment::from_nanos(10_000_000_000);
+        let (client, _peer) = client_pair();
+        let request = get(&mut worker);
+        let first = worker.start(
+            proxy.clone(),
+            0,
+            request,
+            ClientConn::plain(client),
+            t0,
+            &mut reactor,
+        );
+        assert!(worker.abort(first, t0, &mut reactor));
+        assert_eq!(worker.spare_exchanges.len(), 1, "the exchange was not kept");
+        let kept: *const Exchange = &*worker.spare_exchanges[0];
+        // The host fills the next request where the worker keeps it.
+        let next = worker.next_request();
+        next.method.push_str("GET");
+        next.path.push_str("/second");
+        next.minor_version = 1;
+        next.headers.push("Host", b"t");
+        next.host = Some("t".into());
+        let (client, mut peer) = client_pair();
+        let second = worker.start_next(
+            proxy.clone(),
+            0,
+            ClientConn::plain(client),
+            t0,
+            &mut reactor,
+        );
+        let Some(Task::Exchange(x)) = &mut worker.slots[second.index()].task else {
+            panic!("no exchange for {second:?}");
+        };
+        assert_eq!(&**x as *const Exchange, kept, "a new allocation was made");
+        assert!(worker.spare_exchanges.is_empty());
+        assert_eq!(x.request_mut().path, "/second");
+        // Nothing of the first (aborted) exchange is left: the second times out on its own
+        // deadlines, with its own status.
+        assert_eq!(x.deadline(), Some(t0.after(Duration::from_secs(1))));
+        let mut ended = Vec::new();
+        worker.on_timer(t0.after(Duration::from_secs(1)), &mut reactor, &mut ended);
+        assert_eq!(ended.len(), 1, "the connect timeout did not end it");
+        assert_eq!(ended[0].token, second);
+        assert_eq!(ended[0].finish.status, 504);
+        let mut head = [0u8; 64];
+        let n = peer.read(&mut head).unwrap();
+        assert!(head[..n].starts_with(b"HTTP/1.1 504 Gateway Timeout\r\n"));
+    }
+
+    #[test]
     fn a_silent_backend_times_out_on_the_injected_clock_and_the_worker_asks_for_each_wake_up() {
         // A backend that takes the request and never answers.
         let backend = TcpListener::bind("127.0.0.1:0").unwrap();
