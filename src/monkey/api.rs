@@ -146,14 +146,23 @@ pub fn fired_events(ev: *const sys::mk_event) -> Option<u32> {
 /// loop state for both answers.
 pub fn fired_on_epoll(ev: *const sys::mk_event) -> Option<Option<u32>> {
     LOOP.with(|state| {
-        epoll_in(state)?;
-        Some(fired_in(state, ev))
+        let (_, lp) = epoll_in(state)?;
+        Some(fired_in_loop(state, lp, ev))
     })
 }
 
 /// [`fired_events`] with this worker's [`LoopState`] at hand.
 fn fired_in(state: &LoopState, ev: *const sys::mk_event) -> Option<u32> {
     let (_, lp) = epoll_in(state)?;
+    fired_in_loop(state, lp, ev)
+}
+
+/// [`fired_in`] with the worker's loop `lp` (from `epoll_in`) at hand.
+fn fired_in_loop(
+    state: &LoopState,
+    lp: *mut sys::mk_event_loop,
+    ev: *const sys::mk_event,
+) -> Option<u32> {
     // SAFETY: `lp` is this worker's live loop (`epoll` found it on this thread); a plain load.
     let ctx = unsafe { (*lp).data }.cast::<sys::mk_event_ctx>();
     // SAFETY: with the epoll backend the loop's `data` is its live `mk_event_ctx` (layout checked

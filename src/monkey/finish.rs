@@ -3,17 +3,32 @@
 use std::ptr;
 
 use super::hold;
-use super::worker;
+use super::session::Session;
+use super::worker::{self, WorkerState};
 use crate::relay::{discard_unread, Ended};
 
-/// Hands the connection of `ended`'s request back to Monkey: keeps the client duplicate for
-/// the connection's next request (or drops what the client sent that will not be answered,
-/// when the connection closes), then ends the request with keep-alive or close.
+/// What is left of an ended request's end once the worker's state is let go of: Monkey's
+/// side ([`end`]).
+pub struct Ending {
+    session: Session,
+    close: bool,
+    status: u16,
+}
+
+/// Hands the connection of `ended`'s request back to Monkey: [`settle`], then [`end`].
 pub fn finish(ended: Ended) {
-    let Some(served) = worker::with(|w| w.take(ended.token)).flatten() else {
-        return;
-    };
-    let mut session = served.session;
+    if let Some(ending) = worker::with(|w| settle(w, ended)).flatten() {
+        end(ending);
+    }
+}
+
+/// The worker's side of `ended`'s end, with its state `w` at hand (no call into Monkey): the
+/// request's session is forgotten, and the client duplicate kept for the connection's next
+/// request (or what the client sent that will not be answered dropped, when the connection
+/// closes). `None` when no request of the worker was served by it.
+pub fn settle(w: &mut WorkerState, ended: Ended) -> Option<Ending> {
+    let served = w.take(ended.token)?;
+    let session = served.session;
     let close = !ended.finish.keep_alive || session.closes();
     let kept = match (close, ended.client) {
         (true, Some(mut stream)) => {
@@ -22,13 +37,32 @@ pub fn finish(ended: Ended) {
         }
         (_, kept) => kept,
     };
-    let (socket, conn) = (session.socket(), session.conn());
     if let Some(stream) = kept {
-        let _ = worker::with(|w| w.keep_client(socket, conn as usize, stream, served.peer));
+        w.keep_client(
+            session.socket(),
+            session.conn() as usize,
+            stream,
+            served.peer,
+        );
     }
+    Some(Ending {
+        session,
+        close,
+        status: ended.finish.status,
+    })
+}
+
+/// Monkey's side of a request's end ([`settle`] first): it ends with keep-alive or close.
+pub fn end(ending: Ending) {
+    let Ending {
+        mut session,
+        close,
+        status,
+    } = ending;
+    let socket = session.socket();
     // Cleared before the call: it re-enters stage30_hangup (and maybe stage30).
     session.set_mark(ptr::null_mut());
-    session.set_final_status(ended.finish.status);
+    session.set_final_status(status);
     // Monkey reads the client again (and finds what it sent meanwhile) from here on.
     hold::release(&session);
     if close {

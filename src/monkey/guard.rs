@@ -49,9 +49,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::session::Session;
 use super::sys;
-use crate::http::request::ProxyRequest;
 use crate::log;
-use crate::proxy::Proxy;
 
 thread_local! {
     /// Per client descriptor: the connection object and the `counter_connections` the request
@@ -109,15 +107,10 @@ pub fn screen(session: &mut Session) -> Option<c_int> {
 }
 
 /// The client closed (or half-closed) its connection right behind the request it sent, so
-/// nobody will read an answer: no backend connection is opened for it. Counted in the
-/// entry's statistics as a client abort before any attempt.
-pub fn client_left(
-    session: &mut Session,
-    proxy: &Proxy,
-    entry: usize,
-    request: &ProxyRequest,
-) -> c_int {
-    proxy.client_left_early(entry, request);
+/// nobody will read an answer: no backend connection is opened for it (the caller counts it
+/// in the entry's statistics as a client abort before any attempt,
+/// `Proxy::client_left_early`).
+pub fn client_left(session: &mut Session) -> c_int {
     answer_nothing(session)
 }
 

@@ -16,7 +16,7 @@
 //! through Monkey's TLS layer. Nothing here decides anything about HTTP or balancing.
 //!
 //! Arrows: `plugin` → everything; `guard` → `session`; `reactor` → `trim`, `finish` →
-//! `worker` → `session` → `api` → `sys`; nothing calls back up.
+//! `worker` → `session` → `api` → `sys`; `reactor`, `worker` → `regs`; nothing calls back up.
 
 #![warn(
     clippy::undocumented_unsafe_blocks,
@@ -30,6 +30,7 @@ mod guard;
 mod hold;
 mod plugin;
 mod reactor;
+mod regs;
 mod request;
 mod session;
 mod signal;

@@ -18,7 +18,7 @@ use super::request;
 use super::session::Session;
 use super::sys;
 use super::tls::MonkeyTls;
-use super::worker::{self, Served};
+use super::worker::{self, Served, WorkerState};
 use crate::clock::Moment;
 use crate::config;
 use crate::http::status::LocalPage;
@@ -308,6 +308,25 @@ fn duplicate(socket: c_int) -> Option<mio::net::TcpStream> {
     Some(client)
 }
 
+/// What stage 30 does once it has let go of the worker's state (Monkey is called only then,
+/// since a call into Monkey may re-enter the plugin).
+enum Intake {
+    /// An exchange of this worker serves the request (its session is held already).
+    Started(Token),
+    /// Answered through Monkey's response path with this page.
+    Answer(LocalPage),
+    /// An admin job for the reload thread (see [`defer`]).
+    Deferred {
+        job: Job,
+        client: Option<mio::net::TcpStream>,
+        peer: Option<SocketAddr>,
+        head_request: bool,
+        close: bool,
+    },
+    /// The client is gone already: nothing is answered (see [`guard::client_left`]).
+    Nothing,
+}
+
 /// Stage 30 proper: the core's intake decides; a local answer goes through Monkey's response
 /// path, a proxied request to an exchange of this worker, an admin job to the reload thread
 /// (its answer is written when it comes, as an exchange writes a response).
@@ -319,19 +338,42 @@ fn serve(mut session: Session) -> c_int {
     if let Some(ret) = guard::screen(&mut session) {
         return ret;
     }
-    let proxy = worker::with(|w| w.proxy(current)).unwrap_or_else(|| current.load());
+    let now = Moment::now();
+    // One borrow of the worker's state for the whole intake (each is a thread-local
+    // lookup, `__tls_get_addr` in a shared library).
+    let intake = worker::with(|w| intake(w, &mut session, current, now));
+    match intake {
+        Some(Intake::Started(token)) => hand_over(session, token),
+        Some(Intake::Answer(page)) => answer::send(&mut session, &page),
+        Some(Intake::Deferred {
+            job,
+            client,
+            peer,
+            head_request,
+            close,
+        }) => defer(session, job, client, peer, head_request, close, now),
+        Some(Intake::Nothing) => guard::client_left(&mut session),
+        // Re-entered while the worker state was busy (never expected): no exchange.
+        None => answer::send(&mut session, &LocalPage::error(503, true, Some(1))),
+    }
+}
+
+/// The intake with the worker's state `w` at hand: the request is copied out of Monkey into
+/// the worker's next request and judged, and a proxied one started (its session held for
+/// [`hand_over`]). Makes no call into Monkey.
+fn intake(w: &mut WorkerState, session: &mut Session, current: &Current, now: Moment) -> Intake {
+    let proxy = w.proxy(current);
     let (socket, conn) = (session.socket(), session.conn() as usize);
     // The duplicate kept from the connection's previous request, if any, knows the peer.
-    let cached = worker::with(|w| w.take_client(socket, conn)).flatten();
+    let cached = w.take_client(socket, conn);
     let peer = match &cached {
         Some((_, peer)) => *peer,
         None => peer_of(socket),
     };
-    let mut request = worker::with(|w| w.core.take_request()).unwrap_or_default();
-    let now = Moment::now();
-    let admitted = match request::raw_request(&session, peer) {
+    let request = w.core.next_request();
+    let admitted = match request::raw_request(session, peer) {
         Some((raw, line_end)) => {
-            let admitted = proxy.admit_whole(&raw, &mut request, now.millis());
+            let admitted = proxy.admit_whole(&raw, request, now.millis());
             // Monkey finds a pipelined request at `parser.i + 1` when this one ends
             // (`mk_http_request_end`), but its parser leaves `i` past every byte received
             // when the request has a Content-Length body (the pipelined request is swallowed
@@ -346,56 +388,53 @@ fn serve(mut session: Session) -> c_int {
         }
         None => Admission::Answer(proxy.bad_request()),
     };
-    let keep_cached = |cached: Option<(mio::net::TcpStream, Option<SocketAddr>)>| {
-        if let Some((stream, peer)) = cached {
-            let _ = worker::with(|w| w.keep_client(socket, conn, stream, peer));
-        }
-    };
     let entry = match admitted {
         Admission::Answer(page) => {
-            keep_cached(cached);
-            let _ = worker::with(|w| w.core.recycle_request(request));
-            return answer::send(&mut session, &page);
+            if let Some((stream, peer)) = cached {
+                w.keep_client(socket, conn, stream, peer);
+            }
+            return Intake::Answer(page);
         }
         Admission::Deferred(job) => {
-            let client = cached.map(|(stream, _)| stream);
-            return defer(session, job, client, peer, request, now);
+            return Intake::Deferred {
+                job,
+                client: cached.map(|(stream, _)| stream),
+                peer,
+                head_request: request.is_head(),
+                close: request.client_wants_close,
+            };
         }
         Admission::Proxy(entry) => entry,
     };
     if session.client_left_already() {
-        keep_cached(cached);
-        let ret = guard::client_left(&mut session, &proxy, entry, &request);
-        let _ = worker::with(|w| w.core.recycle_request(request));
-        return ret;
+        proxy.client_left_early(entry, request);
+        if let Some((stream, peer)) = cached {
+            w.keep_client(socket, conn, stream, peer);
+        }
+        return Intake::Nothing;
     }
     let client = match cached {
         Some((stream, _)) => Some(stream),
         None => duplicate(socket),
     };
     let Some(client) = client else {
-        let page = proxy.out_of_resources_for(entry, &request, now);
-        return answer::send(&mut session, &page);
+        return Intake::Answer(proxy.out_of_resources_for(entry, request, now));
     };
-    let close = request.client_wants_close;
-    let client = client_conn(&session, client);
-    let token = worker::with(|w| {
-        let (core, sessions) = w.parts();
-        core.start(
-            proxy,
-            entry,
-            request,
-            client,
-            now,
-            &mut MonkeyReactor { sessions },
-        )
+    let client = client_conn(session, client);
+    let (core, sessions, regs) = w.parts();
+    let token = core.start_next(
+        proxy,
+        entry,
+        client,
+        now,
+        &mut MonkeyReactor { sessions, regs },
+    );
+    w.hold(Served {
+        token,
+        session: *session,
+        peer,
     });
-    let Some(token) = token else {
-        // Re-entered while the worker state was busy (never expected): no exchange.
-        let page = current.load().out_of_resources(entry, close);
-        return answer::send(&mut session, &page);
-    };
-    hand_over(session, token, peer)
+    Intake::Started(token)
 }
 
 /// An admin request whose answer the reload thread makes: the job is queued and a task of
@@ -406,11 +445,10 @@ fn defer(
     job: Job,
     client: Option<mio::net::TcpStream>,
     peer: Option<SocketAddr>,
-    request: crate::http::request::ProxyRequest,
+    head: bool,
+    close: bool,
     now: Moment,
 ) -> c_int {
-    let (head, close) = (request.is_head(), request.client_wants_close);
-    let _ = worker::with(|w| w.core.recycle_request(request));
     let Some(reloader) = RELOADER.get() else {
         return answer::send(&mut session, &crate::proxy::admin::unavailable());
     };
@@ -426,18 +464,24 @@ fn defer(
     };
     let client = client_conn(&session, client);
     let token = worker::with(|w| {
-        let (core, sessions) = w.parts();
-        core.start_deferred(
+        let (core, sessions, regs) = w.parts();
+        let token = core.start_deferred(
             client,
             waiting,
             head,
             close,
             now,
-            &mut MonkeyReactor { sessions },
-        )
+            &mut MonkeyReactor { sessions, regs },
+        );
+        w.hold(Served {
+            token,
+            session,
+            peer,
+        });
+        token
     });
     match token {
-        Some(token) => hand_over(session, token, peer),
+        Some(token) => hand_over(session, token),
         None => answer::send(&mut session, &LocalPage::error(503, true, Some(1))),
     }
 }
@@ -452,15 +496,8 @@ fn client_conn(session: &Session, stream: mio::net::TcpStream) -> ClientConn {
 }
 
 /// Hands the request over to the worker's task `token`, which answers it on its duplicate
-/// of the client connection.
-fn hand_over(mut session: Session, token: Token, peer: Option<SocketAddr>) -> c_int {
-    let _ = worker::with(|w| {
-        w.hold(Served {
-            token,
-            session,
-            peer,
-        })
-    });
+/// of the client connection (the worker holds its session already: [`WorkerState::hold`]).
+fn hand_over(mut session: Session, token: Token) -> c_int {
     // From here on only plain field writes and Monkey calls, in the order of monkey-abi.md
     // §1.3 steps 6–10: Monkey's response path is taken away for this request, Monkey watches
     // the connection for reading (it hears of a client that leaves), the request is marked as
@@ -510,8 +547,8 @@ fn hangup(mut session: Session) {
     let token = Token::from_raw(mark as u64);
     let now = Moment::now();
     let aborted = worker::with(|w| {
-        let (core, sessions) = w.parts();
-        core.abort(token, now, &mut MonkeyReactor { sessions });
+        let (core, sessions, regs) = w.parts();
+        core.abort(token, now, &mut MonkeyReactor { sessions, regs });
         w.take(token)
     });
     if aborted.is_none() {

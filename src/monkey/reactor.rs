@@ -13,7 +13,7 @@
 //! burst, [`super::trim`] may ask for a round sooner, in which the worker gives free memory
 //! back.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::io;
 use std::os::fd::RawFd;
@@ -22,6 +22,7 @@ use std::ptr::{self, addr_of_mut};
 
 use super::api::{self, ev_add, ev_del, mem_alloc_z};
 use super::finish;
+use super::regs::{Reg, Regs};
 use super::sys;
 use super::trim;
 use super::worker;
@@ -29,65 +30,31 @@ use crate::clock::Moment;
 use crate::log;
 use crate::reactor::{Interest, Reactor, Source, Token};
 
-/// The loop registration of one descriptor the core uses. `ev` must stay the first member:
-/// Monkey's loop hands the handler the event pointer, which is the registration's.
-#[repr(C)]
-struct Reg {
-    ev: sys::mk_event,
-    /// The owner's token (0: none yet).
-    token: u64,
-    /// The socket the registration is for ([`Source::id`]); another id on the same
-    /// descriptor means that socket was closed, which removed it from epoll.
-    id: u64,
-    /// The edge-triggered registration reported a hang-up or error the owner may not have
-    /// acted on: when another owner takes it over, it is re-armed so that owner hears of it.
-    unseen: bool,
-}
-
-thread_local! {
-    /// This worker's registrations, indexed by descriptor.
-    static REGS: RefCell<Vec<*mut Reg>> = const { RefCell::new(Vec::new()) };
-}
-
-/// This worker's registration for descriptor `fd` (made on first use; null when out of
-/// memory).
-fn reg_for(fd: RawFd) -> *mut Reg {
-    let Ok(i) = usize::try_from(fd) else {
+/// This worker's registration for descriptor `fd` in `regs` (made on first use; null when
+/// out of memory).
+fn reg_for(regs: &mut Regs, fd: RawFd) -> *mut Reg {
+    let Some(entry) = regs.entry(fd) else {
         return ptr::null_mut();
     };
-    REGS.with(|regs| {
-        let mut regs = regs.borrow_mut();
-        if regs.len() <= i {
-            regs.resize(i + 1, ptr::null_mut());
+    if entry.is_null() {
+        let reg = mem_alloc_z(std::mem::size_of::<Reg>()).cast::<Reg>();
+        if !reg.is_null() {
+            let fresh = Reg {
+                ev: sys::mk_event {
+                    handler: Some(on_event),
+                    ..Default::default()
+                },
+                token: 0,
+                id: 0,
+                unseen: false,
+            };
+            // SAFETY: fresh zeroed malloc memory of the right size and alignment; writing
+            // a whole value initialises it (a zeroed event is unregistered, §0-9).
+            unsafe { reg.write(fresh) };
         }
-        if regs[i].is_null() {
-            let reg = mem_alloc_z(std::mem::size_of::<Reg>()).cast::<Reg>();
-            if !reg.is_null() {
-                let fresh = Reg {
-                    ev: sys::mk_event {
-                        handler: Some(on_event),
-                        ..Default::default()
-                    },
-                    token: 0,
-                    id: 0,
-                    unseen: false,
-                };
-                // SAFETY: fresh zeroed malloc memory of the right size and alignment; writing
-                // a whole value initialises it (a zeroed event is unregistered, §0-9).
-                unsafe { reg.write(fresh) };
-            }
-            regs[i] = reg;
-        }
-        regs[i]
-    })
-}
-
-/// The registration for `fd` if one was made.
-fn existing_reg(fd: RawFd) -> *mut Reg {
-    let Ok(i) = usize::try_from(fd) else {
-        return ptr::null_mut();
-    };
-    REGS.with(|regs| regs.borrow().get(i).copied().unwrap_or(ptr::null_mut()))
+        *entry = reg;
+    }
+    *entry
 }
 
 fn mask_of(interest: Interest) -> u32 {
@@ -155,6 +122,8 @@ fn arm(reg: &mut Reg, fd: RawFd, mask: u32) -> io::Result<()> {
 pub struct MonkeyReactor<'a> {
     /// Requests by exchange, as [`worker::WorkerState`] keeps them.
     pub sessions: &'a [Option<worker::Served>],
+    /// The worker's registrations (see [`Regs`]).
+    pub regs: &'a mut Regs,
 }
 
 impl Reactor for MonkeyReactor<'_> {
@@ -164,7 +133,7 @@ impl Reactor for MonkeyReactor<'_> {
         token: Token,
         interest: Option<Interest>,
     ) -> io::Result<()> {
-        let reg = reg_for(source.fd);
+        let reg = reg_for(self.regs, source.fd);
         // SAFETY: this worker's never-freed registration for the descriptor; only this thread
         // touches it, and no other reference to it is alive.
         let Some(reg) = (unsafe { reg.as_mut() }) else {
@@ -200,7 +169,7 @@ impl Reactor for MonkeyReactor<'_> {
 
     fn release(&mut self, source: Source) {
         // SAFETY: as in `watch`.
-        let Some(reg) = (unsafe { existing_reg(source.fd).as_mut() }) else {
+        let Some(reg) = (unsafe { self.regs.existing(source.fd).as_mut() }) else {
             return;
         };
         if reg.id != source.id {
@@ -250,16 +219,22 @@ unsafe extern "C" fn on_event(ev: *mut c_void) -> c_int {
             return;
         }
         let now = Moment::now();
-        let Some((ended, live)) = worker::with(|w| {
-            let (core, sessions) = w.parts();
-            let ended = core.on_ready(Token::from_raw(token), now, &mut MonkeyReactor { sessions });
-            (ended, w.core.live_exchanges())
+        // One borrow of the worker's state for the event and the worker's side of an end.
+        let Some((ending, over, live)) = worker::with(|w| {
+            let (core, sessions, regs) = w.parts();
+            let ended = core.on_ready(
+                Token::from_raw(token),
+                now,
+                &mut MonkeyReactor { sessions, regs },
+            );
+            let over = ended.is_some();
+            let ending = ended.and_then(|ended| finish::settle(w, ended));
+            (ending, over, w.core.live_exchanges())
         }) else {
             return;
         };
-        let over = ended.is_some();
-        if let Some(ended) = ended {
-            finish::finish(ended);
+        if let Some(ending) = ending {
+            finish::end(ending);
         }
         if let Some(at) = trim::after_event(live, over, now) {
             arm_timer(at);
@@ -366,8 +341,8 @@ unsafe extern "C" fn on_timer(ev: *mut c_void) -> c_int {
         let now = Moment::now();
         let ended = worker::with(|w| {
             let mut ended = std::mem::take(&mut w.ended);
-            let (core, sessions) = w.parts();
-            core.on_timer(now, &mut MonkeyReactor { sessions }, &mut ended);
+            let (core, sessions, regs) = w.parts();
+            core.on_timer(now, &mut MonkeyReactor { sessions, regs }, &mut ended);
             ended
         });
         let Some(mut ended) = ended else { return };

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::ffi::c_int;
 use std::net::SocketAddr;
 
+use super::regs::Regs;
 use super::session::Session;
 use std::sync::Arc;
 
@@ -47,6 +48,8 @@ pub struct WorkerState {
     sessions: Vec<Option<Served>>,
     /// This worker's copy of the proxy in service (refreshed after a reload).
     proxy: Option<Cached>,
+    /// The loop registrations of the descriptors the core watches (see `super::reactor`).
+    regs: Regs,
 }
 
 thread_local! {
@@ -55,6 +58,9 @@ thread_local! {
 
 /// Runs `f` with this worker's state; `None` if it is already borrowed (a re-entrant call,
 /// which the adapter avoids by never calling into Monkey while holding it).
+/// Inlined, so that the thread-local lookup joins its caller's others (one `__tls_get_addr`
+/// per function in a shared library).
+#[inline(always)]
 pub fn with<R>(f: impl FnOnce(&mut WorkerState) -> R) -> Option<R> {
     STATE.with(|s| s.try_borrow_mut().ok().map(|mut s| f(&mut s)))
 }
@@ -76,6 +82,7 @@ impl WorkerState {
             clients: Vec::new(),
             sessions: Vec::new(),
             proxy: None,
+            regs: Regs::default(),
         }
     }
 
@@ -87,10 +94,10 @@ impl WorkerState {
             .clone()
     }
 
-    /// The core and the sessions together (the reactor reads the sessions while the core
-    /// runs).
-    pub fn parts(&mut self) -> (&mut Worker, &[Option<Served>]) {
-        (&mut self.core, &self.sessions)
+    /// The core, the sessions and the registrations together (the reactor reads the
+    /// sessions and keeps the registrations while the core runs).
+    pub fn parts(&mut self) -> (&mut Worker, &[Option<Served>], &mut Regs) {
+        (&mut self.core, &self.sessions, &mut self.regs)
     }
 
     /// Remembers the request `served.token`'s exchange serves.

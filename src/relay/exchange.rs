@@ -113,7 +113,9 @@ pub struct Exchange {
     proxy: Arc<Proxy>,
     entry: usize,
     token: Token,
-    request: ProxyRequest,
+    /// Boxed so that it changes places with the host's next request by pointer (see
+    /// [`Worker::start_next`](super::worker::Worker::start_next)).
+    request: Box<ProxyRequest>,
     /// RFC 9110 §9.2.2: the request may be sent twice.
     idempotent: bool,
     client: Client,
@@ -151,11 +153,15 @@ impl Exchange {
     /// a pooled connection): the response is read and written from the host's next event. A
     /// host must not see a complete response before it can end the request: in Monkey, bytes
     /// a client sends between the end of a response and `http_request_end` are lost.
+    /// `spare` is the allocation of an exchange that is over ([`Exchange::retirable`]), to
+    /// be written over in place (no `malloc` and `free` per request, and no copy of a whole
+    /// exchange from the stack); `None` allocates a new one.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
+        spare: Option<Box<Exchange>>,
         proxy: Arc<Proxy>,
         entry: usize,
-        request: ProxyRequest,
+        request: &mut Box<ProxyRequest>,
         client: ClientConn,
         client_id: u64,
         token: Token,
@@ -163,6 +169,37 @@ impl Exchange {
         local: &mut Local,
         reactor: &mut dyn Reactor,
     ) -> Box<Exchange> {
+        let mut exchange = spare.unwrap_or_else(|| Box::new(Exchange::vacant(proxy.clone())));
+        // Every field written where it is (the pattern names them all, so a field added
+        // later cannot be left with a finished exchange's value).
+        let Exchange {
+            proxy: x_proxy,
+            entry: x_entry,
+            token: x_token,
+            request: x_request,
+            idempotent,
+            client: x_client,
+            attempts: x_attempts,
+            response,
+            tunnel,
+            state,
+            request_bytes: x_request_bytes,
+            status,
+            local_keep_alive,
+            deadline,
+            began,
+            first_byte,
+            try_began,
+            connect_time,
+            upstream_status,
+            trouble,
+            finish,
+            request_id: x_request_id,
+        } = &mut *exchange;
+        // The request changes places with the finished exchange's, which the host fills
+        // next: neither is copied.
+        std::mem::swap(x_request, request);
+        let request = &*x_request;
         let candidates = local.spares.take_index_vec();
         let mut request_bytes = local.spares.take_vec();
         let mut request_id = RequestId::default();
@@ -185,7 +222,7 @@ impl Exchange {
                     server: "",
                     request_id,
                 };
-                write_request(e, &request, &sent, &mut request_bytes);
+                write_request(e, request, &sent, &mut request_bytes);
                 if let Some(target) = target {
                     local.spares.put_vec(target);
                 }
@@ -200,8 +237,8 @@ impl Exchange {
                 // that reconnects would always get the same number, so the same server).
                 connection_id: request.client.map_or(client_id, |a| u64::from(a.port())),
                 path: &request.path,
-                key: affinity::key(upstream, &request),
-                sticky: affinity::sticky_server(upstream, &request),
+                key: affinity::key(upstream, request),
+                sticky: affinity::sticky_server(upstream, request),
             };
             let req = attempt::Request {
                 proxy: &proxy,
@@ -210,47 +247,87 @@ impl Exchange {
             };
             Attempts::plan(req, &ctx, candidates, now)
         };
-        let idempotent = is_idempotent(&request.method);
-        let local_keep_alive = !request.client_wants_close;
-        // Boxed where it is made: the worker's slot holds it boxed, and an exchange returned
-        // by value was copied twice more (about 840 bytes each, `memcpy`).
-        let mut exchange = Box::new(Exchange {
-            proxy,
-            entry,
-            token,
-            request,
-            idempotent,
-            client: Client {
-                stream: Some(client),
-                id: client_id,
-                interest: None,
-                watched: false,
-            },
-            attempts,
-            // The response buffer takes a read buffer only when response bytes arrive and
-            // returns it while the exchange only waits, so that waiting exchanges hold none
-            // and the few in use stay in the cache.
-            response: ResponseBuffer::default(),
-            tunnel: None,
-            state: State::Connecting,
-            request_bytes,
-            status: 0,
-            local_keep_alive,
-            deadline: None,
-            began: now,
-            first_byte: None,
-            try_began: now,
-            connect_time: None,
-            upstream_status: None,
-            trouble: None,
-            finish: None,
-            request_id,
-        });
+        *idempotent = is_idempotent(&request.method);
+        *local_keep_alive = !request.client_wants_close;
+        *x_proxy = proxy;
+        *x_entry = entry;
+        *x_token = token;
+        *x_client = Client {
+            stream: Some(client),
+            id: client_id,
+            interest: None,
+            watched: false,
+        };
+        *x_attempts = attempts;
+        // The response buffer takes a read buffer only when response bytes arrive and
+        // returns it while the exchange only waits, so that waiting exchanges hold none and
+        // the few in use stay in the cache.
+        *response = ResponseBuffer::default();
+        *tunnel = None;
+        *state = State::Connecting;
+        *x_request_bytes = request_bytes;
+        *status = 0;
+        *deadline = None;
+        *began = now;
+        *first_byte = None;
+        *try_began = now;
+        *connect_time = None;
+        *upstream_status = None;
+        *trouble = None;
+        *finish = None;
+        *x_request_id = request_id;
         exchange.proxy.stats.record_request(entry);
         let step = exchange.next_try(local, now);
         exchange.take_step(step, now);
         let _ = exchange.run(local, reactor, now, false);
         exchange
+    }
+
+    /// An exchange that is over and holds nothing but `proxy`: the allocation
+    /// [`Exchange::start`] writes a new exchange into when the worker has no spare one.
+    #[cold]
+    fn vacant(proxy: Arc<Proxy>) -> Exchange {
+        let over = Finish {
+            keep_alive: false,
+            status: 0,
+        };
+        Exchange {
+            proxy,
+            entry: 0,
+            token: Token::from_raw(0),
+            request: Box::default(),
+            idempotent: false,
+            client: Client {
+                stream: None,
+                id: 0,
+                interest: None,
+                watched: false,
+            },
+            attempts: Attempts::default(),
+            response: ResponseBuffer::default(),
+            tunnel: None,
+            state: State::Done,
+            request_bytes: Vec::new(),
+            status: 0,
+            local_keep_alive: false,
+            deadline: None,
+            began: Moment::default(),
+            first_byte: None,
+            try_began: Moment::default(),
+            connect_time: None,
+            upstream_status: None,
+            trouble: None,
+            finish: Some(over),
+            request_id: RequestId::default(),
+        }
+    }
+
+    /// Whether the exchange is over and holds no socket or buffer of its own (its client
+    /// and request taken back, its memory given back by `end`), so that its allocation may
+    /// serve a later exchange ([`Exchange::start`]'s `spare`). Until then it keeps only its
+    /// proxy (as the host's cached copy of the proxy does until the next request).
+    pub(super) fn retirable(&self) -> bool {
+        self.finish.is_some() && self.client.stream.is_none() && self.tunnel.is_none()
     }
 
     /// A watched socket may have progressed: continue as far as possible without blocking.
@@ -385,7 +462,8 @@ impl Exchange {
         }
     }
 
-    /// The request, for the worker's spares once the exchange is over.
+    /// The request, for the worker's spares (or the host's next request) once the exchange
+    /// is over.
     pub(super) fn request_mut(&mut self) -> &mut ProxyRequest {
         &mut self.request
     }

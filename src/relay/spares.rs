@@ -54,17 +54,29 @@ impl Spares {
         if self.requests.len() >= KEEP_SPARES
             || request.headers.capacity_bytes() > KEEP_HEADER_BYTES
         {
+            // Freed, not left in a holder that may be kept (a spare exchange).
+            *request = ProxyRequest::default();
+            return;
+        }
+        Spares::trim_request(request);
+        request.clear();
+        self.requests.push(std::mem::take(request));
+    }
+
+    /// Frees what of `request` is too large to keep (see [`Spares::keep_request`]) where it
+    /// is: for a request that stays in a spare exchange until the host fills it again.
+    pub fn trim_request(request: &mut ProxyRequest) {
+        if request.headers.capacity_bytes() > KEEP_HEADER_BYTES {
+            *request = ProxyRequest::default();
             return;
         }
         if request.body.capacity() > KEEP_BODY_BYTES {
-            // Uploads must not pin their memory in the spare list.
+            // Uploads must not pin their memory where requests are kept.
             request.body = Vec::new();
         }
         if request.early.capacity() > KEEP_BODY_BYTES {
             request.early = Vec::new();
         }
-        request.clear();
-        self.requests.push(std::mem::take(request));
     }
 
     /// A read buffer of [`BUFFER_SIZE`] bytes: the most recently returned one, which is the

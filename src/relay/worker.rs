@@ -17,6 +17,7 @@ use super::client::ClientConn;
 use super::deferred::Deferred;
 use super::exchange::{Exchange, Finish, Progress};
 use super::local::Local;
+use super::spares::Spares;
 use super::tokens::{exchange_token, owner, Owner, SERIAL_LIMIT};
 use crate::clock::Moment;
 use crate::http::request::ProxyRequest;
@@ -137,6 +138,13 @@ pub struct Worker {
     waiting: std::collections::VecDeque<(usize, u32)>,
     /// Exchanges that ended while the worker served its queue, for the next timer round.
     late: Vec<Ended>,
+    /// Allocations of exchanges that are over, for the next ones (see `Exchange::start`);
+    /// boxes, because the allocation itself is what is reused.
+    #[allow(clippy::vec_box)]
+    spare_exchanges: Vec<Box<Exchange>>,
+    /// The request [`Worker::start_next`] proxies, filled by the host in place (boxed: it
+    /// changes places with a finished exchange's by pointer).
+    next: Box<ProxyRequest>,
 }
 
 impl Default for Worker {
@@ -158,6 +166,8 @@ impl Worker {
             seen_changes: crate::upstream::changes(),
             waiting: std::collections::VecDeque::new(),
             late: Vec::new(),
+            spare_exchanges: Vec::new(),
+            next: Box::default(),
         }
     }
 
@@ -173,13 +183,37 @@ impl Worker {
         now: Moment,
         reactor: &mut dyn Reactor,
     ) -> Token {
+        let earlier = std::mem::replace(&mut *self.next, request);
+        self.local.spares.put_request(earlier);
+        self.start_next(proxy, entry, client, now, reactor)
+    }
+
+    /// The request [`Worker::start_next`] proxies, for the host to fill in place: it still
+    /// holds an earlier request (its buffers are what is reused), which the intake clears
+    /// (`http::intake::read_request`). A request the host answers without an exchange just
+    /// stays here, to be filled again.
+    pub fn next_request(&mut self) -> &mut ProxyRequest {
+        &mut self.next
+    }
+
+    /// [`Worker::start`] for the request the host filled in [`Worker::next_request`]: it
+    /// changes places with a finished exchange's, so that a request is never copied.
+    pub fn start_next(
+        &mut self,
+        proxy: Arc<Proxy>,
+        entry: usize,
+        client: ClientConn,
+        now: Moment,
+        reactor: &mut dyn Reactor,
+    ) -> Token {
         self.follow_changes();
         let (slot, serial, token) = self.take_slot();
         let client_id = self.local.new_id();
         let exchange = Exchange::start(
+            self.spare_exchanges.pop(),
             proxy,
             entry,
-            request,
+            &mut self.next,
             client,
             client_id,
             token,
@@ -189,11 +223,11 @@ impl Worker {
         );
         let deadline = exchange.deadline();
         let queued = exchange.is_queued();
-        self.slots[slot] = Slot {
-            serial,
-            orphan: false,
-            task: Some(Task::Exchange(exchange)),
-        };
+        // Field by field: a whole `Slot` written at once is built on the stack and copied.
+        let s = &mut self.slots[slot];
+        s.serial = serial;
+        s.orphan = false;
+        s.task = Some(Task::Exchange(exchange));
         self.live += 1;
         self.arm(reactor, deadline);
         if queued {
@@ -452,6 +486,8 @@ impl Worker {
         if changes != self.seen_changes {
             self.seen_changes = changes;
             self.local.pool.prune();
+            // Spare exchanges hold the proxy they served: after a reload, let it go.
+            self.spare_exchanges.clear();
         }
     }
 
@@ -491,7 +527,13 @@ impl Worker {
         let client = match s.task.take().expect("a live task") {
             Task::Exchange(mut exchange) => {
                 let client = exchange.take_client();
-                self.local.spares.keep_request(exchange.request_mut());
+                if exchange.retirable() && self.spare_exchanges.len() < KEEP_SLOTS {
+                    // Its request stays with it: the next exchange hands it to the host.
+                    Spares::trim_request(exchange.request_mut());
+                    self.spare_exchanges.push(exchange);
+                } else {
+                    self.local.spares.keep_request(exchange.request_mut());
+                }
                 client
             }
             Task::Deferred(mut deferred) => deferred.take_client(),
@@ -595,6 +637,61 @@ mod tests {
         r.headers.push("Host", b"t");
         r.host = Some("t".into());
         r
+    }
+
+    #[test]
+    fn a_finished_exchange_s_allocation_and_request_serve_the_next_one_as_new() {
+        // A backend that takes requests and never answers.
+        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = proxy_for(backend.local_addr().unwrap(), 1, 2);
+        let mut worker = Worker::new();
+        let mut reactor = Recorder::default();
+        let t0 = Moment::from_nanos(10_000_000_000);
+        let (client, _peer) = client_pair();
+        let request = get(&mut worker);
+        let first = worker.start(
+            proxy.clone(),
+            0,
+            request,
+            ClientConn::plain(client),
+            t0,
+            &mut reactor,
+        );
+        assert!(worker.abort(first, t0, &mut reactor));
+        assert_eq!(worker.spare_exchanges.len(), 1, "the exchange was not kept");
+        let kept: *const Exchange = &*worker.spare_exchanges[0];
+        // The host fills the next request where the worker keeps it.
+        let next = worker.next_request();
+        next.method.push_str("GET");
+        next.path.push_str("/second");
+        next.minor_version = 1;
+        next.headers.push("Host", b"t");
+        next.host = Some("t".into());
+        let (client, mut peer) = client_pair();
+        let second = worker.start_next(
+            proxy.clone(),
+            0,
+            ClientConn::plain(client),
+            t0,
+            &mut reactor,
+        );
+        let Some(Task::Exchange(x)) = &mut worker.slots[second.index()].task else {
+            panic!("no exchange for {second:?}");
+        };
+        assert_eq!(&**x as *const Exchange, kept, "a new allocation was made");
+        assert!(worker.spare_exchanges.is_empty());
+        assert_eq!(x.request_mut().path, "/second");
+        // Nothing of the first (aborted) exchange is left: the second times out on its own
+        // deadlines, with its own status.
+        assert_eq!(x.deadline(), Some(t0.after(Duration::from_secs(1))));
+        let mut ended = Vec::new();
+        worker.on_timer(t0.after(Duration::from_secs(1)), &mut reactor, &mut ended);
+        assert_eq!(ended.len(), 1, "the connect timeout did not end it");
+        assert_eq!(ended[0].token, second);
+        assert_eq!(ended[0].finish.status, 504);
+        let mut head = [0u8; 64];
+        let n = peer.read(&mut head).unwrap();
+        assert!(head[..n].starts_with(b"HTTP/1.1 504 Gateway Timeout\r\n"));
     }
 
     #[test]
