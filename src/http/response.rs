@@ -505,7 +505,8 @@ fn final_head(
             return Err(MALFORMED);
         }
         at = field.end;
-        fields.take(buf, &field, out);
+        let name = &buf[field.start..field.name_end];
+        fields.take(buf, &field, name, &buf[field.value.clone()], out);
     };
     fields
         .finish(buf, line, head_end, client, edits, out)
@@ -564,13 +565,18 @@ impl<'b, 'e> Fields<'b, 'e> {
         }
     }
 
-    /// Classifies one field line, gathers what the rules need from it and keeps it unless
-    /// it is hop-by-hop or a rule drops it.
+    /// Classifies one field line (`name` and `value` are its slices of `buf`), gathers what
+    /// the rules need from it and keeps it unless it is hop-by-hop or a rule drops it.
     #[inline(always)]
-    fn take(&mut self, buf: &'b [u8], field: &FieldLine, out: &mut Vec<u8>) {
+    fn take(
+        &mut self,
+        buf: &'b [u8],
+        field: &FieldLine,
+        name: &[u8],
+        value: &'b [u8],
+        out: &mut Vec<u8>,
+    ) {
         let facts = &mut self.facts;
-        let name = &buf[field.start..field.name_end];
-        let value = &buf[field.value.clone()];
         let kind = hop_field(name);
         match kind {
             Field::Other => {}
@@ -657,7 +663,12 @@ impl<'b, 'e> Fields<'b, 'e> {
         let upgrades = Lines { buf, at: line.next }
             .filter(|f| hop_field(&buf[f.start..f.name_end]) == Field::Upgrade)
             .map(|f| &buf[f.value]);
-        write_tail(&head, client, edits, upgrades, out);
+        // The backend's digits are the length's decimal unless they have leading zeros.
+        let digits = facts
+            .first_length
+            .map(trim)
+            .filter(|v| v.len() == 1 || v.first() != Some(&b'0'));
+        write_tail(&head, client, edits, upgrades, digits, out);
         Ok(ResponseHead {
             head_len: head_end,
             ..head
@@ -786,12 +797,14 @@ fn decide(
 }
 
 /// Writes what follows the backend's kept fields: the edits' lines, then the proxy's own
-/// framing and connection lines, then the empty line.
+/// framing and connection lines, then the empty line. `length_digits` are the backend's
+/// `Content-Length` digits when they are the length's decimal (no leading zeros).
 fn write_tail<'b>(
     head: &ResponseHead,
     client: ClientSide,
     edits: &HeadEdits<'_>,
     upgrades: impl Iterator<Item = &'b [u8]>,
+    length_digits: Option<&[u8]>,
     out: &mut Vec<u8>,
 ) {
     if let Some(rules) = &edits.rules {
@@ -813,7 +826,11 @@ fn write_tail<'b>(
     match head.framing {
         Framing::Length(n) => {
             out.extend_from_slice(b"Content-Length: ");
-            push_decimal(out, n);
+            match length_digits {
+                // The length came from them, so they are its decimal already.
+                Some(digits) => out.extend_from_slice(digits),
+                None => push_decimal(out, n),
+            }
             out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked if !head.dechunk => {

@@ -43,10 +43,10 @@ fn complete_head(
     let mut at = line.next;
     let head_end = loop {
         match field_line(buf, at)? {
-            Ok(field) => {
+            Ok((field, name, value)) => {
                 count += 1;
                 at = field.end;
-                fields.take(buf, &field, out);
+                fields.take(buf, &field, name, value, out);
             }
             Err(end) => break end,
         }
@@ -98,36 +98,41 @@ fn status_line(buf: &[u8]) -> Option<StatusLine> {
     })
 }
 
-/// Reads the field line at `at`, ending in CRLF: `Some(Err(end))` at the empty line that
-/// ends the head, `None` for anything else the general reader must judge.
+/// Reads the field line at `at`, ending in CRLF, with its name and value: `Some(Err(end))` at
+/// the empty line that ends the head, `None` for anything else the general reader must judge.
 #[inline(always)]
-fn field_line(buf: &[u8], at: usize) -> Option<Result<FieldLine, usize>> {
-    let colon = name_end(buf, at);
-    if colon == at || buf.get(colon) != Some(&b':') {
-        return match buf.get(at..at + 2) {
+#[allow(clippy::type_complexity)]
+fn field_line(buf: &[u8], at: usize) -> Option<Result<(FieldLine, &[u8], &[u8]), usize>> {
+    // Indices in the line from here: what is proven about them spares bounds checks.
+    let line = buf.get(at..)?;
+    let colon = name_end(line, 0);
+    if colon == 0 || line.get(colon) != Some(&b':') {
+        return match line.get(..2) {
             Some(b"\r\n") => Some(Err(at + 2)),
             _ => None,
         };
     }
     // The usual single space at once, any other run of spaces and tabs byte by byte.
     let mut from = colon + 1;
-    if buf.get(from) == Some(&b' ') {
+    if line.get(from) == Some(&b' ') {
         from += 1;
     }
-    while matches!(buf.get(from), Some(b' ' | b'\t')) {
+    while matches!(line.get(from), Some(b' ' | b'\t')) {
         from += 1;
     }
-    let to = skip_text(buf, from);
-    if buf.get(to + 1) != Some(&b'\n') || buf[to] != b'\r' {
+    let to = skip_text(line, from);
+    if line.get(to + 1) != Some(&b'\n') || line[to] != b'\r' {
         return None;
     }
-    Some(Ok(FieldLine {
+    let last = trimmed_end(line, from, to);
+    let field = FieldLine {
         start: at,
-        name_end: colon,
-        value: from..trimmed_end(buf, from, to),
-        end: to + 2,
+        name_end: at + colon,
+        value: at + from..at + last,
+        end: at + to + 2,
         crlf: true,
-    }))
+    };
+    Some(Ok((field, &line[..colon], &line[from..last])))
 }
 
 /// The first index from `at` whose byte is no token character (`buf.len()` at most): letters
