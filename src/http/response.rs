@@ -96,6 +96,11 @@ pub fn parse_head(
     edits: &HeadEdits<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Option<ResponseHead>, ResponseError> {
+    // The usual head first, read knowing less can go wrong; anything else from the start
+    // again, by the reader that tells every case apart.
+    if let Some(done) = fast::parse_head(buf, client, edits, out) {
+        return done.map(Some);
+    }
     let mark = out.len();
     let mut start = 0;
     let stop = loop {
@@ -329,23 +334,27 @@ pub(super) fn field_line(buf: &[u8], at: usize) -> Result<Result<FieldLine, usiz
         Some(_) => return Err(MALFORMED),
         None => return Err(Stop::Incomplete),
     };
-    // The value starts with a byte other than whitespace (when it is not empty), so
-    // trimming its end stops there.
-    let last = if to > from && matches!(buf[to - 1], b' ' | b'\t') {
+    Ok(Ok(FieldLine {
+        start: at,
+        name_end,
+        value: from..trimmed_end(buf, from, to),
+        end,
+        crlf,
+    }))
+}
+
+/// The end of the value `buf[from..to]` without its trailing spaces and tabs. It starts with a
+/// byte other than whitespace (when it is not empty), so trimming stops there.
+#[inline(always)]
+fn trimmed_end(buf: &[u8], from: usize, to: usize) -> usize {
+    if to > from && matches!(buf[to - 1], b' ' | b'\t') {
         buf[from..to]
             .iter()
             .rposition(|&b| b != b' ' && b != b'\t')
             .map_or(from, |p| from + p + 1)
     } else {
         to
-    };
-    Ok(Ok(FieldLine {
-        start: at,
-        name_end,
-        value: from..last,
-        end,
-        crlf,
-    }))
+    }
 }
 
 /// The index of the first byte of `rest` that is no token character, `None` when all are.
@@ -394,6 +403,11 @@ fn token_len(rest: &[u8]) -> Option<usize> {
 /// The length and the first letter leave at most one name to compare.
 #[inline(always)]
 fn hop_field(name: &[u8]) -> Field {
+    // Most names have none of the hop-by-hop names' lengths: one test tells them.
+    const LENGTHS: u32 = 1 << 2 | 1 << 7 | 1 << 10 | 1 << 14 | 1 << 16 | 1 << 17;
+    if name.len() >= 32 || LENGTHS >> name.len() & 1 == 0 {
+        return Field::Other;
+    }
     let (lower, field): (&[u8], Field) = match (name.len(), name.first().map_or(0, |b| b | 0x20)) {
         (2, b't') => (b"te", Field::Te),
         (7, b't') => (b"trailer", Field::Trailer),
@@ -478,25 +492,7 @@ fn final_head(
     edits: &HeadEdits<'_>,
     out: &mut Vec<u8>,
 ) -> Result<ResponseHead, Stop> {
-    let status = line.status;
-    let mark = out.len();
-    // A response without a body keeps its length (HEAD, 304: the length a GET would have
-    // had), except where none may be sent (RFC 9110 §8.6: 1xx, 204). These are the heads
-    // [`decide`] gives no body, known from the status line already.
-    let keep_lengths =
-        (client.head_request || status == 304) && status != 204 && !(100..200).contains(&status);
-    // Fields a `set` or `remove` rule names end a run like the hop-by-hop ones.
-    let rule_drops = edits.rules.as_ref().filter(|r| r.rules.drops_any());
-    // Kept lines are copied as received, runs of neighbouring lines at once (most heads lose
-    // only their framing and `Connection` lines). `pending` is the run not copied yet; the
-    // status line starts it when it can go as it is.
-    let mut pending = if line.verbatim {
-        line.start..line.next
-    } else {
-        write_status_line(buf, line, out);
-        line.next..line.next
-    };
-    let mut facts = Facts::default();
+    let mut fields = Fields::start(buf, line, client, edits, out);
     let mut count = 0;
     let mut at = line.next;
     let head_end = loop {
@@ -510,7 +506,77 @@ fn final_head(
         }
         at = field.end;
         let name = &buf[field.start..field.name_end];
-        let value = &buf[field.value.clone()];
+        fields.take(buf, &field, name, &buf[field.value.clone()], out);
+    };
+    fields
+        .finish(buf, line, head_end, client, edits, out)
+        .map_err(Stop::Refused)
+}
+
+/// The writing of a final head's fields, shared by both line readers ([`final_head`] and
+/// [`fast::parse_head`]): what is gathered from the fields and the run of kept lines.
+struct Fields<'b, 'e> {
+    /// Where the client's head starts in `out`.
+    mark: usize,
+    /// `Content-Length` goes on although no body follows (HEAD, 304).
+    keep_lengths: bool,
+    /// The rules, when they drop fields.
+    rule_drops: Option<&'e Applied<'e>>,
+    /// The run of kept lines not copied yet.
+    pending: std::ops::Range<usize>,
+    /// What the framing and connection rules need.
+    facts: Facts<'b>,
+}
+
+impl<'b, 'e> Fields<'b, 'e> {
+    /// Starts the client's head: the status line, as received when it can go so.
+    #[inline(always)]
+    fn start(
+        buf: &'b [u8],
+        line: &StatusLine,
+        client: ClientSide,
+        edits: &'e HeadEdits<'e>,
+        out: &mut Vec<u8>,
+    ) -> Self {
+        let status = line.status;
+        let mark = out.len();
+        // A response without a body keeps its length (HEAD, 304: the length a GET would have
+        // had), except where none may be sent (RFC 9110 §8.6: 1xx, 204). These are the heads
+        // [`decide`] gives no body, known from the status line already.
+        let keep_lengths = (client.head_request || status == 304)
+            && status != 204
+            && !(100..200).contains(&status);
+        // Kept lines are copied as received, runs of neighbouring lines at once (most heads
+        // lose only their framing and `Connection` lines). `pending` is the run not copied
+        // yet; the status line starts it when it can go as it is.
+        let pending = if line.verbatim {
+            line.start..line.next
+        } else {
+            write_status_line(buf, line, out);
+            line.next..line.next
+        };
+        Fields {
+            mark,
+            keep_lengths,
+            // Fields a `set` or `remove` rule names end a run like the hop-by-hop ones.
+            rule_drops: edits.rules.as_ref().filter(|r| r.rules.drops_any()),
+            pending,
+            facts: Facts::default(),
+        }
+    }
+
+    /// Classifies one field line (`name` and `value` are its slices of `buf`), gathers what
+    /// the rules need from it and keeps it unless it is hop-by-hop or a rule drops it.
+    #[inline(always)]
+    fn take(
+        &mut self,
+        buf: &'b [u8],
+        field: &FieldLine,
+        name: &[u8],
+        value: &'b [u8],
+        out: &mut Vec<u8>,
+    ) {
+        let facts = &mut self.facts;
         let kind = hop_field(name);
         match kind {
             Field::Other => {}
@@ -537,52 +603,77 @@ fn final_head(
             Field::Upgrade => facts.has_upgrade = true,
             _ => {}
         }
-        if (kind.is_hop_by_hop() && !(keep_lengths && kind == Field::ContentLength))
-            || rule_drops.is_some_and(|r| r.drops(name))
+        if (kind.is_hop_by_hop() && !(self.keep_lengths && kind == Field::ContentLength))
+            || self.rule_drops.is_some_and(|r| r.drops(name))
         {
-            continue;
+            return;
         }
-        push_kept(buf, &field, &mut pending, out);
-    };
-    if status < 100 {
-        return Err(MALFORMED);
+        push_kept(buf, field, &mut self.pending, out);
     }
-    let head = decide(status, line.minor, &facts, client).map_err(Stop::Refused)?;
-    if facts.connection.names_fields {
-        // The `Connection` values name fields to drop, earlier ones included: the rare head
-        // is written again, now checking each name against them.
-        out.truncate(mark);
-        let connection: Vec<&[u8]> = Lines { buf, at: line.next }
-            .filter(|f| hop_field(&buf[f.start..f.name_end]) == Field::Connection)
-            .map(|f| &buf[f.value])
-            .collect();
-        pending = if line.verbatim {
-            line.start..line.next
-        } else {
-            write_status_line(buf, line, out);
-            line.next..line.next
-        };
-        for field in (Lines { buf, at: line.next }) {
-            let name = &buf[field.start..field.name_end];
-            let kind = hop_field(name);
-            if (kind.is_hop_by_hop() && !(keep_lengths && kind == Field::ContentLength))
-                || named_in_connection(connection.iter().copied(), name)
-                || rule_drops.is_some_and(|r| r.drops(name))
-            {
-                continue;
+
+    /// Decides the framing once every field line up to `head_end` was taken, and writes the
+    /// rest of the client's head.
+    fn finish(
+        self,
+        buf: &[u8],
+        line: &StatusLine,
+        head_end: usize,
+        client: ClientSide,
+        edits: &HeadEdits<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<ResponseHead, ResponseError> {
+        let Fields {
+            mark,
+            keep_lengths,
+            rule_drops,
+            mut pending,
+            facts,
+        } = self;
+        if line.status < 100 {
+            return Err(ResponseError::Malformed);
+        }
+        let head = decide(line.status, line.minor, &facts, client)?;
+        if facts.connection.names_fields {
+            // The `Connection` values name fields to drop, earlier ones included: the rare
+            // head is written again, now checking each name against them.
+            out.truncate(mark);
+            let connection: Vec<&[u8]> = Lines { buf, at: line.next }
+                .filter(|f| hop_field(&buf[f.start..f.name_end]) == Field::Connection)
+                .map(|f| &buf[f.value])
+                .collect();
+            pending = if line.verbatim {
+                line.start..line.next
+            } else {
+                write_status_line(buf, line, out);
+                line.next..line.next
+            };
+            for field in (Lines { buf, at: line.next }) {
+                let name = &buf[field.start..field.name_end];
+                let kind = hop_field(name);
+                if (kind.is_hop_by_hop() && !(keep_lengths && kind == Field::ContentLength))
+                    || named_in_connection(connection.iter().copied(), name)
+                    || rule_drops.is_some_and(|r| r.drops(name))
+                {
+                    continue;
+                }
+                push_kept(buf, &field, &mut pending, out);
             }
-            push_kept(buf, &field, &mut pending, out);
         }
+        out.extend_from_slice(&buf[pending]);
+        let upgrades = Lines { buf, at: line.next }
+            .filter(|f| hop_field(&buf[f.start..f.name_end]) == Field::Upgrade)
+            .map(|f| &buf[f.value]);
+        // The backend's digits are the length's decimal unless they have leading zeros.
+        let digits = facts
+            .first_length
+            .map(trim)
+            .filter(|v| v.len() == 1 || v.first() != Some(&b'0'));
+        write_tail(&head, client, edits, upgrades, digits, out);
+        Ok(ResponseHead {
+            head_len: head_end,
+            ..head
+        })
     }
-    out.extend_from_slice(&buf[pending]);
-    let upgrades = Lines { buf, at: line.next }
-        .filter(|f| hop_field(&buf[f.start..f.name_end]) == Field::Upgrade)
-        .map(|f| &buf[f.value]);
-    write_tail(&head, client, edits, upgrades, out);
-    Ok(ResponseHead {
-        head_len: head_end,
-        ..head
-    })
 }
 
 /// Writes `HTTP/1.1`, the status and the reason (a status line that cannot go as received).
@@ -706,12 +797,14 @@ fn decide(
 }
 
 /// Writes what follows the backend's kept fields: the edits' lines, then the proxy's own
-/// framing and connection lines, then the empty line.
+/// framing and connection lines, then the empty line. `length_digits` are the backend's
+/// `Content-Length` digits when they are the length's decimal (no leading zeros).
 fn write_tail<'b>(
     head: &ResponseHead,
     client: ClientSide,
     edits: &HeadEdits<'_>,
     upgrades: impl Iterator<Item = &'b [u8]>,
+    length_digits: Option<&[u8]>,
     out: &mut Vec<u8>,
 ) {
     if let Some(rules) = &edits.rules {
@@ -733,7 +826,11 @@ fn write_tail<'b>(
     match head.framing {
         Framing::Length(n) => {
             out.extend_from_slice(b"Content-Length: ");
-            push_decimal(out, n);
+            match length_digits {
+                // The length came from them, so they are its decimal already.
+                Some(digits) => out.extend_from_slice(digits),
+                None => push_decimal(out, n),
+            }
             out.extend_from_slice(b"\r\n");
         }
         Framing::Chunked if !head.dechunk => {
@@ -751,6 +848,8 @@ fn write_tail<'b>(
     }
     out.extend_from_slice(b"\r\n");
 }
+
+mod fast;
 
 #[cfg(test)]
 mod reference;

@@ -341,3 +341,148 @@ fn every_prefix_and_byte_of_known_heads() {
         }
     }
 }
+
+/// Names the fast reader must tell apart: every hop-by-hop name in mixed case, names of the
+/// same length and first letter as one, names with other token characters, long ones.
+const FAST_NAMES: &[&str] = &[
+    "cOnNeCtIoN",
+    "CONNECTION",
+    "Content-LENGTH",
+    "content-length",
+    "TRANSFER-encoding",
+    "Transfer-Encoding",
+    "tE",
+    "Te",
+    "kEEP-aLIVE",
+    "PROXY-connection",
+    "TRAILER",
+    "uPgRaDe",
+    "Tx",
+    "Trailex",
+    "Upgradz",
+    "Connectiom",
+    "Keep-alivf",
+    "Content-Lengtx",
+    "Proxy-Connectiox",
+    "Transfer-Encodinx",
+    "Content-Type",
+    "Server",
+    "ETag",
+    "X_1",
+    "X-F0",
+    "x.y~z!#$%&'*+^`|",
+    "A-Name-Of-Many-Words-Beyond-Thirty-Two-Bytes",
+];
+
+const FAST_VALUES: &[&str] = &[
+    "1024",
+    "0",
+    "0001024",
+    " 7 ",
+    "chunked",
+    "keep-alive",
+    "close",
+    "x-a, keep-alive",
+    "upgrade",
+    "nginx/1.22.1",
+    "Fri, 27 Nov 2026 19:36:03 GMT",
+    "",
+    "a\tb",
+    "trail\t ",
+    "caf\u{e9}",
+    "a value long enough to take several words of eight bytes each, and then some more words",
+];
+
+prop_compose! {
+    /// A field line of the kind the fast reader takes, now and then with a bare LF.
+    fn fast_field()(
+        name in prop::sample::select(FAST_NAMES),
+        sep in prop::sample::select(&[": ", ":", ":  ", ":\t"][..]),
+        value in prop::sample::select(FAST_VALUES),
+        end in prop::sample::select(&["\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\r\n", "\n"][..]),
+    ) -> String {
+        format!("{name}{sep}{value}{end}")
+    }
+}
+
+prop_compose! {
+    /// Heads of up to 80 fields built for the fast reader, one byte sometimes changed.
+    fn fast_head()(
+        status in prop::sample::select(&["200 OK", "200 OK", "204 No Content", "304 Not Modified", "404 Not Found", "200", "999 x", "200 caf\u{e9}", "101 Switching Protocols"][..]),
+        version in prop::sample::select(&["HTTP/1.1", "HTTP/1.1", "HTTP/1.0"][..]),
+        fields in prop::collection::vec(fast_field(), 0..80),
+        body in prop::sample::select(&["", "hello"][..]),
+        change in (0.0f64..1.0, prop::sample::select(NASTY), 0u8..4),
+    ) -> Vec<u8> {
+        let mut raw = format!("{version} {status}\r\n{}\r\n{body}", fields.concat()).into_bytes();
+        if change.2 == 0 {
+            mutate(&mut raw, (1, change.0, change.1));
+        }
+        raw
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Heads the fast reader takes (and near misses it must hand on): long, many fields,
+    /// hop-by-hop names in any case and their look-alikes, bare LFs, obs-text.
+    #[test]
+    fn same_decisions_and_bytes_on_fast_reader_heads(
+        raw in fast_head(),
+        client in client(),
+        edits in 0u8..3,
+    ) {
+        let rules = rules();
+        with_edits(edits, &rules, |edits| {
+            agree(&raw, client, edits);
+            // Where the fast reader answers, it answers as the reference.
+            let mut fast_out = b"before".to_vec();
+            let mut old_out = b"before".to_vec();
+            if let Some(fast) = super::fast::parse_head(&raw, client, edits, &mut fast_out) {
+                let old = reference::parse_head(&raw, client, edits, &mut old_out);
+                assert_eq!(Some(fast), old.transpose(), "{:?}", String::from_utf8_lossy(&raw));
+                assert_eq!(fast_out, old_out);
+            }
+            for end in (0..raw.len()).step_by(7) {
+                agree(&raw[..end], client, edits);
+            }
+        });
+    }
+}
+
+/// The fast reader takes the usual heads (else the comparisons would not reach it) and hands
+/// on the others.
+#[test]
+fn the_fast_reader_takes_the_usual_heads() {
+    let client = ClientSide {
+        head_request: false,
+        minor_version: 1,
+        wants_close: false,
+        upgrade: false,
+    };
+    let fast = |raw: &[u8]| {
+        let mut out = Vec::new();
+        super::fast::parse_head(raw, client, &HeadEdits::default(), &mut out)
+    };
+    let fields: String = (0..70).map(|i| format!("X-Field-{i}: {i}\r\n")).collect();
+    let many = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 0\r\n\r\n");
+    for raw in [
+        &b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Fri, 27 Nov 2026 19:36:03 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\nLast-Modified: Fri, 27 Nov 2026 11:25:20 GMT\r\nConnection: keep-alive\r\nETag: \"6b0968a0-400\"\r\nAccept-Ranges: bytes\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close, x-a\r\nX-A: 1\r\n\r\n",
+        b"HTTP/1.0 404 Not Found\r\nX-A:\tcaf\xc3\xa9 \t\r\n\r\nbody",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        many.as_bytes(),
+    ] {
+        assert!(fast(raw).is_some(), "{:?}", String::from_utf8_lossy(raw));
+    }
+    for raw in [
+        &b"HTTP/1.1 200 OK\r\nServer: nginx\r\n"[..],
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\nX-A: 1\n\n",
+        b"\r\nHTTP/1.1 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 caf\xc3\xa9\r\n\r\n",
+    ] {
+        assert!(fast(raw).is_none(), "{:?}", String::from_utf8_lossy(raw));
+    }
+}

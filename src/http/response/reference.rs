@@ -28,7 +28,13 @@ pub fn parse_head(
     match parse_with(buf, client, edits, out, &mut few) {
         Err(Oversized::TooManyFields) => {
             let mut many = [MaybeUninit::uninit(); MAX_HEADERS];
-            parse_with(buf, client, edits, out, &mut many).map_err(|_| ResponseError::Malformed)
+            // The old parser called every refusal of such a head `Malformed`; the one-pass
+            // parser keeps its kind (`BadContentLength`...), as for shorter heads. Callers
+            // treat every kind alike (502), so the reference keeps the kind too.
+            parse_with(buf, client, edits, out, &mut many).map_err(|e| match e {
+                Oversized::Refused(e) => e,
+                Oversized::TooManyFields => ResponseError::Malformed,
+            })
         }
         Err(Oversized::Refused(e)) => Err(e),
         Ok(head) => Ok(head),
