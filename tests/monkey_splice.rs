@@ -22,15 +22,6 @@ use e2e::*;
 use logs_support::{access_lines, failed_of, named_conf, temp_log};
 use splice_support::*;
 
-/// Monkey's descriptors that are pipes (its own, and those the plugin splices through).
-fn pipes(monkey: &Monkey) -> usize {
-    monkey
-        .fd_targets()
-        .iter()
-        .filter(|t| t.contains("-> pipe:"))
-        .count()
-}
-
 fn finish(mut monkey: Monkey) {
     monkey.assert_alive();
     monkey.stop();
@@ -41,11 +32,11 @@ fn finish(mut monkey: Monkey) {
 fn large_bodies_are_spliced_exactly_with_keep_alive_and_pipelining() {
     let origin = Origin::start("a");
     let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
-    let before = pipes(&monkey);
+    let before = monkey.pipe_fd_count();
     assert_large_bodies_exact_on_one_connection(monkey.addr());
     // The worker that served them keeps one empty pipe for its next spliced body.
     assert_eq!(
-        pipes(&monkey),
+        monkey.pipe_fd_count(),
         before + 2,
         "one kept pipe: {:#?}",
         monkey.fd_targets()
@@ -110,7 +101,7 @@ fn a_client_leaving_mid_body_releases_every_descriptor_and_the_backend_connectio
     reader.read_exact(&mut some).unwrap();
     thread::sleep(Duration::from_millis(300));
     assert!(
-        pipes(&monkey) >= 2,
+        monkey.pipe_fd_count() >= 2,
         "a pipe while the body is on its way: {:#?}",
         monkey.fd_targets()
     );
@@ -185,7 +176,7 @@ fn the_access_log_counts_a_spliced_body_s_bytes() {
 fn a_tls_listener_s_large_bodies_are_copied_exactly() {
     let origin = Origin::start("a");
     let monkey = Monkey::start_tls(&conf_for(&[origin.addr], ""));
-    let before = pipes(&monkey);
+    let before = monkey.pipe_fd_count();
     let config = tls_support::trusting(monkey.tls_cert().unwrap());
     let mut c = tls_support::TlsClient::connect(monkey.addr(), &config);
     for n in LARGE {
@@ -193,7 +184,7 @@ fn a_tls_listener_s_large_bodies_are_copied_exactly() {
         assert!(r.body == body_of(n), "body of {n} bytes differs");
     }
     assert_eq!(
-        pipes(&monkey),
+        monkey.pipe_fd_count(),
         before,
         "no pipe: TLS bytes go through Monkey's layer"
     );
