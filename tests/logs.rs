@@ -7,7 +7,7 @@ mod common;
 mod hardening_support;
 mod logs_support;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -15,27 +15,7 @@ use common::*;
 use logs_support::*;
 use proxy_reverse::access::{AccessLog, Options};
 use proxy_reverse::host::{Host, TestClock};
-use proxy_reverse::log;
 use proxy_reverse::proxy::Proxy;
-
-/// Every line logged in this test process (tests tell theirs apart by entry name).
-fn captured() -> &'static Mutex<Vec<String>> {
-    static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
-    LINES.get_or_init(|| {
-        log::set_sink(|level, line| captured().lock().unwrap().push(format!("{level:?} {line}")));
-        Mutex::new(Vec::new())
-    })
-}
-
-/// The lines logged so far (after those queued reached the sink).
-fn lines() -> Vec<String> {
-    captured();
-    assert!(
-        log::flush(Duration::from_secs(10)),
-        "the log thread is stuck"
-    );
-    captured().lock().unwrap().clone()
-}
 
 /// Waits until entry `entry` has `n` failed-request lines, then a moment more, and returns
 /// them all (so that one line too many is seen).

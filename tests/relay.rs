@@ -538,7 +538,8 @@ fn exchanges_waiting_for_a_backend_hold_no_buffer() {
         0,
         "buffers held by waiting exchanges"
     );
-    // A slow reader of a large body holds exactly one.
+    // A slow reader of a large body holds exactly one: a buffer, or the pipe its body is
+    // spliced through (`relay::splice`), which stands for it.
     let mut reader = TcpStream::connect(host.addr()).unwrap();
     reader
         .write_all(b"GET /size/67108864 HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -546,9 +547,9 @@ fn exchanges_waiting_for_a_backend_hold_no_buffer() {
     assert!(reader.read(&mut buf).unwrap() > 0);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
-        host.buffers_in_use(),
-        1,
-        "buffers held with one slow reader"
+        (host.buffers_in_use(), host.pipes_in_use()),
+        (0, 1),
+        "buffers and pipes held with one slow reader"
     );
     waiting.clear();
     drop((slow, reader));
@@ -558,6 +559,7 @@ fn exchanges_waiting_for_a_backend_hold_no_buffer() {
     }
     assert_eq!(host.open_connections(), 0);
     assert_eq!(host.buffers_in_use(), 0);
+    assert_eq!(host.pipes_in_use(), 0);
 }
 
 #[test]

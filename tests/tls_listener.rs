@@ -15,29 +15,10 @@ use common::*;
 use proxy_reverse::host::Host;
 use tls_support::{trusting, TlsClient};
 
-/// A self-signed certificate for 127.0.0.1 and the server configuration serving it.
-fn server_config() -> (Arc<rustls::ServerConfig>, Vec<u8>) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
-    let cert = params.self_signed(&key).unwrap();
-    let der = cert.der().to_vec();
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-        )
-        .unwrap();
-    (Arc::new(config), der)
-}
-
 /// A TLS stand-in host for the configuration text `conf`, and a client configuration
 /// trusting it.
 fn tls_host(conf: &str) -> (Host, Arc<rustls::ClientConfig>) {
-    let (server, cert) = server_config();
+    let (server, cert) = tls_support::self_signed_server();
     let host = Host::start_tls(Arc::new(proxy_from_conf(conf)), server).unwrap();
     (host, trusting(&cert))
 }

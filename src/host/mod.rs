@@ -91,6 +91,8 @@ pub struct Host {
     thread: Option<JoinHandle<()>>,
     open: Arc<AtomicUsize>,
     buffers: Arc<AtomicUsize>,
+    /// Pipes held by exchanges and body bytes spliced, after the loop's last round.
+    pipes: Arc<(AtomicUsize, AtomicU64)>,
     clock: Clock,
     current: Arc<Current>,
     /// The active health checks' thread (on the host's clock).
@@ -156,6 +158,7 @@ impl Host {
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(AtomicUsize::new(0));
         let buffers = Arc::new(AtomicUsize::new(0));
+        let pipes = Arc::new((AtomicUsize::new(0), AtomicU64::new(0)));
         let mut lp = Loop {
             poll,
             listener,
@@ -171,6 +174,7 @@ impl Host {
             stop: stop.clone(),
             open: open.clone(),
             buffers: buffers.clone(),
+            pipes: pipes.clone(),
             clock: clock.clone(),
             ended: Vec::new(),
         };
@@ -186,6 +190,7 @@ impl Host {
             thread: Some(thread),
             open,
             buffers,
+            pipes,
             clock,
             current,
             prober: Some(prober),
@@ -211,6 +216,17 @@ impl Host {
     /// [`Worker::buffers_in_use`]).
     pub fn buffers_in_use(&self) -> usize {
         self.buffers.load(Ordering::SeqCst)
+    }
+
+    /// Pipes held by exchanges (spliced bytes on their way to a client) after the loop's last
+    /// round (see [`Worker::pipes_in_use`]).
+    pub fn pipes_in_use(&self) -> usize {
+        self.pipes.0.load(Ordering::SeqCst)
+    }
+
+    /// Response body bytes spliced so far (see [`Worker::bytes_spliced`]).
+    pub fn bytes_spliced(&self) -> u64 {
+        self.pipes.1.load(Ordering::SeqCst)
     }
 
     /// Moves a test clock on by `d` and wakes the loop, so that what is due by then acts.
@@ -309,6 +325,8 @@ struct Loop {
     stop: Arc<AtomicBool>,
     open: Arc<AtomicUsize>,
     buffers: Arc<AtomicUsize>,
+    /// Pipes held by exchanges and body bytes spliced, after the loop's last round.
+    pipes: Arc<(AtomicUsize, AtomicU64)>,
     clock: Clock,
     ended: Vec<Ended>,
 }
@@ -430,6 +448,12 @@ impl Loop {
             }
             self.buffers
                 .store(self.worker.buffers_in_use(), Ordering::SeqCst);
+            self.pipes
+                .0
+                .store(self.worker.pipes_in_use(), Ordering::SeqCst);
+            self.pipes
+                .1
+                .store(self.worker.bytes_spliced(), Ordering::SeqCst);
         }
         let ids: Vec<usize> = self.conns.keys().copied().collect();
         for id in ids {

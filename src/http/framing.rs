@@ -65,6 +65,22 @@ impl BodyReader {
         matches!(self.kind, Kind::UntilClose)
     }
 
+    /// What a body delimited by a length has left (`None` for every other framing).
+    pub fn length_left(&self) -> Option<u64> {
+        match self.kind {
+            Kind::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Counts `n` bytes of a body delimited by a length that went by without being fed
+    /// (moved by the kernel, never seen here); at most what [`BodyReader::length_left`] said.
+    pub fn pass(&mut self, n: u64) {
+        if let Kind::Length(left) = &mut self.kind {
+            *left = left.saturating_sub(n);
+        }
+    }
+
     /// Consumes body bytes; data bytes (chunked framing removed) go to `on_data`.
     pub fn feed(
         &mut self,
@@ -124,6 +140,22 @@ mod tests {
                 done: true
             }
         );
+    }
+
+    #[test]
+    fn bytes_passed_unseen_count_against_a_length_only() {
+        let mut r = BodyReader::new(Framing::Length(10));
+        assert_eq!(r.length_left(), Some(10));
+        r.pass(4);
+        assert_eq!(r.length_left(), Some(6));
+        assert_eq!(r.feed(b"abcdefgh", |_| {}).unwrap().used, 6);
+        assert!(r.is_done());
+        let mut c = BodyReader::new(Framing::Chunked);
+        c.pass(4);
+        assert_eq!(c.length_left(), None);
+        assert!(!c.is_done());
+        assert_eq!(BodyReader::new(Framing::UntilClose).length_left(), None);
+        assert_eq!(BodyReader::new(Framing::None).length_left(), None);
     }
 
     #[test]

@@ -66,6 +66,15 @@ impl ClientConn {
         self.transport.is_some()
     }
 
+    /// The socket, when it carries the connection's bytes as they are (no transport): what a
+    /// spliced body is written to.
+    pub(super) fn plain_socket(&self) -> Option<&TcpStream> {
+        match self.transport {
+            None => Some(&self.socket),
+            Some(_) => None,
+        }
+    }
+
     /// The socket back (a host keeps it for the connection's next request; the transport is
     /// the host's and made again then).
     pub fn into_socket(self) -> TcpStream {

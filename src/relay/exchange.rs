@@ -923,6 +923,20 @@ impl Exchange {
             return;
         }
         self.state = State::Body;
+        // A large body that goes through no TLS layer on either side skips user space.
+        if self.response.worth_splicing() {
+            let plain = self
+                .client
+                .stream
+                .as_ref()
+                .is_some_and(|c| !c.has_transport())
+                && self
+                    .attempts
+                    .backend
+                    .as_ref()
+                    .is_some_and(|b| !b.stream.is_tls());
+            self.response.choose_splice(plain);
+        }
     }
 
     /// One turn of the body (or the proxy's own answer): what waits goes to the client, then
@@ -943,7 +957,12 @@ impl Exchange {
             return Some(self.end(End::Abort, local, reactor, now));
         };
         let mut wrote = false;
-        let flushed = self.response.write_to(client, &mut wrote);
+        let mut flushed = self.response.write_to(client, &mut wrote);
+        if self.response.splicing() && matches!(flushed, Ok(true)) {
+            flushed = self
+                .response
+                .drain_pipe(client, &mut local.spares, &mut wrote);
+        }
         if wrote {
             self.deadline = Some(now.after(self.read_timeout()));
         }
@@ -968,7 +987,12 @@ impl Exchange {
             return Some(self.end(End::Abort, local, reactor, now));
         };
         let enchunk = self.response.enchunks();
-        match self.response.read_body(&mut b.stream, &mut local.spares) {
+        let read = if self.response.splicing() {
+            self.response.splice_body(&mut b.stream, &mut local.spares)
+        } else {
+            self.response.read_body(&mut b.stream, &mut local.spares)
+        };
+        match read {
             // The last-chunk is queued: the next turn sends it and ends.
             Ok(BodyRead::End) if enchunk => None,
             Ok(BodyRead::End) if self.response.until_close() => {

@@ -20,6 +20,7 @@ mod pool;
 mod report;
 mod response;
 mod spares;
+mod splice;
 mod stream;
 mod tokens;
 mod tunnel;

@@ -5,11 +5,15 @@
 //! buffer (`buf[start..end]`), re-framed in place when the client needs another framing
 //! (de-chunked for HTTP/1.0, chunked for a body that ends with the backend's close), so the
 //! memory an exchange holds is bounded whatever the response size. The buffer is held only
-//! while bytes are in transit.
+//! while bytes are in transit. A large body framed by `Content-Length` between plain sockets
+//! goes through a pipe instead, by splice(2) ([`super::splice`]): the same rules, without
+//! the copies.
 
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
 
+use super::client::ClientConn;
 use super::spares::Spares;
+use super::splice::{self, Pipe};
 use super::stream::BackendStream;
 use crate::http::framing::{BodyReader, Framing};
 use crate::http::response::{parse_head, ClientSide, HeadEdits, ResponseHead};
@@ -67,6 +71,10 @@ pub(super) struct ResponseBuffer {
     sent: u64,
     /// Bytes of the head the client gets (the backend's rewritten, or the proxy's own).
     head_bytes: u64,
+    /// The body goes on by splice(2) ([`ResponseBuffer::choose_splice`]).
+    splicing: bool,
+    /// While spliced body bytes are on their way to the client: the pipe that holds them.
+    pipe: Option<Box<Pipe>>,
 }
 
 impl Default for ResponseBuffer {
@@ -84,6 +92,8 @@ impl Default for ResponseBuffer {
             reusable: false,
             sent: 0,
             head_bytes: 0,
+            splicing: false,
+            pipe: None,
         }
     }
 }
@@ -120,9 +130,11 @@ impl ResponseBuffer {
         self.sent.saturating_sub(self.head_bytes)
     }
 
-    /// Whether bytes for the client are waiting (head or body).
+    /// Whether bytes for the client are waiting (head or body, in the buffer or a pipe).
     pub fn has_output(&self) -> bool {
-        self.start < self.end || self.head_sent < self.head_out.len()
+        self.start < self.end
+            || self.head_sent < self.head_out.len()
+            || self.pipe.as_ref().is_some_and(|p| p.held() > 0)
     }
 
     /// Nothing of the head was read yet.
@@ -142,12 +154,18 @@ impl ResponseBuffer {
         }
     }
 
-    /// Gives the buffer back while waiting, when it holds nothing the client still needs.
+    /// Gives the buffer (and an empty pipe) back while waiting, when it holds nothing the
+    /// client still needs.
     pub fn let_go_of_buffer(&mut self, spares: &mut Spares) {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
             spares.put_buffer(std::mem::take(&mut self.buf));
+        }
+        if self.pipe.as_ref().is_some_and(|p| p.held() == 0) {
+            if let Some(pipe) = self.pipe.take() {
+                spares.pipes.put(pipe);
+            }
         }
     }
 
@@ -243,6 +261,126 @@ impl ResponseBuffer {
         }
         self.enchunk_in_place();
         Ok(BodyRead::Bytes(n))
+    }
+
+    /// After a usable head: whether the body is framed by a length of which at least
+    /// [`splice::SPLICE_FROM`] bytes are left after those that came with the head, the bodies
+    /// that may go by splice(2). Every other body is copied: chunked ones are re-framed or
+    /// checked chunk by chunk, close-delimited ones may be re-framed, and short ones cost
+    /// less by copy.
+    pub fn worth_splicing(&self) -> bool {
+        self.body
+            .length_left()
+            .is_some_and(|left| left >= splice::SPLICE_FROM)
+    }
+
+    /// A body [`ResponseBuffer::worth_splicing`] goes by splice(2) when `plain` (neither
+    /// socket's bytes pass through a TLS layer).
+    pub fn choose_splice(&mut self, plain: bool) {
+        self.splicing = plain;
+    }
+
+    /// Whether the body goes by splice(2).
+    pub fn splicing(&self) -> bool {
+        self.splicing
+    }
+
+    /// [`ResponseBuffer::read_body`] for a spliced body: moves the next bytes of the body from
+    /// the backend socket into a pipe (taken from the worker's when none is held), at most
+    /// what the body has left. Called only once the client took all it was given, so the
+    /// pipe is empty. Copies instead when no pipe can be had, or when the kernel refuses to
+    /// splice (then the worker stops trying).
+    pub fn splice_body(
+        &mut self,
+        backend: &mut BackendStream,
+        spares: &mut Spares,
+    ) -> io::Result<BodyRead> {
+        let (Some(tcp), Some(left)) = (backend.plain_tcp(), self.body.length_left()) else {
+            self.splicing = false;
+            return self.read_body(backend, spares);
+        };
+        if self.pipe.is_none() {
+            self.pipe = spares.pipes.take();
+            // The pipe is the buffer from here on: the read buffer (empty, the client took
+            // the head and the first bytes) goes back, so a slow client holds one or the other.
+            if self.pipe.is_some() && !self.buf.is_empty() && self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+                spares.put_buffer(std::mem::take(&mut self.buf));
+            }
+        }
+        let Some(pipe) = &mut self.pipe else {
+            self.splicing = false;
+            return self.read_body(backend, spares);
+        };
+        match pipe.fill(tcp, left) {
+            Ok(0) => Ok(BodyRead::End),
+            Ok(n) => {
+                spares.pipes.count(n);
+                self.body.pass(n as u64);
+                if self.body.is_done() {
+                    // Only the body was asked for: whatever follows it is still on the
+                    // socket, and a peek tells (see `frame_body`).
+                    self.reusable = backend.is_quiet();
+                }
+                Ok(BodyRead::Bytes(n))
+            }
+            Err(e) if splice::refused(&e) => {
+                spares.pipes.turn_off();
+                self.splicing = false;
+                if let Some(pipe) = self.pipe.take() {
+                    spares.pipes.put(pipe);
+                }
+                self.read_body(backend, spares)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes what the pipe holds to `client` (after [`ResponseBuffer::write_to`] wrote
+    /// everything else). `Ok(true)` when the pipe is empty, `Ok(false)` when the client cannot
+    /// take more now; `wrote` tells whether any byte left. Where the kernel refuses to splice
+    /// into the client socket, the pipe's bytes are read back and written by copy, and the
+    /// worker stops splicing.
+    pub fn drain_pipe(
+        &mut self,
+        client: &mut ClientConn,
+        spares: &mut Spares,
+        wrote: &mut bool,
+    ) -> io::Result<bool> {
+        loop {
+            let Some(pipe) = &mut self.pipe else {
+                return Ok(true);
+            };
+            if pipe.held() == 0 {
+                return Ok(true);
+            }
+            let drained = match client.plain_socket() {
+                Some(socket) => pipe.drain(socket),
+                // Not met (only plain clients' bodies are spliced): the copy takes the bytes.
+                None => Err(ErrorKind::Unsupported.into()),
+            };
+            match drained {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n as u64;
+                    *wrote = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if splice::refused(&e) => {
+                    spares.pipes.turn_off();
+                    self.splicing = false;
+                    // The head left already (this runs after `write_to` wrote everything):
+                    // its vector carries the pipe's bytes now, and leaves first.
+                    self.head_out.clear();
+                    self.head_sent = 0;
+                    pipe.read_back(&mut self.head_out)?;
+                    return self.write_to(client, wrote);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Whether a body that ends with the backend's close goes to the client chunked.
@@ -408,10 +546,15 @@ impl ResponseBuffer {
         Ok(n)
     }
 
-    /// Gives the memory back to the worker's spares.
+    /// Gives the memory back to the worker's spares (a pipe that still holds bytes, left by
+    /// a client that went away or a cut, is closed instead).
     pub fn give_back(&mut self, spares: &mut Spares) {
         spares.put_buffer(std::mem::take(&mut self.buf));
         spares.put_vec(std::mem::take(&mut self.head_out));
+        if let Some(pipe) = self.pipe.take() {
+            spares.pipes.put(pipe);
+        }
+        self.splicing = false;
         self.start = 0;
         self.end = 0;
         self.head_sent = 0;

@@ -1,6 +1,8 @@
 //! Memory one worker thread reuses across exchanges: read buffers, byte vectors, index
-//! lists and requests, so that the proxied path allocates nothing per request once warm.
+//! lists and requests, so that the proxied path allocates nothing per request once warm;
+//! and the pipes that large bodies are spliced through ([`Pipes`]).
 
+use super::splice::Pipes;
 use crate::http::request::ProxyRequest;
 
 /// Size of the buffer an exchange reads backend bytes into (also the largest response head).
@@ -34,6 +36,8 @@ pub struct Spares {
     requests: Vec<ProxyRequest>,
     /// Read buffers handed out and not yet returned.
     buffers_lent: usize,
+    /// Pipes for spliced bodies (kernel memory, lent like the read buffers).
+    pub pipes: Pipes,
 }
 
 impl Spares {

@@ -147,6 +147,15 @@ impl BackendStream {
         }
     }
 
+    /// The socket, when it carries the response's bytes as they are (not TLS): what a
+    /// spliced body is read from.
+    pub(super) fn plain_tcp(&self) -> Option<&TcpStream> {
+        match self.tls {
+            None => Some(&self.tcp),
+            Some(_) => None,
+        }
+    }
+
     /// Whether this is a TLS connection.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

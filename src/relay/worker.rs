@@ -442,6 +442,17 @@ impl Worker {
         self.local.spares.buffers_in_use()
     }
 
+    /// Pipes held by exchanges now, each with spliced body bytes on their way to a client
+    /// (see `relay::splice`).
+    pub fn pipes_in_use(&self) -> usize {
+        self.local.spares.pipes.in_use()
+    }
+
+    /// Response body bytes this worker spliced (moved backend → pipe) since it started.
+    pub fn bytes_spliced(&self) -> u64 {
+        self.local.spares.pipes.spliced()
+    }
+
     /// Idle upstream connections held.
     pub fn idle_connections(&self) -> usize {
         self.local.pool.len()

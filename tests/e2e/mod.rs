@@ -83,6 +83,10 @@ fn scratch_dir() -> PathBuf {
     ))
 }
 
+/// Descriptors the workers of a test Monkey (`Workers 2`) keep by design between requests:
+/// one empty pipe each for spliced bodies.
+pub const KEPT_PIPE_FDS: usize = 2 * 2;
+
 /// A running Monkey with the plugin loaded; every path is mapped to the plugin.
 pub struct Monkey {
     child: Child,
@@ -349,6 +353,44 @@ impl Monkey {
         let deadline = Instant::now() + timeout;
         loop {
             let n = self.fd_count();
+            if n <= limit || Instant::now() >= deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Descriptors of the process that are pipes (Monkey's own, and those the plugin
+    /// splices large bodies through).
+    pub fn pipe_fd_count(&self) -> usize {
+        self.fd_targets()
+            .iter()
+            .filter(|t| t.contains("-> pipe:"))
+            .count()
+    }
+
+    /// [`Monkey::fd_count`] but for the empty pipe each worker may keep for its next spliced
+    /// body (`relay::splice`: one pipe, two descriptors, per worker), told by the pipes
+    /// beyond the `pipes_before` of an earlier [`Monkey::pipe_fd_count`].
+    pub fn fds_but_kept_pipes(&self, pipes_before: usize) -> usize {
+        let kept = self
+            .pipe_fd_count()
+            .saturating_sub(pipes_before)
+            .min(KEPT_PIPE_FDS);
+        self.fd_count() - kept
+    }
+
+    /// Polls [`Monkey::fds_but_kept_pipes`] until it is at most `limit` or `timeout` passes;
+    /// returns the last count.
+    pub fn wait_fds_but_kept_pipes_at_most(
+        &self,
+        limit: usize,
+        pipes_before: usize,
+        timeout: Duration,
+    ) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = self.fds_but_kept_pipes(pipes_before);
             if n <= limit || Instant::now() >= deadline {
                 return n;
             }

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use proxy_reverse::log;
 
 /// A response head promising 100 bytes, then 5 of them and the end of the connection.
 pub const CUT_REPLY: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort";
@@ -14,6 +17,26 @@ pub const CUT_REPLY: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nsho
 /// The access log's fields, as documented in `docs/logs.md` (the Promtail stage uses this
 /// expression; a test that reads the log with it checks the documentation too).
 pub const ACCESS_REGEX: &str = r#"^(?P<remote_addr>\S+) - (?P<remote_user>\S+) \[(?P<time_local>[^\]]+)\] "(?P<method>\S+) (?P<target>\S+) (?P<protocol>[^"]+)" (?P<status>\d{3}) (?P<body_bytes_sent>\d+) "(?P<referer>[^"]*)" "(?P<user_agent>[^"]*)" (?P<upstream_addr>\S+) (?P<upstream_status>\S+) (?P<upstream_connect_time>\S+) (?P<upstream_header_time>\S+) (?P<upstream_response_time>\S+) (?P<attempts>\d+) (?P<upstream_bytes_sent>\d+) (?P<upstream_bytes_received>\d+) (?P<entry>\S+)$"#;
+
+/// Every line logged in this test process (tests tell theirs apart by entry name); the
+/// first call makes the crate's log sink write here (stand-in host tests).
+pub fn captured() -> &'static Mutex<Vec<String>> {
+    static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    LINES.get_or_init(|| {
+        log::set_sink(|level, line| captured().lock().unwrap().push(format!("{level:?} {line}")));
+        Mutex::new(Vec::new())
+    })
+}
+
+/// The lines logged so far (after those queued reached the sink).
+pub fn lines() -> Vec<String> {
+    captured();
+    assert!(
+        log::flush(Duration::from_secs(10)),
+        "the log thread is stuck"
+    );
+    captured().lock().unwrap().clone()
+}
 
 /// One entry named `name` matching every path, for `servers`, with the entry lines `extra`.
 pub fn named_conf(name: &str, servers: &[SocketAddr], extra: &str) -> String {

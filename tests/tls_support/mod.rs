@@ -26,6 +26,26 @@ pub fn trusting(cert: &[u8]) -> Arc<ClientConfig> {
     Arc::new(config)
 }
 
+/// A server configuration serving a self-signed certificate for 127.0.0.1 made now, and the
+/// certificate (DER), for a stand-in host's TLS listener.
+pub fn self_signed_server() -> (Arc<rustls::ServerConfig>, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+    let cert = params.self_signed(&key).unwrap();
+    let der = cert.der().to_vec();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    (Arc::new(config), der)
+}
+
 /// One TLS client connection, verified against the configuration's root, for 127.0.0.1.
 pub struct TlsClient {
     pub reader: BufReader<StreamOwned<ClientConnection, TcpStream>>,
