@@ -8,8 +8,8 @@
 //! `equivalence` tests hold both to the httparse-based reference).
 
 use super::{
-    skip_text, trimmed_end, ClientSide, FieldLine, Fields, HeadEdits, ResponseError, ResponseHead,
-    StatusLine, MAX_HEADERS, TOKEN,
+    skip_text, ClientSide, FieldLine, Fields, HeadEdits, ResponseError, ResponseHead, StatusLine,
+    MAX_HEADERS, TOKEN,
 };
 
 /// Parses the head at the start of `buf` when it is the usual kind; `None` when it is not, or
@@ -124,15 +124,17 @@ fn field_line(buf: &[u8], at: usize) -> Option<Result<(FieldLine, &[u8], &[u8]),
     if line.get(to + 1) != Some(&b'\n') || line[to] != b'\r' {
         return None;
     }
-    let last = trimmed_end(line, from, to);
+    // The value keeps any trailing whitespace: every reader of a value trims it (the
+    // framing rules, `Connection` and `Transfer-Encoding` lists), and a kept line goes
+    // as received.
     let field = FieldLine {
         start: at,
         name_end: at + colon,
-        value: at + from..at + last,
+        value: at + from..at + to,
         end: at + to + 2,
         crlf: true,
     };
-    Some(Ok((field, &line[..colon], &line[from..last])))
+    Some(Ok((field, &line[..colon], &line[from..to])))
 }
 
 /// The first index from `at` whose byte is no token character (`buf.len()` at most): letters
