@@ -506,7 +506,7 @@ fn final_head(
         }
         at = field.end;
         let name = &buf[field.start..field.name_end];
-        fields.take(buf, &field, name, &buf[field.value.clone()], out);
+        fields.take(buf, &field, name, || &buf[field.value.clone()], out);
     };
     fields
         .finish(buf, line, head_end, client, edits, out)
@@ -565,7 +565,8 @@ impl<'b, 'e> Fields<'b, 'e> {
         }
     }
 
-    /// Classifies one field line (`name` and `value` are its slices of `buf`), gathers what
+    /// Classifies one field line (`name` is its slice of `buf`, `value` gives its value's),
+    /// gathers what
     /// the rules need from it and keeps it unless it is hop-by-hop or a rule drops it.
     #[inline(always)]
     fn take(
@@ -573,11 +574,18 @@ impl<'b, 'e> Fields<'b, 'e> {
         buf: &'b [u8],
         field: &FieldLine,
         name: &[u8],
-        value: &'b [u8],
+        value: impl FnOnce() -> &'b [u8],
         out: &mut Vec<u8>,
     ) {
         let facts = &mut self.facts;
         let kind = hop_field(name);
+        // Only the fields the rules read need their value: most lines never find where it
+        // starts.
+        let value = if kind == Field::Other {
+            &[][..]
+        } else {
+            value()
+        };
         match kind {
             Field::Other => {}
             // The usual values at once, any other list token by token.

@@ -8,8 +8,8 @@
 //! `equivalence` tests hold both to the httparse-based reference).
 
 use super::{
-    skip_text, trimmed_end, ClientSide, FieldLine, Fields, HeadEdits, ResponseError, ResponseHead,
-    StatusLine, MAX_HEADERS, TOKEN,
+    skip_text, ClientSide, FieldLine, Fields, HeadEdits, ResponseError, ResponseHead, StatusLine,
+    MAX_HEADERS, TOKEN,
 };
 
 /// Parses the head at the start of `buf` when it is the usual kind; `None` when it is not, or
@@ -43,9 +43,10 @@ fn complete_head(
     let mut at = line.next;
     let head_end = loop {
         match field_line(buf, at)? {
-            Ok((field, name, value)) => {
+            Ok((field, name, rest)) => {
                 count += 1;
                 at = field.end;
+                let value = || trim_start(rest);
                 fields.take(buf, &field, name, value, out);
             }
             Err(end) => break end,
@@ -56,6 +57,15 @@ fn complete_head(
         return None;
     }
     Some(fields.finish(buf, &line, head_end, client, edits, out))
+}
+
+/// `value` without the spaces and tabs it starts with.
+fn trim_start(value: &[u8]) -> &[u8] {
+    let blank = value
+        .iter()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    &value[blank..]
 }
 
 /// `HTTP/1.1` or `HTTP/1.0`, a status of 200 to 999, then `\r\n` or a space, an ASCII reason
@@ -98,8 +108,9 @@ fn status_line(buf: &[u8]) -> Option<StatusLine> {
     })
 }
 
-/// Reads the field line at `at`, ending in CRLF, with its name and value: `Some(Err(end))` at
-/// the empty line that ends the head, `None` for anything else the general reader must judge.
+/// Reads the field line at `at`, ending in CRLF, with its name and what follows the colon
+/// (the value, not trimmed): `Some(Err(end))` at the empty line that ends the head, `None`
+/// for anything else the general reader must judge.
 #[inline(always)]
 #[allow(clippy::type_complexity)]
 fn field_line(buf: &[u8], at: usize) -> Option<Result<(FieldLine, &[u8], &[u8]), usize>> {
@@ -112,27 +123,24 @@ fn field_line(buf: &[u8], at: usize) -> Option<Result<(FieldLine, &[u8], &[u8]),
             _ => None,
         };
     }
-    // The usual single space at once, any other run of spaces and tabs byte by byte.
-    let mut from = colon + 1;
-    if line.get(from) == Some(&b' ') {
-        from += 1;
-    }
-    while matches!(line.get(from), Some(b' ' | b'\t')) {
-        from += 1;
-    }
+    // Spaces and tabs are text: the value's start is found only when it is read.
+    let from = colon + 1;
     let to = skip_text(line, from);
     if line.get(to + 1) != Some(&b'\n') || line[to] != b'\r' {
         return None;
     }
-    let last = trimmed_end(line, from, to);
+    // The value keeps any trailing whitespace: every reader of a value trims it (the
+    // framing rules, `Connection` and `Transfer-Encoding` lists), and a kept line goes
+    // as received. `value` is the rest of the line (it is read only through the slice,
+    // and a line ending in CRLF is passed on whole).
     let field = FieldLine {
         start: at,
         name_end: at + colon,
-        value: at + from..at + last,
+        value: at + from..at + to,
         end: at + to + 2,
         crlf: true,
     };
-    Some(Ok((field, &line[..colon], &line[from..last])))
+    Some(Ok((field, &line[..colon], &line[from..to])))
 }
 
 /// The first index from `at` whose byte is no token character (`buf.len()` at most): letters
