@@ -59,7 +59,14 @@ fn bytes_behind_a_spliced_body_never_reach_the_client_nor_a_later_request() {
     let (addr, conns) = keep_alive_raw_origin(sized_response_then_forged(LARGE[1]), None);
     let host = host_for(vec![entry_for(&[addr])]);
     assert_bytes_behind_a_spliced_body_never_reach_the_client(host.addr(), &conns);
-    assert!(host.bytes_spliced() > 3 * (LARGE[1] as u64 - 32 * 1024));
+    // At most one buffer's worth of each body is copied before the rest is spliced: the
+    // head may arrive alone, and the next read then fills a whole 32 KiB buffer with body.
+    let spliced = host.bytes_spliced();
+    assert!(
+        spliced >= 3 * (LARGE[1] as u64 - 32 * 1024),
+        "{spliced} bytes spliced of three bodies of {}",
+        LARGE[1]
+    );
 }
 
 #[test]
