@@ -136,37 +136,60 @@ impl Request<'_> {
 }
 
 impl Attempts {
-    /// Plans the tries for a request (`candidates` is an empty list to fill, reused).
+    /// Plans the tries for a request into `self` (`candidates` is an empty list to fill,
+    /// reused): an `Attempts` of a request that is over (its connection and candidates taken
+    /// back), written over in place, so that the exchange it is part of is not built on the
+    /// stack and copied (the pattern names every field: one added later cannot keep a
+    /// finished request's value).
     pub fn plan(
+        &mut self,
         req: Request<'_>,
         ctx: &RequestContext<'_>,
         mut candidates: Vec<usize>,
         now: Moment,
-    ) -> Attempts {
+    ) {
         let upstream = &req.proxy.upstreams[req.entry];
         upstream.plan(ctx, now.millis(), &mut candidates);
-        let counted = upstream.limiter().request_began();
-        Attempts {
-            candidates,
-            next: 0,
-            last_resorts_from: usize::MAX,
-            tries: 0,
-            only_timeouts: true,
-            failed_from: None,
-            retry_until: now.after(req.connect_timeout() * RETRY_BUDGET_CONNECT_TIMEOUTS),
-            backend: None,
-            sent: 0,
-            received: 0,
-            recorded: None,
-            last_server: None,
-            last_failure: None,
-            moved: (0, 0),
-            limited: false,
-            approved: false,
-            retries: 0,
-            dequeued: false,
+        let Attempts {
+            candidates: x_candidates,
+            next,
+            last_resorts_from,
+            tries,
+            only_timeouts,
+            failed_from,
+            retry_until,
+            backend,
+            sent,
+            received,
+            recorded,
+            last_server,
+            last_failure,
+            moved,
+            limited,
+            approved,
+            retries,
+            dequeued,
             counted,
-        }
+        } = self;
+        *x_candidates = candidates;
+        *next = 0;
+        *last_resorts_from = usize::MAX;
+        *tries = 0;
+        *only_timeouts = true;
+        *failed_from = None;
+        *retry_until = now.after(req.connect_timeout() * RETRY_BUDGET_CONNECT_TIMEOUTS);
+        *backend = None;
+        *sent = 0;
+        *received = 0;
+        *recorded = None;
+        *last_server = None;
+        *last_failure = None;
+        *moved = (0, 0);
+        *limited = false;
+        *approved = false;
+        *retries = 0;
+        *dequeued = false;
+        *counted = upstream.limiter().request_began();
     }
 
     /// The request comes out of the queue (a slot may have freed): its candidates are

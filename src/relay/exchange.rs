@@ -203,7 +203,7 @@ impl Exchange {
         let candidates = local.spares.take_index_vec();
         let mut request_bytes = local.spares.take_vec();
         let mut request_id = RequestId::default();
-        let attempts = {
+        {
             let e = &proxy.config.entries[entry];
             if e.request_headers.uses_request_id() || e.response_headers.uses_request_id() {
                 request_id = local.next_request_id();
@@ -245,8 +245,8 @@ impl Exchange {
                 entry,
                 idempotent: is_idempotent(&request.method),
             };
-            Attempts::plan(req, &ctx, candidates, now)
-        };
+            x_attempts.plan(req, &ctx, candidates, now);
+        }
         *idempotent = is_idempotent(&request.method);
         *local_keep_alive = !request.client_wants_close;
         *x_proxy = proxy;
@@ -258,7 +258,6 @@ impl Exchange {
             interest: None,
             watched: false,
         };
-        *x_attempts = attempts;
         // The response buffer takes a read buffer only when response bytes arrive and
         // returns it while the exchange only waits, so that waiting exchanges hold none and
         // the few in use stay in the cache.
