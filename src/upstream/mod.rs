@@ -311,7 +311,7 @@ impl Upstream {
             // every server once), and the sticky server can only be that one, first already.
             // What a balancer would have counted or drawn decides nothing with one server.
             // Held to the balancers' own path by `one_server_plans_as_its_balancer_does`.
-            if self.view(now).usable(0) {
+            if self.plainly_usable(0, now) {
                 out.push(0);
             }
             return;
