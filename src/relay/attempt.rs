@@ -556,15 +556,23 @@ impl Attempts {
     /// about to leave for the client, or it switched protocols): written into the books now,
     /// before the client can have it all, so that a statistics read made after a response
     /// reached its client counts it. Bytes moved later (a tunnel's) are added at the end.
+    /// (Inlined: the end of every exchange asks again, and finds it done.)
+    #[inline]
     pub fn respond(&mut self, req: Request<'_>, figures: &stats::Exchange, now: Moment) {
-        let Some(b) = &self.backend else { return };
         if self.recorded.is_none() {
-            req.proxy.upstreams[req.entry].record_response(b.server, figures.status, now.millis());
-            req.proxy
-                .stats
-                .record_response(req.entry, b.server, figures);
-            self.recorded = Some((figures.bytes_to_backend, figures.bytes_from_backend));
+            self.record_response(req, figures, now);
         }
+    }
+
+    /// [`Attempts::respond`]'s writing into the books.
+    #[inline(never)]
+    fn record_response(&mut self, req: Request<'_>, figures: &stats::Exchange, now: Moment) {
+        let Some(b) = &self.backend else { return };
+        req.proxy.upstreams[req.entry].record_response(b.server, figures.status, now.millis());
+        req.proxy
+            .stats
+            .record_response(req.entry, b.server, figures);
+        self.recorded = Some((figures.bytes_to_backend, figures.bytes_from_backend));
     }
 
     /// The current try's response (with `figures`) is thrown away for a retry: in the
