@@ -136,20 +136,20 @@ impl Request<'_> {
 }
 
 impl Attempts {
-    /// Plans the tries for a request into `self` (`candidates` is an empty list to fill,
-    /// reused): an `Attempts` of a request that is over (its connection and candidates taken
+    /// Plans the tries for a request into `self` (`ctx`: the request's context, made only if
+    /// the plan reads it; `candidates` is an empty list to fill, reused): an `Attempts` of a request that is over (its connection and candidates taken
     /// back), written over in place, so that the exchange it is part of is not built on the
     /// stack and copied (the pattern names every field: one added later cannot keep a
     /// finished request's value).
-    pub fn plan(
+    pub fn plan<'r>(
         &mut self,
         req: Request<'_>,
-        ctx: &RequestContext<'_>,
+        ctx: impl FnOnce() -> RequestContext<'r>,
         mut candidates: Vec<usize>,
         now: Moment,
     ) {
         let upstream = &req.proxy.upstreams[req.entry];
-        upstream.plan(ctx, now.millis(), &mut candidates);
+        upstream.plan_with(ctx, now.millis(), &mut candidates);
         let Attempts {
             candidates: x_candidates,
             next,

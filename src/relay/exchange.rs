@@ -228,7 +228,8 @@ impl Exchange {
                 }
             }
             let upstream = &proxy.upstreams[entry];
-            let ctx = RequestContext {
+            // Made only if the plan reads it (not for one server).
+            let ctx = || RequestContext {
                 client_ip: request
                     .original_client(&e.trusted_proxies)
                     .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
@@ -245,7 +246,7 @@ impl Exchange {
                 entry,
                 idempotent: is_idempotent(&request.method),
             };
-            x_attempts.plan(req, &ctx, candidates, now);
+            x_attempts.plan(req, ctx, candidates, now);
         }
         *idempotent = is_idempotent(&request.method);
         *local_keep_alive = !request.client_wants_close;

@@ -305,6 +305,18 @@ impl Upstream {
     /// empty: see [`Upstream::add_last_resorts`]). `out` is reused: once it has grown to the
     /// number of servers, planning does not allocate.
     pub fn plan(&self, ctx: &RequestContext<'_>, now: Millis, out: &mut Vec<usize>) {
+        self.plan_with(|| *ctx, now, out);
+    }
+
+    /// [`Upstream::plan`] with the request's context made by `ctx`, only if the plan reads
+    /// it (one server on the plain path: never).
+    #[inline]
+    pub fn plan_with<'r>(
+        &self,
+        ctx: impl FnOnce() -> RequestContext<'r>,
+        now: Millis,
+        out: &mut Vec<usize>,
+    ) {
         out.clear();
         if self.plain && self.servers.len() == 1 {
             // One server on the plain path: every balancer orders it alone (a balancer lists
@@ -316,7 +328,7 @@ impl Upstream {
             }
             return;
         }
-        self.plan_by_balancer(ctx, now, out);
+        self.plan_by_balancer(&ctx(), now, out);
     }
 
     /// [`Upstream::plan`]'s general path: the balancer's order, filtered (`out` is empty).
