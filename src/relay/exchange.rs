@@ -279,7 +279,7 @@ impl Exchange {
         exchange.proxy.stats.record_request(entry);
         let step = exchange.next_try(local, now);
         exchange.take_step(step, now);
-        let _ = exchange.run(local, reactor, now, false);
+        exchange.begin(local, reactor, now);
         exchange
     }
 
@@ -801,24 +801,8 @@ impl Exchange {
                     }
                 }
                 State::Sending => {
-                    let Some(b) = &mut self.attempts.backend else {
-                        return self.end(End::Abort, local, reactor, now);
-                    };
-                    match b.stream.write(&self.request_bytes[self.attempts.sent..]) {
-                        Ok(0) => self.try_failed(FailureKind::ResetBeforeResponse, local, now),
-                        Ok(n) => {
-                            self.attempts.sent += n;
-                            if self.attempts.sent == self.request_bytes.len() {
-                                self.state = State::AwaitHead;
-                                self.response.restart();
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            self.want_backend(reactor, Some(Interest::Write));
-                            return Progress::Pending;
-                        }
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(_) => self.try_failed(FailureKind::ResetBeforeResponse, local, now),
+                    if let Some(progress) = self.send_some(local, reactor, now) {
+                        return progress;
                     }
                 }
                 State::AwaitHead => {
@@ -855,6 +839,54 @@ impl Exchange {
                 State::Done => return self.progress(),
             }
         }
+    }
+
+    /// The `Sending` state's turn: one write of the request to the backend. `None` to go on,
+    /// `Some` to return.
+    #[inline]
+    fn send_some(
+        &mut self,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+        now: Moment,
+    ) -> Option<Progress> {
+        let Some(b) = &mut self.attempts.backend else {
+            return Some(self.end(End::Abort, local, reactor, now));
+        };
+        match b.stream.write(&self.request_bytes[self.attempts.sent..]) {
+            Ok(0) => self.try_failed(FailureKind::ResetBeforeResponse, local, now),
+            Ok(n) => {
+                self.attempts.sent += n;
+                if self.attempts.sent == self.request_bytes.len() {
+                    self.state = State::AwaitHead;
+                    self.response.restart();
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.want_backend(reactor, Some(Interest::Write));
+                return Some(Progress::Pending);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => self.try_failed(FailureKind::ResetBeforeResponse, local, now),
+        }
+        None
+    }
+
+    /// A started exchange's first turn, `run` without responding: on a pooled connection
+    /// the request usually goes whole in one write and the exchange then waits for the head,
+    /// which is done here without a call of the whole state machine (its prologue alone
+    /// costs more than the rest). Any other turn is `run`'s.
+    #[inline]
+    fn begin(&mut self, local: &mut Local, reactor: &mut dyn Reactor, now: Moment) {
+        if self.state == State::Sending && self.send_some(local, reactor, now).is_some() {
+            return;
+        }
+        if self.state == State::AwaitHead {
+            // As `run` without responding does for this state.
+            self.want_backend(reactor, Some(Interest::Read));
+            return;
+        }
+        let _ = self.run(local, reactor, now, false);
     }
 
     /// New bytes of the response head arrived.
