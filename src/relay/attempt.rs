@@ -27,6 +27,10 @@ use crate::stats::{self, Failure};
 /// multiples of the entry's `ConnectTimeout`.
 const RETRY_BUDGET_CONNECT_TIMEOUTS: u32 = 2;
 
+/// Candidates a finished request's list may keep room for (see [`Attempts::end_plan`]): a
+/// larger entry's list is let go of, so that the worker's spare exchanges stay small.
+const KEEP_CANDIDATES: usize = 64;
+
 /// The backend connection a try uses.
 #[derive(Debug)]
 pub(super) struct Backend {
@@ -137,21 +141,20 @@ impl Request<'_> {
 
 impl Attempts {
     /// Plans the tries for a request into `self` (`ctx`: the request's context, made only if
-    /// the plan reads it; `candidates` is an empty list to fill, reused): an `Attempts` of a request that is over (its connection and candidates taken
+    /// the plan reads it): an `Attempts` of a request that is over (its connection taken
     /// back), written over in place, so that the exchange it is part of is not built on the
     /// stack and copied (the pattern names every field: one added later cannot keep a
-    /// finished request's value).
+    /// finished request's value). Its candidate list is the earlier request's, refilled: it
+    /// stays with the exchange's allocation (a few words per server).
     pub fn plan<'r>(
         &mut self,
         req: Request<'_>,
         ctx: impl FnOnce() -> RequestContext<'r>,
-        mut candidates: Vec<usize>,
         now: Moment,
     ) {
         let upstream = &req.proxy.upstreams[req.entry];
-        upstream.plan_with(ctx, now.millis(), &mut candidates);
         let Attempts {
-            candidates: x_candidates,
+            candidates,
             next,
             last_resorts_from,
             tries,
@@ -171,7 +174,7 @@ impl Attempts {
             dequeued,
             counted,
         } = self;
-        *x_candidates = candidates;
+        upstream.plan_with(ctx, now.millis(), candidates);
         *next = 0;
         *last_resorts_from = usize::MAX;
         *tries = 0;
@@ -280,9 +283,13 @@ impl Attempts {
         )
     }
 
-    /// The candidate list, for the worker's spares once the request is over.
-    pub fn take_candidates(&mut self) -> Vec<usize> {
-        std::mem::take(&mut self.candidates)
+    /// The request is over: its candidate list stays for the next request [`Attempts::plan`]s
+    /// here, unless it has room for more than [`KEEP_CANDIDATES`].
+    #[inline]
+    pub fn end_plan(&mut self) {
+        if self.candidates.capacity() > KEEP_CANDIDATES {
+            self.candidates = Vec::new();
+        }
     }
 
     /// Starts the next try: the next candidate that can be acquired, on an idle pooled

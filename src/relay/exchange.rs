@@ -200,7 +200,6 @@ impl Exchange {
         // next: neither is copied.
         std::mem::swap(x_request, request);
         let request = &*x_request;
-        let candidates = local.spares.take_index_vec();
         let mut request_bytes = local.spares.take_vec();
         let mut request_id = RequestId::default();
         {
@@ -246,7 +245,7 @@ impl Exchange {
                 entry,
                 idempotent: is_idempotent(&request.method),
             };
-            x_attempts.plan(req, ctx, candidates, now);
+            x_attempts.plan(req, ctx, now);
         }
         *idempotent = is_idempotent(&request.method);
         *local_keep_alive = !request.client_wants_close;
@@ -1178,7 +1177,7 @@ impl Exchange {
         local
             .spares
             .put_vec(std::mem::take(&mut self.request_bytes));
-        local.spares.put_index_vec(self.attempts.take_candidates());
+        self.attempts.end_plan();
         self.state = State::Done;
         self.deadline = None;
         if self.trouble.is_some() || self.proxy.access_log.is_on() {
