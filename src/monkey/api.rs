@@ -85,17 +85,27 @@ fn epoll() -> Option<(c_int, *mut sys::mk_event_loop)> {
     LOOP.with(epoll_in)
 }
 
-/// [`epoll`] with this worker's [`LoopState`] at hand.
+/// [`epoll`] with this worker's [`LoopState`] at hand. (Inlined: twice per request, it is a
+/// load and a match once the loop is known.)
+#[inline]
 fn epoll_in(state: &LoopState) -> Option<(c_int, *mut sys::mk_event_loop)> {
     let mut known = state.epoll.get();
     if let Epoll::Unknown = known {
-        known = lookup_epoll().map_or(Epoll::Absent, |(efd, lp)| Epoll::Present { efd, lp });
-        state.epoll.set(known);
+        known = first_epoll_in(state);
     }
     match known {
         Epoll::Present { efd, lp } => Some((efd, lp)),
         _ => None,
     }
+}
+
+/// [`epoll_in`]'s first call on a worker: the loop looked up and kept.
+#[cold]
+#[inline(never)]
+fn first_epoll_in(state: &LoopState) -> Epoll {
+    let known = lookup_epoll().map_or(Epoll::Absent, |(efd, lp)| Epoll::Present { efd, lp });
+    state.epoll.set(known);
+    known
 }
 
 /// The epoll descriptor of the current worker's loop, when Monkey runs its epoll backend

@@ -27,6 +27,10 @@ use crate::stats::{self, Failure};
 /// multiples of the entry's `ConnectTimeout`.
 const RETRY_BUDGET_CONNECT_TIMEOUTS: u32 = 2;
 
+/// Candidates a finished request's list may keep room for (see [`Attempts::end_plan`]): a
+/// larger entry's list is let go of, so that the worker's spare exchanges stay small.
+const KEEP_CANDIDATES: usize = 64;
+
 /// The backend connection a try uses.
 #[derive(Debug)]
 pub(super) struct Backend {
@@ -136,37 +140,59 @@ impl Request<'_> {
 }
 
 impl Attempts {
-    /// Plans the tries for a request (`candidates` is an empty list to fill, reused).
-    pub fn plan(
+    /// Plans the tries for a request into `self` (`ctx`: the request's context, made only if
+    /// the plan reads it): an `Attempts` of a request that is over (its connection taken
+    /// back), written over in place, so that the exchange it is part of is not built on the
+    /// stack and copied (the pattern names every field: one added later cannot keep a
+    /// finished request's value). Its candidate list is the earlier request's, refilled: it
+    /// stays with the exchange's allocation (a few words per server).
+    pub fn plan<'r>(
+        &mut self,
         req: Request<'_>,
-        ctx: &RequestContext<'_>,
-        mut candidates: Vec<usize>,
+        ctx: impl FnOnce() -> RequestContext<'r>,
         now: Moment,
-    ) -> Attempts {
+    ) {
         let upstream = &req.proxy.upstreams[req.entry];
-        upstream.plan(ctx, now.millis(), &mut candidates);
-        let counted = upstream.limiter().request_began();
-        Attempts {
+        let Attempts {
             candidates,
-            next: 0,
-            last_resorts_from: usize::MAX,
-            tries: 0,
-            only_timeouts: true,
-            failed_from: None,
-            retry_until: now.after(req.connect_timeout() * RETRY_BUDGET_CONNECT_TIMEOUTS),
-            backend: None,
-            sent: 0,
-            received: 0,
-            recorded: None,
-            last_server: None,
-            last_failure: None,
-            moved: (0, 0),
-            limited: false,
-            approved: false,
-            retries: 0,
-            dequeued: false,
+            next,
+            last_resorts_from,
+            tries,
+            only_timeouts,
+            failed_from,
+            retry_until,
+            backend,
+            sent,
+            received,
+            recorded,
+            last_server,
+            last_failure,
+            moved,
+            limited,
+            approved,
+            retries,
+            dequeued,
             counted,
-        }
+        } = self;
+        upstream.plan_with(ctx, now.millis(), candidates);
+        *next = 0;
+        *last_resorts_from = usize::MAX;
+        *tries = 0;
+        *only_timeouts = true;
+        *failed_from = None;
+        *retry_until = now.after(req.connect_timeout() * RETRY_BUDGET_CONNECT_TIMEOUTS);
+        *backend = None;
+        *sent = 0;
+        *received = 0;
+        *recorded = None;
+        *last_server = None;
+        *last_failure = None;
+        *moved = (0, 0);
+        *limited = false;
+        *approved = false;
+        *retries = 0;
+        *dequeued = false;
+        *counted = upstream.limiter().request_began();
     }
 
     /// The request comes out of the queue (a slot may have freed): its candidates are
@@ -257,9 +283,13 @@ impl Attempts {
         )
     }
 
-    /// The candidate list, for the worker's spares once the request is over.
-    pub fn take_candidates(&mut self) -> Vec<usize> {
-        std::mem::take(&mut self.candidates)
+    /// The request is over: its candidate list stays for the next request [`Attempts::plan`]s
+    /// here, unless it has room for more than [`KEEP_CANDIDATES`].
+    #[inline]
+    pub fn end_plan(&mut self) {
+        if self.candidates.capacity() > KEEP_CANDIDATES {
+            self.candidates = Vec::new();
+        }
     }
 
     /// Starts the next try: the next candidate that can be acquired, on an idle pooled
@@ -533,15 +563,23 @@ impl Attempts {
     /// about to leave for the client, or it switched protocols): written into the books now,
     /// before the client can have it all, so that a statistics read made after a response
     /// reached its client counts it. Bytes moved later (a tunnel's) are added at the end.
+    /// (Inlined: the end of every exchange asks again, and finds it done.)
+    #[inline]
     pub fn respond(&mut self, req: Request<'_>, figures: &stats::Exchange, now: Moment) {
-        let Some(b) = &self.backend else { return };
         if self.recorded.is_none() {
-            req.proxy.upstreams[req.entry].record_response(b.server, figures.status, now.millis());
-            req.proxy
-                .stats
-                .record_response(req.entry, b.server, figures);
-            self.recorded = Some((figures.bytes_to_backend, figures.bytes_from_backend));
+            self.record_response(req, figures, now);
         }
+    }
+
+    /// [`Attempts::respond`]'s writing into the books.
+    #[inline(never)]
+    fn record_response(&mut self, req: Request<'_>, figures: &stats::Exchange, now: Moment) {
+        let Some(b) = &self.backend else { return };
+        req.proxy.upstreams[req.entry].record_response(b.server, figures.status, now.millis());
+        req.proxy
+            .stats
+            .record_response(req.entry, b.server, figures);
+        self.recorded = Some((figures.bytes_to_backend, figures.bytes_from_backend));
     }
 
     /// The current try's response (with `figures`) is thrown away for a retry: in the

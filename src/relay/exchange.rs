@@ -200,10 +200,9 @@ impl Exchange {
         // next: neither is copied.
         std::mem::swap(x_request, request);
         let request = &*x_request;
-        let candidates = local.spares.take_index_vec();
         let mut request_bytes = local.spares.take_vec();
         let mut request_id = RequestId::default();
-        let attempts = {
+        {
             let e = &proxy.config.entries[entry];
             if e.request_headers.uses_request_id() || e.response_headers.uses_request_id() {
                 request_id = local.next_request_id();
@@ -228,7 +227,8 @@ impl Exchange {
                 }
             }
             let upstream = &proxy.upstreams[entry];
-            let ctx = RequestContext {
+            // Made only if the plan reads it (not for one server).
+            let ctx = || RequestContext {
                 client_ip: request
                     .original_client(&e.trusted_proxies)
                     .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()),
@@ -245,8 +245,8 @@ impl Exchange {
                 entry,
                 idempotent: is_idempotent(&request.method),
             };
-            Attempts::plan(req, &ctx, candidates, now)
-        };
+            x_attempts.plan(req, ctx, now);
+        }
         *idempotent = is_idempotent(&request.method);
         *local_keep_alive = !request.client_wants_close;
         *x_proxy = proxy;
@@ -258,7 +258,6 @@ impl Exchange {
             interest: None,
             watched: false,
         };
-        *x_attempts = attempts;
         // The response buffer takes a read buffer only when response bytes arrive and
         // returns it while the exchange only waits, so that waiting exchanges hold none and
         // the few in use stay in the cache.
@@ -279,7 +278,7 @@ impl Exchange {
         exchange.proxy.stats.record_request(entry);
         let step = exchange.next_try(local, now);
         exchange.take_step(step, now);
-        let _ = exchange.run(local, reactor, now, false);
+        exchange.begin(local, reactor, now);
         exchange
     }
 
@@ -801,24 +800,8 @@ impl Exchange {
                     }
                 }
                 State::Sending => {
-                    let Some(b) = &mut self.attempts.backend else {
-                        return self.end(End::Abort, local, reactor, now);
-                    };
-                    match b.stream.write(&self.request_bytes[self.attempts.sent..]) {
-                        Ok(0) => self.try_failed(FailureKind::ResetBeforeResponse, local, now),
-                        Ok(n) => {
-                            self.attempts.sent += n;
-                            if self.attempts.sent == self.request_bytes.len() {
-                                self.state = State::AwaitHead;
-                                self.response.restart();
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                            self.want_backend(reactor, Some(Interest::Write));
-                            return Progress::Pending;
-                        }
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(_) => self.try_failed(FailureKind::ResetBeforeResponse, local, now),
+                    if let Some(progress) = self.send_some(local, reactor, now) {
+                        return progress;
                     }
                 }
                 State::AwaitHead => {
@@ -855,6 +838,54 @@ impl Exchange {
                 State::Done => return self.progress(),
             }
         }
+    }
+
+    /// The `Sending` state's turn: one write of the request to the backend. `None` to go on,
+    /// `Some` to return.
+    #[inline]
+    fn send_some(
+        &mut self,
+        local: &mut Local,
+        reactor: &mut dyn Reactor,
+        now: Moment,
+    ) -> Option<Progress> {
+        let Some(b) = &mut self.attempts.backend else {
+            return Some(self.end(End::Abort, local, reactor, now));
+        };
+        match b.stream.write(&self.request_bytes[self.attempts.sent..]) {
+            Ok(0) => self.try_failed(FailureKind::ResetBeforeResponse, local, now),
+            Ok(n) => {
+                self.attempts.sent += n;
+                if self.attempts.sent == self.request_bytes.len() {
+                    self.state = State::AwaitHead;
+                    self.response.restart();
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.want_backend(reactor, Some(Interest::Write));
+                return Some(Progress::Pending);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => self.try_failed(FailureKind::ResetBeforeResponse, local, now),
+        }
+        None
+    }
+
+    /// A started exchange's first turn, `run` without responding: on a pooled connection
+    /// the request usually goes whole in one write and the exchange then waits for the head,
+    /// which is done here without a call of the whole state machine (its prologue alone
+    /// costs more than the rest). Any other turn is `run`'s.
+    #[inline]
+    fn begin(&mut self, local: &mut Local, reactor: &mut dyn Reactor, now: Moment) {
+        if self.state == State::Sending && self.send_some(local, reactor, now).is_some() {
+            return;
+        }
+        if self.state == State::AwaitHead {
+            // As `run` without responding does for this state.
+            self.want_backend(reactor, Some(Interest::Read));
+            return;
+        }
+        let _ = self.run(local, reactor, now, false);
     }
 
     /// New bytes of the response head arrived.
@@ -1146,7 +1177,7 @@ impl Exchange {
         local
             .spares
             .put_vec(std::mem::take(&mut self.request_bytes));
-        local.spares.put_index_vec(self.attempts.take_candidates());
+        self.attempts.end_plan();
         self.state = State::Done;
         self.deadline = None;
         if self.trouble.is_some() || self.proxy.access_log.is_on() {

@@ -50,6 +50,8 @@ pub struct Limits {
 /// The idle connections to one server, with the limits its entry set.
 #[derive(Debug)]
 struct Slot {
+    /// The server's id (`ServerState::id`), the slot's key.
+    id: u64,
     /// The server (for its administrative state and whether it is still configured).
     server: Arc<ServerState>,
     idle: Vec<Idle>,
@@ -83,7 +85,15 @@ const TRIM_AFTER: Duration = Duration::from_millis(100);
 /// Idle upstream connections of one worker, per server.
 #[derive(Debug, Default)]
 pub struct UpstreamPool {
-    slots: HashMap<u64, Slot, BuildHasherDefault<IdHasher>>,
+    /// One slot per server with idle connections (or that had some since the last
+    /// housekeeping).
+    slots: Vec<Slot>,
+    /// Where each server's slot is in `slots`, by server id.
+    index: HashMap<u64, usize, BuildHasherDefault<IdHasher>>,
+    /// The slot found last, looked at before `index`: a request's `take` and its `put`
+    /// name the same server, and so do most requests of an entry with few servers (a
+    /// hash lookup costs more than the rest of `take`).
+    recent: usize,
     /// When [`UpstreamPool::housekeep`] has something to do next: kept up to date by `put`
     /// (a new idle connection can only make it sooner) and recomputed by `housekeep`.
     due: Option<Moment>,
@@ -95,12 +105,32 @@ impl UpstreamPool {
         UpstreamPool::default()
     }
 
+    /// The slot of the server `id`, if it has one.
+    #[inline]
+    fn find(&mut self, id: u64) -> Option<usize> {
+        if self.slots.get(self.recent).is_some_and(|s| s.id == id) {
+            return Some(self.recent);
+        }
+        let i = *self.index.get(&id)?;
+        self.recent = i;
+        Some(i)
+    }
+
+    /// Rebuilds `index` after slots were removed.
+    fn reindex(&mut self) {
+        self.index.clear();
+        for (i, slot) in self.slots.iter().enumerate() {
+            self.index.insert(slot.id, i);
+        }
+    }
+
     /// The most recently used idle connection to the server, if any (LIFO keeps few
     /// connections warm; expired ones found on the way are closed). With `probe_first` the
     /// connection is checked to be still quiet (not closed, no stray bytes), and others are
     /// skipped too.
     pub fn take(&mut self, server: &ServerState, now: Moment, probe_first: bool) -> Option<Pooled> {
-        let slot = self.slots.get_mut(&server.id)?;
+        let i = self.find(server.id)?;
+        let slot = &mut self.slots[i];
         let idle_for = slot.limits.idle_for;
         while let Some(mut idle) = slot.idle.pop() {
             if now.since(idle.since) >= idle_for {
@@ -133,11 +163,11 @@ impl UpstreamPool {
         if limits.max_idle == 0 || !server.admin.get().takes_requests() {
             return false;
         }
-        let slot = self.slots.entry(server.id).or_insert_with(|| Slot {
-            server: server.clone(),
-            idle: Vec::new(),
-            limits,
-        });
+        let i = match self.find(server.id) {
+            Some(i) => i,
+            None => self.add_slot(server, limits),
+        };
+        let slot = &mut self.slots[i];
         slot.limits = limits;
         slot.idle.push(Idle {
             stream: conn.stream,
@@ -153,10 +183,25 @@ impl UpstreamPool {
         true
     }
 
+    /// A new slot for `server`, found next by [`UpstreamPool::find`].
+    #[cold]
+    fn add_slot(&mut self, server: &Arc<ServerState>, limits: Limits) -> usize {
+        let i = self.slots.len();
+        self.slots.push(Slot {
+            id: server.id,
+            server: server.clone(),
+            idle: Vec::new(),
+            limits,
+        });
+        self.index.insert(server.id, i);
+        self.recent = i;
+        i
+    }
+
     /// Closes what outlived its limits: idle connections beyond their server's `max_idle`
     /// (the least recently used) and those idle longer than `idle_for`.
     pub fn housekeep(&mut self, now: Moment) {
-        for slot in self.slots.values_mut() {
+        for slot in &mut self.slots {
             let limit = slot.limits.max_idle as usize;
             if slot.idle.len() > limit {
                 // Oldest first: `take` pops from the end.
@@ -167,10 +212,10 @@ impl UpstreamPool {
         }
         // Every slot is within its limit now: what is left is the oldest idle connections'
         // expiry.
-        self.slots.retain(|_, slot| !slot.idle.is_empty());
+        self.retain_slots(|slot| !slot.idle.is_empty());
         self.due = self
             .slots
-            .values()
+            .iter()
             .filter_map(|slot| Some(slot.idle.first()?.since.after(slot.limits.idle_for)))
             .min();
     }
@@ -178,9 +223,18 @@ impl UpstreamPool {
     /// Closes the idle connections of servers that take no new requests (drained, in
     /// maintenance) or that the configuration no longer has.
     pub fn prune(&mut self) {
-        self.slots.retain(|_, slot| {
+        self.retain_slots(|slot| {
             slot.server.admin.get().takes_requests() && !slot.server.is_removed()
         });
+    }
+
+    /// Keeps the slots `keep` says yes to (the others' connections close).
+    fn retain_slots(&mut self, keep: impl FnMut(&Slot) -> bool) {
+        let before = self.slots.len();
+        self.slots.retain(keep);
+        if self.slots.len() != before {
+            self.reindex();
+        }
     }
 
     /// When [`UpstreamPool::housekeep`] has something to do next, if ever (it may find
@@ -193,7 +247,7 @@ impl UpstreamPool {
     /// nobody asked for. Closes it unless it is still quiet (the wake-up was for a socket that
     /// had the descriptor before). Returns whether one was closed.
     pub fn check(&mut self, fd: RawFd) -> bool {
-        for slot in self.slots.values_mut() {
+        for slot in &mut self.slots {
             if let Some(i) = slot.idle.iter().position(|idle| idle.stream.fd() == fd) {
                 if slot.idle[i].stream.is_quiet() {
                     return false;
@@ -207,7 +261,7 @@ impl UpstreamPool {
 
     /// Idle connections held, all servers together.
     pub fn len(&self) -> usize {
-        self.slots.values().map(|s| s.idle.len()).sum()
+        self.slots.iter().map(|s| s.idle.len()).sum()
     }
 
     /// Whether no idle connection is held.
@@ -218,7 +272,10 @@ impl UpstreamPool {
     /// Idle connections held for the server.
     #[cfg(test)]
     fn idle_count(&self, server: &ServerState) -> usize {
-        self.slots.get(&server.id).map_or(0, |s| s.idle.len())
+        self.slots
+            .iter()
+            .find(|s| s.id == server.id)
+            .map_or(0, |s| s.idle.len())
     }
 }
 
@@ -343,6 +400,47 @@ mod tests {
             assert!(std::time::Instant::now() < until, "never seen closed");
             std::thread::sleep(Duration::from_millis(2));
         }
+        assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn each_server_finds_its_own_slot_after_slots_before_it_went() {
+        // Slots are found by the one looked at last, then by the index: both stay right when
+        // a housekeeping or prune removes slots ahead of others.
+        let (_l, conns) = streams(6);
+        let mut conns = conns.into_iter();
+        let mut pool = UpstreamPool::new();
+        let servers: Vec<Arc<ServerState>> = (0..3).map(|_| Arc::new(ServerState::new())).collect();
+        for (k, s) in servers.iter().enumerate() {
+            assert!(pool.put(s, pooled(conns.next().unwrap(), k as u64), limits(4), T0));
+        }
+        // The first server's slot empties and goes at the next housekeeping.
+        assert_eq!(pool.take(&servers[0], T0, false).map(|p| p.id), Some(0));
+        pool.housekeep(T0);
+        for k in [2, 1] {
+            let taken = pool
+                .take(&servers[k], T0, false)
+                .expect("its own connection");
+            assert_eq!(taken.id, k as u64);
+            assert!(pool.take(&servers[k], T0, false).is_none());
+            pool.put(&servers[k], taken, limits(4), T0);
+        }
+        servers[1].admin.set(Admin::Drain);
+        pool.prune();
+        assert!(pool.take(&servers[1], T0, false).is_none(), "drained");
+        for (k, s) in servers.iter().enumerate().filter(|(k, _)| *k != 1) {
+            pool.put(
+                s,
+                pooled(conns.next().unwrap(), 10 + k as u64),
+                limits(4),
+                T0,
+            );
+        }
+        let ids: Vec<u64> = std::iter::from_fn(|| pool.take(&servers[2], T0, false))
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(ids, [12, 2], "the third server's, newest first");
+        assert_eq!(pool.take(&servers[0], T0, false).map(|p| p.id), Some(10));
         assert!(pool.is_empty());
     }
 

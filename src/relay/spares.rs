@@ -69,6 +69,7 @@ impl Spares {
 
     /// Frees what of `request` is too large to keep (see [`Spares::keep_request`]) where it
     /// is: for a request that stays in a spare exchange until the host fills it again.
+    #[inline]
     pub fn trim_request(request: &mut ProxyRequest) {
         if request.headers.capacity_bytes() > KEEP_HEADER_BYTES {
             *request = ProxyRequest::default();

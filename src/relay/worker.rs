@@ -492,14 +492,23 @@ impl Worker {
     }
 
     /// An operator drained a server, or a reload removed one: its idle connections close.
+    /// (Inlined: once per request, it is a load and a compare.)
+    #[inline]
     fn follow_changes(&mut self) {
         let changes = crate::upstream::changes();
         if changes != self.seen_changes {
-            self.seen_changes = changes;
-            self.local.pool.prune();
-            // Spare exchanges hold the proxy they served: after a reload, let it go.
-            self.spare_exchanges.clear();
+            self.changed(changes);
         }
+    }
+
+    /// See [`Worker::follow_changes`].
+    #[cold]
+    #[inline(never)]
+    fn changed(&mut self, changes: u64) {
+        self.seen_changes = changes;
+        self.local.pool.prune();
+        // Spare exchanges hold the proxy they served: after a reload, let it go.
+        self.spare_exchanges.clear();
     }
 
     /// After an exchange ended: the pool may have taken its backend connection (a wake-up for
@@ -530,6 +539,9 @@ impl Worker {
         self.free.shrink_to(len);
     }
 
+    /// Frees `slot`, keeping its exchange's allocation and request for the next ones.
+    /// (Inlined: once per request, into the event's call.)
+    #[inline]
     fn remove(&mut self, slot: usize, finish: Finish) -> Ended {
         let s = &mut self.slots[slot];
         let token = exchange_token(slot, s.serial);

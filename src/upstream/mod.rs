@@ -305,7 +305,34 @@ impl Upstream {
     /// empty: see [`Upstream::add_last_resorts`]). `out` is reused: once it has grown to the
     /// number of servers, planning does not allocate.
     pub fn plan(&self, ctx: &RequestContext<'_>, now: Millis, out: &mut Vec<usize>) {
+        self.plan_with(|| *ctx, now, out);
+    }
+
+    /// [`Upstream::plan`] with the request's context made by `ctx`, only if the plan reads
+    /// it (one server on the plain path: never).
+    #[inline]
+    pub fn plan_with<'r>(
+        &self,
+        ctx: impl FnOnce() -> RequestContext<'r>,
+        now: Millis,
+        out: &mut Vec<usize>,
+    ) {
         out.clear();
+        if self.plain && self.servers.len() == 1 {
+            // One server on the plain path: every balancer orders it alone (a balancer lists
+            // every server once), and the sticky server can only be that one, first already.
+            // What a balancer would have counted or drawn decides nothing with one server.
+            // Held to the balancers' own path by `one_server_plans_as_its_balancer_does`.
+            if self.plainly_usable(0, now) {
+                out.push(0);
+            }
+            return;
+        }
+        self.plan_by_balancer(&ctx(), now, out);
+    }
+
+    /// [`Upstream::plan`]'s general path: the balancer's order, filtered (`out` is empty).
+    fn plan_by_balancer(&self, ctx: &RequestContext<'_>, now: Millis, out: &mut Vec<usize>) {
         let view = self.view(now);
         self.balancer.order(ctx, &view, out);
         if self.plain {

@@ -342,3 +342,42 @@ fn only_a_hash_method_reads_a_hash_key() {
         "source: the client address, nothing to read"
     );
 }
+
+#[test]
+fn one_server_plans_as_its_balancer_does() {
+    // `plan`'s one-server path against the balancers' own (`plan_by_balancer`), for every
+    // method, the server up, offline by users' failures, back for its probe, drained, in
+    // maintenance, with and without a sticky server (a valid and an out-of-range one).
+    for method in crate::config::BALANCERS {
+        let up = group(&format!(
+            "[PROXY_ENTRY]\n Match ^/\n ServerList 127.0.0.1:81\n LoadBalancer {}\n \
+             AttemptsCount 1\n OfflineTimeOut 5\n",
+            method.name
+        ));
+        assert!(up.plain, "{}", method.name);
+        let mut states = Vec::new();
+        let mut check = |up: &Upstream, now: Millis, what: &str| {
+            for sticky in [None, Some(0), Some(1), Some(7)] {
+                let ctx = RequestContext { sticky, ..ctx() };
+                let (mut fast, mut general) = (vec![9], Vec::new());
+                up.plan(&ctx, now, &mut fast);
+                up.plan_by_balancer(&ctx, now, &mut general);
+                assert_eq!(fast, general, "{} {what} sticky {sticky:?}", method.name);
+                states.push(fast.len());
+            }
+        };
+        check(&up, 10, "up");
+        up.record_failure(0, FailureKind::ConnectRefused, 20);
+        check(&up, 30, "offline");
+        check(&up, 6_000, "due for its probe");
+        up.record_success(0, 6_000);
+        up.servers()[0].admin.set(Admin::Drain);
+        check(&up, 6_010, "drained");
+        up.servers()[0].admin.set(Admin::Maint);
+        check(&up, 6_020, "in maintenance");
+        up.servers()[0].admin.set(Admin::Ready);
+        check(&up, 6_030, "ready again");
+        // Both outcomes were met: the server planned, and none.
+        assert!(states.contains(&0) && states.contains(&1), "{states:?}");
+    }
+}

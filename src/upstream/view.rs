@@ -91,9 +91,7 @@ impl Servers for View<'_> {
     fn usable(&self, i: usize) -> bool {
         let up = self.up;
         if up.plain {
-            let s = &up.servers[i];
-            return s.admin.get().takes_requests()
-                && (!up.policy.enabled() || s.health.is_available(self.now, up.policy));
+            return up.plainly_usable(i, self.now);
         }
         self.candidate(i) && !(up.servers[i].spec.backup && self.gate.primary_usable)
     }
@@ -129,6 +127,15 @@ impl Servers for View<'_> {
 }
 
 impl Upstream {
+    /// Whether server `i` takes a request at `now` on the plain path (see `Upstream::plain`):
+    /// ready, and available to passive health.
+    #[inline]
+    pub(super) fn plainly_usable(&self, i: usize, now: Millis) -> bool {
+        let s = &self.servers[i];
+        s.admin.get().takes_requests()
+            && (!self.policy.enabled() || s.health.is_available(now, self.policy))
+    }
+
     /// The view balancers read at `now`, with what it decides once per plan.
     #[inline]
     pub(super) fn view(&self, now: Millis) -> View<'_> {
