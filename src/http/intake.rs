@@ -243,9 +243,10 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<Rea
                 seen.bad_host |= !is_authority(value);
                 if request.host.is_none() {
                     // The authority exactly as sent (Monkey's own parse loses a port it
-                    // cannot read). A second Host is refused by the verdict.
-                    let mut authority = request.text_buffer();
-                    push_text(&mut authority, value);
+                    // cannot read). A second Host is refused by the verdict, and so is
+                    // one that is no authority: what is routed is ASCII.
+                    let mut authority = request.host_buffer();
+                    authority.extend_from_slice(value);
                     request.host = Some(authority);
                 }
             }
@@ -322,7 +323,7 @@ mod tests {
         assert_eq!(&rest[used..], b"GET /next");
         assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/a"));
         assert_eq!(r.query.as_deref(), Some("x=1"));
-        assert_eq!(r.host.as_deref(), Some("h:81"));
+        assert_eq!(r.host.as_deref(), Some(&b"h:81"[..]));
         assert_eq!(
             (r.body.as_slice(), r.body_kind),
             (&b"abc"[..], BodyKind::Length)

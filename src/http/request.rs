@@ -39,8 +39,10 @@ pub struct ProxyRequest {
     pub minor_version: u8,
     /// Header fields in received order (name, value), values trimmed.
     pub headers: HeaderList,
-    /// The `Host` authority (with port) the client asked for, if any.
-    pub host: Option<String>,
+    /// The `Host` authority (with port) the client asked for, if any, as received: bytes,
+    /// not text, so that the intake copies it without a UTF-8 check (a request whose `Host`
+    /// is no authority, ASCII by definition, is refused before anything reads it as text).
+    pub host: Option<Vec<u8>>,
     /// Body bytes to forward (raw chunked bytes when `body_kind` is `Chunked`).
     pub body: Vec<u8>,
     /// How `body` is framed.
@@ -53,10 +55,13 @@ pub struct ProxyRequest {
     /// WebSocket client's first frames, say): the start of the new protocol, which goes into
     /// the tunnel once the backend has switched (empty for other requests).
     pub early: Vec<u8>,
-    /// The `query` and `host` strings of the request before [`ProxyRequest::clear`], emptied,
-    /// for [`ProxyRequest::text_buffer`] (so that a recycled request refills them without
+    /// The `query` string of the request before [`ProxyRequest::clear`], emptied, for
+    /// [`ProxyRequest::text_buffer`] (so that a recycled request refills it without
     /// allocating).
     spare_text: Vec<String>,
+    /// The `host` buffer of the request before [`ProxyRequest::clear`], emptied, for
+    /// [`ProxyRequest::host_buffer`].
+    spare_host: Vec<u8>,
 }
 
 /// Header fields of a request in received order, stored in one buffer (two allocations per
@@ -392,19 +397,22 @@ impl ProxyRequest {
             client_wants_close,
             early,
             spare_text,
+            spare_host,
         } = self;
         method.clear();
         path.clear();
-        // The two optional strings keep their buffers, emptied, in the spare list (each is
-        // emptied as it goes in, so a request cleared twice — put back, then refilled by the
-        // intake — finds nothing to do the second time).
-        for text in [query, host] {
-            if let Some(mut text) = text.take() {
-                if spare_text.len() < 2 {
-                    text.clear();
-                    spare_text.push(text);
-                }
+        // The two optional buffers are kept, emptied, as spares (each is emptied as it goes
+        // in, so a request cleared twice — put back, then refilled by the intake — finds
+        // nothing to do the second time).
+        if let Some(mut text) = query.take() {
+            if spare_text.is_empty() {
+                text.clear();
+                spare_text.push(text);
             }
+        }
+        if let Some(mut bytes) = host.take() {
+            bytes.clear();
+            *spare_host = bytes;
         }
         *minor_version = 0;
         headers.clear();
@@ -415,10 +423,16 @@ impl ProxyRequest {
         early.clear();
     }
 
-    /// An empty string for `query` or `host`, with the buffer one of them had before the
-    /// request was cleared when there is one.
+    /// An empty string for `query`, with the buffer it had before the request was cleared
+    /// when there is one.
     pub fn text_buffer(&mut self) -> String {
         self.spare_text.pop().unwrap_or_default()
+    }
+
+    /// An empty buffer for `host`, the one it had before the request was cleared when there
+    /// is one.
+    pub fn host_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.spare_host)
     }
 
     /// Whether the method is `HEAD` (its response has no body).
@@ -613,7 +627,7 @@ impl ProxyRequest {
                 wrote_host = true;
                 out.extend_from_slice(b"Host: ");
                 match &self.host {
-                    Some(h) => out.extend_from_slice(h.as_bytes()),
+                    Some(h) => out.extend_from_slice(h),
                     None => out.extend_from_slice(value),
                 }
                 out.extend_from_slice(b"\r\n");
@@ -625,10 +639,13 @@ impl ProxyRequest {
             out.extend_from_slice(b"\r\n");
         }
         if !wrote_host && !rules.is_some_and(|r| r.write_host(out)) {
-            let host = self.host.as_deref().unwrap_or(policy.default_host);
+            let host = self
+                .host
+                .as_deref()
+                .unwrap_or(policy.default_host.as_bytes());
             if !host.is_empty() {
                 out.extend_from_slice(b"Host: ");
-                out.extend_from_slice(host.as_bytes());
+                out.extend_from_slice(host);
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -674,11 +691,11 @@ impl ProxyRequest {
             from_trusted(Field::XForwardedHost)
                 .next()
                 .map(|(_, _, v)| v)
-                .or(self.host.as_deref().map(str::as_bytes))
+                .or(self.host.as_deref())
         } else {
             // One line of one piece: every request from an untrusted client.
             out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
-            self.host.as_deref().map(str::as_bytes)
+            self.host.as_deref()
         };
         if let Some(h) = forwarded_host {
             out.extend_from_slice(b"X-Forwarded-Host: ");
@@ -704,7 +721,7 @@ impl ProxyRequest {
                 // A quoted-string (RFC 7239 §4): `validate` admits no quote or backslash in
                 // Host, but escape them all the same so that no Host can add an element.
                 out.extend_from_slice(b"host=\"");
-                for b in h.bytes() {
+                for &b in h {
                     if b == b'"' || b == b'\\' {
                         out.push(b'\\');
                     }
@@ -753,7 +770,7 @@ impl ProxyRequest {
         // parts, with IPv6 addresses and 20 digits of length: under 256 bytes.
         const FIXED: usize = 256;
         let fields = self.headers.bytes.len() + 4 * self.headers.len();
-        let host = self.host.as_ref().map_or(0, String::len) + policy.default_host.len();
+        let host = self.host.as_ref().map_or(0, Vec::len) + policy.default_host.len();
         let query = self.query.as_ref().map_or(0, String::len);
         // Each field goes once at most: as received, or its value in a forwarding line (a
         // trusted client's) or in `Upgrade`. Host goes in `Host`, `X-Forwarded-Host` and,
@@ -957,10 +974,11 @@ mod tests {
         assert_eq!(r.path.capacity(), path_cap);
         assert_eq!(r.headers.capacity_bytes(), header_cap);
         // The query's and host's buffers come back empty, for the next request's.
-        let (a, b) = (r.text_buffer(), r.text_buffer());
+        let (a, b) = (r.text_buffer(), r.host_buffer());
         assert!(a.is_empty() && b.is_empty());
-        assert!(a.capacity() >= "x=1&y=%2F".len() && b.capacity() >= "x=1&y=%2F".len());
+        assert!(a.capacity() >= "x=1&y=%2F".len() && b.capacity() >= "example.com:8080".len());
         assert_eq!(r.text_buffer().capacity(), 0);
+        assert_eq!(r.host_buffer().capacity(), 0);
         // Refilled, it writes exactly what a fresh request with the same fields writes.
         r.method.push_str("GET");
         r.path.push('/');
