@@ -36,7 +36,7 @@ fn request(fields: &[(&str, &str)]) -> ProxyRequest {
     r.host = fields
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("host"))
-        .map(|(_, v)| v.to_string());
+        .map(|(_, v)| v.as_bytes().to_vec());
     r.client = Some("192.0.2.7:51234".parse().unwrap());
     r
 }

@@ -578,6 +578,12 @@ impl Router {
         self.route_full(path, host, method)
     }
 
+    /// Whether some entry's `MatchHost` reads the host (without one, [`Router::route_request`]
+    /// answers the same for every host, so a caller need not make it text).
+    pub fn reads_host(&self) -> bool {
+        !self.simple && !self.hosts.is_empty()
+    }
+
     /// [`Router::route_request`] with host or method rules, or many entries.
     #[inline(never)]
     fn route_full(&self, path: &str, host: Option<&str>, method: &str) -> Option<usize> {

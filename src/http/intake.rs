@@ -70,11 +70,22 @@ pub(super) fn push_text(to: &mut String, bytes: &[u8]) {
     }
 }
 
+/// What [`judge_target`] finds in a target part as received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetBytes {
+    /// A byte below 0x21, DEL or `#`: refused by the verdict.
+    Invisible,
+    /// Visible ASCII without `#`: pushed as it is.
+    Ascii,
+    /// Visible once [`push_target`] has percent-encoded its bytes of 0x80 and above.
+    EightBit,
+}
+
 /// Whether a target part as received becomes visible ASCII without `#` once
 /// [`push_target`] has percent-encoded its bytes of 0x80 and above: no byte below 0x21, DEL
-/// or `#` (what [`ProxyRequest::validate`] checks of the path and the query). Eight bytes at
-/// a time.
-fn target_is_visible(part: &[u8]) -> bool {
+/// or `#` (what [`ProxyRequest::validate`] checks of the path and the query), and whether it
+/// is ASCII already. Eight bytes at a time.
+fn judge_target(part: &[u8]) -> TargetBytes {
     const fn each(b: u8) -> u64 {
         u64::from_le_bytes([b; 8])
     }
@@ -82,6 +93,8 @@ fn target_is_visible(part: &[u8]) -> bool {
     fn zero(x: u64) -> u64 {
         x.wrapping_sub(each(1)) & !x & each(0x80)
     }
+    // Every byte's bits together: a high bit set is a byte of 0x80 or above.
+    let mut high = 0;
     let mut words = part.chunks_exact(8);
     for word in &mut words {
         let mut w = [0u8; 8];
@@ -90,13 +103,31 @@ fn target_is_visible(part: &[u8]) -> bool {
         // Below 0x21: the subtraction borrows into the high bit of a byte under 0x80.
         let low = w.wrapping_sub(each(0x21)) & !w & each(0x80);
         if low | zero(w ^ each(0x7f)) | zero(w ^ each(b'#')) != 0 {
-            return false;
+            return TargetBytes::Invisible;
         }
+        high |= w;
     }
-    words
-        .remainder()
-        .iter()
-        .all(|&b| b > 0x20 && b != 0x7f && b != b'#')
+    for &b in words.remainder() {
+        if b <= 0x20 || b == 0x7f || b == b'#' {
+            return TargetBytes::Invisible;
+        }
+        high |= u64::from(b);
+    }
+    if high & each(0x80) == 0 {
+        TargetBytes::Ascii
+    } else {
+        TargetBytes::EightBit
+    }
+}
+
+/// [`push_target`] for a part [`judge_target`] judged already: ASCII has no byte to
+/// percent-encode, so it is pushed after its UTF-8 check alone, without `push_target`'s
+/// scan for such bytes.
+fn push_judged_target(to: &mut String, part: &[u8], judged: TargetBytes) {
+    match std::str::from_utf8(part) {
+        Ok(text) if judged == TargetBytes::Ascii => to.push_str(text),
+        _ => push_target(to, part),
+    }
 }
 
 /// What the intake's one pass over the fields gathers for the framing and for the verdict.
@@ -174,13 +205,15 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<Rea
         b"POST" => request.method.push_str("POST"),
         other => push_text(&mut request.method, other),
     }
-    push_target(&mut request.path, raw.path);
-    let mut target_ok = raw.path.first() == Some(&b'/') && target_is_visible(raw.path);
+    let judged = judge_target(raw.path);
+    push_judged_target(&mut request.path, raw.path, judged);
+    let mut target_ok = raw.path.first() == Some(&b'/') && judged != TargetBytes::Invisible;
     if let Some(query) = raw.query {
+        let judged = judge_target(query);
         let mut text = request.text_buffer();
-        push_target(&mut text, query);
+        push_judged_target(&mut text, query, judged);
         request.query = Some(text);
-        target_ok &= target_is_visible(query);
+        target_ok &= judged != TargetBytes::Invisible;
     }
     request.minor_version = raw.minor_version;
     request.client = raw.peer;
@@ -243,9 +276,10 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<Rea
                 seen.bad_host |= !is_authority(value);
                 if request.host.is_none() {
                     // The authority exactly as sent (Monkey's own parse loses a port it
-                    // cannot read). A second Host is refused by the verdict.
-                    let mut authority = request.text_buffer();
-                    push_text(&mut authority, value);
+                    // cannot read). A second Host is refused by the verdict, and so is
+                    // one that is no authority: what is routed is ASCII.
+                    let mut authority = request.host_buffer();
+                    authority.extend_from_slice(value);
                     request.host = Some(authority);
                 }
             }
@@ -315,6 +349,28 @@ mod tests {
     }
 
     #[test]
+    fn target_judgement_agrees_with_a_byte_walk() {
+        // Every byte at every place of parts shorter and longer than a word.
+        let walk = |part: &[u8]| {
+            if part.iter().any(|&b| b <= 0x20 || b == 0x7f || b == b'#') {
+                TargetBytes::Invisible
+            } else if part.is_ascii() {
+                TargetBytes::Ascii
+            } else {
+                TargetBytes::EightBit
+            }
+        };
+        for base in [&b"/"[..], b"/1k", b"/static/app.js", b"/a/b/c/d/e/f/g/h/i"] {
+            for at in 0..=base.len() {
+                for b in 0..=255u8 {
+                    let part = [&base[..at], &[b], &base[at..]].concat();
+                    assert_eq!(judge_target(&part), walk(&part), "{part:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn fields_body_and_the_pipelined_rest_are_told_apart() {
         let mut r = ProxyRequest::default();
         let rest = b"Host: h:81\r\nContent-Length: 3\r\nConnection: x, close\r\n\r\nabcGET /next";
@@ -322,7 +378,7 @@ mod tests {
         assert_eq!(&rest[used..], b"GET /next");
         assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/a"));
         assert_eq!(r.query.as_deref(), Some("x=1"));
-        assert_eq!(r.host.as_deref(), Some("h:81"));
+        assert_eq!(r.host.as_deref(), Some(&b"h:81"[..]));
         assert_eq!(
             (r.body.as_slice(), r.body_kind),
             (&b"abc"[..], BodyKind::Length)

@@ -39,8 +39,10 @@ pub struct ProxyRequest {
     pub minor_version: u8,
     /// Header fields in received order (name, value), values trimmed.
     pub headers: HeaderList,
-    /// The `Host` authority (with port) the client asked for, if any.
-    pub host: Option<String>,
+    /// The `Host` authority (with port) the client asked for, if any, as received: bytes,
+    /// not text, so that the intake copies it without a UTF-8 check (a request whose `Host`
+    /// is no authority, ASCII by definition, is refused before anything reads it as text).
+    pub host: Option<Vec<u8>>,
     /// Body bytes to forward (raw chunked bytes when `body_kind` is `Chunked`).
     pub body: Vec<u8>,
     /// How `body` is framed.
@@ -53,10 +55,13 @@ pub struct ProxyRequest {
     /// WebSocket client's first frames, say): the start of the new protocol, which goes into
     /// the tunnel once the backend has switched (empty for other requests).
     pub early: Vec<u8>,
-    /// The `query` and `host` strings of the request before [`ProxyRequest::clear`], emptied,
-    /// for [`ProxyRequest::text_buffer`] (so that a recycled request refills them without
+    /// The `query` string of the request before [`ProxyRequest::clear`], emptied, for
+    /// [`ProxyRequest::text_buffer`] (so that a recycled request refills it without
     /// allocating).
     spare_text: Vec<String>,
+    /// The `host` buffer of the request before [`ProxyRequest::clear`], emptied, for
+    /// [`ProxyRequest::host_buffer`].
+    spare_host: Vec<u8>,
 }
 
 /// Header fields of a request in received order, stored in one buffer (two allocations per
@@ -69,6 +74,10 @@ pub struct HeaderList {
     /// and whether the intake's parser checked the field's bytes already (in the entry's
     /// padding: the list, and every request and exchange that holds one, keep their size).
     fields: Vec<(u32, u32, u32, Field, bool)>,
+    /// One bit per kind of field the list holds (`1 << field as u16`): most requests have
+    /// no `Connection`, `Upgrade` or forwarding field, and the askers for one of them
+    /// (several per request) learn so from one test instead of a walk of the list.
+    kinds: u16,
 }
 
 impl HeaderList {
@@ -101,6 +110,13 @@ impl HeaderList {
         self.bytes.extend_from_slice(value);
         self.fields
             .push((start, middle, self.bytes.len() as u32, field, parsed));
+        self.kinds |= kind_bit(field);
+    }
+
+    /// Whether the list holds a field of this kind.
+    #[inline]
+    pub fn has(&self, kind: Field) -> bool {
+        self.kinds & kind_bit(kind) != 0
     }
 
     /// The fields as (name, value), in received order.
@@ -129,9 +145,15 @@ impl HeaderList {
 
     /// The values of the fields of one kind, in received order.
     pub fn values_of(&self, kind: Field) -> impl Iterator<Item = &[u8]> + Clone + '_ {
-        // Filtered on the entry before any slice is cut: the fields of other kinds (nearly
+        // No field of the kind (the rule for all but `Host`): nothing is walked. Otherwise
+        // filtered on the entry before any slice is cut: the fields of other kinds (nearly
         // all of them) cost one comparison each.
-        self.fields
+        let fields = if self.has(kind) {
+            &self.fields[..]
+        } else {
+            &[]
+        };
+        fields
             .iter()
             .filter(move |entry| entry.3 == kind)
             .map(|&(_, b, c, _, _)| &self.bytes[b as usize..c as usize])
@@ -141,6 +163,7 @@ impl HeaderList {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.fields.clear();
+        self.kinds = 0;
     }
 
     /// Bytes of buffer capacity held (to decide whether a recycled list is worth keeping).
@@ -159,6 +182,15 @@ impl HeaderList {
         self.fields.is_empty()
     }
 }
+
+/// The bit of [`HeaderList::kinds`] that stands for `field`.
+#[inline]
+fn kind_bit(field: Field) -> u16 {
+    1 << field as u16
+}
+
+// Every kind has its bit.
+const _: () = assert!((Field::Forwarded as u16) < 16);
 
 impl<'a> FromIterator<(&'a str, &'a [u8])> for HeaderList {
     fn from_iter<I: IntoIterator<Item = (&'a str, &'a [u8])>>(iter: I) -> Self {
@@ -365,19 +397,22 @@ impl ProxyRequest {
             client_wants_close,
             early,
             spare_text,
+            spare_host,
         } = self;
         method.clear();
         path.clear();
-        // The two optional strings keep their buffers, emptied, in the spare list (each is
-        // emptied as it goes in, so a request cleared twice — put back, then refilled by the
-        // intake — finds nothing to do the second time).
-        for text in [query, host] {
-            if let Some(mut text) = text.take() {
-                if spare_text.len() < 2 {
-                    text.clear();
-                    spare_text.push(text);
-                }
+        // The two optional buffers are kept, emptied, as spares (each is emptied as it goes
+        // in, so a request cleared twice — put back, then refilled by the intake — finds
+        // nothing to do the second time).
+        if let Some(mut text) = query.take() {
+            if spare_text.is_empty() {
+                text.clear();
+                spare_text.push(text);
             }
+        }
+        if let Some(mut bytes) = host.take() {
+            bytes.clear();
+            *spare_host = bytes;
         }
         *minor_version = 0;
         headers.clear();
@@ -388,10 +423,16 @@ impl ProxyRequest {
         early.clear();
     }
 
-    /// An empty string for `query` or `host`, with the buffer one of them had before the
-    /// request was cleared when there is one.
+    /// An empty string for `query`, with the buffer it had before the request was cleared
+    /// when there is one.
     pub fn text_buffer(&mut self) -> String {
         self.spare_text.pop().unwrap_or_default()
+    }
+
+    /// An empty buffer for `host`, the one it had before the request was cleared when there
+    /// is one.
+    pub fn host_buffer(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.spare_host)
     }
 
     /// Whether the method is `HEAD` (its response has no body).
@@ -586,7 +627,7 @@ impl ProxyRequest {
                 wrote_host = true;
                 out.extend_from_slice(b"Host: ");
                 match &self.host {
-                    Some(h) => out.extend_from_slice(h.as_bytes()),
+                    Some(h) => out.extend_from_slice(h),
                     None => out.extend_from_slice(value),
                 }
                 out.extend_from_slice(b"\r\n");
@@ -598,10 +639,13 @@ impl ProxyRequest {
             out.extend_from_slice(b"\r\n");
         }
         if !wrote_host && !rules.is_some_and(|r| r.write_host(out)) {
-            let host = self.host.as_deref().unwrap_or(policy.default_host);
+            let host = self
+                .host
+                .as_deref()
+                .unwrap_or(policy.default_host.as_bytes());
             if !host.is_empty() {
                 out.extend_from_slice(b"Host: ");
-                out.extend_from_slice(host.as_bytes());
+                out.extend_from_slice(host);
                 out.extend_from_slice(b"\r\n");
             }
         }
@@ -647,11 +691,11 @@ impl ProxyRequest {
             from_trusted(Field::XForwardedHost)
                 .next()
                 .map(|(_, _, v)| v)
-                .or(self.host.as_deref().map(str::as_bytes))
+                .or(self.host.as_deref())
         } else {
             // One line of one piece: every request from an untrusted client.
             out.extend_from_slice(b"X-Forwarded-Proto: http\r\n");
-            self.host.as_deref().map(str::as_bytes)
+            self.host.as_deref()
         };
         if let Some(h) = forwarded_host {
             out.extend_from_slice(b"X-Forwarded-Host: ");
@@ -677,7 +721,7 @@ impl ProxyRequest {
                 // A quoted-string (RFC 7239 §4): `validate` admits no quote or backslash in
                 // Host, but escape them all the same so that no Host can add an element.
                 out.extend_from_slice(b"host=\"");
-                for b in h.bytes() {
+                for &b in h {
                     if b == b'"' || b == b'\\' {
                         out.push(b'\\');
                     }
@@ -726,7 +770,7 @@ impl ProxyRequest {
         // parts, with IPv6 addresses and 20 digits of length: under 256 bytes.
         const FIXED: usize = 256;
         let fields = self.headers.bytes.len() + 4 * self.headers.len();
-        let host = self.host.as_ref().map_or(0, String::len) + policy.default_host.len();
+        let host = self.host.as_ref().map_or(0, Vec::len) + policy.default_host.len();
         let query = self.query.as_ref().map_or(0, String::len);
         // Each field goes once at most: as received, or its value in a forwarding line (a
         // trusted client's) or in `Upgrade`. Host goes in `Host`, `X-Forwarded-Host` and,
@@ -737,15 +781,22 @@ impl ProxyRequest {
     /// The protocol the client asks to switch to (`Upgrade` listed in `Connection` and an
     /// `Upgrade` header present), e.g. `websocket`. HTTP/1.0 requests have none: a server
     /// must ignore `Upgrade` in them (RFC 9110 §7.8).
-    // Inlined: asked several times per request, and the common answer (no `Connection`
-    // field, or one without `upgrade`) is a short walk of the list.
-    #[inline]
+    // Inlined: asked three times per request, and the common answer (no `Connection`
+    // field) is one bit test; a call cost more than the test.
+    #[inline(always)]
     pub fn upgrade_protocol(&self) -> Option<&[u8]> {
-        if self.minor_version == 0
-            || !self
-                .headers
-                .values_of(Field::Connection)
-                .any(|v| has_token(v, "upgrade"))
+        if self.minor_version == 0 || !self.headers.has(Field::Connection) {
+            return None;
+        }
+        self.upgrade_listed()
+    }
+
+    /// [`ProxyRequest::upgrade_protocol`] for a request with a `Connection` field.
+    fn upgrade_listed(&self) -> Option<&[u8]> {
+        if !self
+            .headers
+            .values_of(Field::Connection)
+            .any(|v| has_token(v, "upgrade"))
         {
             return None;
         }
@@ -773,6 +824,47 @@ mod tests {
             std::mem::size_of::<(u32, u32, u32, Field, bool)>(),
             std::mem::size_of::<(u32, u32, u32, Field)>()
         );
+    }
+
+    #[test]
+    fn values_of_a_kind_agree_with_a_walk_of_the_list() {
+        // The kinds' bits only skip walks that would find nothing: every kind asked of
+        // lists of every mix (and of one cleared and refilled) gives what a walk gives.
+        let names = [
+            "Connection",
+            "Upgrade",
+            "Host",
+            "X-Forwarded-For",
+            "Forwarded",
+            "TE",
+            "X-Other",
+            "content-length",
+            "Transfer-Encoding",
+            "Expect",
+        ];
+        let kinds: Vec<Field> = names.iter().map(|n| Field::of(n.as_bytes())).collect();
+        let mut list = HeaderList::default();
+        for mix in 0..(1u32 << names.len()) {
+            list.clear();
+            for (i, name) in names.iter().enumerate() {
+                if mix & (1 << i) != 0 {
+                    list.push(name, format!("v{i}").as_bytes());
+                }
+            }
+            for &kind in kinds.iter().chain([Field::Other, Field::KeepAlive].iter()) {
+                let walked: Vec<&[u8]> = list
+                    .fields()
+                    .filter(|&(f, _, _)| f == kind)
+                    .map(|(_, _, v)| v)
+                    .collect();
+                assert_eq!(
+                    list.values_of(kind).collect::<Vec<_>>(),
+                    walked,
+                    "{mix} {kind:?}"
+                );
+                assert_eq!(list.has(kind), !walked.is_empty(), "{mix} {kind:?}");
+            }
+        }
     }
 
     /// The former [`is_authority`], byte by byte: the reference of the table scan.
@@ -882,10 +974,11 @@ mod tests {
         assert_eq!(r.path.capacity(), path_cap);
         assert_eq!(r.headers.capacity_bytes(), header_cap);
         // The query's and host's buffers come back empty, for the next request's.
-        let (a, b) = (r.text_buffer(), r.text_buffer());
+        let (a, b) = (r.text_buffer(), r.host_buffer());
         assert!(a.is_empty() && b.is_empty());
-        assert!(a.capacity() >= "x=1&y=%2F".len() && b.capacity() >= "x=1&y=%2F".len());
+        assert!(a.capacity() >= "x=1&y=%2F".len() && b.capacity() >= "example.com:8080".len());
         assert_eq!(r.text_buffer().capacity(), 0);
+        assert_eq!(r.host_buffer().capacity(), 0);
         // Refilled, it writes exactly what a fresh request with the same fields writes.
         r.method.push_str("GET");
         r.path.push('/');

@@ -184,13 +184,10 @@ fn change_allowed(request: &ProxyRequest) -> Result<(), &'static str> {
 }
 
 /// Whether `origin` (`scheme://host[:port]`) names the authority the request was sent to.
-fn same_origin(origin: &[u8], host: Option<&str>) -> bool {
-    let Ok(origin) = std::str::from_utf8(origin) else {
-        return false;
-    };
+fn same_origin(origin: &[u8], host: Option<&[u8]>) -> bool {
     let authority = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
+        .strip_prefix(b"http://")
+        .or_else(|| origin.strip_prefix(b"https://"));
     matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
 }
 

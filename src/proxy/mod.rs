@@ -335,7 +335,7 @@ impl Proxy {
     /// Where a request for `path` (decoded, without query) with the `Host` authority `host`
     /// (as received) and `method` goes: the statistics page and the admin endpoint first,
     /// whatever the host, then the first entry whose rules accept it.
-    pub fn route_request(&self, path: &str, host: Option<&str>, method: &str) -> Route {
+    pub fn route_request(&self, path: &str, host: Option<&[u8]>, method: &str) -> Route {
         if self.config.statistics_url.as_deref() == Some(path) {
             return Route::Statistics;
         }
@@ -344,6 +344,12 @@ impl Proxy {
                 return Route::Admin;
             }
         }
+        // The host is read as text only by `MatchHost` rules (an authority is ASCII: a
+        // request whose `Host` is not one never gets here).
+        let host = match host {
+            Some(h) if self.router.reads_host() => std::str::from_utf8(h).ok(),
+            _ => None,
+        };
         match self.router.route_request(path, host, method) {
             Some(i) => Route::Entry(i),
             None => Route::NotFound,

@@ -17,7 +17,7 @@ type Facts = (
     Option<String>,
     u8,
     Vec<(Field, Vec<u8>, Vec<u8>)>,
-    Option<String>,
+    Option<Vec<u8>>,
     Vec<u8>,
     String,
     bool,

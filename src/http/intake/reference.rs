@@ -56,8 +56,8 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<usi
             Field::TransferEncoding => chunked |= has_token(value, "chunked"),
             Field::Connection if has_token(value, "close") => request.client_wants_close = true,
             Field::Host if request.host.is_none() => {
-                let mut authority = request.text_buffer();
-                push_text(&mut authority, value);
+                let mut authority = request.host_buffer();
+                authority.extend_from_slice(value);
                 request.host = Some(authority);
             }
             _ => {}
