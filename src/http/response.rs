@@ -166,20 +166,10 @@ fn text_byte(b: u8) -> bool {
 /// The first index from `at` whose byte is no [`text_byte`], or `buf.len()`. Eight bytes at a
 /// time: values are most of a head's bytes.
 fn skip_text(buf: &[u8], mut at: usize) -> usize {
-    const LOW: u64 = 0x2020_2020_2020_2020;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const DEL: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     while let Some(word) = buf.get(at..at + 8) {
         let mut w = [0u8; 8];
         w.copy_from_slice(word);
-        let w = u64::from_le_bytes(w);
-        // A byte's high bit is set in `ctl` when it is below 0x20, in `del` when it is 0x7f;
-        // a borrow can set bits only above the first such byte, so the lowest is exact.
-        let ctl = w.wrapping_sub(LOW) & !w;
-        let d = w ^ DEL;
-        let del = d.wrapping_sub(ONES) & !d;
-        let stops = (ctl | del) & HIGH;
+        let stops = text_stops(u64::from_le_bytes(w));
         if stops == 0 {
             at += 8;
             continue;
@@ -195,6 +185,20 @@ fn skip_text(buf: &[u8], mut at: usize) -> usize {
     }
     at
 }
+
+/// The high bit of each byte of `w` below 0x20 or equal to 0x7f, exact up to the lowest such
+/// byte (a borrow sets bits only above a byte that stops anyway). A byte with its high bit set
+/// (obs-text) never stops: the subtractions' high bits are masked with `!w`.
+#[inline(always)]
+fn text_stops(w: u64) -> u64 {
+    const LOW: u64 = 0x2020_2020_2020_2020;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const DEL: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    (w.wrapping_sub(LOW) | (w ^ DEL).wrapping_sub(ONES)) & !w & HIGH
+}
+
+/// The high bit of every byte.
+const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// The end of the line terminator at `at` (CRLF or a bare LF; a CR without LF is refused), or
 /// `None` when no terminator starts there.
@@ -468,7 +472,8 @@ impl Iterator for Lines<'_> {
 /// read.
 #[derive(Clone, Copy, Default)]
 struct Facts<'b> {
-    /// The first `Content-Length` value.
+    /// The first `Content-Length` value, trimmed (once: the length rules and the written
+    /// digits both read it).
     first_length: Option<&'b [u8]>,
     /// More than one `Content-Length`.
     more_lengths: bool,
@@ -598,7 +603,7 @@ impl<'b, 'e> Fields<'b, 'e> {
             }
             Field::Connection => facts.connection.add(value),
             Field::ContentLength if facts.first_length.is_some() => facts.more_lengths = true,
-            Field::ContentLength => facts.first_length = Some(value),
+            Field::ContentLength => facts.first_length = Some(trim(value)),
             Field::TransferEncoding => {
                 facts.has_codings = true;
                 for coding in tokens(value) {
@@ -617,6 +622,12 @@ impl<'b, 'e> Fields<'b, 'e> {
             return;
         }
         push_kept(buf, field, &mut self.pending, out);
+    }
+
+    /// Keeps `run`, whole field lines that end in CRLF, none hop-by-hop or dropped by a rule.
+    #[inline(always)]
+    fn keep(&mut self, buf: &[u8], run: std::ops::Range<usize>, out: &mut Vec<u8>) {
+        keep_run(buf, run, &mut self.pending, out);
     }
 
     /// Decides the framing once every field line up to `head_end` was taken, and writes the
@@ -674,7 +685,6 @@ impl<'b, 'e> Fields<'b, 'e> {
         // The backend's digits are the length's decimal unless they have leading zeros.
         let digits = facts
             .first_length
-            .map(trim)
             .filter(|v| v.len() == 1 || v.first() != Some(&b'0'));
         write_tail(&head, client, edits, upgrades, digits, out);
         Ok(ResponseHead {
@@ -703,11 +713,7 @@ fn push_kept(
     out: &mut Vec<u8>,
 ) {
     if field.crlf {
-        if pending.end != field.start {
-            out.extend_from_slice(&buf[pending.clone()]);
-            pending.start = field.start;
-        }
-        pending.end = field.end;
+        keep_run(buf, field.start..field.end, pending, out);
         return;
     }
     out.extend_from_slice(&buf[pending.clone()]);
@@ -716,6 +722,25 @@ fn push_kept(
     out.extend_from_slice(b": ");
     out.extend_from_slice(&buf[field.value.clone()]);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Passes on `run`, kept lines that end in CRLF: it joins the run of lines to copy when it
+/// follows it, else that run is copied and `run` starts the next.
+#[inline(always)]
+fn keep_run(
+    buf: &[u8],
+    run: std::ops::Range<usize>,
+    pending: &mut std::ops::Range<usize>,
+    out: &mut Vec<u8>,
+) {
+    if run.is_empty() {
+        return;
+    }
+    if pending.end != run.start {
+        out.extend_from_slice(&buf[pending.clone()]);
+        pending.start = run.start;
+    }
+    pending.end = run.end;
 }
 
 /// RFC 9112 §6.3: the message-length rules, in their order.
@@ -748,8 +773,7 @@ fn decide(
         return Err(ResponseError::UnsupportedTransferEncoding);
     }
     let length = match first_length {
-        Some(value) => {
-            let v = trim(value);
+        Some(v) => {
             // At most 19 digits: every such length fits in a u64 (and 20 would be absurd).
             if v.len() > 19 {
                 return Err(ResponseError::BadContentLength);

@@ -472,6 +472,11 @@ fn the_fast_reader_takes_the_usual_heads() {
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close, x-a\r\nX-A: 1\r\n\r\n",
         b"HTTP/1.0 404 Not Found\r\nX-A:\tcaf\xc3\xa9 \t\r\n\r\nbody",
         b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        // Short lines at the buffer's end (the scans' last bytes one at a time), names with
+        // other token characters.
+        b"HTTP/1.1 200 OK\r\nA: 1\r\nB:\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-B3-Id: 7\r\nContent-MD5: x\r\nP3P: y\r\n\r\n",
         many.as_bytes(),
     ] {
         assert!(fast(raw).is_some(), "{:?}", String::from_utf8_lossy(raw));

@@ -6,10 +6,15 @@
 //! as strictly as there, and the lines go through the same [`Fields`] writer, so a head this
 //! reader accepts gets the decision, facts and bytes the general one gives it (the
 //! `equivalence` tests hold both to the httparse-based reference).
+//!
+//! The field lines are found by [`scan`], a tight loop that checks each line and classifies
+//! its name by length alone, and stops only at the lines the writer must see: those whose
+//! name has a hop-by-hop name's length (or every line when the rules drop fields). The lines
+//! it passes over are kept lines ending in CRLF, so they join the writer's run as a whole.
 
 use super::{
-    skip_text, ClientSide, FieldLine, Fields, HeadEdits, ResponseError, ResponseHead, StatusLine,
-    MAX_HEADERS, TOKEN,
+    text_byte, text_stops, ClientSide, FieldLine, Fields, HeadEdits, ResponseError, ResponseHead,
+    StatusLine, HIGH, MAX_HEADERS, TOKEN,
 };
 
 /// Parses the head at the start of `buf` when it is the usual kind; `None` when it is not, or
@@ -39,17 +44,35 @@ fn complete_head(
 ) -> Option<Result<ResponseHead, ResponseError>> {
     let line = status_line(buf)?;
     let mut fields = Fields::start(buf, &line, client, edits, out);
+    // Rules that drop fields must see every name.
+    let every = fields.rule_drops.is_some();
     let mut count = 0usize;
     let mut at = line.next;
     let head_end = loop {
-        match field_line(buf, at)? {
-            Ok((field, name, rest)) => {
-                count += 1;
-                at = field.end;
-                let value = || trim_start(rest);
-                fields.take(buf, &field, name, value, out);
+        let found = if every {
+            scan::<true>(buf, at, &mut count)
+        } else {
+            scan::<false>(buf, at, &mut count)
+        };
+        match found? {
+            Found::Line { start, colon, end } => {
+                // The lines passed over are kept as received.
+                fields.keep(buf, at..start, out);
+                at = end;
+                let field = FieldLine {
+                    start,
+                    name_end: colon,
+                    value: colon + 1..end - 2,
+                    end,
+                    crlf: true,
+                };
+                let rest = &buf[colon + 1..end - 2];
+                fields.take(buf, &field, &buf[start..colon], || trim_start(rest), out);
             }
-            Err(end) => break end,
+            Found::End { start } => {
+                fields.keep(buf, at..start, out);
+                break start + 2;
+            }
         }
     };
     // Counted once at the end: a head over the limit is the general reader's to refuse.
@@ -88,9 +111,9 @@ fn status_line(buf: &[u8]) -> Option<StatusLine> {
         u16::from(hundreds - b'0') * 100 + u16::from(tens - b'0') * 10 + u16::from(units - b'0');
     let (reason, verbatim, next) = match after {
         b' ' => {
-            let end = skip_text(buf, 13);
             // A reason with obs-text goes out empty: the general reader writes that.
-            if !matches!(buf.get(end..end + 2), Some(b"\r\n")) || !buf[13..end].is_ascii() {
+            let end = 13 + text_len(&buf[13..], HIGH);
+            if buf.get(end..end + 2) != Some(b"\r\n") {
                 return None;
             }
             (13..end, minor == 1, end + 2)
@@ -108,60 +131,105 @@ fn status_line(buf: &[u8]) -> Option<StatusLine> {
     })
 }
 
-/// Reads the field line at `at`, ending in CRLF, with its name and what follows the colon
-/// (the value, not trimmed): `Some(Err(end))` at the empty line that ends the head, `None`
-/// for anything else the general reader must judge.
-#[inline(always)]
-#[allow(clippy::type_complexity)]
-fn field_line(buf: &[u8], at: usize) -> Option<Result<(FieldLine, &[u8], &[u8]), usize>> {
-    // Indices in the line from here: what is proven about them spares bounds checks.
-    let line = buf.get(at..)?;
-    let colon = name_end(line, 0);
-    if colon == 0 || line.get(colon) != Some(&b':') {
-        return match line.get(..2) {
-            Some(b"\r\n") => Some(Err(at + 2)),
-            _ => None,
-        };
-    }
-    // Spaces and tabs are text: the value's start is found only when it is read.
-    let from = colon + 1;
-    let to = skip_text(line, from);
-    if line.get(to + 1) != Some(&b'\n') || line[to] != b'\r' {
-        return None;
-    }
-    // The value keeps any trailing whitespace: every reader of a value trims it (the
-    // framing rules, `Connection` and `Transfer-Encoding` lists), and a kept line goes
-    // as received. `value` is the rest of the line (it is read only through the slice,
-    // and a line ending in CRLF is passed on whole).
-    let field = FieldLine {
-        start: at,
-        name_end: at + colon,
-        value: at + from..at + to,
-        end: at + to + 2,
-        crlf: true,
-    };
-    Some(Ok((field, &line[..colon], &line[from..to])))
+/// What [`scan`] stopped at.
+enum Found {
+    /// A field line ending in CRLF whose name is `buf[start..colon]`, followed by a colon; the
+    /// line ends at `end` (after its CRLF).
+    Line {
+        start: usize,
+        colon: usize,
+        end: usize,
+    },
+    /// The empty line that ends the head, at `start`.
+    End { start: usize },
 }
 
-/// The first index from `at` whose byte is no token character (`buf.len()` at most): letters
-/// and `-` eight bytes at a time, any other token character (and the last few bytes of the
-/// buffer) byte by byte.
-#[inline(always)]
-fn name_end(buf: &[u8], mut at: usize) -> usize {
-    while let Some(bytes) = buf.get(at..at + 8) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(bytes);
-        let others = not_letter_or_dash(u64::from_le_bytes(w));
-        if others != 0 {
-            at += (others.trailing_zeros() / 8) as usize;
-            break;
+/// The lengths of the hop-by-hop and framing names (`TE`, `Trailer`, `Upgrade`,
+/// `Connection`, `Keep-Alive`, `Content-Length`, `Proxy-Connection`, `Transfer-Encoding`):
+/// a name of any other length is none of them (see `super::hop_field`).
+const HOP_LENGTHS: u32 = 1 << 2 | 1 << 7 | 1 << 10 | 1 << 14 | 1 << 16 | 1 << 17;
+
+/// Checks the field lines from `at` and passes over those whose name is of no hop-by-hop
+/// length (unless `EVERY`), counting each line in `count`; stops at the first other line or
+/// at the head's end. `None` at anything the general reader must judge: a bare LF, a line
+/// without a name or colon, a bad byte, the buffer's end.
+// Out of line: the loop then keeps the head and its constants in registers.
+#[inline(never)]
+fn scan<const EVERY: bool>(buf: &[u8], at: usize, count: &mut usize) -> Option<Found> {
+    // The rest of the buffer from the line's start: its length tells where the line is.
+    let mut line = buf.get(at..)?;
+    // Counted here, stored once: the loop keeps it in a register.
+    let mut lines = *count;
+    let found = loop {
+        let start = buf.len() - line.len();
+        let colon = name_len(line);
+        if colon == 0 || line.get(colon) != Some(&b':') {
+            break line.starts_with(b"\r\n").then_some(Found::End { start });
         }
-        at += 8;
+        let value = &line[colon + 1..];
+        let cr = text_len(value, 0);
+        let Some(rest) = value.get(cr..).and_then(|v| v.strip_prefix(b"\r\n")) else {
+            break None;
+        };
+        lines += 1;
+        if EVERY || (colon < 32 && HOP_LENGTHS >> colon & 1 != 0) {
+            break Some(Found::Line {
+                start,
+                colon: start + colon,
+                end: buf.len() - rest.len(),
+            });
+        }
+        line = rest;
+    };
+    *count = lines;
+    found
+}
+
+/// The length of the run of token characters that starts `s`: letters and `-` eight bytes at a
+/// time, any other token character (and the last few bytes of `s`) one at a time.
+#[inline(always)]
+fn name_len(s: &[u8]) -> usize {
+    let mut rest = s;
+    while let Some(bytes) = rest.first_chunk::<8>() {
+        let others = not_letter_or_dash(u64::from_le_bytes(*bytes));
+        if others == 0 {
+            rest = &rest[8..];
+            continue;
+        }
+        let i = (others.trailing_zeros() / 8) as usize;
+        if !TOKEN[usize::from(rest[i])] {
+            return s.len() - rest.len() + i;
+        }
+        rest = &rest[i + 1..];
     }
-    while buf.get(at).is_some_and(|&b| TOKEN[usize::from(b)]) {
-        at += 1;
+    let tail = rest.iter().take_while(|&&b| TOKEN[usize::from(b)]).count();
+    s.len() - rest.len() + tail
+}
+
+/// The length of the run of text bytes (`super::text_byte`: HTAB, SP, VCHAR, obs-text) that
+/// starts `s`, ended also by a byte with a bit of `also` (`HIGH`: obs-text ends it too).
+/// Eight bytes at a time, a tab stepped over; the last few bytes of `s` one at a time.
+#[inline(always)]
+fn text_len(s: &[u8], also: u64) -> usize {
+    let mut rest = s;
+    while let Some(bytes) = rest.first_chunk::<8>() {
+        let w = u64::from_le_bytes(*bytes);
+        let stops = text_stops(w) | w & also;
+        if stops == 0 {
+            rest = &rest[8..];
+            continue;
+        }
+        let i = (stops.trailing_zeros() / 8) as usize;
+        if rest[i] != b'\t' {
+            return s.len() - rest.len() + i;
+        }
+        rest = &rest[i + 1..];
     }
-    at
+    let tail = rest
+        .iter()
+        .take_while(|&&b| text_byte(b) && b & also as u8 == 0)
+        .count();
+    s.len() - rest.len() + tail
 }
 
 /// The high bit of each byte of `w` that is neither an ASCII letter nor `-`. The sums stay
@@ -186,26 +254,68 @@ mod tests {
     use super::*;
 
     #[test]
-    fn name_scan_matches_the_token_table() {
-        // Every byte at every place of a name long enough for whole words, and names cut
-        // short by the end of the buffer.
+    fn word_scans_match_byte_by_byte_ones() {
+        // Every byte at every place of a name or value long enough for whole words, and the
+        // same cut short by the end of the buffer (where the words are padded with zeros).
+        let naive = |s: &[u8], stop: &dyn Fn(u8) -> bool| {
+            s.iter().position(|&c| stop(c)).unwrap_or(s.len())
+        };
+        let not_token = |c: u8| !TOKEN[usize::from(c)];
+        let not_text = |c: u8| !text_byte(c);
+        let not_ascii_text = |c: u8| !text_byte(c) || c >= 0x80;
         for b in 0..=255u8 {
-            for at in 0..20 {
-                let mut name = b"Abc-Def_9.xYz-Content-Length".to_vec();
-                name[at] = b;
-                let naive = name
-                    .iter()
-                    .position(|&c| !TOKEN[usize::from(c)])
-                    .unwrap_or(name.len());
-                assert_eq!(name_end(&name, 0), naive, "{b:#x} at {at}");
-                for end in 0..name.len() {
-                    let naive = name[..end]
-                        .iter()
-                        .position(|&c| !TOKEN[usize::from(c)])
-                        .unwrap_or(end);
-                    assert_eq!(name_end(&name[..end], 0), naive, "{b:#x} at {at}, {end}");
+            for at in 0..24 {
+                let mut s = b"Abc-Def_9.xYz-Content-Length\t1 \tx".to_vec();
+                s[at] = b;
+                for end in 0..=s.len() {
+                    let s = &s[..end];
+                    let name = name_len(s);
+                    assert_eq!(name, naive(s, &not_token), "{b:#x} at {at}, {end}");
+                    assert_eq!(text_len(s, 0), naive(s, &not_text), "{b:#x} at {at}, {end}");
+                    let ascii = text_len(s, HIGH);
+                    assert_eq!(ascii, naive(s, &not_ascii_text), "{b:#x} at {at}, {end}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_scan_passes_over_only_lines_of_no_hop_by_hop_length() {
+        let head = b"Server: x\r\nDate: d\r\nConnection: close\r\nETag: e\r\n\r\n";
+        let mut count = 0;
+        let Some(Found::Line { start, colon, end }) = scan::<false>(head, 0, &mut count) else {
+            panic!("no line");
+        };
+        assert_eq!(&head[start..colon], b"Connection");
+        assert_eq!(&head[start..end], b"Connection: close\r\n");
+        assert_eq!(count, 3);
+        let Some(Found::End { start }) = scan::<false>(head, end, &mut count) else {
+            panic!("no end");
+        };
+        assert_eq!(start, head.len() - 2);
+        assert_eq!(count, 4);
+        let Some(Found::Line { start, .. }) = scan::<true>(head, 0, &mut count) else {
+            panic!("no line");
+        };
+        assert_eq!(start, 0);
+        // Anything unusual is left to the general reader.
+        for bad in [
+            &b"Server: x\nDate: d\r\n\r\n"[..],
+            b"Server: x\r\nDate: d\r\n",
+            b"Server: x\r\nDate: d\r\n\r",
+            b"Server : x\r\n\r\n",
+            b" Server: x\r\n\r\n",
+            b"Server: x\ry\r\n\r\n",
+            b"Server: x\x00\r\n\r\n",
+            b"Server: x\x7f\r\n\r\n",
+            b"Server",
+            b"",
+        ] {
+            assert!(
+                scan::<false>(bad, 0, &mut count).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }
