@@ -560,3 +560,137 @@ impl ResponseBuffer {
         self.head_sent = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::client::ClientTransport;
+    use super::*;
+    use std::net::{TcpListener, TcpStream as StdStream};
+    use std::time::{Duration, Instant};
+
+    /// A connected pair of loopback sockets: the first end non-blocking, as the relay's are.
+    fn pair() -> (StdStream, StdStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let near = StdStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (far, _) = listener.accept().unwrap();
+        near.set_nonblocking(true).unwrap();
+        far.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (near, far)
+    }
+
+    /// A host transport that writes to its own copy of the socket: the bytes arrive as on a
+    /// plain connection, but the relay sees a transport and so cannot splice into it.
+    struct Copying(StdStream);
+
+    impl ClientTransport for Copying {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.write(buf)
+        }
+        fn name(&self) -> &'static str {
+            "copying"
+        }
+    }
+
+    #[test]
+    fn a_client_socket_that_refuses_splicing_gets_the_pipe_s_bytes_by_copy_then_the_rest() {
+        const BODY: usize = 96 * 1024;
+        let body: Vec<u8> = (0..BODY).map(|i| (i % 251) as u8).collect();
+        let (backend, mut origin) = pair();
+        let mut backend = BackendStream::from_tcp(mio::net::TcpStream::from_std(backend));
+        let (client, mut peer) = pair();
+        let copy = client.try_clone().unwrap();
+        let client = mio::net::TcpStream::from_std(client);
+        let mut client = ClientConn::through(client, Box::new(Copying(copy)));
+        let mut spares = Spares::default();
+        let mut response = ResponseBuffer::default();
+        let deadline = Instant::now() + Duration::from_secs(10);
+
+        // The head with the body's first bytes, so that more than `SPLICE_FROM` is left.
+        origin
+            .write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\n\r\n").as_bytes())
+            .unwrap();
+        origin.write_all(&body[..100]).unwrap();
+        let head = loop {
+            assert!(Instant::now() < deadline, "no head");
+            match response.read_head(&mut backend, &mut spares) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("{e}"),
+            }
+            let client_side = ClientSide {
+                head_request: false,
+                minor_version: 1,
+                wants_close: false,
+                upgrade: false,
+            };
+            let edits = HeadEdits::default();
+            match response.parse(client_side, &edits, &mut spares, &mut backend) {
+                Head::Incomplete => continue,
+                Head::Parsed(head) => break head,
+                Head::Unusable => panic!("unusable head"),
+            }
+        };
+        assert_eq!(head.status, 200);
+        assert!(response.worth_splicing());
+        response.choose_splice(true);
+        origin.write_all(&body[100..]).unwrap();
+
+        // The relay's turns as `Exchange::relay_body` takes them.
+        let mut refused = false;
+        loop {
+            assert!(Instant::now() < deadline, "the body did not finish");
+            let mut wrote = false;
+            let mut flushed = response.write_to(&mut client, &mut wrote);
+            if response.splicing() && matches!(flushed, Ok(true)) {
+                let held = response.pipe.as_ref().map_or(0, |p| p.held());
+                flushed = response.drain_pipe(&mut client, &mut spares, &mut wrote);
+                if held > 0 {
+                    // The transport has no socket to splice into: the pipe's bytes were
+                    // read back and went by copy, and the worker splices no more.
+                    refused = true;
+                    assert!(!response.splicing());
+                    assert!(spares.pipes.take().is_none(), "splicing is off");
+                }
+            }
+            if !flushed.unwrap() {
+                continue;
+            }
+            if response.body_done() {
+                break;
+            }
+            let read = if response.splicing() {
+                response.splice_body(&mut backend, &mut spares)
+            } else {
+                response.read_body(&mut backend, &mut spares)
+            };
+            match read {
+                Ok(BodyRead::Bytes(_)) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(refused, "the body was never in a pipe");
+        assert!(response.backend_reusable());
+
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        while got
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(true, |end| got.len() < end + 4 + BODY)
+        {
+            let n = peer.read(&mut chunk).unwrap();
+            assert!(n > 0, "the client's connection closed early");
+            got.extend_from_slice(&chunk[..n]);
+        }
+        let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert_eq!(got.len(), end + BODY, "nothing more than the response");
+        assert!(got[end..] == body[..], "the body's bytes, in order");
+        assert_eq!(response.body_bytes_sent(), BODY as u64);
+        response.give_back(&mut spares);
+    }
+}
