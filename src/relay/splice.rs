@@ -31,7 +31,11 @@ pub(super) const SPLICE_FROM: u64 = 32 * 1024;
 
 /// Empty pipes a worker keeps for its next spliced bodies. Exchanges give their pipe back
 /// whenever it is empty, so one is enough unless many clients are slow at once; the others
-/// are made for them and closed when given back (two descriptors each).
+/// are made for them and closed when given back (two descriptors each). The kept one is not
+/// closed when the worker goes idle: an empty pipe holds its two descriptors and the kernel's
+/// small ring of slots, not the body's pages (they are released as the client takes them; at
+/// most one page stays cached for the next write), so trimming it would save next to nothing
+/// and cost a `pipe2` and an `F_GETPIPE_SZ` on the next large body.
 const KEEP_PIPES: usize = 1;
 
 /// Non-blocking both ways (the sockets are too; the pipe's side of the call must not wait
