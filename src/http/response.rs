@@ -295,8 +295,9 @@ pub(super) struct FieldLine {
     pub(super) name_end: usize,
     /// The value without the whitespace around it, as [`field_line`] finds it. The fast
     /// reader (`fast`) leaves the whitespace in: its lines all end in CRLF, so they go as
-    /// received and nothing reads this range; the value its writer reads is trimmed by the
-    /// closure it hands to [`Fields::take`].
+    /// received and nothing reads this range; the value its writer reads comes from the
+    /// closure it hands to [`Fields::take`], without the leading whitespace (each reader of
+    /// it ignores the trailing).
     pub(super) value: std::ops::Range<usize>,
     /// Where the line ends, after its terminator.
     pub(super) end: usize,
