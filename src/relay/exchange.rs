@@ -261,7 +261,7 @@ impl Exchange {
         // The response buffer takes a read buffer only when response bytes arrive and
         // returns it while the exchange only waits, so that waiting exchanges hold none and
         // the few in use stay in the cache.
-        *response = ResponseBuffer::default();
+        response.reset();
         *tunnel = None;
         *state = State::Connecting;
         *x_request_bytes = request_bytes;
