@@ -186,6 +186,11 @@ fn every_value_lands_in_the_fine_bucket_whose_edges_hold_it() {
     for &e in fine {
         values.extend([e - 1, e, e + 1]);
     }
+    // Each octave's edges (the search starts by the value's bit length).
+    for shift in 0..64 {
+        let p = 1u64 << shift;
+        values.extend([p - 1, p, p + 1]);
+    }
     // And a dense sweep of the first 2 ms plus a coarse one up to 70 s.
     values.extend(0..2_000);
     values.extend((0..70_000_000).step_by(997));

@@ -571,6 +571,13 @@ impl Attempts {
         }
     }
 
+    /// Whether the current try's response is in the books already ([`Attempts::respond`]):
+    /// then [`Attempts::complete`] needs no figures, and the caller need not work them out.
+    #[inline]
+    pub fn responded(&self) -> bool {
+        self.recorded.is_some()
+    }
+
     /// [`Attempts::respond`]'s writing into the books.
     #[inline(never)]
     fn record_response(&mut self, req: Request<'_>, figures: &stats::Exchange, now: Moment) {

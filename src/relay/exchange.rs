@@ -261,7 +261,7 @@ impl Exchange {
         // The response buffer takes a read buffer only when response bytes arrive and
         // returns it while the exchange only waits, so that waiting exchanges hold none and
         // the few in use stay in the cache.
-        *response = ResponseBuffer::default();
+        response.reset();
         *tunnel = None;
         *state = State::Connecting;
         *x_request_bytes = request_bytes;
@@ -994,12 +994,12 @@ impl Exchange {
                 .response
                 .drain_pipe(client, &mut local.spares, &mut wrote);
         }
-        if wrote {
-            self.deadline = Some(now.after(self.read_timeout()));
-        }
         match flushed {
             Ok(true) => {}
             Ok(false) => {
+                if wrote {
+                    self.deadline = Some(now.after(self.read_timeout()));
+                }
                 // Backpressure: stop reading the backend until the client drains.
                 self.want_backend(reactor, None);
                 self.want_client(reactor, Some(Interest::Write));
@@ -1010,10 +1010,15 @@ impl Exchange {
                 return Some(self.end(End::Abort, local, reactor, now));
             }
         }
-        self.want_client(reactor, None);
+        // `end` clears the deadline and the client's interest itself: a response that is
+        // all out ends without setting either first.
         if self.state == State::Flush || self.response.body_done() {
             return Some(self.end(End::Complete, local, reactor, now));
         }
+        if wrote {
+            self.deadline = Some(now.after(self.read_timeout()));
+        }
+        self.want_client(reactor, None);
         let Some(b) = &mut self.attempts.backend else {
             return Some(self.end(End::Abort, local, reactor, now));
         };
@@ -1136,7 +1141,13 @@ impl Exchange {
         self.attempts.finish(req);
         match how {
             End::Complete => {
-                let figures = self.response.head().map(|_| self.figures(now));
+                // Usually `relay_body` put the response in the books as its last bytes left:
+                // then `complete` only adds later bytes, and the figures are not needed.
+                let figures = if self.attempts.responded() {
+                    None
+                } else {
+                    self.response.head().map(|_| self.figures(now))
+                };
                 let reusable = self.response.backend_reusable();
                 if let Some((server, pooled)) =
                     self.attempts.complete(req, figures.as_ref(), reusable, now)

@@ -142,6 +142,48 @@ impl ResponseBuffer {
         self.end == 0
     }
 
+    /// Makes this buffer as [`ResponseBuffer::default`] makes one, in place: a spare
+    /// exchange's buffer is written over field by field rather than replaced by a whole new
+    /// one built and copied (the pattern names every field, so none added later is missed).
+    /// The buffers are usually given back already ([`ResponseBuffer::give_back`]): then
+    /// nothing is freed.
+    pub fn reset(&mut self) {
+        let ResponseBuffer {
+            buf,
+            start,
+            end,
+            head_out,
+            head_sent,
+            body,
+            head,
+            chunk_open,
+            last_read_full,
+            reusable,
+            sent,
+            head_bytes,
+            splicing,
+            pipe,
+        } = self;
+        if !buf.is_empty() {
+            *buf = Box::default();
+        }
+        if head_out.capacity() > 0 {
+            *head_out = Vec::new();
+        }
+        *pipe = None;
+        *start = 0;
+        *end = 0;
+        *head_sent = 0;
+        *body = BodyReader::new(Framing::None);
+        *head = None;
+        *chunk_open = false;
+        *last_read_full = false;
+        *reusable = false;
+        *sent = 0;
+        *head_bytes = 0;
+        *splicing = false;
+    }
+
     /// Starts over for another try (nothing of a failed try's response is kept).
     pub fn restart(&mut self) {
         self.start = 0;
@@ -692,5 +734,43 @@ mod tests {
         assert!(got[end..] == body[..], "the body's bytes, in order");
         assert_eq!(response.body_bytes_sent(), BODY as u64);
         response.give_back(&mut spares);
+    }
+
+    #[test]
+    fn a_reset_buffer_is_a_default_one() {
+        // Every field away from its default, the buffers held (a spare exchange's that was
+        // not given back): `reset` must leave nothing of it.
+        let mut r = ResponseBuffer {
+            buf: vec![7u8; 16].into_boxed_slice(),
+            start: 3,
+            end: 9,
+            head_out: b"HTTP/1.1 200 OK\r\n".to_vec(),
+            head_sent: 5,
+            body: BodyReader::new(Framing::Length(10)),
+            head: Some(ResponseHead {
+                status: 200,
+                head_len: 17,
+                framing: Framing::Length(10),
+                backend_closes: true,
+                client_closes: true,
+                dechunk: true,
+                enchunk: true,
+                upgrade: true,
+            }),
+            chunk_open: true,
+            last_read_full: true,
+            reusable: true,
+            sent: 11,
+            head_bytes: 17,
+            splicing: true,
+            pipe: None,
+        };
+        r.reset();
+        assert_eq!(format!("{r:?}"), format!("{:?}", ResponseBuffer::default()));
+        assert_eq!(
+            r.head_out.capacity(),
+            0,
+            "the head's buffer is freed, as a new one's"
+        );
     }
 }

@@ -573,17 +573,25 @@ impl Worker {
     /// Asks the host for a wake-up at `at` if that is sooner than the one it was asked for
     /// (and for the pool's housekeeping or the access log batch, if that is sooner still).
     fn arm(&mut self, reactor: &mut dyn Reactor, at: Option<Moment>) {
-        let at = at
-            .into_iter()
-            .chain(self.local.pool.due())
-            .chain(self.local.access.due())
-            .min();
+        // Pairwise rather than as an iterator chain's `min`: twice per request, and the
+        // chain compiled to more tests than the three options need.
+        let at = sooner(sooner(at, self.local.pool.due()), self.local.access.due());
         let Some(at) = at else { return };
         if self.wake.is_some_and(|w| w <= at) {
             return;
         }
         reactor.wake_at(at);
         self.wake = Some(at);
+    }
+}
+
+/// The sooner of two optional moments (`None` is never, so the other wins).
+#[inline]
+fn sooner(a: Option<Moment>, b: Option<Moment>) -> Option<Moment> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
     }
 }
 
@@ -594,6 +602,16 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream as StdStream};
     use std::sync::mpsc;
+
+    #[test]
+    fn sooner_is_the_earlier_of_the_moments_given() {
+        let (a, b) = (Moment::from_nanos(5), Moment::from_nanos(9));
+        assert_eq!(sooner(Some(a), Some(b)), Some(a));
+        assert_eq!(sooner(Some(b), Some(a)), Some(a));
+        assert_eq!(sooner(Some(b), None), Some(b));
+        assert_eq!(sooner(None, Some(b)), Some(b));
+        assert_eq!(sooner(None, None), None);
+    }
 
     #[test]
     fn an_exchange_slot_stays_small() {
