@@ -446,7 +446,8 @@ if [ "$INSTRUCTIONS" = 1 ]; then
         [ "${reqs:-0}" -gt 0 ] || { echo "bench.sh: wrk made no request:" >&2; cat "$out" >&2; exit 1; }
         callgrind_annotate --auto=no --threshold=100 "$dump" >"$S/wrk/instructions-$s.annotate"
         # Self counts per function line: "N (p%)  file:function [object]"; inlined code
-        # carries no object and is the plugin's (Monkey and libc are C, not inlined into it).
+        # carries no object: Rust's is the plugin's, C's (a .c or .h file: Monkey built
+        # with -g inlines its headers' functions) is Monkey's.
         awk -v n="$reqs" -v size="$s" '
             /^ *[0-9,]+ +\(/ && !/PROGRAM TOTALS/ {
                 x = $1; gsub(",", "", x)
@@ -454,6 +455,7 @@ if [ "$INSTRUCTIONS" = 1 ]; then
                 if ($0 ~ /proxy_reverse|\.rs:|\/rustc\/|\.cargo\//) o = "plugin"
                 if ($0 ~ /\[[^]]*libc\.so[^]]*\]$/) o = "libc"
                 else if ($0 ~ /\[[^]]*\/monkey\]$/) o = "monkey"
+                else if ($0 !~ /\]$/ && $0 ~ /\.[ch]:[^ ]+$/) o = "monkey"
                 sum[o] += x; total += x
             }
             END {
@@ -464,7 +466,7 @@ if [ "$INSTRUCTIONS" = 1 ]; then
     echo
     echo "# the plugin's costliest functions (self, per request), last size:"
     awk -v n="$reqs" '
-        /^ *[0-9,]+ +\(/ && !/PROGRAM TOTALS/ && !/libc\.so|\/monkey\]$|ld-linux/ {
+        /^ *[0-9,]+ +\(/ && !/PROGRAM TOTALS/ && !/libc\.so|\/monkey\]$|ld-linux|\.[ch]:[^ ]+$/ {
             x = $1; gsub(",", "", x)
             name = $0; sub(/^ *[0-9,]+ +\([^)]*\) +/, "", name); sub(/ +\[.*$/, "", name)
             sub(/^[^:]*:/, "", name)   # the file name before the function

@@ -50,7 +50,7 @@ pub struct ResponseHead {
 }
 
 /// Facts about the exchange that shape the client's response head.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientSide {
     /// The request was `HEAD`.
     pub head_request: bool,
@@ -886,6 +886,9 @@ fn write_tail<'b>(
 }
 
 mod fast;
+mod memo;
+
+pub use memo::HeadMemo;
 
 #[cfg(test)]
 mod reference;

@@ -920,9 +920,15 @@ impl Exchange {
                 b.server,
             ),
         };
+        // A head with edits is a function of more than its bytes: not remembered.
+        let memo = if edits.rules.is_none() && edits.extra_lines.is_empty() {
+            Some(local.heads.of(self.entry, b.server))
+        } else {
+            None
+        };
         let head = match self
             .response
-            .parse(client, &edits, &mut local.spares, &mut b.stream)
+            .parse(client, &edits, memo, &mut local.spares, &mut b.stream)
         {
             Head::Incomplete => return,
             Head::Unusable => return self.bad_response(now),

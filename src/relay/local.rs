@@ -6,7 +6,26 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
 use super::spares::Spares;
+use crate::http::response::HeadMemo;
 use crate::http::rules::RequestId;
+
+/// Backends' previous response heads a worker keeps ([`HeadMemos`]).
+const HEAD_MEMOS: usize = 4;
+
+/// The last response heads of a few backends, to recognise their next ones
+/// ([`HeadMemo`]): a few kilobytes a worker, whatever the number of connections.
+#[derive(Debug, Default)]
+pub(super) struct HeadMemos([HeadMemo; HEAD_MEMOS]);
+
+impl HeadMemos {
+    /// The memo of server `server`'s previous response head in entry `entry`'s group. A few
+    /// servers share each memo: what it recalls is checked against the head's bytes, so
+    /// sharing only costs a server whose turn another's head took a reading anew.
+    #[inline]
+    pub fn of(&mut self, entry: usize, server: usize) -> &mut HeadMemo {
+        &mut self.0[entry.wrapping_mul(3).wrapping_add(server) % HEAD_MEMOS]
+    }
+}
 
 /// What a worker lends its exchanges: the idle pool, spare memory, socket identities, the
 /// access log batch.
@@ -20,6 +39,8 @@ pub(super) struct Local {
     pub last_id: u64,
     /// Access log lines not yet handed to the writer thread.
     pub access: crate::access::Batch,
+    /// The last response heads of a few backends.
+    pub heads: HeadMemos,
     /// The last `$request_id` made (its serial), and the worker's random prefix (0 until
     /// the first is made).
     request_ids: RequestId,
@@ -41,6 +62,7 @@ impl Local {
         *ids
     }
 
+    /// A new socket identity ([`crate::reactor::Source::id`]).
     pub fn new_id(&mut self) -> u64 {
         self.last_id += 1;
         self.last_id

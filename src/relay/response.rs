@@ -16,7 +16,7 @@ use super::spares::Spares;
 use super::splice::{self, Pipe};
 use super::stream::BackendStream;
 use crate::http::framing::{BodyReader, Framing};
-use crate::http::response::{parse_head, ClientSide, HeadEdits, ResponseHead};
+use crate::http::response::{parse_head, ClientSide, HeadEdits, HeadMemo, ResponseHead};
 use crate::http::status::write_error_page;
 
 /// Room left in front of the bytes read for a body re-framed as chunked: the CRLF that ends
@@ -229,10 +229,14 @@ impl ResponseBuffer {
     /// client's head is ready, the
     /// first body bytes are framed for the client, and `backend` was asked, if needed,
     /// whether it holds more than the response (then its connection is not reused).
+    ///
+    /// `memo` (given only when there are no edits) holds the backend's previous head: a head
+    /// it recognises is not read again, and one it does not is remembered in its place.
     pub fn parse(
         &mut self,
         client: ClientSide,
         edits: &HeadEdits<'_>,
+        memo: Option<&mut HeadMemo>,
         spares: &mut Spares,
         backend: &mut BackendStream,
     ) -> Head {
@@ -240,11 +244,26 @@ impl ResponseBuffer {
             self.head_out = spares.take_vec();
         }
         self.head_out.clear();
-        let head = match parse_head(&self.buf[..self.end], client, edits, &mut self.head_out) {
-            Ok(Some(head)) => head,
-            Ok(None) if self.end == self.buf.len() => return Head::Unusable,
-            Ok(None) => return Head::Incomplete,
-            Err(_) => return Head::Unusable,
+        let buf = &self.buf[..self.end];
+        let head = match memo {
+            Some(memo) => match memo.recall(buf, client, &mut self.head_out) {
+                Some(head) => head,
+                None => match parse_head(buf, client, edits, &mut self.head_out) {
+                    Ok(Some(head)) => {
+                        memo.remember(buf, client, &head, &self.head_out);
+                        head
+                    }
+                    Ok(None) if self.end == self.buf.len() => return Head::Unusable,
+                    Ok(None) => return Head::Incomplete,
+                    Err(_) => return Head::Unusable,
+                },
+            },
+            None => match parse_head(buf, client, edits, &mut self.head_out) {
+                Ok(Some(head)) => head,
+                Ok(None) if self.end == self.buf.len() => return Head::Unusable,
+                Ok(None) => return Head::Incomplete,
+                Err(_) => return Head::Unusable,
+            },
         };
         self.head = Some(head);
         self.head_bytes = self.head_out.len() as u64;
@@ -669,7 +688,7 @@ mod tests {
                 upgrade: false,
             };
             let edits = HeadEdits::default();
-            match response.parse(client_side, &edits, &mut spares, &mut backend) {
+            match response.parse(client_side, &edits, None, &mut spares, &mut backend) {
                 Head::Incomplete => continue,
                 Head::Parsed(head) => break head,
                 Head::Unusable => panic!("unusable head"),

@@ -491,3 +491,67 @@ fn the_fast_reader_takes_the_usual_heads() {
         assert!(fast(raw).is_none(), "{:?}", String::from_utf8_lossy(raw));
     }
 }
+
+prop_compose! {
+    /// A head the fast reader takes, with a `Date` line in some place, and the same head
+    /// with a one-byte change (often in the date's digits): what a backend's next head may be.
+    fn head_and_next()(
+        raw in fast_head(),
+        date_line in 0usize..4,
+        change in (0u8..3, 0.0f64..1.0, prop::sample::select(b"\r\n\0 \t:,\x7f\x80a0123456789".as_slice())),
+        in_date in any::<bool>(),
+    ) -> (Vec<u8>, Vec<u8>) {
+        let date = b"Date: Thu, 03 Dec 2026 14:30:00 GMT\r\n";
+        let mut raw = raw;
+        // After the status line and `date_line` field lines (or the head's end).
+        let mut at = raw.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1);
+        for _ in 0..date_line {
+            match raw[at..].iter().position(|&b| b == b'\n') {
+                Some(p) if p > 1 => at += p + 1,
+                _ => break,
+            }
+        }
+        raw.splice(at..at, date.iter().copied());
+        let mut next = raw.clone();
+        if in_date {
+            // A byte of the date's value, so that the memo's in-place case is tried.
+            let offset = 6 + ((date.len() - 8) as f64 * change.1) as usize;
+            next[at + offset] = change.2;
+        } else {
+            mutate(&mut next, change);
+        }
+        (raw, next)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1500))]
+
+    /// What the memo of a backend's previous head recalls for its next head is what reading
+    /// that head gives: the same facts and the same bytes for the client.
+    #[test]
+    fn the_memo_recalls_only_what_reading_gives(
+        (first, next) in head_and_next(),
+        client in client(),
+    ) {
+        let edits = HeadEdits::default();
+        let mut memo = super::HeadMemo::default();
+        let mut out = Vec::new();
+        if let Ok(Some(head)) = parse_head(&first, client, &edits, &mut out) {
+            memo.remember(&first, client, &head, &out);
+        }
+        for raw in [&next, &first, &next] {
+            let mut recalled = b"before".to_vec();
+            let mut read = b"before".to_vec();
+            let got = memo.recall(raw, client, &mut recalled);
+            let want = parse_head(raw, client, &edits, &mut read);
+            match got {
+                Some(head) => {
+                    prop_assert_eq!(Ok(Some(head)), want, "{:?}", String::from_utf8_lossy(raw));
+                    prop_assert_eq!(&recalled, &read, "{:?}", String::from_utf8_lossy(raw));
+                }
+                None => prop_assert_eq!(recalled, b"before".to_vec()),
+            }
+        }
+    }
+}
