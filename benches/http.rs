@@ -1,5 +1,6 @@
 //! The plugin's per-request HTTP work outside the kernel: rewriting a backend's response head
-//! for the client, and writing the request for the backend.
+//! for the client (read, or recalled from the memo of the backend's previous head), and
+//! writing the request for the backend.
 //!
 //! `cargo bench --bench http -- --warm-up-time 1 --measurement-time 2`
 //!
@@ -11,7 +12,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use proxy_reverse::http::request::{ForwardPolicy, ProxyRequest};
-use proxy_reverse::http::response::{parse_head, ClientSide, HeadEdits};
+use proxy_reverse::http::response::{parse_head, ClientSide, HeadEdits, HeadMemo};
 
 /// The response head nginx sends for a static 1 KiB file, keep-alive.
 const NGINX_1K: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Fri, 27 Nov 2026 19:36:03 GMT\r\nContent-Type: application/octet-stream\r\nContent-Length: 1024\r\nLast-Modified: Fri, 27 Nov 2026 11:25:20 GMT\r\nConnection: keep-alive\r\nETag: \"6b0968a0-400\"\r\nAccept-Ranges: bytes\r\n\r\n";
@@ -55,6 +56,41 @@ fn bench(c: &mut Criterion) {
         });
     }
     heads.finish();
+
+    // What the relay does with a memo: recall, else read and remember.
+    let mut through_memo = |memo: &mut HeadMemo, head: &[u8], out: &mut Vec<u8>| {
+        out.clear();
+        if memo.recall(head, GET11, out).is_none() {
+            let read = parse_head(head, GET11, &HeadEdits::default(), out)
+                .unwrap()
+                .unwrap();
+            memo.remember(head, GET11, &read, out);
+        }
+    };
+    let next_second = String::from_utf8(NGINX_1K.to_vec())
+        .unwrap()
+        .replace("19:36:03", "19:36:04");
+    let other_length = String::from_utf8(NGINX_1K.to_vec())
+        .unwrap()
+        .replace("Length: 1024", "Length: 2048");
+    let mut memo = c.benchmark_group("response_head_memo");
+    for (name, second) in [
+        // The same head every time: one comparison.
+        ("same", NGINX_1K),
+        // Two dates in turn: the date written into the memo each time.
+        ("new_date", next_second.as_bytes()),
+        // Two lengths in turn: never recognised, read and remembered each time.
+        ("other_length", other_length.as_bytes()),
+    ] {
+        let mut m = HeadMemo::default();
+        memo.bench_function(name, |b| {
+            b.iter(|| {
+                through_memo(&mut m, black_box(NGINX_1K), &mut out);
+                through_memo(&mut m, black_box(second), &mut out);
+            })
+        });
+    }
+    memo.finish();
 
     let wrk = request(&[("Host", "127.0.0.1:8080")]);
     let browser = request(&[

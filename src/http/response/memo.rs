@@ -9,7 +9,7 @@
 //! the client head it gave last time, instead of checking and classifying every field line
 //! again.
 //!
-//! A head that differs from the previous one only inside its first `Date` field's value is
+//! A head that differs from the previous one only inside a `Date` field's value is
 //! recognised too, if the new value is plain (visible ASCII, spaces and tabs: bytes both
 //! readers accept in a value and copy as they are) and the previous client head held that
 //! line as received, after the received lines before it and nothing else. That field is not
@@ -21,6 +21,12 @@ use super::{ClientSide, ResponseHead};
 
 /// Longest head remembered: larger heads are rare, and a memo must stay small.
 const MAX_MEMO_HEAD: usize = 2048;
+
+/// Heads in a row not recognised after which a memo remembers only now and then.
+const GIVE_UP: u32 = 8;
+
+/// While it has given up, a memo remembers one head in this many.
+const PROBE_EVERY: u32 = 64;
 
 /// Where the `Date` value of the remembered head is, in the backend's head and in the
 /// client's.
@@ -36,9 +42,10 @@ struct DateValue {
 /// Whether the place of the `Date` value is known yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DatePlace {
-    /// Not looked for yet: found the first time a head differs from the remembered one.
+    /// Not looked for yet: looked for when a head differs from the remembered one first in
+    /// a `Date` value.
     Unknown,
-    /// The remembered head has no `Date` field that can be replaced in place.
+    /// The remembered head's client head does not hold its `Date` line as received.
     None,
     /// Found.
     At(DateValue),
@@ -56,6 +63,8 @@ pub struct HeadMemo {
     /// The client head it gave.
     sent: Vec<u8>,
     date: DatePlace,
+    /// Heads in a row not recognised (see [`HeadMemo::remember`]).
+    misses: u32,
 }
 
 impl Default for HeadMemo {
@@ -71,6 +80,7 @@ impl Default for HeadMemo {
             received: Vec::new(),
             sent: Vec::new(),
             date: DatePlace::Unknown,
+            misses: 0,
         }
     }
 }
@@ -89,20 +99,35 @@ impl HeadMemo {
     ) -> Option<ResponseHead> {
         let head = self.head?;
         let len = self.received.len();
-        if self.client != client || buf.len() < len {
+        if buf.len() < len {
+            // Not all of it yet, or shorter: asked again with more bytes, or read.
             return None;
         }
         let new = &buf[..len];
-        if new != self.received.as_slice() && !self.take_new_date(new) {
+        if self.client != client || new != self.received.as_slice() && !self.take_new_date(new) {
+            self.misses = self.misses.saturating_add(1);
             return None;
         }
+        self.misses = 0;
         out.extend_from_slice(&self.sent);
         Some(head)
     }
 
     /// Remembers `head`, read from the start of `buf` for `client` with no edits, and the
     /// client head `sent` it gave (a head too large to keep, or a `101`, forgets instead).
+    ///
+    /// After [`GIVE_UP`] heads in a row that were not recognised, the backend's heads are
+    /// taken to change every time (a length, an `ETag`): the memo then remembers only one
+    /// head in [`PROBE_EVERY`], so that such a backend pays almost nothing for it, and wakes
+    /// up when that head's successor is recognised.
     pub fn remember(&mut self, buf: &[u8], client: ClientSide, head: &ResponseHead, sent: &[u8]) {
+        if self.misses >= GIVE_UP {
+            self.misses = self.misses.saturating_add(1);
+            if self.misses % PROBE_EVERY != 0 {
+                self.head = None;
+                return;
+            }
+        }
         if head.upgrade || head.head_len > MAX_MEMO_HEAD || sent.len() > MAX_MEMO_HEAD {
             self.head = None;
             return;
@@ -122,17 +147,30 @@ impl HeadMemo {
     }
 
     /// Whether `new` (as long as the remembered head) differs from it only in a plain value
-    /// of its `Date` field; if so, the memo takes the new value in both heads.
+    /// of a `Date` field; if so, the memo takes the new value in both heads.
     #[inline(never)]
     fn take_new_date(&mut self, new: &[u8]) -> bool {
-        if self.date == DatePlace::Unknown {
-            self.date = match date_value(&self.received, &self.sent) {
-                Some(at) => DatePlace::At(at),
-                None => DatePlace::None,
-            };
-        }
-        let DatePlace::At(at) = self.date else {
-            return false;
+        let at = match self.date {
+            DatePlace::At(at) => at,
+            DatePlace::None => return false,
+            DatePlace::Unknown => {
+                // Looked for only around the first difference: a head that differs in
+                // another line first (a length, an `ETag`) costs no search for its `Date`.
+                let Some(first) = first_difference(new, &self.received) else {
+                    return false;
+                };
+                match date_value(&self.received, &self.sent, first) {
+                    Found::At(at) => {
+                        self.date = DatePlace::At(at);
+                        at
+                    }
+                    Found::NotHeld => {
+                        self.date = DatePlace::None;
+                        return false;
+                    }
+                    Found::NoDate => return false,
+                }
+            }
         };
         let value = &new[at.start..at.end];
         if new[..at.start] != self.received[..at.start]
@@ -147,38 +185,68 @@ impl HeadMemo {
     }
 }
 
+/// Where the first byte of `a` that differs from `b`'s (as long) is, sixteen bytes a step
+/// (exact chunks: no bounds test in the loop).
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    let b = &b[..a.len()];
+    let (mut x, mut y) = (a.chunks_exact(16), b.chunks_exact(16));
+    let mut at = 0;
+    for (p, q) in (&mut x).zip(&mut y) {
+        let p = u128::from_le_bytes(p.try_into().unwrap());
+        let q = u128::from_le_bytes(q.try_into().unwrap());
+        if p != q {
+            return Some(at + ((p ^ q).trailing_zeros() / 8) as usize);
+        }
+        at += 16;
+    }
+    let mut tail = x.remainder().iter().zip(y.remainder());
+    tail.position(|(p, q)| p != q).map(|i| at + i)
+}
+
 /// Visible ASCII, space or tab: a value byte every reader accepts and copies as it is.
 fn plain_value_byte(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | 0x21..=0x7e)
 }
 
-/// The place of the first `Date` value in `received`, if `sent` holds that line as received
-/// after the received field lines before it, just as received, and after a status line.
-fn date_value(received: &[u8], sent: &[u8]) -> Option<DateValue> {
-    let status_end = line_after(received, 0)?;
-    let sent_status_end = line_after(sent, 0)?;
-    // Each field line from the status line's end on: the first `Date` is the one.
-    let mut line = status_end;
-    let (value_start, line_end) = loop {
-        let end = line_after(received, line)?;
-        if end - line <= 2 {
-            // The empty line: no `Date`.
-            return None;
-        }
-        let text = &received[line..end];
-        if text.len() > 5 && text[..5].eq_ignore_ascii_case(b"date:") {
-            break (line + 5, end);
-        }
-        line = end;
+/// What [`date_value`] found around a difference.
+enum Found {
+    /// The difference is in a `Date` value the client head holds as received.
+    At(DateValue),
+    /// It is in a `Date` value, but the client head does not hold that line as received
+    /// (dropped, moved or rewritten): no date of this head can be replaced in place.
+    NotHeld,
+    /// It is not in a `Date` value.
+    NoDate,
+}
+
+/// Whether the byte at `differs` in `received` is in the value of a `Date` field, and if so,
+/// the value's place, provided `sent` holds that line as received right after the received
+/// field lines before it, just as received, and after a status line.
+fn date_value(received: &[u8], sent: &[u8], differs: usize) -> Found {
+    // The line of the difference: a field line, not the status line.
+    let Some(line) = received[..differs].iter().rposition(|&b| b == b'\n') else {
+        return Found::NoDate;
+    };
+    let line = line + 1;
+    let name = received.get(line..line + 5);
+    if differs < line + 5 || !name.is_some_and(|n| n.eq_ignore_ascii_case(b"date:")) {
+        return Found::NoDate;
+    }
+    let (Some(status_end), Some(sent_status_end), Some(line_end)) = (
+        line_after(received, 0),
+        line_after(sent, 0),
+        line_after(received, line),
+    ) else {
+        return Found::NoDate;
     };
     // The lines before it and the line itself, as received, right after the status line.
     let out_line = sent_status_end + (line - status_end);
-    let copied = sent.get(sent_status_end..out_line + (line_end - line))?;
-    if copied != &received[status_end..line_end] {
-        return None;
+    let copied = sent.get(sent_status_end..out_line + (line_end - line));
+    if copied != Some(&received[status_end..line_end]) {
+        return Found::NotHeld;
     }
-    Some(DateValue {
-        start: value_start,
+    Found::At(DateValue {
+        start: line + 5,
         // Without the CRLF (or bare LF) that ends the line.
         end: line_end
             - if received[line_end - 2] == b'\r' {
@@ -357,6 +425,83 @@ mod tests {
             &bare.replace("14:30:00", "14:30:09"),
             CLIENT
         ));
+    }
+
+    #[test]
+    fn the_first_difference_is_found_at_every_place_of_a_word_and_of_the_tail() {
+        for len in 0..40 {
+            let a = vec![b'x'; len];
+            assert_eq!(first_difference(&a, &a), None);
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] = b'y';
+                b[len - 1] = b'z';
+                assert_eq!(first_difference(&a, &b), Some(at), "len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_second_date_line_is_replaced_where_the_client_head_holds_it() {
+        let twice = HEAD.replace(
+            "Server: nginx\r\n",
+            "Date: Thu, 03 Dec 2026 14:29:59 GMT\r\n",
+        );
+        let mut memo = memo_of(&twice, CLIENT);
+        assert!(recalls_as_read(
+            &mut memo,
+            &twice.replace("14:30:00", "14:30:01"),
+            CLIENT
+        ));
+        // The memo keeps the place it found: the other Date changing is read anew.
+        assert!(!recalls_as_read(
+            &mut memo,
+            &twice.replace("14:29:59", "14:30:01"),
+            CLIENT
+        ));
+        let mut memo = memo_of(&twice, CLIENT);
+        assert!(recalls_as_read(
+            &mut memo,
+            &twice.replace("14:29:59", "14:30:01"),
+            CLIENT
+        ));
+        // Both at once: the first difference's line is taken, the other one differs.
+        let both = twice
+            .replace("14:29:59", "14:30:03")
+            .replace("14:30:00", "14:30:02");
+        assert!(!recalls_as_read(&mut memo, &both, CLIENT));
+    }
+
+    #[test]
+    fn a_backend_whose_heads_always_change_is_remembered_only_now_and_then() {
+        let nth = |i: usize| HEAD.replace("Server: nginx", &format!("Server: n{:05}", i));
+        let mut memo = HeadMemo::default();
+        // Each head read and remembered in turn, none recognised.
+        let mut through = |memo: &mut HeadMemo, raw: &str| {
+            if recalls_as_read(memo, raw, CLIENT) {
+                return true;
+            }
+            let (head, out) = read(raw, CLIENT);
+            memo.remember(raw.as_bytes(), CLIENT, &head, &out);
+            false
+        };
+        let mut remembered = 0;
+        for i in 0..GIVE_UP as usize + 2 * PROBE_EVERY as usize {
+            assert!(!through(&mut memo, &nth(i)));
+            remembered += usize::from(memo.head.is_some());
+        }
+        // The first GIVE_UP and one in PROBE_EVERY after them.
+        assert_eq!(remembered, GIVE_UP as usize + 2);
+        // A head remembered by a probe, then recognised: the memo is awake again.
+        let mut i = 1000;
+        while memo.head.is_none() {
+            assert!(!through(&mut memo, &nth(i)));
+            i += 1;
+        }
+        assert!(through(&mut memo, &nth(i - 1)));
+        assert!(!through(&mut memo, &nth(i)));
+        assert!(memo.head.is_some(), "awake: the head was remembered");
+        assert!(through(&mut memo, &nth(i)));
     }
 
     #[test]
