@@ -58,7 +58,7 @@ fn bench(c: &mut Criterion) {
     heads.finish();
 
     // What the relay does with a memo: recall, else read and remember.
-    let mut through_memo = |memo: &mut HeadMemo, head: &[u8], out: &mut Vec<u8>| {
+    let through_memo = |memo: &mut HeadMemo, head: &[u8], out: &mut Vec<u8>| {
         out.clear();
         if memo.recall(head, GET11, out).is_none() {
             let read = parse_head(head, GET11, &HeadEdits::default(), out)

@@ -481,7 +481,7 @@ mod tests {
         let nth = |i: usize| HEAD.replace("Server: nginx", &format!("Server: n{:05}", i));
         let mut memo = HeadMemo::default();
         // Each head read and remembered in turn, none recognised.
-        let mut through = |memo: &mut HeadMemo, raw: &str| {
+        let through = |memo: &mut HeadMemo, raw: &str| {
             if recalls_as_read(memo, raw, CLIENT) {
                 return true;
             }
