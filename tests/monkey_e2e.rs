@@ -689,6 +689,17 @@ fn bytes_queued_behind_a_buffer_filling_response_never_answer_the_next_request()
 
 #[test]
 #[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
+fn monkey_repeated_response_heads_reach_the_client_as_each_was_sent() {
+    // The worker's memo of the server's previous head, in a real Monkey: heads that repeat,
+    // change their date or another field, and a refused one ([`RepeatingHeads`]).
+    let origin = RepeatingHeads::start();
+    let monkey = Monkey::start(&conf_for(&[origin.addr], ""));
+    origin.check(monkey.addr());
+    finish(monkey);
+}
+
+#[test]
+#[cfg_attr(not(monkey), ignore = "needs a real Monkey: set MONKEY_BIN")]
 fn unasked_bytes_on_an_idle_backend_connection_close_it() {
     // The backend sends a forged response 100 ms after each real one, on the idle pooled
     // connection. The plugin watches pooled connections: the connection is closed when the

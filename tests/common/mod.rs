@@ -1031,3 +1031,99 @@ pub fn read_switching_head(reader: &mut impl BufRead) {
         }
     }
 }
+
+/// A backend that sends heads that repeat, as a backend serving one kind of resource does
+/// (the worker's memo of a server's previous head recognises them): the same head again, a
+/// new `Date`, a new value of another field, a field more, a hop-by-hop field before the
+/// `Date`, and last a `Date` with a byte no value may hold. Each is the answer to the next
+/// request, on one connection while the heads are good.
+pub struct RepeatingHeads {
+    pub addr: SocketAddr,
+    steps: Vec<String>,
+    origin: JoinHandle<()>,
+}
+
+impl RepeatingHeads {
+    pub fn start() -> RepeatingHeads {
+        const DATE_A: &str = "Thu, 03 Dec 2026 14:30:00 GMT";
+        const DATE_B: &str = "Thu, 03 Dec 2026 14:30:01 GMT";
+        let reply = |date: &str, serial: &str, more: &str, body: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\n{more}Server: t\r\nDate: {date}\r\nX-Serial: {serial}\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let steps = vec![
+            reply(DATE_A, "1", "", "a"),
+            reply(DATE_A, "1", "", "a"),
+            reply(DATE_B, "1", "", "b"),
+            reply(DATE_B, "1", "", "c"),
+            reply(DATE_B, "2", "", "d"),
+            reply(DATE_A, "2", "X-New: 1\r\n", "e"),
+            reply(DATE_B, "2", "Keep-Alive: timeout=5\r\n", "f"),
+            reply(DATE_A, "2", "Keep-Alive: timeout=5\r\n", "g"),
+            reply(DATE_A, "2", "", "h"),
+            reply("Thu, 03 Dec 2026 14:30:0\x7f GMT", "2", "", "i"),
+        ];
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut replies = steps.clone().into_iter();
+        let origin = thread::spawn(move || {
+            // The refused head costs the connection; bounded: the replies run out.
+            while let Some(first) = replies.next() {
+                let mut s = accept_within(&listener);
+                let mut next = Some(first);
+                while let Some(r) = next.take() {
+                    read_request_head(&mut s);
+                    s.write_all(r.as_bytes()).unwrap();
+                    if !r.contains('\x7f') {
+                        next = replies.next();
+                    }
+                }
+            }
+        });
+        RepeatingHeads {
+            addr,
+            steps,
+            origin,
+        }
+    }
+
+    /// Through the proxy at `proxy`, one client connection: each head reaches the client as
+    /// it was sent (its `Date`, `X-Serial`, `X-New` and `Server` as sent, no hop-by-hop
+    /// field, its own body), and the last one gets a 502.
+    pub fn check(self, proxy: SocketAddr) {
+        let mut c = Client::connect(proxy);
+        for (i, step) in self.steps.iter().enumerate() {
+            let r = c.get("/");
+            if step.contains('\x7f') {
+                assert_eq!(r.status, 502, "step {i}");
+                continue;
+            }
+            let field = |name: &str| {
+                let line = step.lines().find(|l| {
+                    l.split_once(':')
+                        .is_some_and(|(n, _)| n.eq_ignore_ascii_case(name))
+                });
+                line.map(|l| l.split_once(':').unwrap().1.trim().to_string())
+            };
+            assert_eq!(r.status, 200, "step {i}");
+            for name in ["date", "x-serial", "x-new", "server"] {
+                assert_eq!(
+                    r.header(name).map(str::to_string),
+                    field(name),
+                    "step {i}: {name}"
+                );
+            }
+            assert_eq!(r.header("keep-alive"), None, "step {i}: a hop-by-hop field");
+            assert_eq!(
+                r.body,
+                step.rsplit("\r\n").next().unwrap().as_bytes(),
+                "step {i}"
+            );
+        }
+        drop(c);
+        self.origin.join().unwrap();
+    }
+}
