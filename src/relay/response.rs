@@ -245,21 +245,19 @@ impl ResponseBuffer {
         }
         self.head_out.clear();
         let buf = &self.buf[..self.end];
-        let head = match memo {
-            Some(memo) => match memo.recall(buf, client, &mut self.head_out) {
-                Some(head) => head,
-                None => match parse_head(buf, client, edits, &mut self.head_out) {
-                    Ok(Some(head)) => {
-                        memo.remember(buf, client, &head, &self.head_out);
-                        head
-                    }
-                    Ok(None) if self.end == self.buf.len() => return Head::Unusable,
-                    Ok(None) => return Head::Incomplete,
-                    Err(_) => return Head::Unusable,
-                },
-            },
+        let mut memo = memo;
+        let recalled = memo
+            .as_deref_mut()
+            .and_then(|m| m.recall(buf, client, &mut self.head_out));
+        let head = match recalled {
+            Some(head) => head,
             None => match parse_head(buf, client, edits, &mut self.head_out) {
-                Ok(Some(head)) => head,
+                Ok(Some(head)) => {
+                    if let Some(m) = memo {
+                        m.remember(buf, client, &head, &self.head_out);
+                    }
+                    head
+                }
                 Ok(None) if self.end == self.buf.len() => return Head::Unusable,
                 Ok(None) => return Head::Incomplete,
                 Err(_) => return Head::Unusable,
