@@ -145,11 +145,6 @@ impl HeadMemo {
         self.date = DatePlace::Unknown;
     }
 
-    /// Forgets the remembered head.
-    pub fn forget(&mut self) {
-        self.head = None;
-    }
-
     /// Whether `new` (as long as the remembered head) differs from it only in a plain value
     /// of a `Date` field; if so, the memo takes the new value in both heads.
     #[inline(never)]
@@ -523,8 +518,5 @@ mod tests {
         let large = HEAD.replace("Server: nginx", &format!("Server: {}", "n".repeat(3000)));
         let mut memo = memo_of(&large, CLIENT);
         assert!(!recalls_as_read(&mut memo, &large, CLIENT));
-        let mut memo = memo_of(HEAD, CLIENT);
-        memo.forget();
-        assert!(!recalls_as_read(&mut memo, HEAD, CLIENT));
     }
 }
