@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
         ("same", NGINX_1K),
         // Two dates in turn: the date written into the memo each time.
         ("new_date", next_second.as_bytes()),
-        // Two lengths in turn: never recognised, read and remembered each time.
+        // Two lengths in turn: never recognised; after eight, one head in 64 remembered.
         ("other_length", other_length.as_bytes()),
     ] {
         let mut m = HeadMemo::default();

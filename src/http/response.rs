@@ -50,7 +50,7 @@ pub struct ResponseHead {
 }
 
 /// Facts about the exchange that shape the client's response head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ClientSide {
     /// The request was `HEAD`.
     pub head_request: bool,

@@ -40,10 +40,11 @@ struct DateValue {
 }
 
 /// Whether the place of the `Date` value is known yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum DatePlace {
     /// Not looked for yet: looked for when a head differs from the remembered one first in
     /// a `Date` value.
+    #[default]
     Unknown,
     /// The remembered head's client head does not hold its `Date` line as received.
     None,
@@ -52,40 +53,22 @@ enum DatePlace {
 }
 
 /// One backend's previous response head and what it made. See the [module docs](self).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HeadMemo {
     /// What the head was read as (`None`: nothing remembered).
     head: Option<ResponseHead>,
-    /// The client side it was read for.
+    /// The client side it was read for (meaningless while `head` is `None`).
     client: ClientSide,
     /// The backend's head, `head_len` bytes.
     received: Vec<u8>,
     /// The client head it gave.
     sent: Vec<u8>,
+    /// Where its `Date` value is, once looked for.
     date: DatePlace,
     /// Heads in a row not recognised (see [`HeadMemo::remember`]).
     misses: u32,
     /// Heads not remembered since the memo gave up.
     skipped: u32,
-}
-
-impl Default for HeadMemo {
-    fn default() -> Self {
-        HeadMemo {
-            head: None,
-            client: ClientSide {
-                head_request: false,
-                minor_version: 1,
-                wants_close: false,
-                upgrade: false,
-            },
-            received: Vec::new(),
-            sent: Vec::new(),
-            date: DatePlace::Unknown,
-            misses: 0,
-            skipped: 0,
-        }
-    }
 }
 
 impl HeadMemo {
