@@ -25,7 +25,9 @@
 # median req/s (with the lowest and highest round) and median p99 over the rounds, errors
 # summed (non-2xx/3xx + socket errors), the target's CPU time per request (utime+stime deltas
 # of its processes from /proc/<pid>/stat, divided by the requests wrk counted), the origin's
-# CPU time per request in the same runs (it shares the servers' CPU), and paired
+# CPU time per request in the same runs (it shares the servers' CPU), the context switches of
+# the target's threads and of the origin's per 100 requests (/proc/<pid>/task/*/status: on
+# one shared core, how many requests each side handles before the other runs), and paired
 # ratios to nginx and haproxy: per round the target's req/s (or p99) over the peer's in the
 # same round, median over the rounds (steadier than a ratio of medians on a machine whose
 # speed drifts). Then the RSS of each proxy after the run.
@@ -35,6 +37,7 @@
 #   ROUNDS [10]  DURATION [4s]  SIZES ["1k 64k"]  CONNS ["50 256"]  WRK_THREADS [1]
 #   WARMUP [2s] (an unmeasured wrk run per target and cell before round 1; "0": none)
 #   WRK_CPU [0]  SERVER_CPU [1]  KEEP [unset: scratch dir removed; set: kept and printed]
+#   MATCH [^/] (the plugin entry's `Match` rule; bench-peers.sh and the seed's example use ^/.*)
 #   PEER_FORWARDING [0] (1: nginx and haproxy add the X-Forwarded-* headers the plugin adds)
 #   UPSTREAM_TLS [0] (1: the origin serves HTTPS only, with a certificate for localhost and
 #            127.0.0.1 signed by a CA made for the run (openssl); every proxy speaks TLS to it
@@ -70,6 +73,7 @@ SERVER_CPU=${SERVER_CPU:-1}
 INSTRUCTIONS=${INSTRUCTIONS:-0}
 UPSTREAM_TLS=${UPSTREAM_TLS:-0}
 ACCESS_LOG=${ACCESS_LOG:-0}
+MATCH=${MATCH:-^/}
 TARGETS=(nginx haproxy monkey)
 if [ "$ACCESS_LOG" = 1 ]; then TARGETS+=(monkey_log); fi
 tools=(wrk nginx haproxy curl taskset cargo awk cmp)
@@ -324,7 +328,7 @@ EOF
     StatisticsURL /proxy-bench-stats
 $defaults
 [PROXY_ENTRY]
-    Match ^/
+    Match $MATCH
     ServerList $plugin_server
 $plugin_tls
     UpstreamKeepAlive $max_conns
@@ -378,6 +382,15 @@ cpu_ticks() {   # utime+stime (clock ticks) summed over a target's processes
         f=${f##*) }
         set -- $f
         sum=$((sum + ${12} + ${13}))
+    done
+    echo "$sum"
+}
+csw_count() {   # context switches (voluntary + involuntary) summed over a target's threads
+    local sum=0 p v
+    for p in $(pids_of "$1"); do
+        v=$(cat /proc/"$p"/task/*/status 2>/dev/null |
+            awk '/^(non)?voluntary_ctxt_switches:/ {n += $2} END {print n + 0}') || continue
+        sum=$((sum + ${v:-0}))
     done
     echo "$sum"
 }
@@ -494,10 +507,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
                 out="$S/wrk/$t-$s-$c-$r.txt"
                 before=$(cpu_ticks "$t")
                 obefore=$(cpu_ticks origin)
+                cbefore=$(csw_count "$t")
+                ocbefore=$(csw_count origin)
                 taskset -c "$WRK_CPU" wrk -t"$WRK_THREADS" -c"$c" -d"$DURATION" --timeout 5s --latency \
                     "http://127.0.0.1:${PORT[$t]}/$s" >"$out" 2>&1 || true
                 after=$(cpu_ticks "$t")
                 oafter=$(cpu_ticks origin)
+                cafter=$(csw_count "$t")
+                ocafter=$(csw_count origin)
                 reqs=$(awk '/ requests in / {print $1}' "$out")
                 rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
                 p99=$(awk '$1 == "99%" {print $2}' "$out")
@@ -508,8 +525,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
                     'BEGIN {printf "%.1f", (n > 0) ? d * 1e6 / hz / n : 0}')
                 origin_us=$(awk -v d=$((oafter - obefore)) -v hz="$HZ" -v n="${reqs:-0}" \
                     'BEGIN {printf "%.1f", (n > 0) ? d * 1e6 / hz / n : 0}')
-                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$t" "${rps:-0}" \
-                    "$(to_ms "${p99:-0}")" "$errs" "$cpu_us" "$r" "$origin_us" >>"$S/raw.tsv"
+                # Context switches per 100 requests, the target's and the origin's: on one
+                # shared core they say how many requests each process handles per turn.
+                csw=$(awk -v d=$((cafter - cbefore)) -v n="${reqs:-0}" \
+                    'BEGIN {printf "%.1f", (n > 0) ? d * 100 / n : 0}')
+                ocsw=$(awk -v d=$((ocafter - ocbefore)) -v n="${reqs:-0}" \
+                    'BEGIN {printf "%.1f", (n > 0) ? d * 100 / n : 0}')
+                printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$t" "${rps:-0}" \
+                    "$(to_ms "${p99:-0}")" "$errs" "$cpu_us" "$r" "$origin_us" "$csw" "$ocsw" >>"$S/raw.tsv"
                 printf 'round %d/%d  %-4s c=%-4s %-8s %10s req/s  p99 %s\n' "$r" "$ROUNDS" "$s" "$c" "$t" \
                     "${rps:-?}" "${p99:-?}" >&2
             done
@@ -523,6 +546,7 @@ echo "# $(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | awk 'NR == 1 {print "h
 echo "# wrk -t$WRK_THREADS -d$DURATION --latency on CPU $WRK_CPU; servers on CPU $SERVER_CPU; rounds $ROUNDS; $(nproc) CPUs"
 [ "$UPSTREAM_TLS" = 1 ] && echo "# UPSTREAM_TLS=1: every proxy speaks verified TLS to the origin (see the header of bench.sh)"
 echo "# req/s and p99: medians over the rounds; errors: summed; cpu: target's utime+stime per request; orig: the origin's"
+echo "# csw/100, orig csw: context switches of the target's (the origin's) threads per 100 requests, mean over the rounds"
 echo "# x_nginx, x_hapr (req/s) and p99/ngx, p99/hap: medians of per-round ratios to that peer"
 awk -F'\t' -v targets="${TARGETS[*]}" '
     function median(list,    a, n, i, j, t) {
@@ -534,7 +558,7 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
         key = $1 SUBSEP $2 SUBSEP $3
         if (!(($1 SUBSEP $2) in seen)) { seen[$1 SUBSEP $2] = 1; order[++cells] = $1 SUBSEP $2 }
         rps[key] = rps[key] " " $4; p99[key] = p99[key] " " $5
-        err[key] += $6; cpu[key] += $7; ocpu[key] += $9; cnt[key]++
+        err[key] += $6; cpu[key] += $7; ocpu[key] += $9; csw[key] += $10; ocsw[key] += $11; cnt[key]++
         round_rps[key SUBSEP $8] = $4; round_p99[key SUBSEP $8] = $5
         if (!(key in lo) || $4 + 0 < lo[key] + 0) lo[key] = $4
         if ($4 + 0 > hi[key] + 0) hi[key] = $4
@@ -553,7 +577,7 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
     }
     END {
         nt = split(targets, T, " ")
-        printf "%-5s %5s  %-8s %10s %15s %9s %7s %8s %9s %8s %8s %8s %8s\n", "size", "conns", "target", "req/s", "(min-max)", "p99 ms", "errors", "cpu us/r", "orig us/r", "x_nginx", "x_hapr", "p99/ngx", "p99/hap"
+        printf "%-5s %5s  %-8s %10s %15s %9s %7s %8s %9s %7s %8s %8s %8s %8s %8s\n", "size", "conns", "target", "req/s", "(min-max)", "p99 ms", "errors", "cpu us/r", "orig us/r", "csw/100", "orig csw", "x_nginx", "x_hapr", "p99/ngx", "p99/hap"
         for (o = 1; o <= cells; o++) {
             split(order[o], sc, SUBSEP)
             for (i = 1; i <= nt; i++) {
@@ -566,7 +590,7 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
                 xh = paired(order[o], T[i], "haproxy", round_rps)
                 pn = paired(order[o], T[i], "nginx", round_p99)
                 ph = paired(order[o], T[i], "haproxy", round_p99)
-                printf "%-5s %5s  %-8s %10.0f %15s %9.2f %7d %8.1f %9.1f %8s %8s %8s %8s\n", sc[1], sc[2], T[i], med[T[i]], sprintf("(%.0f-%.0f)", lo[k], hi[k]), median(p99[k]), err[k], cpu[k] / cnt[k], ocpu[k] / cnt[k], xn, xh, pn, ph
+                printf "%-5s %5s  %-8s %10.0f %15s %9.2f %7d %8.1f %9.1f %7.1f %8.1f %8s %8s %8s %8s\n", sc[1], sc[2], T[i], med[T[i]], sprintf("(%.0f-%.0f)", lo[k], hi[k]), median(p99[k]), err[k], cpu[k] / cnt[k], ocpu[k] / cnt[k], csw[k] / cnt[k], ocsw[k] / cnt[k], xn, xh, pn, ph
             }
         }
     }' "$S/raw.tsv"

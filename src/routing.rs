@@ -103,9 +103,12 @@ impl EntryRules {
     }
 }
 
-/// The literal a pattern anchors at the start of the path, if it is nothing else.
+/// The literal a pattern anchors at the start of the path, if it is nothing else: `^/api/`,
+/// and `^/api/.*` as well (the seed's own example is `Match ^/.*`): a trailing `.*` may
+/// match nothing, so a path matches the pattern exactly when it starts with the literal.
 fn anchored_literal(pattern: &str) -> Option<&str> {
     let literal = pattern.strip_prefix('^')?;
+    let literal = literal.strip_suffix(".*").unwrap_or(literal);
     let plain = !literal.contains([
         '\\', '.', '+', '*', '?', '(', ')', '|', '[', ']', '{', '}', '^', '$',
     ]);
@@ -754,11 +757,12 @@ mod tests {
     #[test]
     fn literal_prefixes_route_like_their_regexes() {
         let patterns = [
-            r"^/api/", "^/", r"^/a.b", r"^/x\.y", "^/(?i)q", "/mid", "^/end$",
+            r"^/api/", "^/", r"^/a.b", r"^/x\.y", "^/(?i)q", "/mid", "^/end$", "^/.*", "^.*",
+            "^/api/.*", r"^/x\.*", "^/a.*.*", "^/a.*?", "^/a.*$", "^/a.+",
         ];
         let paths = [
             "/api/v1", "/", "/a-b", "/a.b", "/x.y", "/xzy", "/Q", "/q", "/a/mid", "/end", "/endx",
-            "",
+            "", "/api/", "/api", "/x", "/x..", "/a", "/ab\nc", "/a\n", "x/",
         ];
         for pattern in patterns {
             let r = Router::new(&[entry(&[pattern])]).unwrap();
@@ -772,6 +776,11 @@ mod tests {
             }
         }
         assert_eq!(anchored_literal(r"^/api/"), Some("/api/"));
+        assert_eq!(anchored_literal(r"^/.*"), Some("/"));
+        assert_eq!(anchored_literal(r"^/api/.*"), Some("/api/"));
+        assert_eq!(anchored_literal(r"^/x\.*"), None);
+        assert_eq!(anchored_literal(r"^/a.*?"), None);
+        assert_eq!(anchored_literal(r"^/a.*$"), None);
         assert_eq!(anchored_literal(r"^/a.b"), None);
         assert_eq!(anchored_literal("/api"), None);
     }
