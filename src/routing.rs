@@ -79,8 +79,8 @@ pub struct Router {
 struct EntryRules {
     /// Its `Match` rules (`None`: no `Match`, every path).
     set: Option<RegexSet>,
-    /// When every rule is `^` and a literal (the common `^/api/`): the literals, so that the
-    /// test is a prefix comparison rather than a regex search.
+    /// When every rule is `^` and a literal (the common `^/api/`, or `^/api/.*`): the
+    /// literals, so that the test is a prefix comparison rather than a regex search.
     prefixes: Option<Vec<String>>,
     /// `MatchMethod` (empty: any).
     methods: Vec<String>,
@@ -921,6 +921,8 @@ mod tests {
         "^/api/v",
         r"^/img/[0-9]+",
         "^/a$",
+        "^/.*",
+        "^/api/.*",
     ];
     const HOSTS: &[&str] = &[
         "a.test",
