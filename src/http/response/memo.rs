@@ -359,31 +359,19 @@ mod tests {
     #[test]
     fn a_date_the_client_head_does_not_hold_as_received_is_never_replaced() {
         // The backend's Connection names Date: the client head has no Date line.
-        let named = HEAD.replace("keep-alive", "date      ");
-        let mut memo = memo_of(&named, CLIENT);
-        assert!(recalls_as_read(&mut memo, &named, CLIENT));
-        assert!(!recalls_as_read(
-            &mut memo,
-            &named.replace("14:30:00", "14:30:01"),
-            CLIENT
-        ));
+        // The same head again is recalled; the same one a second later is read again.
+        let new_date_is_read = |head: &str| {
+            let mut memo = memo_of(head, CLIENT);
+            assert!(recalls_as_read(&mut memo, head, CLIENT));
+            let later = head.replace("14:30:00", "14:30:01");
+            assert!(!recalls_as_read(&mut memo, &later, CLIENT), "{head}");
+        };
+        new_date_is_read(&HEAD.replace("keep-alive", "date      "));
         // A line dropped before the Date (Keep-Alive is hop-by-hop) moves it in the client
         // head: not replaced either.
-        let dropped = HEAD.replace("Server: nginx", "Keep-Alive: 5");
-        let mut memo = memo_of(&dropped, CLIENT);
-        assert!(!recalls_as_read(
-            &mut memo,
-            &dropped.replace("14:30:00", "14:30:01"),
-            CLIENT
-        ));
+        new_date_is_read(&HEAD.replace("Server: nginx", "Keep-Alive: 5"));
         // No Date at all.
-        let none = HEAD.replace("Date:", "Dade:");
-        let mut memo = memo_of(&none, CLIENT);
-        assert!(!recalls_as_read(
-            &mut memo,
-            &none.replace("14:30:00", "14:30:01"),
-            CLIENT
-        ));
+        new_date_is_read(&HEAD.replace("Date:", "Dade:"));
     }
 
     #[test]
