@@ -236,7 +236,7 @@ impl ResponseBuffer {
         &mut self,
         client: ClientSide,
         edits: &HeadEdits<'_>,
-        memo: Option<&mut HeadMemo>,
+        mut memo: Option<&mut HeadMemo>,
         spares: &mut Spares,
         backend: &mut BackendStream,
     ) -> Head {
@@ -245,7 +245,6 @@ impl ResponseBuffer {
         }
         self.head_out.clear();
         let buf = &self.buf[..self.end];
-        let mut memo = memo;
         let recalled = memo
             .as_deref_mut()
             .and_then(|m| m.recall(buf, client, &mut self.head_out));
