@@ -14,6 +14,8 @@
 #   nginx    nginx proxy, 1 worker, upstream keepalive = the largest connection count,
 #            proxy_http_version 1.1, proxy_buffering on (nginx's default)
 #   haproxy  haproxy, nbthread 1, mode http, http-reuse always
+#   l4       (L4=1 only) haproxy, nbthread 1, `mode tcp`: relays bytes without parsing HTTP,
+#            one origin connection per client connection -- the floor of a proxy's work
 #   monkey   Monkey (Workers 1) from MONKEY_BIN with the release plugin
 #            (`cargo build --release`, installed as lib/monkey-proxy_reverse.so),
 #            UpstreamKeepAlive = the largest connection count
@@ -30,7 +32,8 @@
 # one shared core, how many requests each side handles before the other runs), and paired
 # ratios to nginx and haproxy: per round the target's req/s (or p99) over the peer's in the
 # same round, median over the rounds (steadier than a ratio of medians on a machine whose
-# speed drifts). Then the RSS of each proxy after the run.
+# speed drifts), and with L4=1 the same ratio of req/s to the byte relay. Then the RSS of
+# each proxy after the run.
 #
 # Environment (defaults in brackets):
 #   MONKEY_BIN (required)  MONKEY_CONF [<MONKEY_BIN dir>/../conf] (monkey.conf, monkey.mime)
@@ -38,6 +41,8 @@
 #   WARMUP [2s] (an unmeasured wrk run per target and cell before round 1; "0": none)
 #   WRK_CPU [0]  SERVER_CPU [1]  KEEP [unset: scratch dir removed; set: kept and printed]
 #   MATCH [^/] (the plugin entry's `Match` rule; bench-peers.sh and the seed's example use ^/.*)
+#   L4 [0] (1: the byte relay `l4` joins the rounds and the table gains `x_l4`, every target's
+#            paired req/s ratio to it; not with UPSTREAM_TLS=1, as it cannot speak TLS)
 #   PEER_FORWARDING [0] (1: nginx and haproxy add the X-Forwarded-* headers the plugin adds)
 #   UPSTREAM_TLS [0] (1: the origin serves HTTPS only, with a certificate for localhost and
 #            127.0.0.1 signed by a CA made for the run (openssl); every proxy speaks TLS to it
@@ -73,9 +78,14 @@ SERVER_CPU=${SERVER_CPU:-1}
 INSTRUCTIONS=${INSTRUCTIONS:-0}
 UPSTREAM_TLS=${UPSTREAM_TLS:-0}
 ACCESS_LOG=${ACCESS_LOG:-0}
+L4=${L4:-0}
 MATCH=${MATCH:-^/}
 TARGETS=(nginx haproxy monkey)
 if [ "$ACCESS_LOG" = 1 ]; then TARGETS+=(monkey_log); fi
+if [ "$L4" = 1 ]; then
+    [ "$UPSTREAM_TLS" = 1 ] && { echo "bench.sh: L4=1 cannot be combined with UPSTREAM_TLS=1" >&2; exit 2; }
+    TARGETS=(l4 "${TARGETS[@]}")
+fi
 tools=(wrk nginx haproxy curl taskset cargo awk cmp)
 [ "$UPSTREAM_TLS" = 1 ] && tools+=(openssl)
 if [ "$INSTRUCTIONS" = 1 ]; then
@@ -145,7 +155,7 @@ for c in $CONNS; do [ "$c" -gt "$max_conns" ] && max_conns=$c; done
 
 declare -A PORT PID
 PORT[origin]=$(free_port)
-for t in nginx haproxy monkey monkey_log; do PORT[$t]=$(free_port); done   # every config is written
+for t in nginx haproxy l4 monkey monkey_log; do PORT[$t]=$(free_port); done   # every config is written
 
 # ---- files ---------------------------------------------------------------------------
 mkdir -p "$S/www" "$S/logs" "$S/tmp" "$S/wrk"
@@ -288,6 +298,23 @@ $haproxy_forwarding
     server origin 127.0.0.1:${PORT[origin]} maxconn $max_conns$haproxy_tls
 EOF
 
+# ---- l4: haproxy relaying bytes (L4=1) -------------------------------------------------
+cat >"$S/l4.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend fe
+    bind 127.0.0.1:${PORT[l4]}
+    default_backend be
+backend be
+    server origin 127.0.0.1:${PORT[origin]}
+EOF
+
 # ---- Monkey + plugin -----------------------------------------------------------------
 echo "building the release plugin..." >&2
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
@@ -364,6 +391,7 @@ if [ "$INSTRUCTIONS" = 1 ]; then
 else
     start nginx nginx -p "$S" -e "$S/logs/nginx-error.log" -c "$S/nginx.conf"
     start haproxy haproxy -db -f "$S/haproxy.cfg"
+    if [ "$L4" = 1 ]; then start l4 haproxy -db -f "$S/l4.cfg"; fi
     start monkey "$MONKEY_BIN" -c "$M/conf"
     if [ "$ACCESS_LOG" = 1 ]; then start monkey_log "$MONKEY_BIN" -c "$S/monkey_log/conf"; fi
 fi
@@ -548,7 +576,8 @@ echo "# wrk -t$WRK_THREADS -d$DURATION --latency on CPU $WRK_CPU; servers on CPU
 echo "# req/s and p99: medians over the rounds; errors: summed; cpu: target's utime+stime per request; orig: the origin's"
 echo "# csw/100, orig csw: context switches of the target's (the origin's) threads per 100 requests, mean over the rounds"
 echo "# x_nginx, x_hapr (req/s) and p99/ngx, p99/hap: medians of per-round ratios to that peer"
-awk -F'\t' -v targets="${TARGETS[*]}" '
+[ "$L4" = 1 ] && echo "# x_l4: the median of per-round req/s ratios to l4, the byte relay"
+awk -F'\t' -v targets="${TARGETS[*]}" -v l4="$L4" '
     function median(list,    a, n, i, j, t) {
         n = split(list, a, " ")
         for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j > 0 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
@@ -577,7 +606,9 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
     }
     END {
         nt = split(targets, T, " ")
-        printf "%-5s %5s  %-8s %10s %15s %9s %7s %8s %9s %7s %8s %8s %8s %8s %8s\n", "size", "conns", "target", "req/s", "(min-max)", "p99 ms", "errors", "cpu us/r", "orig us/r", "csw/100", "orig csw", "x_nginx", "x_hapr", "p99/ngx", "p99/hap"
+        printf "%-5s %5s  %-8s %10s %15s %9s %7s %8s %9s %7s %8s %8s %8s %8s %8s", "size", "conns", "target", "req/s", "(min-max)", "p99 ms", "errors", "cpu us/r", "orig us/r", "csw/100", "orig csw", "x_nginx", "x_hapr", "p99/ngx", "p99/hap"
+        if (l4 == 1) printf " %8s", "x_l4"
+        printf "\n"
         for (o = 1; o <= cells; o++) {
             split(order[o], sc, SUBSEP)
             for (i = 1; i <= nt; i++) {
@@ -590,7 +621,9 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
                 xh = paired(order[o], T[i], "haproxy", round_rps)
                 pn = paired(order[o], T[i], "nginx", round_p99)
                 ph = paired(order[o], T[i], "haproxy", round_p99)
-                printf "%-5s %5s  %-8s %10.0f %15s %9.2f %7d %8.1f %9.1f %7.1f %8.1f %8s %8s %8s %8s\n", sc[1], sc[2], T[i], med[T[i]], sprintf("(%.0f-%.0f)", lo[k], hi[k]), median(p99[k]), err[k], cpu[k] / cnt[k], ocpu[k] / cnt[k], csw[k] / cnt[k], ocsw[k] / cnt[k], xn, xh, pn, ph
+                printf "%-5s %5s  %-8s %10.0f %15s %9.2f %7d %8.1f %9.1f %7.1f %8.1f %8s %8s %8s %8s", sc[1], sc[2], T[i], med[T[i]], sprintf("(%.0f-%.0f)", lo[k], hi[k]), median(p99[k]), err[k], cpu[k] / cnt[k], ocpu[k] / cnt[k], csw[k] / cnt[k], ocsw[k] / cnt[k], xn, xh, pn, ph
+                if (l4 == 1) printf " %8s", paired(order[o], T[i], "l4", round_rps)
+                printf "\n"
             }
         }
     }' "$S/raw.tsv"
