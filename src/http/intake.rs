@@ -326,8 +326,13 @@ pub fn read_request(raw: &RawRequest<'_>, into: &mut ProxyRequest) -> Result<Rea
     Ok(Read { consumed, verdict })
 }
 
-#[cfg(test)]
-mod reference;
+// The reference intake and the check against it: for the tests, and for the fuzz targets
+// through the `fuzz-reference` feature (which brings in httparse).
+#[cfg(any(test, feature = "fuzz-reference"))]
+pub mod reference;
+
+#[cfg(any(test, feature = "fuzz-reference"))]
+pub mod agree;
 
 #[cfg(test)]
 mod equivalence;

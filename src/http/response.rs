@@ -890,8 +890,13 @@ mod memo;
 
 pub use memo::HeadMemo;
 
-#[cfg(test)]
-mod reference;
+// The reference reader and the checks against it: for the tests, and for the fuzz targets
+// through the `fuzz-reference` feature (which brings in httparse).
+#[cfg(any(test, feature = "fuzz-reference"))]
+pub mod reference;
+
+#[cfg(any(test, feature = "fuzz-reference"))]
+pub mod agree;
 
 #[cfg(test)]
 mod equivalence;

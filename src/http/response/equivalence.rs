@@ -5,72 +5,8 @@
 
 use proptest::prelude::*;
 
-use super::super::rules::{Applied, Vars};
-use super::{parse_head, reference, ClientSide, HeadEdits};
-use crate::config::headers::{rule, Direction, HeaderRules};
-
-/// Runs both parsers on `raw`, each appending to an output that already holds bytes (a
-/// refused or incomplete head must leave them alone), and asserts they agree.
-fn agree(raw: &[u8], client: ClientSide, edits: &HeadEdits<'_>) {
-    let mut new_out = b"before".to_vec();
-    let mut old_out = b"before".to_vec();
-    let new = parse_head(raw, client, edits, &mut new_out);
-    let old = reference::parse_head(raw, client, edits, &mut old_out);
-    assert_eq!(
-        new,
-        old,
-        "decision for {:?} ({client:?})",
-        String::from_utf8_lossy(raw)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&new_out),
-        String::from_utf8_lossy(&old_out),
-        "output for {:?} ({client:?})",
-        String::from_utf8_lossy(raw)
-    );
-    assert_eq!(new_out, old_out);
-}
-
-/// [`agree`] on `raw` and on every prefix of it.
-fn agree_on_prefixes(raw: &[u8], client: ClientSide, edits: &HeadEdits<'_>) {
-    for end in 0..=raw.len() {
-        agree(&raw[..end], client, edits);
-    }
-}
-
-fn rules() -> HeaderRules {
-    HeaderRules::new(
-        [
-            "remove Server",
-            "set X-A once",
-            "add X-From $server",
-            "remove x-internal",
-        ]
-        .iter()
-        .map(|l| rule("ResponseHeader", Direction::Response, l).unwrap())
-        .collect(),
-    )
-}
-
-fn with_edits(kind: u8, rules: &HeaderRules, check: impl FnOnce(&HeadEdits<'_>)) {
-    let vars = Vars {
-        server: "10.0.0.1:80",
-        ..Vars::default()
-    };
-    let applied = Applied { rules, vars: &vars };
-    let edits = match kind {
-        0 => HeadEdits::default(),
-        1 => HeadEdits {
-            rules: Some(applied),
-            extra_lines: b"",
-        },
-        _ => HeadEdits {
-            rules: Some(applied),
-            extra_lines: b"Set-Cookie: s=1\r\n",
-        },
-    };
-    check(&edits);
-}
+use super::agree::{agree, agree_on_prefixes, memo_agrees, rules, with_edits};
+use super::{reference, ClientSide, HeadEdits};
 
 const NAMES: &[&str] = &[
     "Content-Length",
@@ -534,24 +470,6 @@ proptest! {
         (first, next) in head_and_next(),
         client in client(),
     ) {
-        let edits = HeadEdits::default();
-        let mut memo = super::HeadMemo::default();
-        let mut out = Vec::new();
-        if let Ok(Some(head)) = parse_head(&first, client, &edits, &mut out) {
-            memo.remember(&first, client, &head, &out);
-        }
-        for raw in [&next, &first, &next] {
-            let mut recalled = b"before".to_vec();
-            let mut read = b"before".to_vec();
-            let got = memo.recall(raw, client, &mut recalled);
-            let want = parse_head(raw, client, &edits, &mut read);
-            match got {
-                Some(head) => {
-                    prop_assert_eq!(Ok(Some(head)), want, "{:?}", String::from_utf8_lossy(raw));
-                    prop_assert_eq!(&recalled, &read, "{:?}", String::from_utf8_lossy(raw));
-                }
-                None => prop_assert_eq!(recalled, b"before".to_vec()),
-            }
-        }
+        memo_agrees(&first, &next, client);
     }
 }
