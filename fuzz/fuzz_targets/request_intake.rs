@@ -11,7 +11,9 @@ use libfuzzer_sys::fuzz_target;
 use proxy_reverse::http::intake::{agree::agree, RawRequest};
 
 fuzz_target!(|data: &[u8]| {
-    let [flags, method_len, path_len, query_len, bytes @ ..] = data else { return };
+    let [flags, method_len, path_len, query_len, bytes @ ..] = data else {
+        return;
+    };
     let (method_len, path_len, query_len) = (
         usize::from(*method_len % 16),
         usize::from(*path_len),

@@ -7,14 +7,18 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use proxy_reverse::http::response::agree::{agree, agree_on_prefixes, memo_agrees, rules, with_edits};
+use proxy_reverse::http::response::agree::{
+    agree, agree_on_prefixes, memo_agrees, rules, with_edits,
+};
 use proxy_reverse::http::response::ClientSide;
 
 /// Heads up to this long are checked on every prefix too (each prefix costs a parse).
 const PREFIXES_UP_TO: usize = 512;
 
 fuzz_target!(|data: &[u8]| {
-    let [flags, hi, lo, heads @ ..] = data else { return };
+    let [flags, hi, lo, heads @ ..] = data else {
+        return;
+    };
     let client = ClientSide {
         head_request: flags & 1 != 0,
         minor_version: (flags >> 1) & 1,
