@@ -1,5 +1,5 @@
 //! The httparse-based intake [`super::read_request`] replaced, kept as the reference the
-//! one-pass intake is proven equal to ([`super::equivalence`]); with
+//! one-pass intake is held to ([`super::agree`], in the `equivalence` tests and a fuzz target); with
 //! [`ProxyRequest::validate`] after it, it is the former intake and validation.
 
 use super::super::chunked::ChunkedDecoder;
