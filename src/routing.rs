@@ -5,7 +5,7 @@
 //! answer without trying the entries one by one, so that its cost does not grow with their
 //! number (issue #19):
 //!
-//! * the entries without `MatchHost` are one [`PathIndex`]: their `^literal` rules in a hash
+//! * the entries without `MatchHost` are one `PathIndex`: their `^literal` rules in a hash
 //!   map by literal (one lookup of the path's first bytes per distinct literal length),
 //!   every other rule in one
 //!   multi-pattern regex searched leftmost-first and anchored, each pattern `.*?(RULE)` — so
@@ -19,7 +19,7 @@
 //!   answer of the first part.
 //!
 //! A configuration without host and method rules costs a few hash lookups and one regex search
-//! per request, whatever the number of entries (up to [`SEQUENTIAL_MAX`] entries are tried
+//! per request, whatever the number of entries (up to `SEQUENTIAL_MAX` entries are tried
 //! one by one instead, as before: cheaper for so few). The property test in `tests` compares the
 //! answer with the one-by-one definition over random configurations.
 
@@ -689,7 +689,7 @@ impl Router {
 }
 
 /// Whether one `MatchHost` value accepts `host` (already as [`routing_host`] gives it): the
-/// definition the [`HostIndex`] implements.
+/// definition the `HostIndex` implements.
 pub fn host_accepts(pattern: &HostPattern, host: &str) -> bool {
     match pattern {
         HostPattern::Exact(name) => host == name,

@@ -1,6 +1,6 @@
 //! The access log (`AccessLog FILE`): one line per proxied request, in nginx's combined
 //! format followed by the upstream's address, status, times, the attempts and the bytes
-//! moved ([`line`]; documented field by field in `docs/logs.md`).
+//! moved ([`line`](mod@line); documented field by field in `docs/logs.md`).
 //!
 //! No worker opens or writes the file. Each worker formats its lines into a [`Batch`] of
 //! its own; batches go to one writer thread through a bounded queue, and a full queue drops

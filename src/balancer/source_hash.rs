@@ -31,7 +31,7 @@ const MAX_PROBES_FOR_USABLE: usize = 64;
 /// proportion to the weights of the others.
 ///
 /// With bounded loads ([`SourceHash::bounded`], `HashBalanceFactor`) a key's server takes the
-/// request only while it has room (see [`Bound`]); otherwise the first server of the key's
+/// request only while it has room (see `Bound`); otherwise the first server of the key's
 /// own probe sequence that has room does — the same sequence its failover follows, different
 /// for every key, so the overflow of a hot key spreads instead of cascading onto the list
 /// neighbour.

@@ -191,7 +191,7 @@ impl Gathered<'_> {
 /// judges it as [`ProxyRequest::validate`] would.
 ///
 /// The fields are read with the response head's field-line reader
-/// ([`super::response::field_line`]: httparse's grammar, which read them before; the
+/// (`http::response::field_line`: httparse's grammar, which read them before; the
 /// equivalence tests hold this intake to the httparse-based one): names of token
 /// characters followed at once by `:`, values of HTAB, SP, VCHAR and obs-text, CRLF or a
 /// bare LF, no obs-fold, at most [`MAX_FIELDS`] fields.

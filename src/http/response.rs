@@ -89,7 +89,7 @@ pub struct HeadEdits<'a> {
 /// VCHAR and obs-text, or the line's end; field names of token characters followed at once
 /// by `:`; values of HTAB, SP, VCHAR and obs-text; lines ending in CRLF or a bare LF; empty
 /// lines before the status line skipped; no obs-fold (a line starting with whitespace is no
-/// field name); at most [`MAX_HEADERS`] fields a head.
+/// field name); at most `MAX_HEADERS` fields a head.
 pub fn parse_head(
     buf: &[u8],
     client: ClientSide,

@@ -11,10 +11,10 @@
 //! sleeps in `epoll_wait` until the next probe is due or an answer arrives.
 //!
 //! Each turn it reads the proxy in service (one atomic load; a reload's new configuration is
-//! taken within [`MAX_SLEEP`]) and rebuilds its [`targets`] from it when it changed:
-//! targets that stay (same address and check) keep their schedule and their probe in
-//! progress, so a reload neither skips nor doubles a probe; changed checks take effect at
-//! once. Results go to every (entry, server) that lists the target
+//! taken within [`MAX_SLEEP`]) and rebuilds its [`targets`](fn@targets::targets) from it
+//! when it changed: targets that stay (same address and check) keep their schedule and
+//! their probe in progress, so a reload neither skips nor doubles a probe; changed checks
+//! take effect at once. Results go to every (entry, server) that lists the target
 //! ([`crate::upstream::Upstream::record_probe`]), which keeps the servers' state and logs
 //! its changes. Servers in maintenance are not probed.
 

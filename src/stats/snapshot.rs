@@ -13,7 +13,7 @@ use super::Stats;
 use crate::clock::Millis;
 use crate::config::Config;
 
-/// Version of the JSON document ([`super::json`]); bumped on incompatible changes.
+/// Version of the JSON document ([`super::json`](fn@super::json)); bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// What the health table says about one server right now.

@@ -26,7 +26,8 @@ use super::Server;
 use crate::config::limits::RetryOn;
 use crate::config::limits::{Limits, RETRY_FLOOR};
 
-/// See the [module docs](self).
+/// A server's connection and request limits (see the module's documentation,
+/// `upstream::limits`).
 #[derive(Debug, Default)]
 pub struct Limiter {
     /// `MaxConnections` (0: unlimited).

@@ -52,7 +52,8 @@ enum DatePlace {
     At(DateValue),
 }
 
-/// One backend's previous response head and what it made. See the [module docs](self).
+/// One backend's previous response head and what it made (the module's documentation,
+/// `http::response::memo`, says when it is used).
 #[derive(Debug, Clone, Default)]
 pub struct HeadMemo {
     /// What the head was read as (`None`: nothing remembered).
@@ -102,9 +103,9 @@ impl HeadMemo {
     /// Remembers `head`, read from the start of `buf` for `client` with no edits, and the
     /// client head `sent` it gave (a head too large to keep, or a `101`, forgets instead).
     ///
-    /// After [`GIVE_UP`] heads in a row that were not recognised, the backend's heads are
+    /// After `GIVE_UP` heads in a row that were not recognised, the backend's heads are
     /// taken to change every time (a length, an `ETag`): the memo then remembers only one
-    /// head in [`PROBE_EVERY`], so that such a backend pays almost nothing for it, and wakes
+    /// head in `PROBE_EVERY`, so that such a backend pays almost nothing for it, and wakes
     /// up when that head's successor is recognised.
     pub fn remember(&mut self, buf: &[u8], client: ClientSide, head: &ResponseHead, sent: &[u8]) {
         if self.misses >= GIVE_UP {
