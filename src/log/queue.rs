@@ -4,9 +4,15 @@
 //! (counted), so a worker never waits for the sink and the queue never grows past
 //! [`CAPACITY`] lines. The process's queue is started once, on the first use (the hosts
 //! start it when they install their sink, before any worker runs).
+//!
+//! A flush is a mark sent down the same queue, which the writer answers when it reaches it:
+//! the channel is first in, first out, so every line queued before the mark, by any thread,
+//! has been written by then. (Counting lines queued and written instead is racy: a thread
+//! whose line is in the channel but not yet counted lets the count of written lines reach
+//! the target while a line queued later is still waiting.)
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -19,18 +25,25 @@ const CAPACITY: usize = 4096;
 /// Where the writer thread puts lines.
 type Out = fn(Level, &str);
 
-/// Lines queued, written and dropped.
+/// Lines queued and dropped.
 #[derive(Debug, Default)]
 struct Counts {
     queued: AtomicU64,
-    written: AtomicU64,
     dropped: AtomicU64,
+}
+
+/// What goes down the queue.
+enum Message {
+    /// A line for the sink.
+    Line(Level, String),
+    /// A flush: answered once every message before it was handled.
+    Mark(Sender<()>),
 }
 
 /// A queue and its writer thread.
 struct Queue {
     /// `None` when the writer thread could not be started: lines then go out at once.
-    tx: Option<SyncSender<(Level, String)>>,
+    tx: Option<SyncSender<Message>>,
     out: Out,
     counts: Arc<Counts>,
 }
@@ -51,33 +64,46 @@ impl Queue {
         }
     }
 
-    /// Queues a line; drops (and counts) it when the queue is full.
-    fn push(&self, level: Level, message: &str) {
+    /// Queues a line; drops (and counts) it when the queue is full. False if it was dropped.
+    fn push(&self, level: Level, message: &str) -> bool {
         let Some(tx) = &self.tx else {
             (self.out)(level, message);
-            return;
+            return true;
         };
-        match tx.try_send((level, message.to_owned())) {
+        match tx.try_send(Message::Line(level, message.to_owned())) {
             Ok(()) => {
                 self.counts.queued.fetch_add(1, Relaxed);
+                true
             }
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.counts.dropped.fetch_add(1, Relaxed);
+                false
             }
         }
     }
 
-    /// Waits (polling, bounded) until the thread has written every line queued so far.
+    /// Waits, at most `timeout`, until the thread has written every line queued so far: sends
+    /// a mark behind them (retrying while the queue is full) and waits for its answer.
     fn flush(&self, timeout: Duration) -> bool {
-        let target = self.counts.queued.load(Relaxed);
+        let Some(tx) = &self.tx else {
+            return true;
+        };
         let until = Instant::now() + timeout;
-        while self.counts.written.load(Relaxed) < target {
-            if Instant::now() >= until {
-                return false;
+        let (answer, answered) = mpsc::channel();
+        let mut mark = Message::Mark(answer);
+        loop {
+            match tx.try_send(mark) {
+                Ok(()) => break,
+                Err(TrySendError::Full(again)) if Instant::now() < until => {
+                    mark = again;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return false,
             }
-            std::thread::sleep(Duration::from_millis(1));
         }
-        true
+        answered
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+            .is_ok()
     }
 }
 
@@ -94,7 +120,7 @@ pub(super) fn start() {
 
 /// Queues a line for the process's sink.
 pub(super) fn push(level: Level, message: &str) {
-    queue().push(level, message);
+    let _ = queue().push(level, message);
 }
 
 /// Lines dropped so far.
@@ -109,9 +135,17 @@ pub(super) fn flush(timeout: Duration) -> bool {
 
 /// The writer thread: every line to `out`, then, when drops happened meanwhile, one line
 /// saying how many.
-fn serve(rx: &Receiver<(Level, String)>, out: Out, counts: &Counts) {
+fn serve(rx: &Receiver<Message>, out: Out, counts: &Counts) {
     let mut reported = 0;
-    while let Ok((level, line)) = rx.recv() {
+    while let Ok(message) = rx.recv() {
+        let (level, line) = match message {
+            Message::Line(level, line) => (level, line),
+            Message::Mark(answer) => {
+                // The flush may have given up waiting; then nobody listens.
+                let _ = answer.send(());
+                continue;
+            }
+        };
         out(level, &line);
         let dropped = counts.dropped.load(Relaxed);
         if dropped > reported {
@@ -125,7 +159,6 @@ fn serve(rx: &Receiver<(Level, String)>, out: Out, counts: &Counts) {
             );
             reported = dropped;
         }
-        counts.written.fetch_add(1, Relaxed);
     }
 }
 
@@ -144,6 +177,80 @@ mod tests {
         ENTERED.store(true, Relaxed);
         drop(GATE.lock());
         SEEN.lock().unwrap().push(line.to_string());
+    }
+
+    /// The lines of the concurrent test's sink.
+    static ORDERED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    fn ordered_sink(_: Level, line: &str) {
+        ORDERED.lock().unwrap().push(line.to_string());
+    }
+
+    #[test]
+    fn a_flush_waits_for_the_callers_own_lines_while_other_threads_log() {
+        let q = Arc::new(Queue::new(CAPACITY, ordered_sink));
+        let stop = Arc::new(AtomicBool::new(false));
+        let others: Vec<_> = (0..3)
+            .map(|t| {
+                let (q, stop) = (q.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    // Bounded: the main loop ends in at most a few seconds and stops them.
+                    let mut i = 0u64;
+                    while !stop.load(Relaxed) && i < 5_000_000 {
+                        let _ = q.push(Level::Info, &format!("other {t} {i}"));
+                        i += 1;
+                        if i % 64 == 0 {
+                            // Now and then room for the writer, so that most lines are kept.
+                            std::thread::sleep(Duration::from_micros(50));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let started = Instant::now();
+        let (mut rounds, mut kept) = (0, 0);
+        while rounds < 2_000 && started.elapsed() < Duration::from_secs(5) {
+            let mine = format!("mine {rounds}");
+            let queued = q.push(Level::Info, &mine);
+            assert!(q.flush(Duration::from_secs(10)), "the writer is stuck");
+            rounds += 1;
+            if !queued {
+                // A full queue dropped it: nothing for the flush to wait for.
+                continue;
+            }
+            kept += 1;
+            let seen = ORDERED.lock().unwrap().iter().rev().any(|l| *l == mine);
+            assert!(seen, "flush returned before {mine:?} was written");
+            if rounds % 100 == 0 {
+                ORDERED.lock().unwrap().clear();
+            }
+        }
+        stop.store(true, Relaxed);
+        for t in others {
+            t.join().unwrap();
+        }
+        assert!(
+            kept >= 100,
+            "only {kept} of {rounds} rounds had their line queued"
+        );
+    }
+
+    #[test]
+    fn a_flush_behind_a_stuck_sink_gives_up_in_time() {
+        static HELD: Mutex<()> = Mutex::new(());
+        fn stuck_sink(_: Level, _: &str) {
+            drop(HELD.lock());
+        }
+        let q = Queue::new(4, stuck_sink);
+        let held = HELD.lock().unwrap();
+        for i in 0..10 {
+            q.push(Level::Info, &format!("line {i}"));
+        }
+        let started = Instant::now();
+        assert!(!q.flush(Duration::from_millis(200)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(held);
+        assert!(q.flush(Duration::from_secs(10)));
     }
 
     #[test]
