@@ -16,6 +16,7 @@ pub mod access;
 pub mod balancer;
 pub mod clock;
 pub mod config;
+mod handoff;
 pub mod health;
 #[cfg(feature = "stand-in-host")]
 pub mod host;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Options;
+use crate::handoff::send_before;
 use crate::log;
 
 /// How long a caller off the workers waits for the thread to answer (open, flush).
@@ -114,16 +115,8 @@ impl Writer {
         let (done_tx, done) = mpsc::sync_channel(1);
         // A full queue is waited for (bounded): flushing is for tests and shutdown.
         let deadline = std::time::Instant::now() + timeout;
-        let mut msg = Msg::Flush(done_tx);
-        loop {
-            match self.tx.try_send(msg) {
-                Ok(()) => break,
-                Err(TrySendError::Full(m)) if std::time::Instant::now() < deadline => {
-                    msg = m;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(_) => return false,
-            }
+        if !send_before(&self.tx, Msg::Flush(done_tx), deadline) {
+            return false;
         }
         done.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
             .is_ok()

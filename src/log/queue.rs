@@ -17,6 +17,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{write_out, Level};
+use crate::handoff::send_before;
 
 /// Lines the queue holds at most. Log lines are rare (state changes, and failed requests at
 /// most 11 a second per entry): a full queue means the sink is stuck.
@@ -90,16 +91,8 @@ impl Queue {
         };
         let until = Instant::now() + timeout;
         let (answer, answered) = mpsc::channel();
-        let mut mark = Message::Mark(answer);
-        loop {
-            match tx.try_send(mark) {
-                Ok(()) => break,
-                Err(TrySendError::Full(again)) if Instant::now() < until => {
-                    mark = again;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(_) => return false,
-            }
+        if !send_before(tx, Message::Mark(answer), until) {
+            return false;
         }
         answered
             .recv_timeout(until.saturating_duration_since(Instant::now()))
