@@ -1,5 +1,5 @@
 //! Hand-offs to the threads that serve a bounded queue (the log's and the access log's
-//! writers), for callers that may wait a little: tests, reloads, shutdown. Workers never
+//! writers), for callers that may wait a little: tests and shutdown. Workers never
 //! call these; they use `try_send` and drop what does not fit.
 
 use std::sync::mpsc::{SyncSender, TrySendError};
