@@ -26,8 +26,8 @@ use super::Server;
 use crate::config::limits::RetryOn;
 use crate::config::limits::{Limits, RETRY_FLOOR};
 
-/// A server's connection and request limits (see the module's documentation,
-/// `upstream::limits`).
+/// An entry's per-server connection limit, its queue and its retry budget, shared by every
+/// worker (the module's documentation, `upstream::limits`, says how each is counted).
 #[derive(Debug, Default)]
 pub struct Limiter {
     /// `MaxConnections` (0: unlimited).
